@@ -1,0 +1,240 @@
+//! The command line (DESIGN.md §3). Every measuring option is also a config-file key.
+
+use crate::source::replay::Speed;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Constants (DESIGN.md §5; override where a flag exists):
+  CPU without RAPL   TDP × (0.1 + 0.9 × load³); unknown model 4 W/thread   CodeCarbon 3.x
+  memory             0.3725 W per GiB installed                           Green Algorithms
+  network            0.06894 kWh/GB (published range 0.001–0.069)         CUMULATOR / Shift Project
+  grid (offline)     per-country annual means, WORLD 436 g/kWh            OWID / Ember, CC BY 4.0
+  PUE presets        local 1.0, gcp 1.12, aws 1.2, azure 1.12, datacenter 1.56  Green Algorithms v3
+
+Config: --config PATH, $CARBONTOP_CONFIG, or $XDG_CONFIG_HOME/carbontop/config.toml
+(~/.config/carbontop/config.toml). The command line wins over the file, the file over defaults.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "carbontop",
+    version,
+    about = "Watch what an ML training run costs the climate: power, energy and gCO2e, live",
+    after_help = AFTER_HELP,
+    arg_required_else_help = true,
+    allow_negative_numbers = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start CMD, measure until it exits (or --duration), exit with its status.
+    ///
+    /// CMD's stdout and stderr are forwarded unchanged; progress lines (epoch, accuracy, loss)
+    /// are read from them. With --duration, CMD is sent SIGTERM when the time is up (SIGKILL 5 s
+    /// later), like `timeout`.
+    Run {
+        #[command(flatten)]
+        opts: MeasureOpts,
+        /// The command to run and its arguments (after `--`).
+        #[arg(required = true, last = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
+    /// Measure this machine with no child command, until Ctrl-C, SIGTERM or --duration.
+    Record {
+        #[command(flatten)]
+        opts: MeasureOpts,
+    },
+    /// Play a samples.csv recorded by carbontop through the same engine.
+    Replay {
+        /// The recording (a samples.csv written by carbontop).
+        file: PathBuf,
+        /// Playback speed: a factor (10, 2.5x) or `max`.
+        #[arg(long, default_value = "1", value_parser = parse_speed)]
+        speed: Speed,
+        /// Also write the replayed rows to DIR/samples.csv.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// No screen: one status line per tick on stderr and a summary at the end.
+        #[arg(long)]
+        headless: bool,
+        /// Override the PUE the recording was made with (default: recovered from the file).
+        #[arg(long, value_parser = parse_pue)]
+        pue: Option<f64>,
+        /// Print only the summary, no per-tick status lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+/// Options of the measuring commands.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MeasureOpts {
+    /// Sampling interval (e.g. 1s, 500ms, 100ms).
+    #[arg(long, value_parser = parse_interval, value_name = "D")]
+    pub interval: Option<Duration>,
+    /// Directory for samples.csv (default: ./carbontop-runs/<UTC start time>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No screen: one status line per tick on stderr and a summary at the end.
+    #[arg(long)]
+    pub headless: bool,
+    /// Stop after this long (e.g. 30s, 10m, 2h).
+    #[arg(long, value_parser = parse_duration, value_name = "D")]
+    pub duration: Option<Duration>,
+    /// Grid zone: ISO country (FR, FRA) or provider zone (US-CAL-CISO → US); default WORLD.
+    #[arg(long, value_name = "CODE")]
+    pub zone: Option<String>,
+    /// Fixed grid intensity in gCO2e/kWh; overrides the zone.
+    #[arg(long, value_parser = parse_intensity, value_name = "G")]
+    pub intensity: Option<f64>,
+    /// Power usage effectiveness: a number ≥ 1 or a preset (local, gcp, aws, azure, datacenter).
+    #[arg(long, value_parser = parse_pue)]
+    pub pue: Option<f64>,
+    /// CPU thermal design power in W, for the estimate when RAPL is absent.
+    #[arg(long, value_parser = parse_positive, value_name = "W")]
+    pub cpu_tdp: Option<f64>,
+    /// Root of the sysfs tree to read RAPL and network facts from (for tests and containers).
+    #[arg(long, env = "CARBONTOP_SYSFS_ROOT", value_name = "DIR")]
+    pub sysfs_root: Option<PathBuf>,
+    /// Network interfaces to count (repeat or comma-separate); default: physical interfaces.
+    #[arg(long, value_delimiter = ',', value_name = "IFACE")]
+    pub net_iface: Vec<String>,
+    /// Network energy intensity, kWh per GB transferred.
+    #[arg(long, value_parser = parse_non_negative, value_name = "KWH")]
+    pub net_kwh_per_gb: Option<f64>,
+    /// Only these GPUs (comma-separated NVML indices); default all.
+    #[arg(long, value_delimiter = ',', value_name = "I")]
+    pub gpu_index: Vec<u32>,
+    /// Do not load NVML even when a driver is present.
+    #[arg(long)]
+    pub no_gpu: bool,
+    /// Config file (TOML).
+    #[arg(long, env = "CARBONTOP_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print only the summary, no per-tick status lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Parses `1s`, `500ms`, `2m`, `1.5h`, `1d`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("{s:?} is not a duration: use e.g. 1s, 500ms, 10m, 2h");
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" | "secs" => v,
+        "ms" => v / 1000.0,
+        "m" | "min" | "mins" => v * 60.0,
+        "h" | "hr" | "hrs" => v * 3600.0,
+        "d" => v * 86_400.0,
+        _ => return Err(bad()),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!("{s:?}: a duration must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A sampling interval: a duration between 100 ms and 1 h.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err(format!("{s:?}: the interval must be between 100ms and 1h"));
+    }
+    Ok(d)
+}
+
+/// A PUE: a number ≥ 1 or a preset name.
+pub fn parse_pue(s: &str) -> Result<f64, String> {
+    if let Some(v) = crate::engine::constants::pue_preset(s.trim()) {
+        return Ok(v);
+    }
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (1.0..=10.0).contains(&v) => Ok(v),
+        Ok(_) => Err(format!("{s:?}: PUE must be between 1.0 and 10")),
+        Err(_) => Err(format!(
+            "{s:?} is not a PUE: give a number ≥ 1.0 or one of local, gcp, aws, azure, datacenter"
+        )),
+    }
+}
+
+fn parse_number(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("{s:?} is not a number"))
+}
+
+pub fn parse_positive(s: &str) -> Result<f64, String> {
+    let v = parse_number(s)?;
+    if v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s:?}: must be greater than 0"))
+    }
+}
+
+pub fn parse_non_negative(s: &str) -> Result<f64, String> {
+    let v = parse_number(s)?;
+    if v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s:?}: must not be negative"))
+    }
+}
+
+/// A grid intensity in gCO2e/kWh: 0 to 3000 (the dirtiest grids are near 1000).
+pub fn parse_intensity(s: &str) -> Result<f64, String> {
+    let v = parse_non_negative(s)?;
+    if v <= 3000.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s:?}: an intensity above 3000 gCO2e/kWh is not plausible"))
+    }
+}
+
+fn parse_speed(s: &str) -> Result<Speed, String> {
+    s.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_interval("10ms").is_err());
+    }
+
+    #[test]
+    fn pue_values() {
+        assert_eq!(parse_pue("1.2"), Ok(1.2));
+        assert_eq!(parse_pue("aws"), Ok(1.2));
+        assert!(parse_pue("-1").is_err());
+        assert!(parse_pue("0.9").is_err());
+        assert!(parse_pue("nan").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

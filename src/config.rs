@@ -1,0 +1,214 @@
+//! The config file (TOML) and the resolved settings: defaults < config file < command line.
+
+use crate::cli::{self, MeasureOpts};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every key a config file may hold; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub interval: Option<String>,
+    pub out: Option<PathBuf>,
+    pub zone: Option<String>,
+    pub intensity: Option<f64>,
+    pub pue: Option<PueValue>,
+    pub cpu_tdp: Option<f64>,
+    pub sysfs_root: Option<PathBuf>,
+    pub net_iface: Option<Vec<String>>,
+    pub net_kwh_per_gb: Option<f64>,
+    pub memory_w_per_gib: Option<f64>,
+    pub gpu_index: Option<Vec<u32>>,
+    pub no_gpu: Option<bool>,
+}
+
+/// `pue = 1.2` or `pue = "aws"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum PueValue {
+    Number(f64),
+    Preset(String),
+}
+
+/// Settings for a measuring run, after merging.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub interval: Duration,
+    pub out: Option<PathBuf>,
+    pub duration: Option<Duration>,
+    pub zone: Option<String>,
+    pub intensity: Option<f64>,
+    pub pue: f64,
+    pub cpu_tdp: Option<f64>,
+    pub sysfs_root: PathBuf,
+    pub net_iface: Vec<String>,
+    pub net_kwh_per_gb: f64,
+    pub memory_w_per_gib: f64,
+    pub gpu_index: Vec<u32>,
+    pub no_gpu: bool,
+    pub quiet: bool,
+}
+
+/// Where the config file is looked for when none is named.
+pub fn default_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("carbontop/config.toml"))
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parses config text; errors name the file, the line and the key.
+pub fn parse(text: &str, path: &Path) -> Result<FileConfig, String> {
+    toml::from_str::<FileConfig>(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| format!(", line {}", line_of(text, s.start)))
+            .unwrap_or_default();
+        format!(
+            "config {}{line}: {}",
+            path.display(),
+            e.message().trim().replace('\n', " ")
+        )
+    })
+}
+
+/// Loads the named file (which must exist) or the default one (if it exists).
+pub fn load(named: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), String> {
+    let path = match named {
+        Some(p) => p.to_path_buf(),
+        None => match default_path() {
+            Some(p) if p.is_file() => p,
+            _ => return Ok((FileConfig::default(), None)),
+        },
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("config {}: cannot read: {e}", path.display()))?;
+    Ok((parse(&text, &path)?, Some(path)))
+}
+
+fn check<T>(path: &Path, key: &str, v: Option<T>, f: impl Fn(&T) -> Result<(), String>) -> Result<Option<T>, String> {
+    if let Some(x) = &v {
+        f(x).map_err(|e| format!("config {}: key `{key}`: {e}", path.display()))?;
+    }
+    Ok(v)
+}
+
+/// Merges the command line over the config file over the defaults.
+pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
+    let (file, path) = load(cli.config.as_deref())?;
+    let p = path.unwrap_or_default();
+    let file_interval = match &file.interval {
+        Some(s) => Some(cli::parse_interval(s).map_err(|e| format!("config {}: key `interval`: {e}", p.display()))?),
+        None => None,
+    };
+    let file_pue = match &file.pue {
+        Some(PueValue::Number(n)) => Some(cli::parse_pue(&n.to_string())),
+        Some(PueValue::Preset(s)) => Some(cli::parse_pue(s)),
+        None => None,
+    }
+    .transpose()
+    .map_err(|e| format!("config {}: key `pue`: {e}", p.display()))?;
+    let positive = |v: &f64| {
+        if v.is_finite() && *v > 0.0 {
+            Ok(())
+        } else {
+            Err(format!("{v} must be greater than 0"))
+        }
+    };
+    let non_negative = |v: &f64| {
+        if v.is_finite() && *v >= 0.0 {
+            Ok(())
+        } else {
+            Err(format!("{v} must not be negative"))
+        }
+    };
+    let file_tdp = check(&p, "cpu_tdp", file.cpu_tdp, positive)?;
+    let file_net = check(&p, "net_kwh_per_gb", file.net_kwh_per_gb, non_negative)?;
+    let file_mem = check(&p, "memory_w_per_gib", file.memory_w_per_gib, non_negative)?;
+    let file_int = check(&p, "intensity", file.intensity, |v| {
+        cli::parse_intensity(&v.to_string()).map(|_| ())
+    })?;
+    Ok(Settings {
+        interval: cli
+            .interval
+            .or(file_interval)
+            .unwrap_or(Duration::from_secs(1)),
+        out: cli.out.clone().or(file.out),
+        duration: cli.duration,
+        zone: cli.zone.clone().or(file.zone),
+        intensity: cli.intensity.or(file_int),
+        pue: cli.pue.or(file_pue).unwrap_or(1.0),
+        cpu_tdp: cli.cpu_tdp.or(file_tdp),
+        sysfs_root: cli
+            .sysfs_root
+            .clone()
+            .or(file.sysfs_root)
+            .unwrap_or_else(|| PathBuf::from("/sys")),
+        net_iface: if cli.net_iface.is_empty() {
+            file.net_iface.unwrap_or_default()
+        } else {
+            cli.net_iface.clone()
+        },
+        net_kwh_per_gb: cli
+            .net_kwh_per_gb
+            .or(file_net)
+            .unwrap_or(crate::engine::constants::NETWORK_KWH_PER_GB),
+        memory_w_per_gib: file_mem.unwrap_or(crate::engine::constants::MEMORY_W_PER_GIB),
+        gpu_index: if cli.gpu_index.is_empty() {
+            file.gpu_index.unwrap_or_default()
+        } else {
+            cli.gpu_index.clone()
+        },
+        no_gpu: cli.no_gpu || file.no_gpu.unwrap_or(false),
+        quiet: cli.quiet,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("zone = \"FR\"\n\nintervall = \"2s\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.starts_with("config c.toml, line 3:"), "{err}");
+        assert!(err.contains("intervall"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let err = parse("pue = true\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn cli_wins_over_file_over_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "zone = \"FR\"\npue = \"aws\"\ninterval = \"2s\"\n").unwrap();
+        let mut cli = MeasureOpts {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
+        let s = resolve(&cli).unwrap();
+        assert_eq!(s.zone.as_deref(), Some("FR"));
+        assert_eq!(s.pue, 1.2);
+        assert_eq!(s.interval, Duration::from_secs(2));
+        cli.zone = Some("DE".into());
+        cli.pue = Some(1.5);
+        let s = resolve(&cli).unwrap();
+        assert_eq!(s.zone.as_deref(), Some("DE"));
+        assert_eq!(s.pue, 1.5);
+        std::fs::write(&f, "pue = 0.5\n").unwrap();
+        let err = resolve(&cli).unwrap_err();
+        assert!(err.contains("`pue`"), "{err}");
+    }
+}

@@ -1,0 +1,93 @@
+//! Every constant the engine uses, with its source (DESIGN.md §5, "Constants to start from").
+//! Config and command-line flags may override the ones marked "overridable".
+
+/// Memory power per GiB installed (overridable). Green Algorithms (Lannelongue, Grealey & Inouye,
+/// "Green Algorithms: Quantifying the Carbon Footprint of Computation", Adv. Sci. 2021):
+/// 0.3725 W per GB of memory.
+pub const MEMORY_W_PER_GIB: f64 = 0.3725;
+
+/// Network energy intensity in kWh per GB transferred (overridable with `--net-kwh-per-gb`).
+/// CUMULATOR (Trébaol, EPFL 2020), after the Shift Project's 1-byte model:
+/// 6.894e-8 kWh/kB = 0.06894 kWh/GB (GB = 10^9 bytes).
+pub const NETWORK_KWH_PER_GB: f64 = 0.06894;
+/// Low end of the published range: Cloud Carbon Footprint / Impact Framework `e-net`, 0.001 kWh/GB.
+pub const NETWORK_KWH_PER_GB_LOW: f64 = 0.001;
+
+/// CPU power without RAPL: TDP × (IDLE + (1 − IDLE) × load³). CodeCarbon 3.x CPU load model
+/// (as summarised in DESIGN.md §5).
+pub const CPU_IDLE_SHARE: f64 = 0.1;
+/// CodeCarbon 3.x: a CPU model missing from the TDP table is counted at 4 W per hardware thread.
+pub const CPU_UNKNOWN_W_PER_THREAD: f64 = 4.0;
+
+/// World-average lifecycle grid intensity, gCO2e/kWh: Ember, Global Electricity Review 2023
+/// (2022 data), as published by Our World in Data (CC BY 4.0). CodeCarbon uses 475 (IEA 2019).
+pub const WORLD_INTENSITY_G_PER_KWH: f64 = 436.0;
+
+/// Joules per kilowatt-hour (exact).
+pub const J_PER_KWH: f64 = 3.6e6;
+
+/// Bytes per GB as the network constants count them (decimal).
+pub const BYTES_PER_GB: f64 = 1e9;
+
+/// PUE presets. Green Algorithms v3 reference values (Uptime Institute 2024 survey for the
+/// unknown data centre; providers' own published figures for the clouds).
+pub const PUE_PRESETS: &[(&str, f64)] = &[
+    ("local", 1.0),
+    ("gcp", 1.12),
+    ("aws", 1.2),
+    ("azure", 1.12),
+    ("datacenter", 1.56),
+];
+
+/// CPU power estimate (W) from a TDP and a machine load in 0..=1 (CodeCarbon 3.x load curve).
+pub fn cpu_estimate_power_w(tdp_w: f64, load: f64) -> f64 {
+    let load = load.clamp(0.0, 1.0);
+    tdp_w * (CPU_IDLE_SHARE + (1.0 - CPU_IDLE_SHARE) * load.powi(3))
+}
+
+/// TDP (W) assumed for a CPU model missing from the table (CodeCarbon 3.x: 4 W per thread).
+pub fn unknown_cpu_tdp_w(threads: usize) -> f64 {
+    CPU_UNKNOWN_W_PER_THREAD * threads.max(1) as f64
+}
+
+/// Memory power estimate (W) for `bytes` installed (Green Algorithms).
+pub fn memory_power_w(bytes: u64, w_per_gib: f64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64 * w_per_gib
+}
+
+/// Energy (J) to move `bytes` over the network at `kwh_per_gb`.
+pub fn network_energy_j(bytes: u64, kwh_per_gb: f64) -> f64 {
+    bytes as f64 / BYTES_PER_GB * kwh_per_gb * J_PER_KWH
+}
+
+/// Looks up a PUE preset by name (case-insensitive).
+pub fn pue_preset(name: &str) -> Option<f64> {
+    PUE_PRESETS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|&(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_curve_spans_idle_to_tdp() {
+        assert_eq!(cpu_estimate_power_w(100.0, 0.0), 10.0);
+        assert_eq!(cpu_estimate_power_w(100.0, 1.0), 100.0);
+        assert!((cpu_estimate_power_w(100.0, 0.5) - 21.25).abs() < 1e-12);
+        // Out-of-range loads are clamped, never extrapolated.
+        assert_eq!(cpu_estimate_power_w(100.0, 7.0), 100.0);
+    }
+
+    #[test]
+    fn memory_and_network_constants() {
+        assert!((memory_power_w(16 << 30, MEMORY_W_PER_GIB) - 5.96).abs() < 1e-12);
+        // 1 GB at 0.06894 kWh/GB = 248,184 J.
+        assert!((network_energy_j(1_000_000_000, NETWORK_KWH_PER_GB) - 248_184.0).abs() < 1e-6);
+        assert_eq!(unknown_cpu_tdp_w(2), 8.0);
+        assert_eq!(pue_preset("AWS"), Some(1.2));
+        assert_eq!(pue_preset("nowhere"), None);
+    }
+}

@@ -1,0 +1,561 @@
+//! The Ledger folds samples into energy and carbon (DESIGN.md §5).
+//!
+//! - Energy per component: counter deltas where the source has a counter (NVML mJ, RAPL µJ with
+//!   wrap-around at `max_energy_range_uj`), else the trapezoid of instantaneous power, or
+//!   power × Δt for readings that are already interval averages.
+//! - Facility energy: E_facility = E_it × PUE.
+//! - Operational carbon: C = Σ_ticks E_tick × I(t_tick) — the intensity valid at each tick, never
+//!   the total times the latest intensity.
+//!
+//! Every power figure in a `Tick` is the average over the interval that ends at that tick, so
+//! `energy_kwh[k] − energy_kwh[k−1] = total_power_w[k] × Δt × PUE / 3.6e6` holds row by row in
+//! samples.csv, and replaying a recording reproduces it exactly.
+
+use crate::engine::constants::{J_PER_KWH, network_energy_j};
+use crate::sample::{CpuReading, GpuReading, Intensity, PowerReading, Progress, RaplCounter, Sample};
+use chrono::{DateTime, Utc};
+
+/// A RAPL package draws far less than this; a "wrap" implying more is a counter reset.
+const RAPL_MAX_PLAUSIBLE_W: f64 = 5_000.0;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LedgerConfig {
+    /// Power usage effectiveness, ≥ 1.
+    pub pue: f64,
+    /// Network energy intensity (kWh per GB), used when a sample carries bytes but no power.
+    pub net_kwh_per_gb: f64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            pue: 1.0,
+            net_kwh_per_gb: crate::engine::constants::NETWORK_KWH_PER_GB,
+        }
+    }
+}
+
+/// One GPU's figures for one tick (a samples.csv column group).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GpuTick {
+    pub power_w: Option<f64>,
+    /// Cumulative energy since the start of the run (J, IT energy, without PUE).
+    pub energy_j: Option<f64>,
+    pub util_pct: Option<f64>,
+    pub mem_used_mib: Option<f64>,
+    pub cap_w: Option<f64>,
+}
+
+/// One row of samples.csv: everything the outputs need about one tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tick {
+    pub timestamp: DateTime<Utc>,
+    pub elapsed_s: f64,
+    /// Length of the interval this tick closes (0 for the first).
+    pub dt_s: f64,
+    pub gpu_power_w: Option<f64>,
+    pub cpu_power_w: Option<f64>,
+    pub mem_power_w: Option<f64>,
+    pub net_rx_bytes: Option<u64>,
+    pub net_tx_bytes: Option<u64>,
+    pub net_power_w: Option<f64>,
+    pub total_power_w: Option<f64>,
+    /// Cumulative facility energy (includes PUE).
+    pub energy_kwh: f64,
+    pub intensity_g_per_kwh: Option<f64>,
+    pub intensity_source: String,
+    /// Cumulative operational carbon (includes PUE).
+    pub co2e_g: f64,
+    pub embodied_co2e_g: Option<f64>,
+    pub progress: Progress,
+    /// Sum of the GPUs' caps (W) when every GPU reports one.
+    pub power_cap_w: Option<f64>,
+    pub gpus: Vec<GpuTick>,
+}
+
+/// Cumulative totals, by component.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Totals {
+    pub ticks: u64,
+    pub elapsed_s: f64,
+    /// IT energy per component (J, without PUE).
+    pub gpu_j: f64,
+    pub cpu_j: f64,
+    pub mem_j: f64,
+    pub net_j: f64,
+    /// Facility energy (kWh, with PUE).
+    pub energy_kwh: f64,
+    pub co2e_g: f64,
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+    /// Ticks whose interval saw a RAPL counter go backwards implausibly (reset, not wrap).
+    pub rapl_resets: u64,
+    /// Ticks that wrapped a RAPL counter.
+    pub rapl_wraps: u64,
+}
+
+impl Totals {
+    pub fn it_j(&self) -> f64 {
+        self.gpu_j + self.cpu_j + self.mem_j + self.net_j
+    }
+
+    /// Energy-weighted mean intensity over the run (g/kWh), if any energy was used.
+    pub fn mean_intensity(&self) -> Option<f64> {
+        (self.energy_kwh > 0.0).then(|| self.co2e_g / self.energy_kwh)
+    }
+}
+
+/// The pure accounting engine.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    cfg: LedgerConfig,
+    prev: Option<Sample>,
+    totals: Totals,
+    gpu_energy_j: Vec<f64>,
+    gpu_has_energy: Vec<bool>,
+    last_intensity: Option<Intensity>,
+}
+
+impl Ledger {
+    pub fn new(cfg: LedgerConfig) -> Self {
+        Self {
+            cfg,
+            prev: None,
+            totals: Totals::default(),
+            gpu_energy_j: Vec::new(),
+            gpu_has_energy: Vec::new(),
+            last_intensity: None,
+        }
+    }
+
+    /// Changes the PUE for the ticks that follow (replay learns it from the recording).
+    pub fn set_pue(&mut self, pue: f64) {
+        self.cfg.pue = pue;
+    }
+
+    pub fn config(&self) -> LedgerConfig {
+        self.cfg
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    /// Folds one sample in and returns the tick's row.
+    pub fn push(&mut self, s: Sample) -> Tick {
+        let prev = self.prev.take();
+        let dt = prev
+            .as_ref()
+            .map_or(0.0, |p| (s.elapsed_s - p.elapsed_s).max(0.0));
+        let first = prev.is_none();
+
+        // GPUs.
+        if self.gpu_energy_j.len() < s.gpus.len() {
+            self.gpu_energy_j.resize(s.gpus.len(), 0.0);
+            self.gpu_has_energy.resize(s.gpus.len(), false);
+        }
+        let mut gpus = Vec::with_capacity(s.gpus.len());
+        let mut gpu_sum_w: Option<f64> = None;
+        let mut gpu_sum_j = 0.0;
+        for (i, g) in s.gpus.iter().enumerate() {
+            let prev_g = prev.as_ref().and_then(|p| p.gpus.get(i));
+            let (e_j, p_w) = gpu_interval(prev_g, g, dt, first);
+            if let Some(e) = e_j {
+                self.gpu_energy_j[i] += e;
+                self.gpu_has_energy[i] = true;
+                gpu_sum_j += e;
+            }
+            if let Some(w) = p_w {
+                *gpu_sum_w.get_or_insert(0.0) += w;
+            }
+            gpus.push(GpuTick {
+                power_w: p_w,
+                energy_j: (self.gpu_has_energy[i] || g.power.is_some() || g.energy_mj.is_some())
+                    .then_some(self.gpu_energy_j[i]),
+                util_pct: g.util_pct,
+                mem_used_mib: g.mem_used_mib,
+                cap_w: g.cap_w,
+            });
+        }
+        let power_cap_w = if s.gpus.is_empty() {
+            None
+        } else {
+            s.gpus.iter().map(|g| g.cap_w).sum::<Option<f64>>()
+        };
+
+        // CPU.
+        let (cpu_j, cpu_w) = match (&s.cpu, prev.as_ref().map(|p| &p.cpu)) {
+            (CpuReading::Rapl(cur), Some(CpuReading::Rapl(old))) if dt > 0.0 => {
+                let (j, wraps, resets) = rapl_delta_j(old, cur, dt);
+                self.totals.rapl_wraps += wraps;
+                self.totals.rapl_resets += resets;
+                (Some(j), Some(j / dt))
+            }
+            (CpuReading::Power(cur), old) => {
+                let old = match old {
+                    Some(CpuReading::Power(p)) => Some(*p),
+                    _ => None,
+                };
+                power_interval(old, *cur, dt, first)
+            }
+            _ => (None, None),
+        };
+
+        // Memory.
+        let old_mem = prev.as_ref().and_then(|p| p.mem);
+        let (mem_j, mem_w) = s
+            .mem
+            .map_or((None, None), |m| power_interval(old_mem, m, dt, first));
+
+        // Network.
+        let (net_j, net_w) = match (s.net, prev.as_ref().and_then(|p| p.net)) {
+            (Some(cur), old) => match cur.power {
+                Some(p) => power_interval(old.and_then(|o| o.power), p, dt, first),
+                None => match old {
+                    Some(old) if dt > 0.0 => {
+                        let bytes = counter_delta(old.rx_bytes, cur.rx_bytes)
+                            + counter_delta(old.tx_bytes, cur.tx_bytes);
+                        let j = network_energy_j(bytes, self.cfg.net_kwh_per_gb);
+                        (Some(j), Some(j / dt))
+                    }
+                    _ => (None, None),
+                },
+            },
+            (None, _) => (None, None),
+        };
+        if let Some(n) = s.net {
+            self.totals.net_rx_bytes = n.rx_bytes;
+            self.totals.net_tx_bytes = n.tx_bytes;
+        }
+
+        let it_j = gpu_sum_j + cpu_j.unwrap_or(0.0) + mem_j.unwrap_or(0.0) + net_j.unwrap_or(0.0);
+        let facility_kwh = it_j * self.cfg.pue / J_PER_KWH;
+
+        // Intensity valid at this tick; an unknown one holds the last known value.
+        if let Some(i) = &s.intensity {
+            self.last_intensity = Some(i.clone());
+        }
+        let (intensity, source) = match &self.last_intensity {
+            Some(i) => (Some(i.g_per_kwh), i.source.clone()),
+            None => (None, String::new()),
+        };
+        let co2e_tick = intensity.map_or(0.0, |i| facility_kwh * i);
+
+        let t = &mut self.totals;
+        t.ticks += 1;
+        t.elapsed_s = s.elapsed_s;
+        t.gpu_j += gpu_sum_j;
+        t.cpu_j += cpu_j.unwrap_or(0.0);
+        t.mem_j += mem_j.unwrap_or(0.0);
+        t.net_j += net_j.unwrap_or(0.0);
+        t.energy_kwh += facility_kwh;
+        t.co2e_g += co2e_tick;
+
+        let total_power_w = [gpu_sum_w, cpu_w, mem_w, net_w]
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| a + b);
+
+        let tick = Tick {
+            timestamp: s.time,
+            elapsed_s: s.elapsed_s,
+            dt_s: dt,
+            gpu_power_w: gpu_sum_w,
+            cpu_power_w: cpu_w,
+            mem_power_w: mem_w,
+            net_rx_bytes: s.net.map(|n| n.rx_bytes),
+            net_tx_bytes: s.net.map(|n| n.tx_bytes),
+            net_power_w: net_w,
+            total_power_w,
+            energy_kwh: t.energy_kwh,
+            intensity_g_per_kwh: intensity,
+            intensity_source: source,
+            co2e_g: t.co2e_g,
+            embodied_co2e_g: None,
+            progress: s.progress.clone(),
+            power_cap_w,
+            gpus,
+        };
+        self.prev = Some(s);
+        tick
+    }
+}
+
+/// Energy (J) and interval-average power (W) of one power reading over the interval ending now.
+/// On the first tick there is no interval: no energy, and the reading itself as the power.
+fn power_interval(
+    prev: Option<PowerReading>,
+    cur: PowerReading,
+    dt: f64,
+    first: bool,
+) -> (Option<f64>, Option<f64>) {
+    if first || dt <= 0.0 {
+        return (Some(0.0), Some(cur.watts()));
+    }
+    let avg = match (cur, prev) {
+        (PowerReading::Average(w), _) => w,
+        (PowerReading::Instant(w1), Some(p0)) => (p0.watts() + w1) / 2.0,
+        // No earlier reading: hold the current one over the interval.
+        (PowerReading::Instant(w1), None) => w1,
+    };
+    (Some(avg * dt), Some(avg))
+}
+
+/// One GPU's energy (J) and interval-average power (W): the NVML counter delta when both ends
+/// have one, else the power reading.
+fn gpu_interval(
+    prev: Option<&GpuReading>,
+    cur: &GpuReading,
+    dt: f64,
+    first: bool,
+) -> (Option<f64>, Option<f64>) {
+    if !first && dt > 0.0 {
+        if let (Some(old), Some(new)) = (prev.and_then(|p| p.energy_mj), cur.energy_mj) {
+            // NVML's counter only resets with the driver; a smaller value means that happened,
+            // and the energy since then is the new value.
+            let mj = if new >= old { new - old } else { new };
+            let j = mj as f64 / 1000.0;
+            return (Some(j), Some(j / dt));
+        }
+    }
+    match cur.power {
+        Some(p) => power_interval(prev.and_then(|g| g.power), p, dt, first),
+        None => (None, None),
+    }
+}
+
+/// Sum of RAPL package energy (J) over the interval, with wrap-around at `max_energy_range_uj`.
+/// Returns (joules, wraps seen, resets seen).
+fn rapl_delta_j(old: &[RaplCounter], cur: &[RaplCounter], dt: f64) -> (f64, u64, u64) {
+    let mut uj: u64 = 0;
+    let (mut wraps, mut resets) = (0, 0);
+    for c in cur {
+        let Some(o) = old.iter().find(|o| o.zone == c.zone) else {
+            continue;
+        };
+        let delta = if c.energy_uj >= o.energy_uj {
+            c.energy_uj - o.energy_uj
+        } else {
+            // Wrapped: new + max − old (RAPL counters wrap at max_energy_range_uj).
+            let wrapped = c.max_energy_range_uj.saturating_sub(o.energy_uj) + c.energy_uj;
+            if wrapped as f64 / 1e6 / dt > RAPL_MAX_PLAUSIBLE_W {
+                // Backwards without a plausible wrap: the counter was reset (e.g. a driver
+                // reload). Count what it has gathered since, never a huge phantom delta.
+                resets += 1;
+                c.energy_uj
+            } else {
+                wraps += 1;
+                wrapped
+            }
+        };
+        uj = uj.saturating_add(delta);
+    }
+    (uj as f64 / 1e6, wraps, resets)
+}
+
+/// Delta of a monotonic byte counter; a smaller value means it restarted from zero.
+fn counter_delta(old: u64, new: u64) -> u64 {
+    if new >= old { new - old } else { new }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::NetReading;
+    use chrono::TimeZone;
+
+    fn at(secs: f64) -> Sample {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default();
+        Sample {
+            time: t0 + chrono::Duration::milliseconds((secs * 1000.0) as i64),
+            elapsed_s: secs,
+            gpus: vec![],
+            cpu: CpuReading::Unknown,
+            mem: None,
+            net: None,
+            intensity: Some(Intensity {
+                g_per_kwh: 500.0,
+                source: "fixed".into(),
+            }),
+            progress: Progress::default(),
+        }
+    }
+
+    fn rapl(zone: &str, uj: u64, max: u64) -> RaplCounter {
+        RaplCounter {
+            zone: zone.into(),
+            energy_uj: uj,
+            max_energy_range_uj: max,
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * b.abs().max(1e-12)
+    }
+
+    #[test]
+    fn rapl_wrap_is_exact() {
+        let mut l = Ledger::new(LedgerConfig::default());
+        let max = 1_000_000_000; // 1 kJ
+        let mut s = at(0.0);
+        s.cpu = CpuReading::Rapl(vec![rapl("intel-rapl:0", 999_000_000, max)]);
+        let t0 = l.push(s);
+        assert_eq!(t0.cpu_power_w, None, "no interval yet: power unknown, not 0");
+        let mut s = at(1.0);
+        s.cpu = CpuReading::Rapl(vec![rapl("intel-rapl:0", 49_000_000, max)]); // wrapped: +50 J
+        let t1 = l.push(s);
+        assert_eq!(t1.cpu_power_w, Some(50.0));
+        let mut s = at(3.0);
+        s.cpu = CpuReading::Rapl(vec![rapl("intel-rapl:0", 109_000_000, max)]); // +60 J over 2 s
+        let t2 = l.push(s);
+        assert_eq!(t2.cpu_power_w, Some(30.0));
+        let tot = l.totals();
+        assert_eq!(tot.cpu_j, 110.0);
+        assert_eq!(tot.rapl_wraps, 1);
+        assert!(close(tot.energy_kwh, 110.0 / 3.6e6));
+        assert!(close(tot.co2e_g, 110.0 / 3.6e6 * 500.0));
+    }
+
+    #[test]
+    fn rapl_two_packages_summed_once_and_reset_is_not_a_wrap() {
+        let mut l = Ledger::new(LedgerConfig::default());
+        let max = 262_143_328_850;
+        let mut s = at(0.0);
+        s.cpu = CpuReading::Rapl(vec![
+            rapl("intel-rapl:0", 5_000_000, max),
+            rapl("intel-rapl:1", 7_000_000, max),
+        ]);
+        l.push(s);
+        let mut s = at(1.0);
+        s.cpu = CpuReading::Rapl(vec![
+            rapl("intel-rapl:0", 105_000_000, max), // +100 J
+            rapl("intel-rapl:1", 2_000_000, max),   // went backwards: reset, +2 J since
+        ]);
+        let t = l.push(s);
+        assert_eq!(t.cpu_power_w, Some(102.0));
+        assert_eq!(l.totals().rapl_resets, 1);
+        assert_eq!(l.totals().rapl_wraps, 0);
+    }
+
+    #[test]
+    fn gpu_counter_preferred_and_trapezoid_without_counter() {
+        let mut l = Ledger::new(LedgerConfig::default());
+        let gpu = |p: f64, mj: Option<u64>| GpuReading {
+            index: 0,
+            power: Some(PowerReading::Instant(p)),
+            energy_mj: mj,
+            cap_w: Some(300.0),
+            ..Default::default()
+        };
+        let mut s = at(0.0);
+        s.gpus = vec![gpu(100.0, Some(1_000_000)), gpu(100.0, None)];
+        let t0 = l.push(s);
+        assert_eq!(t0.gpus[0].energy_j, Some(0.0));
+        assert_eq!(t0.power_cap_w, Some(600.0));
+        let mut s = at(2.0);
+        // GPU0's counter says 500 J in 2 s (250 W) whatever its instantaneous reading says.
+        // GPU1 has no counter: trapezoid (100 + 300) / 2 × 2 s = 400 J.
+        s.gpus = vec![gpu(999.0, Some(1_500_000)), gpu(300.0, None)];
+        let t1 = l.push(s);
+        assert_eq!(t1.gpus[0].power_w, Some(250.0));
+        assert_eq!(t1.gpus[1].power_w, Some(200.0));
+        assert_eq!(t1.gpus[0].energy_j, Some(500.0));
+        assert_eq!(t1.gpus[1].energy_j, Some(400.0));
+        assert_eq!(t1.gpu_power_w, Some(450.0));
+        assert_eq!(l.totals().gpu_j, 900.0);
+    }
+
+    #[test]
+    fn intensity_changing_mid_run_weights_each_tick() {
+        // 1 kW constant for 3 intervals of 1 h each at 100, 300, 500 g/kWh (PUE 1.5).
+        let mut l = Ledger::new(LedgerConfig {
+            pue: 1.5,
+            ..Default::default()
+        });
+        let intensities = [100.0, 100.0, 300.0, 500.0];
+        let mut last = None;
+        for (k, g) in intensities.into_iter().enumerate() {
+            let mut s = at(k as f64 * 3600.0);
+            s.mem = Some(PowerReading::Average(1000.0));
+            s.intensity = Some(Intensity {
+                g_per_kwh: g,
+                source: "fixed".into(),
+            });
+            last = Some(l.push(s));
+        }
+        let t = last.unwrap_or_else(|| unreachable!());
+        // 3 kWh IT × 1.5 = 4.5 kWh; carbon = 1.5 × (100 + 300 + 500) = 1350 g, not 4.5 × 500.
+        assert!(close(t.energy_kwh, 4.5));
+        assert!(close(t.co2e_g, 1350.0));
+        assert!(close(l.totals().mean_intensity().unwrap_or(0.0), 300.0));
+    }
+
+    #[test]
+    fn network_bytes_become_energy_and_restart_is_not_negative() {
+        let mut l = Ledger::new(LedgerConfig {
+            pue: 1.0,
+            net_kwh_per_gb: 0.05,
+        });
+        let net = |rx, tx| {
+            Some(NetReading {
+                rx_bytes: rx,
+                tx_bytes: tx,
+                power: None,
+            })
+        };
+        let mut s = at(0.0);
+        s.net = net(0, 0);
+        l.push(s);
+        let mut s = at(10.0);
+        s.net = net(1_000_000_000, 0); // 1 GB → 0.05 kWh = 180 kJ
+        let t = l.push(s);
+        assert!(close(t.net_power_w.unwrap_or(0.0), 18_000.0));
+        let mut s = at(20.0);
+        s.net = net(500, 500); // counters restarted: 1000 bytes, never negative
+        let t = l.push(s);
+        assert!(t.net_power_w.unwrap_or(-1.0) >= 0.0);
+        assert!(close(l.totals().net_j, 180_000.0 + 1000.0 / 1e9 * 0.05 * 3.6e6));
+    }
+
+    #[test]
+    fn unknown_stays_unknown() {
+        let mut l = Ledger::new(LedgerConfig::default());
+        l.push(at(0.0));
+        let t = l.push(at(1.0));
+        assert_eq!(t.cpu_power_w, None);
+        assert_eq!(t.gpu_power_w, None);
+        assert_eq!(t.total_power_w, None);
+        assert_eq!(t.power_cap_w, None);
+        assert_eq!(t.energy_kwh, 0.0);
+    }
+
+    #[test]
+    fn replayed_averages_reproduce_energy_exactly() {
+        // Rows as samples.csv writes them: interval-average powers.
+        let mut l = Ledger::new(LedgerConfig::default());
+        let powers = [7.0, 9.0, 11.5, 3.25];
+        let mut expect = 0.0;
+        for (k, p) in powers.into_iter().enumerate() {
+            let mut s = at(k as f64 * 0.5);
+            s.cpu = CpuReading::Power(PowerReading::Average(p));
+            if k > 0 {
+                expect += p * 0.5;
+            }
+            l.push(s);
+        }
+        assert!(close(l.totals().cpu_j, expect));
+    }
+
+    #[test]
+    fn clock_going_backwards_adds_nothing() {
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut s = at(5.0);
+        s.mem = Some(PowerReading::Average(10.0));
+        l.push(s);
+        let mut s = at(4.0);
+        s.mem = Some(PowerReading::Average(10.0));
+        let t = l.push(s);
+        assert_eq!(t.dt_s, 0.0);
+        assert_eq!(l.totals().mem_j, 0.0);
+    }
+}

@@ -1,0 +1,4 @@
+//! Outputs that write files: samples.csv (streamed), later emissions.csv and PNG reports.
+
+pub mod samples;
+pub mod summary;

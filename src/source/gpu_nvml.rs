@@ -1,0 +1,152 @@
+//! GPU power, energy and state through NVML (nvml-wrapper, which dlopens `libnvidia-ml.so.1` at
+//! `Nvml::init()`: the binary builds and runs on machines without a driver).
+
+use crate::sample::{GpuReading, PowerReading};
+use crate::source::GpuSource;
+use nvml_wrapper::Nvml;
+use nvml_wrapper::error::NvmlError;
+
+/// Static facts about one GPU, read once at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuInfo {
+    pub index: u32,
+    pub name: String,
+    pub uuid: String,
+    /// (min, max) allowed power cap, W.
+    pub cap_constraints_w: Option<(f64, f64)>,
+    pub cap_default_w: Option<f64>,
+    pub has_energy_counter: bool,
+}
+
+pub struct NvmlSource {
+    nvml: Nvml,
+    gpus: Vec<GpuInfo>,
+    warning: Option<String>,
+    lost: Vec<bool>,
+}
+
+/// One line saying why GPU power is not measured.
+pub fn explain(e: &NvmlError) -> String {
+    match e {
+        NvmlError::LibloadingError(_) => "no NVIDIA driver: GPU power not measured".into(),
+        NvmlError::DriverNotLoaded => {
+            "NVIDIA library present but the kernel driver is not loaded: GPU power not measured"
+                .into()
+        }
+        NvmlError::NoPermission => {
+            "no permission to query NVML (check /dev/nvidia* access): GPU power not measured".into()
+        }
+        other => format!("NVML failed ({other}): GPU power not measured"),
+    }
+}
+
+fn mw_to_w(mw: u32) -> f64 {
+    f64::from(mw) / 1000.0
+}
+
+impl NvmlSource {
+    /// Opens NVML and the selected GPUs (all when `only` is empty).
+    pub fn open(only: &[u32]) -> Result<Self, String> {
+        let nvml = Nvml::init().map_err(|e| explain(&e))?;
+        let count = nvml.device_count().map_err(|e| explain(&e))?;
+        if count == 0 {
+            return Err("NVIDIA driver found but no GPU: GPU power not measured".into());
+        }
+        for &i in only {
+            if i >= count {
+                return Err(format!(
+                    "--gpu-index {i}: this machine has {count} GPU(s), indices 0..{}",
+                    count - 1
+                ));
+            }
+        }
+        let indices: Vec<u32> = if only.is_empty() {
+            (0..count).collect()
+        } else {
+            only.to_vec()
+        };
+        let mut gpus = Vec::new();
+        for i in indices {
+            let d = nvml.device_by_index(i).map_err(|e| explain(&e))?;
+            gpus.push(GpuInfo {
+                index: i,
+                name: d.name().unwrap_or_else(|_| format!("GPU {i}")),
+                uuid: d.uuid().unwrap_or_default(),
+                cap_constraints_w: d
+                    .power_management_limit_constraints()
+                    .ok()
+                    .map(|c| (mw_to_w(c.min_limit), mw_to_w(c.max_limit))),
+                cap_default_w: d.power_management_limit_default().ok().map(mw_to_w),
+                has_energy_counter: d.total_energy_consumption().is_ok(),
+            });
+        }
+        let lost = vec![false; gpus.len()];
+        Ok(Self {
+            nvml,
+            gpus,
+            warning: None,
+            lost,
+        })
+    }
+
+    pub fn info(&self) -> &[GpuInfo] {
+        &self.gpus
+    }
+}
+
+impl GpuSource for NvmlSource {
+    fn read(&mut self) -> Vec<GpuReading> {
+        let mut out = Vec::with_capacity(self.gpus.len());
+        for (k, g) in self.gpus.iter().enumerate() {
+            let mut r = GpuReading {
+                index: g.index,
+                ..Default::default()
+            };
+            match self.nvml.device_by_index(g.index) {
+                Ok(d) => {
+                    r.power = d
+                        .power_usage()
+                        .ok()
+                        .map(|mw| PowerReading::Instant(mw_to_w(mw)));
+                    r.energy_mj = if g.has_energy_counter {
+                        d.total_energy_consumption().ok()
+                    } else {
+                        None
+                    };
+                    r.util_pct = d.utilization_rates().ok().map(|u| f64::from(u.gpu));
+                    r.mem_used_mib = d
+                        .memory_info()
+                        .ok()
+                        .map(|m| m.used as f64 / (1u64 << 20) as f64);
+                    r.cap_w = d.power_management_limit().ok().map(mw_to_w);
+                    if r.power.is_none() && r.energy_mj.is_none() && !self.lost[k] {
+                        self.lost[k] = true;
+                        self.warning =
+                            Some(format!("GPU {} ({}) stopped answering", g.index, g.name));
+                    } else if r.power.is_some() {
+                        self.lost[k] = false;
+                    }
+                }
+                Err(e) => {
+                    if !self.lost[k] {
+                        self.lost[k] = true;
+                        self.warning = Some(format!(
+                            "GPU {} ({}) lost: {e}; its power is unknown from now",
+                            g.index, g.name
+                        ));
+                    }
+                }
+            }
+            out.push(r);
+        }
+        out
+    }
+
+    fn models(&self) -> Vec<String> {
+        self.gpus.iter().map(|g| g.name.clone()).collect()
+    }
+
+    fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
+    }
+}

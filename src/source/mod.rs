@@ -1,0 +1,50 @@
+//! Sources: the only code that reads hardware or services. Each is a small trait with a real
+//! implementation and a fixture-driven one, chosen at start-up; the rest of the program cannot
+//! tell them apart.
+
+pub mod cpu_estimate;
+pub mod cpu_rapl;
+pub mod cpu_tdp;
+pub mod gpu_nvml;
+pub mod grid;
+pub mod mem;
+pub mod net;
+pub mod progress;
+pub mod replay;
+pub mod sampler;
+
+use crate::sample::{CpuReading, GpuReading, NetReading, PowerReading};
+
+/// GPU power and state, one reading per device per tick.
+pub trait GpuSource: Send {
+    fn read(&mut self) -> Vec<GpuReading>;
+    /// Device names, one per reading, for the summary and reports.
+    fn models(&self) -> Vec<String>;
+    /// A problem seen while reading (device lost, …), reported once by the caller.
+    fn take_warning(&mut self) -> Option<String> {
+        None
+    }
+}
+
+/// CPU energy or power.
+pub trait CpuSource: Send {
+    fn read(&mut self) -> CpuReading;
+    /// How the figure is obtained, e.g. "RAPL (measured), 2 packages" or the estimate's formula.
+    fn describe(&self) -> String;
+    fn is_estimate(&self) -> bool;
+    fn take_warning(&mut self) -> Option<String> {
+        None
+    }
+}
+
+/// Memory power.
+pub trait MemSource: Send {
+    fn read(&mut self) -> Option<PowerReading>;
+    fn describe(&self) -> String;
+}
+
+/// Network traffic since start.
+pub trait NetSource: Send {
+    fn read(&mut self) -> Option<NetReading>;
+    fn describe(&self) -> String;
+}

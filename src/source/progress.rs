@@ -1,0 +1,210 @@
+//! Progress from a training run's log lines: epoch, step, accuracy (percent) and loss.
+//!
+//! A tolerant scanner for `key=value`, `key: value`, `'key': value` (Python dicts, JSON) and a few
+//! space-separated forms (`Epoch 3/10`, `Acc@1 75.2`). It covers Keras epoch lines, Hugging Face
+//! Trainer dicts, Lightning progress bars, the PyTorch examples' `Accuracy: 9848/10000 (98%)`,
+//! timm and JSON lines. A line that does not parse yields nothing, never an error.
+
+use crate::sample::Progress;
+
+/// Accuracy keys, most preferred first: validation beats training accuracy.
+const ACCURACY_KEYS: &[&str] = &[
+    "val_accuracy",
+    "val_acc",
+    "val/acc",
+    "val/accuracy",
+    "eval_accuracy",
+    "eval_acc",
+    "test_accuracy",
+    "test_acc",
+    "accuracy",
+    "acc",
+    "acc@1",
+    "top1",
+    "train_accuracy",
+    "train_acc",
+];
+const LOSS_KEYS: &[&str] = &["loss", "train_loss", "eval_loss", "val_loss"];
+const STEP_KEYS: &[&str] = &["step", "global_step", "iter", "iteration"];
+/// Keys that may be followed by a bare space before their number.
+const SPACED_KEYS: &[&str] = &["epoch", "acc@1", "step", "iter", "iteration"];
+
+/// One `key value` pair found in a line.
+#[derive(Debug, Clone, PartialEq)]
+struct Pair {
+    key: String,
+    value: f64,
+    percent: bool,
+}
+
+fn is_key_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'@' | b'/' | b'-')
+}
+
+/// Parses a number at `s[i..]`: returns (value, bytes consumed).
+fn number_at(s: &[u8], i: usize) -> Option<(f64, usize)> {
+    let mut j = i;
+    if j < s.len() && (s[j] == b'-' || s[j] == b'+') {
+        j += 1;
+    }
+    let digits_start = j;
+    while j < s.len() && (s[j].is_ascii_digit() || s[j] == b'.') {
+        j += 1;
+    }
+    if j == digits_start {
+        return None;
+    }
+    if j < s.len() && (s[j] == b'e' || s[j] == b'E') {
+        let mut k = j + 1;
+        if k < s.len() && (s[k] == b'-' || s[k] == b'+') {
+            k += 1;
+        }
+        if k < s.len() && s[k].is_ascii_digit() {
+            while k < s.len() && s[k].is_ascii_digit() {
+                k += 1;
+            }
+            j = k;
+        }
+    }
+    let text = std::str::from_utf8(&s[i..j]).ok()?.trim_end_matches('.');
+    let v: f64 = text.parse().ok()?;
+    v.is_finite().then_some((v, j - i))
+}
+
+fn pairs(line: &str) -> Vec<Pair> {
+    let s = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        if !is_key_char(s[i]) || (i > 0 && is_key_char(s[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < s.len() && is_key_char(s[i]) {
+            i += 1;
+        }
+        let key = line[start..i].to_ascii_lowercase();
+        let mut j = i;
+        if j < s.len() && (s[j] == b'\'' || s[j] == b'"') {
+            j += 1;
+        }
+        while j < s.len() && s[j] == b' ' {
+            j += 1;
+        }
+        let sep = j < s.len() && (s[j] == b':' || s[j] == b'=');
+        if sep {
+            j += 1;
+            while j < s.len() && (s[j] == b' ' || s[j] == b'\'' || s[j] == b'"') {
+                j += 1;
+            }
+        } else if !(j > i && SPACED_KEYS.contains(&key.as_str())) {
+            continue;
+        }
+        let Some((mut value, used)) = number_at(s, j) else {
+            continue;
+        };
+        let mut k = j + used;
+        let mut percent = false;
+        // `9848/10000` is a count of correct answers over the total.
+        if s.get(k) == Some(&b'/') {
+            if let Some((den, used2)) = number_at(s, k + 1) {
+                if key != "epoch" && den > 0.0 {
+                    value = value / den * 100.0;
+                    percent = true;
+                }
+                k += 1 + used2;
+            }
+        }
+        if s.get(k) == Some(&b'%') {
+            percent = true;
+        }
+        out.push(Pair {
+            key,
+            value,
+            percent,
+        });
+        i = k.max(i);
+    }
+    out
+}
+
+fn first_of<'a>(pairs: &'a [Pair], keys: &[&str]) -> Option<&'a Pair> {
+    keys.iter()
+        .find_map(|k| pairs.iter().find(|p| p.key == *k))
+}
+
+/// Accuracy normalised to percent: a value ≤ 1 without a `%` is a fraction.
+fn as_percent(p: &Pair) -> f64 {
+    if p.percent || p.value > 1.0 {
+        p.value
+    } else {
+        p.value * 100.0
+    }
+}
+
+/// Extracts whatever progress a line reports.
+pub fn parse_line(line: &str) -> Progress {
+    let ps = pairs(line);
+    if ps.is_empty() {
+        return Progress::default();
+    }
+    Progress {
+        epoch: first_of(&ps, &["epoch"]).map(|p| p.value).filter(|v| *v >= 0.0),
+        step: first_of(&ps, STEP_KEYS)
+            .map(|p| p.value)
+            .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v < 1e15)
+            .map(|v| v as u64),
+        accuracy: first_of(&ps, ACCURACY_KEYS)
+            .map(as_percent)
+            .filter(|v| (0.0..=100.0).contains(v)),
+        loss: first_of(&ps, LOSS_KEYS).map(|p| p.value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keras_epoch_line() {
+        let p = parse_line(
+            "469/469 [==============================] - 3s 6ms/step - loss: 0.2883 - accuracy: 0.9171 - val_loss: 0.1433 - val_accuracy: 0.9576",
+        );
+        assert_eq!(p.loss, Some(0.2883));
+        assert!((p.accuracy.unwrap() - 95.76).abs() < 1e-9);
+        assert_eq!(parse_line("Epoch 3/10").epoch, Some(3.0));
+    }
+
+    #[test]
+    fn hugging_face_dict() {
+        let p = parse_line("{'eval_loss': 0.41, 'eval_accuracy': 0.8812, 'epoch': 2.0}");
+        assert_eq!(p.epoch, Some(2.0));
+        assert!((p.accuracy.unwrap() - 88.12).abs() < 1e-9);
+        assert_eq!(p.loss, Some(0.41));
+    }
+
+    #[test]
+    fn pytorch_examples_and_lightning_and_json() {
+        let p = parse_line("Test set: Average loss: 0.0330, Accuracy: 9848/10000 (98%)");
+        assert!((p.accuracy.unwrap() - 98.48).abs() < 1e-9);
+        assert_eq!(p.loss, Some(0.033));
+        let p = parse_line("Epoch 4: 100%|████| 938/938 [00:12<00:00, v_num=0, val_acc=0.912, train_loss=0.21]");
+        assert_eq!(p.epoch, Some(4.0));
+        assert!((p.accuracy.unwrap() - 91.2).abs() < 1e-9);
+        let p = parse_line(r#"{"step": 1200, "epoch": 3, "accuracy": 71.5, "loss": 0.9}"#);
+        assert_eq!(p.step, Some(1200));
+        assert_eq!(p.accuracy, Some(71.5));
+        let p = parse_line(" * Acc@1 75.214 Acc@5 92.1");
+        assert_eq!(p.accuracy, Some(75.214));
+    }
+
+    #[test]
+    fn noise_yields_nothing() {
+        assert!(parse_line("Downloading shards: 100%").is_empty());
+        assert!(parse_line("").is_empty());
+        assert!(parse_line("accuracy: nan").is_empty());
+        assert!(parse_line("accuracy: 250").accuracy.is_none());
+        assert!(parse_line("step=-3 step=1.5").step.is_none());
+    }
+}

@@ -1,0 +1,118 @@
+//! Replay: a samples.csv recorded by carbontop, played back through the same engine.
+//!
+//! The reader lives in `report::samples`; this module paces it and recovers the recording's PUE.
+
+use crate::report::samples::{ReadError, SamplesReader};
+use crate::sample::Sample;
+use std::path::Path;
+
+/// Playback speed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// × real time.
+    Times(f64),
+    /// As fast as possible.
+    Max,
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim().trim_end_matches(['x', 'X']);
+        if t.eq_ignore_ascii_case("max") {
+            return Ok(Speed::Max);
+        }
+        match t.parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 => Ok(Speed::Times(v)),
+            _ => Err(format!("{s:?} is not a speed: give a factor > 0 like 10 or 2.5x, or max")),
+        }
+    }
+}
+
+/// Replays a recording sample by sample.
+pub struct Replay {
+    reader: SamplesReader,
+    prev_elapsed: Option<f64>,
+    prev_recorded_kwh: Option<f64>,
+    inferred_pue: Option<f64>,
+    it_j_so_far: f64,
+}
+
+impl Replay {
+    pub fn open(path: &Path) -> Result<Self, ReadError> {
+        Ok(Self {
+            reader: SamplesReader::open(path)?,
+            prev_elapsed: None,
+            prev_recorded_kwh: None,
+            inferred_pue: None,
+            it_j_so_far: 0.0,
+        })
+    }
+
+    pub fn gpu_count(&self) -> usize {
+        self.reader.gpu_count()
+    }
+
+    pub fn path(&self) -> &str {
+        self.reader.path()
+    }
+
+    /// The next sample and the recorded gap since the previous one (seconds).
+    pub fn next(&mut self) -> Option<Result<(Sample, f64), ReadError>> {
+        let s = match self.reader.next_sample()? {
+            Ok(s) => s,
+            Err(e) => return Some(Err(e)),
+        };
+        let gap = self
+            .prev_elapsed
+            .map_or(0.0, |p| (s.elapsed_s - p).max(0.0));
+        self.infer_pue(&s, gap);
+        self.prev_elapsed = Some(s.elapsed_s);
+        self.prev_recorded_kwh = self.reader.recorded_energy_kwh();
+        Some(Ok((s, gap)))
+    }
+
+    /// The PUE the recording was made with, once a row with energy has been read:
+    /// Δenergy_kwh × 3.6e6 / (IT power × Δt) of the first interval that used energy.
+    pub fn inferred_pue(&self) -> Option<f64> {
+        self.inferred_pue
+    }
+
+    fn infer_pue(&mut self, s: &Sample, gap: f64) {
+        if self.inferred_pue.is_some() || gap <= 0.0 {
+            return;
+        }
+        let (Some(before), Some(after)) = (self.prev_recorded_kwh, self.reader.recorded_energy_kwh())
+        else {
+            return;
+        };
+        let it_w: f64 = s.gpus.iter().filter_map(|g| g.power.map(|p| p.watts())).sum::<f64>()
+            + match &s.cpu {
+                crate::sample::CpuReading::Power(p) => p.watts(),
+                _ => 0.0,
+            }
+            + s.mem.map_or(0.0, |m| m.watts())
+            + s.net.and_then(|n| n.power).map_or(0.0, |p| p.watts());
+        let it_j = it_w * gap;
+        self.it_j_so_far += it_j;
+        if it_j > 0.0 && after > before {
+            let pue = (after - before) * crate::engine::constants::J_PER_KWH / it_j;
+            // Round away float noise: PUEs are given to a few decimals.
+            self.inferred_pue = Some((pue * 1e6).round() / 1e6);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speeds() {
+        assert_eq!("max".parse::<Speed>(), Ok(Speed::Max));
+        assert_eq!("10".parse::<Speed>(), Ok(Speed::Times(10.0)));
+        assert_eq!("2.5x".parse::<Speed>(), Ok(Speed::Times(2.5)));
+        assert!("0".parse::<Speed>().is_err());
+        assert!("fast".parse::<Speed>().is_err());
+    }
+}

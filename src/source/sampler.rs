@@ -1,0 +1,150 @@
+//! The sampler: owns the live sources and turns them into one `Sample` per tick on its own
+//! thread, at absolute deadlines (start + k × interval) so ticks never drift.
+
+use crate::sample::{CpuReading, Progress, Sample};
+use crate::source::grid::GridSource;
+use crate::source::{CpuSource, GpuSource, MemSource, NetSource};
+use chrono::Utc;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Every live source, chosen at start-up.
+pub struct Sources {
+    pub gpu: Option<Box<dyn GpuSource>>,
+    pub cpu: Option<Box<dyn CpuSource>>,
+    pub mem: Option<Box<dyn MemSource>>,
+    pub net: Option<Box<dyn NetSource>>,
+    pub grid: Box<dyn GridSource>,
+}
+
+/// Reads every source once per call.
+pub struct Sampler {
+    sources: Sources,
+    start: Instant,
+}
+
+impl Sampler {
+    pub fn new(sources: Sources) -> Self {
+        Self {
+            sources,
+            start: Instant::now(),
+        }
+    }
+
+    /// Takes one sample now; warnings the sources raised since the last call come with it.
+    pub fn sample(&mut self) -> (Sample, Vec<String>) {
+        let mut warnings = Vec::new();
+        let s = &mut self.sources;
+        let gpus = match s.gpu.as_mut() {
+            Some(g) => {
+                let r = g.read();
+                warnings.extend(g.take_warning());
+                r
+            }
+            None => Vec::new(),
+        };
+        let cpu = match s.cpu.as_mut() {
+            Some(c) => {
+                let r = c.read();
+                warnings.extend(c.take_warning());
+                r
+            }
+            None => CpuReading::Unknown,
+        };
+        let mem = s.mem.as_mut().and_then(|m| m.read());
+        let net = s.net.as_mut().and_then(|n| n.read());
+        let time = Utc::now();
+        let elapsed_s = self.start.elapsed().as_secs_f64();
+        let intensity = Some(s.grid.intensity(time));
+        warnings.extend(s.grid.take_warning());
+        (
+            Sample {
+                time,
+                elapsed_s,
+                gpus,
+                cpu,
+                mem,
+                net,
+                intensity,
+                progress: Progress::default(),
+            },
+            warnings,
+        )
+    }
+}
+
+/// What the sampler thread emits.
+pub enum SamplerEvent {
+    Sample(Box<Sample>, Vec<String>),
+    /// The sampler has stopped; the sample before this one was the last.
+    Done,
+}
+
+/// A running sampler thread.
+pub struct SamplerHandle {
+    stop: Sender<()>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl SamplerHandle {
+    /// Asks for one last sample now, then the end.
+    pub fn stop(&self) {
+        let _ = self.stop.send(());
+    }
+
+    pub fn join(mut self) {
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// Starts sampling at once and then every `interval`; each event goes through `emit`, which
+/// returns false when nobody listens any more.
+pub fn spawn<F>(
+    mut sampler: Sampler,
+    interval: Duration,
+    emit: F,
+) -> std::io::Result<SamplerHandle>
+where
+    F: Fn(SamplerEvent) -> bool + Send + 'static,
+{
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let join = std::thread::Builder::new()
+        .name("carbontop-sampler".into())
+        .spawn(move || {
+            let start = Instant::now();
+            let mut k: u32 = 0;
+            loop {
+                let (s, w) = sampler.sample();
+                if !emit(SamplerEvent::Sample(Box::new(s), w)) {
+                    return;
+                }
+                let last = Instant::now();
+                // Next deadline on the start + k × interval grid; skip ticks we slept through.
+                k = k.saturating_add(1);
+                let mut deadline = start + interval * k;
+                while deadline <= last {
+                    k = k.saturating_add(1);
+                    deadline = start + interval * k;
+                }
+                match stop_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                        // A closing sample, unless the last one is only moments old.
+                        if last.elapsed() >= Duration::from_millis(20) {
+                            let (s, w) = sampler.sample();
+                            emit(SamplerEvent::Sample(Box::new(s), w));
+                        }
+                        emit(SamplerEvent::Done);
+                        return;
+                    }
+                }
+            }
+        })?;
+    Ok(SamplerHandle {
+        stop: stop_tx,
+        join: Some(join),
+    })
+}
