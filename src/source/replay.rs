@@ -18,10 +18,10 @@ pub enum Speed {
 impl std::str::FromStr for Speed {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim().trim_end_matches(['x', 'X']);
-        if t.eq_ignore_ascii_case("max") {
+        if s.trim().eq_ignore_ascii_case("max") {
             return Ok(Speed::Max);
         }
+        let t = s.trim().trim_end_matches(['x', 'X']);
         match t.parse::<f64>() {
             Ok(v) if v.is_finite() && v > 0.0 => Ok(Speed::Times(v)),
             _ => Err(format!("{s:?} is not a speed: give a factor > 0 like 10 or 2.5x, or max")),
