@@ -22,8 +22,7 @@ Config: --config PATH, $CARBONTOP_CONFIG, or $XDG_CONFIG_HOME/carbontop/config.t
     version,
     about = "Watch what an ML training run costs the climate: power, energy and gCO2e, live",
     after_help = AFTER_HELP,
-    arg_required_else_help = true,
-    allow_negative_numbers = true
+    arg_required_else_help = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -63,7 +62,7 @@ pub enum Command {
         #[arg(long)]
         headless: bool,
         /// Override the PUE the recording was made with (default: recovered from the file).
-        #[arg(long, value_parser = parse_pue)]
+        #[arg(long, value_parser = parse_pue, allow_negative_numbers = true)]
         pue: Option<f64>,
         /// Print only the summary, no per-tick status lines.
         #[arg(long, short)]
@@ -90,13 +89,13 @@ pub struct MeasureOpts {
     #[arg(long, value_name = "CODE")]
     pub zone: Option<String>,
     /// Fixed grid intensity in gCO2e/kWh; overrides the zone.
-    #[arg(long, value_parser = parse_intensity, value_name = "G")]
+    #[arg(long, value_parser = parse_intensity, value_name = "G", allow_negative_numbers = true)]
     pub intensity: Option<f64>,
     /// Power usage effectiveness: a number ≥ 1 or a preset (local, gcp, aws, azure, datacenter).
-    #[arg(long, value_parser = parse_pue)]
+    #[arg(long, value_parser = parse_pue, allow_negative_numbers = true)]
     pub pue: Option<f64>,
     /// CPU thermal design power in W, for the estimate when RAPL is absent.
-    #[arg(long, value_parser = parse_positive, value_name = "W")]
+    #[arg(long, value_parser = parse_positive, value_name = "W", allow_negative_numbers = true)]
     pub cpu_tdp: Option<f64>,
     /// Root of the sysfs tree to read RAPL and network facts from (for tests and containers).
     #[arg(long, env = "CARBONTOP_SYSFS_ROOT", value_name = "DIR")]
@@ -105,7 +104,7 @@ pub struct MeasureOpts {
     #[arg(long, value_delimiter = ',', value_name = "IFACE")]
     pub net_iface: Vec<String>,
     /// Network energy intensity, kWh per GB transferred.
-    #[arg(long, value_parser = parse_non_negative, value_name = "KWH")]
+    #[arg(long, value_parser = parse_non_negative, value_name = "KWH", allow_negative_numbers = true)]
     pub net_kwh_per_gb: Option<f64>,
     /// Only these GPUs (comma-separated NVML indices); default all.
     #[arg(long, value_delimiter = ',', value_name = "I")]
@@ -199,7 +198,9 @@ pub fn parse_intensity(s: &str) -> Result<f64, String> {
     if v <= 3000.0 {
         Ok(v)
     } else {
-        Err(format!("{s:?}: an intensity above 3000 gCO2e/kWh is not plausible"))
+        Err(format!(
+            "{s:?}: an intensity above 3000 gCO2e/kWh is not plausible"
+        ))
     }
 }
 

@@ -48,6 +48,7 @@ pub struct Settings {
     pub gpu_index: Vec<u32>,
     pub no_gpu: bool,
     pub quiet: bool,
+    pub headless: bool,
 }
 
 /// Where the config file is looked for when none is named.
@@ -93,7 +94,12 @@ pub fn load(named: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), Strin
     Ok((parse(&text, &path)?, Some(path)))
 }
 
-fn check<T>(path: &Path, key: &str, v: Option<T>, f: impl Fn(&T) -> Result<(), String>) -> Result<Option<T>, String> {
+fn check<T>(
+    path: &Path,
+    key: &str,
+    v: Option<T>,
+    f: impl Fn(&T) -> Result<(), String>,
+) -> Result<Option<T>, String> {
     if let Some(x) = &v {
         f(x).map_err(|e| format!("config {}: key `{key}`: {e}", path.display()))?;
     }
@@ -105,7 +111,10 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
     let (file, path) = load(cli.config.as_deref())?;
     let p = path.unwrap_or_default();
     let file_interval = match &file.interval {
-        Some(s) => Some(cli::parse_interval(s).map_err(|e| format!("config {}: key `interval`: {e}", p.display()))?),
+        Some(s) => Some(
+            cli::parse_interval(s)
+                .map_err(|e| format!("config {}: key `interval`: {e}", p.display()))?,
+        ),
         None => None,
     };
     let file_pue = match &file.pue {
@@ -168,6 +177,7 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
         },
         no_gpu: cli.no_gpu || file.no_gpu.unwrap_or(false),
         quiet: cli.quiet,
+        headless: cli.headless,
     })
 }
 

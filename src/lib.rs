@@ -19,12 +19,10 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
     match cli.command {
         Command::Run { opts, cmd } => {
             let s = config::resolve(&opts).map_err(AppError::Usage)?;
-            headless_note(opts.headless);
             app::measure::measure(&s, Some(&cmd))
         }
         Command::Record { opts } => {
             let s = config::resolve(&opts).map_err(AppError::Usage)?;
-            headless_note(opts.headless);
             app::measure::measure(&s, None)
         }
         Command::Replay {
@@ -34,20 +32,19 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             headless,
             pue,
             quiet,
-        } => {
-            headless_note(headless);
-            app::replay::replay(&app::replay::ReplayOpts {
-                file: &file,
-                speed,
-                out: out.as_deref(),
-                pue,
-                quiet,
-            })
-        }
+        } => app::replay::replay(&app::replay::ReplayOpts {
+            file: &file,
+            speed,
+            out: out.as_deref(),
+            pue,
+            quiet,
+            headless,
+        }),
     }
 }
 
-fn headless_note(headless: bool) {
+/// Said once inputs are validated, when the screen was asked for.
+pub(crate) fn headless_note(headless: bool) {
     if !headless {
         app::say("this build has no live screen yet: running headless");
     }

@@ -44,11 +44,14 @@ pub struct Built {
     pub cpu_estimate: bool,
     pub gpu_count: usize,
     pub gpu_models: Vec<String>,
+    /// Missing hardware and fallbacks, said once the settings are known to be good.
+    pub notices: Vec<String>,
 }
 
 /// Chooses every source; notices about missing hardware are printed once here.
 pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
     let mut facts = Vec::new();
+    let mut notices = Vec::new();
 
     let (gpu, gpu_models): (Option<Box<dyn GpuSource>>, Vec<String>) = if s.no_gpu {
         facts.push(("GPU".into(), "not measured (--no-gpu)".into()));
@@ -71,7 +74,7 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
             }
             Err(msg) if msg.starts_with("--gpu-index") => return Err(AppError::Usage(msg)),
             Err(msg) => {
-                say(&msg);
+                notices.push(msg.clone());
                 facts.push(("GPU".into(), msg));
                 (None, vec![])
             }
@@ -81,11 +84,11 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
     let (cpu, cpu_estimate): (Box<dyn CpuSource>, bool) = match RaplSource::probe(&s.sysfs_root) {
         Ok(r) => (Box::new(r), false),
         Err(why) => {
-            if matches!(why, RaplUnavailable::PermissionDenied(_)) {
-                say(&format!("{why}; using the CPU estimate meanwhile"));
+            notices.push(if matches!(why, RaplUnavailable::PermissionDenied(_)) {
+                format!("{why}; using the CPU estimate meanwhile")
             } else {
-                say(&format!("CPU power is an estimate: {why}"));
-            }
+                format!("CPU power is an estimate: {why}")
+            });
             let est = CpuEstimate::new(s.cpu_tdp, why.to_string()).map_err(AppError::Runtime)?;
             (Box::new(est), true)
         }
@@ -130,13 +133,15 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
         cpu_estimate,
         gpu_count,
         gpu_models,
+        notices,
     })
 }
 
 /// The output directory: --out, or ./carbontop-runs/<UTC start time>.
 fn out_dir(s: &Settings) -> PathBuf {
     s.out.clone().unwrap_or_else(|| {
-        PathBuf::from("carbontop-runs").join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string())
+        PathBuf::from("carbontop-runs")
+            .join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string())
     })
 }
 
@@ -150,8 +155,12 @@ fn open_writer(dir: &std::path::Path, n_gpus: usize) -> Result<SamplesWriter, Ap
             dir.display()
         )));
     }
-    SamplesWriter::create(&path, n_gpus)
-        .map_err(|e| AppError::Usage(format!("--out {}: cannot write samples.csv: {e}", dir.display())))
+    SamplesWriter::create(&path, n_gpus).map_err(|e| {
+        AppError::Usage(format!(
+            "--out {}: cannot write samples.csv: {e}",
+            dir.display()
+        ))
+    })
 }
 
 /// Shell convention: the code, or 128 + the signal that ended it.
@@ -187,6 +196,10 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
     let built = build_sources(settings)?;
     let dir = out_dir(settings);
     let mut writer = open_writer(&dir, built.gpu_count)?;
+    crate::headless_note(settings.headless);
+    for n in &built.notices {
+        say(n);
+    }
     let mut ledger = Ledger::new(LedgerConfig {
         pue: settings.pue,
         net_kwh_per_gb: settings.net_kwh_per_gb,
@@ -256,7 +269,9 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
             duration_deadline.filter(|_| !stopping && kill_at.is_none()),
             kill_at,
             sigint_forward_at,
-            child_exit.map(|(_, t)| t + OUTPUT_DRAIN).filter(|_| !stopping),
+            child_exit
+                .map(|(_, t)| t + OUTPUT_DRAIN)
+                .filter(|_| !stopping),
         ]
         .into_iter()
         .flatten()
@@ -328,7 +343,8 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
             if now >= d && !stopping && kill_at.is_none() {
                 match (&child, child_exit) {
                     (Some(ch), None) => {
-                        stop_reason = Some("--duration reached: the command was sent SIGTERM".into());
+                        stop_reason =
+                            Some("--duration reached: the command was sent SIGTERM".into());
                         ch.signal(Signal::SIGTERM);
                         kill_at = Some(now + KILL_GRACE);
                     }
@@ -375,7 +391,10 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
         notes.push("samples.csv could not be written completely (see the error above)".into());
     }
     if totals.rapl_wraps > 0 {
-        notes.push(format!("RAPL counter wrapped {} time(s), accounted", totals.rapl_wraps));
+        notes.push(format!(
+            "RAPL counter wrapped {} time(s), accounted",
+            totals.rapl_wraps
+        ));
     }
     let title = match cmd {
         Some(c) => format!("run `{}`", c.join(" ")),

@@ -18,6 +18,7 @@ pub struct ReplayOpts<'a> {
     pub out: Option<&'a Path>,
     pub pue: Option<f64>,
     pub quiet: bool,
+    pub headless: bool,
 }
 
 pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
@@ -33,12 +34,14 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
                     dir.display()
                 )));
             }
-            Some(SamplesWriter::create(&p, rp.gpu_count()).map_err(|e| {
-                AppError::Usage(format!("--out {}: {e}", dir.display()))
-            })?)
+            Some(
+                SamplesWriter::create(&p, rp.gpu_count())
+                    .map_err(|e| AppError::Usage(format!("--out {}: {e}", dir.display())))?,
+            )
         }
         None => None,
     };
+    crate::headless_note(o.headless);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM, SIGHUP] {
         signal_hook::flag::register(sig, Arc::clone(&stop))

@@ -12,7 +12,9 @@
 //! samples.csv, and replaying a recording reproduces it exactly.
 
 use crate::engine::constants::{J_PER_KWH, network_energy_j};
-use crate::sample::{CpuReading, GpuReading, Intensity, PowerReading, Progress, RaplCounter, Sample};
+use crate::sample::{
+    CpuReading, GpuReading, Intensity, PowerReading, Progress, RaplCounter, Sample,
+};
 use chrono::{DateTime, Utc};
 
 /// A RAPL package draws far less than this; a "wrap" implying more is a counter reset.
@@ -114,6 +116,9 @@ pub struct Ledger {
     gpu_energy_j: Vec<f64>,
     gpu_has_energy: Vec<bool>,
     last_intensity: Option<Intensity>,
+    /// The last RAPL counters read and when: a tick whose read failed loses no energy, the
+    /// next good read counts the whole gap.
+    last_rapl: Option<(Vec<RaplCounter>, f64)>,
 }
 
 impl Ledger {
@@ -125,6 +130,7 @@ impl Ledger {
             gpu_energy_j: Vec::new(),
             gpu_has_energy: Vec::new(),
             last_intensity: None,
+            last_rapl: None,
         }
     }
 
@@ -185,11 +191,24 @@ impl Ledger {
 
         // CPU.
         let (cpu_j, cpu_w) = match (&s.cpu, prev.as_ref().map(|p| &p.cpu)) {
-            (CpuReading::Rapl(cur), Some(CpuReading::Rapl(old))) if dt > 0.0 => {
-                let (j, wraps, resets) = rapl_delta_j(old, cur, dt);
-                self.totals.rapl_wraps += wraps;
-                self.totals.rapl_resets += resets;
-                (Some(j), Some(j / dt))
+            (CpuReading::Rapl(cur), _) => {
+                let span = self
+                    .last_rapl
+                    .as_ref()
+                    .map(|(old, t)| (old, s.elapsed_s - t));
+                let out = match span {
+                    Some((old, span)) if span > 0.0 => {
+                        let (j, wraps, resets) = rapl_delta_j(old, cur, span);
+                        self.totals.rapl_wraps += wraps;
+                        self.totals.rapl_resets += resets;
+                        // Power over this row's interval, so energy = power × Δt row by row
+                        // (a gap's energy lands on the row that closes it).
+                        (Some(j), (dt > 0.0).then(|| j / dt))
+                    }
+                    _ => (None, None),
+                };
+                self.last_rapl = Some((cur.clone(), s.elapsed_s));
+                out
             }
             (CpuReading::Power(cur), old) => {
                 let old = match old {
@@ -365,7 +384,10 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(secs: f64) -> Sample {
-        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default();
+        let t0 = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
         Sample {
             time: t0 + chrono::Duration::milliseconds((secs * 1000.0) as i64),
             elapsed_s: secs,
@@ -400,7 +422,10 @@ mod tests {
         let mut s = at(0.0);
         s.cpu = CpuReading::Rapl(vec![rapl("intel-rapl:0", 999_000_000, max)]);
         let t0 = l.push(s);
-        assert_eq!(t0.cpu_power_w, None, "no interval yet: power unknown, not 0");
+        assert_eq!(
+            t0.cpu_power_w, None,
+            "no interval yet: power unknown, not 0"
+        );
         let mut s = at(1.0);
         s.cpu = CpuReading::Rapl(vec![rapl("intel-rapl:0", 49_000_000, max)]); // wrapped: +50 J
         let t1 = l.push(s);
@@ -414,6 +439,35 @@ mod tests {
         assert_eq!(tot.rapl_wraps, 1);
         assert!(close(tot.energy_kwh, 110.0 / 3.6e6));
         assert!(close(tot.co2e_g, 110.0 / 3.6e6 * 500.0));
+    }
+
+    #[test]
+    fn rapl_read_failure_loses_no_energy() {
+        let mut l = Ledger::new(LedgerConfig::default());
+        let max = 1_000_000_000;
+        for (t, uj) in [
+            (0.0, Some(10_000_000)),
+            (1.0, None),
+            (2.0, Some(30_000_000)),
+        ] {
+            let mut s = at(t);
+            s.cpu = match uj {
+                Some(v) => CpuReading::Rapl(vec![rapl("intel-rapl:0", v, max)]),
+                None => CpuReading::Unknown,
+            };
+            let tick = l.push(s);
+            if t == 1.0 {
+                assert_eq!(tick.cpu_power_w, None);
+            }
+            if t == 2.0 {
+                assert_eq!(
+                    tick.cpu_power_w,
+                    Some(20.0),
+                    "the gap's 20 J land on this 1 s row"
+                );
+            }
+        }
+        assert_eq!(l.totals().cpu_j, 20.0);
     }
 
     #[test]
@@ -514,7 +568,10 @@ mod tests {
         s.net = net(500, 500); // counters restarted: 1000 bytes, never negative
         let t = l.push(s);
         assert!(t.net_power_w.unwrap_or(-1.0) >= 0.0);
-        assert!(close(l.totals().net_j, 180_000.0 + 1000.0 / 1e9 * 0.05 * 3.6e6));
+        assert!(close(
+            l.totals().net_j,
+            180_000.0 + 1000.0 / 1e9 * 0.05 * 3.6e6
+        ));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! the next. `energy_kwh` and `co2e_g` are cumulative and include PUE. An empty cell is unknown.
 
 use crate::engine::Tick;
-use crate::sample::{CpuReading, GpuReading, Intensity, NetReading, PowerReading, Progress, Sample};
+use crate::sample::{
+    CpuReading, GpuReading, Intensity, NetReading, PowerReading, Progress, Sample,
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::fs::File;
 use std::io::{self, BufWriter};
@@ -126,7 +128,11 @@ pub enum ReadError {
         msg: String,
     },
     #[error("{path}: line {line}: {msg}")]
-    Row { path: String, line: u64, msg: String },
+    Row {
+        path: String,
+        line: u64,
+        msg: String,
+    },
 }
 
 /// Reads a samples.csv written by carbontop back into samples (streaming: bounded memory).
@@ -146,7 +152,9 @@ impl SamplesReader {
             path: p.clone(),
             msg: format!("cannot open: {e}"),
         })?;
-        let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(file);
         let headers = rdr
             .headers()
             .map_err(|e| ReadError::File {
@@ -154,7 +162,7 @@ impl SamplesReader {
                 msg: format!("cannot read the header: {e}"),
             })?
             .clone();
-        if headers.len() == 1 && headers.get(0) == Some("") {
+        if headers.is_empty() || (headers.len() == 1 && headers.get(0) == Some("")) {
             return Err(ReadError::File {
                 path: p,
                 msg: "empty file: not a carbontop samples.csv".into(),
@@ -258,7 +266,9 @@ impl SamplesReader {
                 let msg = match e.kind() {
                     csv::ErrorKind::UnequalLengths {
                         expected_len, len, ..
-                    } => format!("{len} fields, expected {expected_len} (truncated or corrupt row)"),
+                    } => {
+                        format!("{len} fields, expected {expected_len} (truncated or corrupt row)")
+                    }
                     _ => e.to_string(),
                 };
                 Some(Err(ReadError::Row {
@@ -339,4 +349,3 @@ impl SamplesReader {
         })
     }
 }
-

@@ -53,7 +53,11 @@ pub fn status_line(t: &Tick, cpu_estimate: bool) -> String {
         fmt_power(t.total_power_w),
         fmt_power(t.gpu_power_w),
         fmt_power(t.cpu_power_w),
-        if cpu_estimate && t.cpu_power_w.is_some() { " est" } else { "" },
+        if cpu_estimate && t.cpu_power_w.is_some() {
+            " est"
+        } else {
+            ""
+        },
         fmt_power(t.mem_power_w),
         fmt_power(t.net_power_w),
         fmt_energy_kwh(t.energy_kwh),
@@ -109,7 +113,11 @@ pub fn summary(t: &Totals, f: &RunFacts) -> String {
         s,
         "  energy     {} (GPU {}, CPU {}, memory {}, network {}; PUE {})",
         fmt_energy_kwh(t.energy_kwh),
-        if f.gpu_measured { j(t.gpu_j) } else { "—".into() },
+        if f.gpu_measured {
+            j(t.gpu_j)
+        } else {
+            "—".into()
+        },
         j(t.cpu_j),
         j(t.mem_j),
         j(t.net_j),

@@ -102,7 +102,8 @@ impl RaplSource {
         for dir in dirs {
             let base = root.join(&dir);
             let name_path = base.join("name");
-            let name = fs::read_to_string(&name_path).map_err(|e| classify_io_error(&name_path, &e))?;
+            let name =
+                fs::read_to_string(&name_path).map_err(|e| classify_io_error(&name_path, &e))?;
             if !name.trim().starts_with("package") {
                 continue; // psys and anything else: would double count the packages
             }
@@ -181,7 +182,9 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sysfs").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/sysfs")
+            .join(name)
     }
 
     #[test]
@@ -211,7 +214,10 @@ mod tests {
         let err = classify_io_error(p, &io::Error::from(io::ErrorKind::PermissionDenied));
         let text = err.to_string();
         assert!(matches!(err, RaplUnavailable::PermissionDenied(_)));
-        assert!(text.contains("root") && text.contains("chmod a+r"), "{text}");
+        assert!(
+            text.contains("root") && text.contains("chmod a+r"),
+            "{text}"
+        );
     }
 
     #[test]

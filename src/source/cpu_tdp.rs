@@ -79,11 +79,7 @@ pub fn lookup(brand: &str) -> Option<(&'static str, f64)> {
     let have = tokens(brand);
     CPU_TDP_W
         .iter()
-        .filter(|(model, _)| {
-            model
-                .split(' ')
-                .all(|t| have.iter().any(|h| h == t))
-        })
+        .filter(|(model, _)| model.split(' ').all(|t| have.iter().any(|h| h == t)))
         .max_by_key(|(model, _)| model.split(' ').count())
         .map(|&(m, w)| (m, w))
 }

@@ -53,7 +53,11 @@ pub fn choose_interfaces(
         .filter(|n| is_virtual(sysfs_root, n) == Some(false))
         .cloned()
         .collect();
-    Ok(if physical.is_empty() { non_lo } else { physical })
+    Ok(if physical.is_empty() {
+        non_lo
+    } else {
+        physical
+    })
 }
 
 impl SysinfoNet {
@@ -126,7 +130,8 @@ mod tests {
     #[test]
     fn explicit_interface_must_exist() {
         let have = vec!["eth0".to_string(), "lo".to_string()];
-        let err = choose_interfaces(&have, &["eth9".into()], Path::new("/nonexistent")).unwrap_err();
+        let err =
+            choose_interfaces(&have, &["eth9".into()], Path::new("/nonexistent")).unwrap_err();
         assert!(err.contains("eth9") && err.contains("eth0"), "{err}");
         let ok = choose_interfaces(&have, &["lo".into()], Path::new("/nonexistent")).unwrap();
         assert_eq!(ok, vec!["lo"]);

@@ -130,8 +130,7 @@ fn pairs(line: &str) -> Vec<Pair> {
 }
 
 fn first_of<'a>(pairs: &'a [Pair], keys: &[&str]) -> Option<&'a Pair> {
-    keys.iter()
-        .find_map(|k| pairs.iter().find(|p| p.key == *k))
+    keys.iter().find_map(|k| pairs.iter().find(|p| p.key == *k))
 }
 
 /// Accuracy normalised to percent: a value ≤ 1 without a `%` is a fraction.
@@ -150,7 +149,9 @@ pub fn parse_line(line: &str) -> Progress {
         return Progress::default();
     }
     Progress {
-        epoch: first_of(&ps, &["epoch"]).map(|p| p.value).filter(|v| *v >= 0.0),
+        epoch: first_of(&ps, &["epoch"])
+            .map(|p| p.value)
+            .filter(|v| *v >= 0.0),
         step: first_of(&ps, STEP_KEYS)
             .map(|p| p.value)
             .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v < 1e15)
@@ -189,7 +190,9 @@ mod tests {
         let p = parse_line("Test set: Average loss: 0.0330, Accuracy: 9848/10000 (98%)");
         assert!((p.accuracy.unwrap() - 98.48).abs() < 1e-9);
         assert_eq!(p.loss, Some(0.033));
-        let p = parse_line("Epoch 4: 100%|████| 938/938 [00:12<00:00, v_num=0, val_acc=0.912, train_loss=0.21]");
+        let p = parse_line(
+            "Epoch 4: 100%|████| 938/938 [00:12<00:00, v_num=0, val_acc=0.912, train_loss=0.21]",
+        );
         assert_eq!(p.epoch, Some(4.0));
         assert!((p.accuracy.unwrap() - 91.2).abs() < 1e-9);
         let p = parse_line(r#"{"step": 1200, "epoch": 3, "accuracy": 71.5, "loss": 0.9}"#);

@@ -24,7 +24,9 @@ impl std::str::FromStr for Speed {
         let t = s.trim().trim_end_matches(['x', 'X']);
         match t.parse::<f64>() {
             Ok(v) if v.is_finite() && v > 0.0 => Ok(Speed::Times(v)),
-            _ => Err(format!("{s:?} is not a speed: give a factor > 0 like 10 or 2.5x, or max")),
+            _ => Err(format!(
+                "{s:?} is not a speed: give a factor > 0 like 10 or 2.5x, or max"
+            )),
         }
     }
 }
@@ -82,11 +84,16 @@ impl Replay {
         if self.inferred_pue.is_some() || gap <= 0.0 {
             return;
         }
-        let (Some(before), Some(after)) = (self.prev_recorded_kwh, self.reader.recorded_energy_kwh())
+        let (Some(before), Some(after)) =
+            (self.prev_recorded_kwh, self.reader.recorded_energy_kwh())
         else {
             return;
         };
-        let it_w: f64 = s.gpus.iter().filter_map(|g| g.power.map(|p| p.watts())).sum::<f64>()
+        let it_w: f64 = s
+            .gpus
+            .iter()
+            .filter_map(|g| g.power.map(|p| p.watts()))
+            .sum::<f64>()
             + match &s.cpu {
                 crate::sample::CpuReading::Power(p) => p.watts(),
                 _ => 0.0,

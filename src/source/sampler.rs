@@ -102,11 +102,7 @@ impl SamplerHandle {
 
 /// Starts sampling at once and then every `interval`; each event goes through `emit`, which
 /// returns false when nobody listens any more.
-pub fn spawn<F>(
-    mut sampler: Sampler,
-    interval: Duration,
-    emit: F,
-) -> std::io::Result<SamplerHandle>
+pub fn spawn<F>(mut sampler: Sampler, interval: Duration, emit: F) -> std::io::Result<SamplerHandle>
 where
     F: Fn(SamplerEvent) -> bool + Send + 'static,
 {

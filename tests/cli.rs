@@ -1,0 +1,395 @@
+//! End-to-end tests of the real binary. Loopback-free, deterministic, a few seconds each.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_carbontop"));
+    // Never pick up a developer's own config file.
+    c.env("XDG_CONFIG_HOME", "/nonexistent-carbontop-test")
+        .env_remove("CARBONTOP_CONFIG")
+        .env_remove("CARBONTOP_SYSFS_ROOT");
+    c
+}
+
+fn fixture(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(p)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// samples.csv as (header, rows).
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let h = r.headers().unwrap().iter().map(str::to_owned).collect();
+    let rows = r
+        .records()
+        .map(|x| x.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    (h, rows)
+}
+
+fn col(h: &[String], name: &str) -> usize {
+    h.iter()
+        .position(|c| c == name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+}
+
+fn num(s: &str) -> f64 {
+    s.parse()
+        .unwrap_or_else(|_| panic!("{s:?} is not a number"))
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-12)
+}
+
+/// The one-line error contract: exit 2, a single `carbontop: …` line naming `what`.
+fn assert_one_line_error(o: &Output, what: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "want one line, got: {err}");
+    assert!(lines[0].starts_with("carbontop: "), "{err}");
+    assert!(lines[0].contains(what), "{what:?} not named in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn run_headless_measures_and_accounts_carbon_per_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = bin()
+        .args([
+            "run",
+            "--headless",
+            "--duration",
+            "2s",
+            "--interval",
+            "200ms",
+            "--out",
+        ])
+        .arg(&out)
+        .args(["--", "sleep", "10"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    // --duration ends the child like `timeout`: it died of SIGTERM, and we exit with its status.
+    assert_eq!(o.status.code(), Some(143), "{err}");
+    assert!(err.contains("CPU power is an estimate"), "{err}");
+    assert!(
+        err.contains("estimate, TDP") && err.contains("because no RAPL"),
+        "{err}"
+    );
+    assert!(err.contains("carbontop summary"), "{err}");
+
+    let (h, rows) = read_csv(&out.join("samples.csv"));
+    assert_eq!(
+        &h[..19],
+        &carbontop::report::samples::BASE_COLUMNS.map(String::from)[..]
+    );
+    assert!(rows.len() >= 4, "only {} rows", rows.len());
+    let (e, co2, i, cpu, el, tot) = (
+        col(&h, "energy_kwh"),
+        col(&h, "co2e_g"),
+        col(&h, "intensity_g_per_kwh"),
+        col(&h, "cpu_power_w"),
+        col(&h, "elapsed_s"),
+        col(&h, "total_power_w"),
+    );
+    let mut expect_co2 = 0.0;
+    for k in 1..rows.len() {
+        let (a, b) = (&rows[k - 1], &rows[k]);
+        assert!(num(&b[cpu]) > 0.0, "row {k}: cpu_power_w {}", b[cpu]);
+        let de = num(&b[e]) - num(&a[e]);
+        assert!(de >= 0.0, "energy decreased at row {k}");
+        // Each row's energy is its interval-average power × Δt (PUE 1) ...
+        let dt = num(&b[el]) - num(&a[el]);
+        assert!(close(de, num(&b[tot]) * dt / 3.6e6, 1e-9), "row {k}");
+        // ... and its carbon is that energy × that tick's intensity.
+        expect_co2 += de * num(&b[i]);
+        assert!(close(num(&b[co2]), expect_co2, 1e-9), "row {k}");
+    }
+    assert!(num(&rows[rows.len() - 1][co2]) > 0.0);
+}
+
+#[test]
+fn rapl_fixture_energy_is_exact_across_a_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("sysfs");
+    let zone = root.join("class/powercap/intel-rapl:0");
+    std::fs::create_dir_all(&zone).unwrap();
+    let src = fixture("sysfs/rapl-wrap/class/powercap/intel-rapl:0");
+    for f in ["name", "energy_uj", "max_energy_range_uj"] {
+        std::fs::copy(src.join(f), zone.join(f)).unwrap();
+    }
+    // The child moves the counter: 999,000,000 → 200,000,000 (wrapped at 1,000,000,000) →
+    // 500,000,000 µJ. Whatever ticks see, the total is 1 J + 200 J + 300 J = 501 J. Writes are
+    // atomic renames so a tick never reads a half-written file.
+    let f = zone.join("energy_uj");
+    let script = format!(
+        "sleep 0.35; echo 200000000 > {f}.tmp && mv {f}.tmp {f}; sleep 0.35; \
+         echo 500000000 > {f}.tmp && mv {f}.tmp {f}; sleep 0.35",
+        f = f.display()
+    );
+    let out = dir.path().join("out");
+    let o = bin()
+        .args(["run", "--headless", "--interval", "100ms", "--sysfs-root"])
+        .arg(&root)
+        .arg("--out")
+        .arg(&out)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("RAPL (measured)"), "{err}");
+    assert!(err.contains("RAPL counter wrapped 1 time"), "{err}");
+    let (h, rows) = read_csv(&out.join("samples.csv"));
+    let (cpu, el) = (col(&h, "cpu_power_w"), col(&h, "elapsed_s"));
+    let mut joules = 0.0;
+    for k in 1..rows.len() {
+        if !rows[k][cpu].is_empty() {
+            joules += num(&rows[k][cpu]) * (num(&rows[k][el]) - num(&rows[k - 1][el]));
+        }
+    }
+    assert!(
+        close(joules, 501.0, 1e-9),
+        "CPU energy {joules} J, want 501 J"
+    );
+}
+
+#[test]
+fn replay_reproduces_the_recording_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("traces/a40x4-cifar100.csv");
+    let o = bin()
+        .args(["replay", "--headless", "--speed", "max", "--out"])
+        .arg(dir.path())
+        .arg(&input)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("PUE 1.2"),
+        "the recording's PUE is recovered: {err}"
+    );
+    assert!(err.contains("epoch 29, accuracy 55.00%"), "{err}");
+    let (h0, a) = read_csv(&input);
+    let (h1, b) = read_csv(&dir.path().join("samples.csv"));
+    assert_eq!(h0, h1);
+    assert_eq!(a.len(), b.len());
+    for name in [
+        "energy_kwh",
+        "co2e_g",
+        "total_power_w",
+        "gpu_power_w",
+        "gpu3_energy_j",
+    ] {
+        let c = col(&h0, name);
+        for (k, (x, y)) in a.iter().zip(&b).enumerate() {
+            if x[c].is_empty() {
+                assert!(y[c].is_empty(), "{name} row {k}");
+            } else {
+                assert!(
+                    close(num(&x[c]), num(&y[c]), 1e-9),
+                    "{name} row {k}: {} vs {}",
+                    x[c],
+                    y[c]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn run_forwards_output_and_exit_status_and_reads_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args([
+            "run",
+            "--headless",
+            "--quiet",
+            "--interval",
+            "100ms",
+            "--out",
+        ])
+        .arg(dir.path())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "echo 'epoch=1 loss=0.9 val_accuracy=0.5'; sleep 0.3; \
+             echo 'epoch=2 loss=0.5 val_accuracy=0.75'; echo to-stderr >&2; sleep 0.3; exit 3",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(
+        out,
+        "epoch=1 loss=0.9 val_accuracy=0.5\nepoch=2 loss=0.5 val_accuracy=0.75\n"
+    );
+    assert!(stderr(&o).contains("to-stderr"));
+    let (h, rows) = read_csv(&dir.path().join("samples.csv"));
+    let last = rows.last().unwrap();
+    assert_eq!(last[col(&h, "epoch")], "2");
+    assert_eq!(num(&last[col(&h, "accuracy")]), 75.0);
+    assert_eq!(last[col(&h, "loss")], "0.5");
+}
+
+#[test]
+fn missing_command_exits_127() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["run", "--headless", "--out"])
+        .arg(dir.path())
+        .args(["--", "/nonexistent/train.py"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(127));
+    assert!(stderr(&o).contains("cannot start `/nonexistent/train.py`"));
+}
+
+#[test]
+fn record_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = bin()
+        .args([
+            "record",
+            "--headless",
+            "--quiet",
+            "--interval",
+            "100ms",
+            "--out",
+        ])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("stopped by signal 15"), "{err}");
+    let (_, rows) = read_csv(&dir.path().join("samples.csv"));
+    assert!(rows.len() >= 4, "{} rows", rows.len());
+}
+
+#[test]
+fn bad_flags_get_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["record", "--headless", "--interval", "abc"], "--interval"),
+        (&["record", "--headless", "--zone", "XX"], "--zone XX"),
+        (&["record", "--headless", "--pue", "-1"], "--pue"),
+        (
+            &["record", "--headless", "--intensity", "lots"],
+            "--intensity",
+        ),
+        (
+            &["record", "--headless", "--net-iface", "nope0"],
+            "--net-iface nope0",
+        ),
+        (
+            &["replay", "/nonexistent/samples.csv"],
+            "/nonexistent/samples.csv",
+        ),
+        (&["replay", "--speed", "fast", "x.csv"], "--speed"),
+        (&["frobnicate"], "frobnicate"),
+    ];
+    for (args, what) in cases {
+        let o = bin()
+            .args(*args)
+            .args(if args[0] == "record" {
+                vec!["--out"]
+            } else {
+                vec![]
+            })
+            .args(if args[0] == "record" {
+                vec![dir.path().join(what.replace(' ', "_"))]
+            } else {
+                vec![]
+            })
+            .output()
+            .unwrap();
+        assert_one_line_error(&o, what);
+    }
+}
+
+#[test]
+fn bad_recordings_are_located_to_line_and_column() {
+    let o = bin()
+        .args(["replay", "--headless", "--speed", "max", "--quiet"])
+        .arg(fixture("bad/bad-cell.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.contains("bad-cell.csv: line 5, column cpu_power_w: \"abc\" is not a number"),
+        "{err}"
+    );
+    // The rows before the bad one were still accounted.
+    assert!(err.contains("(3 samples)"), "{err}");
+
+    for (file, what) in [
+        ("bad/truncated.csv", "line 5: "),
+        ("bad/wrong-header.csv", "not a carbontop samples.csv"),
+        ("bad/empty.csv", "empty file"),
+    ] {
+        let o = bin()
+            .args(["replay", "--headless", "--speed", "max"])
+            .arg(fixture(file))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{file}");
+        let err = stderr(&o);
+        assert!(err.lines().any(|l| l.contains(what)), "{file}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let o = bin()
+        .args(["record", "--headless", "--config"])
+        .arg(fixture("config/unknown-key.toml"))
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "unknown-key.toml, line 4");
+    assert!(stderr(&o).contains("intervall"));
+    let o = bin()
+        .args(["record", "--headless", "--config"])
+        .arg(fixture("config/bad-pue.toml"))
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "key `pue`");
+}
+
+#[test]
+fn existing_recording_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("samples.csv"), "precious\n").unwrap();
+    let o = bin()
+        .args(["record", "--headless", "--duration", "1s", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "already exists");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("samples.csv")).unwrap(),
+        "precious\n"
+    );
+}
