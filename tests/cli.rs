@@ -1,4 +1,5 @@
 //! End-to-end tests of the real binary. Loopback-free, deterministic, a few seconds each.
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -339,41 +339,45 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
         }
 
         // Timers.
-        if let Some(d) = duration_deadline {
-            if now >= d && !stopping && kill_at.is_none() {
-                match (&child, child_exit) {
-                    (Some(ch), None) => {
-                        stop_reason =
-                            Some("--duration reached: the command was sent SIGTERM".into());
-                        ch.signal(Signal::SIGTERM);
-                        kill_at = Some(now + KILL_GRACE);
-                    }
-                    _ => {
-                        stop_reason.get_or_insert_with(|| "--duration reached".into());
-                        stopping = true;
-                        sampler.stop();
-                    }
+        if let Some(d) = duration_deadline
+            && now >= d
+            && !stopping
+            && kill_at.is_none()
+        {
+            match (&child, child_exit) {
+                (Some(ch), None) => {
+                    stop_reason = Some("--duration reached: the command was sent SIGTERM".into());
+                    ch.signal(Signal::SIGTERM);
+                    kill_at = Some(now + KILL_GRACE);
+                }
+                _ => {
+                    stop_reason.get_or_insert_with(|| "--duration reached".into());
+                    stopping = true;
+                    sampler.stop();
                 }
             }
         }
-        if let (Some(k), Some(ch)) = (kill_at, &child) {
-            if now >= k && child_exit.is_none() {
-                say("the command ignored SIGTERM for 5 s: sending SIGKILL");
-                ch.signal(Signal::SIGKILL);
-                kill_at = None;
-            }
+        if let (Some(k), Some(ch)) = (kill_at, &child)
+            && now >= k
+            && child_exit.is_none()
+        {
+            say("the command ignored SIGTERM for 5 s: sending SIGKILL");
+            ch.signal(Signal::SIGKILL);
+            kill_at = None;
         }
-        if let (Some(t), Some(ch)) = (sigint_forward_at, &child) {
-            if now >= t && child_exit.is_none() {
-                ch.signal(Signal::SIGINT);
-                sigint_forward_at = None;
-            }
+        if let (Some(t), Some(ch)) = (sigint_forward_at, &child)
+            && now >= t
+            && child_exit.is_none()
+        {
+            ch.signal(Signal::SIGINT);
+            sigint_forward_at = None;
         }
-        if let Some((_, t)) = child_exit {
-            if !stopping && (outputs_open == 0 || now >= t + OUTPUT_DRAIN) {
-                stopping = true;
-                sampler.stop();
-            }
+        if let Some((_, t)) = child_exit
+            && !stopping
+            && (outputs_open == 0 || now >= t + OUTPUT_DRAIN)
+        {
+            stopping = true;
+            sampler.stop();
         }
     }
     sampler.join();

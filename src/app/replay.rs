@@ -58,7 +58,7 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
     let started = Instant::now();
     let mut first_elapsed = None;
     while !stop.load(Ordering::Relaxed) {
-        let Some(next) = rp.next() else { break };
+        let Some(next) = rp.next_sample() else { break };
         let (s, _gap) = match next {
             Ok(x) => x,
             Err(e) => {
@@ -66,12 +66,11 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
                 break;
             }
         };
-        if o.pue.is_none() {
-            if let Some(p) = rp.inferred_pue() {
-                if p != ledger.config().pue {
-                    ledger.set_pue(p);
-                }
-            }
+        if o.pue.is_none()
+            && let Some(p) = rp.inferred_pue()
+            && p != ledger.config().pue
+        {
+            ledger.set_pue(p);
         }
         if let Speed::Times(x) = o.speed {
             // Pace against the start so sleep overshoot never accumulates.

@@ -328,14 +328,15 @@ fn gpu_interval(
     dt: f64,
     first: bool,
 ) -> (Option<f64>, Option<f64>) {
-    if !first && dt > 0.0 {
-        if let (Some(old), Some(new)) = (prev.and_then(|p| p.energy_mj), cur.energy_mj) {
-            // NVML's counter only resets with the driver; a smaller value means that happened,
-            // and the energy since then is the new value.
-            let mj = if new >= old { new - old } else { new };
-            let j = mj as f64 / 1000.0;
-            return (Some(j), Some(j / dt));
-        }
+    if !first
+        && dt > 0.0
+        && let (Some(old), Some(new)) = (prev.and_then(|p| p.energy_mj), cur.energy_mj)
+    {
+        // NVML's counter only resets with the driver; a smaller value means that happened,
+        // and the energy since then is the new value.
+        let mj = if new >= old { new - old } else { new };
+        let j = mj as f64 / 1000.0;
+        return (Some(j), Some(j / dt));
     }
     match cur.power {
         Some(p) => power_interval(prev.and_then(|g| g.power), p, dt, first),

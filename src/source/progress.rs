@@ -107,14 +107,14 @@ fn pairs(line: &str) -> Vec<Pair> {
         let mut k = j + used;
         let mut percent = false;
         // `9848/10000` is a count of correct answers over the total.
-        if s.get(k) == Some(&b'/') {
-            if let Some((den, used2)) = number_at(s, k + 1) {
-                if key != "epoch" && den > 0.0 {
-                    value = value / den * 100.0;
-                    percent = true;
-                }
-                k += 1 + used2;
+        if s.get(k) == Some(&b'/')
+            && let Some((den, used2)) = number_at(s, k + 1)
+        {
+            if key != "epoch" && den > 0.0 {
+                value = value / den * 100.0;
+                percent = true;
             }
+            k += 1 + used2;
         }
         if s.get(k) == Some(&b'%') {
             percent = true;

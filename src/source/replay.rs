@@ -60,7 +60,7 @@ impl Replay {
     }
 
     /// The next sample and the recorded gap since the previous one (seconds).
-    pub fn next(&mut self) -> Option<Result<(Sample, f64), ReadError>> {
+    pub fn next_sample(&mut self) -> Option<Result<(Sample, f64), ReadError>> {
         let s = match self.reader.next_sample()? {
             Ok(s) => s,
             Err(e) => return Some(Err(e)),
