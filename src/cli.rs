@@ -68,6 +68,27 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Totals of one or more recordings: text, --json, and CodeCarbon's emissions.csv.
+    Report {
+        /// Recordings (samples.csv written by carbontop).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Append one row per recording to this CodeCarbon-format emissions.csv.
+        #[arg(long, value_name = "OUT.csv")]
+        emissions: Option<PathBuf>,
+        /// Print a JSON summary (stable field names, see README) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Grid zone of the recording, for emissions.csv's country columns.
+        #[arg(long, value_name = "CODE")]
+        zone: Option<String>,
+        /// Override the PUE the recording was made with.
+        #[arg(long, value_parser = parse_pue, allow_negative_numbers = true)]
+        pue: Option<f64>,
+        /// project_name in emissions.csv.
+        #[arg(long, default_value = "carbontop")]
+        project: String,
+    },
 }
 
 /// Options of the measuring commands.

@@ -40,6 +40,21 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             quiet,
             headless,
         }),
+        Command::Report {
+            files,
+            emissions,
+            json,
+            zone,
+            pue,
+            project,
+        } => app::report::report(&app::report::ReportOpts {
+            files: &files,
+            emissions: emissions.as_deref(),
+            json,
+            zone: zone.as_deref(),
+            pue,
+            project: &project,
+        }),
     }
 }
 

@@ -394,3 +394,85 @@ fn existing_recording_is_never_overwritten() {
         "precious\n"
     );
 }
+
+#[test]
+fn report_json_and_emissions_match_the_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("traces/a40x4-cifar100.csv");
+    let em = dir.path().join("emissions.csv");
+    let o = bin()
+        .args(["report", "--json", "--zone", "US", "--emissions"])
+        .arg(&em)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let run = &v["runs"][0];
+    let (h, rows) = read_csv(&input);
+    let last = rows.last().unwrap();
+    let want_kwh = num(&last[col(&h, "energy_kwh")]);
+    let want_g = num(&last[col(&h, "co2e_g")]);
+    assert!(close(run["energy_kwh"].as_f64().unwrap(), want_kwh, 1e-9));
+    assert!(close(run["co2e_g"].as_f64().unwrap(), want_g, 1e-9));
+    assert_eq!(run["pue"].as_f64(), Some(1.2));
+    assert_eq!(run["samples"].as_u64(), Some(rows.len() as u64));
+    assert_eq!(run["progress"]["accuracy_pct"].as_f64(), Some(55.0));
+
+    let (eh, erows) = read_csv(&em);
+    assert_eq!(
+        eh,
+        carbontop::report::emissions::HEADER
+            .map(String::from)
+            .to_vec()
+    );
+    let r = &erows[0];
+    assert!(close(num(&r[col(&eh, "emissions")]), want_g / 1000.0, 1e-9));
+    assert!(close(num(&r[col(&eh, "energy_consumed")]), want_kwh, 1e-9));
+    let parts: f64 = ["cpu_energy", "gpu_energy", "ram_energy"]
+        .iter()
+        .map(|c| num(&r[col(&eh, c)]))
+        .sum();
+    assert!(
+        parts < want_kwh && parts > 0.98 * want_kwh,
+        "network has no column of its own"
+    );
+    assert_eq!(r[col(&eh, "country_iso_code")], "USA");
+    assert_eq!(r[col(&eh, "gpu_count")], "4");
+    assert_eq!(r[col(&eh, "pue")], "1.2");
+    let dur = num(&r[col(&eh, "duration")]);
+    assert!(close(dur, num(&last[col(&h, "elapsed_s")]), 1e-12));
+}
+
+#[test]
+fn run_writes_a_codecarbon_emissions_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args([
+            "run",
+            "--headless",
+            "--quiet",
+            "--zone",
+            "FR",
+            "--interval",
+            "100ms",
+            "--out",
+        ])
+        .arg(dir.path())
+        .args(["--", "sleep", "0.5"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (h, rows) = read_csv(&dir.path().join("samples.csv"));
+    let (eh, erows) = read_csv(&dir.path().join("emissions.csv"));
+    assert_eq!(erows.len(), 1);
+    let r = &erows[0];
+    let last = rows.last().unwrap();
+    assert!(close(
+        num(&r[col(&eh, "emissions")]) * 1000.0,
+        num(&last[col(&h, "co2e_g")]),
+        1e-9
+    ));
+    assert_eq!(r[col(&eh, "country_name")], "France");
+    assert_eq!(r[col(&eh, "tracking_mode")], "machine");
+}

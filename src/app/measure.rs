@@ -4,6 +4,8 @@ use crate::app::child::{Child, ChildEvent};
 use crate::app::{AppError, say};
 use crate::config::Settings;
 use crate::engine::{Ledger, LedgerConfig, Tick};
+use crate::report::account::Account;
+use crate::report::emissions::{self, RunMeta};
 use crate::report::samples::SamplesWriter;
 use crate::report::summary::{RunFacts, status_line, summary};
 use crate::sample::Progress;
@@ -171,7 +173,7 @@ pub fn exit_code_of(st: ExitStatus) -> i32 {
 }
 
 /// Describes the latest progress for the summary.
-fn describe_progress(p: &Progress) -> Option<String> {
+pub fn describe_progress(p: &Progress) -> Option<String> {
     if p.is_empty() {
         return None;
     }
@@ -261,6 +263,8 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
     let mut write_failed = false;
     let mut last_warning: Option<String> = None;
     let mut stop_reason: Option<String> = None;
+    let (mut first_time, mut last_time) = (None, None);
+    let (mut util_sum, mut util_n) = (0.0, 0u64);
 
     loop {
         // The earliest thing we are waiting for.
@@ -297,6 +301,12 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
                 }
                 let mut s = *s;
                 s.progress = progress.clone();
+                first_time.get_or_insert(s.time);
+                last_time = Some(s.time);
+                for u in s.gpus.iter().filter_map(|g| g.util_pct) {
+                    util_sum += u;
+                    util_n += 1;
+                }
                 let tick = ledger.push(s);
                 write_tick(&mut writer, &tick, &mut write_failed);
                 if !settings.quiet {
@@ -414,13 +424,59 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
         last_progress: describe_progress(&progress),
         notes,
     };
+    let account = Account {
+        file: writer.path().display().to_string(),
+        totals,
+        pue: settings.pue,
+        start: first_time,
+        end: last_time,
+        gpu_count: built.gpu_count,
+        gpu_util_mean: (util_n > 0).then(|| util_sum / util_n as f64),
+        last_progress: progress,
+    };
+    let em_path = dir.join("emissions.csv");
+    if let Err(e) = emissions::append(
+        &em_path,
+        &account,
+        &machine_meta(settings, &built.gpu_models),
+    ) {
+        say(&format!("cannot write {}: {e}", em_path.display()));
+    }
     eprint!("{}", summary(&totals, &facts));
+    if !settings.quiet {
+        eprintln!("  emissions  {} (CodeCarbon format)", em_path.display());
+    }
 
     Ok(match child_exit {
         Some((st, _)) => exit_code_of(st),
         None if child.is_some() => 1,
         None => 0,
     })
+}
+
+/// The machine facts emissions.csv wants (read once, at the end).
+fn machine_meta(s: &Settings, gpu_models: &[String]) -> RunMeta {
+    use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
+    let sys = System::new_with_specifics(
+        RefreshKind::nothing()
+            .with_cpu(CpuRefreshKind::nothing())
+            .with_memory(MemoryRefreshKind::nothing().with_ram()),
+    )
+    .ok();
+    let zone = s
+        .zone
+        .as_deref()
+        .and_then(crate::source::grid::table::lookup);
+    RunMeta {
+        project_name: "carbontop".into(),
+        country: zone.map(|e| (e.code3.to_owned(), e.name.to_owned())),
+        cpu_count: sys.as_ref().map(|x| x.cpus().len()),
+        cpu_model: sys
+            .as_ref()
+            .and_then(|x| x.cpus().first().map(|c| c.brand().trim().to_owned())),
+        gpu_models: gpu_models.to_vec(),
+        ram_total_gb: sys.as_ref().map(|x| x.total_memory() as f64 / 1e9),
+    }
 }
 
 /// Writes one row; a failure is said once and sampling goes on.

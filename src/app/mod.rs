@@ -4,6 +4,7 @@
 pub mod child;
 pub mod measure;
 pub mod replay;
+pub mod report;
 
 /// A failure that ends the command, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]

@@ -66,12 +66,7 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
                 break;
             }
         };
-        if o.pue.is_none()
-            && let Some(p) = rp.inferred_pue()
-            && p != ledger.config().pue
-        {
-            ledger.set_pue(p);
-        }
+        rp.apply_pue(&mut ledger, o.pue);
         if let Speed::Times(x) = o.speed {
             // Pace against the start so sleep overshoot never accumulates.
             let t0 = *first_elapsed.get_or_insert(s.elapsed_s);

@@ -1,4 +1,7 @@
 //! Outputs that write files: samples.csv (streamed), later emissions.csv and PNG reports.
 
+pub mod account;
+pub mod emissions;
+pub mod json;
 pub mod samples;
 pub mod summary;

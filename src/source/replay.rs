@@ -37,7 +37,6 @@ pub struct Replay {
     prev_elapsed: Option<f64>,
     prev_recorded_kwh: Option<f64>,
     inferred_pue: Option<f64>,
-    it_j_so_far: f64,
 }
 
 impl Replay {
@@ -47,7 +46,6 @@ impl Replay {
             prev_elapsed: None,
             prev_recorded_kwh: None,
             inferred_pue: None,
-            it_j_so_far: 0.0,
         })
     }
 
@@ -80,6 +78,15 @@ impl Replay {
         self.inferred_pue
     }
 
+    /// Sets the ledger's PUE to `explicit`, or else to the recording's once it is known.
+    pub fn apply_pue(&self, ledger: &mut crate::engine::Ledger, explicit: Option<f64>) {
+        if let Some(p) = explicit.or(self.inferred_pue)
+            && p != ledger.config().pue
+        {
+            ledger.set_pue(p);
+        }
+    }
+
     fn infer_pue(&mut self, s: &Sample, gap: f64) {
         if self.inferred_pue.is_some() || gap <= 0.0 {
             return;
@@ -101,7 +108,6 @@ impl Replay {
             + s.mem.map_or(0.0, |m| m.watts())
             + s.net.and_then(|n| n.power).map_or(0.0, |p| p.watts());
         let it_j = it_w * gap;
-        self.it_j_so_far += it_j;
         if it_j > 0.0 && after > before {
             let pue = (after - before) * crate::engine::constants::J_PER_KWH / it_j;
             // Round away float noise: PUEs are given to a few decimals.

@@ -33,6 +33,8 @@ pub const TABLE: &[(&str, &str, &str, f64, u16)] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableEntry {
     pub code: &'static str,
+    /// ISO alpha-3 (CodeCarbon's country_iso_code); `WORLD` for the world row.
+    pub code3: &'static str,
     pub name: &'static str,
     pub g_per_kwh: f64,
     pub year: u16,
@@ -40,6 +42,7 @@ pub struct TableEntry {
 
 pub const WORLD: TableEntry = TableEntry {
     code: "WORLD",
+    code3: "WORLD",
     name: "World average",
     g_per_kwh: WORLD_INTENSITY_G_PER_KWH,
     year: 2022,
@@ -56,8 +59,9 @@ pub fn lookup(zone: &str) -> Option<TableEntry> {
     TABLE
         .iter()
         .find(|(a2, a3, ..)| a2.eq_ignore_ascii_case(country) || a3.eq_ignore_ascii_case(country))
-        .map(|&(code, _, name, g, year)| TableEntry {
+        .map(|&(code, code3, name, g, year)| TableEntry {
             code,
+            code3,
             name,
             g_per_kwh: g,
             year,

@@ -1,0 +1,67 @@
+//! `report FILE…`: totals of recordings, as text, JSON, and CodeCarbon's emissions.csv.
+
+use crate::app::AppError;
+use crate::report::account::account_file;
+use crate::report::emissions::{self, RunMeta};
+use crate::report::summary::{RunFacts, summary};
+use crate::source::grid::table;
+use std::path::{Path, PathBuf};
+
+pub struct ReportOpts<'a> {
+    pub files: &'a [PathBuf],
+    pub emissions: Option<&'a Path>,
+    pub json: bool,
+    pub zone: Option<&'a str>,
+    pub pue: Option<f64>,
+    pub project: &'a str,
+}
+
+pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
+    let country = match o.zone {
+        Some(z) => {
+            let e = table::lookup(z).ok_or_else(|| {
+                AppError::Usage(format!(
+                    "--zone {z}: unknown zone (known: {})",
+                    table::known_codes()
+                ))
+            })?;
+            Some((e.code3.to_owned(), e.name.to_owned()))
+        }
+        None => None,
+    };
+    let mut accounts = Vec::new();
+    for f in o.files {
+        accounts.push(account_file(f, o.pue).map_err(|e| AppError::Usage(format!("report {e}")))?);
+    }
+    if let Some(path) = o.emissions {
+        let meta = RunMeta {
+            project_name: o.project.to_owned(),
+            country,
+            ..Default::default()
+        };
+        for a in &accounts {
+            emissions::append(path, a, &meta)
+                .map_err(|e| AppError::Usage(format!("--emissions {}: {e}", path.display())))?;
+        }
+    }
+    if o.json {
+        let runs: Vec<_> = accounts.iter().map(crate::report::json::summary).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "runs": runs }))
+                .map_err(|e| AppError::Runtime(e.to_string()))?
+        );
+    } else {
+        for a in &accounts {
+            let facts = RunFacts {
+                title: format!("report {}", a.file),
+                pue: a.pue,
+                gpu_measured: a.gpu_count > 0,
+                last_progress: crate::app::measure::describe_progress(&a.last_progress),
+                ..Default::default()
+            };
+            print!("{}", summary(&a.totals, &facts));
+        }
+    }
+    Ok(0)
+}
