@@ -4,7 +4,7 @@ use crate::app::child::{Child, ChildEvent};
 use crate::app::{AppError, say};
 use crate::config::Settings;
 use crate::engine::{Ledger, LedgerConfig, Tick};
-use crate::report::account::Account;
+use crate::report::account::RunStats;
 use crate::report::emissions::{self, RunMeta};
 use crate::report::samples::SamplesWriter;
 use crate::report::summary::{RunFacts, status_line, summary};
@@ -147,7 +147,8 @@ fn out_dir(s: &Settings) -> PathBuf {
     })
 }
 
-fn open_writer(dir: &std::path::Path, n_gpus: usize) -> Result<SamplesWriter, AppError> {
+/// Creates DIR and DIR/samples.csv; an existing recording is never overwritten.
+pub fn open_writer(dir: &std::path::Path, n_gpus: usize) -> Result<SamplesWriter, AppError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| AppError::Usage(format!("--out {}: cannot create: {e}", dir.display())))?;
     let path = dir.join("samples.csv");
@@ -263,8 +264,7 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
     let mut write_failed = false;
     let mut last_warning: Option<String> = None;
     let mut stop_reason: Option<String> = None;
-    let (mut first_time, mut last_time) = (None, None);
-    let (mut util_sum, mut util_n) = (0.0, 0u64);
+    let mut stats = RunStats::default();
 
     loop {
         // The earliest thing we are waiting for.
@@ -301,12 +301,7 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
                 }
                 let mut s = *s;
                 s.progress = progress.clone();
-                first_time.get_or_insert(s.time);
-                last_time = Some(s.time);
-                for u in s.gpus.iter().filter_map(|g| g.util_pct) {
-                    util_sum += u;
-                    util_n += 1;
-                }
+                stats.observe(&s);
                 let tick = ledger.push(s);
                 write_tick(&mut writer, &tick, &mut write_failed);
                 if !settings.quiet {
@@ -424,16 +419,12 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
         last_progress: describe_progress(&progress),
         notes,
     };
-    let account = Account {
-        file: writer.path().display().to_string(),
+    let account = stats.into_account(
+        writer.path().display().to_string(),
         totals,
-        pue: settings.pue,
-        start: first_time,
-        end: last_time,
-        gpu_count: built.gpu_count,
-        gpu_util_mean: (util_n > 0).then(|| util_sum / util_n as f64),
-        last_progress: progress,
-    };
+        settings.pue,
+        built.gpu_count,
+    );
     let em_path = dir.join("emissions.csv");
     if let Err(e) = emissions::append(
         &em_path,

@@ -1,9 +1,8 @@
 //! `replay FILE`: a recording played back through the same engine.
 
-use crate::app::measure::write_tick;
+use crate::app::measure::{open_writer, write_tick};
 use crate::app::{AppError, say};
 use crate::engine::{Ledger, LedgerConfig};
-use crate::report::samples::SamplesWriter;
 use crate::report::summary::{RunFacts, status_line, summary};
 use crate::source::replay::{Replay, Speed};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -24,21 +23,7 @@ pub struct ReplayOpts<'a> {
 pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
     let mut rp = Replay::open(o.file).map_err(|e| AppError::Usage(format!("replay {e}")))?;
     let mut writer = match o.out {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| AppError::Usage(format!("--out {}: {e}", dir.display())))?;
-            let p = dir.join("samples.csv");
-            if p.exists() {
-                return Err(AppError::Usage(format!(
-                    "--out {}: samples.csv already exists there; nothing was overwritten",
-                    dir.display()
-                )));
-            }
-            Some(
-                SamplesWriter::create(&p, rp.gpu_count())
-                    .map_err(|e| AppError::Usage(format!("--out {}: {e}", dir.display())))?,
-            )
-        }
+        Some(dir) => Some(open_writer(dir, rp.gpu_count())?),
         None => None,
     };
     crate::headless_note(o.headless);

@@ -28,6 +28,42 @@ impl Account {
     }
 }
 
+/// What a run's summary needs beyond the Ledger's totals, gathered sample by sample.
+#[derive(Debug, Clone, Default)]
+pub struct RunStats {
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    util_sum: f64,
+    util_n: u64,
+    pub progress: Progress,
+}
+
+impl RunStats {
+    pub fn observe(&mut self, s: &crate::sample::Sample) {
+        self.start.get_or_insert(s.time);
+        self.end = Some(s.time);
+        for u in s.gpus.iter().filter_map(|g| g.util_pct) {
+            self.util_sum += u;
+            self.util_n += 1;
+        }
+        self.progress.merge(&s.progress);
+    }
+
+    /// The account of a run whose ledger ended with `totals`.
+    pub fn into_account(self, file: String, totals: Totals, pue: f64, gpu_count: usize) -> Account {
+        Account {
+            file,
+            totals,
+            pue,
+            start: self.start,
+            end: self.end,
+            gpu_count,
+            gpu_util_mean: (self.util_n > 0).then(|| self.util_sum / self.util_n as f64),
+            last_progress: self.progress,
+        }
+    }
+}
+
 /// Streams `path` through the Ledger (bounded memory, whatever the file's length).
 pub fn account_file(path: &Path, pue: Option<f64>) -> Result<Account, ReadError> {
     let mut rp = Replay::open(path)?;
@@ -35,31 +71,17 @@ pub fn account_file(path: &Path, pue: Option<f64>) -> Result<Account, ReadError>
         pue: pue.unwrap_or(1.0),
         ..Default::default()
     });
-    let (mut start, mut end) = (None, None);
-    let (mut util_sum, mut util_n) = (0.0, 0u64);
-    let mut progress = Progress::default();
+    let mut stats = RunStats::default();
     while let Some(next) = rp.next_sample() {
         let (s, _) = next?;
         rp.apply_pue(&mut ledger, pue);
-        start.get_or_insert(s.time);
-        end = Some(s.time);
-        for g in &s.gpus {
-            if let Some(u) = g.util_pct {
-                util_sum += u;
-                util_n += 1;
-            }
-        }
-        progress.merge(&s.progress);
+        stats.observe(&s);
         ledger.push(s);
     }
-    Ok(Account {
-        file: rp.path().to_owned(),
-        totals: ledger.totals(),
-        pue: ledger.config().pue,
-        start,
-        end,
-        gpu_count: rp.gpu_count(),
-        gpu_util_mean: (util_n > 0).then(|| util_sum / util_n as f64),
-        last_progress: progress,
-    })
+    Ok(stats.into_account(
+        rp.path().to_owned(),
+        ledger.totals(),
+        ledger.config().pue,
+        rp.gpu_count(),
+    ))
 }
