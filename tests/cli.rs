@@ -13,6 +13,14 @@ fn bin() -> Command {
     c
 }
 
+/// `carbontop CMD --headless --quiet --interval 100ms --out DIR`: a fast, quiet measuring run.
+fn quick(cmd: &str, dir: &Path) -> Command {
+    let mut c = bin();
+    c.args([cmd, "--headless", "--quiet", "--interval", "100ms", "--out"])
+        .arg(dir);
+    c
+}
+
 fn fixture(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
@@ -211,16 +219,7 @@ fn replay_reproduces_the_recording_exactly() {
 #[test]
 fn run_forwards_output_and_exit_status_and_reads_progress() {
     let dir = tempfile::tempdir().unwrap();
-    let o = bin()
-        .args([
-            "run",
-            "--headless",
-            "--quiet",
-            "--interval",
-            "100ms",
-            "--out",
-        ])
-        .arg(dir.path())
+    let o = quick("run", dir.path())
         .args([
             "--",
             "sh",
@@ -260,16 +259,7 @@ fn missing_command_exits_127() {
 #[test]
 fn record_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let child = bin()
-        .args([
-            "record",
-            "--headless",
-            "--quiet",
-            "--interval",
-            "100ms",
-            "--out",
-        ])
-        .arg(dir.path())
+    let child = quick("record", dir.path())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -447,19 +437,8 @@ fn report_json_and_emissions_match_the_recording() {
 #[test]
 fn run_writes_a_codecarbon_emissions_row() {
     let dir = tempfile::tempdir().unwrap();
-    let o = bin()
-        .args([
-            "run",
-            "--headless",
-            "--quiet",
-            "--zone",
-            "FR",
-            "--interval",
-            "100ms",
-            "--out",
-        ])
-        .arg(dir.path())
-        .args(["--", "sleep", "0.5"])
+    let o = quick("run", dir.path())
+        .args(["--zone", "FR", "--", "sleep", "0.5"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
