@@ -23,6 +23,25 @@ pub const CPU_UNKNOWN_W_PER_THREAD: f64 = 4.0;
 /// (2022 data), as published by Our World in Data (CC BY 4.0). CodeCarbon uses 475 (IEA 2019).
 pub const WORLD_INTENSITY_G_PER_KWH: f64 = 436.0;
 
+/// CO2 a tree absorbs in a year, kg. Green Algorithms reference values (Lannelongue et al. 2021,
+/// "11 kg CO2 per tree per year", i.e. 917 g per tree-month): tree-days = kgCO2e / (11 / 365).
+pub const TREE_KG_CO2_PER_YEAR: f64 = 11.0;
+/// An average European passenger car, gCO2e per km. Green Algorithms reference values (EU 175,
+/// US 251 g/km).
+pub const CAR_G_PER_KM_EU: f64 = 175.0;
+/// An average US passenger car, gCO2e per km (Green Algorithms).
+pub const CAR_G_PER_KM_US: f64 = 251.0;
+
+/// Days of a tree's absorption that offset `g` grams of CO2e (Green Algorithms).
+pub fn tree_days(g: f64) -> f64 {
+    g / 1000.0 / (TREE_KG_CO2_PER_YEAR / 365.0)
+}
+
+/// Kilometres driven by an average EU car for `g` grams of CO2e (Green Algorithms).
+pub fn car_km(g: f64) -> f64 {
+    g / CAR_G_PER_KM_EU
+}
+
 /// Joules per kilowatt-hour (exact).
 pub const J_PER_KWH: f64 = 3.6e6;
 
@@ -89,5 +108,12 @@ mod tests {
         assert_eq!(unknown_cpu_tdp_w(2), 8.0);
         assert_eq!(pue_preset("AWS"), Some(1.2));
         assert_eq!(pue_preset("nowhere"), None);
+    }
+
+    #[test]
+    fn equivalents() {
+        // 11 kg is one tree-year.
+        assert!((tree_days(11_000.0) - 365.0).abs() < 1e-9);
+        assert!((car_km(175.0) - 1.0).abs() < 1e-12);
     }
 }

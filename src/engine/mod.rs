@@ -5,3 +5,4 @@ pub mod constants;
 pub mod ledger;
 
 pub use ledger::{GpuTick, Ledger, LedgerConfig, Tick, Totals};
+pub mod series;
