@@ -10,20 +10,28 @@ pub mod engine;
 pub mod report;
 pub mod sample;
 pub mod source;
+pub mod ui;
 
 use app::AppError;
 use cli::{Cli, Command};
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32, AppError> {
-    match cli.command {
+    use app::measure::{Job, measure};
+    match cli.command.unwrap_or(Command::Watch {
+        opts: cli::MeasureOpts::default(),
+    }) {
         Command::Run { opts, cmd } => {
             let s = config::resolve(&opts).map_err(AppError::Usage)?;
-            app::measure::measure(&s, Some(&cmd))
+            measure(&s, Job::Run(&cmd))
         }
         Command::Record { opts } => {
             let s = config::resolve(&opts).map_err(AppError::Usage)?;
-            app::measure::measure(&s, None)
+            measure(&s, Job::Record)
+        }
+        Command::Watch { opts } => {
+            let s = config::resolve(&opts).map_err(AppError::Usage)?;
+            measure(&s, Job::Watch)
         }
         Command::Replay {
             file,
@@ -32,6 +40,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             headless,
             pue,
             quiet,
+            theme,
         } => app::replay::replay(&app::replay::ReplayOpts {
             file: &file,
             speed,
@@ -39,6 +48,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             pue,
             quiet,
             headless,
+            theme: theme.as_deref(),
         }),
         Command::Report {
             files,
@@ -55,12 +65,5 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             pue,
             project: &project,
         }),
-    }
-}
-
-/// Said once inputs are validated, when the screen was asked for.
-pub(crate) fn headless_note(headless: bool) {
-    if !headless {
-        app::say("this build has no live screen yet: running headless");
     }
 }

@@ -1,0 +1,305 @@
+//! The screen's view model: what the Ledger's ticks say, folded into the figures the panels
+//! show. Built only from ticks (never from the wall clock), so a replay renders the same screen
+//! every time and snapshots are exact.
+
+use crate::engine::constants::{car_km, tree_days};
+use crate::engine::series::{Agg, History};
+use crate::engine::{Tick, Totals};
+use std::collections::VecDeque;
+
+/// Lines of the command's output the pane keeps (the whole log goes to output.log).
+pub const OUTPUT_LINES: usize = 1000;
+/// Longest output line kept for the pane, in bytes.
+const OUTPUT_LINE_MAX: usize = 1000;
+
+/// Columns of the history.
+pub mod col {
+    pub const TOTAL: usize = 0;
+    pub const GPU: usize = 1;
+    pub const CPU: usize = 2;
+    pub const MEM: usize = 3;
+    pub const NET: usize = 4;
+    pub const INTENSITY: usize = 5;
+    pub const CO2E: usize = 6;
+    pub const ENERGY: usize = 7;
+    pub const ACCURACY: usize = 8;
+    pub const LOSS: usize = 9;
+    /// Per-GPU power columns start here.
+    pub const GPU0: usize = 10;
+}
+
+/// What the screen is watching.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// `run -- CMD` or `watch`: live.
+    Live,
+    /// `replay FILE`.
+    Replay {
+        speed: Option<f64>,
+        playing: bool,
+        ended: bool,
+    },
+}
+
+/// Facts fixed at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    /// e.g. "run `python3 train.py`", "watch", "replay a.csv".
+    pub title: String,
+    /// Grid zone and where its intensity comes from (e.g. "WORLD · table (Ember 2022)").
+    pub zone: String,
+    pub pue: f64,
+    pub cpu_estimate: bool,
+    /// GPU names, one per GPU column group.
+    pub gpus: Vec<String>,
+    /// What is happening to power caps ("caps untouched" until the governor exists).
+    pub cap_mode: String,
+    /// Where samples.csv goes, if anywhere.
+    pub samples_path: Option<String>,
+    pub mode: Mode,
+}
+
+/// The first accuracy seen, with the cumulative figures at that moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProgressStart {
+    pub accuracy: f64,
+    pub co2e_g: f64,
+    pub energy_kwh: f64,
+}
+
+/// Everything the panels show, folded from ticks.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub info: RunInfo,
+    pub history: History,
+    pub last: Option<Tick>,
+    pub totals: Totals,
+    /// The current intensity value and the elapsed time at which it took that value.
+    pub intensity_since: Option<(f64, f64)>,
+    pub progress_start: Option<ProgressStart>,
+    /// The command's latest output lines (bounded).
+    pub output: VecDeque<String>,
+    /// Lines the pane dropped (they are still in output.log).
+    pub output_dropped: u64,
+    /// Standing notices (e.g. "CPU power is an estimate …").
+    pub notices: Vec<String>,
+    /// The latest warning and the elapsed time it came at.
+    pub warning: Option<(String, f64)>,
+    /// Why the run ended, once it has.
+    pub ended: Option<String>,
+}
+
+impl Dashboard {
+    pub fn new(info: RunInfo) -> Self {
+        let mut aggs = vec![Agg::Mean; col::GPU0 + info.gpus.len()];
+        for c in [col::CO2E, col::ENERGY, col::ACCURACY, col::LOSS] {
+            aggs[c] = Agg::Last;
+        }
+        Self {
+            info,
+            history: History::new(aggs),
+            last: None,
+            totals: Totals::default(),
+            intensity_since: None,
+            progress_start: None,
+            output: VecDeque::new(),
+            output_dropped: 0,
+            notices: Vec::new(),
+            warning: None,
+            ended: None,
+        }
+    }
+
+    /// Folds one tick (and the Ledger's totals after it) in.
+    pub fn push(&mut self, t: &Tick, totals: Totals) {
+        let f = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        let mut vals = Vec::with_capacity(self.history.columns());
+        vals.extend([
+            f(t.total_power_w),
+            f(t.gpu_power_w),
+            f(t.cpu_power_w),
+            f(t.mem_power_w),
+            f(t.net_power_w),
+            f(t.intensity_g_per_kwh),
+            t.co2e_g,
+            t.energy_kwh,
+            f(t.progress.accuracy),
+            f(t.progress.loss),
+        ]);
+        for i in 0..self.info.gpus.len() {
+            vals.push(f(t.gpus.get(i).and_then(|g| g.power_w)));
+        }
+        self.history.push(t.elapsed_s, &vals);
+
+        match (t.intensity_g_per_kwh, self.intensity_since) {
+            (Some(i), Some((prev, _))) if i == prev => {}
+            (Some(i), _) => self.intensity_since = Some((i, t.elapsed_s)),
+            (None, _) => self.intensity_since = None,
+        }
+        if self.progress_start.is_none()
+            && let Some(a) = t.progress.accuracy
+        {
+            self.progress_start = Some(ProgressStart {
+                accuracy: a,
+                co2e_g: t.co2e_g,
+                energy_kwh: t.energy_kwh,
+            });
+        }
+        self.totals = totals;
+        self.last = Some(t.clone());
+    }
+
+    /// Adds a line of the command's output to the pane.
+    pub fn push_output(&mut self, line: &str) {
+        let mut l = line.trim_end_matches(['\n', '\r']).to_owned();
+        // A progress bar redrawn with \r: keep what the terminal would show last.
+        if let Some(pos) = l.rfind('\r') {
+            l = l[pos + 1..].to_owned();
+        }
+        if l.len() > OUTPUT_LINE_MAX {
+            let mut cut = OUTPUT_LINE_MAX;
+            while !l.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            l.truncate(cut);
+            l.push('…');
+        }
+        // Tabs and control characters would break the pane's layout.
+        let l: String = l
+            .chars()
+            .map(|c| match c {
+                '\t' => ' ',
+                c if c.is_control() => '·',
+                c => c,
+            })
+            .collect();
+        if self.output.len() == OUTPUT_LINES {
+            self.output.pop_front();
+            self.output_dropped += 1;
+        }
+        self.output.push_back(l);
+    }
+
+    pub fn warn(&mut self, w: String) {
+        let at = self.last.as_ref().map_or(0.0, |t| t.elapsed_s);
+        self.warning = Some((w, at));
+    }
+
+    pub fn elapsed_s(&self) -> f64 {
+        self.last.as_ref().map_or(0.0, |t| t.elapsed_s)
+    }
+
+    /// Facility power now (W): IT power × PUE (E_facility = E_it × PUE, DESIGN.md §5).
+    pub fn facility_power_w(&self) -> Option<f64> {
+        self.last
+            .as_ref()
+            .and_then(|t| t.total_power_w)
+            .map(|w| w * self.info.pue)
+    }
+
+    /// Carbon rate now (g/h): facility power × current intensity (C = E × I(t), DESIGN.md §5).
+    pub fn co2e_rate_g_per_h(&self) -> Option<f64> {
+        let i = self.last.as_ref()?.intensity_g_per_kwh?;
+        Some(self.facility_power_w()? / 1000.0 * i)
+    }
+
+    /// Tree-days and car-km for the carbon so far (Green Algorithms constants).
+    pub fn equivalents(&self) -> (f64, f64) {
+        (tree_days(self.totals.co2e_g), car_km(self.totals.co2e_g))
+    }
+
+    /// Average carbon and energy per accuracy point gained so far: C / (a_now − a_start)
+    /// (DESIGN.md §5). None until accuracy rose.
+    pub fn per_point(&self) -> Option<(f64, f64, f64)> {
+        let s = self.progress_start?;
+        let t = self.last.as_ref()?;
+        let a = t.progress.accuracy?;
+        let gained = a - s.accuracy;
+        (gained > 0.0).then(|| {
+            (
+                gained,
+                (t.co2e_g - s.co2e_g) / gained,
+                (t.energy_kwh - s.energy_kwh) / gained,
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Ledger, LedgerConfig};
+    use crate::sample::{CpuReading, Intensity, PowerReading, Progress, Sample};
+
+    fn info() -> RunInfo {
+        RunInfo {
+            title: "t".into(),
+            zone: "FR".into(),
+            pue: 1.5,
+            cpu_estimate: true,
+            gpus: vec![],
+            cap_mode: "caps untouched".into(),
+            samples_path: None,
+            mode: Mode::Live,
+        }
+    }
+
+    fn sample(t: f64, w: f64, i: f64, acc: Option<f64>) -> Sample {
+        Sample {
+            time: chrono::DateTime::UNIX_EPOCH + chrono::Duration::milliseconds((t * 1e3) as i64),
+            elapsed_s: t,
+            gpus: vec![],
+            cpu: CpuReading::Power(PowerReading::Average(w)),
+            mem: None,
+            net: None,
+            intensity: Some(Intensity {
+                g_per_kwh: i,
+                source: "fixed".into(),
+            }),
+            progress: Progress {
+                accuracy: acc,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn rates_equivalents_and_per_point_follow_the_formulas() {
+        let mut l = Ledger::new(LedgerConfig {
+            pue: 1.5,
+            ..Default::default()
+        });
+        let mut d = Dashboard::new(info());
+        for (t, acc) in [(0.0, None), (1.0, Some(50.0)), (3601.0, Some(60.0))] {
+            let tick = l.push(sample(t, 100.0, 400.0, acc));
+            d.push(&tick, l.totals());
+        }
+        // 100 W × 1.5 = 150 W facility; × 400 g/kWh = 60 g/h.
+        assert_eq!(d.facility_power_w(), Some(150.0));
+        assert!((d.co2e_rate_g_per_h().unwrap() - 60.0).abs() < 1e-9);
+        // One hour at 150 W after the first accuracy: 0.15 kWh, 60 g over 10 points.
+        let (gained, g, kwh) = d.per_point().unwrap();
+        assert_eq!(gained, 10.0);
+        assert!((g - 6.0).abs() < 1e-9 && (kwh - 0.015).abs() < 1e-12);
+        let (trees, km) = d.equivalents();
+        assert!((trees - d.totals.co2e_g / 1000.0 / (11.0 / 365.0)).abs() < 1e-12);
+        assert!((km - d.totals.co2e_g / 175.0).abs() < 1e-12);
+        // Intensity has not changed since the first tick.
+        assert_eq!(d.intensity_since, Some((400.0, 0.0)));
+    }
+
+    #[test]
+    fn output_pane_is_bounded_and_sanitised() {
+        let mut d = Dashboard::new(info());
+        for i in 0..(OUTPUT_LINES + 5) {
+            d.push_output(&format!("line {i}\n"));
+        }
+        assert_eq!(d.output.len(), OUTPUT_LINES);
+        assert_eq!(d.output_dropped, 5);
+        assert_eq!(d.output.front().map(String::as_str), Some("line 5"));
+        d.push_output("10%|##   \r50%|#####\tx\u{1b}[0m\n");
+        assert_eq!(d.output.back().map(String::as_str), Some("50%|##### x·[0m"));
+        d.push_output(&"é".repeat(900));
+        assert!(d.output.back().unwrap().ends_with('…'));
+    }
+}

@@ -1,0 +1,754 @@
+//! The screen: a pure function of the dashboard, the screen state and the theme (DESIGN.md §7).
+//! Nothing here samples, accounts or touches the terminal; it only draws into a frame.
+
+use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh, fmt_power};
+use crate::ui::model::{Dashboard, Mode, col};
+use crate::ui::state::{KEYS, Panel, UiState, window_label};
+use crate::ui::theme::Theme;
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Block, Chart, Clear, Dataset, GraphType, Paragraph, Wrap};
+
+/// Width of the energy & carbon panel beside the power chart.
+const TOTALS_W: u16 = 36;
+/// Below this body height the intensity and progress row folds away.
+const TWO_ROWS_MIN_H: u16 = 16;
+/// Below this width panels stack instead of sitting side by side.
+const SIDE_BY_SIDE_MIN_W: u16 = 72;
+
+/// `h:mm:ss` of a run-relative time.
+pub fn clock(secs: f64) -> String {
+    let t = secs.max(0.0).round() as u64;
+    format!("{}:{:02}:{:02}", t / 3600, (t / 60) % 60, t % 60)
+}
+
+/// Draws the whole screen.
+pub fn draw(f: &mut Frame, live: &Dashboard, ui: &UiState) {
+    let th = ui.theme();
+    let d = ui.frozen.as_deref().unwrap_or(live);
+    let area = f.area();
+    f.render_widget(
+        Block::new().style(Style::new().bg(th.background).fg(th.text)),
+        area,
+    );
+    let [header, body, status] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(f, header, d, ui, th);
+    draw_status(f, status, live, ui, th);
+
+    if ui.zoom {
+        draw_panel(f, body, ui.focus, d, ui, th);
+    } else {
+        let (main, out) = if ui.output_shown {
+            let out_h = if body.height < 24 {
+                body.height / 2
+            } else {
+                (body.height / 3).max(6)
+            };
+            let [m, o] =
+                Layout::vertical([Constraint::Min(0), Constraint::Length(out_h)]).areas(body);
+            (m, Some(o))
+        } else {
+            (body, None)
+        };
+        let two_rows = main.height >= TWO_ROWS_MIN_H;
+        let side = main.width >= SIDE_BY_SIDE_MIN_W;
+        let rows: Vec<Rect> = if two_rows {
+            Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)])
+                .split(main)
+                .to_vec()
+        } else {
+            vec![main]
+        };
+        if side {
+            let [power, totals] = Layout::horizontal([
+                Constraint::Min(0),
+                Constraint::Length(TOTALS_W.max(main.width / 4)),
+            ])
+            .areas(rows[0]);
+            draw_panel(f, power, Panel::Power, d, ui, th);
+            draw_panel(f, totals, Panel::Totals, d, ui, th);
+        } else {
+            let [totals, power] = Layout::vertical([
+                Constraint::Length(9.min(rows[0].height)),
+                Constraint::Min(0),
+            ])
+            .areas(rows[0]);
+            draw_panel(f, totals, Panel::Totals, d, ui, th);
+            draw_panel(f, power, Panel::Power, d, ui, th);
+        }
+        if two_rows {
+            let [gi, pr] =
+                Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
+                    .areas(rows[1]);
+            draw_panel(f, gi, Panel::Intensity, d, ui, th);
+            draw_panel(f, pr, Panel::Progress, d, ui, th);
+        }
+        if let Some(o) = out {
+            draw_panel(f, o, Panel::Output, d, ui, th);
+        }
+    }
+    if ui.help {
+        draw_help(f, area, ui, th);
+    }
+}
+
+fn panel_block<'a>(title: Line<'a>, focused: bool, th: &Theme) -> Block<'a> {
+    let border = if focused { th.focus } else { th.border };
+    Block::bordered()
+        .border_style(Style::new().fg(border))
+        .title(title)
+        .style(Style::new().bg(th.background).fg(th.text))
+}
+
+fn title<'a>(text: impl Into<String>, extra: Option<String>, th: &Theme) -> Line<'a> {
+    let mut spans = vec![Span::styled(
+        format!(" {} ", text.into()),
+        Style::new().fg(th.title).add_modifier(Modifier::BOLD),
+    )];
+    if let Some(e) = extra {
+        spans.push(Span::styled(format!("{e} "), Style::new().fg(th.text)));
+    }
+    Line::from(spans)
+}
+
+fn draw_panel(f: &mut Frame, area: Rect, p: Panel, d: &Dashboard, ui: &UiState, th: &Theme) {
+    if area.height < 3 || area.width < 10 {
+        return;
+    }
+    let focused = ui.focus == p;
+    match p {
+        Panel::Power => draw_power(f, area, d, ui, th, focused),
+        Panel::Totals => draw_totals(f, area, d, th, focused),
+        Panel::Intensity => draw_intensity(f, area, d, ui, th, focused),
+        Panel::Progress => draw_progress(f, area, d, ui, th, focused),
+        Panel::Output => draw_output(f, area, d, ui, th, focused),
+    }
+}
+
+fn draw_header(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme) {
+    let bold = Style::new().fg(th.title).add_modifier(Modifier::BOLD);
+    let muted = Style::new().fg(th.muted);
+    let state = match &d.info.mode {
+        Mode::Live if d.ended.is_some() => Span::styled("■ ended", Style::new().fg(th.muted)),
+        Mode::Live => Span::styled("● live", Style::new().fg(th.good)),
+        Mode::Replay { ended: true, .. } => {
+            Span::styled("■ end of recording", Style::new().fg(th.muted))
+        }
+        Mode::Replay { speed, playing, .. } => {
+            let sp = speed.map_or("max".to_owned(), |x| format!("{x}×"));
+            if *playing {
+                Span::styled(format!("▶ replay {sp}"), Style::new().fg(th.good))
+            } else {
+                Span::styled(format!("⏸ replay {sp}"), Style::new().fg(th.warning))
+            }
+        }
+    };
+    let mut l1 = vec![
+        Span::styled(" carbontop ", bold),
+        Span::styled(d.info.title.clone(), Style::new().fg(th.text)),
+        Span::styled("  elapsed ", muted),
+        Span::styled(clock(d.elapsed_s()), Style::new().fg(th.text)),
+        Span::raw("  "),
+        state,
+    ];
+    if ui.frozen.is_some() {
+        l1.push(Span::styled(
+            "  ⏸ view paused (p)",
+            Style::new().fg(th.warning).add_modifier(Modifier::BOLD),
+        ));
+    }
+    let mut l2 = vec![
+        Span::styled(" zone ", muted),
+        Span::raw(d.info.zone.clone()),
+    ];
+    match d
+        .last
+        .as_ref()
+        .and_then(|t| t.intensity_g_per_kwh.map(|i| (i, t)))
+    {
+        Some((i, t)) => {
+            l2.push(Span::styled("  grid ", muted));
+            l2.push(Span::styled(
+                format!("{i:.0} g/kWh"),
+                Style::new().fg(th.intensity),
+            ));
+            let age = d
+                .intensity_since
+                .map(|(_, since)| clock(t.elapsed_s - since))
+                .unwrap_or_default();
+            l2.push(Span::styled(
+                format!(" ({}, {age})", t.intensity_source),
+                muted,
+            ));
+        }
+        None => l2.push(Span::styled(
+            "  grid intensity unknown",
+            Style::new().fg(th.warning),
+        )),
+    }
+    l2.push(Span::styled("  PUE ", muted));
+    l2.push(Span::raw(format!("{:.2}", d.info.pue)));
+    l2.push(Span::styled("  caps ", muted));
+    l2.push(Span::raw(d.info.cap_mode.clone()));
+    f.render_widget(
+        Paragraph::new(vec![Line::from(l1), Line::from(l2)])
+            .style(Style::new().bg(th.background).fg(th.text)),
+        area,
+    );
+}
+
+fn draw_status(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme) {
+    let (text, style) = if ui.confirm_quit {
+        (
+            "the command is still running: q again stops it (SIGTERM) and quits; any other key stays"
+                .to_owned(),
+            Style::new().fg(th.warning).add_modifier(Modifier::BOLD),
+        )
+    } else if let Some(fl) = &ui.flash {
+        (fl.clone(), Style::new().fg(th.text))
+    } else if let Some(e) = &d.ended {
+        (e.clone(), Style::new().fg(th.text))
+    } else if let Some((w, at)) = &d.warning {
+        (
+            format!("⚠ {w} (at {})", clock(*at)),
+            Style::new().fg(th.warning),
+        )
+    } else if !d.notices.is_empty() {
+        (
+            format!("ⓘ {}", d.notices.join(" · ")),
+            Style::new().fg(th.muted),
+        )
+    } else {
+        (String::new(), Style::new())
+    };
+    let hint = " ? keys  q quit ";
+    let [left, right] = Layout::horizontal([
+        Constraint::Min(0),
+        Constraint::Length(hint.chars().count() as u16),
+    ])
+    .areas(area);
+    f.render_widget(
+        Paragraph::new(Line::from(Span::styled(format!(" {text}"), style)))
+            .style(Style::new().bg(th.background)),
+        left,
+    );
+    f.render_widget(
+        Paragraph::new(Line::from(Span::styled(
+            hint,
+            Style::new().fg(th.background).bg(th.muted),
+        ))),
+        right,
+    );
+}
+
+/// X bounds of the chart window ending at the last tick.
+fn x_bounds(d: &Dashboard, window: Option<f64>) -> [f64; 2] {
+    let last = d.history.last_t().unwrap_or(0.0);
+    let first = d.history.first_t().unwrap_or(0.0);
+    let lo = window.map_or(first, |w| (last - w).max(first));
+    [lo, last.max(lo + 1.0)]
+}
+
+fn time_labels<'a>(b: [f64; 2], th: &Theme) -> Vec<Line<'a>> {
+    let s = Style::new().fg(th.muted);
+    vec![
+        Line::styled(clock(b[0]), s),
+        Line::styled(clock((b[0] + b[1]) / 2.0), s),
+        Line::styled(clock(b[1]), s),
+    ]
+}
+
+/// A y range from 0 (or the data's floor) to a rounded-up top.
+fn y_bounds<'a>(
+    sets: &[&[(f64, f64)]],
+    from_zero: bool,
+    fmt: impl Fn(f64) -> String,
+    th: &Theme,
+) -> ([f64; 2], Vec<Line<'a>>) {
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for s in sets {
+        for &(_, y) in *s {
+            lo = lo.min(y);
+            hi = hi.max(y);
+        }
+    }
+    if !hi.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    if from_zero {
+        lo = lo.min(0.0);
+    }
+    let pad = ((hi - lo).abs() * 0.1).max(hi.abs() * 0.05).max(1e-9);
+    let top = hi + pad;
+    let bottom = if from_zero { lo } else { lo - pad };
+    let st = Style::new().fg(th.muted);
+    (
+        [bottom, top],
+        vec![
+            Line::styled(fmt(bottom), st),
+            Line::styled(fmt((bottom + top) / 2.0), st),
+            Line::styled(fmt(top), st),
+        ],
+    )
+}
+
+fn watts_label(w: f64) -> String {
+    if w.abs() >= 1000.0 {
+        format!("{:.1}k", w / 1000.0)
+    } else if w.abs() >= 10.0 {
+        format!("{w:.0}")
+    } else {
+        format!("{w:.1}")
+    }
+}
+
+fn dataset<'a>(name: String, data: &'a [(f64, f64)], color: Color) -> Dataset<'a> {
+    Dataset::default()
+        .name(name)
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(Style::new().fg(color))
+        .data(data)
+}
+
+fn draw_power(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme, focus: bool) {
+    let w = ui.window();
+    let last = d.last.as_ref();
+    let now = |c: Option<f64>| fmt_power(c);
+    // Series: total, each GPU, CPU, memory, network.
+    let mut series: Vec<(String, usize, Color)> = vec![(
+        format!("total {}", now(last.and_then(|t| t.total_power_w))),
+        col::TOTAL,
+        th.total,
+    )];
+    for (i, _) in d.info.gpus.iter().enumerate() {
+        let p = last.and_then(|t| t.gpus.get(i)).and_then(|g| g.power_w);
+        series.push((format!("GPU{i} {}", now(p)), col::GPU0 + i, th.gpu_color(i)));
+    }
+    let cpu_name = if d.info.cpu_estimate {
+        "CPU est"
+    } else {
+        "CPU"
+    };
+    series.push((
+        format!("{cpu_name} {}", now(last.and_then(|t| t.cpu_power_w))),
+        col::CPU,
+        th.cpu,
+    ));
+    series.push((
+        format!("mem {}", now(last.and_then(|t| t.mem_power_w))),
+        col::MEM,
+        th.memory,
+    ));
+    series.push((
+        format!("net {}", now(last.and_then(|t| t.net_power_w))),
+        col::NET,
+        th.network,
+    ));
+    let data: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|(_, c, _)| d.history.window(*c, w))
+        .collect();
+
+    let block = panel_block(
+        title(
+            "Power",
+            Some(format!("IT, before PUE · {}", window_label(w))),
+            th,
+        ),
+        focus,
+        th,
+    );
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    // A legend line with the current values, then the chart.
+    let legend: Vec<Span> = series
+        .iter()
+        .flat_map(|(n, _, c)| {
+            [
+                Span::styled("━\u{a0}", Style::new().fg(*c)),
+                // No-break spaces keep "GPU0 215 W" on one line when the legend wraps.
+                Span::styled(
+                    format!("{}  ", n.replace(' ', "\u{a0}")),
+                    Style::new().fg(th.text),
+                ),
+            ]
+        })
+        .collect();
+    let legend_h = if inner.width > 0 {
+        let len: usize = series.iter().map(|(n, _, _)| n.chars().count() + 4).sum();
+        (len as u16).div_ceil(inner.width).clamp(1, 3)
+    } else {
+        1
+    };
+    let [lg, ch] =
+        Layout::vertical([Constraint::Length(legend_h), Constraint::Min(0)]).areas(inner);
+    f.render_widget(
+        Paragraph::new(Line::from(legend)).wrap(Wrap { trim: true }),
+        lg,
+    );
+    if d.last.is_none() {
+        f.render_widget(
+            Paragraph::new("waiting for the first sample…").style(Style::new().fg(th.muted)),
+            ch,
+        );
+        return;
+    }
+    let refs: Vec<&[(f64, f64)]> = data.iter().map(Vec::as_slice).collect();
+    let xb = x_bounds(d, w);
+    let (yb, ylabels) = y_bounds(&refs, true, watts_label, th);
+    // Total last, so it draws on top.
+    let mut sets: Vec<Dataset> = series
+        .iter()
+        .zip(&data)
+        .skip(1)
+        .map(|((_, _, c), pts)| dataset(String::new(), pts, *c))
+        .collect();
+    sets.push(dataset(String::new(), &data[0], th.total));
+    let chart = Chart::new(sets)
+        .style(Style::new().bg(th.background))
+        .x_axis(
+            Axis::default()
+                .bounds(xb)
+                .labels(time_labels(xb, th))
+                .style(Style::new().fg(th.border)),
+        )
+        .y_axis(
+            Axis::default()
+                .title(Span::styled("W", Style::new().fg(th.muted)))
+                .bounds(yb)
+                .labels(ylabels)
+                .style(Style::new().fg(th.border)),
+        );
+    f.render_widget(chart, ch);
+}
+
+fn pct(part: f64, whole: f64) -> String {
+    if whole > 0.0 {
+        format!("{:.0}%", part / whole * 100.0)
+    } else {
+        "—".into()
+    }
+}
+
+fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool) {
+    let block = panel_block(title("Energy & carbon", None, th), focus, th);
+    let t = &d.totals;
+    let m = Style::new().fg(th.muted);
+    let row = |k: &str, v: String, c: Color| {
+        Line::from(vec![
+            Span::styled(format!("{k:<9}"), m),
+            Span::styled(v, Style::new().fg(c).add_modifier(Modifier::BOLD)),
+        ])
+    };
+    let (trees, km) = d.equivalents();
+    let it = t.it_j();
+    let mut lines = vec![
+        row("energy", fmt_energy_kwh(t.energy_kwh), th.total),
+        row(
+            "carbon",
+            format!("{} CO2e", fmt_co2e_g(t.co2e_g)),
+            th.carbon,
+        ),
+        row(
+            "now",
+            format!(
+                "{} · {}/h",
+                fmt_power(d.facility_power_w()),
+                d.co2e_rate_g_per_h().map_or("—".into(), fmt_co2e_g)
+            ),
+            th.text,
+        ),
+        row("≈ trees", format!("{} tree-days", fmt_sig(trees)), th.good),
+        row("≈ car", format!("{} km driven", fmt_sig(km)), th.text),
+        Line::from(vec![
+            Span::styled(
+                if d.info.gpus.is_empty() {
+                    String::new()
+                } else {
+                    format!("GPU {} ", pct(t.gpu_j, it))
+                },
+                Style::new().fg(th.gpu_color(0)),
+            ),
+            Span::styled(
+                format!(
+                    "CPU{} {} ",
+                    if d.info.cpu_estimate { "~" } else { "" },
+                    pct(t.cpu_j, it)
+                ),
+                Style::new().fg(th.cpu),
+            ),
+            Span::styled(
+                format!("mem {} ", pct(t.mem_j, it)),
+                Style::new().fg(th.memory),
+            ),
+            Span::styled(
+                format!("net {}", pct(t.net_j, it)),
+                Style::new().fg(th.network),
+            ),
+        ]),
+        row(
+            "network",
+            format!(
+                "↓{} ↑{}",
+                fmt_bytes(t.net_rx_bytes),
+                fmt_bytes(t.net_tx_bytes)
+            ),
+            th.text,
+        ),
+        row(
+            "mean",
+            t.mean_intensity().map_or("—".into(), |i| {
+                format!("{i:.0} gCO2e/kWh · PUE {:.2}", d.info.pue)
+            }),
+            th.text,
+        ),
+    ];
+    if let Some(p) = &d.info.samples_path {
+        lines.push(Line::styled(format!("→ {p}"), m));
+    }
+    // Per GPU, when there is room: power, utilisation, memory, cap.
+    if let Some(last) = &d.last {
+        let room = area.height.saturating_sub(2) as usize;
+        if !last.gpus.is_empty() && room > lines.len() + 1 {
+            lines.push(Line::styled("GPU  power   util  mem     cap", m));
+            for (i, g) in last.gpus.iter().enumerate().take(room - lines.len()) {
+                let opt = |v: Option<f64>, unit: &str| {
+                    v.map_or("—".to_owned(), |x| format!("{x:.0}{unit}"))
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{i:<4} "), Style::new().fg(th.gpu_color(i))),
+                    Span::raw(format!(
+                        "{:<7} {:<5} {:<7} {}",
+                        opt(g.power_w, " W"),
+                        opt(g.util_pct, "%"),
+                        opt(g.mem_used_mib.map(|m| m / 1024.0), " G"),
+                        opt(g.cap_w, " W"),
+                    )),
+                ]));
+            }
+        }
+    }
+    f.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// Three significant figures, never scientific notation (0.000289, 1.23, 456).
+pub fn fmt_sig(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let digits = (2 - x.abs().log10().floor() as i32).clamp(0, 9) as usize;
+    format!("{x:.digits$}")
+}
+
+pub fn fmt_bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+fn draw_intensity(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme, focus: bool) {
+    let w = ui.window();
+    let now = d
+        .last
+        .as_ref()
+        .and_then(|t| t.intensity_g_per_kwh)
+        .map_or("—".into(), |i| format!("{i:.0} g/kWh"));
+    let block = panel_block(title("Grid intensity", Some(now), th), focus, th);
+    let data = d.history.window(col::INTENSITY, w);
+    if data.is_empty() {
+        f.render_widget(
+            Paragraph::new("no intensity yet")
+                .style(Style::new().fg(th.muted))
+                .block(block),
+            area,
+        );
+        return;
+    }
+    let xb = x_bounds(d, w);
+    // Not from zero: what matters is how the grid moves.
+    let (yb, yl) = y_bounds(&[&data], false, |v| format!("{v:.0}"), th);
+    let chart = Chart::new(vec![dataset(String::new(), &data, th.intensity)])
+        .block(block)
+        .x_axis(
+            Axis::default()
+                .bounds(xb)
+                .labels(time_labels(xb, th))
+                .style(Style::new().fg(th.border)),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds(yb)
+                .labels(yl)
+                .style(Style::new().fg(th.border)),
+        );
+    f.render_widget(chart, area);
+}
+
+fn draw_progress(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme, focus: bool) {
+    let w = ui.window();
+    let p = d
+        .last
+        .as_ref()
+        .map(|t| t.progress.clone())
+        .unwrap_or_default();
+    let mut extra = Vec::new();
+    if let Some(a) = p.accuracy {
+        extra.push(format!("acc {a:.2}%"));
+    } else if let Some(l) = p.loss {
+        extra.push(format!("loss {l:.4}"));
+    }
+    let per_point = d.per_point();
+    if let Some((_, g, _)) = per_point {
+        extra.push(format!("{} CO2e/pt", fmt_co2e_g(g)));
+    }
+    if let Some(e) = p.epoch {
+        extra.push(format!("epoch {e}"));
+    }
+    if let Some((gained, _, kwh)) = per_point
+        && area.width > 80
+    {
+        extra.push(format!("{}/pt over +{gained:.1} pt", fmt_energy_kwh(kwh)));
+    }
+    let block = panel_block(
+        title("Progress vs carbon", Some(extra.join(" · ")), th),
+        focus,
+        th,
+    );
+    let (ycol, yname, color) = if p.accuracy.is_some() || d.progress_start.is_some() {
+        (col::ACCURACY, "%", th.accuracy)
+    } else if p.loss.is_some() {
+        (col::LOSS, "loss", th.loss)
+    } else {
+        f.render_widget(
+            Paragraph::new(
+                "no progress seen yet: accuracy, loss and epoch are read from the command's \
+                 output (Keras, Hugging Face, Lightning, PyTorch examples, timm, key=value, JSON)",
+            )
+            .wrap(Wrap { trim: true })
+            .style(Style::new().fg(th.muted))
+            .block(block),
+            area,
+        );
+        return;
+    };
+    let data = d.history.xy(col::CO2E, ycol, w);
+    if data.is_empty() {
+        f.render_widget(Paragraph::new("").block(block), area);
+        return;
+    }
+    let (x0, x1) = (data[0].0, data[data.len() - 1].0);
+    let xb = [x0, if x1 > x0 { x1 } else { x0 + 1e-6 }];
+    let st = Style::new().fg(th.muted);
+    let xl = vec![
+        Line::styled(fmt_co2e_g(xb[0]), st),
+        Line::styled(fmt_co2e_g(xb[1]), st),
+    ];
+    let (yb, yl) = y_bounds(&[&data], false, |v| format!("{v:.1}"), th);
+    let chart = Chart::new(vec![dataset(String::new(), &data, color)])
+        .block(block)
+        .x_axis(
+            Axis::default()
+                .title(Span::styled("CO2e", st))
+                .bounds(xb)
+                .labels(xl)
+                .style(Style::new().fg(th.border)),
+        )
+        .y_axis(
+            Axis::default()
+                .title(Span::styled(yname, st))
+                .bounds(yb)
+                .labels(yl)
+                .style(Style::new().fg(th.border)),
+        );
+    f.render_widget(chart, area);
+}
+
+fn draw_output(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme, focus: bool) {
+    let n = d.output.len();
+    let rows = area.height.saturating_sub(2) as usize;
+    let scroll = ui.output_scroll.min(n.saturating_sub(rows));
+    let end = n - scroll;
+    let start = end.saturating_sub(rows);
+    let mut extra = format!("{n} lines");
+    if d.output_dropped > 0 {
+        extra.push_str(&format!(", {} older in output.log", d.output_dropped));
+    }
+    if scroll > 0 {
+        extra.push_str(&format!(", scrolled up {scroll}"));
+    }
+    let block = panel_block(title("Output", Some(extra), th), focus, th);
+    let lines: Vec<Line> = d
+        .output
+        .range(start..end)
+        .map(|l| Line::raw(l.as_str()))
+        .collect();
+    let text = if lines.is_empty() {
+        vec![Line::styled("(no output yet)", Style::new().fg(th.muted))]
+    } else {
+        lines
+    };
+    f.render_widget(Paragraph::new(text).block(block), area);
+}
+
+fn draw_help(f: &mut Frame, area: Rect, ui: &UiState, th: &Theme) {
+    let keys: Vec<_> = KEYS.iter().filter(|k| ui.replay || !k.2).collect();
+    let h = (keys.len() as u16 + 4).min(area.height);
+    let w = 64.min(area.width);
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let mut lines: Vec<Line> = keys
+        .iter()
+        .map(|(k, what, _)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<16}"), Style::new().fg(th.focus)),
+                Span::styled(*what, Style::new().fg(th.text)),
+            ])
+        })
+        .collect();
+    lines.push(Line::styled(
+        " numbers: DESIGN.md §5 formulas; constants in --help",
+        Style::new().fg(th.muted),
+    ));
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(panel_block(title("Keys", None, th), true, th))
+            .alignment(Alignment::Left),
+        r,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn significant_figures() {
+        assert_eq!(fmt_sig(0.000_289_4), "0.000289");
+        assert_eq!(fmt_sig(1.234), "1.23");
+        assert_eq!(fmt_sig(456.7), "457");
+        assert_eq!(fmt_sig(0.0), "0");
+        assert_eq!(clock(3725.4), "1:02:05");
+    }
+}
