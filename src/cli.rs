@@ -22,11 +22,11 @@ Config: --config PATH, $CARBONTOP_CONFIG, or $XDG_CONFIG_HOME/carbontop/config.t
     version,
     about = "Watch what an ML training run costs the climate: power, energy and gCO2e, live",
     after_help = AFTER_HELP,
-    arg_required_else_help = true
 )]
 pub struct Cli {
+    /// Without a command: `watch`.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +42,12 @@ pub enum Command {
         /// The command to run and its arguments (after `--`).
         #[arg(required = true, last = true, value_name = "CMD")]
         cmd: Vec<String>,
+    },
+    /// Watch this machine on the live screen until `q` (the default command). Writes
+    /// samples.csv only when --out is given.
+    Watch {
+        #[command(flatten)]
+        opts: MeasureOpts,
     },
     /// Measure this machine with no child command, until Ctrl-C, SIGTERM or --duration.
     Record {
@@ -67,6 +73,9 @@ pub enum Command {
         /// Print only the summary, no per-tick status lines.
         #[arg(long, short)]
         quiet: bool,
+        /// Screen theme: default, light, colorblind, a user theme's name, or a .toml path.
+        #[arg(long, value_name = "NAME|PATH")]
+        theme: Option<String>,
     },
     /// Totals of one or more recordings: text, --json, and CodeCarbon's emissions.csv.
     Report {
@@ -139,6 +148,9 @@ pub struct MeasureOpts {
     /// Print only the summary, no per-tick status lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Screen theme: default, light, colorblind, a user theme's name, or a path to a .toml file.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
 }
 
 /// Parses `1s`, `500ms`, `2m`, `1.5h`, `1d`, or a bare number of seconds.

@@ -21,6 +21,8 @@ pub struct FileConfig {
     pub memory_w_per_gib: Option<f64>,
     pub gpu_index: Option<Vec<u32>>,
     pub no_gpu: Option<bool>,
+    /// Screen theme: a built-in or user theme name, or a path to a .toml file.
+    pub theme: Option<String>,
 }
 
 /// `pue = 1.2` or `pue = "aws"`.
@@ -49,6 +51,7 @@ pub struct Settings {
     pub no_gpu: bool,
     pub quiet: bool,
     pub headless: bool,
+    pub theme: Option<String>,
 }
 
 /// Where the config file is looked for when none is named.
@@ -178,6 +181,7 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
         no_gpu: cli.no_gpu || file.no_gpu.unwrap_or(false),
         quiet: cli.quiet,
         headless: cli.headless,
+        theme: cli.theme.clone().or(file.theme),
     })
 }
 

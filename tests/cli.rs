@@ -188,7 +188,10 @@ fn replay_reproduces_the_recording_exactly() {
         err.contains("PUE 1.2"),
         "the recording's PUE is recovered: {err}"
     );
-    assert!(err.contains("epoch 29, accuracy 55.00%"), "{err}");
+    assert!(
+        err.contains("epoch 29, step 1421, accuracy 55.00%"),
+        "{err}"
+    );
     let (h0, a) = read_csv(&input);
     let (h1, b) = read_csv(&dir.path().join("samples.csv"));
     assert_eq!(h0, h1);

@@ -1,6 +1,7 @@
 //! `run` and `record`: live measurement, headless.
 
-use crate::app::child::{Child, ChildEvent};
+use crate::app::child::{self, Child, ChildEvent};
+use crate::app::screen::{self, Screen};
 use crate::app::{AppError, say};
 use crate::config::Settings;
 use crate::engine::{Ledger, LedgerConfig, Tick};
@@ -18,7 +19,11 @@ use crate::source::mem::MemEstimate;
 use crate::source::net::SysinfoNet;
 use crate::source::sampler::{self, Sampler, SamplerEvent, Sources};
 use crate::source::{CpuSource, GpuSource};
+use crate::ui::model::{Dashboard, Mode, RunInfo};
+use crate::ui::state::{Effect, UiState};
+use crate::ui::theme;
 use nix::sys::signal::Signal;
+use ratatui::crossterm::event::Event as CtEvent;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -37,6 +42,7 @@ enum Event {
     Sampler(SamplerEvent),
     Child(ChildEvent),
     Signal(i32),
+    Input(CtEvent),
 }
 
 /// The sources chosen for these settings, and what to say about them.
@@ -194,14 +200,83 @@ pub fn describe_progress(p: &Progress) -> Option<String> {
     Some(parts.join(", "))
 }
 
-/// Runs `record` (cmd None) or `run` (cmd Some); returns the exit code.
-pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppError> {
+/// What a measuring command measures.
+#[derive(Debug, Clone, Copy)]
+pub enum Job<'a> {
+    /// `run -- CMD`: until CMD exits.
+    Run(&'a [String]),
+    /// `record`: this machine, writing samples.csv.
+    Record,
+    /// `watch`: this machine on the screen; samples.csv only with --out.
+    Watch,
+}
+
+impl Job<'_> {
+    fn title(&self) -> String {
+        match self {
+            Job::Run(c) => format!("run `{}`", c.join(" ")),
+            Job::Record => "record".into(),
+            Job::Watch => "watch".into(),
+        }
+    }
+}
+
+/// The screen's run facts for these settings.
+fn run_info(s: &Settings, job: Job<'_>, built: &Built, samples: Option<String>) -> RunInfo {
+    let zone = match (s.intensity, s.zone.as_deref()) {
+        (Some(_), z) => format!("{} (fixed --intensity)", z.unwrap_or("—")),
+        (None, z) => z.map_or("WORLD".into(), |z| z.to_uppercase()),
+    };
+    RunInfo {
+        title: job.title(),
+        zone,
+        pue: s.pue,
+        cpu_estimate: built.cpu_estimate,
+        gpus: built.gpu_models.clone(),
+        cap_mode: if built.gpu_count > 0 {
+            "untouched".into()
+        } else {
+            "no GPU".into()
+        },
+        samples_path: samples,
+        mode: Mode::Live,
+    }
+}
+
+/// Chooses the screen or headless; the screen needs a terminal (else: a note, headless).
+fn want_screen(headless: bool) -> bool {
+    if headless {
+        return false;
+    }
+    match screen::available() {
+        Ok(()) => true,
+        Err(why) => {
+            say(&format!(
+                "{why}: running headless (use --headless to say so)"
+            ));
+            false
+        }
+    }
+}
+
+/// Runs `run`, `record` or `watch`; returns the exit code.
+pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     let built = build_sources(settings)?;
-    let dir = out_dir(settings);
-    let mut writer = open_writer(&dir, built.gpu_count)?;
-    crate::headless_note(settings.headless);
-    for n in &built.notices {
-        say(n);
+    let themes = theme::resolve(settings.theme.as_deref(), theme::user_dir().as_deref())
+        .map_err(AppError::Usage)?;
+    let dir = match (job, &settings.out) {
+        (Job::Watch, None) => None,
+        _ => Some(out_dir(settings)),
+    };
+    let mut writer = match &dir {
+        Some(d) => Some(open_writer(d, built.gpu_count)?),
+        None => None,
+    };
+    let use_screen = want_screen(settings.headless);
+    if !use_screen {
+        for n in &built.notices {
+            say(n);
+        }
     }
     let mut ledger = Ledger::new(LedgerConfig {
         pue: settings.pue,
@@ -226,6 +301,28 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
             .map_err(|e| AppError::Runtime(e.to_string()))?;
     }
 
+    let mut screen = if use_screen {
+        let mut dash = Dashboard::new(run_info(
+            settings,
+            job,
+            &built,
+            writer.as_ref().map(|w| w.path().display().to_string()),
+        ));
+        dash.notices = built.notices.clone();
+        if writer.is_none() {
+            dash.notices
+                .push("not recording: give --out DIR to keep samples.csv".into());
+        }
+        let ui = UiState::new(themes.0, themes.1, false, matches!(job, Job::Run(_)));
+        let sc = Screen::start(dash, ui).map_err(AppError::Runtime)?;
+        let tx = tx.clone();
+        screen::spawn_input(move |e| tx.send(Event::Input(e)).is_ok())
+            .map_err(AppError::Runtime)?;
+        Some(sc)
+    } else {
+        None
+    };
+
     let start = Instant::now();
     let sampler = {
         let tx = tx.clone();
@@ -235,10 +332,19 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
         .map_err(|e| AppError::Runtime(format!("cannot start the sampler: {e}")))?
     };
 
-    let child = match cmd {
-        Some(c) => {
+    let child = match job {
+        Job::Run(c) => {
+            let output = if screen.is_some() {
+                // Every byte of the command's output is kept in output.log beside samples.csv.
+                let log = dir
+                    .as_ref()
+                    .and_then(|d| std::fs::File::create(d.join("output.log")).ok());
+                child::Output::Capture(log)
+            } else {
+                child::Output::Forward
+            };
             let tx = tx.clone();
-            match Child::spawn(c, move |e| {
+            match Child::spawn(c, output, move |e| {
                 let _ = tx.send(Event::Child(e));
             }) {
                 Ok(ch) => Some(ch),
@@ -246,11 +352,12 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
                     sampler.stop();
                     sampler.join();
                     sig_handle.close();
+                    drop(screen.take());
                     return Err(AppError::Spawn(e));
                 }
             }
         }
-        None => None,
+        _ => None,
     };
     drop(tx);
 
@@ -260,6 +367,9 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
     let mut child_exit: Option<(ExitStatus, Instant)> = None;
     let mut outputs_open = if child.is_some() { 2 } else { 0 };
     let mut stopping = false;
+    // The screen stays up after the run ends until `q`; a signal or `q` ends it for good.
+    let mut leave = screen.is_none();
+    let mut sampler_done = false;
     let mut progress = Progress::default();
     let mut write_failed = false;
     let mut last_warning: Option<String> = None;
@@ -276,6 +386,7 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
             child_exit
                 .map(|(_, t)| t + OUTPUT_DRAIN)
                 .filter(|_| !stopping),
+            screen.as_ref().and_then(|s| s.owed),
         ]
         .into_iter()
         .flatten()
@@ -292,24 +403,66 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
             },
         };
         let now = Instant::now();
+        let running = child.is_some() && child_exit.is_none();
 
         match ev {
             Some(Event::Sampler(SamplerEvent::Sample(s, warnings))) => {
                 for w in warnings {
-                    say(&w);
+                    match screen.as_mut() {
+                        Some(sc) => sc.dash.warn(w.clone()),
+                        None => say(&w),
+                    }
                     last_warning = Some(w);
                 }
                 let mut s = *s;
                 s.progress = progress.clone();
                 stats.observe(&s);
                 let tick = ledger.push(s);
-                write_tick(&mut writer, &tick, &mut write_failed);
-                if !settings.quiet {
-                    eprintln!("{}", status_line(&tick, built.cpu_estimate));
+                if let Some(w) = writer.as_mut()
+                    && let Some(e) = write_tick(w, &tick, &mut write_failed)
+                {
+                    match screen.as_mut() {
+                        Some(sc) => sc.dash.warn(e),
+                        None => say(&e),
+                    }
+                }
+                match screen.as_mut() {
+                    Some(sc) => {
+                        sc.dash.push(&tick, ledger.totals());
+                        sc.draw();
+                    }
+                    None if !settings.quiet => {
+                        eprintln!("{}", status_line(&tick, built.cpu_estimate));
+                    }
+                    None => {}
                 }
             }
-            Some(Event::Sampler(SamplerEvent::Done)) => break,
+            Some(Event::Sampler(SamplerEvent::Done)) => {
+                sampler_done = true;
+                if leave {
+                    break;
+                }
+                if let Some(sc) = screen.as_mut() {
+                    let why = stop_reason.clone().unwrap_or_else(|| match child_exit {
+                        Some((st, _)) => format!("the command exited ({})", describe_exit(st)),
+                        None => "measuring stopped".into(),
+                    });
+                    let saved = if writer.is_some() {
+                        " · samples.csv complete"
+                    } else {
+                        ""
+                    };
+                    sc.dash.ended = Some(format!("{why}{saved} · q quits"));
+                    sc.draw();
+                }
+            }
             Some(Event::Child(ChildEvent::Progress(p))) => progress.merge(&p),
+            Some(Event::Child(ChildEvent::Line(l))) => {
+                if let Some(sc) = screen.as_mut() {
+                    sc.dash.push_output(&l);
+                    sc.draw_soon();
+                }
+            }
             Some(Event::Child(ChildEvent::OutputClosed)) => outputs_open -= 1,
             Some(Event::Child(ChildEvent::Exited(st))) => {
                 child_exit = Some((st, now));
@@ -317,30 +470,89 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
                 sigint_forward_at = None;
             }
             Some(Event::Child(ChildEvent::WaitFailed(e))) => {
-                say(&format!("lost track of the command: {e}"));
+                let msg = format!("lost track of the command: {e}");
+                match screen.as_mut() {
+                    Some(sc) => sc.dash.warn(msg),
+                    None => say(&msg),
+                }
                 stop_reason.get_or_insert_with(|| "lost track of the command".into());
                 stopping = true;
                 sampler.stop();
             }
-            Some(Event::Signal(sig)) => match (&child, child_exit) {
-                (Some(ch), None) => {
-                    if sig == SIGINT {
-                        // The terminal's Ctrl-C reached the whole process group already; a
-                        // SIGINT sent to carbontop alone is passed on if the child lingers.
-                        sigint_forward_at.get_or_insert(now + SIGINT_FORWARD_AFTER);
-                    } else if let Ok(s) = Signal::try_from(sig) {
-                        ch.signal(s);
+            Some(Event::Signal(sig)) => {
+                // A signal ends carbontop for good, screen or not.
+                leave = true;
+                match (&child, child_exit) {
+                    (Some(ch), None) => {
+                        if sig == SIGINT {
+                            // The terminal's Ctrl-C reached the whole process group already; a
+                            // SIGINT sent to carbontop alone is passed on if the child lingers.
+                            sigint_forward_at.get_or_insert(now + SIGINT_FORWARD_AFTER);
+                        } else if let Ok(s) = Signal::try_from(sig) {
+                            ch.signal(s);
+                        }
+                    }
+                    _ => {
+                        stop_reason.get_or_insert_with(|| format!("stopped by signal {sig}"));
+                        if !stopping {
+                            stopping = true;
+                            sampler.stop();
+                        }
                     }
                 }
-                _ => {
-                    stop_reason.get_or_insert_with(|| format!("stopped by signal {sig}"));
-                    if !stopping {
-                        stopping = true;
-                        sampler.stop();
-                    }
+                if sampler_done {
+                    break;
                 }
-            },
+            }
+            Some(Event::Input(e)) => {
+                if let Some(sc) = screen.as_mut() {
+                    let effect = match e {
+                        CtEvent::Key(k) => sc.ui.handle_key(k, &sc.dash, running),
+                        _ => None,
+                    };
+                    match effect {
+                        Some(Effect::Quit) | Some(Effect::Interrupt) if sampler_done => break,
+                        Some(Effect::Quit) => {
+                            leave = true;
+                            match &child {
+                                Some(ch) if running => {
+                                    stop_reason = Some(
+                                        "quit from the screen: the command was sent SIGTERM".into(),
+                                    );
+                                    ch.signal(Signal::SIGTERM);
+                                    kill_at.get_or_insert(now + KILL_GRACE);
+                                    sc.dash.warn("stopping the command (SIGTERM)…".into());
+                                }
+                                _ => {
+                                    stop_reason
+                                        .get_or_insert_with(|| "quit from the screen".into());
+                                    stopping = true;
+                                    sampler.stop();
+                                }
+                            }
+                        }
+                        Some(Effect::Interrupt) => match &child {
+                            Some(ch) if running => {
+                                // What Ctrl-C would have done without the screen.
+                                ch.signal(Signal::SIGINT);
+                                sc.dash.warn("Ctrl-C: SIGINT sent to the command".into());
+                            }
+                            _ => {
+                                leave = true;
+                                stop_reason.get_or_insert_with(|| "quit from the screen".into());
+                                stopping = true;
+                                sampler.stop();
+                            }
+                        },
+                        _ => {}
+                    }
+                    sc.draw();
+                }
+            }
             None => {}
+        }
+        if let Some(sc) = screen.as_mut() {
+            sc.pay_owed();
         }
 
         // Timers.
@@ -366,7 +578,11 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
             && now >= k
             && child_exit.is_none()
         {
-            say("the command ignored SIGTERM for 5 s: sending SIGKILL");
+            let msg = "the command ignored SIGTERM for 5 s: sending SIGKILL";
+            match screen.as_mut() {
+                Some(sc) => sc.dash.warn(msg.into()),
+                None => say(msg),
+            }
             ch.signal(Signal::SIGKILL);
             kill_at = None;
         }
@@ -387,6 +603,8 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
     }
     sampler.join();
     sig_handle.close();
+    // Give the terminal back before anything is printed.
+    drop(screen.take());
 
     let totals = ledger.totals();
     let mut notes = Vec::new();
@@ -405,37 +623,46 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
             totals.rapl_wraps
         ));
     }
-    let title = match cmd {
-        Some(c) => format!("run `{}`", c.join(" ")),
-        None => "record".into(),
-    };
+    if use_screen
+        && matches!(job, Job::Run(_))
+        && let Some(d) = &dir
+    {
+        notes.push(format!(
+            "the command's output is in {}",
+            d.join("output.log").display()
+        ));
+    }
     let facts = RunFacts {
-        title,
+        title: job.title(),
         interval_s: Some(settings.interval.as_secs_f64()),
         pue: settings.pue,
         sources: built.facts,
-        samples_path: Some(writer.path().display().to_string()),
+        samples_path: writer.as_ref().map(|w| w.path().display().to_string()),
         gpu_measured: built.gpu_count > 0,
         last_progress: describe_progress(&progress),
         notes,
     };
-    let account = stats.into_account(
-        writer.path().display().to_string(),
-        totals,
-        settings.pue,
-        built.gpu_count,
-    );
-    let em_path = dir.join("emissions.csv");
-    if let Err(e) = emissions::append(
-        &em_path,
-        &account,
-        &machine_meta(settings, &built.gpu_models),
-    ) {
-        say(&format!("cannot write {}: {e}", em_path.display()));
-    }
-    eprint!("{}", summary(&totals, &facts));
-    if !settings.quiet {
-        eprintln!("  emissions  {} (CodeCarbon format)", em_path.display());
+    if let (Some(w), Some(d)) = (writer.as_ref(), &dir) {
+        let account = stats.into_account(
+            w.path().display().to_string(),
+            totals,
+            settings.pue,
+            built.gpu_count,
+        );
+        let em_path = d.join("emissions.csv");
+        if let Err(e) = emissions::append(
+            &em_path,
+            &account,
+            &machine_meta(settings, &built.gpu_models),
+        ) {
+            say(&format!("cannot write {}: {e}", em_path.display()));
+        }
+        eprint!("{}", summary(&totals, &facts));
+        if !settings.quiet {
+            eprintln!("  emissions  {} (CodeCarbon format)", em_path.display());
+        }
+    } else {
+        eprint!("{}", summary(&totals, &facts));
     }
 
     Ok(match child_exit {
@@ -443,6 +670,15 @@ pub fn measure(settings: &Settings, cmd: Option<&[String]>) -> Result<i32, AppEr
         None if child.is_some() => 1,
         None => 0,
     })
+}
+
+/// "status 0", "killed by signal 15".
+fn describe_exit(st: ExitStatus) -> String {
+    match (st.code(), st.signal()) {
+        (Some(c), _) => format!("status {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => "unknown status".into(),
+    }
 }
 
 /// The machine facts emissions.csv wants (read once, at the end).
@@ -470,15 +706,17 @@ fn machine_meta(s: &Settings, gpu_models: &[String]) -> RunMeta {
     }
 }
 
-/// Writes one row; a failure is said once and sampling goes on.
-pub fn write_tick(w: &mut SamplesWriter, t: &Tick, failed: &mut bool) {
+/// Writes one row. The first failure returns the message to say (once); sampling goes on.
+pub fn write_tick(w: &mut SamplesWriter, t: &Tick, failed: &mut bool) -> Option<String> {
     if let Err(e) = w.write(t) {
-        if !*failed {
-            say(&format!(
+        let first = !*failed;
+        *failed = true;
+        if first {
+            return Some(format!(
                 "cannot write {}: {e}; measuring goes on, totals stay in memory",
                 w.path().display()
             ));
         }
-        *failed = true;
     }
+    None
 }

@@ -5,6 +5,7 @@ pub mod child;
 pub mod measure;
 pub mod replay;
 pub mod report;
+pub mod screen;
 
 /// A failure that ends the command, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]

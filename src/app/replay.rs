@@ -1,14 +1,24 @@
-//! `replay FILE`: a recording played back through the same engine.
+//! `replay FILE`: a recording played back through the same engine, on the screen (with pause,
+//! seek and speed keys) or headless.
 
-use crate::app::measure::{open_writer, write_tick};
+use crate::app::measure::{describe_progress, open_writer, write_tick};
+use crate::app::screen::{self, Screen};
 use crate::app::{AppError, say};
-use crate::engine::{Ledger, LedgerConfig};
+use crate::engine::{Ledger, LedgerConfig, Tick};
+use crate::report::samples::ReadError;
+use crate::report::samples::SamplesWriter;
 use crate::report::summary::{RunFacts, status_line, summary};
+use crate::sample::{Progress, Sample};
 use crate::source::replay::{Replay, Speed};
+use crate::ui::model::{Dashboard, Mode, RunInfo};
+use crate::ui::state::{Effect, UiState};
+use crate::ui::theme;
+use ratatui::crossterm::event::Event as CtEvent;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 pub struct ReplayOpts<'a> {
@@ -18,44 +28,143 @@ pub struct ReplayOpts<'a> {
     pub pue: Option<f64>,
     pub quiet: bool,
     pub headless: bool,
+    pub theme: Option<&'a str>,
+}
+
+/// Speeds `<`/`>` move between; above the top is `max`.
+const MIN_SPEED: f64 = 0.125;
+const MAX_SPEED: f64 = 1024.0;
+/// At `max` speed the screen takes this long of work between frames.
+const MAX_SPEED_SLICE: Duration = Duration::from_millis(30);
+
+/// The recording, the engine, and where replayed rows go.
+struct Player {
+    rp: Replay,
+    ledger: Ledger,
+    pue: Option<f64>,
+    writer: Option<SamplesWriter>,
+    write_failed: bool,
+    last_progress: Option<Progress>,
+    /// The next sample, read but not yet due.
+    pending: Option<Sample>,
+    error: Option<ReadError>,
+    ended: bool,
+}
+
+impl Player {
+    fn open(file: &Path, pue: Option<f64>) -> Result<Self, AppError> {
+        let rp = Replay::open(file).map_err(|e| AppError::Usage(format!("replay {e}")))?;
+        Ok(Self {
+            rp,
+            ledger: Ledger::new(LedgerConfig {
+                pue: pue.unwrap_or(1.0),
+                ..Default::default()
+            }),
+            pue,
+            writer: None,
+            write_failed: false,
+            last_progress: None,
+            pending: None,
+            error: None,
+            ended: false,
+        })
+    }
+
+    /// The next sample (read ahead, not yet accounted).
+    fn peek(&mut self) -> Option<&Sample> {
+        if self.pending.is_none() && !self.ended {
+            match self.rp.next_sample() {
+                Some(Ok((s, _gap))) => self.pending = Some(s),
+                Some(Err(e)) => {
+                    self.error = Some(e);
+                    self.ended = true;
+                }
+                None => self.ended = true,
+            }
+        }
+        self.pending.as_ref()
+    }
+
+    /// Accounts the next sample; the tick and an error to show, if writing failed.
+    fn step(&mut self) -> Option<(Tick, Option<String>)> {
+        self.peek()?;
+        let s = self.pending.take()?;
+        self.rp.apply_pue(&mut self.ledger, self.pue);
+        if !s.progress.is_empty() {
+            self.last_progress = Some(s.progress.clone());
+        }
+        let tick = self.ledger.push(s);
+        let err = match self.writer.as_mut() {
+            Some(w) => write_tick(w, &tick, &mut self.write_failed),
+            None => None,
+        };
+        Some((tick, err))
+    }
 }
 
 pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
-    let mut rp = Replay::open(o.file).map_err(|e| AppError::Usage(format!("replay {e}")))?;
-    let mut writer = match o.out {
-        Some(dir) => Some(open_writer(dir, rp.gpu_count())?),
-        None => None,
+    let mut player = Player::open(o.file, o.pue)?;
+    let themes = theme::resolve(o.theme, theme::user_dir().as_deref()).map_err(AppError::Usage)?;
+    if let Some(dir) = o.out {
+        player.writer = Some(open_writer(dir, player.rp.gpu_count())?);
+    }
+    let use_screen = !o.headless
+        && match screen::available() {
+            Ok(()) => true,
+            Err(why) => {
+                say(&format!(
+                    "{why}: running headless (use --headless to say so)"
+                ));
+                false
+            }
+        };
+    let interrupted = if use_screen {
+        replay_screen(o, &mut player, themes)?
+    } else {
+        replay_headless(o, &mut player)?
     };
-    crate::headless_note(o.headless);
+
+    let mut notes = Vec::new();
+    if interrupted {
+        notes.push("stopped before the end of the recording".into());
+    }
+    let facts = RunFacts {
+        title: format!("replay {}", player.rp.path()),
+        interval_s: None,
+        pue: player.ledger.config().pue,
+        sources: vec![("all".into(), format!("replayed from {}", player.rp.path()))],
+        samples_path: player
+            .writer
+            .as_ref()
+            .map(|w| w.path().display().to_string()),
+        gpu_measured: player.rp.gpu_count() > 0,
+        last_progress: player.last_progress.as_ref().and_then(describe_progress),
+        notes,
+    };
+    eprint!("{}", summary(&player.ledger.totals(), &facts));
+    if let Some(e) = player.error {
+        say(&format!("replay {e}"));
+        return Ok(2);
+    }
+    Ok(0)
+}
+
+/// Plays to the end or a signal; true when stopped early.
+fn replay_headless(o: &ReplayOpts<'_>, p: &mut Player) -> Result<bool, AppError> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM, SIGHUP] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| AppError::Runtime(format!("cannot install signal handlers: {e}")))?;
     }
-
-    let mut ledger = Ledger::new(LedgerConfig {
-        pue: o.pue.unwrap_or(1.0),
-        ..Default::default()
-    });
-    let mut failed = false;
-    let mut last_progress = None;
-    let mut error = None;
     let started = Instant::now();
     let mut first_elapsed = None;
     while !stop.load(Ordering::Relaxed) {
-        let Some(next) = rp.next_sample() else { break };
-        let (s, _gap) = match next {
-            Ok(x) => x,
-            Err(e) => {
-                error = Some(e);
-                break;
-            }
-        };
-        rp.apply_pue(&mut ledger, o.pue);
+        let Some(next) = p.peek() else { break };
+        let elapsed = next.elapsed_s;
         if let Speed::Times(x) = o.speed {
             // Pace against the start so sleep overshoot never accumulates.
-            let t0 = *first_elapsed.get_or_insert(s.elapsed_s);
-            let due = started + Duration::from_secs_f64(((s.elapsed_s - t0) / x).max(0.0));
+            let t0 = *first_elapsed.get_or_insert(elapsed);
+            let due = started + Duration::from_secs_f64(((elapsed - t0) / x).max(0.0));
             while !stop.load(Ordering::Relaxed) {
                 let now = Instant::now();
                 if now >= due {
@@ -64,41 +173,253 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
                 std::thread::sleep((due - now).min(Duration::from_millis(100)));
             }
         }
-        if !s.progress.is_empty() {
-            last_progress = Some(s.progress.clone());
-        }
-        let tick = ledger.push(s);
-        if let Some(w) = writer.as_mut() {
-            write_tick(w, &tick, &mut failed);
+        let Some((tick, err)) = p.step() else { break };
+        if let Some(e) = err {
+            say(&e);
         }
         if !o.quiet && o.speed != Speed::Max {
             eprintln!("{}", status_line(&tick, false));
         }
     }
-    let mut notes = Vec::new();
-    if stop.load(Ordering::Relaxed) {
-        notes.push("stopped by signal before the end of the recording".into());
+    Ok(stop.load(Ordering::Relaxed))
+}
+
+enum Ev {
+    Input(CtEvent),
+    Signal,
+}
+
+fn replay_info(p: &Player, speed: Option<f64>) -> RunInfo {
+    RunInfo {
+        title: format!("replay {}", p.rp.path()),
+        zone: "recorded".into(),
+        pue: p.ledger.config().pue,
+        cpu_estimate: false,
+        gpus: (0..p.rp.gpu_count()).map(|i| format!("GPU{i}")).collect(),
+        cap_mode: "recorded".into(),
+        samples_path: p.writer.as_ref().map(|w| w.path().display().to_string()),
+        mode: Mode::Replay {
+            speed,
+            playing: true,
+            ended: false,
+        },
     }
-    let facts = RunFacts {
-        title: format!("replay {}", rp.path()),
-        interval_s: None,
-        pue: ledger.config().pue,
-        sources: vec![("all".into(), format!("replayed from {}", rp.path()))],
-        samples_path: writer.as_ref().map(|w| w.path().display().to_string()),
-        gpu_measured: rp.gpu_count() > 0,
-        last_progress: last_progress.map(|p| {
-            format!(
-                "epoch {}, accuracy {}",
-                p.epoch.map_or("—".into(), |e| e.to_string()),
-                p.accuracy.map_or("—".into(), |a| format!("{a:.2}%"))
-            )
-        }),
-        notes,
+}
+
+/// Plays on the screen until `q` or a signal; true when stopped before the end.
+fn replay_screen(
+    o: &ReplayOpts<'_>,
+    p: &mut Player,
+    themes: (Vec<theme::Theme>, usize),
+) -> Result<bool, AppError> {
+    let (tx, rx) = mpsc::channel::<Ev>();
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| AppError::Runtime(format!("cannot install signal handlers: {e}")))?;
+    let sig_handle = signals.handle();
+    {
+        let tx = tx.clone();
+        std::thread::Builder::new()
+            .name("carbontop-signals".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    if tx.send(Ev::Signal).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| AppError::Runtime(e.to_string()))?;
+    }
+    let mut speed = match o.speed {
+        Speed::Times(x) => Some(x),
+        Speed::Max => None,
     };
-    eprint!("{}", summary(&ledger.totals(), &facts));
-    if let Some(e) = error {
-        say(&format!("replay {e}"));
-        return Ok(2);
+    let dash = Dashboard::new(replay_info(p, speed));
+    let ui = UiState::new(themes.0, themes.1, true, false);
+    let mut sc = Screen::start(dash, ui).map_err(AppError::Runtime)?;
+    {
+        let tx = tx.clone();
+        screen::spawn_input(move |e| tx.send(Ev::Input(e)).is_ok()).map_err(AppError::Runtime)?;
     }
-    Ok(0)
+    drop(tx);
+
+    let mut playing = true;
+    // Pacing: recording time `origin.1` plays at wall time `origin.0`.
+    let mut origin: Option<(Instant, f64)> = None;
+    let mut interrupted = false;
+
+    loop {
+        // Play what is due.
+        let mut due: Option<Instant> = None;
+        if playing && !p.ended {
+            let slice_end = Instant::now() + MAX_SPEED_SLICE;
+            while let Some(next) = p.peek() {
+                let el = next.elapsed_s;
+                let now = Instant::now();
+                if let Some(x) = speed {
+                    let (t0, e0) = *origin.get_or_insert((now, el));
+                    let at = t0 + Duration::from_secs_f64(((el - e0) / x).max(0.0));
+                    if at > now {
+                        due = Some(at);
+                        break;
+                    }
+                } else if now >= slice_end {
+                    due = Some(now);
+                    break;
+                }
+                if show_step(p, &mut sc.dash) {
+                    sc.owed.get_or_insert(Instant::now());
+                }
+            }
+            if p.ended {
+                mark_ended(&mut sc.dash, p);
+                sc.owed.get_or_insert(Instant::now());
+            }
+        }
+        set_mode(&mut sc.dash, speed, playing, p.ended);
+        if speed.is_none() && due.is_some() {
+            // At max speed: a frame per slice, then straight on.
+            sc.draw();
+        } else {
+            sc.pay_owed();
+        }
+
+        let wait_until = [due, sc.owed].into_iter().flatten().min();
+        let ev = match wait_until {
+            Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
+                Ok(ev) => Some(ev),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(ev) => Some(ev),
+                Err(_) => break,
+            },
+        };
+        let Some(ev) = ev else { continue };
+        let effect = match ev {
+            Ev::Signal => {
+                interrupted = !p.ended;
+                break;
+            }
+            Ev::Input(CtEvent::Key(k)) => sc.ui.handle_key(k, &sc.dash, false),
+            Ev::Input(_) => None,
+        };
+        match effect {
+            Some(Effect::Quit) | Some(Effect::Interrupt) => {
+                interrupted = !p.ended;
+                break;
+            }
+            Some(Effect::TogglePlay) => {
+                playing = !playing;
+                origin = None;
+            }
+            Some(Effect::Speed(f)) => {
+                speed = match speed {
+                    None if f < 1.0 => Some(MAX_SPEED / 2.0),
+                    None => None,
+                    Some(x) if x * f > MAX_SPEED => None,
+                    Some(x) => Some((x * f).max(MIN_SPEED)),
+                };
+                origin = None;
+                sc.ui.flash = Some(format!(
+                    "speed {}",
+                    speed.map_or("max".into(), |x| format!("{x}×"))
+                ));
+            }
+            Some(Effect::Seek(dt)) => {
+                let target = sc.dash.elapsed_s() + dt;
+                seek(o, p, &mut sc, target, speed)?;
+                origin = None;
+            }
+            Some(Effect::Restart) => {
+                seek(o, p, &mut sc, f64::NEG_INFINITY, speed)?;
+                origin = None;
+            }
+            None => {}
+        }
+        set_mode(&mut sc.dash, speed, playing, p.ended);
+        sc.draw();
+    }
+    sig_handle.close();
+    sc.stop();
+    Ok(interrupted)
+}
+
+/// Accounts the next sample and shows it; false at the end.
+fn show_step(p: &mut Player, d: &mut Dashboard) -> bool {
+    let Some((tick, err)) = p.step() else {
+        return false;
+    };
+    // The recording's PUE is learnt from its first interval with energy.
+    d.info.pue = p.ledger.config().pue;
+    d.push(&tick, p.ledger.totals());
+    if let Some(e) = err {
+        d.warn(e);
+    }
+    true
+}
+
+fn set_mode(d: &mut Dashboard, speed: Option<f64>, playing: bool, ended: bool) {
+    d.info.mode = Mode::Replay {
+        speed,
+        playing,
+        ended,
+    };
+}
+
+fn mark_ended(d: &mut Dashboard, p: &Player) {
+    if d.ended.is_none() {
+        d.ended = Some(match &p.error {
+            Some(e) => format!("replay stopped: {e} · q to quit"),
+            None => "end of recording · q to quit (, seeks back, home restarts)".into(),
+        });
+    }
+}
+
+/// Moves playback to recording time `target`: forward by accounting without pacing, back by
+/// replaying from the start (the Ledger is a fold; there is no undo).
+fn seek(
+    o: &ReplayOpts<'_>,
+    p: &mut Player,
+    sc: &mut Screen,
+    target: f64,
+    speed: Option<f64>,
+) -> Result<(), AppError> {
+    if target < sc.dash.elapsed_s() {
+        if p.writer.is_some() {
+            sc.ui.flash = Some("seeking back is off while --out writes a copy".into());
+            return Ok(());
+        }
+        *p = Player::open(o.file, o.pue)?;
+        sc.dash = Dashboard::new(replay_info(p, speed));
+    }
+    while p.peek().is_some_and(|s| s.elapsed_s <= target) {
+        show_step(p, &mut sc.dash);
+    }
+    if p.ended {
+        mark_ended(&mut sc.dash, p);
+    } else {
+        sc.dash.ended = None;
+    }
+    Ok(())
+}
+
+/// The dashboard a replay of `file` shows once it has played up to recording time `until_s`
+/// (None: the whole file). For snapshot tests and screenshots.
+pub fn dashboard_of(file: &Path, until_s: Option<f64>) -> Result<Dashboard, AppError> {
+    let mut p = Player::open(file, None)?;
+    let mut d = Dashboard::new(replay_info(&p, Some(1.0)));
+    let until = until_s.unwrap_or(f64::INFINITY);
+    while p.peek().is_some_and(|s| s.elapsed_s <= until) {
+        show_step(&mut p, &mut d);
+    }
+    if let Some(e) = p.error {
+        return Err(AppError::Usage(format!("replay {e}")));
+    }
+    p.peek();
+    set_mode(&mut d, Some(1.0), true, p.ended);
+    if p.ended {
+        mark_ended(&mut d, &p);
+    }
+    Ok(d)
 }

@@ -1,0 +1,120 @@
+//! The one owner of the terminal: enters the alternate screen in raw mode, draws frames, and
+//! puts the terminal back on every exit path — normal return, early return (Drop), and panic
+//! (ratatui's `try_init` installs a hook that restores before the panic message prints).
+//! SIGTERM/SIGHUP/SIGINT are turned into events by the callers, so they leave through the
+//! normal path.
+
+use crate::ui::model::Dashboard;
+use crate::ui::render;
+use crate::ui::state::UiState;
+use ratatui::DefaultTerminal;
+use ratatui::crossterm::event::{self, Event};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// Output lines arriving faster than this are drawn together.
+const MIN_FRAME_GAP: Duration = Duration::from_millis(50);
+
+pub struct Screen {
+    terminal: Option<DefaultTerminal>,
+    pub ui: UiState,
+    pub dash: Dashboard,
+    last_draw: Option<Instant>,
+    /// A frame is owed (output arrived within MIN_FRAME_GAP of the last one).
+    pub owed: Option<Instant>,
+}
+
+/// Whether a screen can be shown: stdout and stdin are terminals.
+pub fn available() -> Result<(), String> {
+    if !std::io::stdout().is_terminal() {
+        return Err("stdout is not a terminal".into());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err("stdin is not a terminal (the screen needs keys)".into());
+    }
+    Ok(())
+}
+
+impl Screen {
+    /// Takes over the terminal.
+    pub fn start(dash: Dashboard, ui: UiState) -> Result<Self, String> {
+        available()?;
+        let terminal = ratatui::try_init().map_err(|e| {
+            ratatui::restore();
+            format!("cannot start the screen: {e}")
+        })?;
+        let mut s = Self {
+            terminal: Some(terminal),
+            ui,
+            dash,
+            last_draw: None,
+            owed: None,
+        };
+        s.draw();
+        Ok(s)
+    }
+
+    /// Draws a frame now.
+    pub fn draw(&mut self) {
+        let Some(t) = self.terminal.as_mut() else {
+            return;
+        };
+        let (d, ui) = (&self.dash, &self.ui);
+        if t.draw(|f| render::draw(f, d, ui)).is_err() {
+            // The terminal went away (hang-up): stop drawing, keep measuring.
+            self.stop();
+        }
+        self.last_draw = Some(Instant::now());
+        self.owed = None;
+    }
+
+    /// Draws now unless a frame was drawn within MIN_FRAME_GAP; then owes one at the gap's end.
+    pub fn draw_soon(&mut self) {
+        let now = Instant::now();
+        match self.last_draw {
+            Some(t) if now < t + MIN_FRAME_GAP => {
+                self.owed.get_or_insert(t + MIN_FRAME_GAP);
+            }
+            _ => self.draw(),
+        }
+    }
+
+    /// Draws an owed frame whose time has come.
+    pub fn pay_owed(&mut self) {
+        if self.owed.is_some_and(|t| Instant::now() >= t) {
+            self.draw();
+        }
+    }
+
+    /// Gives the terminal back (idempotent).
+    pub fn stop(&mut self) {
+        if self.terminal.take().is_some() {
+            ratatui::restore();
+        }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Reads terminal events on a thread of its own (blocking, so no polling loop) and hands each
+/// to `emit` until it returns false.
+pub fn spawn_input<F>(emit: F) -> Result<(), String>
+where
+    F: Fn(Event) -> bool + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name("carbontop-input".into())
+        .spawn(move || {
+            while let Ok(ev) = event::read() {
+                if !emit(ev) {
+                    break;
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("cannot start the input thread: {e}"))
+}
