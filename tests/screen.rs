@@ -1,0 +1,117 @@
+//! Snapshots of the live screen, rendered from a replayed fixture through ratatui's TestBackend.
+//! The dashboard is built from the recording's ticks only (no wall clock), so the frames are
+//! exact; run `cargo insta review` (or INSTA_UPDATE=always) after a deliberate change.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use carbontop::app::replay::dashboard_of;
+use carbontop::ui::model::Dashboard;
+use carbontop::ui::render::draw;
+use carbontop::ui::state::UiState;
+use carbontop::ui::theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::path::Path;
+
+const TRACE: &str = "fixtures/traces/a40x4-cifar100.csv";
+
+fn frame(d: &Dashboard, ui: &UiState, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| draw(f, d, ui)).unwrap();
+    t
+}
+
+fn ui() -> UiState {
+    let (themes, i) = theme::resolve(None, None).unwrap();
+    UiState::new(themes, i, true, false)
+}
+
+fn key(ui: &mut UiState, d: &Dashboard, c: KeyCode) {
+    ui.handle_key(KeyEvent::new(c, KeyModifiers::NONE), d, false);
+}
+
+fn text(t: &Terminal<TestBackend>) -> String {
+    let b = t.backend().buffer();
+    (0..b.area.height)
+        .map(|y| {
+            (0..b.area.width)
+                .map(|x| b[(x, y)].symbol().to_owned())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn replay_mid_run_80x24() {
+    let d = dashboard_of(Path::new(TRACE), Some(200.0)).unwrap();
+    insta::assert_snapshot!(frame(&d, &ui(), 80, 24).backend());
+}
+
+#[test]
+fn replay_mid_run_160x48() {
+    let d = dashboard_of(Path::new(TRACE), Some(200.0)).unwrap();
+    insta::assert_snapshot!(frame(&d, &ui(), 160, 48).backend());
+}
+
+#[test]
+fn replay_end_with_help_80x24() {
+    let d = dashboard_of(Path::new(TRACE), None).unwrap();
+    let mut u = ui();
+    key(&mut u, &d, KeyCode::Char('?'));
+    insta::assert_snapshot!(frame(&d, &u, 80, 24).backend());
+}
+
+#[test]
+fn zoomed_progress_panel_120x30() {
+    let d = dashboard_of(Path::new(TRACE), None).unwrap();
+    let mut u = ui();
+    for _ in 0..3 {
+        key(&mut u, &d, KeyCode::Tab);
+    }
+    key(&mut u, &d, KeyCode::Enter);
+    insta::assert_snapshot!(frame(&d, &u, 120, 30).backend());
+}
+
+/// The screen's figures are the Ledger's: the same numbers `report` prints for the file.
+#[test]
+fn screen_numbers_match_the_report() {
+    let d = dashboard_of(Path::new(TRACE), None).unwrap();
+    let acc = carbontop::report::account::account_file(Path::new(TRACE), None).unwrap();
+    assert!((d.totals.energy_kwh - acc.totals.energy_kwh).abs() < 1e-12);
+    assert!((d.totals.co2e_g - acc.totals.co2e_g).abs() < 1e-9);
+    let s = text(&frame(&d, &ui(), 160, 48));
+    use carbontop::report::summary::{fmt_co2e_g, fmt_energy_kwh};
+    assert!(s.contains(&fmt_energy_kwh(acc.totals.energy_kwh)), "{s}");
+    assert!(
+        s.contains(&format!("{} CO2e", fmt_co2e_g(acc.totals.co2e_g))),
+        "{s}"
+    );
+    assert!(s.contains("PUE 1.20"), "{s}");
+    assert!(s.contains("acc 55.00%"), "{s}");
+}
+
+/// Every panel survives tiny and odd sizes without panicking.
+#[test]
+fn any_size_renders() {
+    let d = dashboard_of(Path::new(TRACE), Some(30.0)).unwrap();
+    let mut u = ui();
+    for (w, h) in [
+        (1, 1),
+        (10, 3),
+        (40, 10),
+        (80, 24),
+        (81, 25),
+        (200, 50),
+        (300, 90),
+    ] {
+        frame(&d, &u, w, h);
+        key(&mut u, &d, KeyCode::Char('o'));
+        frame(&d, &u, w, h);
+        key(&mut u, &d, KeyCode::Char('?'));
+        frame(&d, &u, w, h);
+        key(&mut u, &d, KeyCode::Esc);
+    }
+    let empty = Dashboard::new(d.info.clone());
+    frame(&empty, &u, 80, 24);
+}
