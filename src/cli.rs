@@ -12,6 +12,11 @@ Constants (DESIGN.md §5; override where a flag exists):
   network            0.06894 kWh/GB (published range 0.001–0.069)         CUMULATOR / Shift Project
   grid (offline)     per-country annual means, WORLD 436 g/kWh            OWID / Ember, CC BY 4.0
   PUE presets        local 1.0, gcp 1.12, aws 1.2, azure 1.12, datacenter 1.56  Green Algorithms v3
+  tree-days          kgCO2e / (11 kg per tree-year / 365)                  Green Algorithms
+  car-km             gCO2e / 175 g/km (EU average car; US 251)             Green Algorithms
+
+Screen keys: q quit, ? help, p pause view, o output pane, t theme, ←/→ window, tab panels;
+replay adds space play/pause, ,/. seek, </> speed. Without a terminal it runs headless.
 
 Config: --config PATH, $CARBONTOP_CONFIG, or $XDG_CONFIG_HOME/carbontop/config.toml
 (~/.config/carbontop/config.toml). The command line wins over the file, the file over defaults.";

@@ -458,3 +458,87 @@ fn run_writes_a_codecarbon_emissions_row() {
     assert_eq!(r[col(&eh, "country_name")], "France");
     assert_eq!(r[col(&eh, "tracking_mode")], "machine");
 }
+
+#[test]
+fn theme_errors_are_one_line_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = quick("record", dir.path())
+        .args(["--duration", "1s", "--theme", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--theme nope: no such theme (known: default, light, colorblind"),
+        "{err}"
+    );
+    assert!(!dir.path().join("samples.csv").exists(), "nothing started");
+
+    for (file, want) in [
+        ("unknown-key.toml", "line 5: unknown field `backgorund`"),
+        (
+            "bad-colour.toml",
+            "line 3: key `colors.cpu`: `#12345` is not a colour",
+        ),
+    ] {
+        let path = fixture("themes").join(file);
+        let o = bin()
+            .args(["replay", "--headless", "--speed", "max", "--theme"])
+            .arg(&path)
+            .arg(fixture("traces/a40x4-cifar100.csv"))
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("theme {}", path.display())), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+}
+
+#[test]
+fn without_a_terminal_the_screen_falls_back_to_headless() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["run", "--interval", "100ms", "--quiet", "--out"])
+        .arg(dir.path())
+        .args(["--", "sh", "-c", "echo accuracy=0.42"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("stdout is not a terminal: running headless"),
+        "{err}"
+    );
+    // Headless forwards the command's output unchanged.
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "accuracy=0.42\n");
+    assert!(err.contains("accuracy 42.00%"), "{err}");
+}
+
+#[test]
+fn watch_records_nothing_without_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .current_dir(dir.path())
+        .args([
+            "watch",
+            "--headless",
+            "--quiet",
+            "--interval",
+            "100ms",
+            "--duration",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("carbontop summary: watch"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no files written"
+    );
+}

@@ -189,6 +189,9 @@ fn draw_header(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Them
                 muted,
             ));
         }
+        None if d.last.is_none() => {
+            l2.push(Span::styled("  waiting for the first sample", muted));
+        }
         None => l2.push(Span::styled(
             "  grid intensity unknown",
             Style::new().fg(th.warning),

@@ -1,0 +1,201 @@
+//! The real binary on a real terminal: `script` (util-linux) gives carbontop a pseudo-terminal,
+//! keys are typed into it, and the bytes carbontop writes are checked for entering and leaving
+//! the alternate screen (the terminal restored) on `q`, on SIGTERM, and at the end of a run.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ENTER_ALT: &[u8] = b"\x1b[?1049h";
+const LEAVE_ALT: &[u8] = b"\x1b[?1049l";
+const SHOW_CURSOR: &[u8] = b"\x1b[?25h";
+
+struct Pty {
+    child: Child,
+    stdin: ChildStdin,
+    out: Arc<Mutex<Vec<u8>>>,
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+impl Pty {
+    /// Runs carbontop ARGS on a 100×30 pseudo-terminal; None when `script` is not installed.
+    fn start(args: &str) -> Option<Pty> {
+        if Command::new("script").arg("--version").output().is_err() {
+            eprintln!("skipped: util-linux `script` is not installed");
+            return None;
+        }
+        let bin = env!("CARGO_BIN_EXE_carbontop");
+        let mut child = Command::new("script")
+            .args([
+                "-qefc",
+                &format!("stty cols 100 rows 30; exec {bin} {args}"),
+                "/dev/null",
+            ])
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&out);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Some(Pty { child, stdin, out })
+    }
+
+    fn wait_for(&self, needle: &[u8], secs: u64) -> bool {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if contains(&self.out.lock().unwrap(), needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    fn keys(&mut self, k: &str) {
+        self.stdin.write_all(k.as_bytes()).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// carbontop's pid: `script`'s child (the shell exec'd into carbontop).
+    fn carbontop_pid(&self) -> i32 {
+        let me = self.child.id().to_string();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...
+            let Some(rest) = stat.rsplit_once(") ") else {
+                continue;
+            };
+            let ppid = rest.1.split_whitespace().nth(1).unwrap_or("");
+            if ppid == me && rest.0.ends_with("(carbontop") {
+                return e.file_name().to_string_lossy().parse().unwrap();
+            }
+        }
+        panic!("carbontop not found under script (pid {me})");
+    }
+
+    fn finish(mut self, secs: u64) -> (i32, String) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                // Let the reader drain.
+                std::thread::sleep(Duration::from_millis(100));
+                return (st.code().unwrap_or(-1), self.text());
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!("still running after {secs} s:\n{}", self.text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The terminal was handed back: the alternate screen left and the cursor shown after the
+/// last frame was entered.
+fn restored(out: &str) -> bool {
+    let b = out.as_bytes();
+    let enter = b.windows(ENTER_ALT.len()).position(|w| w == ENTER_ALT);
+    let leave = b.windows(LEAVE_ALT.len()).rposition(|w| w == LEAVE_ALT);
+    matches!((enter, leave), (Some(e), Some(l)) if l > e) && contains(b, SHOW_CURSOR)
+}
+
+#[test]
+fn replay_screen_quits_on_q_and_restores_the_terminal() {
+    let Some(mut p) = Pty::start("replay --speed 20 fixtures/traces/a40x4-cifar100.csv") else {
+        return;
+    };
+    assert!(p.wait_for(ENTER_ALT, 10), "no screen: {}", p.text());
+    assert!(p.wait_for("Energy".as_bytes(), 10), "{}", p.text());
+    p.keys("?");
+    assert!(
+        p.wait_for("PgUp".as_bytes(), 5),
+        "help overlay: {}",
+        p.text()
+    );
+    p.keys("q");
+    let (code, out) = p.finish(10);
+    assert_eq!(code, 0, "{out}");
+    assert!(restored(&out), "terminal not restored: {out:?}");
+    assert!(out.contains("carbontop summary: replay"), "{out}");
+}
+
+#[test]
+fn sigterm_leaves_the_screen_cleanly() {
+    let Some(p) = Pty::start("replay --speed 20 fixtures/traces/a40x4-cifar100.csv") else {
+        return;
+    };
+    assert!(p.wait_for("Energy".as_bytes(), 10), "{}", p.text());
+    let pid = p.carbontop_pid();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (code, out) = p.finish(10);
+    assert_eq!(code, 0, "{out}");
+    assert!(restored(&out), "terminal not restored: {out:?}");
+    assert!(
+        out.contains("stopped before the end of the recording"),
+        "{out}"
+    );
+}
+
+#[test]
+fn run_screen_shows_progress_and_q_q_stops_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let script =
+        "echo epoch=1 val_accuracy=0.5; sleep 0.2; echo epoch=2 val_accuracy=0.61; exec sleep 30";
+    let Some(mut p) = Pty::start(&format!(
+        "run --interval 100ms --out {} -- sh -c '{script}'",
+        dir.path().display()
+    )) else {
+        return;
+    };
+    assert!(
+        p.wait_for("epoch=2 val_accuracy=0.61".as_bytes(), 10),
+        "output pane: {}",
+        p.text()
+    );
+    // Frames are diffs (only changed cells are written), so the progress panel is checked by
+    // the snapshot tests; here a tick after the line proves the figure reached the summary.
+    std::thread::sleep(Duration::from_millis(300));
+    p.keys("q");
+    assert!(p.wait_for("again".as_bytes(), 5), "confirm: {}", p.text());
+    p.keys("q");
+    let (code, out) = p.finish(15);
+    // The command was stopped with SIGTERM: 128 + 15, as a shell reports it.
+    assert_eq!(code, 143, "{out}");
+    assert!(restored(&out), "terminal not restored: {out:?}");
+    assert!(out.contains("accuracy 61.00%"), "{out}");
+    let log = std::fs::read_to_string(dir.path().join("output.log")).unwrap();
+    assert_eq!(log, "epoch=1 val_accuracy=0.5\nepoch=2 val_accuracy=0.61\n");
+    let csv = std::fs::read_to_string(dir.path().join("samples.csv")).unwrap();
+    assert!(csv.lines().count() >= 3, "{csv}");
+    assert!(csv.contains(",61,") || csv.contains(",61.0,"), "{csv}");
+}
