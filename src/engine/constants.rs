@@ -42,6 +42,23 @@ pub fn car_km(g: f64) -> f64 {
     g / CAR_G_PER_KM_EU
 }
 
+/// Embodied emissions of one GPU, kgCO2e (manufacturing). BLOOM paper (Luccioni, Viguier &
+/// Ligozat, "Estimating the Carbon Footprint of BLOOM", JMLR 2023): 150 kg per GPU.
+pub const EMBODIED_KG_PER_GPU: f64 = 150.0;
+/// Embodied emissions of one server without its GPUs, kgCO2e (BLOOM paper: 2,500 kg).
+pub const EMBODIED_KG_PER_SERVER: f64 = 2500.0;
+/// Expected hardware lifetime for the amortisation, years (BLOOM paper: 6 years).
+pub const HARDWARE_LIFETIME_YEARS: f64 = 6.0;
+
+/// Embodied carbon attributed to a run (g): the Software Carbon Intensity's
+/// M = TE × (run time / expected lifetime), summed over GPUs and servers (Green Software
+/// Foundation SCI spec; constants from the BLOOM paper).
+pub fn embodied_g(gpus: usize, servers: usize, run_secs: f64) -> f64 {
+    let te_kg = gpus as f64 * EMBODIED_KG_PER_GPU + servers as f64 * EMBODIED_KG_PER_SERVER;
+    let life_s = HARDWARE_LIFETIME_YEARS * 365.25 * 86_400.0;
+    te_kg * 1000.0 * run_secs.max(0.0) / life_s
+}
+
 /// Joules per kilowatt-hour (exact).
 pub const J_PER_KWH: f64 = 3.6e6;
 
@@ -108,6 +125,15 @@ mod tests {
         assert_eq!(unknown_cpu_tdp_w(2), 8.0);
         assert_eq!(pue_preset("AWS"), Some(1.2));
         assert_eq!(pue_preset("nowhere"), None);
+    }
+
+    #[test]
+    fn embodied_amortises_over_six_years() {
+        // One server with 8 GPUs for its whole life: all of 3,700 kg.
+        let life = 6.0 * 365.25 * 86_400.0;
+        assert!((embodied_g(8, 1, life) - 3_700_000.0).abs() < 1e-6);
+        // One GPU for one hour.
+        assert!((embodied_g(1, 0, 3600.0) - 150_000.0 / (6.0 * 365.25 * 24.0)).abs() < 1e-9);
     }
 
     #[test]

@@ -67,6 +67,27 @@ pub struct ProgressStart {
     pub energy_kwh: f64,
 }
 
+/// The moment a whole accuracy point was first reached (DESIGN.md §5 milestone table).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Milestone {
+    /// The whole percent reached (e.g. 42 for the first tick at ≥ 42%).
+    pub point: u32,
+    pub elapsed_s: f64,
+    pub energy_kwh: f64,
+    pub co2e_g: f64,
+}
+
+/// A change of the summed GPU power cap between two ticks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapChange {
+    pub elapsed_s: f64,
+    pub old_w: Option<f64>,
+    pub new_w: Option<f64>,
+}
+
+/// Cap changes kept for the plots (a governor changing caps all week must not grow memory).
+const CAP_CHANGES_KEPT: usize = 1000;
+
 /// Everything the panels show, folded from ticks.
 #[derive(Debug, Clone)]
 pub struct Dashboard {
@@ -87,6 +108,10 @@ pub struct Dashboard {
     pub warning: Option<(String, f64)>,
     /// Why the run ended, once it has.
     pub ended: Option<String>,
+    /// Each whole accuracy point, when first reached (at most 101).
+    pub milestones: Vec<Milestone>,
+    /// Changes of the GPUs' summed cap (the first CAP_CHANGES_KEPT).
+    pub cap_changes: Vec<CapChange>,
 }
 
 impl Dashboard {
@@ -107,6 +132,8 @@ impl Dashboard {
             notices: Vec::new(),
             warning: None,
             ended: None,
+            milestones: Vec::new(),
+            cap_changes: Vec::new(),
         }
     }
 
@@ -143,6 +170,32 @@ impl Dashboard {
                 accuracy: a,
                 co2e_g: t.co2e_g,
                 energy_kwh: t.energy_kwh,
+            });
+        }
+        if let Some(a) = t.progress.accuracy
+            && a.is_finite()
+        {
+            let reached = a.clamp(0.0, 100.0).floor() as u32;
+            let next = self.milestones.last().map_or(0, |m| m.point + 1);
+            // Only points above the first accuracy seen count as reached during the run.
+            let first = self.progress_start.map_or(0.0, |s| s.accuracy).floor() as u32;
+            for point in next.max(first)..=reached {
+                self.milestones.push(Milestone {
+                    point,
+                    elapsed_s: t.elapsed_s,
+                    energy_kwh: t.energy_kwh,
+                    co2e_g: t.co2e_g,
+                });
+            }
+        }
+        if let Some(prev) = &self.last
+            && prev.power_cap_w != t.power_cap_w
+            && self.cap_changes.len() < CAP_CHANGES_KEPT
+        {
+            self.cap_changes.push(CapChange {
+                elapsed_s: t.elapsed_s,
+                old_w: prev.power_cap_w,
+                new_w: t.power_cap_w,
             });
         }
         self.totals = totals;
@@ -206,6 +259,16 @@ impl Dashboard {
     /// Tree-days and car-km for the carbon so far (Green Algorithms constants).
     pub fn equivalents(&self) -> (f64, f64) {
         (tree_days(self.totals.co2e_g), car_km(self.totals.co2e_g))
+    }
+
+    /// Marginal cost of the last whole point: ΔC between the last two milestones (g, kWh).
+    pub fn last_point_cost(&self) -> Option<(u32, f64, f64)> {
+        let n = self.milestones.len();
+        if n < 2 {
+            return None;
+        }
+        let (a, b) = (self.milestones[n - 2], self.milestones[n - 1]);
+        Some((b.point, b.co2e_g - a.co2e_g, b.energy_kwh - a.energy_kwh))
     }
 
     /// Average carbon and energy per accuracy point gained so far: C / (a_now − a_start)
@@ -284,6 +347,13 @@ mod tests {
         let (trees, km) = d.equivalents();
         assert!((trees - d.totals.co2e_g / 1000.0 / (11.0 / 365.0)).abs() < 1e-12);
         assert!((km - d.totals.co2e_g / 175.0).abs() < 1e-12);
+        // Points 50..=60 reached: milestones at the ticks that reached them.
+        assert_eq!(d.milestones.len(), 11);
+        assert_eq!(d.milestones[0].point, 50);
+        assert_eq!(d.milestones[10].point, 60);
+        let (p, g, _) = d.last_point_cost().unwrap();
+        // 51..=60 were all first reached at the same tick: the last point cost nothing extra.
+        assert_eq!((p, g), (60, 0.0));
         // Intensity has not changed since the first tick.
         assert_eq!(d.intensity_since, Some((400.0, 0.0)));
     }
