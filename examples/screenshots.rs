@@ -58,4 +58,17 @@ fn main() {
         std::fs::write(&path, svg).unwrap();
         println!("wrote {}", path.display());
     }
+    // The PNG report of the same recording, as `carbontop report --png` draws it.
+    let d = dashboard_of(trace, None).unwrap();
+    let light = themes.iter().find(|t| t.name == "light").unwrap();
+    let path = out.join("report-a40x4.png");
+    carbontop::report::png::write(
+        &d,
+        light,
+        &trace.display().to_string(),
+        &path,
+        carbontop::report::png::DEFAULT_SIZE,
+    )
+    .unwrap();
+    println!("wrote {}", path.display());
 }

@@ -102,6 +102,13 @@ pub enum Command {
         /// project_name in emissions.csv.
         #[arg(long, default_value = "carbontop")]
         project: String,
+        /// Write a PNG report (1600×1000). With several recordings: one PNG each, named
+        /// OUT-1.png, OUT-2.png, ….
+        #[arg(long, value_name = "OUT.png")]
+        png: Option<PathBuf>,
+        /// Theme of the PNG (default: light, for print).
+        #[arg(long, value_name = "NAME|PATH")]
+        theme: Option<String>,
     },
 }
 

@@ -57,7 +57,11 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             zone,
             pue,
             project,
+            png,
+            theme,
         } => app::report::report(&app::report::ReportOpts {
+            png: png.as_deref(),
+            theme: theme.as_deref(),
             files: &files,
             emissions: emissions.as_deref(),
             json,

@@ -542,3 +542,54 @@ fn watch_records_nothing_without_out() {
         "no files written"
     );
 }
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(path: &Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(
+        &b[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "not a PNG: {}",
+        path.display()
+    );
+    assert_eq!(&b[12..16], b"IHDR");
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20))
+}
+
+#[test]
+fn report_png_from_the_fixture_and_one_per_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.png");
+    let o = bin()
+        .args(["report", "--png"])
+        .arg(&out)
+        .arg(fixture("traces/a40x4-cifar100.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(png_size(&out), (1600, 1000));
+    // A picture, not a blank: the file holds far more than an empty 1600×1000 image compresses to.
+    assert!(std::fs::metadata(&out).unwrap().len() > 40_000);
+
+    let o = bin()
+        .args(["report", "--theme", "default", "--png"])
+        .arg(&out)
+        .arg(fixture("traces/a40x4-cifar100.csv"))
+        .arg(fixture("traces/a40x4-cifar100.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(png_size(&dir.path().join("r-1.png")), (1600, 1000));
+    assert_eq!(png_size(&dir.path().join("r-2.png")), (1600, 1000));
+
+    let o = bin()
+        .args(["report", "--png", "/nonexistent-dir/x.png"])
+        .arg(fixture("traces/a40x4-cifar100.csv"))
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--png /nonexistent-dir/x.png: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

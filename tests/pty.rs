@@ -199,3 +199,27 @@ fn run_screen_shows_progress_and_q_q_stops_the_command() {
     assert!(csv.lines().count() >= 3, "{csv}");
     assert!(csv.contains(",61,") || csv.contains(",61.0,"), "{csv}");
 }
+
+#[test]
+fn export_key_writes_a_png_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut p) = Pty::start(&format!(
+        "replay --speed max --out {} fixtures/traces/a40x4-cifar100.csv",
+        dir.path().display()
+    )) else {
+        return;
+    };
+    assert!(p.wait_for("recording".as_bytes(), 20), "{}", p.text());
+    p.keys("e");
+    let png = dir.path().join("report-0-05-47.png");
+    let end = Instant::now() + Duration::from_secs(20);
+    while !png.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(p.wait_for("wrote".as_bytes(), 20), "{}", p.text());
+    p.keys("q");
+    let (code, out) = p.finish(10);
+    assert_eq!(code, 0, "{out}");
+    let b = std::fs::read(&png).unwrap();
+    assert_eq!(&b[..4], b"\x89PNG");
+}

@@ -26,7 +26,7 @@ use nix::sys::signal::Signal;
 use ratatui::crossterm::event::Event as CtEvent;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -530,6 +530,9 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                                     sampler.stop();
                                 }
                             }
+                        }
+                        Some(Effect::Export) => {
+                            screen::export(sc, dir.as_deref().unwrap_or(Path::new(".")));
                         }
                         Some(Effect::Interrupt) => match &child {
                             Some(ch) if running => {

@@ -331,6 +331,9 @@ fn replay_screen(
                 seek(o, p, &mut sc, target, speed)?;
                 origin = None;
             }
+            Some(Effect::Export) => {
+                screen::export(&mut sc, o.out.unwrap_or(Path::new(".")));
+            }
             Some(Effect::Restart) => {
                 seek(o, p, &mut sc, f64::NEG_INFINITY, speed)?;
                 origin = None;

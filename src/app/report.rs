@@ -1,4 +1,4 @@
-//! `report FILE…`: totals of recordings, as text, JSON, and CodeCarbon's emissions.csv.
+//! `report FILE…`: totals of recordings, as text, JSON, CodeCarbon's emissions.csv and PNG.
 
 use crate::app::AppError;
 use crate::report::account::account_file;
@@ -14,6 +14,8 @@ pub struct ReportOpts<'a> {
     pub zone: Option<&'a str>,
     pub pue: Option<f64>,
     pub project: &'a str,
+    pub png: Option<&'a Path>,
+    pub theme: Option<&'a str>,
 }
 
 pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
@@ -32,6 +34,30 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
     let mut accounts = Vec::new();
     for f in o.files {
         accounts.push(account_file(f, o.pue).map_err(|e| AppError::Usage(format!("report {e}")))?);
+    }
+    if let Some(out) = o.png {
+        let (themes, i) = crate::ui::theme::resolve(
+            Some(o.theme.unwrap_or("light")),
+            crate::ui::theme::user_dir().as_deref(),
+        )
+        .map_err(AppError::Usage)?;
+        for (k, f) in o.files.iter().enumerate() {
+            let path = if o.files.len() == 1 {
+                out.to_path_buf()
+            } else {
+                numbered(out, k + 1)
+            };
+            let d = crate::app::replay::dashboard_of(f, None)?;
+            crate::report::png::write(
+                &d,
+                &themes[i],
+                &f.display().to_string(),
+                &path,
+                crate::report::png::DEFAULT_SIZE,
+            )
+            .map_err(|e| AppError::Runtime(format!("--png {}: {e}", path.display())))?;
+            eprintln!("carbontop: wrote {}", path.display());
+        }
     }
     if let Some(path) = o.emissions {
         let meta = RunMeta {
@@ -64,4 +90,15 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
         }
     }
     Ok(0)
+}
+
+/// OUT.png → OUT-k.png.
+fn numbered(out: &Path, k: usize) -> std::path::PathBuf {
+    let stem = out
+        .file_stem()
+        .map_or("report".into(), |s| s.to_string_lossy().into_owned());
+    let ext = out
+        .extension()
+        .map_or("png".into(), |s| s.to_string_lossy().into_owned());
+    out.with_file_name(format!("{stem}-{k}.{ext}"))
 }

@@ -100,6 +100,39 @@ impl Drop for Screen {
     }
 }
 
+/// `e`: writes a PNG report of what the screen holds to `dir` and says where on the status line.
+/// samples.csv needs nothing: it is flushed every tick, so it is complete up to now.
+pub fn export(sc: &mut Screen, dir: &std::path::Path) {
+    let name = format!(
+        "report-{}.png",
+        crate::ui::render::clock(sc.dash.elapsed_s()).replace(':', "-")
+    );
+    let path = dir.join(name);
+    // The printable theme, whatever the screen shows.
+    let theme = sc
+        .ui
+        .themes
+        .iter()
+        .find(|t| t.name == "light")
+        .unwrap_or(sc.ui.theme())
+        .clone();
+    let title = sc.dash.info.title.clone();
+    let msg = match crate::report::png::write(
+        &sc.dash,
+        &theme,
+        &title,
+        &path,
+        crate::report::png::DEFAULT_SIZE,
+    ) {
+        Ok(()) => match &sc.dash.info.samples_path {
+            Some(p) => format!("wrote {} · {p} is complete up to now", path.display()),
+            None => format!("wrote {}", path.display()),
+        },
+        Err(e) => format!("cannot write {}: {e}", path.display()),
+    };
+    sc.ui.flash = Some(msg);
+}
+
 /// Reads terminal events on a thread of its own (blocking, so no polling loop) and hands each
 /// to `emit` until it returns false.
 pub fn spawn_input<F>(emit: F) -> Result<(), String>

@@ -3,5 +3,6 @@
 pub mod account;
 pub mod emissions;
 pub mod json;
+pub mod png;
 pub mod samples;
 pub mod summary;

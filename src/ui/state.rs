@@ -70,6 +70,8 @@ pub enum Effect {
     Speed(f64),
     /// Replay: back to the start.
     Restart,
+    /// `e`: write a PNG report of the run so far.
+    Export,
 }
 
 /// The screen's own state.
@@ -205,6 +207,7 @@ impl UiState {
             KeyCode::PageDown if self.focus == Panel::Output => {
                 self.output_scroll = self.output_scroll.saturating_sub(10);
             }
+            KeyCode::Char('e') => return Some(Effect::Export),
             KeyCode::Char(' ') if self.replay => return Some(Effect::TogglePlay),
             KeyCode::Char('.') if self.replay => return Some(Effect::Seek(60.0)),
             KeyCode::Char(',') if self.replay => return Some(Effect::Seek(-60.0)),
@@ -226,6 +229,7 @@ pub const KEYS: &[(&str, &str, bool)] = &[
     ("p", "pause / follow the view (measuring goes on)", false),
     ("o", "show / hide the command's output", false),
     ("t", "next theme", false),
+    ("e", "export a PNG report of the run so far", false),
     ("← →  [ ]", "chart window: 1 min … whole run", false),
     ("tab  shift-tab", "move between panels", false),
     ("enter  z", "zoom the focused panel (esc: back)", false),

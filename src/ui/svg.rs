@@ -59,7 +59,7 @@ fn indexed(i: u8) -> String {
     }
 }
 
-fn hex(c: Color, default: &str) -> String {
+pub fn hex(c: Color, default: &str) -> String {
     match c {
         Color::Reset => default.to_owned(),
         Color::Rgb(r, g, b) => format!("#{r:02x}{g:02x}{b:02x}"),

@@ -1,0 +1,438 @@
+//! The PNG report (DESIGN.md §4): power by component, grid intensity, cumulative gCO2e, accuracy
+//! against gCO2e with the cost of each point, cap changes marked, and a summary box with the
+//! constants used. Drawn with plotters' bitmap backend and an embedded font (DejaVu Sans), so it
+//! renders the same on a headless machine with no fonts installed.
+//!
+//! It draws from a [`Dashboard`]: the same bounded, downsampled history the screen keeps, so a
+//! week-long recording is plotted from ≤ 1,024 points per series and the full file is only ever
+//! streamed.
+
+use crate::engine::constants::{
+    CAR_G_PER_KM_EU, EMBODIED_KG_PER_GPU, EMBODIED_KG_PER_SERVER, HARDWARE_LIFETIME_YEARS,
+    J_PER_KWH, TREE_KG_CO2_PER_YEAR, embodied_g,
+};
+use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh};
+use crate::ui::model::{Dashboard, col};
+use crate::ui::render::{clock, fmt_sig};
+use crate::ui::theme::Theme;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use ratatui::style::Color as TermColor;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// DejaVu Sans (Bitstream Vera licence, see assets/fonts/DejaVu-LICENSE.txt).
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+
+/// Default size: readable on a screen and when printed.
+pub const DEFAULT_SIZE: (u32, u32) = (1600, 1000);
+
+fn register_font() -> Result<(), String> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            plotters::style::register_font(FAMILY, style, FONT)
+                .map_err(|_| "the embedded font could not be loaded".to_owned())?;
+        }
+        Ok(())
+    })
+    .clone()
+}
+
+/// A theme colour as RGB (the terminal's own colours become black on white or the reverse).
+fn rgb(c: TermColor, fallback: RGBColor) -> RGBColor {
+    match c {
+        TermColor::Rgb(r, g, b) => RGBColor(r, g, b),
+        TermColor::Reset => fallback,
+        other => {
+            let hex = crate::ui::svg::hex(other, "#808080");
+            let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap_or(0x808080);
+            RGBColor((v >> 16) as u8, (v >> 8) as u8, v as u8)
+        }
+    }
+}
+
+struct Palette {
+    bg: RGBColor,
+    text: RGBColor,
+    muted: RGBColor,
+    grid: RGBColor,
+}
+
+fn palette(th: &Theme) -> Palette {
+    let bg = rgb(th.background, WHITE);
+    let light = u32::from(bg.0) + u32::from(bg.1) + u32::from(bg.2) > 384;
+    let (text_fb, muted_fb) = if light {
+        (RGBColor(20, 20, 20), RGBColor(100, 100, 100))
+    } else {
+        (RGBColor(220, 220, 220), RGBColor(150, 150, 150))
+    };
+    Palette {
+        bg,
+        text: rgb(th.text, text_fb),
+        muted: rgb(th.muted, muted_fb),
+        grid: rgb(th.border, muted_fb),
+    }
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("cannot draw the PNG: {e:?}")
+}
+
+/// Range with a little room, never empty.
+fn range(vals: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in vals {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    if from_zero {
+        lo = lo.min(0.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(hi.abs() * 0.02).max(1e-9);
+    (if from_zero { lo } else { lo - pad }, hi + pad)
+}
+
+/// The summary box's lines: every figure from DESIGN.md §5 formulas.
+pub fn summary_lines(d: &Dashboard, title: &str) -> Vec<(String, bool)> {
+    let t = &d.totals;
+    let gpus = d.info.gpus.len();
+    let embodied = embodied_g(gpus, 1, t.elapsed_s);
+    // Communication: the network's share of the facility energy at the run's mean intensity.
+    let comms_g = t
+        .mean_intensity()
+        .map_or(0.0, |i| t.net_j / J_PER_KWH * d.info.pue * i);
+    let (trees, km) = d.equivalents();
+    let mut l: Vec<(String, bool)> = vec![
+        (title.to_owned(), true),
+        (format!("duration      {}", clock(t.elapsed_s)), false),
+        (
+            format!("energy        {}", fmt_energy_kwh(t.energy_kwh)),
+            false,
+        ),
+        (format!("operational   {} CO2e", fmt_co2e_g(t.co2e_g)), true),
+        (
+            format!("network  {} of it (comms)", fmt_co2e_g(comms_g)),
+            false,
+        ),
+        (
+            format!("embodied      {} CO2e", fmt_co2e_g(embodied)),
+            false,
+        ),
+        (
+            format!("total         {} CO2e", fmt_co2e_g(t.co2e_g + embodied)),
+            true,
+        ),
+        (
+            format!(
+                "mean grid     {}",
+                t.mean_intensity()
+                    .map_or("—".into(), |i| format!("{i:.0} gCO2e/kWh"))
+            ),
+            false,
+        ),
+        (format!("PUE           {:.2}", d.info.pue), false),
+        (
+            format!("≈ {} tree-days · {} car-km", fmt_sig(trees), fmt_sig(km)),
+            false,
+        ),
+        (String::new(), false),
+    ];
+    match d.per_point() {
+        Some((gained, g, kwh)) => {
+            l.push((format!("accuracy +{gained:.1} pt"), true));
+            l.push((
+                format!(
+                    "average  {} · {} per pt",
+                    fmt_co2e_g(g),
+                    fmt_energy_kwh(kwh)
+                ),
+                false,
+            ));
+            if let Some((p, lg, lk)) = d.last_point_cost() {
+                l.push((
+                    format!("last (→{p}%)  {} · {}", fmt_co2e_g(lg), fmt_energy_kwh(lk)),
+                    false,
+                ));
+                if let Some(first) = d.milestones.windows(2).find(|w| w[1].co2e_g > w[0].co2e_g) {
+                    let f = first[1].co2e_g - first[0].co2e_g;
+                    if f > 0.0 && lg > 0.0 {
+                        l.push((format!("last point cost {:.1}× the first", lg / f), false));
+                    }
+                }
+            }
+        }
+        None => l.push(("no accuracy in this recording".into(), false)),
+    }
+    if !d.cap_changes.is_empty() {
+        l.push((
+            format!("{} power-cap change(s), marked", d.cap_changes.len()),
+            false,
+        ));
+    }
+    l.push((String::new(), false));
+    l.push(("constants".into(), true));
+    l.push((
+        format!(
+            "trees {TREE_KG_CO2_PER_YEAR} kg/yr, car {CAR_G_PER_KM_EU} g/km (Green Algorithms)"
+        ),
+        false,
+    ));
+    l.push((
+        format!(
+            "embodied {EMBODIED_KG_PER_GPU} kg/GPU + {EMBODIED_KG_PER_SERVER} kg/server over {HARDWARE_LIFETIME_YEARS} y (BLOOM)"
+        ),
+        false,
+    ));
+    l.push(("network 0.001–0.069 kWh/GB (CCF … CUMULATOR)".into(), false));
+    l
+}
+
+/// Draws the report for `d` to `path` (PNG).
+pub fn write(
+    d: &Dashboard,
+    th: &Theme,
+    title: &str,
+    path: &Path,
+    size: (u32, u32),
+) -> Result<(), String> {
+    register_font()?;
+    let pal = palette(th);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&pal.bg).map_err(err)?;
+    let (w, h) = size;
+    let s = f64::from(h) / 1000.0;
+    let (head, body) = root.split_vertically((60.0 * s) as u32);
+    head.draw(&Text::new(
+        format!("carbontop report · {title}"),
+        ((20.0 * s) as i32, (16.0 * s) as i32),
+        (FAMILY, 28.0 * s, FontStyle::Bold)
+            .into_font()
+            .color(&pal.text),
+    ))
+    .map_err(err)?;
+    let (charts, side) = body.split_horizontally((f64::from(w) * 0.70) as u32);
+    let panels = charts.split_evenly((2, 2));
+    let window = None;
+    let (x0, x1) = (
+        d.history.first_t().unwrap_or(0.0),
+        d.history
+            .last_t()
+            .unwrap_or(1.0)
+            .max(d.history.first_t().unwrap_or(0.0) + 1.0),
+    );
+    let caption = || {
+        (FAMILY, 20.0 * s, FontStyle::Bold)
+            .into_font()
+            .color(&pal.text)
+    };
+    let label = (FAMILY, 14.0 * s).into_font().color(&pal.muted);
+    let xfmt = |x: &f64| clock(*x);
+
+    // 1. Power by component.
+    let mut series: Vec<(String, usize, RGBColor)> =
+        vec![("total".into(), col::TOTAL, rgb(th.total, pal.text))];
+    for i in 0..d.info.gpus.len() {
+        series.push((
+            format!("GPU{i}"),
+            col::GPU0 + i,
+            rgb(th.gpu_color(i), pal.text),
+        ));
+    }
+    let cpu_name = if d.info.cpu_estimate {
+        "CPU (estimate)"
+    } else {
+        "CPU"
+    };
+    series.push((cpu_name.into(), col::CPU, rgb(th.cpu, pal.text)));
+    series.push(("memory".into(), col::MEM, rgb(th.memory, pal.text)));
+    series.push(("network".into(), col::NET, rgb(th.network, pal.text)));
+    let data: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|(_, c, _)| d.history.window(*c, window))
+        .collect();
+    let (_, ymax) = range(data.iter().flatten().map(|p| p.1), true);
+    {
+        let mut ch = ChartBuilder::on(&panels[0])
+            .caption("Power by component (IT, W)", caption())
+            .margin((10.0 * s) as u32)
+            .x_label_area_size((30.0 * s) as u32)
+            .y_label_area_size((55.0 * s) as u32)
+            .build_cartesian_2d(x0..x1, 0.0..ymax)
+            .map_err(err)?;
+        ch.configure_mesh()
+            .x_label_formatter(&xfmt)
+            .x_labels(6)
+            .label_style(label.clone())
+            .axis_style(pal.grid)
+            .light_line_style(pal.grid.mix(0.15))
+            .bold_line_style(pal.grid.mix(0.3))
+            .draw()
+            .map_err(err)?;
+        for ((name, _, c), pts) in series.iter().zip(&data).rev() {
+            let c = *c;
+            // Width 1: plotters mitres thick polylines, and a zigzag's sharp joins spike.
+            ch.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(1)))
+                .map_err(err)?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3))
+                });
+        }
+        for cc in &d.cap_changes {
+            let c = rgb(th.warning, pal.text);
+            ch.draw_series(LineSeries::new(
+                [(cc.elapsed_s, 0.0), (cc.elapsed_s, ymax)],
+                c.stroke_width(1),
+            ))
+            .map_err(err)?;
+        }
+        ch.configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(pal.bg.mix(0.85))
+            .border_style(pal.grid)
+            .label_font(label.clone())
+            .draw()
+            .map_err(err)?;
+    }
+
+    // 2. Grid intensity.
+    let gi = d.history.window(col::INTENSITY, window);
+    let (ilo, ihi) = range(gi.iter().map(|p| p.1), false);
+    {
+        let mut ch = ChartBuilder::on(&panels[1])
+            .caption("Grid carbon intensity (gCO2e/kWh)", caption())
+            .margin((10.0 * s) as u32)
+            .x_label_area_size((30.0 * s) as u32)
+            .y_label_area_size((55.0 * s) as u32)
+            .build_cartesian_2d(x0..x1, ilo..ihi)
+            .map_err(err)?;
+        ch.configure_mesh()
+            .x_label_formatter(&xfmt)
+            .x_labels(6)
+            .label_style(label.clone())
+            .axis_style(pal.grid)
+            .light_line_style(pal.grid.mix(0.15))
+            .bold_line_style(pal.grid.mix(0.3))
+            .draw()
+            .map_err(err)?;
+        let c = rgb(th.intensity, pal.text);
+        ch.draw_series(LineSeries::new(gi.iter().copied(), c.stroke_width(1)))
+            .map_err(err)?;
+    }
+
+    // 3. Cumulative gCO2e.
+    let co2 = d.history.window(col::CO2E, window);
+    let (_, cmax) = range(co2.iter().map(|p| p.1), true);
+    {
+        let mut ch = ChartBuilder::on(&panels[2])
+            .caption("Cumulative operational carbon (gCO2e)", caption())
+            .margin((10.0 * s) as u32)
+            .x_label_area_size((30.0 * s) as u32)
+            .y_label_area_size((55.0 * s) as u32)
+            .build_cartesian_2d(x0..x1, 0.0..cmax)
+            .map_err(err)?;
+        ch.configure_mesh()
+            .x_label_formatter(&xfmt)
+            .x_labels(6)
+            .label_style(label.clone())
+            .axis_style(pal.grid)
+            .light_line_style(pal.grid.mix(0.15))
+            .bold_line_style(pal.grid.mix(0.3))
+            .draw()
+            .map_err(err)?;
+        let c = rgb(th.carbon, pal.text);
+        ch.draw_series(
+            AreaSeries::new(co2.iter().copied(), 0.0, c.mix(0.2)).border_style(c.stroke_width(2)),
+        )
+        .map_err(err)?;
+    }
+
+    // 4. Accuracy against gCO2e, each whole point marked.
+    let acc = d.history.xy(col::CO2E, col::ACCURACY, window);
+    {
+        let (ax0, ax1) = range(acc.iter().map(|p| p.0), false);
+        let (ay0, ay1) = range(acc.iter().map(|p| p.1), false);
+        let cap = match d.last_point_cost() {
+            Some((p, g, _)) => format!(
+                "Accuracy vs gCO2e · last point (→{p}%) cost {}",
+                fmt_co2e_g(g)
+            ),
+            None => "Accuracy (%) vs cumulative gCO2e".into(),
+        };
+        let mut ch = ChartBuilder::on(&panels[3])
+            .caption(cap, caption())
+            .margin((10.0 * s) as u32)
+            .x_label_area_size((30.0 * s) as u32)
+            .y_label_area_size((55.0 * s) as u32)
+            .build_cartesian_2d(ax0..ax1, ay0..ay1)
+            .map_err(err)?;
+        ch.configure_mesh()
+            .x_label_formatter(&|x: &f64| fmt_co2e_g(*x))
+            .x_labels(5)
+            .label_style(label.clone())
+            .axis_style(pal.grid)
+            .light_line_style(pal.grid.mix(0.15))
+            .bold_line_style(pal.grid.mix(0.3))
+            .draw()
+            .map_err(err)?;
+        let c = rgb(th.accuracy, pal.text);
+        if acc.is_empty() {
+            ch.plotting_area()
+                .draw(&Text::new(
+                    "no accuracy in this recording",
+                    (ax0, (ay0 + ay1) / 2.0),
+                    label.clone(),
+                ))
+                .map_err(err)?;
+        } else {
+            ch.draw_series(LineSeries::new(acc.iter().copied(), c.stroke_width(1)))
+                .map_err(err)?;
+            let m = rgb(th.carbon, pal.text);
+            ch.draw_series(d.milestones.iter().map(|ms| {
+                Circle::new(
+                    (ms.co2e_g, f64::from(ms.point)),
+                    (3.0 * s) as u32,
+                    m.filled(),
+                )
+            }))
+            .map_err(err)?;
+        }
+    }
+
+    // Summary box.
+    let pad = (20.0 * s) as i32;
+    let line_h = (27.0 * s) as i32;
+    for (i, (text, bold)) in summary_lines(d, "summary").iter().enumerate() {
+        let style = if *bold {
+            (FAMILY, 18.0 * s, FontStyle::Bold)
+                .into_font()
+                .color(&pal.text)
+        } else {
+            (FAMILY, 16.0 * s).into_font().color(&pal.text)
+        };
+        let y = pad + i as i32 * line_h;
+        // "key   value": the value in a column of its own (the font is proportional).
+        match text.split_once("  ").filter(|(k, _)| !k.trim().is_empty()) {
+            Some((k, v)) => {
+                side.draw(&Text::new(k.to_owned(), (pad, y), style.clone()))
+                    .map_err(err)?;
+                side.draw(&Text::new(
+                    v.trim().to_owned(),
+                    (pad + (150.0 * s) as i32, y),
+                    style,
+                ))
+                .map_err(err)?;
+            }
+            None => side
+                .draw(&Text::new(text.clone(), (pad, y), style))
+                .map_err(err)?,
+        }
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
