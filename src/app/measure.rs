@@ -24,7 +24,7 @@ use crate::ui::state::{Effect, UiState};
 use crate::ui::theme;
 use nix::sys::signal::Signal;
 use ratatui::crossterm::event::Event as CtEvent;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::SIGINT;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -284,22 +284,10 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     });
 
     let (tx, rx) = mpsc::channel::<Event>();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .map_err(|e| AppError::Runtime(format!("cannot install signal handlers: {e}")))?;
-    let sig_handle = signals.handle();
-    {
+    let sig_handle = {
         let tx = tx.clone();
-        std::thread::Builder::new()
-            .name("carbontop-signals".into())
-            .spawn(move || {
-                for s in signals.forever() {
-                    if tx.send(Event::Signal(s)).is_err() {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| AppError::Runtime(e.to_string()))?;
-    }
+        crate::app::spawn_signal_thread(move |s| tx.send(Event::Signal(s)).is_ok())?
+    };
 
     let mut screen = if use_screen {
         let mut dash = Dashboard::new(run_info(

@@ -35,3 +35,26 @@ impl AppError {
 pub fn say(msg: &str) {
     eprintln!("carbontop: {msg}");
 }
+
+/// Turns SIGINT, SIGTERM and SIGHUP into calls of `emit` on a thread of its own (until `emit`
+/// returns false); the handle closes it.
+pub fn spawn_signal_thread<F>(emit: F) -> Result<signal_hook::iterator::Handle, AppError>
+where
+    F: Fn(i32) -> bool + Send + 'static,
+{
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| AppError::Runtime(format!("cannot install signal handlers: {e}")))?;
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("carbontop-signals".into())
+        .spawn(move || {
+            for s in signals.forever() {
+                if !emit(s) {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    Ok(handle)
+}

@@ -213,22 +213,10 @@ fn replay_screen(
     themes: (Vec<theme::Theme>, usize),
 ) -> Result<bool, AppError> {
     let (tx, rx) = mpsc::channel::<Ev>();
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .map_err(|e| AppError::Runtime(format!("cannot install signal handlers: {e}")))?;
-    let sig_handle = signals.handle();
-    {
+    let sig_handle = {
         let tx = tx.clone();
-        std::thread::Builder::new()
-            .name("carbontop-signals".into())
-            .spawn(move || {
-                for _ in signals.forever() {
-                    if tx.send(Ev::Signal).is_err() {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| AppError::Runtime(e.to_string()))?;
-    }
+        crate::app::spawn_signal_thread(move |_| tx.send(Ev::Signal).is_ok())?
+    };
     let mut speed = match o.speed {
         Speed::Times(x) => Some(x),
         Speed::Max => None,

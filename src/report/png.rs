@@ -15,6 +15,7 @@ use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh};
 use crate::ui::model::{Dashboard, col};
 use crate::ui::render::{clock, fmt_sig};
 use crate::ui::theme::Theme;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use ratatui::style::Color as TermColor;
@@ -192,6 +193,45 @@ pub fn summary_lines(d: &Dashboard, title: &str) -> Vec<(String, bool)> {
     l
 }
 
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One panel: caption, axes and a light grid, in the report's style.
+#[allow(clippy::too_many_arguments)]
+fn panel<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    caption: String,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    xfmt: &dyn Fn(&f64) -> String,
+    x_labels: usize,
+    s: f64,
+    pal: &Palette,
+) -> Result<Chart<'a, 'b>, String> {
+    let mut ch = ChartBuilder::on(area)
+        .caption(
+            caption,
+            (FAMILY, 20.0 * s, FontStyle::Bold)
+                .into_font()
+                .color(&pal.text),
+        )
+        .margin((10.0 * s) as u32)
+        .x_label_area_size((30.0 * s) as u32)
+        .y_label_area_size((55.0 * s) as u32)
+        .build_cartesian_2d(x, y)
+        .map_err(err)?;
+    ch.configure_mesh()
+        .x_label_formatter(xfmt)
+        .x_labels(x_labels)
+        .label_style((FAMILY, 14.0 * s).into_font().color(&pal.muted))
+        .axis_style(pal.grid)
+        .light_line_style(pal.grid.mix(0.15))
+        .bold_line_style(pal.grid.mix(0.3))
+        .draw()
+        .map_err(err)?;
+    Ok(ch)
+}
+
 /// Draws the report for `d` to `path` (PNG).
 pub fn write(
     d: &Dashboard,
@@ -225,11 +265,6 @@ pub fn write(
             .unwrap_or(1.0)
             .max(d.history.first_t().unwrap_or(0.0) + 1.0),
     );
-    let caption = || {
-        (FAMILY, 20.0 * s, FontStyle::Bold)
-            .into_font()
-            .color(&pal.text)
-    };
     let label = (FAMILY, 14.0 * s).into_font().color(&pal.muted);
     let xfmt = |x: &f64| clock(*x);
 
@@ -257,22 +292,16 @@ pub fn write(
         .collect();
     let (_, ymax) = range(data.iter().flatten().map(|p| p.1), true);
     {
-        let mut ch = ChartBuilder::on(&panels[0])
-            .caption("Power by component (IT, W)", caption())
-            .margin((10.0 * s) as u32)
-            .x_label_area_size((30.0 * s) as u32)
-            .y_label_area_size((55.0 * s) as u32)
-            .build_cartesian_2d(x0..x1, 0.0..ymax)
-            .map_err(err)?;
-        ch.configure_mesh()
-            .x_label_formatter(&xfmt)
-            .x_labels(6)
-            .label_style(label.clone())
-            .axis_style(pal.grid)
-            .light_line_style(pal.grid.mix(0.15))
-            .bold_line_style(pal.grid.mix(0.3))
-            .draw()
-            .map_err(err)?;
+        let mut ch = panel(
+            &panels[0],
+            "Power by component (IT, W)".into(),
+            x0..x1,
+            0.0..ymax,
+            &xfmt,
+            6,
+            s,
+            &pal,
+        )?;
         for ((name, _, c), pts) in series.iter().zip(&data).rev() {
             let c = *c;
             // Width 1: plotters mitres thick polylines, and a zigzag's sharp joins spike.
@@ -304,22 +333,16 @@ pub fn write(
     let gi = d.history.window(col::INTENSITY, window);
     let (ilo, ihi) = range(gi.iter().map(|p| p.1), false);
     {
-        let mut ch = ChartBuilder::on(&panels[1])
-            .caption("Grid carbon intensity (gCO2e/kWh)", caption())
-            .margin((10.0 * s) as u32)
-            .x_label_area_size((30.0 * s) as u32)
-            .y_label_area_size((55.0 * s) as u32)
-            .build_cartesian_2d(x0..x1, ilo..ihi)
-            .map_err(err)?;
-        ch.configure_mesh()
-            .x_label_formatter(&xfmt)
-            .x_labels(6)
-            .label_style(label.clone())
-            .axis_style(pal.grid)
-            .light_line_style(pal.grid.mix(0.15))
-            .bold_line_style(pal.grid.mix(0.3))
-            .draw()
-            .map_err(err)?;
+        let mut ch = panel(
+            &panels[1],
+            "Grid carbon intensity (gCO2e/kWh)".into(),
+            x0..x1,
+            ilo..ihi,
+            &xfmt,
+            6,
+            s,
+            &pal,
+        )?;
         let c = rgb(th.intensity, pal.text);
         ch.draw_series(LineSeries::new(gi.iter().copied(), c.stroke_width(1)))
             .map_err(err)?;
@@ -329,22 +352,16 @@ pub fn write(
     let co2 = d.history.window(col::CO2E, window);
     let (_, cmax) = range(co2.iter().map(|p| p.1), true);
     {
-        let mut ch = ChartBuilder::on(&panels[2])
-            .caption("Cumulative operational carbon (gCO2e)", caption())
-            .margin((10.0 * s) as u32)
-            .x_label_area_size((30.0 * s) as u32)
-            .y_label_area_size((55.0 * s) as u32)
-            .build_cartesian_2d(x0..x1, 0.0..cmax)
-            .map_err(err)?;
-        ch.configure_mesh()
-            .x_label_formatter(&xfmt)
-            .x_labels(6)
-            .label_style(label.clone())
-            .axis_style(pal.grid)
-            .light_line_style(pal.grid.mix(0.15))
-            .bold_line_style(pal.grid.mix(0.3))
-            .draw()
-            .map_err(err)?;
+        let mut ch = panel(
+            &panels[2],
+            "Cumulative operational carbon (gCO2e)".into(),
+            x0..x1,
+            0.0..cmax,
+            &xfmt,
+            6,
+            s,
+            &pal,
+        )?;
         let c = rgb(th.carbon, pal.text);
         ch.draw_series(
             AreaSeries::new(co2.iter().copied(), 0.0, c.mix(0.2)).border_style(c.stroke_width(2)),
@@ -364,22 +381,16 @@ pub fn write(
             ),
             None => "Accuracy (%) vs cumulative gCO2e".into(),
         };
-        let mut ch = ChartBuilder::on(&panels[3])
-            .caption(cap, caption())
-            .margin((10.0 * s) as u32)
-            .x_label_area_size((30.0 * s) as u32)
-            .y_label_area_size((55.0 * s) as u32)
-            .build_cartesian_2d(ax0..ax1, ay0..ay1)
-            .map_err(err)?;
-        ch.configure_mesh()
-            .x_label_formatter(&|x: &f64| fmt_co2e_g(*x))
-            .x_labels(5)
-            .label_style(label.clone())
-            .axis_style(pal.grid)
-            .light_line_style(pal.grid.mix(0.15))
-            .bold_line_style(pal.grid.mix(0.3))
-            .draw()
-            .map_err(err)?;
+        let mut ch = panel(
+            &panels[3],
+            cap,
+            ax0..ax1,
+            ay0..ay1,
+            &|x: &f64| fmt_co2e_g(*x),
+            5,
+            s,
+            &pal,
+        )?;
         let c = rgb(th.accuracy, pal.text);
         if acc.is_empty() {
             ch.plotting_area()

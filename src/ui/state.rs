@@ -390,6 +390,23 @@ mod tests {
         );
     }
 
+    /// Everything a key can change, as text.
+    fn view(u: &UiState) -> String {
+        format!(
+            "{:?}",
+            (
+                u.window,
+                u.theme,
+                u.focus,
+                u.zoom,
+                u.help,
+                u.output_shown,
+                u.output_scroll,
+                u.frozen.is_some()
+            )
+        )
+    }
+
     #[test]
     fn every_key_in_help_is_handled() {
         // The overlay's list and the handler agree: each listed key does something.
@@ -411,33 +428,9 @@ mod tests {
                 "?" => KeyCode::Char('?'),
                 k => KeyCode::Char(k.chars().next().unwrap_or(' ')),
             };
-            let before = format!(
-                "{:?}",
-                (
-                    u.window,
-                    u.theme,
-                    u.focus,
-                    u.zoom,
-                    u.help,
-                    u.output_shown,
-                    u.output_scroll,
-                    u.frozen.is_some()
-                )
-            );
+            let before = view(&u);
             let eff = press(&mut u, code, false);
-            let after = format!(
-                "{:?}",
-                (
-                    u.window,
-                    u.theme,
-                    u.focus,
-                    u.zoom,
-                    u.help,
-                    u.output_shown,
-                    u.output_scroll,
-                    u.frozen.is_some()
-                )
-            );
+            let after = view(&u);
             assert!(eff.is_some() || before != after, "key {keys} did nothing");
         }
     }
