@@ -593,3 +593,23 @@ fn report_png_from_the_fixture_and_one_per_recording() {
     assert!(err.contains("--png /nonexistent-dir/x.png: "), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn an_empty_run_is_reported_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = std::fs::read_to_string(fixture("traces/a40x4-cifar100.csv")).unwrap();
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, format!("{}\n", header.lines().next().unwrap())).unwrap();
+    let png = dir.path().join("e.png");
+    let o = bin()
+        .args(["report", "--png"])
+        .arg(&png)
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("empty run: no samples were recorded"), "{out}");
+    assert!(!out.contains("NaN"), "{out}");
+    assert_eq!(png_size(&png), (1600, 1000));
+}

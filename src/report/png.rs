@@ -108,6 +108,12 @@ pub fn summary_lines(d: &Dashboard, title: &str) -> Vec<(String, bool)> {
         .mean_intensity()
         .map_or(0.0, |i| t.net_j / J_PER_KWH * d.info.pue * i);
     let (trees, km) = d.equivalents();
+    if t.ticks == 0 {
+        return vec![
+            (title.to_owned(), true),
+            ("empty run: no samples were recorded".into(), false),
+        ];
+    }
     let mut l: Vec<(String, bool)> = vec![
         (title.to_owned(), true),
         (format!("duration      {}", clock(t.elapsed_s)), false),

@@ -99,6 +99,13 @@ pub fn summary(t: &Totals, f: &RunFacts) -> String {
     let j = |x: f64| fmt_energy_kwh(x / crate::engine::constants::J_PER_KWH);
     let mut s = String::new();
     let _ = writeln!(s, "carbontop summary: {}", f.title);
+    if t.ticks == 0 {
+        let _ = writeln!(
+            s,
+            "  empty run: no samples were recorded, so there is nothing to total"
+        );
+        return s;
+    }
     let _ = write!(
         s,
         "  duration   {} ({} samples",
