@@ -28,7 +28,7 @@ use signal_hook::consts::SIGINT;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Grace between SIGTERM and SIGKILL when --duration ends a child.
@@ -366,7 +366,6 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
 
     loop {
         // The earliest thing we are waiting for.
-        let now = Instant::now();
         let deadline = [
             duration_deadline.filter(|_| !stopping && kill_at.is_none()),
             kill_at,
@@ -379,16 +378,8 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         .into_iter()
         .flatten()
         .min();
-        let ev = match deadline {
-            Some(d) => match rx.recv_timeout(d.saturating_duration_since(now)) {
-                Ok(ev) => Some(ev),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(ev) => Some(ev),
-                Err(_) => break,
-            },
+        let Ok(ev) = crate::app::recv_until(&rx, deadline) else {
+            break;
         };
         let now = Instant::now();
         let running = child.is_some() && child_exit.is_none();

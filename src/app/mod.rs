@@ -58,3 +58,20 @@ where
         .map_err(|e| AppError::Runtime(e.to_string()))?;
     Ok(handle)
 }
+
+/// Waits for the next event until `deadline` (None: no deadline). Ok(None) when the deadline
+/// passed; Err when every sender is gone.
+pub fn recv_until<T>(
+    rx: &std::sync::mpsc::Receiver<T>,
+    deadline: Option<std::time::Instant>,
+) -> Result<Option<T>, std::sync::mpsc::RecvError> {
+    use std::sync::mpsc::{RecvError, RecvTimeoutError};
+    match deadline {
+        Some(d) => match rx.recv_timeout(d.saturating_duration_since(std::time::Instant::now())) {
+            Ok(ev) => Ok(Some(ev)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(RecvError),
+        },
+        None => rx.recv().map(Some),
+    }
+}

@@ -18,7 +18,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub struct ReplayOpts<'a> {
@@ -272,16 +272,8 @@ fn replay_screen(
         }
 
         let wait_until = [due, sc.owed].into_iter().flatten().min();
-        let ev = match wait_until {
-            Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
-                Ok(ev) => Some(ev),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(ev) => Some(ev),
-                Err(_) => break,
-            },
+        let Ok(ev) = crate::app::recv_until(&rx, wait_until) else {
+            break;
         };
         let Some(ev) = ev else { continue };
         let effect = match ev {

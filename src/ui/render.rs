@@ -260,6 +260,14 @@ fn x_bounds(d: &Dashboard, window: Option<f64>) -> [f64; 2] {
     [lo, last.max(lo + 1.0)]
 }
 
+/// The x axis of a chart over run time.
+fn time_axis<'a>(b: [f64; 2], th: &Theme) -> Axis<'a> {
+    Axis::default()
+        .bounds(b)
+        .labels(time_labels(b, th))
+        .style(Style::new().fg(th.border))
+}
+
 fn time_labels<'a>(b: [f64; 2], th: &Theme) -> Vec<Line<'a>> {
     let s = Style::new().fg(th.muted);
     vec![
@@ -419,12 +427,7 @@ fn draw_power(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme
     sets.push(dataset(String::new(), &data[0], th.total));
     let chart = Chart::new(sets)
         .style(Style::new().bg(th.background))
-        .x_axis(
-            Axis::default()
-                .bounds(xb)
-                .labels(time_labels(xb, th))
-                .style(Style::new().fg(th.border)),
-        )
+        .x_axis(time_axis(xb, th))
         .y_axis(
             Axis::default()
                 .title(Span::styled("W", Style::new().fg(th.muted)))
@@ -589,12 +592,7 @@ fn draw_intensity(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &T
     let (yb, yl) = y_bounds(&[&data], false, |v| format!("{v:.0}"), th);
     let chart = Chart::new(vec![dataset(String::new(), &data, th.intensity)])
         .block(block)
-        .x_axis(
-            Axis::default()
-                .bounds(xb)
-                .labels(time_labels(xb, th))
-                .style(Style::new().fg(th.border)),
-        )
+        .x_axis(time_axis(xb, th))
         .y_axis(
             Axis::default()
                 .bounds(yb)
