@@ -64,23 +64,26 @@ pub fn default_path() -> Option<PathBuf> {
 }
 
 /// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
 /// Parses config text; errors name the file, the line and the key.
 pub fn parse(text: &str, path: &Path) -> Result<FileConfig, String> {
-    toml::from_str::<FileConfig>(text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| format!(", line {}", line_of(text, s.start)))
-            .unwrap_or_default();
-        format!(
-            "config {}{line}: {}",
-            path.display(),
-            e.message().trim().replace('\n', " ")
-        )
-    })
+    toml::from_str::<FileConfig>(text)
+        .map_err(|e| toml_error("config", &path.display().to_string(), text, &e))
+}
+
+/// One line for a TOML error: `KIND FILE, line N: message` (the message names the key).
+pub(crate) fn toml_error(kind: &str, file: &str, text: &str, e: &toml::de::Error) -> String {
+    let line = e
+        .span()
+        .map(|s| format!(", line {}", line_of(text, s.start)))
+        .unwrap_or_default();
+    format!(
+        "{kind} {file}{line}: {}",
+        e.message().trim().replace('\n', " ")
+    )
 }
 
 /// Loads the named file (which must exist) or the default one (if it exists).

@@ -243,22 +243,6 @@ fn run_info(s: &Settings, job: Job<'_>, built: &Built, samples: Option<String>) 
     }
 }
 
-/// Chooses the screen or headless; the screen needs a terminal (else: a note, headless).
-fn want_screen(headless: bool) -> bool {
-    if headless {
-        return false;
-    }
-    match screen::available() {
-        Ok(()) => true,
-        Err(why) => {
-            say(&format!(
-                "{why}: running headless (use --headless to say so)"
-            ));
-            false
-        }
-    }
-}
-
 /// Runs `run`, `record` or `watch`; returns the exit code.
 pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     let built = build_sources(settings)?;
@@ -272,7 +256,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         Some(d) => Some(open_writer(d, built.gpu_count)?),
         None => None,
     };
-    let use_screen = want_screen(settings.headless);
+    let use_screen = screen::wanted(settings.headless);
     if !use_screen {
         for n in &built.notices {
             say(n);
@@ -387,10 +371,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         match ev {
             Some(Event::Sampler(SamplerEvent::Sample(s, warnings))) => {
                 for w in warnings {
-                    match screen.as_mut() {
-                        Some(sc) => sc.dash.warn(w.clone()),
-                        None => say(&w),
-                    }
+                    tell(&mut screen, w.clone());
                     last_warning = Some(w);
                 }
                 let mut s = *s;
@@ -400,10 +381,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                 if let Some(w) = writer.as_mut()
                     && let Some(e) = write_tick(w, &tick, &mut write_failed)
                 {
-                    match screen.as_mut() {
-                        Some(sc) => sc.dash.warn(e),
-                        None => say(&e),
-                    }
+                    tell(&mut screen, e);
                 }
                 match screen.as_mut() {
                     Some(sc) => {
@@ -449,11 +427,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                 sigint_forward_at = None;
             }
             Some(Event::Child(ChildEvent::WaitFailed(e))) => {
-                let msg = format!("lost track of the command: {e}");
-                match screen.as_mut() {
-                    Some(sc) => sc.dash.warn(msg),
-                    None => say(&msg),
-                }
+                tell(&mut screen, format!("lost track of the command: {e}"));
                 stop_reason.get_or_insert_with(|| "lost track of the command".into());
                 stopping = true;
                 sampler.stop();
@@ -560,11 +534,10 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
             && now >= k
             && child_exit.is_none()
         {
-            let msg = "the command ignored SIGTERM for 5 s: sending SIGKILL";
-            match screen.as_mut() {
-                Some(sc) => sc.dash.warn(msg.into()),
-                None => say(msg),
-            }
+            tell(
+                &mut screen,
+                "the command ignored SIGTERM for 5 s: sending SIGKILL".into(),
+            );
             ch.signal(Signal::SIGKILL);
             kill_at = None;
         }
@@ -652,6 +625,14 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         None if child.is_some() => 1,
         None => 0,
     })
+}
+
+/// A warning: on the screen's status line when there is one, else on stderr.
+fn tell(screen: &mut Option<Screen>, msg: String) {
+    match screen.as_mut() {
+        Some(sc) => sc.dash.warn(msg),
+        None => say(&msg),
+    }
 }
 
 /// "status 0", "killed by signal 15".

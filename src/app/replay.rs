@@ -108,16 +108,7 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
     if let Some(dir) = o.out {
         player.writer = Some(open_writer(dir, player.rp.gpu_count())?);
     }
-    let use_screen = !o.headless
-        && match screen::available() {
-            Ok(()) => true,
-            Err(why) => {
-                say(&format!(
-                    "{why}: running headless (use --headless to say so)"
-                ));
-                false
-            }
-        };
+    let use_screen = screen::wanted(o.headless);
     let interrupted = if use_screen {
         replay_screen(o, &mut player, themes)?
     } else {

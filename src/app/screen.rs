@@ -35,6 +35,23 @@ pub fn available() -> Result<(), String> {
     Ok(())
 }
 
+/// Screen or headless: the screen unless --headless, or unless there is no terminal (then it
+/// says why, once, and the command runs headless).
+pub fn wanted(headless: bool) -> bool {
+    if headless {
+        return false;
+    }
+    match available() {
+        Ok(()) => true,
+        Err(why) => {
+            crate::app::say(&format!(
+                "{why}: running headless (use --headless to say so)"
+            ));
+            false
+        }
+    }
+}
+
 impl Screen {
     /// Takes over the terminal.
     pub fn start(dash: Dashboard, ui: UiState) -> Result<Self, String> {

@@ -43,18 +43,6 @@ const PANELS: [Panel; 5] = [
     Panel::Output,
 ];
 
-impl Panel {
-    pub fn name(self) -> &'static str {
-        match self {
-            Panel::Power => "power",
-            Panel::Totals => "energy & carbon",
-            Panel::Intensity => "grid intensity",
-            Panel::Progress => "progress",
-            Panel::Output => "output",
-        }
-    }
-}
-
 /// What the app loop must do after a key.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Effect {

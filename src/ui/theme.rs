@@ -82,10 +82,6 @@ struct ColorsFile {
     loss: C,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
 /// Parses one colour: `#rrggbb`, a name, an index 0–255 or `reset`.
 pub fn parse_color(s: &str) -> Result<Color, String> {
     let t = s.trim();
@@ -99,16 +95,8 @@ pub fn parse_color(s: &str) -> Result<Color, String> {
 
 /// Parses a theme file's text over `base`; errors are `theme FILE, line N: key `k`: …`.
 pub fn parse(text: &str, file: &str, base: &Theme) -> Result<Theme, String> {
-    let f: ThemeFile = toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| format!(", line {}", line_of(text, s.start)))
-            .unwrap_or_default();
-        format!(
-            "theme {file}{line}: {}",
-            e.message().trim().replace('\n', " ")
-        )
-    })?;
+    let f: ThemeFile =
+        toml::from_str(text).map_err(|e| crate::config::toml_error("theme", file, text, &e))?;
     let mut t = base.clone();
     if let Some(n) = f.name {
         t.name = n;
@@ -119,7 +107,7 @@ pub fn parse(text: &str, file: &str, base: &Theme) -> Result<Theme, String> {
             *slot = parse_color(v.get_ref()).map_err(|e| {
                 format!(
                     "theme {file}, line {}: key `colors.{key}`: {e}",
-                    line_of(text, v.span().start)
+                    crate::config::line_of(text, v.span().start)
                 )
             })?;
         }
@@ -145,7 +133,7 @@ pub fn parse(text: &str, file: &str, base: &Theme) -> Result<Theme, String> {
         if list.get_ref().is_empty() {
             return Err(format!(
                 "theme {file}, line {}: key `colors.gpu`: needs at least one colour",
-                line_of(text, list.span().start)
+                crate::config::line_of(text, list.span().start)
             ));
         }
         let mut gpus = Vec::new();
