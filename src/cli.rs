@@ -1,5 +1,6 @@
 //! The command line (DESIGN.md §3). Every measuring option is also a config-file key.
 
+use crate::source::grid::ProviderKind;
 use crate::source::replay::Speed;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -11,6 +12,8 @@ Constants (DESIGN.md §5; override where a flag exists):
   memory             0.3725 W per GiB installed                           Green Algorithms
   network            0.06894 kWh/GB (published range 0.001–0.069)         CUMULATOR / Shift Project
   grid (offline)     per-country annual means, WORLD 436 g/kWh            OWID / Ember, CC BY 4.0
+  grid (live)        Electricity Maps v3, GB Carbon Intensity API, WattTime v3 MOER
+                     (lbs/MWh × 0.45359237 = g/kWh, marginal); last value held 3 h, then table
   PUE presets        local 1.0, gcp 1.12, aws 1.2, azure 1.12, datacenter 1.56  Green Algorithms v3
   tree-days          kgCO2e / (11 kg per tree-year / 365)                  Green Algorithms
   car-km             gCO2e / 175 g/km (EU average car; US 251)             Green Algorithms
@@ -130,6 +133,24 @@ pub struct MeasureOpts {
     /// Grid zone: ISO country (FR, FRA) or provider zone (US-CAL-CISO → US); default WORLD.
     #[arg(long, value_name = "CODE")]
     pub zone: Option<String>,
+    /// Grid intensity provider: auto (GB zones → uk; an Electricity Maps token → emaps; else
+    /// table), emaps, uk, watttime, table. Tokens come from the environment
+    /// (ELECTRICITYMAPS_API_KEY, WATTTIME_USERNAME/WATTTIME_PASSWORD) or the config file.
+    #[arg(long, value_name = "NAME", value_parser = parse_provider)]
+    pub provider: Option<ProviderKind>,
+    /// Base URL of the provider's API instead of its public one (tests, proxies), e.g.
+    /// http://127.0.0.1:8080 for the GB API's /intensity, .../v3 for Electricity Maps.
+    #[arg(long, value_name = "URL")]
+    pub grid_url: Option<String>,
+    /// Latitude for Electricity Maps (with --lon) instead of --zone.
+    #[arg(long, value_parser = parse_latitude, allow_negative_numbers = true, requires = "lon")]
+    pub lat: Option<f64>,
+    /// Longitude for Electricity Maps (with --lat).
+    #[arg(long, value_parser = parse_longitude, allow_negative_numbers = true, requires = "lat")]
+    pub lon: Option<f64>,
+    /// Ask the provider this often instead of when its data changes (≥ 1s).
+    #[arg(long, value_parser = parse_duration, value_name = "D")]
+    pub grid_poll: Option<Duration>,
     /// Fixed grid intensity in gCO2e/kWh; overrides the zone.
     #[arg(long, value_parser = parse_intensity, value_name = "G", allow_negative_numbers = true)]
     pub intensity: Option<f64>,
@@ -246,6 +267,28 @@ pub fn parse_intensity(s: &str) -> Result<f64, String> {
         Err(format!(
             "{s:?}: an intensity above 3000 gCO2e/kWh is not plausible"
         ))
+    }
+}
+
+fn parse_provider(s: &str) -> Result<ProviderKind, String> {
+    s.parse()
+}
+
+fn parse_latitude(s: &str) -> Result<f64, String> {
+    let v = parse_number(s)?;
+    if (-90.0..=90.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?}: a latitude is between -90 and 90"))
+    }
+}
+
+fn parse_longitude(s: &str) -> Result<f64, String> {
+    let v = parse_number(s)?;
+    if (-180.0..=180.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?}: a longitude is between -180 and 180"))
     }
 }
 

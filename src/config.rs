@@ -1,6 +1,8 @@
 //! The config file (TOML) and the resolved settings: defaults < config file < command line.
 
 use crate::cli::{self, MeasureOpts};
+use crate::source::grid::http::Secret;
+use crate::source::grid::{GridSettings, ProviderKind};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +25,16 @@ pub struct FileConfig {
     pub no_gpu: Option<bool>,
     /// Screen theme: a built-in or user theme name, or a path to a .toml file.
     pub theme: Option<String>,
+    pub provider: Option<String>,
+    pub grid_url: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub grid_poll: Option<String>,
+    /// Secrets: read from here when the environment has none; the file should not be
+    /// world-readable (a warning says so).
+    pub electricitymaps_api_key: Option<String>,
+    pub watttime_username: Option<String>,
+    pub watttime_password: Option<String>,
 }
 
 /// `pue = 1.2` or `pue = "aws"`.
@@ -52,6 +64,44 @@ pub struct Settings {
     pub quiet: bool,
     pub headless: bool,
     pub theme: Option<String>,
+    /// Live grid provider settings (zone and intensity above are folded in by `grid()`).
+    pub provider: ProviderKind,
+    pub grid_url: Option<String>,
+    pub lat_lon: Option<(f64, f64)>,
+    pub grid_poll: Option<Duration>,
+    pub emaps_token: Option<Secret>,
+    pub watttime_user: Option<String>,
+    pub watttime_password: Option<Secret>,
+    /// Said once the run starts (e.g. a world-readable config holding a token).
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// What the grid source is chosen from.
+    pub fn grid(&self) -> GridSettings {
+        GridSettings {
+            provider: self.provider,
+            zone: self.zone.clone(),
+            intensity: self.intensity,
+            grid_url: self.grid_url.clone(),
+            lat_lon: self.lat_lon,
+            grid_poll: self.grid_poll,
+            emaps_token: self.emaps_token.clone(),
+            watttime_user: self.watttime_user.clone(),
+            watttime_password: self.watttime_password.clone(),
+        }
+    }
+}
+
+/// An environment variable, or None when unset or empty.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A config file holding a secret should be readable by its owner only.
+fn world_readable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
 }
 
 /// Where the config file is looked for when none is named.
@@ -150,7 +200,48 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
     let file_int = check(&p, "intensity", file.intensity, |v| {
         cli::parse_intensity(&v.to_string()).map(|_| ())
     })?;
+    let file_provider = file
+        .provider
+        .as_deref()
+        .map(str::parse::<ProviderKind>)
+        .transpose()
+        .map_err(|e| format!("config {}: key `provider`: {e}", p.display()))?;
+    let file_poll = file
+        .grid_poll
+        .as_deref()
+        .map(cli::parse_duration)
+        .transpose()
+        .map_err(|e| format!("config {}: key `grid_poll`: {e}", p.display()))?;
+    let file_lat_lon = match (file.lat, file.lon) {
+        (Some(a), Some(o)) if (-90.0..=90.0).contains(&a) && (-180.0..=180.0).contains(&o) => {
+            Some((a, o))
+        }
+        (None, None) => None,
+        _ => {
+            return Err(format!(
+                "config {}: keys `lat` and `lon` go together, within ±90 and ±180",
+                p.display()
+            ));
+        }
+    };
+    let mut warnings = Vec::new();
+    let file_has_secret =
+        file.electricitymaps_api_key.is_some() || file.watttime_password.is_some();
+    if file_has_secret && world_readable(&p) {
+        warnings.push(format!(
+            "config {} holds a token or password and is readable by everyone: chmod 600 it",
+            p.display()
+        ));
+    }
     Ok(Settings {
+        provider: cli.provider.or(file_provider).unwrap_or_default(),
+        grid_url: cli.grid_url.clone().or(file.grid_url),
+        lat_lon: cli.lat.zip(cli.lon).or(file_lat_lon),
+        grid_poll: cli.grid_poll.or(file_poll),
+        emaps_token: Secret::new(env("ELECTRICITYMAPS_API_KEY").or(file.electricitymaps_api_key)),
+        watttime_user: env("WATTTIME_USERNAME").or(file.watttime_username),
+        watttime_password: Secret::new(env("WATTTIME_PASSWORD").or(file.watttime_password)),
+        warnings,
         interval: cli
             .interval
             .or(file_interval)

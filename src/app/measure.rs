@@ -13,8 +13,7 @@ use crate::sample::Progress;
 use crate::source::cpu_estimate::CpuEstimate;
 use crate::source::cpu_rapl::{RaplSource, RaplUnavailable};
 use crate::source::gpu_nvml::NvmlSource;
-use crate::source::grid::table::TableIntensity;
-use crate::source::grid::{FixedIntensity, GridSource};
+use crate::source::grid::live::GridHandle;
 use crate::source::mem::MemEstimate;
 use crate::source::net::SysinfoNet;
 use crate::source::sampler::{self, Sampler, SamplerEvent, Sources};
@@ -54,12 +53,18 @@ pub struct Built {
     pub gpu_models: Vec<String>,
     /// Missing hardware and fallbacks, said once the settings are known to be good.
     pub notices: Vec<String>,
+    /// The live grid provider's shared state (forecast, staleness), when one is used.
+    pub grid: Option<GridHandle>,
 }
 
 /// Chooses every source; notices about missing hardware are printed once here.
 pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
     let mut facts = Vec::new();
-    let mut notices = Vec::new();
+    let mut notices = s.warnings.clone();
+    // Bad grid settings are usage errors, found before any hardware is touched; a live
+    // provider's first request goes out now, while the rest starts.
+    let grid = crate::source::grid::build(&s.grid()).map_err(AppError::Usage)?;
+    notices.extend(grid.notices);
 
     let (gpu, gpu_models): (Option<Box<dyn GpuSource>>, Vec<String>) = if s.no_gpu {
         facts.push(("GPU".into(), "not measured (--no-gpu)".into()));
@@ -122,11 +127,7 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
         ),
     ));
 
-    let grid: Box<dyn GridSource> = match s.intensity {
-        Some(g) => Box::new(FixedIntensity(g)),
-        None => Box::new(TableIntensity::new(s.zone.as_deref()).map_err(AppError::Usage)?),
-    };
-    facts.push(("grid".into(), grid.describe()));
+    facts.push(("grid".into(), grid.source.describe()));
 
     let gpu_count = gpu_models.len();
     Ok(Built {
@@ -135,13 +136,14 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
             cpu: Some(cpu),
             mem: Some(Box::new(mem)),
             net: Some(Box::new(net)),
-            grid,
+            grid: grid.source,
         },
         facts,
         cpu_estimate,
         gpu_count,
         gpu_models,
         notices,
+        grid: grid.live,
     })
 }
 

@@ -1,13 +1,22 @@
-//! Grid carbon intensity. For now a fixed value or the embedded per-country table; live providers
-//! (Electricity Maps, GB Carbon Intensity, WattTime) implement the same trait.
+//! Grid carbon intensity (DESIGN.md §6): a fixed value, the embedded per-country table, or a
+//! live provider (Electricity Maps, GB Carbon Intensity, WattTime) polled on its own thread and
+//! falling back to the table.
 
+pub mod emaps;
+pub mod http;
+pub mod live;
+pub mod series;
 pub mod table;
+pub mod uk;
+pub mod watttime;
 
 use crate::sample::Intensity;
 use chrono::{DateTime, Utc};
+use http::{FetchError, Http, Secret};
+use std::time::Duration;
 
 pub trait GridSource: Send {
-    /// The intensity valid at `at`.
+    /// The intensity valid at `at`. Never blocks on the network.
     fn intensity(&mut self, at: DateTime<Utc>) -> Intensity;
     /// Where the figure comes from, for the summary.
     fn describe(&self) -> String;
@@ -29,5 +38,285 @@ impl GridSource for FixedIntensity {
 
     fn describe(&self) -> String {
         format!("fixed {} gCO2e/kWh (--intensity)", self.0)
+    }
+}
+
+/// What one poll of a live provider brought back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Answer {
+    /// Slots: current, history and forecast.
+    pub points: Vec<series::Point>,
+    /// Things worth saying once (a forecast not in the plan, a null value).
+    pub notes: Vec<String>,
+    /// Extra facts (WattTime's percentile).
+    pub detail: Option<String>,
+}
+
+/// One live API.
+pub trait Provider: Send {
+    /// The `intensity_source` it writes (`emaps`, `uk`, `watttime-moer`).
+    fn label(&self) -> &'static str;
+    fn describe(&self) -> String;
+    /// How often its data changes: it is never asked more often by default.
+    fn cadence(&self) -> Duration;
+    fn fetch(&mut self, http: &Http, now: DateTime<Utc>) -> Result<Answer, FetchError>;
+}
+
+/// `--provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProviderKind {
+    /// GB zones → the GB API; an Electricity Maps token → Electricity Maps; else the table.
+    #[default]
+    Auto,
+    Emaps,
+    Uk,
+    WattTime,
+    Table,
+}
+
+impl std::str::FromStr for ProviderKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "emaps" | "electricitymaps" => Ok(Self::Emaps),
+            "uk" | "gb" => Ok(Self::Uk),
+            "watttime" => Ok(Self::WattTime),
+            "table" => Ok(Self::Table),
+            _ => Err(format!(
+                "{s:?} is not a provider: use auto, emaps, uk, watttime or table"
+            )),
+        }
+    }
+}
+
+/// Everything the grid choice depends on.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GridSettings {
+    pub provider: ProviderKind,
+    pub zone: Option<String>,
+    pub intensity: Option<f64>,
+    pub grid_url: Option<String>,
+    pub lat_lon: Option<(f64, f64)>,
+    pub grid_poll: Option<Duration>,
+    pub emaps_token: Option<Secret>,
+    pub watttime_user: Option<String>,
+    pub watttime_password: Option<Secret>,
+}
+
+/// Request timeout for every provider.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The chosen source, the live state handle (for forecasts) and notices.
+pub struct BuiltGrid {
+    pub source: Box<dyn GridSource>,
+    pub live: Option<live::GridHandle>,
+    pub notices: Vec<String>,
+}
+
+fn is_gb(zone: Option<&str>) -> bool {
+    zone.is_some_and(|z| uk::Target::from_zone(z).is_ok())
+}
+
+/// Chooses the grid source for these settings; errors are usage errors (one line).
+pub fn build(g: &GridSettings) -> Result<BuiltGrid, String> {
+    let mut notices = Vec::new();
+    if let Some(v) = g.intensity {
+        if !matches!(g.provider, ProviderKind::Auto | ProviderKind::Table) {
+            notices.push("--intensity given: the provider is not asked".into());
+        }
+        return Ok(BuiltGrid {
+            source: Box::new(FixedIntensity(v)),
+            live: None,
+            notices,
+        });
+    }
+    let zone = g.zone.as_deref();
+    let kind = match g.provider {
+        ProviderKind::Auto if is_gb(zone) => ProviderKind::Uk,
+        ProviderKind::Auto
+            if g.emaps_token.is_some() && (zone.is_some() || g.lat_lon.is_some()) =>
+        {
+            ProviderKind::Emaps
+        }
+        ProviderKind::Auto => ProviderKind::Table,
+        k => k,
+    };
+    // The table answers for a zone it knows; live providers' zones it does not know fall back
+    // to the world mean.
+    let fallback_entry = zone.and_then(table::lookup).unwrap_or(table::WORLD);
+    let provider: Box<dyn Provider> = match kind {
+        ProviderKind::Table | ProviderKind::Auto => {
+            return Ok(BuiltGrid {
+                source: Box::new(table::TableIntensity::new(zone)?),
+                live: None,
+                notices,
+            });
+        }
+        ProviderKind::Uk => {
+            let target = match zone {
+                None => uk::Target::National,
+                Some(z) => uk::Target::from_zone(z)?,
+            };
+            Box::new(uk::Uk::new(target))
+        }
+        ProviderKind::Emaps => {
+            let token = g.emaps_token.clone().ok_or(
+                "--provider emaps needs a token: set ELECTRICITYMAPS_API_KEY or \
+                 electricitymaps_api_key in the config file",
+            )?;
+            let target = match (g.lat_lon, zone) {
+                (Some((lat, lon)), _) => emaps::Target::LatLon(lat, lon),
+                (None, Some(z)) => emaps::Target::Zone(z.to_owned()),
+                (None, None) => {
+                    return Err("--provider emaps needs --zone or --lat/--lon".into());
+                }
+            };
+            Box::new(emaps::Emaps::new(target, Some(token)))
+        }
+        ProviderKind::WattTime => {
+            let (Some(user), Some(pw)) = (g.watttime_user.clone(), g.watttime_password.clone())
+            else {
+                return Err(
+                    "--provider watttime needs WATTTIME_USERNAME and WATTTIME_PASSWORD \
+                            (or watttime_username/watttime_password in the config file)"
+                        .into(),
+                );
+            };
+            let region = zone.ok_or(
+                "--provider watttime needs --zone REGION (a WattTime region, e.g. CAISO_NORTH)",
+            )?;
+            Box::new(watttime::WattTime::new(region.to_owned(), user, pw))
+        }
+    };
+    let base = g.grid_url.clone().unwrap_or_else(|| {
+        match kind {
+            ProviderKind::Uk => uk::DEFAULT_BASE,
+            ProviderKind::WattTime => watttime::DEFAULT_BASE,
+            _ => emaps::DEFAULT_BASE,
+        }
+        .to_owned()
+    });
+    let http = Http::new(&base, TIMEOUT)?;
+    let fallback_desc = format!(
+        "{} {} gCO2e/kWh ({} annual mean, OWID/Ember)",
+        fallback_entry.code, fallback_entry.g_per_kwh, fallback_entry.year
+    );
+    let src = live::LiveGrid::start(
+        provider,
+        http,
+        live::Fallback {
+            g_per_kwh: fallback_entry.g_per_kwh,
+        },
+        &fallback_desc,
+        live::PollPlan { fixed: g.grid_poll },
+    )?;
+    Ok(BuiltGrid {
+        live: Some(src.handle()),
+        source: Box::new(src),
+        notices,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gs() -> GridSettings {
+        GridSettings::default()
+    }
+
+    #[test]
+    fn auto_picks_by_zone_and_token() {
+        // No zone, no token: the table's world mean.
+        let b = build(&gs()).unwrap();
+        assert!(b.live.is_none());
+        assert!(b.source.describe().starts_with("table: WORLD"));
+        // A token but no zone: still the table.
+        let g = GridSettings {
+            emaps_token: Secret::new(Some("t".into())),
+            ..gs()
+        };
+        assert!(build(&g).unwrap().live.is_none());
+        // GB → the GB API (pointed at a closed port: nothing is reached in this test).
+        let g = GridSettings {
+            zone: Some("GB".into()),
+            grid_url: Some("http://127.0.0.1:9".into()),
+            grid_poll: Some(Duration::from_secs(3600)),
+            ..gs()
+        };
+        let b = build(&g).unwrap();
+        assert!(b.live.is_some());
+        assert!(
+            b.source.describe().starts_with("GB Carbon Intensity API"),
+            "{}",
+            b.source.describe()
+        );
+        // A token and a zone → Electricity Maps.
+        let g = GridSettings {
+            zone: Some("DE".into()),
+            emaps_token: Secret::new(Some("t".into())),
+            grid_url: Some("http://127.0.0.1:9".into()),
+            grid_poll: Some(Duration::from_secs(3600)),
+            ..gs()
+        };
+        let b = build(&g).unwrap();
+        assert!(b.source.describe().starts_with("Electricity Maps"));
+        assert!(
+            b.source.describe().contains("DE 381"),
+            "{}",
+            b.source.describe()
+        );
+    }
+
+    #[test]
+    fn explicit_providers_say_what_they_lack() {
+        let e = build(&GridSettings {
+            provider: ProviderKind::Emaps,
+            zone: Some("DE".into()),
+            ..gs()
+        })
+        .err()
+        .unwrap();
+        assert!(e.contains("ELECTRICITYMAPS_API_KEY"), "{e}");
+        let e = build(&GridSettings {
+            provider: ProviderKind::WattTime,
+            zone: Some("CAISO_NORTH".into()),
+            watttime_user: Some("u".into()),
+            ..gs()
+        })
+        .err()
+        .unwrap();
+        assert!(e.contains("WATTTIME_PASSWORD"), "{e}");
+        let e = build(&GridSettings {
+            provider: ProviderKind::Uk,
+            zone: Some("FR".into()),
+            ..gs()
+        })
+        .err()
+        .unwrap();
+        assert!(e.starts_with("--zone FR"), "{e}");
+        let e = build(&GridSettings {
+            provider: ProviderKind::Uk,
+            grid_url: Some("file:///etc".into()),
+            ..gs()
+        })
+        .err()
+        .unwrap();
+        assert!(e.starts_with("--grid-url"), "{e}");
+    }
+
+    #[test]
+    fn fixed_intensity_wins() {
+        let b = build(&GridSettings {
+            provider: ProviderKind::Uk,
+            intensity: Some(100.0),
+            ..gs()
+        })
+        .unwrap();
+        assert_eq!(b.source.describe(), "fixed 100 gCO2e/kWh (--intensity)");
+        assert_eq!(b.notices.len(), 1);
+        assert_eq!("EMAPS".parse::<ProviderKind>(), Ok(ProviderKind::Emaps));
+        assert!("x".parse::<ProviderKind>().is_err());
     }
 }
