@@ -319,4 +319,39 @@ mod tests {
         let err = resolve(&cli).unwrap_err();
         assert!(err.contains("`pue`"), "{err}");
     }
+
+    #[test]
+    fn grid_keys_and_a_world_readable_secret() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "zone = \"GB-13\"\nprovider = \"uk\"\ngrid_url = \"http://127.0.0.1:1\"\n\
+             grid_poll = \"10m\"\nlat = 51.5\nlon = -0.1\nwatttime_username = \"u\"\n\
+             electricitymaps_api_key = \"k\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let cli = MeasureOpts {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
+        let s = resolve(&cli).unwrap();
+        assert_eq!(s.provider, ProviderKind::Uk);
+        assert_eq!(s.grid_poll, Some(Duration::from_secs(600)));
+        assert_eq!(s.lat_lon, Some((51.5, -0.1)));
+        assert_eq!(s.grid().zone.as_deref(), Some("GB-13"));
+        assert!(s.emaps_token.is_some());
+        assert_eq!(s.warnings.len(), 1);
+        assert!(s.warnings[0].contains("chmod 600"), "{:?}", s.warnings);
+        // The warning never shows the secret.
+        assert!(!s.warnings[0].contains("= \"k\""));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(resolve(&cli).unwrap().warnings.is_empty());
+        std::fs::write(&f, "provider = \"bing\"\n").unwrap();
+        assert!(resolve(&cli).unwrap_err().contains("`provider`"));
+        std::fs::write(&f, "lat = 10.0\n").unwrap();
+        assert!(resolve(&cli).unwrap_err().contains("`lat` and `lon`"));
+    }
 }

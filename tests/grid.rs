@@ -16,20 +16,25 @@ fn gb(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%MZ").to_string()
 }
 
-/// The GB national answer: the slot around now (actual) and the next one (forecast only).
+/// The GB national answer: the half-hour slot around now (actual), then four forecast-only
+/// slots at `next`.
 fn uk_body(actual: f64, next: f64) -> String {
     let start = Utc::now() - TimeDelta::minutes(20);
-    let mid = start + TimeDelta::hours(1);
-    let end = mid + TimeDelta::minutes(30);
-    format!(
-        r#"{{"data":[{{"from":"{}","to":"{}","intensity":{{"forecast":{},"actual":{actual},"index":"moderate"}}}},
-        {{"from":"{}","to":"{}","intensity":{{"forecast":{next},"actual":null,"index":"low"}}}}]}}"#,
-        gb(start),
-        gb(mid),
-        actual + 3.0,
-        gb(mid),
-        gb(end)
-    )
+    let slot = |i: i64| {
+        let from = start + TimeDelta::minutes(30 * i);
+        let (f, a) = if i == 0 {
+            (actual + 3.0, actual.to_string())
+        } else {
+            (next, "null".to_owned())
+        };
+        format!(
+            r#"{{"from":"{}","to":"{}","intensity":{{"forecast":{f},"actual":{a},"index":"moderate"}}}}"#,
+            gb(from),
+            gb(from + TimeDelta::minutes(30))
+        )
+    };
+    let slots: Vec<String> = (0..5).map(slot).collect();
+    format!(r#"{{"data":[{}]}}"#, slots.join(","))
 }
 
 fn uk_server(actual: f64) -> FakeApi {

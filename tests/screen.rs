@@ -115,3 +115,39 @@ fn any_size_renders() {
     let empty = Dashboard::new(d.info.clone());
     frame(&empty, &u, 80, 24);
 }
+
+#[test]
+fn live_grid_forecast_and_greener_window_160x48() {
+    use carbontop::engine::forecast::Slot;
+    use carbontop::ui::model::GridInfo;
+    use chrono::TimeDelta;
+    let mut d = dashboard_of(Path::new(TRACE), Some(200.0)).unwrap();
+    let now = d.last.as_ref().unwrap().timestamp;
+    // Half-hour slots from now: 300, 280, then a cleaner stretch at 120 g/kWh.
+    let slots: Vec<Slot> = [300.0, 280.0, 120.0, 120.0, 250.0]
+        .iter()
+        .enumerate()
+        .map(|(i, &g)| Slot {
+            from: now + TimeDelta::minutes(30 * i as i64),
+            to: now + TimeDelta::minutes(30 * (i as i64 + 1)),
+            g_per_kwh: g,
+        })
+        .collect();
+    d.grid = Some(GridInfo::new(
+        "uk".into(),
+        None,
+        None,
+        slots,
+        now,
+        TimeDelta::hours(1),
+    ));
+    let t = frame(&d, &ui(), 160, 48);
+    let s = text(&t);
+    assert!(s.contains("greener"), "{s}");
+    // 1 h at the present facility power over 300 then 280 g/kWh.
+    let w = d.facility_power_w().unwrap();
+    let want = w / 1000.0 * (0.5 * 300.0 + 0.5 * 280.0);
+    let (g, covered) = d.forecast_co2e_g().unwrap();
+    assert!((g - want).abs() < 1e-9 && covered == 1.0, "{g} vs {want}");
+    insta::assert_snapshot!(t.backend());
+}

@@ -4,6 +4,7 @@ use crate::app::child::{self, Child, ChildEvent};
 use crate::app::screen::{self, Screen};
 use crate::app::{AppError, say};
 use crate::config::Settings;
+use crate::engine::forecast::Slot;
 use crate::engine::{Ledger, LedgerConfig, Tick};
 use crate::report::account::RunStats;
 use crate::report::emissions::{self, RunMeta};
@@ -18,7 +19,7 @@ use crate::source::mem::MemEstimate;
 use crate::source::net::SysinfoNet;
 use crate::source::sampler::{self, Sampler, SamplerEvent, Sources};
 use crate::source::{CpuSource, GpuSource};
-use crate::ui::model::{Dashboard, Mode, RunInfo};
+use crate::ui::model::{Dashboard, GridInfo, Mode, RunInfo};
 use crate::ui::state::{Effect, UiState};
 use crate::ui::theme;
 use nix::sys::signal::Signal;
@@ -298,6 +299,9 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     };
 
     let start = Instant::now();
+    let grid = built.grid.clone();
+    let mut grid_seen = 0u64;
+    let mut grid_hint: Option<String> = None;
     let sampler = {
         let tx = tx.clone();
         sampler::spawn(Sampler::new(built.sources), settings.interval, move |e| {
@@ -380,6 +384,25 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                 s.progress = progress.clone();
                 stats.observe(&s);
                 let tick = ledger.push(s);
+                if let Some(h) = &grid
+                    && h.version() != grid_seen
+                {
+                    let info = grid_info(h, &tick, settings.duration);
+                    grid_seen = h.version();
+                    let hint = info.hint();
+                    if hint != grid_hint {
+                        if let Some(line) = &hint
+                            && screen.is_none()
+                            && !settings.quiet
+                        {
+                            say(&format!("grid: {line}"));
+                        }
+                        grid_hint = hint;
+                    }
+                    if let Some(sc) = screen.as_mut() {
+                        sc.dash.grid = Some(info);
+                    }
+                }
                 if let Some(w) = writer.as_mut()
                     && let Some(e) = write_tick(w, &tick, &mut write_failed)
                 {
@@ -571,6 +594,9 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     if let Some(w) = last_warning {
         notes.push(format!("last warning: {w}"));
     }
+    if let Some(h) = grid_hint {
+        notes.push(h);
+    }
     if write_failed {
         notes.push("samples.csv could not be written completely (see the error above)".into());
     }
@@ -627,6 +653,25 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         None if child.is_some() => 1,
         None => 0,
     })
+}
+
+/// A live provider's state for the screen: the forecast ahead of this tick and the window the
+/// hint looks at (what is left of --duration, else an hour; at least 30 min).
+fn grid_info(h: &GridHandle, t: &Tick, duration: Option<Duration>) -> GridInfo {
+    let v = h.view(t.timestamp);
+    let left = duration.map(|d| d.as_secs_f64() - t.elapsed_s);
+    let window =
+        chrono::TimeDelta::seconds(left.map_or(3600.0, |s| s.max(1800.0)).min(86_400.0) as i64);
+    let slots = v
+        .ahead
+        .iter()
+        .map(|p| Slot {
+            from: p.from,
+            to: p.to,
+            g_per_kwh: p.g_per_kwh,
+        })
+        .collect();
+    GridInfo::new(v.label, v.failure, v.detail, slots, t.timestamp, window)
 }
 
 /// A warning: on the screen's status line when there is one, else on stderr.

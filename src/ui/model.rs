@@ -3,8 +3,10 @@
 //! every time and snapshots are exact.
 
 use crate::engine::constants::{car_km, tree_days};
+use crate::engine::forecast::{self, Greener, Slot};
 use crate::engine::series::{Agg, History};
 use crate::engine::{Tick, Totals};
+use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::VecDeque;
 
 /// Lines of the command's output the pane keeps (the whole log goes to output.log).
@@ -85,6 +87,64 @@ pub struct CapChange {
     pub new_w: Option<f64>,
 }
 
+/// What a live grid provider says beyond the tick's own intensity: its forecast, and faults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridInfo {
+    /// The provider's `intensity_source` label (`uk`, `emaps`, `watttime-moer`).
+    pub label: String,
+    /// The current fault, while there is one.
+    pub failure: Option<String>,
+    /// Extra facts (WattTime's percentile).
+    pub detail: Option<String>,
+    /// The current slot and the forecast.
+    pub slots: Vec<Slot>,
+    /// How far ahead the hint and the carbon forecast look: the run's remaining time when
+    /// known (--duration), else an hour.
+    pub window: TimeDelta,
+    /// The greenest window of that length in the forecast, if greener than now.
+    pub greener: Option<Greener>,
+}
+
+impl GridInfo {
+    /// A live provider's latest state; the greener window is worked out here, once per new
+    /// answer, not on every frame.
+    pub fn new(
+        label: String,
+        failure: Option<String>,
+        detail: Option<String>,
+        slots: Vec<Slot>,
+        now: DateTime<Utc>,
+        window: TimeDelta,
+    ) -> Self {
+        let greener = forecast::greener_window(&slots, now, GREENER_HORIZON, window);
+        Self {
+            label,
+            failure,
+            detail,
+            slots,
+            window,
+            greener,
+        }
+    }
+
+    /// One line for the status line and the summary, e.g. "greener window Tue 03:00–04:00 UTC
+    /// at 110 g/kWh, 56% below now (uk forecast)".
+    pub fn hint(&self) -> Option<String> {
+        let w = self.greener?;
+        Some(format!(
+            "greener window {}–{} UTC at {:.0} g/kWh, {:.0}% below now ({} forecast)",
+            w.start.format("%a %H:%M"),
+            w.end.format("%H:%M"),
+            w.mean_g,
+            w.saving_pct(),
+            self.label
+        ))
+    }
+}
+
+/// Horizon of the greener-window hint: the longest forecast the providers give (GB: 48 h).
+pub const GREENER_HORIZON: TimeDelta = TimeDelta::hours(48);
+
 /// Cap changes kept for the plots (a governor changing caps all week must not grow memory).
 const CAP_CHANGES_KEPT: usize = 1000;
 
@@ -112,6 +172,8 @@ pub struct Dashboard {
     pub milestones: Vec<Milestone>,
     /// Changes of the GPUs' summed cap (the first CAP_CHANGES_KEPT).
     pub cap_changes: Vec<CapChange>,
+    /// A live grid provider's forecast and state (None for the table, fixed values, replay).
+    pub grid: Option<GridInfo>,
 }
 
 impl Dashboard {
@@ -134,7 +196,24 @@ impl Dashboard {
             ended: None,
             milestones: Vec::new(),
             cap_changes: Vec::new(),
+            grid: None,
         }
+    }
+
+    /// gCO2e expected over the grid window at the present facility power, from the forecast
+    /// (the present intensity beyond it), and the share the forecast covered.
+    pub fn forecast_co2e_g(&self) -> Option<(f64, f64)> {
+        let g = self.grid.as_ref()?;
+        let t = self.last.as_ref()?;
+        let fallback = t.intensity_g_per_kwh?;
+        let w = self.facility_power_w()?;
+        Some(forecast::expected_co2e_g(
+            &g.slots,
+            fallback,
+            t.timestamp,
+            g.window,
+            w,
+        ))
     }
 
     /// Folds one tick (and the Ledger's totals after it) in.

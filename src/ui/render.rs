@@ -184,10 +184,19 @@ fn draw_header(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Them
                 .intensity_since
                 .map(|(_, since)| clock(t.elapsed_s - since))
                 .unwrap_or_default();
+            // A held value (the provider failing) stands out.
+            let src_style = if t.intensity_source.ends_with("-stale") {
+                Style::new().fg(th.warning)
+            } else {
+                muted
+            };
             l2.push(Span::styled(
                 format!(" ({}, {age})", t.intensity_source),
-                muted,
+                src_style,
             ));
+            if let Some(detail) = d.grid.as_ref().and_then(|g| g.detail.as_ref()) {
+                l2.push(Span::styled(format!(" {detail}"), muted));
+            }
         }
         None if d.last.is_none() => {
             l2.push(Span::styled("  waiting for the first sample", muted));
@@ -474,6 +483,42 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
             ),
             th.text,
         ),
+    ];
+    if let Some(g) = &d.grid {
+        let win = fmt_window(g.window);
+        if let Some((c, covered)) = d.forecast_co2e_g() {
+            let basis = if covered >= 0.999 {
+                "forecast".to_owned()
+            } else {
+                format!("{:.0}% forecast", covered * 100.0)
+            };
+            lines.push(row(
+                &format!("next {win}"),
+                format!("{} ({basis})", fmt_co2e_g(c)),
+                th.carbon,
+            ));
+        }
+        lines.push(match &g.greener {
+            // The window has the same length as the row above.
+            Some(w) => row(
+                "greener",
+                format!(
+                    "{}Z {:.0} g/kWh −{:.0}%",
+                    w.start.format("%a %H:%M"),
+                    w.mean_g,
+                    w.saving_pct()
+                ),
+                th.good,
+            ),
+            None if g.slots.len() > 1 => row(
+                "greener",
+                format!("none: now is the greenest {win} ahead"),
+                th.text,
+            ),
+            None => row("greener", "no forecast".into(), th.muted),
+        });
+    }
+    lines.extend([
         row("≈ trees", format!("{} tree-days", fmt_sig(trees)), th.good),
         row("≈ car", format!("{} km driven", fmt_sig(km)), th.text),
         Line::from(vec![
@@ -518,7 +563,7 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
             }),
             th.text,
         ),
-    ];
+    ]);
     if let Some(p) = &d.info.samples_path {
         lines.push(Line::styled(format!("→ {p}"), m));
     }
@@ -545,6 +590,18 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
         }
     }
     f.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// "1 h", "30 min", "2.5 h".
+fn fmt_window(w: chrono::TimeDelta) -> String {
+    let m = w.num_minutes();
+    if m < 60 {
+        format!("{m} min")
+    } else if m % 60 == 0 {
+        format!("{} h", m / 60)
+    } else {
+        format!("{:.1} h", m as f64 / 60.0)
+    }
 }
 
 /// Three significant figures, never scientific notation (0.000289, 1.23, 456).
