@@ -166,6 +166,36 @@ fn gb_values_reach_samples_csv_and_a_change_mid_run_follows_the_formula() {
 }
 
 #[test]
+fn a_late_first_answer_still_prices_the_start_of_the_run() {
+    let api = FakeApi::start();
+    let body = uk_body(180.0, 99.0);
+    api.route(
+        "/intensity",
+        Reply::json(body.clone()).after(Duration::from_millis(800)),
+    );
+    api.route("/intensity/*", Reply::json(body));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let o = finish(run_against(&api.url(), &out, &["--zone", "GB"], "2", &[]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rows = Rows::read(&out);
+    // The first row (no energy yet) is written at once, with the table's value; every row
+    // after it waited for the answer and carries the API's value for its own time.
+    assert_eq!(rows.get(0, "intensity_source"), "table");
+    assert!(rows.f(0, "elapsed_s") < 0.1);
+    assert_eq!(rows.f(0, "energy_kwh"), 0.0);
+    for r in 1..rows.rows.len() {
+        assert_eq!(rows.get(r, "intensity_source"), "uk", "row {r}");
+        assert_eq!(rows.f(r, "intensity_g_per_kwh"), 180.0);
+    }
+    // The second tick keeps its own time (readings taken on schedule); the sampler then
+    // skipped the ticks it spent waiting.
+    assert!(rows.f(1, "elapsed_s") < 0.3, "{}", rows.f(1, "elapsed_s"));
+    assert!(rows.f(2, "elapsed_s") >= 0.7, "{}", rows.f(2, "elapsed_s"));
+    rows.assert_carbon_formula();
+}
+
+#[test]
 fn gb_regional_by_postcode() {
     let api = FakeApi::start();
     let start = Utc::now() - TimeDelta::minutes(10);

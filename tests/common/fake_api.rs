@@ -16,6 +16,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Wait this long before answering.
+    pub delay: Duration,
 }
 
 impl Reply {
@@ -24,6 +26,7 @@ impl Reply {
             status: 200,
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: body.into(),
+            delay: Duration::ZERO,
         }
     }
 
@@ -32,7 +35,13 @@ impl Reply {
             status,
             headers: vec![],
             body: String::new(),
+            delay: Duration::ZERO,
         }
+    }
+
+    pub fn after(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
     }
 
     pub fn header(mut self, k: &str, v: &str) -> Self {
@@ -188,6 +197,7 @@ fn handle(s: TcpStream, shared: &Mutex<Shared>) {
             })
             .unwrap_or_else(|| Reply::status(404))
     };
+    std::thread::sleep(reply.delay);
     let mut out = format!(
         "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
         reply.status,

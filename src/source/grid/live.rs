@@ -9,12 +9,15 @@ use super::{Answer, GridSource, Provider};
 use crate::sample::Intensity;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// How long past the end of its slot the last good value is held (marked stale) before the
 /// table takes over: a few missed updates of the slowest provider (hourly).
 pub const MAX_HOLD: TimeDelta = TimeDelta::hours(3);
+/// How long after start-up ticks wait for the provider's first answer (or first fault) before
+/// the table's value is used for them.
+const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(3);
 /// First wait after a failure; doubles up to the provider's cadence.
 const BACKOFF_START: Duration = Duration::from_secs(5);
 /// A provider is asked again at least this long after its data's slot ends (it publishes a
@@ -191,12 +194,32 @@ impl LiveState {
 /// The shared state, readable from the main thread (forecast, staleness) while the poller
 /// writes it and the sampler reads it.
 #[derive(Clone)]
-pub struct GridHandle(Arc<Mutex<LiveState>>);
+pub struct GridHandle(Arc<(Mutex<LiveState>, Condvar)>);
 
 impl GridHandle {
     fn lock(&self) -> MutexGuard<'_, LiveState> {
         // A panic elsewhere while holding the lock leaves plain data: keep using it.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes a sampler waiting for the first answer.
+    fn notify(&self) {
+        self.0.1.notify_all();
+    }
+
+    /// Blocks until the provider has answered or failed once, or until `deadline`.
+    fn wait_first(&self, deadline: Instant) {
+        let mut st = self.lock();
+        while st.last_ok.is_none() && st.failure.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            st = match self.0.1.wait_timeout(st, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
     }
 
     pub fn view(&self, now: DateTime<Utc>) -> GridView {
@@ -213,6 +236,9 @@ pub struct LiveGrid {
     state: GridHandle,
     describe: String,
     stop: Option<Sender<()>>,
+    /// Until this instant, a tick after the first waits for the provider's first answer.
+    first_answer_by: Instant,
+    calls: u64,
 }
 
 /// How the poller asks.
@@ -230,10 +256,10 @@ impl LiveGrid {
         fallback_desc: &str,
         plan: PollPlan,
     ) -> Result<Self, String> {
-        let state = GridHandle(Arc::new(Mutex::new(LiveState::new(
-            provider.label(),
-            fallback,
-        ))));
+        let state = GridHandle(Arc::new((
+            Mutex::new(LiveState::new(provider.label(), fallback)),
+            Condvar::new(),
+        )));
         let describe = format!(
             "{} at {}; until it answers, and after {} h without one, table: {fallback_desc}",
             provider.describe(),
@@ -255,6 +281,8 @@ impl LiveGrid {
                     let result = provider.fetch(&http, now);
                     let wait = {
                         let mut st = shared.lock();
+                        // Whatever happens below, a waiting sampler may look again.
+                        shared.notify();
                         match result {
                             Ok(ans) => {
                                 st.on_answer(now, ans);
@@ -286,6 +314,8 @@ impl LiveGrid {
             state,
             describe,
             stop: Some(stop_tx),
+            first_answer_by: Instant::now() + FIRST_ANSWER_WAIT,
+            calls: 0,
         })
     }
 
@@ -303,6 +333,13 @@ impl Drop for LiveGrid {
 
 impl GridSource for LiveGrid {
     fn intensity(&mut self, at: DateTime<Utc>) -> Intensity {
+        // The first tick (no energy yet) is written at once; the next ones wait a little for
+        // the first answer, so the run's start gets the value valid then (history backfills
+        // it), not the table's. The tick's time and readings were taken before this call.
+        self.calls += 1;
+        if self.calls > 1 {
+            self.state.wait_first(self.first_answer_by);
+        }
         self.state.lock().intensity(at)
     }
 
