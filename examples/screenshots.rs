@@ -71,4 +71,24 @@ fn main() {
     )
     .unwrap();
     println!("wrote {}", path.display());
+    // Two runs compared, as `carbontop report a.csv b.csv --png` draws it.
+    let capped = Path::new("fixtures/traces/a40x4-cifar100-cap200.csv");
+    let runs = [
+        dashboard_of(trace, None).unwrap(),
+        dashboard_of(capped, None).unwrap(),
+    ];
+    let accounts = [
+        carbontop::report::account::account_file(trace, None).unwrap(),
+        carbontop::report::account::account_file(capped, None).unwrap(),
+    ];
+    let path = out.join("report-compare.png");
+    carbontop::report::png::write_compare(
+        &[&runs[0], &runs[1]],
+        &carbontop::report::summary::comparison(&accounts),
+        light,
+        &path,
+        carbontop::report::png::DEFAULT_SIZE,
+    )
+    .unwrap();
+    println!("wrote {}", path.display());
 }

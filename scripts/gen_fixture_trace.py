@@ -10,19 +10,23 @@ WattTime signal (one half-hour slot per 30 s of trace), scaled to the US annual 
 The columns are computed with carbontop's formulas (DESIGN.md §5) independently of the Rust code,
 so replaying this file must reproduce its energy_kwh and co2e_g: a cross-check of the Ledger.
 Deterministic: run it again and the file is byte-identical.
+
+`--cap W` (a limit Zeus measured: 100, 125, …, 300) writes the same run under that power cap to
+fixtures/traces/a40x4-cifar100-capW.csv, for comparisons (`report a.csv b.csv`).
 """
 import csv
 import math
 import random
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ZEUS = ROOT / "fixtures" / "zeus"
-OUT = ROOT / "fixtures" / "traces" / "a40x4-cifar100.csv"
-
 N_GPUS = 4
-CAP_W = 300.0
+CAP_W = float(sys.argv[sys.argv.index("--cap") + 1]) if "--cap" in sys.argv else 300.0
+OUT = ROOT / "fixtures" / "traces" / (
+    "a40x4-cifar100.csv" if CAP_W == 300.0 else f"a40x4-cifar100-cap{CAP_W:.0f}.csv")
 PUE = 1.2  # AWS preset: replay must recover it from the file
 EPOCHS = 30
 EVAL_S = 3
@@ -38,7 +42,7 @@ rng = random.Random(20261123)
 with open(ZEUS / "summary_power_a40.csv") as f:
     row = next(r for r in csv.DictReader(f)
                if (r["dataset"], r["network"], r["batch_size"], r["optimizer"], r["power_limit"])
-               == ("cifar100", "shufflenetv2", "1024", "adadelta", "300"))
+               == ("cifar100", "shufflenetv2", "1024", "adadelta", f"{CAP_W:.0f}"))
 EPOCH_S = float(row["time_per_epoch"])
 TRAIN_W = float(row["average_power"])
 

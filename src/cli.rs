@@ -85,7 +85,8 @@ pub enum Command {
         #[arg(long, value_name = "NAME|PATH")]
         theme: Option<String>,
     },
-    /// Totals of one or more recordings: text, --json, and CodeCarbon's emissions.csv.
+    /// Totals of one or more recordings: text, --json, CodeCarbon's emissions.csv and PNG;
+    /// several recordings are also compared side by side.
     Report {
         /// Recordings (samples.csv written by carbontop).
         #[arg(required = true)]
@@ -106,7 +107,7 @@ pub enum Command {
         #[arg(long, default_value = "carbontop")]
         project: String,
         /// Write a PNG report (1600×1000). With several recordings: one PNG each, named
-        /// OUT-1.png, OUT-2.png, ….
+        /// OUT-1.png, OUT-2.png, …, and OUT-compare.png comparing them.
         #[arg(long, value_name = "OUT.png")]
         png: Option<PathBuf>,
         /// Theme of the PNG (default: light, for print).

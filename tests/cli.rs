@@ -514,12 +514,20 @@ fn report_png_from_the_fixture_and_one_per_recording() {
         .args(["report", "--theme", "default", "--png"])
         .arg(&out)
         .arg(fixture("traces/a40x4-cifar100.csv"))
-        .arg(fixture("traces/a40x4-cifar100.csv"))
+        .arg(fixture("traces/a40x4-cifar100-cap200.csv"))
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(png_size(&dir.path().join("r-1.png")), (1600, 1000));
     assert_eq!(png_size(&dir.path().join("r-2.png")), (1600, 1000));
+    // Several recordings: also one image comparing them.
+    assert_eq!(png_size(&dir.path().join("r-compare.png")), (1600, 1000));
+    assert!(
+        std::fs::metadata(dir.path().join("r-compare.png"))
+            .unwrap()
+            .len()
+            > 40_000
+    );
 
     let o = bin()
         .args(["report", "--png", "/nonexistent-dir/x.png"])
@@ -530,6 +538,47 @@ fn report_png_from_the_fixture_and_one_per_recording() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("--png /nonexistent-dir/x.png: "), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn report_compares_runs_side_by_side() {
+    let files = [
+        fixture("traces/a40x4-cifar100.csv"),
+        fixture("traces/a40x4-cifar100-cap200.csv"),
+    ];
+    let o = bin().arg("report").args(&files).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let table = &text[text.find("carbontop comparison").expect("a comparison")..];
+    let row = |k: &str| {
+        table
+            .lines()
+            .skip(1)
+            .find(|l| l.trim_start().starts_with(k))
+            .unwrap_or_else(|| panic!("no {k} row in {table}"))
+            .split_whitespace()
+            .skip(k.split_whitespace().count())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(row("run"), "a40x4-cifar100.csv a40x4-cifar100-cap200.csv");
+    // The generator's own totals (scripts/gen_fixture_trace.py): 0.107422 and 0.096738 kWh,
+    // 38.943 and 35.130 gCO2e; the capped run costs 0.90× the first.
+    assert_eq!(row("energy"), "107.42 Wh 96.74 Wh");
+    assert_eq!(row("carbon"), "38.94 g CO2e 35.13 g CO2e");
+    assert_eq!(row("vs first"), "1.00× 0.90×");
+    // Average cost per point: C_total / (55 − 5) points.
+    let json = bin()
+        .args(["report", "--json"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let g0 = v["runs"][0]["co2e_g"].as_f64().unwrap();
+    assert_eq!(
+        row("per point").split(' ').next().unwrap(),
+        format!("{:.2}", g0 / 50.0 * 1000.0)
+    );
 }
 
 #[test]

@@ -201,7 +201,7 @@ fn run_screen_shows_progress_and_q_q_stops_the_command() {
 }
 
 #[test]
-fn export_key_writes_a_png_report() {
+fn export_key_writes_a_png_report_and_a_codecarbon_csv() {
     let dir = tempfile::tempdir().unwrap();
     let Some(mut p) = Pty::start(&format!(
         "replay --speed max --out {} fixtures/traces/a40x4-cifar100.csv",
@@ -222,4 +222,20 @@ fn export_key_writes_a_png_report() {
     assert_eq!(code, 0, "{out}");
     let b = std::fs::read(&png).unwrap();
     assert_eq!(&b[..4], b"\x89PNG");
+    // The run so far as one CodeCarbon row, whose totals equal `report` on the same file.
+    let csv = std::fs::read_to_string(dir.path().join("report-0-05-47.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "timestamp");
+    assert_eq!(header.len(), 38);
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |k: &str| row[header.iter().position(|h| *h == k).unwrap()];
+    let energy: f64 = at("energy_consumed").parse().unwrap();
+    let json = std::process::Command::new(env!("CARGO_BIN_EXE_carbontop"))
+        .args(["report", "--json", "fixtures/traces/a40x4-cifar100.csv"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let want = v["runs"][0]["energy_kwh"].as_f64().unwrap();
+    assert!((energy - want).abs() <= 1e-9 * want, "{energy} vs {want}");
 }

@@ -510,7 +510,19 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                             }
                         }
                         Some(Effect::Export) => {
-                            screen::export(sc, dir.as_deref().unwrap_or(Path::new(".")));
+                            let account = stats.clone().into_account(
+                                sc.dash.info.samples_path.clone().unwrap_or_default(),
+                                ledger.totals(),
+                                settings.pue,
+                                built.gpu_count,
+                            );
+                            let meta = machine_meta(settings, &built.gpu_models);
+                            screen::export(
+                                sc,
+                                dir.as_deref().unwrap_or(Path::new(".")),
+                                &account,
+                                &meta,
+                            );
                         }
                         Some(Effect::Interrupt) => match &child {
                             Some(ch) if running => {

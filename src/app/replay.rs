@@ -5,6 +5,8 @@ use crate::app::measure::{describe_progress, open_writer, write_tick};
 use crate::app::screen::{self, Screen};
 use crate::app::{AppError, say};
 use crate::engine::{Ledger, LedgerConfig, Tick};
+use crate::report::account::RunStats;
+use crate::report::emissions::RunMeta;
 use crate::report::samples::ReadError;
 use crate::report::samples::SamplesWriter;
 use crate::report::summary::{RunFacts, status_line, summary};
@@ -45,6 +47,8 @@ struct Player {
     writer: Option<SamplesWriter>,
     write_failed: bool,
     last_progress: Option<Progress>,
+    /// What `e` needs for the run-so-far CSV row.
+    stats: RunStats,
     /// The next sample, read but not yet due.
     pending: Option<Sample>,
     error: Option<ReadError>,
@@ -64,6 +68,7 @@ impl Player {
             writer: None,
             write_failed: false,
             last_progress: None,
+            stats: RunStats::default(),
             pending: None,
             error: None,
             ended: false,
@@ -93,6 +98,7 @@ impl Player {
         if !s.progress.is_empty() {
             self.last_progress = Some(s.progress.clone());
         }
+        self.stats.observe(&s);
         let tick = self.ledger.push(s);
         let err = match self.writer.as_mut() {
             Some(w) => write_tick(w, &tick, &mut self.write_failed),
@@ -303,7 +309,18 @@ fn replay_screen(
                 origin = None;
             }
             Some(Effect::Export) => {
-                screen::export(&mut sc, o.out.unwrap_or(Path::new(".")));
+                let account = p.stats.clone().into_account(
+                    p.rp.path().to_owned(),
+                    p.ledger.totals(),
+                    p.ledger.config().pue,
+                    p.rp.gpu_count(),
+                );
+                let meta = RunMeta {
+                    project_name: "carbontop".into(),
+                    gpu_models: sc.dash.info.gpus.clone(),
+                    ..Default::default()
+                };
+                screen::export(&mut sc, o.out.unwrap_or(Path::new(".")), &account, &meta);
             }
             Some(Effect::Restart) => {
                 seek(o, p, &mut sc, f64::NEG_INFINITY, speed)?;

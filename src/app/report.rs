@@ -3,7 +3,7 @@
 use crate::app::AppError;
 use crate::report::account::account_file;
 use crate::report::emissions::{self, RunMeta};
-use crate::report::summary::{RunFacts, summary};
+use crate::report::summary::{RunFacts, comparison, comparison_text, summary};
 use crate::source::grid::table;
 use std::path::{Path, PathBuf};
 
@@ -41,17 +41,34 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
             crate::ui::theme::user_dir().as_deref(),
         )
         .map_err(AppError::Usage)?;
+        let mut dashboards = Vec::new();
         for (k, f) in o.files.iter().enumerate() {
             let path = if o.files.len() == 1 {
                 out.to_path_buf()
             } else {
-                numbered(out, k + 1)
+                numbered(out, &(k + 1).to_string())
             };
             let d = crate::app::replay::dashboard_of(f, None)?;
             crate::report::png::write(
                 &d,
                 &themes[i],
                 &f.display().to_string(),
+                &path,
+                crate::report::png::DEFAULT_SIZE,
+            )
+            .map_err(|e| AppError::Runtime(format!("--png {}: {e}", path.display())))?;
+            eprintln!("carbontop: wrote {}", path.display());
+            if o.files.len() > 1 {
+                dashboards.push(d);
+            }
+        }
+        if !dashboards.is_empty() {
+            let path = numbered(out, "compare");
+            let refs: Vec<&crate::ui::model::Dashboard> = dashboards.iter().collect();
+            crate::report::png::write_compare(
+                &refs,
+                &comparison(&accounts),
+                &themes[i],
                 &path,
                 crate::report::png::DEFAULT_SIZE,
             )
@@ -88,12 +105,15 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
             };
             print!("{}", summary(&a.totals, &facts));
         }
+        if accounts.len() > 1 {
+            print!("{}", comparison_text(&accounts));
+        }
     }
     Ok(0)
 }
 
-/// OUT.png → OUT-k.png.
-fn numbered(out: &Path, k: usize) -> std::path::PathBuf {
+/// OUT.png → OUT-k.png (k a number, or `compare`).
+fn numbered(out: &Path, k: &str) -> std::path::PathBuf {
     let stem = out
         .file_stem()
         .map_or("report".into(), |s| s.to_string_lossy().into_owned());

@@ -119,12 +119,18 @@ impl Drop for Screen {
 
 /// `e`: writes a PNG report of what the screen holds to `dir` and says where on the status line.
 /// samples.csv needs nothing: it is flushed every tick, so it is complete up to now.
-pub fn export(sc: &mut Screen, dir: &std::path::Path) {
-    let name = format!(
-        "report-{}.png",
+pub fn export(
+    sc: &mut Screen,
+    dir: &std::path::Path,
+    account: &crate::report::account::Account,
+    meta: &crate::report::emissions::RunMeta,
+) {
+    let stem = format!(
+        "report-{}",
         crate::ui::render::clock(sc.dash.elapsed_s()).replace(':', "-")
     );
-    let path = dir.join(name);
+    let png = dir.join(format!("{stem}.png"));
+    let csv = dir.join(format!("{stem}.csv"));
     // The printable theme, whatever the screen shows.
     let theme = sc
         .ui
@@ -134,18 +140,30 @@ pub fn export(sc: &mut Screen, dir: &std::path::Path) {
         .unwrap_or(sc.ui.theme())
         .clone();
     let title = sc.dash.info.title.clone();
-    let msg = match crate::report::png::write(
+    let wrote_png = crate::report::png::write(
         &sc.dash,
         &theme,
         &title,
-        &path,
+        &png,
         crate::report::png::DEFAULT_SIZE,
-    ) {
-        Ok(()) => match &sc.dash.info.samples_path {
-            Some(p) => format!("wrote {} · {p} is complete up to now", path.display()),
-            None => format!("wrote {}", path.display()),
-        },
-        Err(e) => format!("cannot write {}: {e}", path.display()),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", png.display()));
+    // The run so far as one CodeCarbon-format row (the same as emissions.csv at the end).
+    let wrote_csv = crate::report::emissions::append(&csv, account, meta)
+        .map_err(|e| format!("cannot write {}: {e}", csv.display()));
+    let msg = match (wrote_png, wrote_csv) {
+        (Ok(()), Ok(())) => {
+            let mut m = format!(
+                "wrote {} and {} (CodeCarbon format)",
+                png.display(),
+                csv.display()
+            );
+            if let Some(p) = &sc.dash.info.samples_path {
+                m.push_str(&format!(" · {p} is complete up to now"));
+            }
+            m
+        }
+        (Err(e), _) | (_, Err(e)) => e,
     };
     sc.ui.flash = Some(msg);
 }

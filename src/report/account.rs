@@ -19,6 +19,8 @@ pub struct Account {
     /// Mean GPU utilisation over the ticks that report one (percent).
     pub gpu_util_mean: Option<f64>,
     pub last_progress: Progress,
+    /// The first accuracy the run reported (percent), for the cost per point gained.
+    pub first_accuracy: Option<f64>,
 }
 
 impl Account {
@@ -36,6 +38,7 @@ pub struct RunStats {
     util_sum: f64,
     util_n: u64,
     pub progress: Progress,
+    first_accuracy: Option<f64>,
 }
 
 impl RunStats {
@@ -47,6 +50,9 @@ impl RunStats {
             self.util_n += 1;
         }
         self.progress.merge(&s.progress);
+        if self.first_accuracy.is_none() {
+            self.first_accuracy = s.progress.accuracy;
+        }
     }
 
     /// The account of a run whose ledger ended with `totals`.
@@ -60,6 +66,7 @@ impl RunStats {
             gpu_count,
             gpu_util_mean: (self.util_n > 0).then(|| self.util_sum / self.util_n as f64),
             last_progress: self.progress,
+            first_accuracy: self.first_accuracy,
         }
     }
 }

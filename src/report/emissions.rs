@@ -213,6 +213,7 @@ mod tests {
             end: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 40).single(),
             gpu_count: 0,
             gpu_util_mean: None,
+            first_accuracy: None,
             last_progress: Default::default(),
         }
     }

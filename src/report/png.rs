@@ -453,3 +453,143 @@ pub fn write(
     root.present().map_err(err)?;
     Ok(())
 }
+
+/// `report a.csv b.csv --png OUT.png`: the runs compared on one image — cumulative gCO2e over
+/// time and accuracy against gCO2e, one colour per run, over the side-by-side table.
+pub fn write_compare(
+    runs: &[&Dashboard],
+    table: &[(&str, Vec<String>)],
+    th: &Theme,
+    path: &Path,
+    size: (u32, u32),
+) -> Result<(), String> {
+    register_font()?;
+    let pal = palette(th);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&pal.bg).map_err(err)?;
+    let s = f64::from(size.1) / 1000.0;
+    let (head, body) = root.split_vertically((60.0 * s) as u32);
+    head.draw(&Text::new(
+        format!("carbontop comparison · {} runs", runs.len()),
+        ((20.0 * s) as i32, (16.0 * s) as i32),
+        (FAMILY, 28.0 * s, FontStyle::Bold)
+            .into_font()
+            .color(&pal.text),
+    ))
+    .map_err(err)?;
+    let (charts, bottom) = body.split_vertically((f64::from(size.1) * 0.58) as u32);
+    let panels = charts.split_evenly((1, 2));
+    let names = table.first().map(|(_, v)| v.clone()).unwrap_or_default();
+    // Distinct theme colours, one per run (the colour-blind theme keeps them apart).
+    let cycle = [
+        th.carbon,
+        th.intensity,
+        th.cpu,
+        th.network,
+        th.memory,
+        th.accuracy,
+    ];
+    let colour = |i: usize| rgb(cycle[i % cycle.len()], pal.text);
+    let label = (FAMILY, 14.0 * s).into_font().color(&pal.muted);
+
+    let co2: Vec<Vec<(f64, f64)>> = runs
+        .iter()
+        .map(|d| d.history.window(col::CO2E, None))
+        .collect();
+    let (_, xmax) = range(co2.iter().flatten().map(|p| p.0), true);
+    let (_, cmax) = range(co2.iter().flatten().map(|p| p.1), true);
+    {
+        let mut ch = panel(
+            &panels[0],
+            "Cumulative operational carbon (gCO2e)".into(),
+            0.0..xmax,
+            0.0..cmax,
+            &|x: &f64| clock(*x),
+            6,
+            s,
+            &pal,
+        )?;
+        for (i, pts) in co2.iter().enumerate() {
+            let c = colour(i);
+            ch.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(names.get(i).cloned().unwrap_or_default())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3))
+                });
+        }
+        ch.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(pal.bg.mix(0.85))
+            .border_style(pal.grid)
+            .label_font(label.clone())
+            .draw()
+            .map_err(err)?;
+    }
+    let acc: Vec<Vec<(f64, f64)>> = runs
+        .iter()
+        .map(|d| d.history.xy(col::CO2E, col::ACCURACY, None))
+        .collect();
+    {
+        let (ax0, ax1) = range(acc.iter().flatten().map(|p| p.0), true);
+        let (ay0, ay1) = range(acc.iter().flatten().map(|p| p.1), false);
+        let mut ch = panel(
+            &panels[1],
+            "Accuracy (%) vs cumulative gCO2e".into(),
+            ax0..ax1,
+            ay0..ay1,
+            &|x: &f64| fmt_co2e_g(*x),
+            5,
+            s,
+            &pal,
+        )?;
+        if acc.iter().all(Vec::is_empty) {
+            ch.plotting_area()
+                .draw(&Text::new(
+                    "no accuracy in these recordings",
+                    (ax0, (ay0 + ay1) / 2.0),
+                    label.clone(),
+                ))
+                .map_err(err)?;
+        }
+        for (i, pts) in acc.iter().enumerate() {
+            ch.draw_series(LineSeries::new(
+                pts.iter().copied(),
+                colour(i).stroke_width(2),
+            ))
+            .map_err(err)?;
+        }
+    }
+    // The table: one column per run, in the run's colour.
+    let pad = (20.0 * s) as i32;
+    let line_h = (28.0 * s) as i32;
+    let key_w = (160.0 * s) as i32;
+    let col_w = ((f64::from(size.0) - f64::from(key_w) - 2.0 * f64::from(pad))
+        / runs.len().max(1) as f64) as i32;
+    for (r, (k, vals)) in table.iter().enumerate() {
+        let y = pad + r as i32 * line_h;
+        let bold = r == 0;
+        let font = |c: RGBColor| {
+            if bold {
+                (FAMILY, 18.0 * s, FontStyle::Bold).into_font().color(&c)
+            } else {
+                (FAMILY, 16.0 * s).into_font().color(&c)
+            }
+        };
+        bottom
+            .draw(&Text::new(k.to_string(), (pad, y), font(pal.muted)))
+            .map_err(err)?;
+        for (i, v) in vals.iter().enumerate() {
+            let c = if bold { colour(i) } else { pal.text };
+            bottom
+                .draw(&Text::new(
+                    v.clone(),
+                    (pad + key_w + i as i32 * col_w, y),
+                    font(c),
+                ))
+                .map_err(err)?;
+        }
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}

@@ -151,6 +151,93 @@ pub fn summary(t: &Totals, f: &RunFacts) -> String {
     s
 }
 
+/// `report a.csv b.csv`: the runs side by side, one column each (rows: what, then a value per
+/// run). Carbon per accuracy point is the average C_total / (a_last − a_first) (DESIGN.md §5).
+pub fn comparison(runs: &[crate::report::account::Account]) -> Vec<(&'static str, Vec<String>)> {
+    let first_g = runs.first().map(|a| a.totals.co2e_g);
+    let col = |f: &dyn Fn(&crate::report::account::Account) -> String| {
+        runs.iter().map(f).collect::<Vec<_>>()
+    };
+    vec![
+        (
+            "run",
+            col(&|a| {
+                let p = std::path::Path::new(&a.file);
+                // A run directory's samples.csv is named by its directory.
+                match (p.file_name(), p.parent().and_then(|d| d.file_name())) {
+                    (Some(f), Some(d)) if f == "samples.csv" => d.to_string_lossy().into_owned(),
+                    (Some(f), _) => f.to_string_lossy().into_owned(),
+                    _ => a.file.clone(),
+                }
+            }),
+        ),
+        ("duration", col(&|a| fmt_duration(a.totals.elapsed_s))),
+        ("energy", col(&|a| fmt_energy_kwh(a.totals.energy_kwh))),
+        (
+            "carbon",
+            col(&|a| format!("{} CO2e", fmt_co2e_g(a.totals.co2e_g))),
+        ),
+        (
+            "vs first",
+            col(&|a| match first_g {
+                Some(f) if f > 0.0 => format!("{:.2}×", a.totals.co2e_g / f),
+                _ => "—".into(),
+            }),
+        ),
+        (
+            "mean power",
+            col(&|a| fmt_power(a.mean_power_w(a.totals.it_j()).map(|w| w * a.pue))),
+        ),
+        (
+            "mean grid",
+            col(&|a| {
+                a.totals
+                    .mean_intensity()
+                    .map_or("—".into(), |i| format!("{i:.0} g/kWh"))
+            }),
+        ),
+        (
+            "accuracy",
+            col(&|a| match (a.first_accuracy, a.last_progress.accuracy) {
+                (Some(f), Some(l)) => format!("{f:.2}% → {l:.2}%"),
+                _ => "—".into(),
+            }),
+        ),
+        (
+            "per point",
+            col(&|a| match (a.first_accuracy, a.last_progress.accuracy) {
+                (Some(f), Some(l)) if l > f => {
+                    format!("{} CO2e/pt", fmt_co2e_g(a.totals.co2e_g / (l - f)))
+                }
+                _ => "—".into(),
+            }),
+        ),
+    ]
+}
+
+/// The comparison as aligned text.
+pub fn comparison_text(runs: &[crate::report::account::Account]) -> String {
+    let rows = comparison(runs);
+    let widths: Vec<usize> = (0..runs.len())
+        .map(|i| {
+            rows.iter()
+                .map(|(_, v)| v[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::from("carbontop comparison\n");
+    for (k, vals) in &rows {
+        let _ = write!(out, "  {k:<11}");
+        for (v, w) in vals.iter().zip(&widths) {
+            let _ = write!(out, "  {v:<w$}");
+        }
+        out = out.trim_end().to_owned();
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,7 +58,7 @@ pub enum Effect {
     Speed(f64),
     /// Replay: back to the start.
     Restart,
-    /// `e`: write a PNG report of the run so far.
+    /// `e`: write a PNG report and a CodeCarbon-format CSV row of the run so far.
     Export,
 }
 
@@ -217,7 +217,7 @@ pub const KEYS: &[(&str, &str, bool)] = &[
     ("p", "pause / follow the view (measuring goes on)", false),
     ("o", "show / hide the command's output", false),
     ("t", "next theme", false),
-    ("e", "export a PNG report of the run so far", false),
+    ("e", "export PNG + CSV of the run so far", false),
     ("← →  [ ]", "chart window: 1 min … whole run", false),
     ("tab  shift-tab", "move between panels", false),
     ("enter  z", "zoom the focused panel (esc: back)", false),
