@@ -18,6 +18,10 @@ Constants (DESIGN.md §5; override where a flag exists):
   tree-days          kgCO2e / (11 kg per tree-year / 365)                  Green Algorithms
   car-km             gCO2e / 175 g/km (EU average car; US 251)             Green Algorithms
 
+Power caps (root, or --simulate-gpus N): + / - step the cap of the chosen GPUs (c cycles all,
+GPU 0, 1, …), r back to the default, g toggles the carbon governor (Zeus: cost =
+η·(I/750)·P/T + (1−η)·P_max/T). The original caps are put back on exit unless --no-restore.
+
 Screen keys: q quit, ? help, p pause view, o output pane, t theme, ←/→ window, tab panels;
 replay adds space play/pause, ,/. seek, </> speed. Without a terminal it runs headless.
 
@@ -176,6 +180,30 @@ pub struct MeasureOpts {
     /// Do not load NVML even when a driver is present.
     #[arg(long)]
     pub no_gpu: bool,
+    /// Simulate N NVIDIA A40s training CIFAR-100 instead of reading NVML: their power and speed
+    /// follow Zeus's measurements at each power cap, so caps and the governor can be tried
+    /// without a GPU.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub simulate_gpus: Option<u8>,
+    /// Write the simulated GPUs' caps to PATH (JSON) after every change (tests read it).
+    #[arg(long, value_name = "PATH", requires = "simulate_gpus")]
+    pub sim_state: Option<PathBuf>,
+    /// Power-cap governor: `carbon` caps harder when the grid is dirtier (toggle with `g`);
+    /// `off` (default) leaves caps to the keys.
+    #[arg(long, value_name = "MODE", value_parser = ["off", "carbon"])]
+    pub governor: Option<String>,
+    /// The governor's knob: 0 = pure speed, 1 = least energy per step; default 0.5.
+    #[arg(long, value_parser = parse_unit, value_name = "X", allow_negative_numbers = true)]
+    pub eta: Option<f64>,
+    /// How long the governor measures each candidate cap (plus half as long to settle).
+    #[arg(long, value_parser = parse_duration, value_name = "D")]
+    pub governor_profile: Option<Duration>,
+    /// How far `+`/`-` move a cap, in W (default 10).
+    #[arg(long, value_parser = parse_positive, value_name = "W", allow_negative_numbers = true)]
+    pub cap_step: Option<f64>,
+    /// Leave the caps as they are on exit instead of putting the original ones back.
+    #[arg(long)]
+    pub no_restore: bool,
     /// Config file (TOML).
     #[arg(long, env = "CARBONTOP_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -268,6 +296,16 @@ pub fn parse_intensity(s: &str) -> Result<f64, String> {
         Err(format!(
             "{s:?}: an intensity above 3000 gCO2e/kWh is not plausible"
         ))
+    }
+}
+
+/// A number from 0 to 1.
+pub fn parse_unit(s: &str) -> Result<f64, String> {
+    let v = parse_number(s)?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s:?}: must be between 0 and 1"))
     }
 }
 

@@ -23,6 +23,11 @@ pub struct FileConfig {
     pub memory_w_per_gib: Option<f64>,
     pub gpu_index: Option<Vec<u32>>,
     pub no_gpu: Option<bool>,
+    pub governor: Option<String>,
+    pub eta: Option<f64>,
+    pub governor_profile: Option<String>,
+    pub cap_step: Option<f64>,
+    pub no_restore: Option<bool>,
     /// Screen theme: a built-in or user theme name, or a path to a .toml file.
     pub theme: Option<String>,
     pub provider: Option<String>,
@@ -61,6 +66,15 @@ pub struct Settings {
     pub memory_w_per_gib: f64,
     pub gpu_index: Vec<u32>,
     pub no_gpu: bool,
+    pub simulate_gpus: Option<usize>,
+    pub sim_state: Option<PathBuf>,
+    /// The carbon governor from the start.
+    pub governor: bool,
+    pub eta: f64,
+    /// Seconds each candidate cap is measured.
+    pub governor_profile: Duration,
+    pub cap_step: f64,
+    pub restore_caps: bool,
     pub quiet: bool,
     pub headless: bool,
     pub theme: Option<String>,
@@ -233,7 +247,41 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
             p.display()
         ));
     }
+    let file_gov = match file.governor.as_deref() {
+        None => None,
+        Some("off") => Some(false),
+        Some("carbon") => Some(true),
+        Some(other) => {
+            return Err(format!(
+                "config {}: key `governor`: {other:?} is not off or carbon",
+                p.display()
+            ));
+        }
+    };
+    let file_eta = check(&p, "eta", file.eta, |v| {
+        cli::parse_unit(&v.to_string()).map(|_| ())
+    })?;
+    let file_cap_step = check(&p, "cap_step", file.cap_step, positive)?;
+    let file_profile = file
+        .governor_profile
+        .as_deref()
+        .map(cli::parse_duration)
+        .transpose()
+        .map_err(|e| format!("config {}: key `governor_profile`: {e}", p.display()))?;
     Ok(Settings {
+        simulate_gpus: cli.simulate_gpus.map(usize::from),
+        sim_state: cli.sim_state.clone(),
+        governor: match cli.governor.as_deref() {
+            Some(g) => g == "carbon",
+            None => file_gov.unwrap_or(false),
+        },
+        eta: cli.eta.or(file_eta).unwrap_or(0.5),
+        governor_profile: cli
+            .governor_profile
+            .or(file_profile)
+            .unwrap_or(Duration::from_secs(10)),
+        cap_step: cli.cap_step.or(file_cap_step).unwrap_or(10.0),
+        restore_caps: !(cli.no_restore || file.no_restore.unwrap_or(false)),
         provider: cli.provider.or(file_provider).unwrap_or_default(),
         grid_url: cli.grid_url.clone().or(file.grid_url),
         lat_lon: cli.lat.zip(cli.lon).or(file_lat_lon),

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod report;
 pub mod sample;

@@ -1,9 +1,13 @@
 //! `run` and `record`: live measurement, headless.
 
+use crate::app::caps::CapSide;
 use crate::app::child::{self, Child, ChildEvent};
 use crate::app::screen::{self, Screen};
 use crate::app::{AppError, say};
 use crate::config::Settings;
+use crate::control::PowerCap;
+use crate::control::nvml::NvmlCap;
+use crate::control::sim::SimGpus;
 use crate::engine::forecast::Slot;
 use crate::engine::{Ledger, LedgerConfig, Tick};
 use crate::report::account::RunStats;
@@ -56,6 +60,8 @@ pub struct Built {
     pub notices: Vec<String>,
     /// The live grid provider's shared state (forecast, staleness), when one is used.
     pub grid: Option<GridHandle>,
+    /// The GPUs' power caps, or why they cannot be changed.
+    pub caps: Result<Box<dyn PowerCap>, String>,
 }
 
 /// Chooses every source; notices about missing hardware are printed once here.
@@ -67,8 +73,27 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
     let grid = crate::source::grid::build(&s.grid()).map_err(AppError::Usage)?;
     notices.extend(grid.notices);
 
-    let (gpu, gpu_models): (Option<Box<dyn GpuSource>>, Vec<String>) = if s.no_gpu {
+    // GPUs and their caps: simulated, NVML, or none (and why, for the cap keys).
+    let caps: Result<Box<dyn PowerCap>, String>;
+    let (gpu, gpu_models): (Option<Box<dyn GpuSource>>, Vec<String>) = if let Some(n) =
+        s.simulate_gpus
+    {
+        let sim = SimGpus::new(n, s.sim_state.clone()).map_err(AppError::Usage)?;
+        facts.push((
+            "GPU".into(),
+            format!(
+                "simulated: {n} × {} (power and speed per cap as Zeus measured, CIFAR-100/ShuffleNetV2)",
+                crate::control::sim::MODEL
+            ),
+        ));
+        notices.push(format!("GPUs are simulated ({n} × A40, --simulate-gpus)"));
+        caps = Ok(Box::new(sim.actuator()));
+        let src = sim.source();
+        let models = src.models();
+        (Some(Box::new(src)), models)
+    } else if s.no_gpu {
         facts.push(("GPU".into(), "not measured (--no-gpu)".into()));
+        caps = Err("--no-gpu: GPUs are not watched".into());
         (None, vec![])
     } else {
         match NvmlSource::open(&s.gpu_index) {
@@ -83,12 +108,15 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
                         info.first().map(|g| g.name.as_str()).unwrap_or("GPU")
                     ),
                 ));
+                caps = NvmlCap::open(info.iter().map(|g| g.index).collect())
+                    .map(|c| Box::new(c) as Box<dyn PowerCap>);
                 let models = src.models();
                 (Some(Box::new(src)), models)
             }
             Err(msg) if msg.starts_with("--gpu-index") => return Err(AppError::Usage(msg)),
             Err(msg) => {
                 notices.push(msg.clone());
+                caps = Err(format!("{msg}: there is no cap to change"));
                 facts.push(("GPU".into(), msg));
                 (None, vec![])
             }
@@ -145,6 +173,7 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
         gpu_models,
         notices,
         grid: grid.live,
+        caps,
     })
 }
 
@@ -225,7 +254,13 @@ impl Job<'_> {
 }
 
 /// The screen's run facts for these settings.
-fn run_info(s: &Settings, job: Job<'_>, built: &Built, samples: Option<String>) -> RunInfo {
+fn run_info(
+    s: &Settings,
+    job: Job<'_>,
+    built: &Built,
+    samples: Option<String>,
+    cap_mode: String,
+) -> RunInfo {
     let zone = match (s.intensity, s.zone.as_deref()) {
         (Some(_), z) => format!("{} (fixed --intensity)", z.unwrap_or("—")),
         (None, z) => z.map_or("WORLD".into(), |z| z.to_uppercase()),
@@ -236,11 +271,7 @@ fn run_info(s: &Settings, job: Job<'_>, built: &Built, samples: Option<String>) 
         pue: s.pue,
         cpu_estimate: built.cpu_estimate,
         gpus: built.gpu_models.clone(),
-        cap_mode: if built.gpu_count > 0 {
-            "untouched".into()
-        } else {
-            "no GPU".into()
-        },
+        cap_mode,
         samples_path: samples,
         mode: Mode::Live,
     }
@@ -248,7 +279,19 @@ fn run_info(s: &Settings, job: Job<'_>, built: &Built, samples: Option<String>) 
 
 /// Runs `run`, `record` or `watch`; returns the exit code.
 pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
-    let built = build_sources(settings)?;
+    let mut built = build_sources(settings)?;
+    // The caps: restored when `caps` is dropped, whatever ends the run.
+    let mut caps = CapSide::new(
+        std::mem::replace(&mut built.caps, Err(String::new())),
+        settings,
+    );
+    if settings.governor {
+        match caps.start_governor() {
+            Ok(m) => built.notices.push(m),
+            // Monitoring goes on without it.
+            Err(e) => built.notices.push(e),
+        }
+    }
     let themes = theme::resolve(settings.theme.as_deref(), theme::user_dir().as_deref())
         .map_err(AppError::Usage)?;
     let dir = match (job, &settings.out) {
@@ -282,6 +325,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
             job,
             &built,
             writer.as_ref().map(|w| w.path().display().to_string()),
+            caps.mode(),
         ));
         dash.notices = built.notices.clone();
         if writer.is_none() {
@@ -302,6 +346,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     let grid = built.grid.clone();
     let mut grid_seen = 0u64;
     let mut grid_hint: Option<String> = None;
+    let mut grid_slots: Vec<Slot> = Vec::new();
     let sampler = {
         let tx = tx.clone();
         sampler::spawn(Sampler::new(built.sources), settings.interval, move |e| {
@@ -381,13 +426,19 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                     last_warning = Some(w);
                 }
                 let mut s = *s;
-                s.progress = progress.clone();
+                // The command's own progress over what the source reports (simulated GPUs).
+                s.progress.merge(&progress);
                 stats.observe(&s);
-                let tick = ledger.push(s);
+                let mut tick = ledger.push(s);
+                // Cap changes made during the interval this row closes.
+                tick.cap_change = caps.take_log();
+                #[cfg(debug_assertions)]
+                test_panic(tick.elapsed_s);
                 if let Some(h) = &grid
                     && h.version() != grid_seen
                 {
                     let info = grid_info(h, &tick, settings.duration);
+                    grid_slots = info.slots.clone();
                     grid_seen = h.version();
                     let hint = info.hint();
                     if hint != grid_hint {
@@ -408,8 +459,23 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                 {
                     tell(&mut screen, e);
                 }
+                // The governor decides for the next interval, on the forecast's mean over it
+                // where the provider has one.
+                let ahead = crate::engine::forecast::mean_over(
+                    &grid_slots,
+                    tick.timestamp,
+                    chrono::TimeDelta::minutes(30),
+                );
+                if let Some(m) = caps.on_tick(&tick, ahead) {
+                    match screen.as_mut() {
+                        Some(sc) => sc.ui.flash = Some(m),
+                        None if !settings.quiet => say(&m),
+                        None => {}
+                    }
+                }
                 match screen.as_mut() {
                     Some(sc) => {
+                        sc.dash.info.cap_mode = caps.mode();
                         sc.dash.push(&tick, ledger.totals());
                         sc.draw();
                     }
@@ -509,6 +575,14 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                                 }
                             }
                         }
+                        Some(Effect::Cap(k, target)) => {
+                            sc.ui.flash = Some(caps.key(k, target));
+                            sc.dash.info.cap_mode = caps.mode();
+                        }
+                        Some(Effect::ToggleGovernor) => {
+                            sc.ui.flash = Some(caps.toggle_governor());
+                            sc.dash.info.cap_mode = caps.mode();
+                        }
                         Some(Effect::Export) => {
                             let account = stats.clone().into_account(
                                 sc.dash.info.samples_path.clone().unwrap_or_default(),
@@ -600,6 +674,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
 
     let totals = ledger.totals();
     let mut notes = Vec::new();
+    notes.extend(caps.finish());
     if let Some(r) = stop_reason {
         notes.push(r);
     }
@@ -684,6 +759,19 @@ fn grid_info(h: &GridHandle, t: &Tick, duration: Option<Duration>) -> GridInfo {
         })
         .collect();
     GridInfo::new(v.label, v.failure, v.detail, slots, t.timestamp, window)
+}
+
+/// Fault injection for the tests of cap restoration (debug builds only): panics once the run
+/// has lasted `CARBONTOP_TEST_PANIC_AFTER` seconds.
+#[cfg(debug_assertions)]
+fn test_panic(elapsed_s: f64) {
+    if let Some(after) = std::env::var("CARBONTOP_TEST_PANIC_AFTER")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        && elapsed_s >= after
+    {
+        panic!("CARBONTOP_TEST_PANIC_AFTER={after}: a deliberate panic");
+    }
 }
 
 /// A warning: on the screen's status line when there is one, else on stderr.

@@ -1,6 +1,7 @@
 //! The edge of the program: builds sources from settings, runs the event loop of a measuring
 //! command (sampler, child process, signals), and drives the outputs.
 
+pub mod caps;
 pub mod child;
 pub mod measure;
 pub mod replay;

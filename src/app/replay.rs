@@ -326,7 +326,8 @@ fn replay_screen(
                 seek(o, p, &mut sc, f64::NEG_INFINITY, speed)?;
                 origin = None;
             }
-            None => {}
+            // The keys say so themselves; a recording's caps are what was recorded.
+            Some(Effect::Cap(..) | Effect::ToggleGovernor) | None => {}
         }
         set_mode(&mut sc.dash, speed, playing, p.ended);
         sc.draw();

@@ -73,6 +73,9 @@ pub struct Tick {
     /// Sum of the GPUs' caps (W) when every GPU reports one.
     pub power_cap_w: Option<f64>,
     pub gpus: Vec<GpuTick>,
+    /// Cap changes made during the interval this tick closes (set by the app, which makes
+    /// them; the Ledger leaves it empty).
+    pub cap_change: Option<String>,
 }
 
 /// Cumulative totals, by component.
@@ -294,6 +297,7 @@ impl Ledger {
             progress: s.progress.clone(),
             power_cap_w,
             gpus,
+            cap_change: None,
         };
         self.prev = Some(s);
         tick

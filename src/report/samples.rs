@@ -39,6 +39,10 @@ pub const BASE_COLUMNS: [&str; 19] = [
 /// The per-GPU column group suffixes.
 pub const GPU_COLUMNS: [&str; 5] = ["power_w", "energy_j", "util_pct", "mem_used_mib", "cap_w"];
 
+/// After the GPU groups: the power-cap changes made during the interval that ends at the row,
+/// who made them, old and new (`user gpu0 300->290 W; …`), empty when none.
+pub const CAP_CHANGE_COLUMN: &str = "cap_change";
+
 /// The full header for `n_gpus` GPUs.
 pub fn header(n_gpus: usize) -> Vec<String> {
     let mut h: Vec<String> = BASE_COLUMNS.iter().map(|s| (*s).to_owned()).collect();
@@ -47,6 +51,7 @@ pub fn header(n_gpus: usize) -> Vec<String> {
             h.push(format!("gpu{i}_{c}"));
         }
     }
+    h.push(CAP_CHANGE_COLUMN.to_owned());
     h
 }
 
@@ -110,6 +115,7 @@ impl SamplesWriter {
             r.push(opt(g.and_then(|g| g.mem_used_mib)));
             r.push(opt(g.and_then(|g| g.cap_w)));
         }
+        r.push(t.cap_change.clone().unwrap_or_default());
         self.w.write_record(&*r).map_err(io::Error::other)?;
         self.w.flush()
     }

@@ -13,7 +13,7 @@ pub mod progress;
 pub mod replay;
 pub mod sampler;
 
-use crate::sample::{CpuReading, GpuReading, NetReading, PowerReading};
+use crate::sample::{CpuReading, GpuReading, NetReading, PowerReading, Progress};
 
 /// GPU power and state, one reading per device per tick.
 pub trait GpuSource: Send {
@@ -22,6 +22,10 @@ pub trait GpuSource: Send {
     fn models(&self) -> Vec<String>;
     /// A problem seen while reading (device lost, …), reported once by the caller.
     fn take_warning(&mut self) -> Option<String> {
+        None
+    }
+    /// The training job's progress, where the source itself runs it (the simulated GPUs).
+    fn progress(&mut self) -> Option<Progress> {
         None
     }
 }

@@ -36,10 +36,14 @@ impl Sampler {
     pub fn sample(&mut self) -> (Sample, Vec<String>) {
         let mut warnings = Vec::new();
         let s = &mut self.sources;
+        let mut progress = Progress::default();
         let gpus = match s.gpu.as_mut() {
             Some(g) => {
                 let r = g.read();
                 warnings.extend(g.take_warning());
+                if let Some(p) = g.progress() {
+                    progress = p;
+                }
                 r
             }
             None => Vec::new(),
@@ -67,7 +71,7 @@ impl Sampler {
                 mem,
                 net,
                 intensity,
-                progress: Progress::default(),
+                progress,
             },
             warnings,
         )

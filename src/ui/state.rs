@@ -60,6 +60,18 @@ pub enum Effect {
     Restart,
     /// `e`: write a PNG report and a CodeCarbon-format CSV row of the run so far.
     Export,
+    /// `+` / `-` / `r`: move the chosen GPUs' caps (None: all GPUs).
+    Cap(CapKey, Option<usize>),
+    /// `g`: the carbon governor on or off.
+    ToggleGovernor,
+}
+
+/// A cap key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapKey {
+    Up,
+    Down,
+    Default,
 }
 
 /// The screen's own state.
@@ -82,6 +94,11 @@ pub struct UiState {
     pub replay: bool,
     /// A one-shot message for the status line (e.g. "theme: light").
     pub flash: Option<String>,
+    /// Which GPU the cap keys act on (None: all), `c` cycles.
+    pub cap_target: Option<usize>,
+    /// The first cap change asks for the same key again; once confirmed, no more.
+    pub cap_confirmed: bool,
+    confirm_cap: Option<CapKey>,
 }
 
 impl UiState {
@@ -99,6 +116,46 @@ impl UiState {
             confirm_quit: false,
             replay,
             flash: None,
+            cap_target: None,
+            cap_confirmed: false,
+            confirm_cap: None,
+        }
+    }
+
+    /// `+`, `-`, `r`: the first asks for confirmation (same key again).
+    fn cap_key(&mut self, k: CapKey, pending: Option<CapKey>) -> Option<Effect> {
+        if self.replay {
+            self.flash = Some("replay: the caps are as recorded".into());
+            return None;
+        }
+        if !self.cap_confirmed {
+            if pending != Some(k) {
+                self.confirm_cap = Some(k);
+                let what = match k {
+                    CapKey::Up => "raise",
+                    CapKey::Down => "lower",
+                    CapKey::Default => "reset",
+                };
+                let key = match k {
+                    CapKey::Up => "+",
+                    CapKey::Down => "-",
+                    CapKey::Default => "r",
+                };
+                self.flash = Some(format!(
+                    "press {key} again to {what} the power cap of {} (the original caps are put back on exit)",
+                    self.cap_target_label()
+                ));
+                return None;
+            }
+            self.cap_confirmed = true;
+        }
+        Some(Effect::Cap(k, self.cap_target))
+    }
+
+    pub fn cap_target_label(&self) -> String {
+        match self.cap_target {
+            None => "all GPUs".into(),
+            Some(i) => format!("GPU {i}"),
         }
     }
 
@@ -133,6 +190,7 @@ impl UiState {
             return Some(Effect::Interrupt);
         }
         let was_confirming = std::mem::take(&mut self.confirm_quit);
+        let pending_cap = self.confirm_cap.take();
         self.flash = None;
         if self.help {
             // Any key closes the overlay; q still quits.
@@ -196,6 +254,24 @@ impl UiState {
                 self.output_scroll = self.output_scroll.saturating_sub(10);
             }
             KeyCode::Char('e') => return Some(Effect::Export),
+            KeyCode::Char('+') | KeyCode::Char('=') => {
+                return self.cap_key(CapKey::Up, pending_cap);
+            }
+            KeyCode::Char('-') | KeyCode::Char('_') => {
+                return self.cap_key(CapKey::Down, pending_cap);
+            }
+            KeyCode::Char('r') => return self.cap_key(CapKey::Default, pending_cap),
+            KeyCode::Char('g') if !self.replay => return Some(Effect::ToggleGovernor),
+            KeyCode::Char('c') if !self.replay => {
+                let n = live.info.gpus.len();
+                self.cap_target = match self.cap_target {
+                    _ if n == 0 => None,
+                    None => Some(0),
+                    Some(i) if i + 1 < n => Some(i + 1),
+                    Some(_) => None,
+                };
+                self.flash = Some(format!("cap keys act on {}", self.cap_target_label()));
+            }
             KeyCode::Char(' ') if self.replay => return Some(Effect::TogglePlay),
             KeyCode::Char('.') if self.replay => return Some(Effect::Seek(60.0)),
             KeyCode::Char(',') if self.replay => return Some(Effect::Seek(-60.0)),
@@ -218,6 +294,13 @@ pub const KEYS: &[(&str, &str, bool)] = &[
     ("o", "show / hide the command's output", false),
     ("t", "next theme", false),
     ("e", "export PNG + CSV of the run so far", false),
+    (
+        "+ -  r",
+        "raise / lower the GPU power cap, back to default",
+        false,
+    ),
+    ("c", "cap keys act on: all GPUs, GPU 0, 1, …", false),
+    ("g", "carbon-aware cap governor on / off", false),
     ("← →  [ ]", "chart window: 1 min … whole run", false),
     ("tab  shift-tab", "move between panels", false),
     ("enter  z", "zoom the focused panel (esc: back)", false),

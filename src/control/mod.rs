@@ -1,0 +1,367 @@
+//! The one actuator (DESIGN.md §2, §9): GPU power caps. A `PowerCap` reads constraints and
+//! limits and sets them — through NVML on real GPUs, or on the simulated GPUs that follow Zeus's
+//! measured A40 curves. `CapControl` is the only way the program changes a cap: within the
+//! constraints, every change logged (who, GPU, old, new), and the original caps put back when it
+//! is dropped — on quit, Ctrl-C, SIGTERM, SIGHUP and panic (unwinding drops it).
+
+pub mod governor;
+pub mod nvml;
+pub mod sim;
+
+use std::fmt;
+
+/// A GPU's allowed range and its default (W).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapLimits {
+    pub min_w: f64,
+    pub max_w: f64,
+    pub default_w: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CapError {
+    #[error(
+        "no permission to change GPU power caps: run carbontop as root (sudo), with persistence mode on (nvidia-smi -pm 1)"
+    )]
+    NoPermission,
+    #[error("this GPU does not support setting a power cap")]
+    NotSupported,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Reads and sets power caps.
+pub trait PowerCap: Send {
+    fn count(&self) -> usize;
+    fn limits(&self, gpu: usize) -> Result<CapLimits, CapError>;
+    /// The cap in force now (W).
+    fn get(&mut self, gpu: usize) -> Result<f64, CapError>;
+    /// Sets the cap (W); callers keep within `limits`.
+    fn set(&mut self, gpu: usize, watts: f64) -> Result<(), CapError>;
+}
+
+/// Who changed a cap (logged in samples.csv's `cap_change`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    User,
+    Governor,
+    Restore,
+}
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Who::User => "user",
+            Who::Governor => "governor",
+            Who::Restore => "restore",
+        })
+    }
+}
+
+/// Which GPUs a change is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    All,
+    Gpu(usize),
+}
+
+/// One logged change: `user gpu0 300→290 W`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub who: Who,
+    pub gpu: usize,
+    pub old_w: f64,
+    pub new_w: f64,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} gpu{} {:.0}->{:.0} W",
+            self.who, self.gpu, self.old_w, self.new_w
+        )
+    }
+}
+
+/// The caps carbontop may change, what they were at start, and the log of changes.
+pub struct CapControl {
+    act: Box<dyn PowerCap>,
+    limits: Vec<Option<CapLimits>>,
+    /// The caps in force when carbontop started: put back on exit.
+    originals: Vec<Option<f64>>,
+    current: Vec<Option<f64>>,
+    restore_on_exit: bool,
+    /// Changes not yet written to samples.csv.
+    pending: Vec<Change>,
+    /// Why caps cannot be changed, once that is known (said instead of acting).
+    refused: Option<String>,
+}
+
+impl CapControl {
+    /// Reads every GPU's limits and present cap. `restore_on_exit` false is `--no-restore`.
+    pub fn new(mut act: Box<dyn PowerCap>, restore_on_exit: bool) -> Self {
+        let n = act.count();
+        let limits: Vec<_> = (0..n).map(|i| act.limits(i).ok()).collect();
+        let originals: Vec<_> = (0..n).map(|i| act.get(i).ok()).collect();
+        let refused = (limits.iter().all(Option::is_none) && n > 0)
+            .then(|| "these GPUs report no power-cap range: caps cannot be changed".to_owned());
+        Self {
+            current: originals.clone(),
+            act,
+            limits,
+            originals,
+            restore_on_exit,
+            pending: Vec::new(),
+            refused,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.limits.len()
+    }
+
+    pub fn limits(&self, gpu: usize) -> Option<CapLimits> {
+        self.limits.get(gpu).copied().flatten()
+    }
+
+    pub fn current(&self, gpu: usize) -> Option<f64> {
+        self.current.get(gpu).copied().flatten()
+    }
+
+    /// Why nothing can be changed, if so.
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
+    }
+
+    /// The range every targeted GPU accepts (the narrowest), for the governor.
+    pub fn common_limits(&self) -> Option<CapLimits> {
+        let mut it = self.limits.iter().flatten();
+        let first = *it.next()?;
+        Some(it.fold(first, |a, l| CapLimits {
+            min_w: a.min_w.max(l.min_w),
+            max_w: a.max_w.min(l.max_w),
+            default_w: a.default_w.min(l.default_w),
+        }))
+    }
+
+    fn targets(&self, t: Target) -> Vec<usize> {
+        match t {
+            Target::All => (0..self.count()).collect(),
+            Target::Gpu(i) if i < self.count() => vec![i],
+            Target::Gpu(_) => vec![],
+        }
+    }
+
+    /// Sets `target` to `watts`, clamped to each GPU's range. Returns the changes made; an error
+    /// says why not (permission is remembered: later calls say it without trying).
+    pub fn set(&mut self, target: Target, watts: f64, who: Who) -> Result<Vec<Change>, String> {
+        self.apply(target, who, |_, _| watts)
+    }
+
+    /// Moves `target` by `delta_w` from its present cap.
+    pub fn step(&mut self, target: Target, delta_w: f64, who: Who) -> Result<Vec<Change>, String> {
+        self.apply(target, who, |cur, _| cur + delta_w)
+    }
+
+    /// Puts `target` back to each GPU's default cap.
+    pub fn to_default(&mut self, target: Target, who: Who) -> Result<Vec<Change>, String> {
+        self.apply(target, who, |_, l| l.default_w)
+    }
+
+    fn apply(
+        &mut self,
+        target: Target,
+        who: Who,
+        want: impl Fn(f64, CapLimits) -> f64,
+    ) -> Result<Vec<Change>, String> {
+        if let Some(r) = &self.refused {
+            return Err(r.clone());
+        }
+        let mut done = Vec::new();
+        for i in self.targets(target) {
+            let (Some(l), Some(cur)) = (self.limits(i), self.current(i)) else {
+                continue;
+            };
+            let new = want(cur, l).clamp(l.min_w, l.max_w).round();
+            if (new - cur).abs() < 0.5 {
+                continue;
+            }
+            match self.act.set(i, new) {
+                Ok(()) => {
+                    self.current[i] = Some(new);
+                    let c = Change {
+                        who,
+                        gpu: i,
+                        old_w: cur,
+                        new_w: new,
+                    };
+                    self.pending.push(c.clone());
+                    done.push(c);
+                }
+                Err(e) => {
+                    if matches!(e, CapError::NoPermission | CapError::NotSupported) {
+                        self.refused = Some(e.to_string());
+                    }
+                    return Err(e.to_string());
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Changes since the last call, for samples.csv's `cap_change` cell ("; "-separated).
+    pub fn take_log(&mut self) -> Option<String> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let s = self
+            .pending
+            .drain(..)
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Some(s)
+    }
+
+    /// Whether any cap differs from what it was at start.
+    pub fn changed(&self) -> bool {
+        self.current
+            .iter()
+            .zip(&self.originals)
+            .any(|(c, o)| c != o)
+    }
+
+    /// Puts every changed cap back as it was at start; the errors, if any.
+    pub fn restore(&mut self) -> Vec<String> {
+        let mut errs = Vec::new();
+        for i in 0..self.count() {
+            if let (Some(o), Some(c)) = (self.originals[i], self.current[i])
+                && (o - c).abs() >= 0.5
+            {
+                match self.act.set(i, o) {
+                    Ok(()) => {
+                        self.current[i] = Some(o);
+                        self.pending.push(Change {
+                            who: Who::Restore,
+                            gpu: i,
+                            old_w: c,
+                            new_w: o,
+                        });
+                    }
+                    Err(e) => errs.push(format!("GPU {i}: cannot restore the {o:.0} W cap: {e}")),
+                }
+            }
+        }
+        errs
+    }
+
+    /// `--no-restore` state.
+    pub fn restores_on_exit(&self) -> bool {
+        self.restore_on_exit
+    }
+}
+
+impl Drop for CapControl {
+    fn drop(&mut self) {
+        if self.restore_on_exit {
+            for e in self.restore() {
+                eprintln!("carbontop: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// An actuator that records every set.
+    struct Fake {
+        caps: Arc<Mutex<Vec<f64>>>,
+        deny: bool,
+    }
+
+    impl PowerCap for Fake {
+        fn count(&self) -> usize {
+            self.caps.lock().unwrap().len()
+        }
+        fn limits(&self, _: usize) -> Result<CapLimits, CapError> {
+            Ok(CapLimits {
+                min_w: 100.0,
+                max_w: 300.0,
+                default_w: 300.0,
+            })
+        }
+        fn get(&mut self, i: usize) -> Result<f64, CapError> {
+            Ok(self.caps.lock().unwrap()[i])
+        }
+        fn set(&mut self, i: usize, w: f64) -> Result<(), CapError> {
+            if self.deny {
+                return Err(CapError::NoPermission);
+            }
+            self.caps.lock().unwrap()[i] = w;
+            Ok(())
+        }
+    }
+
+    fn control(deny: bool) -> (CapControl, Arc<Mutex<Vec<f64>>>) {
+        let caps = Arc::new(Mutex::new(vec![300.0, 250.0]));
+        let f = Fake {
+            caps: caps.clone(),
+            deny,
+        };
+        (CapControl::new(Box::new(f), true), caps)
+    }
+
+    #[test]
+    fn steps_clamp_log_and_restore_on_drop() {
+        let (mut c, caps) = control(false);
+        let ch = c.step(Target::All, -10.0, Who::User).unwrap();
+        assert_eq!(ch.len(), 2);
+        assert_eq!(*caps.lock().unwrap(), vec![290.0, 240.0]);
+        assert_eq!(
+            c.take_log().as_deref(),
+            Some("user gpu0 300->290 W; user gpu1 250->240 W")
+        );
+        assert_eq!(c.take_log(), None);
+        // Clamped to the range; a no-op is not logged.
+        c.set(Target::Gpu(1), 50.0, Who::Governor).unwrap();
+        assert_eq!(caps.lock().unwrap()[1], 100.0);
+        assert!(
+            c.set(Target::Gpu(1), 40.0, Who::Governor)
+                .unwrap()
+                .is_empty()
+        );
+        c.to_default(Target::Gpu(0), Who::User).unwrap();
+        assert_eq!(caps.lock().unwrap()[0], 300.0);
+        assert!(c.changed());
+        drop(c);
+        assert_eq!(*caps.lock().unwrap(), vec![300.0, 250.0], "originals back");
+    }
+
+    #[test]
+    fn no_restore_leaves_the_caps() {
+        let caps = Arc::new(Mutex::new(vec![300.0]));
+        let mut c = CapControl::new(
+            Box::new(Fake {
+                caps: caps.clone(),
+                deny: false,
+            }),
+            false,
+        );
+        c.step(Target::All, -50.0, Who::User).unwrap();
+        drop(c);
+        assert_eq!(*caps.lock().unwrap(), vec![250.0]);
+    }
+
+    #[test]
+    fn permission_is_said_and_remembered() {
+        let (mut c, _) = control(true);
+        let e = c.step(Target::All, -10.0, Who::User).unwrap_err();
+        assert!(e.contains("root") && e.contains("nvidia-smi -pm 1"), "{e}");
+        assert_eq!(c.refused(), Some(e.as_str()));
+        assert_eq!(c.step(Target::All, 10.0, Who::User).unwrap_err(), e);
+    }
+}

@@ -1,0 +1,174 @@
+//! Power caps end to end, on the simulated GPUs (Zeus's measured A40 curves): the governor
+//! profiles and decides, every change is logged in samples.csv, and the original caps come back
+//! at the end, on SIGTERM and on a panic — read from the state file the simulated actuator
+//! rewrites after every change, so what a dead process left behind is visible.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+fn caps_in(state: &Path) -> Vec<f64> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    v["caps_w"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// `record --headless` on two simulated A40s with the governor (η=1, short profile).
+fn governed(dir: &Path, extra: &[&str]) -> std::process::Command {
+    let mut c = bin();
+    c.args([
+        "record",
+        "--headless",
+        "--quiet",
+        "--interval",
+        "100ms",
+        "--simulate-gpus",
+        "2",
+        "--governor",
+        "carbon",
+        "--eta",
+        "1",
+        "--governor-profile",
+        "0.2s",
+        "--out",
+    ])
+    .arg(dir.join("r"))
+    .arg("--sim-state")
+    .arg(dir.join("caps.json"))
+    .args(extra);
+    c
+}
+
+/// Waits until the simulated caps are no longer all at 300 W.
+fn wait_for_a_cap_change(state: &Path, child: &mut Child) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        if state.exists() && caps_in(state).iter().any(|&c| c < 300.0) {
+            return;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "carbontop ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the governor never changed a cap");
+}
+
+#[test]
+fn the_governor_profiles_decides_logs_every_change_and_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = governed(dir.path(), &["--duration", "6s"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
+    assert_eq!(h.last().map(String::as_str), Some("cap_change"));
+    let (cap0, change) = (col(&h, "gpu0_cap_w"), col(&h, "cap_change"));
+    let changes: Vec<&Vec<String>> = rows.iter().filter(|r| !r[change].is_empty()).collect();
+    // Profiling from the top down in 25 W steps, on both GPUs, each change on the row whose
+    // interval it applied to, and the GPU's cap read back on that row.
+    assert_eq!(
+        changes[0][change],
+        "governor gpu0 300->275 W; governor gpu1 300->275 W"
+    );
+    assert_eq!(num(&changes[0][cap0]), 275.0);
+    let profiled: Vec<f64> = changes.iter().take(8).map(|r| num(&r[cap0])).collect();
+    assert_eq!(
+        profiled,
+        [275.0, 250.0, 225.0, 200.0, 175.0, 150.0, 125.0, 100.0]
+    );
+    // Then a choice below the maximum (η=1: the least energy per step).
+    let chosen = num(&changes.last().unwrap()[cap0]);
+    assert!(chosen < 300.0 && chosen > 100.0, "{chosen}");
+    assert!(
+        err.contains("governor (η=1): ") && err.contains("less)"),
+        "{err}"
+    );
+    // Put back at the end, and said so.
+    assert!(err.contains("caps put back: restore gpu0"), "{err}");
+    assert_eq!(caps_in(&dir.path().join("caps.json")), [300.0, 300.0]);
+}
+
+#[test]
+fn sigterm_puts_the_caps_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("caps.json");
+    let mut child = governed(dir.path(), &[])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_a_cap_change(&state, &mut child);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(caps_in(&state), [300.0, 300.0]);
+}
+
+#[test]
+fn a_panic_puts_the_caps_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("caps.json");
+    let o = governed(dir.path(), &["--duration", "20s"])
+        .env("CARBONTOP_TEST_PANIC_AFTER", "1.0")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(101), "{err}");
+    assert!(err.contains("a deliberate panic"), "{err}");
+    // The governor had moved the caps before the panic; unwinding put them back.
+    let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
+    let change = col(&h, "cap_change");
+    assert!(
+        rows.iter().any(|r| !r[change].is_empty()),
+        "no change before the panic"
+    );
+    assert_eq!(caps_in(&state), [300.0, 300.0]);
+}
+
+#[test]
+fn no_restore_leaves_the_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = governed(dir.path(), &["--duration", "1s", "--no-restore"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("caps left as they are (--no-restore)"),
+        "{err}"
+    );
+    assert!(
+        caps_in(&dir.path().join("caps.json"))
+            .iter()
+            .all(|&c| c < 300.0)
+    );
+}
+
+#[test]
+fn without_gpus_the_governor_says_why_and_monitoring_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = quick("record", &dir.path().join("r"))
+        .args(["--no-gpu", "--governor", "carbon", "--duration", "1s"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("carbontop: governor: --no-gpu: GPUs are not watched"),
+        "{err}"
+    );
+    let (_, rows) = read_csv(&dir.path().join("r/samples.csv"));
+    assert!(rows.len() >= 5);
+}
