@@ -114,6 +114,15 @@ impl Pty {
     }
 }
 
+/// The last bytes a failing test shows (a whole session is megabytes of escapes).
+fn tail(s: &str) -> &str {
+    let mut i = s.len().saturating_sub(2000);
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    &s[i..]
+}
+
 /// The terminal was handed back: the alternate screen left and the cursor shown after the
 /// last frame was entered.
 fn restored(out: &str) -> bool {
@@ -238,4 +247,43 @@ fn export_key_writes_a_png_report_and_a_codecarbon_csv() {
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let want = v["runs"][0]["energy_kwh"].as_f64().unwrap();
     assert!((energy - want).abs() <= 1e-9 * want, "{energy} vs {want}");
+}
+
+#[test]
+fn cap_keys_on_the_screen_and_q_puts_the_caps_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("caps.json");
+    let Some(mut p) = Pty::start(&format!(
+        "watch --simulate-gpus 2 --interval 200ms --sim-state {}",
+        state.display()
+    )) else {
+        return;
+    };
+    assert!(p.wait_for(b"untouched 2", 20), "{}", tail(&p.text()));
+    // The screen is redrawn by difference, so what the keys did is read from the simulated
+    // actuator's state file rather than from the bytes on the terminal.
+    let caps = || std::fs::read_to_string(&state).unwrap();
+    let wait_caps = |want: &str| {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !caps().contains(want) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(caps().contains(want), "want {want}: {}", caps());
+    };
+    // The first change asks for the same key again: one `-` changes nothing.
+    p.keys("-");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(caps().contains("[300.0,300.0]"), "{}", caps());
+    p.keys("-");
+    wait_caps("[290.0,290.0]");
+    // `c`: the keys now act on GPU 0 only.
+    p.keys("c");
+    std::thread::sleep(Duration::from_millis(300));
+    p.keys("+");
+    wait_caps("[300.0,290.0]");
+    p.keys("q");
+    let (code, out) = p.finish(10);
+    assert_eq!(code, 0, "{}", tail(&out));
+    assert!(restored(&out));
+    assert!(caps().contains("[300.0,300.0]"), "{}", caps());
 }

@@ -473,9 +473,58 @@ mod tests {
                 u.help,
                 u.output_shown,
                 u.output_scroll,
-                u.frozen.is_some()
+                u.frozen.is_some(),
+                u.flash.is_some(),
+                u.cap_target
             )
         )
+    }
+
+    #[test]
+    fn the_first_cap_change_is_confirmed_and_replay_refuses() {
+        let mut u = ui(false);
+        assert_eq!(press(&mut u, KeyCode::Char('-'), false), None);
+        assert!(
+            u.flash
+                .as_deref()
+                .unwrap()
+                .starts_with("press - again to lower")
+        );
+        // Another key in between cancels the question.
+        assert_eq!(press(&mut u, KeyCode::Char('+'), false), None);
+        assert_eq!(
+            press(&mut u, KeyCode::Char('+'), false),
+            Some(Effect::Cap(CapKey::Up, None))
+        );
+        // Confirmed once: later changes act at once.
+        assert_eq!(
+            press(&mut u, KeyCode::Char('r'), false),
+            Some(Effect::Cap(CapKey::Default, None))
+        );
+        assert_eq!(
+            press(&mut u, KeyCode::Char('g'), false),
+            Some(Effect::ToggleGovernor)
+        );
+        let mut r = ui(true);
+        assert_eq!(press(&mut r, KeyCode::Char('-'), false), None);
+        assert_eq!(r.flash.as_deref(), Some("replay: the caps are as recorded"));
+    }
+
+    #[test]
+    fn c_cycles_the_cap_target_through_the_gpus() {
+        let mut d = dash();
+        d.info.gpus = vec!["A".into(), "B".into()];
+        let mut u = ui(false);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            u.handle_key(
+                KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE),
+                &d,
+                false,
+            );
+            seen.push(u.cap_target);
+        }
+        assert_eq!(seen, [Some(0), Some(1), None, Some(0)]);
     }
 
     #[test]
