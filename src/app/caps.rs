@@ -187,6 +187,11 @@ impl CapSide {
         }
     }
 
+    /// The governor's full reason while it runs.
+    pub fn note(&self) -> Option<String> {
+        self.governor.as_ref().map(|g| g.reason.clone())
+    }
+
     /// Changes since the last row, for its `cap_change` cell.
     pub fn take_log(&mut self) -> Option<String> {
         self.control.as_mut()?.take_log()

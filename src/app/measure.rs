@@ -476,6 +476,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                 match screen.as_mut() {
                     Some(sc) => {
                         sc.dash.info.cap_mode = caps.mode();
+                        sc.dash.cap_note = caps.note();
                         sc.dash.push(&tick, ledger.totals());
                         sc.draw();
                     }
@@ -582,6 +583,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                         Some(Effect::ToggleGovernor) => {
                             sc.ui.flash = Some(caps.toggle_governor());
                             sc.dash.info.cap_mode = caps.mode();
+                            sc.dash.cap_note = caps.note();
                         }
                         Some(Effect::Export) => {
                             let account = stats.clone().into_account(

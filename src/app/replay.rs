@@ -99,7 +99,8 @@ impl Player {
             self.last_progress = Some(s.progress.clone());
         }
         self.stats.observe(&s);
-        let tick = self.ledger.push(s);
+        let mut tick = self.ledger.push(s);
+        tick.cap_change = self.rp.cap_change().map(str::to_owned);
         let err = match self.writer.as_mut() {
             Some(w) => write_tick(w, &tick, &mut self.write_failed),
             None => None,

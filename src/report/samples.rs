@@ -149,6 +149,9 @@ pub struct SamplesReader {
     record: csv::StringRecord,
     start: Option<DateTime<Utc>>,
     recorded_energy_kwh: Option<f64>,
+    /// Where the `cap_change` column is, in recordings that have it.
+    cap_change_col: Option<usize>,
+    cap_change: Option<String>,
 }
 
 impl SamplesReader {
@@ -203,6 +206,8 @@ impl SamplesReader {
             }
             n_gpus += 1;
         }
+        let cap_change_col = Some(BASE_COLUMNS.len() + 5 * n_gpus)
+            .filter(|&i| headers.get(i) == Some(CAP_CHANGE_COLUMN));
         Ok(Self {
             rdr,
             path: p,
@@ -210,7 +215,14 @@ impl SamplesReader {
             record: csv::StringRecord::new(),
             start: None,
             recorded_energy_kwh: None,
+            cap_change_col,
+            cap_change: None,
         })
+    }
+
+    /// The `cap_change` cell of the row last read (None when empty or absent).
+    pub fn cap_change(&self) -> Option<&str> {
+        self.cap_change.as_deref()
     }
 
     /// The `energy_kwh` cell of the row last read, as recorded.
@@ -325,6 +337,12 @@ impl SamplesReader {
             },
         });
         self.recorded_energy_kwh = self.f64_at(line, 9)?;
+        self.cap_change = self
+            .cap_change_col
+            .and_then(|i| self.record.get(i))
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned);
         let progress = Progress {
             epoch: self.f64_at(line, 14)?,
             step: self.u64_at(line, 15)?,

@@ -49,6 +49,11 @@ impl Replay {
         })
     }
 
+    /// The recorded `cap_change` of the row last read.
+    pub fn cap_change(&self) -> Option<&str> {
+        self.reader.cap_change()
+    }
+
     pub fn gpu_count(&self) -> usize {
         self.reader.gpu_count()
     }

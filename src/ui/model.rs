@@ -145,6 +145,83 @@ impl GridInfo {
 /// Horizon of the greener-window hint: the longest forecast the providers give (GB: 48 h).
 pub const GREENER_HORIZON: TimeDelta = TimeDelta::hours(48);
 
+/// GPU power and training speed over a stretch of ticks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    /// Mean summed GPU power (W).
+    pub gpu_w: f64,
+    /// Steps per second, when the run reports steps.
+    pub steps_per_s: Option<f64>,
+}
+
+impl Rates {
+    /// From (elapsed, GPU W, step) ticks; None without power.
+    fn of<'a>(ticks: impl Iterator<Item = &'a (f64, Option<f64>, Option<u64>)>) -> Option<Self> {
+        let (mut sum, mut n) = (0.0, 0u32);
+        // Timed between the ticks where the count changed, so a coarse counter (once an
+        // epoch, or whole steps at a fast tick) is not cut at the window's edges.
+        let mut first: Option<(f64, u64)> = None;
+        let mut last: Option<(f64, u64)> = None;
+        let mut prev: Option<u64> = None;
+        for &(t, w, step) in ticks {
+            if let Some(w) = w {
+                sum += w;
+                n += 1;
+            }
+            if let Some(s) = step {
+                if prev.is_some_and(|p| p != s) {
+                    first.get_or_insert((t, s));
+                    last = Some((t, s));
+                }
+                prev = Some(s);
+            }
+        }
+        let steps_per_s = match (first, last) {
+            (Some(a), Some(b)) if b.0 > a.0 && b.1 >= a.1 => Some((b.1 - a.1) as f64 / (b.0 - a.0)),
+            _ => None,
+        };
+        (n > 0).then(|| Self {
+            gpu_w: sum / f64::from(n),
+            steps_per_s,
+        })
+    }
+}
+
+/// What the last change of the GPUs' cap did: power and speed over the 30 s before it and
+/// since it settled (DESIGN.md §1: "sees the throughput and gCO2e/step change").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapEffect {
+    pub elapsed_s: f64,
+    pub old_w: Option<f64>,
+    pub new_w: Option<f64>,
+    pub before: Rates,
+    pub after: Option<Rates>,
+}
+
+impl CapEffect {
+    /// (Δ power, Δ speed, Δ energy per step), relative, once measured after the change.
+    pub fn deltas(&self) -> Option<(f64, Option<f64>, Option<f64>)> {
+        let a = self.after?;
+        let b = self.before;
+        if b.gpu_w <= 0.0 {
+            return None;
+        }
+        let dp = a.gpu_w / b.gpu_w - 1.0;
+        let (ds, de) = match (a.steps_per_s, b.steps_per_s) {
+            (Some(x), Some(y)) if x > 0.0 && y > 0.0 => {
+                (Some(x / y - 1.0), Some((a.gpu_w / x) / (b.gpu_w / y) - 1.0))
+            }
+            _ => (None, None),
+        };
+        Some((dp, ds, de))
+    }
+}
+
+/// Seconds of ticks before a cap change that make its "before", and after it that are skipped
+/// while the GPU settles.
+const EFFECT_BEFORE_S: f64 = 30.0;
+const EFFECT_SETTLE_S: f64 = 2.0;
+
 /// Cap changes kept for the plots (a governor changing caps all week must not grow memory).
 const CAP_CHANGES_KEPT: usize = 1000;
 
@@ -174,6 +251,12 @@ pub struct Dashboard {
     pub cap_changes: Vec<CapChange>,
     /// A live grid provider's forecast and state (None for the table, fixed values, replay).
     pub grid: Option<GridInfo>,
+    /// What the last cap change did.
+    pub cap_effect: Option<CapEffect>,
+    /// (elapsed, GPU W, step) of the last EFFECT_BEFORE_S seconds, for `cap_effect`.
+    recent: VecDeque<(f64, Option<f64>, Option<u64>)>,
+    /// The governor's reason or the cap side's latest word (set by the app).
+    pub cap_note: Option<String>,
 }
 
 impl Dashboard {
@@ -197,6 +280,9 @@ impl Dashboard {
             milestones: Vec::new(),
             cap_changes: Vec::new(),
             grid: None,
+            cap_effect: None,
+            recent: VecDeque::new(),
+            cap_note: None,
         }
     }
 
@@ -269,13 +355,36 @@ impl Dashboard {
         }
         if let Some(prev) = &self.last
             && prev.power_cap_w != t.power_cap_w
-            && self.cap_changes.len() < CAP_CHANGES_KEPT
         {
-            self.cap_changes.push(CapChange {
+            if self.cap_changes.len() < CAP_CHANGES_KEPT {
+                self.cap_changes.push(CapChange {
+                    elapsed_s: t.elapsed_s,
+                    old_w: prev.power_cap_w,
+                    new_w: t.power_cap_w,
+                });
+            }
+            // The tick that shows the new cap closes an interval still at the old one.
+            self.cap_effect = Rates::of(self.recent.iter()).map(|before| CapEffect {
                 elapsed_s: t.elapsed_s,
                 old_w: prev.power_cap_w,
                 new_w: t.power_cap_w,
+                before,
+                after: None,
             });
+        } else if let Some(e) = self.cap_effect.as_mut() {
+            let from = e.elapsed_s + EFFECT_SETTLE_S;
+            if t.elapsed_s >= from + EFFECT_SETTLE_S {
+                e.after = Rates::of(self.recent.iter().filter(|r| r.0 > from));
+            }
+        }
+        self.recent
+            .push_back((t.elapsed_s, t.gpu_power_w, t.progress.step));
+        while self
+            .recent
+            .front()
+            .is_some_and(|r| r.0 < t.elapsed_s - EFFECT_BEFORE_S)
+        {
+            self.recent.pop_front();
         }
         self.totals = totals;
         self.last = Some(t.clone());
@@ -450,5 +559,48 @@ mod tests {
         assert_eq!(d.output.back().map(String::as_str), Some("50%|##### x·[0m"));
         d.push_output(&"é".repeat(900));
         assert!(d.output.back().unwrap().ends_with('…'));
+    }
+
+    #[test]
+    fn a_cap_change_shows_its_effect_on_power_speed_and_energy_per_step() {
+        use crate::sample::GpuReading;
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut d = Dashboard::new(RunInfo {
+            gpus: vec!["A40".into()],
+            ..info()
+        });
+        // 300 W cap: 200 W, 10 steps/s for 20 s; then a 200 W cap: 150 W, 8 steps/s.
+        let mut steps = 0.0;
+        for k in 0..=60 {
+            let t = f64::from(k);
+            let (cap, w, rate) = if t < 20.0 {
+                (300.0, 200.0, 10.0)
+            } else {
+                (200.0, 150.0, 8.0)
+            };
+            if k > 0 {
+                steps += rate;
+            }
+            let mut s = sample(t, 1.0, 400.0, None);
+            s.gpus = vec![GpuReading {
+                power: Some(PowerReading::Average(w)),
+                cap_w: Some(cap),
+                ..Default::default()
+            }];
+            s.progress.step = Some(steps as u64);
+            let tick = l.push(s);
+            d.push(&tick, l.totals());
+        }
+        let e = d.cap_effect.unwrap();
+        assert_eq!(
+            (e.old_w, e.new_w, e.elapsed_s),
+            (Some(300.0), Some(200.0), 20.0)
+        );
+        assert_eq!(e.before.gpu_w, 200.0);
+        assert_eq!(e.before.steps_per_s, Some(10.0));
+        let (dp, ds, de) = e.deltas().unwrap();
+        assert!((dp - (150.0 / 200.0 - 1.0)).abs() < 1e-12);
+        assert!((ds.unwrap() - (8.0 / 10.0 - 1.0)).abs() < 1e-12);
+        assert!((de.unwrap() - ((150.0 / 8.0) / (200.0 / 10.0) - 1.0)).abs() < 1e-12);
     }
 }

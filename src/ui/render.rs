@@ -518,6 +518,20 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
             None => row("greener", "no forecast".into(), th.muted),
         });
     }
+    if let Some(e) = &d.cap_effect {
+        let w = |v: Option<f64>| v.map_or("—".to_owned(), |x| format!("{x:.0}"));
+        let pct = |v: Option<f64>| v.map_or("—".to_owned(), |x| format!("{:+.0}%", x * 100.0));
+        let text = match e.deltas() {
+            // The caps themselves are in the header and the GPU table.
+            Some((dp, ds, de)) => format!("P {} T {} E/step {}", pct(Some(dp)), pct(ds), pct(de)),
+            None => format!("{}→{} W: measuring…", w(e.old_w), w(e.new_w)),
+        };
+        // P: GPU power, T: throughput (steps/s), E/step: energy per step, after vs before.
+        lines.push(row("Δ cap", text, th.text));
+    }
+    if let Some(n) = &d.cap_note {
+        lines.push(row("caps", n.clone(), th.text));
+    }
     lines.extend([
         row("≈ trees", format!("{} tree-days", fmt_sig(trees)), th.good),
         row("≈ car", format!("{} km driven", fmt_sig(km)), th.text),
