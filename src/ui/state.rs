@@ -294,11 +294,7 @@ pub const KEYS: &[(&str, &str, bool)] = &[
     ("o", "show / hide the command's output", false),
     ("t", "next theme", false),
     ("e", "export PNG + CSV of the run so far", false),
-    (
-        "+ -  r",
-        "raise / lower the GPU power cap, back to default",
-        false,
-    ),
+    ("+ -  r", "GPU power cap up / down / to default", false),
     ("c", "cap keys act on: all GPUs, GPU 0, 1, …", false),
     ("g", "carbon-aware cap governor on / off", false),
     ("← →  [ ]", "chart window: 1 min … whole run", false),
