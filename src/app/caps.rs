@@ -187,9 +187,20 @@ impl CapSide {
         }
     }
 
-    /// The governor's full reason while it runs.
+    /// The governor's full reason while it runs, and what it has saved so far.
     pub fn note(&self) -> Option<String> {
-        self.governor.as_ref().map(|g| g.reason.clone())
+        let g = self.governor.as_ref()?;
+        let s = g.savings;
+        if s.uncapped_co2e_g > 0.0 {
+            Some(format!(
+                "{}; saved {:.1}% of GPU CO2e vs uncapped, {:+.1}% time",
+                g.reason,
+                s.saved_pct(),
+                s.extra_time_pct()
+            ))
+        } else {
+            Some(g.reason.clone())
+        }
     }
 
     /// Changes since the last row, for its `cap_change` cell.

@@ -610,4 +610,60 @@ mod tests {
             assert!((p.throughput / want - 1.0).abs() < 0.1, "{p:?} vs {want}");
         }
     }
+
+    #[test]
+    fn through_the_zeus_grid_signal_a_dirtier_grid_never_gets_a_higher_cap() {
+        // Zeus's 3.5-day WattTime signal (fixtures/zeus/carbon_hist.csv), one half-hour slot
+        // per 10 s, stretched to 100–900 g/kWh so that it crosses the decision boundaries.
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/zeus/carbon_hist.csv"
+        ))
+        .unwrap();
+        let raw: Vec<f64> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(3)?.parse().ok())
+            .collect();
+        let (lo, hi) = raw
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let signal: Vec<f64> = raw
+            .iter()
+            .map(|v| 100.0 + 800.0 * (v - lo) / (hi - lo))
+            .collect();
+        let profile_s = 40.0;
+        let trace = |t: f64| {
+            let i = ((t - profile_s).max(0.0) / 10.0) as usize;
+            signal[i.min(signal.len() - 1)]
+        };
+        let secs = profile_s + 10.0 * signal.len() as f64;
+        let (caps, _) = drive(0.5, trace, secs);
+        // (intensity, cap in force 5 s into each slot), after profiling.
+        let mut seen: Vec<(f64, f64)> = Vec::new();
+        for k in 0..signal.len() {
+            let t = profile_s + 10.0 * k as f64 + 5.0;
+            let cap = caps.iter().rev().find(|c| c.0 <= t).unwrap().1;
+            seen.push((trace(t), cap));
+        }
+        for a in &seen {
+            for b in &seen {
+                if a.0 < b.0 {
+                    assert!(
+                        a.1 >= b.1,
+                        "{} g/kWh → {} W but {} g/kWh → {} W",
+                        a.0,
+                        a.1,
+                        b.0,
+                        b.1
+                    );
+                }
+            }
+        }
+        let distinct: std::collections::BTreeSet<u32> = seen.iter().map(|s| s.1 as u32).collect();
+        assert!(
+            distinct.len() >= 2,
+            "the cap followed the grid: {distinct:?}"
+        );
+    }
 }

@@ -181,6 +181,13 @@ pub fn summary_lines(d: &Dashboard, title: &str) -> Vec<(String, bool)> {
             false,
         ));
     }
+    if let Some(n) = &d.cap_note {
+        // The governor's choice and its savings against uncapped (exported from the screen).
+        l.push((
+            format!("governor: {}", n.split("; ").last().unwrap_or(n)),
+            false,
+        ));
+    }
     l.push((String::new(), false));
     l.push(("constants".into(), true));
     l.push((
