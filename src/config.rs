@@ -56,8 +56,8 @@ pub struct Settings {
     pub interval: Duration,
     pub out: Option<PathBuf>,
     pub duration: Option<Duration>,
-    pub zone: Option<String>,
-    pub intensity: Option<f64>,
+    /// Zone, fixed intensity and live provider settings.
+    pub grid: GridSettings,
     pub pue: f64,
     pub cpu_tdp: Option<f64>,
     pub sysfs_root: PathBuf,
@@ -78,33 +78,8 @@ pub struct Settings {
     pub quiet: bool,
     pub headless: bool,
     pub theme: Option<String>,
-    /// Live grid provider settings (zone and intensity above are folded in by `grid()`).
-    pub provider: ProviderKind,
-    pub grid_url: Option<String>,
-    pub lat_lon: Option<(f64, f64)>,
-    pub grid_poll: Option<Duration>,
-    pub emaps_token: Option<Secret>,
-    pub watttime_user: Option<String>,
-    pub watttime_password: Option<Secret>,
     /// Said once the run starts (e.g. a world-readable config holding a token).
     pub warnings: Vec<String>,
-}
-
-impl Settings {
-    /// What the grid source is chosen from.
-    pub fn grid(&self) -> GridSettings {
-        GridSettings {
-            provider: self.provider,
-            zone: self.zone.clone(),
-            intensity: self.intensity,
-            grid_url: self.grid_url.clone(),
-            lat_lon: self.lat_lon,
-            grid_poll: self.grid_poll,
-            emaps_token: self.emaps_token.clone(),
-            watttime_user: self.watttime_user.clone(),
-            watttime_password: self.watttime_password.clone(),
-        }
-    }
 }
 
 /// An environment variable, or None when unset or empty.
@@ -282,13 +257,19 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
             .unwrap_or(Duration::from_secs(10)),
         cap_step: cli.cap_step.or(file_cap_step).unwrap_or(10.0),
         restore_caps: !(cli.no_restore || file.no_restore.unwrap_or(false)),
-        provider: cli.provider.or(file_provider).unwrap_or_default(),
-        grid_url: cli.grid_url.clone().or(file.grid_url),
-        lat_lon: cli.lat.zip(cli.lon).or(file_lat_lon),
-        grid_poll: cli.grid_poll.or(file_poll),
-        emaps_token: Secret::new(env("ELECTRICITYMAPS_API_KEY").or(file.electricitymaps_api_key)),
-        watttime_user: env("WATTTIME_USERNAME").or(file.watttime_username),
-        watttime_password: Secret::new(env("WATTTIME_PASSWORD").or(file.watttime_password)),
+        grid: GridSettings {
+            provider: cli.provider.or(file_provider).unwrap_or_default(),
+            zone: cli.zone.clone().or(file.zone),
+            intensity: cli.intensity.or(file_int),
+            grid_url: cli.grid_url.clone().or(file.grid_url),
+            lat_lon: cli.lat.zip(cli.lon).or(file_lat_lon),
+            grid_poll: cli.grid_poll.or(file_poll),
+            emaps_token: Secret::new(
+                env("ELECTRICITYMAPS_API_KEY").or(file.electricitymaps_api_key),
+            ),
+            watttime_user: env("WATTTIME_USERNAME").or(file.watttime_username),
+            watttime_password: Secret::new(env("WATTTIME_PASSWORD").or(file.watttime_password)),
+        },
         warnings,
         interval: cli
             .interval
@@ -296,8 +277,6 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
             .unwrap_or(Duration::from_secs(1)),
         out: cli.out.clone().or(file.out),
         duration: cli.duration,
-        zone: cli.zone.clone().or(file.zone),
-        intensity: cli.intensity.or(file_int),
         pue: cli.pue.or(file_pue).unwrap_or(1.0),
         cpu_tdp: cli.cpu_tdp.or(file_tdp),
         sysfs_root: cli
@@ -355,13 +334,13 @@ mod tests {
             ..Default::default()
         };
         let s = resolve(&cli).unwrap();
-        assert_eq!(s.zone.as_deref(), Some("FR"));
+        assert_eq!(s.grid.zone.as_deref(), Some("FR"));
         assert_eq!(s.pue, 1.2);
         assert_eq!(s.interval, Duration::from_secs(2));
         cli.zone = Some("DE".into());
         cli.pue = Some(1.5);
         let s = resolve(&cli).unwrap();
-        assert_eq!(s.zone.as_deref(), Some("DE"));
+        assert_eq!(s.grid.zone.as_deref(), Some("DE"));
         assert_eq!(s.pue, 1.5);
         std::fs::write(&f, "pue = 0.5\n").unwrap();
         let err = resolve(&cli).unwrap_err();
@@ -386,11 +365,11 @@ mod tests {
             ..Default::default()
         };
         let s = resolve(&cli).unwrap();
-        assert_eq!(s.provider, ProviderKind::Uk);
-        assert_eq!(s.grid_poll, Some(Duration::from_secs(600)));
-        assert_eq!(s.lat_lon, Some((51.5, -0.1)));
-        assert_eq!(s.grid().zone.as_deref(), Some("GB-13"));
-        assert!(s.emaps_token.is_some());
+        assert_eq!(s.grid.provider, ProviderKind::Uk);
+        assert_eq!(s.grid.grid_poll, Some(Duration::from_secs(600)));
+        assert_eq!(s.grid.lat_lon, Some((51.5, -0.1)));
+        assert_eq!(s.grid.zone.as_deref(), Some("GB-13"));
+        assert!(s.grid.emaps_token.is_some());
         assert_eq!(s.warnings.len(), 1);
         assert!(s.warnings[0].contains("chmod 600"), "{:?}", s.warnings);
         // The warning never shows the secret.

@@ -70,7 +70,7 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
     let mut notices = s.warnings.clone();
     // Bad grid settings are usage errors, found before any hardware is touched; a live
     // provider's first request goes out now, while the rest starts.
-    let grid = crate::source::grid::build(&s.grid()).map_err(AppError::Usage)?;
+    let grid = crate::source::grid::build(&s.grid).map_err(AppError::Usage)?;
     notices.extend(grid.notices);
 
     // GPUs and their caps: simulated, NVML, or none (and why, for the cap keys).
@@ -261,7 +261,7 @@ fn run_info(
     samples: Option<String>,
     cap_mode: String,
 ) -> RunInfo {
-    let zone = match (s.intensity, s.zone.as_deref()) {
+    let zone = match (s.grid.intensity, s.grid.zone.as_deref()) {
         (Some(_), z) => format!("{} (fixed --intensity)", z.unwrap_or("—")),
         (None, z) => z.map_or("WORLD".into(), |z| z.to_uppercase()),
     };
@@ -803,6 +803,7 @@ fn machine_meta(s: &Settings, gpu_models: &[String]) -> RunMeta {
     )
     .ok();
     let zone = s
+        .grid
         .zone
         .as_deref()
         .and_then(crate::source::grid::table::lookup);

@@ -245,6 +245,33 @@ fn panel<'a, 'b>(
     Ok(ch)
 }
 
+type Area<'b> = DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>;
+
+/// A blank image in the theme's background with `title` across the top: the whole area, the
+/// body under the title, the palette, and the scale (1.0 at 1000 px high).
+fn canvas<'b>(
+    path: &'b Path,
+    size: (u32, u32),
+    th: &Theme,
+    title: &str,
+) -> Result<(Area<'b>, Area<'b>, Palette, f64), String> {
+    register_font()?;
+    let pal = palette(th);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&pal.bg).map_err(err)?;
+    let s = f64::from(size.1) / 1000.0;
+    let (head, body) = root.split_vertically((60.0 * s) as u32);
+    head.draw(&Text::new(
+        title.to_owned(),
+        ((20.0 * s) as i32, (16.0 * s) as i32),
+        (FAMILY, 28.0 * s, FontStyle::Bold)
+            .into_font()
+            .color(&pal.text),
+    ))
+    .map_err(err)?;
+    Ok((root, body, pal, s))
+}
+
 /// Draws the report for `d` to `path` (PNG).
 pub fn write(
     d: &Dashboard,
@@ -253,21 +280,8 @@ pub fn write(
     path: &Path,
     size: (u32, u32),
 ) -> Result<(), String> {
-    register_font()?;
-    let pal = palette(th);
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    root.fill(&pal.bg).map_err(err)?;
-    let (w, h) = size;
-    let s = f64::from(h) / 1000.0;
-    let (head, body) = root.split_vertically((60.0 * s) as u32);
-    head.draw(&Text::new(
-        format!("carbontop report · {title}"),
-        ((20.0 * s) as i32, (16.0 * s) as i32),
-        (FAMILY, 28.0 * s, FontStyle::Bold)
-            .into_font()
-            .color(&pal.text),
-    ))
-    .map_err(err)?;
+    let (root, body, pal, s) = canvas(path, size, th, &format!("carbontop report · {title}"))?;
+    let w = size.0;
     let (charts, side) = body.split_horizontally((f64::from(w) * 0.70) as u32);
     let panels = charts.split_evenly((2, 2));
     let window = None;
@@ -470,20 +484,8 @@ pub fn write_compare(
     path: &Path,
     size: (u32, u32),
 ) -> Result<(), String> {
-    register_font()?;
-    let pal = palette(th);
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    root.fill(&pal.bg).map_err(err)?;
-    let s = f64::from(size.1) / 1000.0;
-    let (head, body) = root.split_vertically((60.0 * s) as u32);
-    head.draw(&Text::new(
-        format!("carbontop comparison · {} runs", runs.len()),
-        ((20.0 * s) as i32, (16.0 * s) as i32),
-        (FAMILY, 28.0 * s, FontStyle::Bold)
-            .into_font()
-            .color(&pal.text),
-    ))
-    .map_err(err)?;
+    let title = format!("carbontop comparison · {} runs", runs.len());
+    let (root, body, pal, s) = canvas(path, size, th, &title)?;
     let (charts, bottom) = body.split_vertically((f64::from(size.1) * 0.58) as u32);
     let panels = charts.split_evenly((1, 2));
     let names = table.first().map(|(_, v)| v.clone()).unwrap_or_default();
