@@ -64,7 +64,7 @@ fn wait_for_a_cap_change(state: &Path, child: &mut Child) {
 #[test]
 fn the_governor_profiles_decides_logs_every_change_and_restores() {
     let dir = tempfile::tempdir().unwrap();
-    let o = governed(dir.path(), &["--duration", "6s"])
+    let o = governed(dir.path(), &["--duration", "9s"])
         .output()
         .unwrap();
     let err = stderr(&o);

@@ -94,6 +94,7 @@ struct Window {
     first_change: Option<(f64, f64)>,
     last_change: Option<(f64, f64)>,
     last_steps: Option<f64>,
+    changes: u32,
 }
 
 impl Window {
@@ -107,6 +108,7 @@ impl Window {
             first_change: None,
             last_change: None,
             last_steps: steps0,
+            changes: 0,
         }
     }
 
@@ -119,6 +121,7 @@ impl Window {
                 let c = (o.elapsed_s, s);
                 self.first_change.get_or_insert(c);
                 self.last_change = Some(c);
+                self.changes += 1;
             }
             self.last_steps = Some(s);
         }
@@ -295,8 +298,16 @@ impl Governor {
                 } else if let Some(w) = window.as_mut() {
                     w.add(o, dt);
                 }
+                // A step count that moved fewer than twice is too coarse to time: measure on,
+                // up to ten windows, rather than take a quantised guess.
+                let enough = |w: &Window| {
+                    let span = o.elapsed_s - w.t0;
+                    span >= self.cfg.measure_s
+                        && w.n > 0
+                        && (!self.by_steps || w.changes >= 2 || span >= 10.0 * self.cfg.measure_s)
+                };
                 match window {
-                    Some(w) if o.elapsed_s - w.t0 >= self.cfg.measure_s && w.n > 0 => {
+                    Some(w) if enough(&w) => {
                         let span = o.elapsed_s - w.t0;
                         let throughput = w.throughput(self.by_steps, o.elapsed_s, o.steps);
                         self.profile.push(Point {
