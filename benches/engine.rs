@@ -1,6 +1,7 @@
 //! In-process costs (issue 9, DESIGN.md §8): how fast the Ledger folds samples, the screen's
 //! model takes a tick, a frame renders at 80×24 and 200×60, and samples.csv rows are written.
 //! `cargo bench --bench engine`; `scripts/bench_all.py` runs it with the whole-process figures.
+#![allow(clippy::expect_used)] // a benchmark whose setup fails has nothing to measure
 
 use carbontop::app::replay::dashboard_of;
 use carbontop::engine::{Ledger, LedgerConfig};
