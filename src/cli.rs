@@ -118,6 +118,38 @@ pub enum Command {
         #[arg(long, value_name = "NAME|PATH")]
         theme: Option<String>,
     },
+    /// What-if before any run: energy, operational and embodied carbon of N GPUs for H hours
+    /// in a zone, from rated power (Green Algorithms) and BLOOM's embodied constants.
+    Estimate {
+        /// GPU model: h200, h100, h100-pcie, a100, a100-pcie, l40s, a40, a10, l4, t4, v100,
+        /// v100-pcie, rtx4090, rtx3090, mi300x, mi250x.
+        #[arg(long, value_name = "MODEL")]
+        gpu: String,
+        /// Number of GPUs.
+        #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        count: u32,
+        /// Run time in hours.
+        #[arg(long, value_parser = parse_positive, value_name = "H")]
+        hours: f64,
+        /// Grid zone (ISO country) for the table's annual intensity; default WORLD.
+        #[arg(long, value_name = "CODE")]
+        zone: Option<String>,
+        /// Fixed grid intensity in gCO2e/kWh instead of the zone's.
+        #[arg(long, value_parser = parse_intensity, value_name = "G", allow_negative_numbers = true)]
+        intensity: Option<f64>,
+        /// Power usage effectiveness: a number ≥ 1 or a preset (local, gcp, aws, azure, datacenter).
+        #[arg(long, value_parser = parse_pue, default_value = "1", allow_negative_numbers = true)]
+        pue: f64,
+        /// Average share of the GPUs' rated power drawn, 0–1 (Green Algorithms' usage factor).
+        #[arg(long, value_parser = parse_unit, default_value = "1", value_name = "X", allow_negative_numbers = true)]
+        utilisation: f64,
+        /// Memory per 8-GPU server in GiB, counted at 0.3725 W/GiB (default: not counted).
+        #[arg(long, value_parser = parse_non_negative, default_value = "0", value_name = "GIB")]
+        memory_gib: f64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options of the measuring commands.

@@ -600,3 +600,57 @@ fn an_empty_run_is_reported_as_empty() {
     assert!(!out.contains("NaN"), "{out}");
     assert_eq!(png_size(&png), (1600, 1000));
 }
+
+#[test]
+fn estimate_prints_figures_recomputable_from_the_cited_constants() {
+    let o = bin()
+        .args([
+            "estimate", "--gpu", "a100", "--count", "8", "--hours", "24", "--zone", "FR", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = |k: &str| v[k].as_f64().unwrap();
+    // 8 × 400 W (A100 SXM datasheet) × 24 h = 76.8 kWh; × 56 g/kWh (France, OWID 2023).
+    assert!(close(f("energy_kwh"), 76.8, 1e-12));
+    assert!(close(f("operational_co2e_g"), 76.8 * 56.0, 1e-12));
+    // BLOOM: (8 × 150 + 2,500) kg over 6 years, 24 h of it.
+    let embodied = 3700e3 * 24.0 / (6.0 * 365.25 * 24.0);
+    assert!(close(f("embodied_co2e_g"), embodied, 1e-12));
+    let total = 76.8 * 56.0 + embodied;
+    assert!(close(f("total_co2e_g"), total, 1e-12));
+    assert!(close(
+        f("tree_days"),
+        total / 1000.0 / (11.0 / 365.0),
+        1e-12
+    ));
+    assert!(close(f("car_km"), total / 175.0, 1e-12));
+    // The text form names the constants.
+    let o = bin()
+        .args([
+            "estimate", "--gpu", "a100", "--count", "8", "--hours", "24", "--zone", "FR",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("76.800 kWh") && text.contains("BLOOM"),
+        "{text}"
+    );
+    for (args, what) in [
+        (vec!["--gpu", "x100", "--hours", "1"], "--gpu x100"),
+        (vec!["--gpu", "a100", "--hours", "0"], "--hours"),
+        (
+            vec!["--gpu", "a100", "--hours", "1", "--zone", "XX"],
+            "--zone XX",
+        ),
+        (
+            vec!["--gpu", "a100", "--hours", "1", "--utilisation", "2"],
+            "--utilisation",
+        ),
+    ] {
+        let o = bin().arg("estimate").args(&args).output().unwrap();
+        assert_one_line_error(&o, what);
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod caps;
 pub mod child;
+pub mod estimate;
 pub mod measure;
 pub mod replay;
 pub mod report;

@@ -2,6 +2,7 @@
 //! inside the samples, so a replay and a live run give the same numbers and tests are exact.
 
 pub mod constants;
+pub mod estimate;
 pub mod forecast;
 pub mod ledger;
 

@@ -1,0 +1,104 @@
+//! `carbontop estimate`: the what-if, as text or JSON (DESIGN.md §1).
+
+use crate::app::AppError;
+use crate::engine::estimate::{self, Plan};
+use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh};
+use crate::source::grid::table;
+
+pub struct EstimateOpts<'a> {
+    pub gpu: &'a str,
+    pub count: u32,
+    pub hours: f64,
+    pub zone: Option<&'a str>,
+    pub intensity: Option<f64>,
+    pub pue: f64,
+    pub utilisation: f64,
+    pub memory_gib: f64,
+    pub json: bool,
+}
+
+pub fn run(o: &EstimateOpts<'_>) -> Result<i32, AppError> {
+    let (name, watts, source) = estimate::gpu(o.gpu).ok_or_else(|| {
+        AppError::Usage(format!(
+            "--gpu {}: unknown model (known: {})",
+            o.gpu,
+            estimate::known_gpus()
+        ))
+    })?;
+    let (g_per_kwh, grid) = match (o.intensity, o.zone) {
+        (Some(g), _) => (g, format!("fixed {g} gCO2e/kWh (--intensity)")),
+        (None, z) => {
+            let e = match z {
+                None => table::WORLD,
+                Some(z) => table::lookup(z).ok_or_else(|| {
+                    AppError::Usage(format!(
+                        "--zone {z}: not in the embedded intensity table (known: {}); or give --intensity G",
+                        table::known_codes()
+                    ))
+                })?,
+            };
+            (
+                e.g_per_kwh,
+                format!(
+                    "{} {} gCO2e/kWh ({} annual mean, OWID/Ember, CC BY 4.0)",
+                    e.code, e.g_per_kwh, e.year
+                ),
+            )
+        }
+    };
+    let plan = Plan {
+        gpu_name: name.into(),
+        gpu_w: watts,
+        count: o.count,
+        hours: o.hours,
+        usage: o.utilisation,
+        pue: o.pue,
+        g_per_kwh,
+        mem_gib_per_server: o.memory_gib,
+    };
+    let e = estimate::estimate(&plan);
+    if o.json {
+        let v = serde_json::json!({
+            "gpu": name, "gpu_w": watts, "count": o.count, "hours": o.hours,
+            "utilisation": o.utilisation, "pue": o.pue, "intensity_g_per_kwh": g_per_kwh,
+            "servers": e.servers, "gpu_kwh": e.gpu_kwh, "memory_kwh": e.mem_kwh,
+            "energy_kwh": e.energy_kwh, "operational_co2e_g": e.operational_g,
+            "embodied_co2e_g": e.embodied_g, "total_co2e_g": e.total_g,
+            "tree_days": e.tree_days, "car_km": e.car_km,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| AppError::Runtime(e.to_string()))?
+        );
+        return Ok(0);
+    }
+    println!(
+        "carbontop estimate: {} × {name} ({watts} W, {source}) for {} h at {:.0}% of rated power",
+        o.count,
+        o.hours,
+        o.utilisation * 100.0
+    );
+    println!(
+        "  energy       {} (GPUs {}, memory {}; PUE {})",
+        fmt_energy_kwh(e.energy_kwh),
+        fmt_energy_kwh(e.gpu_kwh),
+        fmt_energy_kwh(e.mem_kwh),
+        o.pue
+    );
+    println!(
+        "  operational  {} CO2e at {grid}",
+        fmt_co2e_g(e.operational_g)
+    );
+    println!(
+        "  embodied     {} CO2e ({} server(s), SCI M = TE × time / lifetime)",
+        fmt_co2e_g(e.embodied_g),
+        e.servers
+    );
+    println!("  total        {} CO2e", fmt_co2e_g(e.total_g));
+    println!(
+        "  ≈            {:.1} tree-days, {:.1} km by car",
+        e.tree_days, e.car_km
+    );
+    println!("  constants    {}", estimate::constants_note());
+    Ok(0)
+}
