@@ -654,3 +654,51 @@ fn estimate_prints_figures_recomputable_from_the_cited_constants() {
         assert_one_line_error(&o, what);
     }
 }
+
+#[test]
+fn each_log_format_reaches_samples_csv_as_its_accuracy_series() {
+    // The run's output paced line by line, as a training run prints it; every format in
+    // fixtures/logs (expectations in its expected.csv) through the real binary, in parallel.
+    let table = std::fs::read_to_string(fixture("logs/expected.csv")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<_> = table
+        .lines()
+        .skip(1)
+        .map(|row| {
+            let f: Vec<String> = row.split(',').map(str::to_owned).collect();
+            let out = dir.path().join(&f[0]);
+            let script = format!(
+                "while IFS= read -r l; do printf '%s\\n' \"$l\"; sleep 0.3; done < '{}'",
+                fixture(&format!("logs/{}", f[0])).display()
+            );
+            let child = quick("run", &out)
+                .args(["--", "sh", "-c", &script])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            (f, out, child)
+        })
+        .collect();
+    for (f, out, mut child) in runs {
+        assert!(child.wait().unwrap().success(), "{}", f[0]);
+        let (h, rows) = read_csv(&out.join("samples.csv"));
+        let acc = col(&h, "accuracy");
+        let mut series: Vec<f64> = Vec::new();
+        for r in &rows {
+            if let Ok(a) = r[acc].parse::<f64>()
+                && series.last() != Some(&a)
+            {
+                series.push(a);
+            }
+        }
+        let want: Vec<f64> = f[1].split(' ').map(num).collect();
+        assert_eq!(series.len(), want.len(), "{}: {series:?}", f[0]);
+        for (a, b) in series.iter().zip(&want) {
+            assert!(close(*a, *b, 1e-12), "{}: {series:?} vs {want:?}", f[0]);
+        }
+        if !f[2].is_empty() {
+            let last = rows.last().unwrap()[col(&h, "epoch")].clone();
+            assert_eq!(num(&last), num(&f[2]), "{}", f[0]);
+        }
+    }
+}

@@ -210,4 +210,30 @@ mod tests {
         assert!(parse_line("accuracy: 250").accuracy.is_none());
         assert!(parse_line("step=-3 step=1.5").step.is_none());
     }
+
+    #[test]
+    fn every_fixture_log_yields_its_accuracy_series() {
+        // fixtures/logs/expected.csv: file, the accuracy series it yields, its last epoch.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/logs");
+        let table = std::fs::read_to_string(format!("{dir}/expected.csv")).unwrap();
+        for row in table.lines().skip(1) {
+            let f: Vec<&str> = row.split(',').collect();
+            let want: Vec<f64> = f[1].split(' ').map(|v| v.parse().unwrap()).collect();
+            let text = std::fs::read_to_string(format!("{dir}/{}", f[0])).unwrap();
+            let mut got = Vec::new();
+            let mut last_epoch = None;
+            for line in text.lines() {
+                let p = parse_line(line);
+                got.extend(p.accuracy);
+                last_epoch = p.epoch.or(last_epoch);
+            }
+            assert_eq!(got.len(), want.len(), "{}: {got:?}", f[0]);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-9, "{}: {got:?} vs {want:?}", f[0]);
+            }
+            if !f[2].is_empty() {
+                assert_eq!(last_epoch, f[2].parse().ok(), "{}", f[0]);
+            }
+        }
+    }
 }
