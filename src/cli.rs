@@ -212,6 +212,10 @@ pub struct MeasureOpts {
     /// Do not load NVML even when a driver is present.
     #[arg(long)]
     pub no_gpu: bool,
+    /// Embodied emissions of this machine in kg CO2e (default: 150 per GPU + 2,500 for the
+    /// server, BLOOM), amortised over 6 years into samples.csv's embodied_co2e_g; 0 leaves it out.
+    #[arg(long, value_parser = parse_non_negative, value_name = "KG", allow_negative_numbers = true)]
+    pub embodied_kg: Option<f64>,
     /// Simulate N NVIDIA A40s training CIFAR-100 instead of reading NVML: their power and speed
     /// follow Zeus's measurements at each power cap, so caps and the governor can be tried
     /// without a GPU.

@@ -21,6 +21,7 @@ pub struct FileConfig {
     pub net_iface: Option<Vec<String>>,
     pub net_kwh_per_gb: Option<f64>,
     pub memory_w_per_gib: Option<f64>,
+    pub embodied_kg: Option<f64>,
     pub gpu_index: Option<Vec<u32>>,
     pub no_gpu: Option<bool>,
     pub governor: Option<String>,
@@ -64,6 +65,8 @@ pub struct Settings {
     pub net_iface: Vec<String>,
     pub net_kwh_per_gb: f64,
     pub memory_w_per_gib: f64,
+    /// TE of this machine (kg); None: from its GPUs and one server (BLOOM).
+    pub embodied_kg: Option<f64>,
     pub gpu_index: Vec<u32>,
     pub no_gpu: bool,
     pub simulate_gpus: Option<usize>,
@@ -186,6 +189,7 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
     let file_tdp = check(&p, "cpu_tdp", file.cpu_tdp, positive)?;
     let file_net = check(&p, "net_kwh_per_gb", file.net_kwh_per_gb, non_negative)?;
     let file_mem = check(&p, "memory_w_per_gib", file.memory_w_per_gib, non_negative)?;
+    let file_embodied = check(&p, "embodied_kg", file.embodied_kg, non_negative)?;
     let file_int = check(&p, "intensity", file.intensity, |v| {
         cli::parse_intensity(&v.to_string()).map(|_| ())
     })?;
@@ -294,6 +298,7 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
             .or(file_net)
             .unwrap_or(crate::engine::constants::NETWORK_KWH_PER_GB),
         memory_w_per_gib: file_mem.unwrap_or(crate::engine::constants::MEMORY_W_PER_GIB),
+        embodied_kg: cli.embodied_kg.or(file_embodied),
         gpu_index: if cli.gpu_index.is_empty() {
             file.gpu_index.unwrap_or_default()
         } else {

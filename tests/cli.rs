@@ -702,3 +702,30 @@ fn each_log_format_reaches_samples_csv_as_its_accuracy_series() {
         }
     }
 }
+
+#[test]
+fn embodied_carbon_is_amortised_per_row_and_can_be_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = quick("record", &dir.path().join("a"))
+        .args(["--no-gpu", "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (h, rows) = read_csv(&dir.path().join("a/samples.csv"));
+    let (e, t) = (col(&h, "embodied_co2e_g"), col(&h, "elapsed_s"));
+    // No GPU: one server, 2,500 kg (BLOOM) over 6 years, by each row's elapsed time.
+    for r in &rows {
+        let want = 2500e3 * num(&r[t]) / (6.0 * 365.25 * 86_400.0);
+        assert!(close(num(&r[e]), want, 1e-12), "{} vs {want}", r[e]);
+    }
+    let o = quick("record", &dir.path().join("b"))
+        .args(["--no-gpu", "--duration", "1s", "--embodied-kg", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (h, rows) = read_csv(&dir.path().join("b/samples.csv"));
+    assert!(
+        rows.iter()
+            .all(|r| r[col(&h, "embodied_co2e_g")].is_empty())
+    );
+}

@@ -311,6 +311,10 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     let mut ledger = Ledger::new(LedgerConfig {
         pue: settings.pue,
         net_kwh_per_gb: settings.net_kwh_per_gb,
+        // This machine: its GPUs and one server (BLOOM), unless --embodied-kg says otherwise.
+        embodied_kg: settings
+            .embodied_kg
+            .unwrap_or_else(|| crate::engine::constants::embodied_kg(built.gpu_count, 1)),
     });
 
     let (tx, rx) = mpsc::channel::<Event>();

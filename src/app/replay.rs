@@ -101,6 +101,8 @@ impl Player {
         self.stats.observe(&s);
         let mut tick = self.ledger.push(s);
         tick.cap_change = self.rp.cap_change().map(str::to_owned);
+        // Embodied carbon is what the recording says (its TE was this machine's then).
+        tick.embodied_co2e_g = self.rp.embodied_g();
         let err = match self.writer.as_mut() {
             Some(w) => write_tick(w, &tick, &mut self.write_failed),
             None => None,

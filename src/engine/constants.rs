@@ -54,7 +54,16 @@ pub const HARDWARE_LIFETIME_YEARS: f64 = 6.0;
 /// M = TE × (run time / expected lifetime), summed over GPUs and servers (Green Software
 /// Foundation SCI spec; constants from the BLOOM paper).
 pub fn embodied_g(gpus: usize, servers: usize, run_secs: f64) -> f64 {
-    let te_kg = gpus as f64 * EMBODIED_KG_PER_GPU + servers as f64 * EMBODIED_KG_PER_SERVER;
+    embodied_g_of(embodied_kg(gpus, servers), run_secs)
+}
+
+/// Total embodied emissions (TE, kg) of `gpus` GPUs and `servers` servers (BLOOM constants).
+pub fn embodied_kg(gpus: usize, servers: usize) -> f64 {
+    gpus as f64 * EMBODIED_KG_PER_GPU + servers as f64 * EMBODIED_KG_PER_SERVER
+}
+
+/// SCI M = TE × (run time / expected lifetime), in grams, for TE in kg.
+pub fn embodied_g_of(te_kg: f64, run_secs: f64) -> f64 {
     let life_s = HARDWARE_LIFETIME_YEARS * 365.25 * 86_400.0;
     te_kg * 1000.0 * run_secs.max(0.0) / life_s
 }

@@ -26,6 +26,9 @@ pub struct LedgerConfig {
     pub pue: f64,
     /// Network energy intensity (kWh per GB), used when a sample carries bytes but no power.
     pub net_kwh_per_gb: f64,
+    /// Embodied emissions of the hardware (TE, kg) amortised over the run: each tick's
+    /// `embodied_co2e_g` is TE × elapsed / lifetime (SCI M). 0: not counted.
+    pub embodied_kg: f64,
 }
 
 impl Default for LedgerConfig {
@@ -33,6 +36,7 @@ impl Default for LedgerConfig {
         Self {
             pue: 1.0,
             net_kwh_per_gb: crate::engine::constants::NETWORK_KWH_PER_GB,
+            embodied_kg: 0.0,
         }
     }
 }
@@ -293,7 +297,9 @@ impl Ledger {
             intensity_g_per_kwh: intensity,
             intensity_source: source,
             co2e_g: t.co2e_g,
-            embodied_co2e_g: None,
+            embodied_co2e_g: (self.cfg.embodied_kg > 0.0).then(|| {
+                crate::engine::constants::embodied_g_of(self.cfg.embodied_kg, s.elapsed_s)
+            }),
             progress: s.progress.clone(),
             power_cap_w,
             gpus,
@@ -554,6 +560,7 @@ mod tests {
         let mut l = Ledger::new(LedgerConfig {
             pue: 1.0,
             net_kwh_per_gb: 0.05,
+            embodied_kg: 0.0,
         });
         let net = |rx, tx| {
             Some(NetReading {
@@ -577,6 +584,25 @@ mod tests {
             l.totals().net_j,
             180_000.0 + 1000.0 / 1e9 * 0.05 * 3.6e6
         ));
+    }
+
+    #[test]
+    fn embodied_carbon_is_amortised_by_elapsed_time() {
+        let mut l = Ledger::new(LedgerConfig {
+            embodied_kg: 2650.0, // one GPU and one server (BLOOM)
+            ..Default::default()
+        });
+        assert_eq!(l.push(at(0.0)).embodied_co2e_g, Some(0.0));
+        let t = l.push(at(3600.0));
+        // SCI M = TE × time / lifetime: 2,650 kg × 1 h / 6 years.
+        let want = 2650e3 * 3600.0 / (6.0 * 365.25 * 86_400.0);
+        assert!(close(t.embodied_co2e_g.unwrap_or(0.0), want));
+        assert_eq!(
+            Ledger::new(LedgerConfig::default())
+                .push(at(1.0))
+                .embodied_co2e_g,
+            None
+        );
     }
 
     #[test]

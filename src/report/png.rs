@@ -102,7 +102,12 @@ fn range(vals: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
 pub fn summary_lines(d: &Dashboard, title: &str) -> Vec<(String, bool)> {
     let t = &d.totals;
     let gpus = d.info.gpus.len();
-    let embodied = embodied_g(gpus, 1, t.elapsed_s);
+    // As recorded (samples.csv's embodied_co2e_g), else the BLOOM default for this hardware.
+    let embodied = d
+        .last
+        .as_ref()
+        .and_then(|l| l.embodied_co2e_g)
+        .unwrap_or_else(|| embodied_g(gpus, 1, t.elapsed_s));
     // Communication: the network's share of the facility energy at the run's mean intensity.
     let comms_g = t
         .mean_intensity()

@@ -152,6 +152,7 @@ pub struct SamplesReader {
     /// Where the `cap_change` column is, in recordings that have it.
     cap_change_col: Option<usize>,
     cap_change: Option<String>,
+    recorded_embodied_g: Option<f64>,
 }
 
 impl SamplesReader {
@@ -217,7 +218,13 @@ impl SamplesReader {
             recorded_energy_kwh: None,
             cap_change_col,
             cap_change: None,
+            recorded_embodied_g: None,
         })
+    }
+
+    /// The `embodied_co2e_g` cell of the row last read, as recorded.
+    pub fn recorded_embodied_g(&self) -> Option<f64> {
+        self.recorded_embodied_g
     }
 
     /// The `cap_change` cell of the row last read (None when empty or absent).
@@ -337,6 +344,7 @@ impl SamplesReader {
             },
         });
         self.recorded_energy_kwh = self.f64_at(line, 9)?;
+        self.recorded_embodied_g = self.f64_at(line, 13)?;
         self.cap_change = self
             .cap_change_col
             .and_then(|i| self.record.get(i))

@@ -49,6 +49,11 @@ impl Replay {
         })
     }
 
+    /// The recorded `embodied_co2e_g` of the row last read.
+    pub fn embodied_g(&self) -> Option<f64> {
+        self.reader.recorded_embodied_g()
+    }
+
     /// The recorded `cap_change` of the row last read.
     pub fn cap_change(&self) -> Option<&str> {
         self.reader.cap_change()

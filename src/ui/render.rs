@@ -484,6 +484,14 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
             th.text,
         ),
     ];
+    if let Some(g) = d.last.as_ref().and_then(|l| l.embodied_co2e_g) {
+        // SCI M: the hardware's manufacturing emissions, amortised over the run.
+        lines.push(row(
+            "embodied",
+            format!("{} CO2e (SCI M)", fmt_co2e_g(g)),
+            th.muted,
+        ));
+    }
     if let Some(g) = &d.grid {
         let win = fmt_window(g.window);
         if let Some((c, covered)) = d.forecast_co2e_g() {
