@@ -92,6 +92,7 @@ fn engine(c: &mut Criterion) {
         cap_mode: "untouched".into(),
         samples_path: None,
         mode: Mode::Live,
+        target: None,
     };
     let mut g = c.benchmark_group("dashboard");
     g.throughput(Throughput::Elements(ticks.len() as u64));

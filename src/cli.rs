@@ -212,6 +212,13 @@ pub struct MeasureOpts {
     /// Do not load NVML even when a driver is present.
     #[arg(long)]
     pub no_gpu: bool,
+    /// The run will train this many epochs: the screen forecasts the time, energy and carbon
+    /// to the end at the recent rate (with the grid's forecast where the provider has one).
+    #[arg(long, value_parser = parse_positive, value_name = "N", conflicts_with = "target_accuracy")]
+    pub epochs: Option<f64>,
+    /// The run stops at this accuracy (percent): the screen forecasts what reaching it costs.
+    #[arg(long, value_parser = parse_percent, value_name = "A")]
+    pub target_accuracy: Option<f64>,
     /// Embodied emissions of this machine in kg CO2e (default: 150 per GPU + 2,500 for the
     /// server, BLOOM), amortised over 6 years into samples.csv's embodied_co2e_g; 0 leaves it out.
     #[arg(long, value_parser = parse_non_negative, value_name = "KG", allow_negative_numbers = true)]
@@ -331,6 +338,18 @@ pub fn parse_intensity(s: &str) -> Result<f64, String> {
     } else {
         Err(format!(
             "{s:?}: an intensity above 3000 gCO2e/kWh is not plausible"
+        ))
+    }
+}
+
+/// A percentage above 0 and at most 100.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v = parse_number(s.trim_end_matches('%'))?;
+    if v > 0.0 && v <= 100.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s:?}: an accuracy is a percentage, above 0 and at most 100"
         ))
     }
 }

@@ -67,6 +67,8 @@ pub struct Settings {
     pub memory_w_per_gib: f64,
     /// TE of this machine (kg); None: from its GPUs and one server (BLOOM).
     pub embodied_kg: Option<f64>,
+    /// `--epochs` / `--target-accuracy`.
+    pub target: Option<crate::ui::model::Target>,
     pub gpu_index: Vec<u32>,
     pub no_gpu: bool,
     pub simulate_gpus: Option<usize>,
@@ -299,6 +301,11 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
             .unwrap_or(crate::engine::constants::NETWORK_KWH_PER_GB),
         memory_w_per_gib: file_mem.unwrap_or(crate::engine::constants::MEMORY_W_PER_GIB),
         embodied_kg: cli.embodied_kg.or(file_embodied),
+        target: match (cli.epochs, cli.target_accuracy) {
+            (Some(n), _) => Some(crate::ui::model::Target::Epochs(n)),
+            (None, Some(a)) => Some(crate::ui::model::Target::Accuracy(a)),
+            (None, None) => None,
+        },
         gpu_index: if cli.gpu_index.is_empty() {
             file.gpu_index.unwrap_or_default()
         } else {

@@ -274,6 +274,7 @@ fn run_info(
         cap_mode,
         samples_path: samples,
         mode: Mode::Live,
+        target: s.target,
     }
 }
 

@@ -203,6 +203,7 @@ fn replay_info(p: &Player, speed: Option<f64>) -> RunInfo {
             playing: true,
             ended: false,
         },
+        target: None,
     }
 }
 

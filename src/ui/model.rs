@@ -59,7 +59,30 @@ pub struct RunInfo {
     /// Where samples.csv goes, if anywhere.
     pub samples_path: Option<String>,
     pub mode: Mode,
+    /// Where the run is headed (`--epochs`, `--target-accuracy`), for the forecast to the end.
+    pub target: Option<Target>,
 }
+
+/// The end of the run, as the user gave it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    Epochs(f64),
+    /// Percent.
+    Accuracy(f64),
+}
+
+/// The forecast to the end of the run at the recent rate (DESIGN.md §5 "Forecast").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ToGo {
+    pub secs: f64,
+    pub energy_kwh: f64,
+    pub co2e_g: f64,
+    /// Share of the time the provider's intensity forecast covered (the rest at today's value).
+    pub forecast_covered: f64,
+}
+
+/// Epoch or milestone changes the rate is measured over (the latest ones).
+const RATE_MARKS: usize = 5;
 
 /// The first accuracy seen, with the cumulative figures at that moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -257,6 +280,10 @@ pub struct Dashboard {
     recent: VecDeque<(f64, Option<f64>, Option<u64>)>,
     /// The governor's reason or the cap side's latest word (set by the app).
     pub cap_note: Option<String>,
+    /// (elapsed, epoch) where the epoch first took each value (the latest RATE_MARKS).
+    epoch_marks: VecDeque<(f64, f64)>,
+    /// The first loss seen with the cumulative figures then, for the cost per 0.01 of loss.
+    pub loss_start: Option<ProgressStart>,
 }
 
 impl Dashboard {
@@ -283,6 +310,8 @@ impl Dashboard {
             cap_effect: None,
             recent: VecDeque::new(),
             cap_note: None,
+            epoch_marks: VecDeque::new(),
+            loss_start: None,
         }
     }
 
@@ -386,8 +415,80 @@ impl Dashboard {
         {
             self.recent.pop_front();
         }
+        if let Some(e) = t.progress.epoch
+            && self.epoch_marks.back().is_none_or(|m| m.1 != e)
+        {
+            self.epoch_marks.push_back((t.elapsed_s, e));
+            if self.epoch_marks.len() > RATE_MARKS {
+                self.epoch_marks.pop_front();
+            }
+        }
+        if self.loss_start.is_none()
+            && let Some(l) = t.progress.loss
+        {
+            self.loss_start = Some(ProgressStart {
+                accuracy: l,
+                co2e_g: t.co2e_g,
+                energy_kwh: t.energy_kwh,
+            });
+        }
         self.totals = totals;
         self.last = Some(t.clone());
+    }
+
+    /// gCO2e per 0.01 of loss reduction since the first loss seen, for runs that report no
+    /// accuracy (DESIGN.md §5, the per-point cost for loss).
+    pub fn per_loss_hundredth(&self) -> Option<f64> {
+        let s = self.loss_start?;
+        let t = self.last.as_ref()?;
+        let drop = s.accuracy - t.progress.loss?;
+        (drop > 0.0).then(|| (t.co2e_g - s.co2e_g) / (drop * 100.0))
+    }
+
+    /// Time, energy and carbon to the target at the recent rate (epochs per second over the
+    /// last epoch changes, or accuracy points per second over the last milestones), at the
+    /// present facility power, with the provider's intensity forecast where there is one.
+    pub fn to_go(&self) -> Option<ToGo> {
+        let t = self.last.as_ref()?;
+        let (done, rate) = match self.info.target? {
+            Target::Epochs(n) => {
+                let (a, b) = (self.epoch_marks.front()?, self.epoch_marks.back()?);
+                let rate = (b.1 - a.1) / (b.0 - a.0);
+                (n - t.progress.epoch?, rate)
+            }
+            Target::Accuracy(goal) => {
+                let n = self.milestones.len();
+                let (a, b) = (
+                    self.milestones[n.checked_sub(RATE_MARKS.min(n))?],
+                    self.milestones.last()?,
+                );
+                let rate = f64::from(b.point - a.point) / (b.elapsed_s - a.elapsed_s);
+                (goal - t.progress.accuracy?, rate)
+            }
+        };
+        if done <= 0.0 {
+            return Some(ToGo {
+                secs: 0.0,
+                energy_kwh: 0.0,
+                co2e_g: 0.0,
+                forecast_covered: 0.0,
+            });
+        }
+        if !(rate.is_finite() && rate > 0.0) {
+            return None;
+        }
+        let secs = done / rate;
+        let w = self.facility_power_w()?;
+        let len = TimeDelta::milliseconds((secs * 1000.0).min(3.0e11) as i64);
+        let slots = self.grid.as_ref().map_or(&[][..], |g| &g.slots[..]);
+        let (co2e_g, covered) =
+            forecast::expected_co2e_g(slots, t.intensity_g_per_kwh?, t.timestamp, len, w);
+        Some(ToGo {
+            secs,
+            energy_kwh: w * secs / crate::engine::constants::J_PER_KWH,
+            co2e_g,
+            forecast_covered: covered,
+        })
     }
 
     /// Adds a line of the command's output to the pane.
@@ -492,6 +593,7 @@ mod tests {
             cap_mode: "caps untouched".into(),
             samples_path: None,
             mode: Mode::Live,
+            target: None,
         }
     }
 
@@ -602,5 +704,54 @@ mod tests {
         assert!((dp - (150.0 / 200.0 - 1.0)).abs() < 1e-12);
         assert!((ds.unwrap() - (8.0 / 10.0 - 1.0)).abs() < 1e-12);
         assert!((de.unwrap() - ((150.0 / 8.0) / (200.0 / 10.0) - 1.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn forecast_to_the_last_epoch_and_to_a_target_accuracy() {
+        // 100 W IT × PUE 1.5 at 400 g/kWh; one epoch every 10 s, +1 accuracy point per epoch.
+        let run = |target: Target| {
+            let mut l = Ledger::new(LedgerConfig {
+                pue: 1.5,
+                ..Default::default()
+            });
+            let mut d = Dashboard::new(RunInfo {
+                target: Some(target),
+                ..info()
+            });
+            for k in 0..=50 {
+                let t = f64::from(k);
+                let mut s = sample(t, 100.0, 400.0, Some(50.0 + (t / 10.0).floor()));
+                s.progress.epoch = Some((t / 10.0).floor());
+                let tick = l.push(s);
+                d.push(&tick, l.totals());
+            }
+            d
+        };
+        // At 50 s: epoch 5 of 20, 0.1 epochs/s → 150 s to go at 150 W facility.
+        let g = run(Target::Epochs(20.0)).to_go().unwrap();
+        assert!((g.secs - 150.0).abs() < 1e-9, "{g:?}");
+        assert!((g.energy_kwh - 150.0 * 150.0 / 3.6e6).abs() < 1e-12);
+        // No provider forecast: the present 400 g/kWh throughout.
+        assert!((g.co2e_g - g.energy_kwh * 400.0).abs() < 1e-9);
+        assert_eq!(g.forecast_covered, 0.0);
+        // Accuracy 55% now, +0.1 pt/s over the last milestones: 60% in 50 s.
+        let g = run(Target::Accuracy(60.0)).to_go().unwrap();
+        assert!((g.secs - 50.0).abs() < 1e-9, "{g:?}");
+        // Already there.
+        assert_eq!(run(Target::Accuracy(55.0)).to_go().unwrap().secs, 0.0);
+    }
+
+    #[test]
+    fn loss_costs_per_hundredth_when_there_is_no_accuracy() {
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut d = Dashboard::new(info());
+        for (t, loss) in [(0.0, 2.0), (3600.0, 1.5)] {
+            let mut s = sample(t, 100.0, 400.0, None);
+            s.progress.loss = Some(loss);
+            let tick = l.push(s);
+            d.push(&tick, l.totals());
+        }
+        // 0.1 kWh × 400 g = 40 g for 0.5 of loss: 0.8 g per 0.01.
+        assert!((d.per_loss_hundredth().unwrap() - 0.8).abs() < 1e-9);
     }
 }

@@ -2,7 +2,7 @@
 //! Nothing here samples, accounts or touches the terminal; it only draws into a frame.
 
 use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh, fmt_power};
-use crate::ui::model::{Dashboard, Mode, col};
+use crate::ui::model::{Dashboard, Mode, Target, col};
 use crate::ui::state::{KEYS, Panel, UiState, window_label};
 use crate::ui::theme::Theme;
 use ratatui::Frame;
@@ -484,6 +484,25 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
             th.text,
         ),
     ];
+    if let Some(t) = d.to_go() {
+        // At the recent rate and the present power (forecast intensity where there is one).
+        let what = match d.info.target {
+            Some(Target::Epochs(n)) => format!("→ epoch {n}"),
+            Some(Target::Accuracy(a)) => format!("→ {a}%"),
+            None => String::new(),
+        };
+        let text = if t.secs == 0.0 {
+            format!("reached {what}")
+        } else {
+            format!(
+                "{} · {} · {}",
+                clock(t.secs),
+                fmt_energy_kwh(t.energy_kwh),
+                fmt_co2e_g(t.co2e_g)
+            )
+        };
+        lines.push(row("to go", text, th.carbon));
+    }
     if let Some(g) = d.last.as_ref().and_then(|l| l.embodied_co2e_g) {
         // SCI M: the hardware's manufacturing emissions, amortised over the run.
         lines.push(row(
@@ -697,6 +716,8 @@ fn draw_progress(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Th
     let per_point = d.per_point();
     if let Some((_, g, _)) = per_point {
         extra.push(format!("{} CO2e/pt", fmt_co2e_g(g)));
+    } else if let Some(g) = d.per_loss_hundredth() {
+        extra.push(format!("{} CO2e per 0.01 loss", fmt_co2e_g(g)));
     }
     if let Some(e) = p.epoch {
         extra.push(format!("epoch {e}"));

@@ -322,6 +322,7 @@ mod tests {
             cap_mode: "no GPU".into(),
             samples_path: None,
             mode: Mode::Live,
+            target: None,
         })
     }
 
