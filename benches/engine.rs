@@ -59,6 +59,7 @@ fn sample(k: u64) -> Sample {
             step: Some(k * 5),
             accuracy: Some(50.0 + (k as f64).sqrt()),
             loss: Some(1.0 / (1.0 + t)),
+            metrics: vec![("f1".into(), 0.5)],
         },
     }
 }
@@ -108,7 +109,7 @@ fn engine(c: &mut Criterion) {
     g.finish();
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut w = SamplesWriter::create(&dir.path().join("samples.csv"), 4).expect("writer");
+    let mut w = SamplesWriter::create(&dir.path().join("samples.csv"), 4, &[]).expect("writer");
     c.bench_function("samples.csv: write one row (flushed)", |b| {
         let mut i = 0;
         b.iter(|| {

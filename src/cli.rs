@@ -212,6 +212,15 @@ pub struct MeasureOpts {
     /// Do not load NVML even when a driver is present.
     #[arg(long)]
     pub no_gpu: bool,
+    /// An extra progress pattern NAME=REGEX (repeatable): the first capture group is the value.
+    /// NAME accuracy, loss, epoch or step overrides that reading; any other NAME is recorded
+    /// as samples.csv's metric_NAME.
+    #[arg(long = "metric", value_name = "NAME=REGEX")]
+    pub metrics: Vec<String>,
+    /// Read progress from a JSON-lines or CSV file another process writes (followed as it
+    /// grows) instead of only from the command's output.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
     /// The run will train this many epochs: the screen forecasts the time, energy and carbon
     /// to the end at the recent rate (with the grid's forecast where the provider has one).
     #[arg(long, value_parser = parse_positive, value_name = "N", conflicts_with = "target_accuracy")]

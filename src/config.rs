@@ -22,6 +22,9 @@ pub struct FileConfig {
     pub net_kwh_per_gb: Option<f64>,
     pub memory_w_per_gib: Option<f64>,
     pub embodied_kg: Option<f64>,
+    /// `--metric` patterns, NAME=REGEX each.
+    pub metric: Option<Vec<String>>,
+    pub metrics_file: Option<PathBuf>,
     pub gpu_index: Option<Vec<u32>>,
     pub no_gpu: Option<bool>,
     pub governor: Option<String>,
@@ -69,6 +72,9 @@ pub struct Settings {
     pub embodied_kg: Option<f64>,
     /// `--epochs` / `--target-accuracy`.
     pub target: Option<crate::ui::model::Target>,
+    /// `--metric NAME=REGEX` patterns.
+    pub metrics: Vec<String>,
+    pub metrics_file: Option<PathBuf>,
     pub gpu_index: Vec<u32>,
     pub no_gpu: bool,
     pub simulate_gpus: Option<usize>,
@@ -301,6 +307,12 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
             .unwrap_or(crate::engine::constants::NETWORK_KWH_PER_GB),
         memory_w_per_gib: file_mem.unwrap_or(crate::engine::constants::MEMORY_W_PER_GIB),
         embodied_kg: cli.embodied_kg.or(file_embodied),
+        metrics: if cli.metrics.is_empty() {
+            file.metric.unwrap_or_default()
+        } else {
+            cli.metrics.clone()
+        },
+        metrics_file: cli.metrics_file.clone().or(file.metrics_file),
         target: match (cli.epochs, cli.target_accuracy) {
             (Some(n), _) => Some(crate::ui::model::Target::Epochs(n)),
             (None, Some(a)) => Some(crate::ui::model::Target::Accuracy(a)),

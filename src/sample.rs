@@ -84,6 +84,8 @@ pub struct Progress {
     /// Percent (0–100).
     pub accuracy: Option<f64>,
     pub loss: Option<f64>,
+    /// Metrics the user named (`--metric NAME=REGEX`), by name; samples.csv's `metric_<name>`.
+    pub metrics: Vec<(String, f64)>,
 }
 
 impl Progress {
@@ -101,6 +103,17 @@ impl Progress {
         if other.loss.is_some() {
             self.loss = other.loss;
         }
+        for (k, v) in &other.metrics {
+            match self.metrics.iter_mut().find(|m| &m.0 == k) {
+                Some(m) => m.1 = *v,
+                None => self.metrics.push((k.clone(), *v)),
+            }
+        }
+    }
+
+    /// A named metric's latest value.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics.iter().find(|m| m.0 == name).map(|m| m.1)
     }
 
     pub fn is_empty(&self) -> bool {

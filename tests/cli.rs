@@ -729,3 +729,76 @@ fn embodied_carbon_is_amortised_per_row_and_can_be_left_out() {
             .all(|r| r[col(&h, "embodied_co2e_g")].is_empty())
     );
 }
+
+#[test]
+fn user_metrics_become_columns_and_survive_a_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let o = quick("run", &out)
+        .args([
+            "--metric",
+            "f1=F1 score: ([0-9.]+)",
+            "--metric",
+            "accuracy=top-1 ([0-9.]+)%",
+            "--",
+        ])
+        .args([
+            "sh",
+            "-c",
+            "echo 'F1 score: 0.5 top-1 40%'; sleep 0.4; echo 'F1 score: 0.7 top-1 45%'; sleep 0.4",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (h, rows) = read_csv(&out.join("samples.csv"));
+    assert_eq!(h.last().map(String::as_str), Some("metric_f1"));
+    let (f1, acc) = (col(&h, "metric_f1"), col(&h, "accuracy"));
+    let seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r[f1].clone(), r[acc].clone()))
+        .collect();
+    assert!(seen.contains(&("0.5".into(), "40".into())), "{seen:?}");
+    assert_eq!(seen.last().unwrap(), &("0.7".to_owned(), "45".to_owned()));
+    // A replay writes the same columns back.
+    let again = dir.path().join("again");
+    let o = bin()
+        .args(["replay", "--headless", "--quiet", "--speed", "max", "--out"])
+        .arg(&again)
+        .arg(out.join("samples.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (h2, rows2) = read_csv(&again.join("samples.csv"));
+    assert_eq!(h2, h);
+    assert_eq!(rows2.last().unwrap()[f1], "0.7");
+    let o = quick("run", &dir.path().join("bad"))
+        .args(["--metric", "f1=([", "--", "true"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "--metric \"f1=([\"");
+}
+
+#[test]
+fn a_metrics_file_written_elsewhere_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrics.csv");
+    let out = dir.path().join("r");
+    let child = quick("record", &out)
+        .args(["--duration", "3s", "--metrics-file"])
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run elsewhere starts writing a moment later, a header then a row per epoch.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(&file, "epoch,val_accuracy,loss\n1,0.61,0.9\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    std::fs::write(&file, "epoch,val_accuracy,loss\n1,0.61,0.9\n2,0.68,0.7\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (h, rows) = read_csv(&out.join("samples.csv"));
+    let (acc, epoch) = (col(&h, "accuracy"), col(&h, "epoch"));
+    assert!(rows.iter().any(|r| r[acc] == "61" && r[epoch] == "1"));
+    let last = rows.last().unwrap();
+    assert_eq!((last[acc].as_str(), last[epoch].as_str()), ("68", "2"));
+}

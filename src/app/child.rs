@@ -2,7 +2,7 @@
 //! unchanged and scanned for progress.
 
 use crate::sample::Progress;
-use crate::source::progress::parse_line;
+use crate::source::progress::Parser;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::fs::File;
@@ -35,7 +35,12 @@ pub enum Output {
 
 impl Child {
     /// Starts `cmd`; every event goes through `emit`.
-    pub fn spawn<F>(cmd: &[String], output: Output, emit: F) -> Result<Self, String>
+    pub fn spawn<F>(
+        cmd: &[String],
+        output: Output,
+        parser: &Parser,
+        emit: F,
+    ) -> Result<Self, String>
     where
         F: Fn(ChildEvent) + Send + Clone + 'static,
     {
@@ -55,19 +60,24 @@ impl Child {
         match output {
             Output::Forward => {
                 if let Some(out) = child.stdout.take() {
-                    forward(out, Dest::Stdout, emit.clone());
+                    forward(out, Dest::Stdout, parser.clone(), emit.clone());
                 }
                 if let Some(err) = child.stderr.take() {
-                    forward(err, Dest::Stderr, emit.clone());
+                    forward(err, Dest::Stderr, parser.clone(), emit.clone());
                 }
             }
             Output::Capture(log) => {
                 let log = log.map(|f| Arc::new(Mutex::new(f)));
                 if let Some(out) = child.stdout.take() {
-                    forward(out, Dest::Capture(log.clone()), emit.clone());
+                    forward(
+                        out,
+                        Dest::Capture(log.clone()),
+                        parser.clone(),
+                        emit.clone(),
+                    );
                 }
                 if let Some(err) = child.stderr.take() {
-                    forward(err, Dest::Capture(log), emit.clone());
+                    forward(err, Dest::Capture(log), parser.clone(), emit.clone());
                 }
             }
         }
@@ -94,7 +104,7 @@ enum Dest {
 }
 
 /// Copies lines from `src` to `dst` byte for byte and reports progress found in them.
-fn forward<R, F>(src: R, dst: Dest, emit: F)
+fn forward<R, F>(src: R, dst: Dest, parser: Parser, emit: F)
 where
     R: Read + Send + 'static,
     F: Fn(ChildEvent) + Send + 'static,
@@ -124,7 +134,7 @@ where
                         }
                         // Progress bars redraw with \r: the last segment is the current state.
                         let last = text.trim_end().rsplit('\r').next().unwrap_or("");
-                        let p = parse_line(last);
+                        let p = parser.parse(last);
                         if !p.is_empty() {
                             emit(ChildEvent::Progress(p));
                         }

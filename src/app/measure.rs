@@ -21,6 +21,7 @@ use crate::source::gpu_nvml::NvmlSource;
 use crate::source::grid::live::GridHandle;
 use crate::source::mem::MemEstimate;
 use crate::source::net::SysinfoNet;
+use crate::source::progress::Parser;
 use crate::source::sampler::{self, Sampler, SamplerEvent, Sources};
 use crate::source::{CpuSource, GpuSource};
 use crate::ui::model::{Dashboard, GridInfo, Mode, RunInfo};
@@ -186,7 +187,11 @@ fn out_dir(s: &Settings) -> PathBuf {
 }
 
 /// Creates DIR and DIR/samples.csv; an existing recording is never overwritten.
-pub fn open_writer(dir: &std::path::Path, n_gpus: usize) -> Result<SamplesWriter, AppError> {
+pub fn open_writer(
+    dir: &std::path::Path,
+    n_gpus: usize,
+    metrics: &[String],
+) -> Result<SamplesWriter, AppError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| AppError::Usage(format!("--out {}: cannot create: {e}", dir.display())))?;
     let path = dir.join("samples.csv");
@@ -196,7 +201,7 @@ pub fn open_writer(dir: &std::path::Path, n_gpus: usize) -> Result<SamplesWriter
             dir.display()
         )));
     }
-    SamplesWriter::create(&path, n_gpus).map_err(|e| {
+    SamplesWriter::create(&path, n_gpus, metrics).map_err(|e| {
         AppError::Usage(format!(
             "--out {}: cannot write samples.csv: {e}",
             dir.display()
@@ -280,6 +285,8 @@ fn run_info(
 
 /// Runs `run`, `record` or `watch`; returns the exit code.
 pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
+    // The run's progress: built-in formats plus --metric patterns (bad ones are usage errors).
+    let parser = Parser::new(&settings.metrics).map_err(AppError::Usage)?;
     let mut built = build_sources(settings)?;
     // The caps: restored when `caps` is dropped, whatever ends the run.
     let mut caps = CapSide::new(
@@ -300,7 +307,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         _ => Some(out_dir(settings)),
     };
     let mut writer = match &dir {
-        Some(d) => Some(open_writer(d, built.gpu_count)?),
+        Some(d) => Some(open_writer(d, built.gpu_count, &parser.metric_names())?),
         None => None,
     };
     let use_screen = screen::wanted(settings.headless);
@@ -372,7 +379,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                 child::Output::Forward
             };
             let tx = tx.clone();
-            match Child::spawn(c, output, move |e| {
+            match Child::spawn(c, output, &parser, move |e| {
                 let _ = tx.send(Event::Child(e));
             }) {
                 Ok(ch) => Some(ch),
@@ -387,6 +394,13 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         }
         _ => None,
     };
+    if let Some(path) = &settings.metrics_file {
+        let tx = tx.clone();
+        crate::source::progress::follow_file(path.clone(), parser.clone(), move |p| {
+            tx.send(Event::Child(ChildEvent::Progress(p))).is_ok()
+        })
+        .map_err(|e| AppError::Runtime(format!("--metrics-file: cannot start its reader: {e}")))?;
+    }
     drop(tx);
 
     let duration_deadline = settings.duration.map(|d| start + d);

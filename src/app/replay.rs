@@ -115,7 +115,11 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
     let mut player = Player::open(o.file, o.pue)?;
     let themes = theme::resolve(o.theme, theme::user_dir().as_deref()).map_err(AppError::Usage)?;
     if let Some(dir) = o.out {
-        player.writer = Some(open_writer(dir, player.rp.gpu_count())?);
+        player.writer = Some(open_writer(
+            dir,
+            player.rp.gpu_count(),
+            &player.rp.metric_names(),
+        )?);
     }
     let use_screen = screen::wanted(o.headless);
     let interrupted = if use_screen {

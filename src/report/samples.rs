@@ -43,8 +43,8 @@ pub const GPU_COLUMNS: [&str; 5] = ["power_w", "energy_j", "util_pct", "mem_used
 /// who made them, old and new (`user gpu0 300->290 W; …`), empty when none.
 pub const CAP_CHANGE_COLUMN: &str = "cap_change";
 
-/// The full header for `n_gpus` GPUs.
-pub fn header(n_gpus: usize) -> Vec<String> {
+/// The full header for `n_gpus` GPUs and the user's metrics.
+pub fn header(n_gpus: usize, metrics: &[String]) -> Vec<String> {
     let mut h: Vec<String> = BASE_COLUMNS.iter().map(|s| (*s).to_owned()).collect();
     for i in 0..n_gpus {
         for c in GPU_COLUMNS {
@@ -52,6 +52,7 @@ pub fn header(n_gpus: usize) -> Vec<String> {
         }
     }
     h.push(CAP_CHANGE_COLUMN.to_owned());
+    h.extend(metrics.iter().map(|m| format!("metric_{m}")));
     h
 }
 
@@ -63,19 +64,22 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 pub struct SamplesWriter {
     w: csv::Writer<BufWriter<File>>,
     n_gpus: usize,
+    metrics: Vec<String>,
     path: PathBuf,
     row: Vec<String>,
 }
 
 impl SamplesWriter {
-    pub fn create(path: &Path, n_gpus: usize) -> io::Result<Self> {
+    pub fn create(path: &Path, n_gpus: usize, metrics: &[String]) -> io::Result<Self> {
         let file = File::create(path)?;
         let mut w = csv::Writer::from_writer(BufWriter::new(file));
-        w.write_record(header(n_gpus)).map_err(io::Error::other)?;
+        w.write_record(header(n_gpus, metrics))
+            .map_err(io::Error::other)?;
         w.flush()?;
         Ok(Self {
             w,
             n_gpus,
+            metrics: metrics.to_vec(),
             path: path.to_path_buf(),
             row: Vec::with_capacity(BASE_COLUMNS.len() + 5 * n_gpus),
         })
@@ -116,6 +120,9 @@ impl SamplesWriter {
             r.push(opt(g.and_then(|g| g.cap_w)));
         }
         r.push(t.cap_change.clone().unwrap_or_default());
+        for m in &self.metrics {
+            r.push(opt(t.progress.metric(m)));
+        }
         self.w.write_record(&*r).map_err(io::Error::other)?;
         self.w.flush()
     }
@@ -153,6 +160,8 @@ pub struct SamplesReader {
     cap_change_col: Option<usize>,
     cap_change: Option<String>,
     recorded_embodied_g: Option<f64>,
+    /// (column, name) of each `metric_<name>` column.
+    metric_cols: Vec<(usize, String)>,
 }
 
 impl SamplesReader {
@@ -209,6 +218,12 @@ impl SamplesReader {
         }
         let cap_change_col = Some(BASE_COLUMNS.len() + 5 * n_gpus)
             .filter(|&i| headers.get(i) == Some(CAP_CHANGE_COLUMN));
+        let metric_cols = headers
+            .iter()
+            .enumerate()
+            .skip(BASE_COLUMNS.len() + 5 * n_gpus)
+            .filter_map(|(i, h)| h.strip_prefix("metric_").map(|n| (i, n.to_owned())))
+            .collect();
         Ok(Self {
             rdr,
             path: p,
@@ -219,7 +234,13 @@ impl SamplesReader {
             cap_change_col,
             cap_change: None,
             recorded_embodied_g: None,
+            metric_cols,
         })
+    }
+
+    /// The names of the recording's `metric_<name>` columns.
+    pub fn metric_names(&self) -> Vec<String> {
+        self.metric_cols.iter().map(|(_, n)| n.clone()).collect()
     }
 
     /// The `embodied_co2e_g` cell of the row last read, as recorded.
@@ -248,9 +269,17 @@ impl SamplesReader {
     fn cell_err(&self, line: u64, col: usize, msg: String) -> ReadError {
         let column = if col < BASE_COLUMNS.len() {
             BASE_COLUMNS[col].to_owned()
-        } else {
+        } else if col < BASE_COLUMNS.len() + 5 * self.n_gpus {
             let g = (col - BASE_COLUMNS.len()) / 5;
             format!("gpu{g}_{}", GPU_COLUMNS[(col - BASE_COLUMNS.len()) % 5])
+        } else {
+            self.metric_cols
+                .iter()
+                .find(|(i, _)| *i == col)
+                .map_or_else(
+                    || format!("column {}", col + 1),
+                    |(_, n)| format!("metric_{n}"),
+                )
         };
         ReadError::Cell {
             path: self.path.clone(),
@@ -351,11 +380,18 @@ impl SamplesReader {
             .map(str::trim)
             .filter(|c| !c.is_empty())
             .map(str::to_owned);
+        let mut metrics = Vec::new();
+        for (i, name) in &self.metric_cols {
+            if let Some(v) = self.f64_at(line, *i)? {
+                metrics.push((name.clone(), v));
+            }
+        }
         let progress = Progress {
             epoch: self.f64_at(line, 14)?,
             step: self.u64_at(line, 15)?,
             accuracy: self.f64_at(line, 16)?,
             loss: self.f64_at(line, 17)?,
+            metrics,
         };
         let mut gpus = Vec::with_capacity(self.n_gpus);
         for i in 0..self.n_gpus {

@@ -160,7 +160,188 @@ pub fn parse_line(line: &str) -> Progress {
             .map(as_percent)
             .filter(|v| (0.0..=100.0).contains(v)),
         loss: first_of(&ps, LOSS_KEYS).map(|p| p.value),
+        metrics: Vec::new(),
     }
+}
+
+/// Where a `--metric NAME=REGEX` value goes.
+#[derive(Debug, Clone, PartialEq)]
+enum Field {
+    Accuracy,
+    Loss,
+    Epoch,
+    Step,
+    Named(String),
+}
+
+/// The built-in formats plus the user's `--metric NAME=REGEX` patterns: the first capture group
+/// (or the whole match) is the value. NAME `accuracy`, `loss`, `epoch` or `step` overrides the
+/// built-in reading; any other name is a metric of its own (`metric_<name>` in samples.csv).
+#[derive(Debug, Clone, Default)]
+pub struct Parser {
+    custom: Vec<(Field, regex::Regex)>,
+}
+
+impl Parser {
+    /// From `NAME=REGEX` specs; errors name the flag and the spec.
+    pub fn new(specs: &[String]) -> Result<Self, String> {
+        let mut custom = Vec::new();
+        for spec in specs {
+            let (name, pat) = spec
+                .split_once('=')
+                .filter(|(n, p)| !n.trim().is_empty() && !p.is_empty())
+                .ok_or_else(|| {
+                    format!("--metric {spec:?}: give NAME=REGEX, e.g. f1=f1[=:] *([0-9.]+)")
+                })?;
+            let name = name.trim().to_ascii_lowercase();
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "--metric {spec:?}: NAME may hold letters, digits and _ only (it names a column)"
+                ));
+            }
+            let re = regex::Regex::new(pat)
+                .map_err(|e| format!("--metric {spec:?}: {}", e.to_string().replace('\n', " ")))?;
+            let field = match name.as_str() {
+                "accuracy" | "acc" => Field::Accuracy,
+                "loss" => Field::Loss,
+                "epoch" => Field::Epoch,
+                "step" => Field::Step,
+                _ => Field::Named(name),
+            };
+            custom.push((field, re));
+        }
+        Ok(Self { custom })
+    }
+
+    /// The names of the user's own metrics, in order (samples.csv's `metric_<name>` columns).
+    pub fn metric_names(&self) -> Vec<String> {
+        self.custom
+            .iter()
+            .filter_map(|(f, _)| match f {
+                Field::Named(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whatever progress `line` reports.
+    pub fn parse(&self, line: &str) -> Progress {
+        let mut p = parse_line(line);
+        for (field, re) in &self.custom {
+            let Some(c) = re.captures(line) else {
+                continue;
+            };
+            let text = c.get(1).or_else(|| c.get(0)).map_or("", |m| m.as_str());
+            let percent = text.trim_end().ends_with('%');
+            let Some(v) = text
+                .trim()
+                .trim_end_matches('%')
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+            else {
+                continue;
+            };
+            match field {
+                Field::Accuracy => {
+                    let pair = Pair {
+                        key: String::new(),
+                        value: v,
+                        percent,
+                    };
+                    p.accuracy = Some(as_percent(&pair)).filter(|a| (0.0..=100.0).contains(a));
+                }
+                Field::Loss => p.loss = Some(v),
+                Field::Epoch => p.epoch = Some(v).filter(|e| *e >= 0.0),
+                Field::Step => {
+                    p.step = Some(v)
+                        .filter(|s| *s >= 0.0 && s.fract() == 0.0 && *s < 1e15)
+                        .map(|s| s as u64);
+                }
+                Field::Named(n) => p.metrics.push((n.clone(), v)),
+            }
+        }
+        p
+    }
+
+    /// A CSV metrics file's row as the `key=value` text the parser reads.
+    pub fn csv_row(header: &[String], row: &str) -> String {
+        header
+            .iter()
+            .zip(row.split(','))
+            .map(|(k, v)| format!("{}={}", k.trim(), v.trim()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// `--metrics-file PATH`: follows a JSON-lines or CSV file (a header line, then rows) that a
+/// run launched elsewhere writes, from its first line on, and hands each line's progress to
+/// `emit` until it returns false. A file that does not exist yet is waited for.
+pub fn follow_file<F>(path: std::path::PathBuf, parser: Parser, emit: F) -> std::io::Result<()>
+where
+    F: Fn(Progress) -> bool + Send + 'static,
+{
+    use std::io::{BufRead, Seek};
+    let csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    std::thread::Builder::new()
+        .name("carbontop-metrics-file".into())
+        .spawn(move || {
+            let pause = std::time::Duration::from_millis(250);
+            let mut header: Option<Vec<String>> = None;
+            let mut pos = 0u64;
+            let mut pending = String::new();
+            loop {
+                let Ok(f) = std::fs::File::open(&path) else {
+                    std::thread::sleep(pause);
+                    continue;
+                };
+                // A file that shrank was rewritten: start again from its top.
+                if f.metadata().map(|m| m.len()).unwrap_or(0) < pos {
+                    pos = 0;
+                    header = None;
+                    pending.clear();
+                }
+                let mut r = std::io::BufReader::new(f);
+                if r.seek(std::io::SeekFrom::Start(pos)).is_err() {
+                    std::thread::sleep(pause);
+                    continue;
+                }
+                loop {
+                    let mut line = String::new();
+                    match r.read_line(&mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => pos += n as u64,
+                    }
+                    pending.push_str(&line);
+                    // A line still being written is read again once it is whole.
+                    if !pending.ends_with('\n') {
+                        continue;
+                    }
+                    let whole = std::mem::take(&mut pending);
+                    let text = whole.trim_end();
+                    let p = if csv {
+                        match &header {
+                            None => {
+                                header =
+                                    Some(text.split(',').map(|h| h.trim().to_owned()).collect());
+                                continue;
+                            }
+                            Some(h) => parser.parse(&Parser::csv_row(h, text)),
+                        }
+                    } else {
+                        parser.parse(text)
+                    };
+                    if !p.is_empty() && !emit(p) {
+                        return;
+                    }
+                }
+                std::thread::sleep(pause);
+            }
+        })
+        .map(|_| ())
 }
 
 #[cfg(test)]
@@ -235,5 +416,61 @@ mod tests {
                 assert_eq!(last_epoch, f[2].parse().ok(), "{}", f[0]);
             }
         }
+    }
+
+    #[test]
+    fn user_metrics_override_and_add() {
+        let p = Parser::new(&[
+            "f1=F1 score: ([0-9.]+)".into(),
+            "accuracy=top-1 ([0-9.]+%)".into(),
+        ])
+        .unwrap();
+        assert_eq!(p.metric_names(), ["f1"]);
+        let got = p.parse("eval: F1 score: 0.873, top-1 91.5% loss=0.3");
+        assert_eq!(got.metric("f1"), Some(0.873));
+        assert_eq!(got.accuracy, Some(91.5));
+        assert_eq!(got.loss, Some(0.3));
+        // Not matching: nothing of its own, the built-in reading stays.
+        assert_eq!(p.parse("accuracy=0.5").accuracy, Some(50.0));
+        for bad in ["f1", "=x", "f 1=x", "f1=(["] {
+            let e = Parser::new(&[bad.into()]).unwrap_err();
+            assert!(e.starts_with("--metric "), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn csv_rows_read_as_key_value() {
+        let h: Vec<String> = ["epoch", "val_accuracy", "loss"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let p = parse_line(&Parser::csv_row(&h, "3, 0.71, 0.9"));
+        assert_eq!(
+            (p.epoch, p.accuracy, p.loss),
+            (Some(3.0), Some(71.0), Some(0.9))
+        );
+    }
+
+    #[test]
+    fn a_metrics_file_is_followed_as_it_grows() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        let (tx, rx) = std::sync::mpsc::channel();
+        follow_file(path.clone(), Parser::default(), move |p| tx.send(p).is_ok()).unwrap();
+        // The file appears later, and its last line arrives in two writes.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut f = std::fs::File::create(&path).unwrap();
+        writeln!(f, r#"{{"epoch": 1, "val_accuracy": 0.5}}"#).unwrap();
+        write!(f, r#"{{"epoch": 2, "val_"#).unwrap();
+        f.flush().unwrap();
+        let wait = std::time::Duration::from_secs(5);
+        assert_eq!(rx.recv_timeout(wait).unwrap().accuracy, Some(50.0));
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        writeln!(f, r#"accuracy": 0.6}}"#).unwrap();
+        f.flush().unwrap();
+        let p = rx.recv_timeout(wait).unwrap();
+        assert_eq!((p.epoch, p.accuracy), (Some(2.0), Some(60.0)));
     }
 }

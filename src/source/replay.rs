@@ -49,6 +49,11 @@ impl Replay {
         })
     }
 
+    /// The recording's own metrics (`metric_<name>` columns).
+    pub fn metric_names(&self) -> Vec<String> {
+        self.reader.metric_names()
+    }
+
     /// The recorded `embodied_co2e_g` of the row last read.
     pub fn embodied_g(&self) -> Option<f64> {
         self.reader.recorded_embodied_g()
