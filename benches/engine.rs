@@ -94,6 +94,7 @@ fn engine(c: &mut Criterion) {
         samples_path: None,
         mode: Mode::Live,
         target: None,
+        target_metric: None,
     };
     let mut g = c.benchmark_group("dashboard");
     g.throughput(Throughput::Elements(ticks.len() as u64));

@@ -221,6 +221,10 @@ pub struct MeasureOpts {
     /// grows) instead of only from the command's output.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    /// Price the gain of this metric (one of --metric's NAMEs, e.g. f1) like accuracy's: gCO2e
+    /// per 0.01 (0–1 metrics) or per 1.
+    #[arg(long, value_name = "NAME")]
+    pub target_metric: Option<String>,
     /// The run will train this many epochs: the screen forecasts the time, energy and carbon
     /// to the end at the recent rate (with the grid's forecast where the provider has one).
     #[arg(long, value_parser = parse_positive, value_name = "N", conflicts_with = "target_accuracy")]

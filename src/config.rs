@@ -74,6 +74,7 @@ pub struct Settings {
     pub target: Option<crate::ui::model::Target>,
     /// `--metric NAME=REGEX` patterns.
     pub metrics: Vec<String>,
+    pub target_metric: Option<String>,
     pub metrics_file: Option<PathBuf>,
     pub gpu_index: Vec<u32>,
     pub no_gpu: bool,
@@ -313,6 +314,10 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
             cli.metrics.clone()
         },
         metrics_file: cli.metrics_file.clone().or(file.metrics_file),
+        target_metric: cli
+            .target_metric
+            .as_ref()
+            .map(|m| m.trim().to_ascii_lowercase()),
         target: match (cli.epochs, cli.target_accuracy) {
             (Some(n), _) => Some(crate::ui::model::Target::Epochs(n)),
             (None, Some(a)) => Some(crate::ui::model::Target::Accuracy(a)),

@@ -280,6 +280,7 @@ fn run_info(
         samples_path: samples,
         mode: Mode::Live,
         target: s.target,
+        target_metric: s.target_metric.clone(),
     }
 }
 
@@ -287,6 +288,13 @@ fn run_info(
 pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     // The run's progress: built-in formats plus --metric patterns (bad ones are usage errors).
     let parser = Parser::new(&settings.metrics).map_err(AppError::Usage)?;
+    if let Some(m) = &settings.target_metric
+        && !parser.metric_names().contains(m)
+    {
+        return Err(AppError::Usage(format!(
+            "--target-metric {m}: no --metric {m}=REGEX says how to read it"
+        )));
+    }
     let mut built = build_sources(settings)?;
     // The caps: restored when `caps` is dropped, whatever ends the run.
     let mut caps = CapSide::new(

@@ -208,6 +208,7 @@ fn replay_info(p: &Player, speed: Option<f64>) -> RunInfo {
             ended: false,
         },
         target: None,
+        target_metric: None,
     }
 }
 

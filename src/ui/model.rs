@@ -61,6 +61,8 @@ pub struct RunInfo {
     pub mode: Mode,
     /// Where the run is headed (`--epochs`, `--target-accuracy`), for the forecast to the end.
     pub target: Option<Target>,
+    /// `--target-metric NAME`: a metric of the user's whose gain is priced like accuracy's.
+    pub target_metric: Option<String>,
 }
 
 /// The end of the run, as the user gave it.
@@ -284,6 +286,8 @@ pub struct Dashboard {
     epoch_marks: VecDeque<(f64, f64)>,
     /// The first loss seen with the cumulative figures then, for the cost per 0.01 of loss.
     pub loss_start: Option<ProgressStart>,
+    /// The first value of the `--target-metric`, likewise.
+    pub metric_start: Option<ProgressStart>,
 }
 
 impl Dashboard {
@@ -312,6 +316,7 @@ impl Dashboard {
             cap_note: None,
             epoch_marks: VecDeque::new(),
             loss_start: None,
+            metric_start: None,
         }
     }
 
@@ -432,8 +437,37 @@ impl Dashboard {
                 energy_kwh: t.energy_kwh,
             });
         }
+        if self.metric_start.is_none()
+            && let Some(v) = self
+                .info
+                .target_metric
+                .as_deref()
+                .and_then(|m| t.progress.metric(m))
+        {
+            self.metric_start = Some(ProgressStart {
+                accuracy: v,
+                co2e_g: t.co2e_g,
+                energy_kwh: t.energy_kwh,
+            });
+        }
         self.totals = totals;
         self.last = Some(t.clone());
+    }
+
+    /// The `--target-metric`'s gain since its first value and the gCO2e per unit of it: per
+    /// 0.01 for metrics on a 0–1 scale (F1, AUC), per 1 otherwise (BLEU, mAP in percent).
+    pub fn per_metric_unit(&self) -> Option<(String, f64, f64, f64)> {
+        let name = self.info.target_metric.clone()?;
+        let s = self.metric_start?;
+        let t = self.last.as_ref()?;
+        let v = t.progress.metric(&name)?;
+        let gained = v - s.accuracy;
+        let unit = if v.abs() <= 1.0 && s.accuracy.abs() <= 1.0 {
+            0.01
+        } else {
+            1.0
+        };
+        (gained > 0.0).then(|| (name, gained, unit, (t.co2e_g - s.co2e_g) / (gained / unit)))
     }
 
     /// gCO2e per 0.01 of loss reduction since the first loss seen, for runs that report no
@@ -594,6 +628,7 @@ mod tests {
             samples_path: None,
             mode: Mode::Live,
             target: None,
+            target_metric: None,
         }
     }
 
@@ -753,5 +788,27 @@ mod tests {
         }
         // 0.1 kWh × 400 g = 40 g for 0.5 of loss: 0.8 g per 0.01.
         assert!((d.per_loss_hundredth().unwrap() - 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_target_metric_is_priced_per_hundredth() {
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut d = Dashboard::new(RunInfo {
+            target_metric: Some("f1".into()),
+            ..info()
+        });
+        for (t, f1) in [(0.0, 0.50), (3600.0, 0.60)] {
+            let mut s = sample(t, 100.0, 400.0, None);
+            s.progress.metrics = vec![("f1".into(), f1)];
+            let tick = l.push(s);
+            d.push(&tick, l.totals());
+        }
+        // 40 g for +0.10 of F1: 4 g per 0.01.
+        let (name, gained, unit, g) = d.per_metric_unit().unwrap();
+        assert_eq!((name.as_str(), unit), ("f1", 0.01));
+        assert!(
+            (gained - 0.1).abs() < 1e-12 && (g - 4.0).abs() < 1e-9,
+            "{g}"
+        );
     }
 }

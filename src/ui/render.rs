@@ -719,6 +719,12 @@ fn draw_progress(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Th
     } else if let Some(g) = d.per_loss_hundredth() {
         extra.push(format!("{} CO2e per 0.01 loss", fmt_co2e_g(g)));
     }
+    if let Some((name, gained, unit, g)) = d.per_metric_unit() {
+        extra.push(format!(
+            "{name} +{gained:.3}: {} CO2e per {unit}",
+            fmt_co2e_g(g)
+        ));
+    }
     if let Some(e) = p.epoch {
         extra.push(format!("epoch {e}"));
     }
@@ -761,9 +767,23 @@ fn draw_progress(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Th
         Line::styled(fmt_co2e_g(xb[0]), st),
         Line::styled(fmt_co2e_g(xb[1]), st),
     ];
+    // With room, the milestone table beside the chart: each whole point first reached, its
+    // cumulative kWh and gCO2e, and what that one point cost (DESIGN.md §5).
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let (chart_area, table_area) =
+        if ycol == col::ACCURACY && inner.width >= 90 && d.milestones.len() > 1 {
+            let [a, b] =
+                Layout::horizontal([Constraint::Min(40), Constraint::Length(44)]).areas(inner);
+            (a, Some(b))
+        } else {
+            (inner, None)
+        };
+    if let Some(ta) = table_area {
+        draw_milestones(f, ta, d, th);
+    }
     let (yb, yl) = y_bounds(&[&data], false, |v| format!("{v:.1}"), th);
     let chart = Chart::new(vec![dataset(String::new(), &data, color)])
-        .block(block)
         .x_axis(
             Axis::default()
                 .title(Span::styled("CO2e", st))
@@ -778,7 +798,41 @@ fn draw_progress(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Th
                 .labels(yl)
                 .style(Style::new().fg(th.border)),
         );
-    f.render_widget(chart, area);
+    f.render_widget(chart, chart_area);
+}
+
+/// The milestone table: the latest points that fit, newest last, and how the last point's
+/// cost compares with the first's (diminishing returns made visible).
+fn draw_milestones(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme) {
+    let m = Style::new().fg(th.muted);
+    let mut lines = vec![Line::styled("  pt  at       kWh      gCO2e    this pt", m)];
+    let ms = &d.milestones;
+    let room = (area.height as usize).saturating_sub(3).max(1);
+    let from = ms.len().saturating_sub(room).max(1);
+    for i in from..ms.len() {
+        let (a, b) = (ms[i - 1], ms[i]);
+        lines.push(Line::raw(format!(
+            "  {:<3} {:<7}  {:<7}  {:<7}  {}",
+            b.point,
+            clock(b.elapsed_s),
+            fmt_sig(b.energy_kwh),
+            fmt_sig(b.co2e_g),
+            fmt_co2e_g(b.co2e_g - a.co2e_g)
+        )));
+    }
+    if let Some(first) = ms
+        .windows(2)
+        .map(|w| w[1].co2e_g - w[0].co2e_g)
+        .find(|g| *g > 0.0)
+        && let Some((p, last, _)) = d.last_point_cost()
+        && last > 0.0
+    {
+        lines.push(Line::styled(
+            format!(" point {p} cost {:.1}× the first", last / first),
+            Style::new().fg(th.carbon),
+        ));
+    }
+    f.render_widget(Paragraph::new(lines), area);
 }
 
 fn draw_output(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme, focus: bool) {

@@ -323,6 +323,7 @@ mod tests {
             samples_path: None,
             mode: Mode::Live,
             target: None,
+            target_metric: None,
         })
     }
 
