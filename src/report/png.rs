@@ -158,10 +158,12 @@ pub fn summary_lines(d: &Dashboard, title: &str) -> Vec<(String, bool)> {
         Some((gained, g, kwh)) => {
             l.push((format!("accuracy +{gained:.1} pt"), true));
             l.push((
+                // DISCO's style: each point of accuracy in energy and tree-days.
                 format!(
-                    "average  {} · {} per pt",
+                    "average  {} · {} per pt ({} tree-days)",
                     fmt_co2e_g(g),
-                    fmt_energy_kwh(kwh)
+                    fmt_energy_kwh(kwh),
+                    fmt_sig(crate::engine::constants::tree_days(g))
                 ),
                 false,
             ));

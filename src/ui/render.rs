@@ -1,6 +1,7 @@
 //! The screen: a pure function of the dashboard, the screen state and the theme (DESIGN.md §7).
 //! Nothing here samples, accounts or touches the terminal; it only draws into a frame.
 
+use crate::engine::constants::{BYTES_PER_GB, NETWORK_KWH_PER_GB, NETWORK_KWH_PER_GB_LOW};
 use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh, fmt_power};
 use crate::ui::model::{Dashboard, Mode, Target, col};
 use crate::ui::state::{KEYS, Panel, UiState, window_label};
@@ -597,14 +598,31 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
             ),
             th.text,
         ),
-        row(
-            "mean",
-            t.mean_intensity().map_or("—".into(), |i| {
-                format!("{i:.0} gCO2e/kWh · PUE {:.2}", d.info.pue)
-            }),
-            th.text,
-        ),
     ]);
+    // Communication: bytes × kWh/GB × PUE × mean intensity, at both ends of the published
+    // kWh/GB range (CCF/IF 0.001 … CUMULATOR 0.069: sources disagree by 70×, so a band).
+    let bytes = (t.net_rx_bytes + t.net_tx_bytes) as f64;
+    if bytes > 0.0
+        && let Some(i) = t.mean_intensity()
+    {
+        let g = |kwh_per_gb: f64| bytes / BYTES_PER_GB * kwh_per_gb * d.info.pue * i;
+        lines.push(row(
+            "comms",
+            format!(
+                "{}–{} CO2e",
+                fmt_co2e_g(g(NETWORK_KWH_PER_GB_LOW)),
+                fmt_co2e_g(g(NETWORK_KWH_PER_GB))
+            ),
+            th.network,
+        ));
+    }
+    lines.extend([row(
+        "mean",
+        t.mean_intensity().map_or("—".into(), |i| {
+            format!("{i:.0} gCO2e/kWh · PUE {:.2}", d.info.pue)
+        }),
+        th.text,
+    )]);
     if let Some(p) = &d.info.samples_path {
         lines.push(Line::styled(format!("→ {p}"), m));
     }
