@@ -86,12 +86,29 @@ pub struct ToGo {
 /// Epoch or milestone changes the rate is measured over (the latest ones).
 const RATE_MARKS: usize = 5;
 
-/// The first accuracy seen, with the cumulative figures at that moment.
+/// The first value of a progress figure (accuracy, loss, a named metric), with the cumulative
+/// figures at that moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProgressStart {
+    /// The figure's value (named for accuracy, the first use).
     pub accuracy: f64,
     pub co2e_g: f64,
     pub energy_kwh: f64,
+}
+
+impl ProgressStart {
+    /// Sets `slot` at the first tick where the figure has a value.
+    fn mark(slot: &mut Option<Self>, value: Option<f64>, t: &Tick) {
+        if slot.is_none()
+            && let Some(v) = value
+        {
+            *slot = Some(Self {
+                accuracy: v,
+                co2e_g: t.co2e_g,
+                energy_kwh: t.energy_kwh,
+            });
+        }
+    }
 }
 
 /// The moment a whole accuracy point was first reached (DESIGN.md §5 milestone table).
@@ -362,15 +379,7 @@ impl Dashboard {
             (Some(i), _) => self.intensity_since = Some((i, t.elapsed_s)),
             (None, _) => self.intensity_since = None,
         }
-        if self.progress_start.is_none()
-            && let Some(a) = t.progress.accuracy
-        {
-            self.progress_start = Some(ProgressStart {
-                accuracy: a,
-                co2e_g: t.co2e_g,
-                energy_kwh: t.energy_kwh,
-            });
-        }
+        ProgressStart::mark(&mut self.progress_start, t.progress.accuracy, t);
         if let Some(a) = t.progress.accuracy
             && a.is_finite()
         {
@@ -428,28 +437,13 @@ impl Dashboard {
                 self.epoch_marks.pop_front();
             }
         }
-        if self.loss_start.is_none()
-            && let Some(l) = t.progress.loss
-        {
-            self.loss_start = Some(ProgressStart {
-                accuracy: l,
-                co2e_g: t.co2e_g,
-                energy_kwh: t.energy_kwh,
-            });
-        }
-        if self.metric_start.is_none()
-            && let Some(v) = self
-                .info
-                .target_metric
-                .as_deref()
-                .and_then(|m| t.progress.metric(m))
-        {
-            self.metric_start = Some(ProgressStart {
-                accuracy: v,
-                co2e_g: t.co2e_g,
-                energy_kwh: t.energy_kwh,
-            });
-        }
+        ProgressStart::mark(&mut self.loss_start, t.progress.loss, t);
+        let metric = self
+            .info
+            .target_metric
+            .as_deref()
+            .and_then(|m| t.progress.metric(m));
+        ProgressStart::mark(&mut self.metric_start, metric, t);
         self.totals = totals;
         self.last = Some(t.clone());
     }
