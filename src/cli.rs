@@ -56,10 +56,34 @@ pub enum Command {
         cmd: Vec<String>,
     },
     /// Watch this machine on the live screen until `q` (the default command). Writes
-    /// samples.csv only when --out is given.
+    /// samples.csv only when --out is given. With --agent: the job across nodes instead.
     Watch {
         #[command(flatten)]
         opts: MeasureOpts,
+        /// A `carbontop serve` agent to aggregate (repeat for each node): per-node figures and
+        /// the job's totals, every --interval; an agent that stops answering keeps its last
+        /// values, marked stale.
+        #[arg(long = "agent", value_name = "HOST:PORT")]
+        agents: Vec<String>,
+    },
+    /// Headless agent: measure like `record` and serve GET /metrics (Prometheus text format)
+    /// for Prometheus or `watch --agent`. Never changes caps over HTTP.
+    Serve {
+        #[command(flatten)]
+        opts: MeasureOpts,
+        /// Address for /metrics; loopback unless you give another.
+        #[arg(long, default_value = crate::serve::DEFAULT_LISTEN, value_name = "ADDR")]
+        listen: String,
+        /// The `node` label (default: this machine's host name).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+        /// Serve a recording instead of this machine (played at --speed), then hold its totals
+        /// until stopped.
+        #[arg(long, value_name = "FILE")]
+        replay: Option<PathBuf>,
+        /// Playback speed of --replay: a factor or `max`.
+        #[arg(long, default_value = "1", value_parser = parse_speed)]
+        speed: Speed,
     },
     /// Measure this machine with no child command, until Ctrl-C, SIGTERM or --duration.
     Record {

@@ -10,6 +10,7 @@ pub mod control;
 pub mod engine;
 pub mod report;
 pub mod sample;
+pub mod serve;
 pub mod source;
 pub mod ui;
 
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
     use app::measure::{Job, measure};
     match cli.command.unwrap_or(Command::Watch {
         opts: cli::MeasureOpts::default(),
+        agents: Vec::new(),
     }) {
         Command::Run { opts, cmd } => {
             let s = config::resolve(&opts).map_err(AppError::Usage)?;
@@ -30,9 +32,23 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             let s = config::resolve(&opts).map_err(AppError::Usage)?;
             measure(&s, Job::Record)
         }
-        Command::Watch { opts } => {
+        Command::Watch { opts, agents } if !agents.is_empty() => {
+            let s = config::resolve(&opts).map_err(AppError::Usage)?;
+            app::aggregate::run(&s, &agents)
+        }
+        Command::Watch { opts, .. } => {
             let s = config::resolve(&opts).map_err(AppError::Usage)?;
             measure(&s, Job::Watch)
+        }
+        Command::Serve {
+            opts,
+            listen,
+            node,
+            replay,
+            speed,
+        } => {
+            let s = config::resolve(&opts).map_err(AppError::Usage)?;
+            app::serve::run(&s, &listen, node, replay.as_deref(), speed)
         }
         Command::Replay {
             file,
@@ -50,6 +66,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             quiet,
             headless,
             theme: theme.as_deref(),
+            exporter: None,
         }),
         Command::Estimate {
             gpu,

@@ -246,6 +246,8 @@ pub enum Job<'a> {
     Record,
     /// `watch`: this machine on the screen; samples.csv only with --out.
     Watch,
+    /// `serve`: this machine, headless, its figures at /metrics; samples.csv only with --out.
+    Serve { listen: &'a str, node: &'a str },
 }
 
 impl Job<'_> {
@@ -254,6 +256,7 @@ impl Job<'_> {
             Job::Run(c) => format!("run `{}`", c.join(" ")),
             Job::Record => "record".into(),
             Job::Watch => "watch".into(),
+            Job::Serve { node, .. } => format!("serve ({node})"),
         }
     }
 }
@@ -311,14 +314,33 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     let themes = theme::resolve(settings.theme.as_deref(), theme::user_dir().as_deref())
         .map_err(AppError::Usage)?;
     let dir = match (job, &settings.out) {
-        (Job::Watch, None) => None,
+        (Job::Watch | Job::Serve { .. }, None) => None,
         _ => Some(out_dir(settings)),
     };
     let mut writer = match &dir {
         Some(d) => Some(open_writer(d, built.gpu_count, &parser.metric_names())?),
         None => None,
     };
-    let use_screen = screen::wanted(settings.headless);
+    let use_screen = screen::wanted(settings.headless || matches!(job, Job::Serve { .. }));
+    let exporter = match job {
+        Job::Serve { listen, node } => {
+            let ex = crate::serve::Exporter::new(crate::serve::AgentInfo {
+                node: node.to_owned(),
+                zone: settings
+                    .grid
+                    .zone
+                    .clone()
+                    .map_or("WORLD".into(), |z| z.to_uppercase()),
+                gpu_models: built.gpu_models.clone(),
+                pue: settings.pue,
+            })
+            .map_err(AppError::Runtime)?;
+            let at = ex.listen(listen).map_err(AppError::Usage)?;
+            say(&format!("serving /metrics on http://{at}/metrics"));
+            Some(ex)
+        }
+        _ => None,
+    };
     if !use_screen {
         for n in &built.notices {
             say(n);
@@ -485,6 +507,9 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                     && let Some(e) = write_tick(w, &tick, &mut write_failed)
                 {
                     tell(&mut screen, e);
+                }
+                if let Some(ex) = &exporter {
+                    ex.update(&tick, &ledger.totals());
                 }
                 // The governor decides for the next interval, on the forecast's mean over it
                 // where the provider has one.

@@ -1,6 +1,7 @@
 //! The edge of the program: builds sources from settings, runs the event loop of a measuring
 //! command (sampler, child process, signals), and drives the outputs.
 
+pub mod aggregate;
 pub mod caps;
 pub mod child;
 pub mod estimate;
@@ -8,6 +9,7 @@ pub mod measure;
 pub mod replay;
 pub mod report;
 pub mod screen;
+pub mod serve;
 
 /// A failure that ends the command, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]

@@ -31,6 +31,9 @@ pub struct ReplayOpts<'a> {
     pub quiet: bool,
     pub headless: bool,
     pub theme: Option<&'a str>,
+    /// `serve --replay`: every tick also goes to /metrics, and the totals are held there after
+    /// the end until a signal.
+    pub exporter: Option<crate::serve::Exporter>,
 }
 
 /// Speeds `<`/`>` move between; above the top is `max`.
@@ -181,9 +184,18 @@ fn replay_headless(o: &ReplayOpts<'_>, p: &mut Player) -> Result<bool, AppError>
         if let Some(e) = err {
             say(&e);
         }
+        if let Some(ex) = &o.exporter {
+            ex.update(&tick, &p.ledger.totals());
+        }
         if !o.quiet && o.speed != Speed::Max {
             eprintln!("{}", status_line(&tick, false));
         }
+    }
+    if o.exporter.is_some() {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        return Ok(false);
     }
     Ok(stop.load(Ordering::Relaxed))
 }

@@ -105,8 +105,7 @@ impl Http {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("--grid-url {base}: only http and https URLs"));
         }
-        // rustls with the ring provider; installing it twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        tls_ready();
         let mut b = reqwest::blocking::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
@@ -195,6 +194,12 @@ impl Http {
         String::from_utf8(body)
             .map_err(|_| FetchError::Malformed(format!("{path}: answer is not UTF-8")))
     }
+}
+
+/// Installs rustls' ring crypto provider for every reqwest client of the process (reqwest is
+/// built with `rustls-no-provider`); installing it twice is harmless.
+pub fn tls_ready() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// reqwest's error without its URL, with the causes that say what happened ("Connection refused").

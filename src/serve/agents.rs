@@ -1,0 +1,185 @@
+//! `watch --agent HOST:PORT`: scrapes carbontop agents' `/metrics` and sums them into the job's
+//! totals. An agent that does not answer keeps its last values, marked stale, and the totals
+//! say how many nodes are in them.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// One node's figures as its agent last reported them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Node {
+    pub agent: String,
+    pub node: String,
+    pub zone: String,
+    pub facility_w: f64,
+    pub facility_j: f64,
+    /// IT energy by component (J).
+    pub it_j: BTreeMap<String, f64>,
+    pub co2e_g: f64,
+    pub intensity: Option<f64>,
+    pub intensity_source: String,
+    /// Progress the node reports (epoch, step, accuracy_percent, loss).
+    pub progress: BTreeMap<String, f64>,
+    /// When the agent last answered, and the fault since, if any.
+    pub answered: Option<Instant>,
+    pub fault: Option<String>,
+}
+
+impl Node {
+    /// Network energy's share of the node's IT energy (the communication cost).
+    pub fn comms_share(&self) -> Option<f64> {
+        let it: f64 = self.it_j.values().sum();
+        (it > 0.0).then(|| self.it_j.get("network").copied().unwrap_or(0.0) / it)
+    }
+
+    /// gCO2e per unit of progress (per step, else per epoch): what a client-selection policy
+    /// weighs nodes by.
+    pub fn co2e_per_progress(&self) -> Option<(String, f64)> {
+        for k in ["step", "epoch"] {
+            if let Some(v) = self.progress.get(k).filter(|v| **v > 0.0) {
+                return Some((k.to_owned(), self.co2e_g / v));
+            }
+        }
+        None
+    }
+}
+
+/// Parses one agent's exposition into a Node.
+pub fn parse(agent: &str, text: &str) -> Result<Node, String> {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines)
+        .map_err(|e| format!("agent {agent}: not the Prometheus text format: {e}"))?;
+    let mut n = Node {
+        agent: agent.to_owned(),
+        ..Default::default()
+    };
+    let mut seen = false;
+    for s in &scrape.samples {
+        let v = match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => continue,
+        };
+        let label = |k: &str| s.labels.get(k).unwrap_or_default().to_owned();
+        if n.node.is_empty() {
+            n.node = label("node");
+        }
+        match s.metric.as_str() {
+            "carbontop_facility_power_watts" => n.facility_w = v,
+            "carbontop_facility_energy_joules_total" => n.facility_j = v,
+            "carbontop_energy_joules_total" => {
+                n.it_j.insert(label("component"), v);
+            }
+            "carbontop_co2e_grams_total" => {
+                n.co2e_g = v;
+                n.zone = label("zone");
+            }
+            "carbontop_grid_intensity_grams_per_kwh" => {
+                n.intensity = Some(v);
+                n.intensity_source = label("source");
+            }
+            "carbontop_progress" => {
+                n.progress.insert(label("metric"), v);
+            }
+            "carbontop_samples_total" => seen = true,
+            _ => {}
+        }
+    }
+    if !seen {
+        return Err(format!(
+            "agent {agent}: no carbontop_samples_total: not a carbontop agent?"
+        ));
+    }
+    Ok(n)
+}
+
+/// The agents and what they last said.
+pub struct Agents {
+    client: reqwest::blocking::Client,
+    pub nodes: Vec<Node>,
+}
+
+impl Agents {
+    pub fn new(addrs: &[String]) -> Result<Self, String> {
+        crate::source::grid::http::tls_ready();
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .no_proxy()
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        let nodes = addrs
+            .iter()
+            .map(|a| Node {
+                agent: a.clone(),
+                node: a.clone(),
+                ..Default::default()
+            })
+            .collect();
+        Ok(Self { client, nodes })
+    }
+
+    /// Asks every agent once; an agent that fails keeps its last figures, with the fault.
+    pub fn scrape(&mut self) {
+        for n in &mut self.nodes {
+            let url = format!("http://{}/metrics", n.agent);
+            let got = self
+                .client
+                .get(&url)
+                .send()
+                .and_then(reqwest::blocking::Response::error_for_status)
+                .and_then(reqwest::blocking::Response::text)
+                .map_err(|e| format!("agent {}: {}", n.agent, e.without_url()))
+                .and_then(|t| parse(&n.agent, &t));
+            match got {
+                Ok(mut fresh) => {
+                    fresh.answered = Some(Instant::now());
+                    *n = fresh;
+                }
+                Err(e) => n.fault = Some(e),
+            }
+        }
+    }
+
+    /// (facility kWh, gCO2e, nodes counted, nodes in all) over the nodes that ever answered.
+    pub fn totals(&self) -> (f64, f64, usize, usize) {
+        let counted: Vec<&Node> = self.nodes.iter().filter(|n| n.answered.is_some()).collect();
+        (
+            counted.iter().map(|n| n.facility_j).sum::<f64>() / crate::engine::constants::J_PER_KWH,
+            counted.iter().map(|n| n.co2e_g).sum(),
+            counted.len(),
+            self.nodes.len(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_exposition_and_rejects_others() {
+        let text = "# HELP carbontop_co2e_grams_total x\n# TYPE carbontop_co2e_grams_total counter\n\
+            carbontop_co2e_grams_total{node=\"n1\",zone=\"FR\"} 12.5\n\
+            # TYPE carbontop_facility_energy_joules_total counter\n\
+            carbontop_facility_energy_joules_total{node=\"n1\"} 3600000\n\
+            # TYPE carbontop_energy_joules_total counter\n\
+            carbontop_energy_joules_total{component=\"gpu\",node=\"n1\"} 900\n\
+            carbontop_energy_joules_total{component=\"network\",node=\"n1\"} 100\n\
+            # TYPE carbontop_progress gauge\ncarbontop_progress{metric=\"step\",node=\"n1\"} 50\n\
+            # TYPE carbontop_samples_total counter\ncarbontop_samples_total{node=\"n1\"} 3\n";
+        let n = parse("a:1", text).unwrap();
+        assert_eq!(
+            (n.node.as_str(), n.zone.as_str(), n.co2e_g),
+            ("n1", "FR", 12.5)
+        );
+        assert_eq!(n.facility_j, 3.6e6);
+        assert_eq!(n.comms_share(), Some(0.1));
+        assert_eq!(n.co2e_per_progress(), Some(("step".into(), 0.25)));
+        assert!(
+            parse("a:1", "up 1\n")
+                .unwrap_err()
+                .contains("not a carbontop agent")
+        );
+    }
+}

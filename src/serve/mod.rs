@@ -1,0 +1,315 @@
+//! Past one machine (issue 8): `carbontop serve` exposes the Ledger's figures at `/metrics` in
+//! the Prometheus text format (crate `prometheus`, served by `tiny_http`), named by Prometheus'
+//! conventions (base units, `_total` counters, labels for node, component, GPU and zone); and
+//! `watch --agent` scrapes such agents back (`agents.rs`). Nothing here can change a cap: the
+//! HTTP side only reads.
+
+pub mod agents;
+
+use crate::engine::{Tick, Totals};
+use prometheus::{CounterVec, Encoder, GaugeVec, Opts, Registry, TextEncoder};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// Static facts of this agent.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    pub node: String,
+    pub zone: String,
+    pub gpu_models: Vec<String>,
+    pub pue: f64,
+}
+
+struct Metrics {
+    registry: Registry,
+    power: GaugeVec,
+    facility_power: GaugeVec,
+    energy: CounterVec,
+    facility_energy: CounterVec,
+    co2e: CounterVec,
+    embodied: GaugeVec,
+    intensity: GaugeVec,
+    net_bytes: CounterVec,
+    gpu_power: GaugeVec,
+    gpu_energy: CounterVec,
+    gpu_util: GaugeVec,
+    gpu_cap: GaugeVec,
+    progress: GaugeVec,
+    samples: CounterVec,
+    /// What the counters have been advanced to (they only move by increments).
+    last_totals: Totals,
+    last_gpu_j: Vec<f64>,
+    last_net: (u64, u64),
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
+    let g = GaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn counter(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<CounterVec> {
+    let c = CounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+impl Metrics {
+    fn new() -> prometheus::Result<Self> {
+        let r = Registry::new();
+        Ok(Self {
+            power: gauge(
+                &r,
+                "carbontop_power_watts",
+                "IT power by component, average over the last interval",
+                &["node", "component"],
+            )?,
+            facility_power: gauge(
+                &r,
+                "carbontop_facility_power_watts",
+                "IT power × PUE",
+                &["node"],
+            )?,
+            energy: counter(
+                &r,
+                "carbontop_energy_joules_total",
+                "IT energy by component since the agent started",
+                &["node", "component"],
+            )?,
+            facility_energy: counter(
+                &r,
+                "carbontop_facility_energy_joules_total",
+                "Facility energy (IT × PUE) since the agent started",
+                &["node"],
+            )?,
+            co2e: counter(
+                &r,
+                "carbontop_co2e_grams_total",
+                "Operational carbon: sum over ticks of facility energy × the grid intensity then",
+                &["node", "zone"],
+            )?,
+            embodied: gauge(
+                &r,
+                "carbontop_embodied_co2e_grams",
+                "Embodied carbon amortised over the run (SCI M)",
+                &["node"],
+            )?,
+            intensity: gauge(
+                &r,
+                "carbontop_grid_intensity_grams_per_kwh",
+                "Grid carbon intensity now",
+                &["node", "zone", "source"],
+            )?,
+            net_bytes: counter(
+                &r,
+                "carbontop_network_bytes_total",
+                "Network traffic counted",
+                &["node", "direction"],
+            )?,
+            gpu_power: gauge(
+                &r,
+                "carbontop_gpu_power_watts",
+                "GPU power",
+                &["node", "gpu", "model"],
+            )?,
+            gpu_energy: counter(
+                &r,
+                "carbontop_gpu_energy_joules_total",
+                "GPU energy",
+                &["node", "gpu", "model"],
+            )?,
+            gpu_util: gauge(
+                &r,
+                "carbontop_gpu_utilization_ratio",
+                "GPU utilisation, 0–1",
+                &["node", "gpu", "model"],
+            )?,
+            gpu_cap: gauge(
+                &r,
+                "carbontop_gpu_power_cap_watts",
+                "GPU power-management limit",
+                &["node", "gpu", "model"],
+            )?,
+            progress: gauge(
+                &r,
+                "carbontop_progress",
+                "The run's progress: epoch, step, accuracy_percent, loss",
+                &["node", "metric"],
+            )?,
+            samples: counter(&r, "carbontop_samples_total", "Ticks accounted", &["node"])?,
+            registry: r,
+            last_totals: Totals::default(),
+            last_gpu_j: Vec::new(),
+            last_net: (0, 0),
+        })
+    }
+
+    fn update(&mut self, a: &AgentInfo, t: &Tick, tot: &Totals) {
+        let n = a.node.as_str();
+        for (c, w) in [
+            ("gpu", t.gpu_power_w),
+            ("cpu", t.cpu_power_w),
+            ("memory", t.mem_power_w),
+            ("network", t.net_power_w),
+        ] {
+            if let Some(w) = w {
+                self.power.with_label_values(&[n, c]).set(w);
+            }
+        }
+        if let Some(w) = t.total_power_w {
+            self.facility_power.with_label_values(&[n]).set(w * a.pue);
+        }
+        let p = &self.last_totals;
+        let inc = |c: &CounterVec, labels: &[&str], now: f64, before: f64| {
+            if now > before {
+                c.with_label_values(labels).inc_by(now - before);
+            }
+        };
+        inc(&self.energy, &[n, "gpu"], tot.gpu_j, p.gpu_j);
+        inc(&self.energy, &[n, "cpu"], tot.cpu_j, p.cpu_j);
+        inc(&self.energy, &[n, "memory"], tot.mem_j, p.mem_j);
+        inc(&self.energy, &[n, "network"], tot.net_j, p.net_j);
+        inc(
+            &self.facility_energy,
+            &[n],
+            tot.energy_kwh * crate::engine::constants::J_PER_KWH,
+            p.energy_kwh * crate::engine::constants::J_PER_KWH,
+        );
+        inc(&self.co2e, &[n, &a.zone], tot.co2e_g, p.co2e_g);
+        if let Some(e) = t.embodied_co2e_g {
+            self.embodied.with_label_values(&[n]).set(e);
+        }
+        if let Some(i) = t.intensity_g_per_kwh {
+            self.intensity.reset();
+            self.intensity
+                .with_label_values(&[n, &a.zone, &t.intensity_source])
+                .set(i);
+        }
+        let (rx, tx) = (t.net_rx_bytes.unwrap_or(0), t.net_tx_bytes.unwrap_or(0));
+        inc(
+            &self.net_bytes,
+            &[n, "rx"],
+            rx as f64,
+            self.last_net.0 as f64,
+        );
+        inc(
+            &self.net_bytes,
+            &[n, "tx"],
+            tx as f64,
+            self.last_net.1 as f64,
+        );
+        self.last_net = (rx.max(self.last_net.0), tx.max(self.last_net.1));
+        self.last_gpu_j.resize(t.gpus.len(), 0.0);
+        for (i, g) in t.gpus.iter().enumerate() {
+            let model = a.gpu_models.get(i).map_or("GPU", String::as_str);
+            let labels = [n, &i.to_string(), model];
+            if let Some(w) = g.power_w {
+                self.gpu_power.with_label_values(&labels).set(w);
+            }
+            if let Some(j) = g.energy_j {
+                inc(&self.gpu_energy, &labels, j, self.last_gpu_j[i]);
+                self.last_gpu_j[i] = j.max(self.last_gpu_j[i]);
+            }
+            if let Some(u) = g.util_pct {
+                self.gpu_util.with_label_values(&labels).set(u / 100.0);
+            }
+            if let Some(c) = g.cap_w {
+                self.gpu_cap.with_label_values(&labels).set(c);
+            }
+        }
+        let pr = &t.progress;
+        for (m, v) in [
+            ("epoch", pr.epoch),
+            ("step", pr.step.map(|s| s as f64)),
+            ("accuracy_percent", pr.accuracy),
+            ("loss", pr.loss),
+        ] {
+            if let Some(v) = v {
+                self.progress.with_label_values(&[n, m]).set(v);
+            }
+        }
+        self.samples.with_label_values(&[n]).inc();
+        self.last_totals = *tot;
+    }
+}
+
+/// The `/metrics` side of an agent: updated by the run's loop, read by the HTTP thread.
+#[derive(Clone)]
+pub struct Exporter {
+    info: Arc<AgentInfo>,
+    metrics: Arc<Mutex<Metrics>>,
+}
+
+impl Exporter {
+    pub fn new(info: AgentInfo) -> Result<Self, String> {
+        let m = Metrics::new().map_err(|e| format!("cannot set up the metrics: {e}"))?;
+        Ok(Self {
+            info: Arc::new(info),
+            metrics: Arc::new(Mutex::new(m)),
+        })
+    }
+
+    /// Folds one tick (and the Ledger's totals after it) in.
+    pub fn update(&self, t: &Tick, totals: &Totals) {
+        let mut m = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        m.update(&self.info, t, totals);
+    }
+
+    /// The Prometheus text exposition of everything so far.
+    pub fn render(&self) -> String {
+        let m = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buf = Vec::new();
+        if TextEncoder::new()
+            .encode(&m.registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Serves `GET /metrics` on `addr` from a thread of its own; the address it listens on
+    /// (port 0 picks a free one).
+    pub fn listen(&self, addr: &str) -> Result<SocketAddr, String> {
+        let server = tiny_http::Server::http(addr)
+            .map_err(|e| format!("--listen {addr}: cannot listen: {e}"))?;
+        let local = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| format!("--listen {addr}: not an IP address"))?;
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("carbontop-serve".into())
+            .spawn(move || {
+                for req in server.incoming_requests() {
+                    let ok = req.method() == &tiny_http::Method::Get
+                        && req.url().split('?').next() == Some("/metrics");
+                    let resp = if ok {
+                        let ct = tiny_http::Header::from_bytes(
+                            "Content-Type",
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        );
+                        let r = tiny_http::Response::from_string(me.render());
+                        match ct {
+                            Ok(h) => r.with_header(h),
+                            Err(()) => r,
+                        }
+                    } else {
+                        tiny_http::Response::from_string("only GET /metrics is served here\n")
+                            .with_status_code(404)
+                    };
+                    let _ = req.respond(resp);
+                }
+            })
+            .map_err(|e| format!("cannot start the metrics server: {e}"))?;
+        Ok(local)
+    }
+}
+
+/// `--listen`: loopback unless an address is given explicitly.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";

@@ -1,0 +1,219 @@
+//! Past one machine: agents serving /metrics (fed by replayed fixtures) on 127.0.0.1, parsed
+//! with a Prometheus text parser, and an aggregator whose totals equal the sum of the parts.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// An agent process, killed when the test ends however it ends.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `serve --replay FILE --speed max` on a free loopback port: the agent and its address.
+fn agent(file: &str, node: &str) -> (Agent, String) {
+    let mut c = bin()
+        .args([
+            "serve",
+            "--quiet",
+            "--speed",
+            "max",
+            "--listen",
+            "127.0.0.1:0",
+            "--node",
+            node,
+            "--replay",
+        ])
+        .arg(fixture(file))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut err = BufReader::new(c.stderr.take().unwrap());
+    err.read_line(&mut line).unwrap();
+    // Keep reading, so the agent never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (Agent(c), addr)
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The agent's metrics once it has played its whole recording (`rows` ticks).
+fn metrics_when_done(addr: &str, rows: usize) -> prometheus_parse::Scrape {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = get(addr, "/metrics");
+        assert_eq!(status, 200);
+        let scrape =
+            prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        let done = scrape.samples.iter().any(|s| {
+            s.metric == "carbontop_samples_total"
+                && matches!(s.value, prometheus_parse::Value::Counter(v) if v as usize == rows)
+        });
+        if done {
+            return scrape;
+        }
+        assert!(
+            Instant::now() < end,
+            "agent at {addr} never finished its replay"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn value(s: &prometheus_parse::Scrape, metric: &str) -> f64 {
+    s.samples
+        .iter()
+        .find(|x| x.metric == metric)
+        .map(|x| match x.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+            _ => f64::NAN,
+        })
+        .unwrap_or_else(|| panic!("no {metric}"))
+}
+
+/// report --json's totals for a fixture.
+fn report(file: &str) -> (f64, f64) {
+    let o = bin()
+        .args(["report", "--json"])
+        .arg(fixture(file))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    (
+        v["runs"][0]["energy_kwh"].as_f64().unwrap(),
+        v["runs"][0]["co2e_g"].as_f64().unwrap(),
+    )
+}
+
+fn aggregate(addrs: &[&str], secs: &str) -> (String, String) {
+    let mut c = bin();
+    c.args([
+        "watch",
+        "--headless",
+        "--interval",
+        "200ms",
+        "--duration",
+        secs,
+    ]);
+    for a in addrs {
+        c.args(["--agent", a]);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    (String::from_utf8_lossy(&o.stdout).into_owned(), stderr(&o))
+}
+
+fn field(line: &str, k: &str) -> f64 {
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(&format!("{k}=")))
+        .map(num)
+        .unwrap_or_else(|| panic!("no {k} in {line}"))
+}
+
+#[test]
+fn two_agents_and_an_aggregator_give_totals_equal_to_the_sum() {
+    let (_a1, p1) = agent("traces/a40x4-cifar100.csv", "n1");
+    let (a2, p2) = agent("traces/a40x4-cifar100-cap200.csv", "n2");
+    let (r1, r2) = (
+        report("traces/a40x4-cifar100.csv"),
+        report("traces/a40x4-cifar100-cap200.csv"),
+    );
+    // Each agent's /metrics, parsed as Prometheus text, holds its recording's totals.
+    for ((addr, rows), (kwh, g)) in [(&p1, 348), (&p2, 357)].into_iter().zip([r1, r2]) {
+        let m = metrics_when_done(addr, rows);
+        assert!(close(
+            value(&m, "carbontop_facility_energy_joules_total") / 3.6e6,
+            kwh,
+            1e-9
+        ));
+        assert!(close(value(&m, "carbontop_co2e_grams_total"), g, 1e-9));
+        // Only GET /metrics is served: nothing else, and nothing that changes a cap.
+        assert_eq!(get(addr, "/caps").0, 404);
+    }
+    let (out, _) = aggregate(&[&p1, &p2], "0.5s");
+    let line = out.lines().last().unwrap();
+    assert!(line.starts_with("nodes=2/2 "), "{line}");
+    assert!(
+        close(field(line, "energy_kwh"), r1.0 + r2.0, 1e-9),
+        "{line}"
+    );
+    assert!(close(field(line, "co2e_g"), r1.1 + r2.1, 1e-9), "{line}");
+
+    // One agent goes away mid-watch: its last values stay in the totals, marked stale.
+    let mut watch = bin()
+        .args([
+            "watch",
+            "--headless",
+            "--interval",
+            "200ms",
+            "--duration",
+            "2s",
+        ])
+        .args(["--agent", &p1, "--agent", &p2])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    drop(a2);
+    let o = {
+        let st = watch.wait().unwrap();
+        let mut out = String::new();
+        watch
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let mut err = String::new();
+        watch
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(st.success(), "{err}");
+        (out, err)
+    };
+    let line = o.0.lines().last().unwrap();
+    assert!(line.starts_with("nodes=2/2 "), "{line}");
+    assert!(close(field(line, "co2e_g"), r1.1 + r2.1, 1e-9), "{line}");
+    assert!(
+        o.1.contains("its last values are kept, marked stale"),
+        "{}",
+        o.1
+    );
+    assert!(o.1.contains("(stale)"), "{}", o.1);
+}
