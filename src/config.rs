@@ -25,6 +25,9 @@ pub struct FileConfig {
     /// `--metric` patterns, NAME=REGEX each.
     pub metric: Option<Vec<String>>,
     pub metrics_file: Option<PathBuf>,
+    pub target_metric: Option<String>,
+    pub epochs: Option<f64>,
+    pub target_accuracy: Option<f64>,
     pub gpu_index: Option<Vec<u32>>,
     pub no_gpu: Option<bool>,
     pub governor: Option<String>,
@@ -199,6 +202,16 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
     let file_net = check(&p, "net_kwh_per_gb", file.net_kwh_per_gb, non_negative)?;
     let file_mem = check(&p, "memory_w_per_gib", file.memory_w_per_gib, non_negative)?;
     let file_embodied = check(&p, "embodied_kg", file.embodied_kg, non_negative)?;
+    let file_epochs = check(&p, "epochs", file.epochs, positive)?;
+    let file_target_acc = check(&p, "target_accuracy", file.target_accuracy, |v| {
+        if *v > 0.0 && *v <= 100.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{v}: an accuracy is a percentage, above 0 and at most 100"
+            ))
+        }
+    })?;
     let file_int = check(&p, "intensity", file.intensity, |v| {
         cli::parse_intensity(&v.to_string()).map(|_| ())
     })?;
@@ -316,9 +329,13 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
         metrics_file: cli.metrics_file.clone().or(file.metrics_file),
         target_metric: cli
             .target_metric
-            .as_ref()
+            .clone()
+            .or(file.target_metric)
             .map(|m| m.trim().to_ascii_lowercase()),
-        target: match (cli.epochs, cli.target_accuracy) {
+        target: match (
+            cli.epochs.or(file_epochs),
+            cli.target_accuracy.or(file_target_acc),
+        ) {
             (Some(n), _) => Some(crate::ui::model::Target::Epochs(n)),
             (None, Some(a)) => Some(crate::ui::model::Target::Accuracy(a)),
             (None, None) => None,
@@ -409,5 +426,31 @@ mod tests {
         assert!(resolve(&cli).unwrap_err().contains("`provider`"));
         std::fs::write(&f, "lat = 10.0\n").unwrap();
         assert!(resolve(&cli).unwrap_err().contains("`lat` and `lon`"));
+    }
+
+    #[test]
+    fn run_keys_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "epochs = 20.0\nmetric = [\"f1=F1 ([0-9.]+)\"]\ntarget_metric = \"F1\"\n\
+             governor = \"carbon\"\neta = 0.3\nembodied_kg = 100.0\n",
+        )
+        .unwrap();
+        let cli = MeasureOpts {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
+        let s = resolve(&cli).unwrap();
+        assert_eq!(s.target, Some(crate::ui::model::Target::Epochs(20.0)));
+        assert_eq!(s.metrics, ["f1=F1 ([0-9.]+)"]);
+        assert_eq!(s.target_metric.as_deref(), Some("f1"));
+        assert!(s.governor);
+        assert_eq!((s.eta, s.embodied_kg), (0.3, Some(100.0)));
+        std::fs::write(&f, "target_accuracy = 150.0\n").unwrap();
+        assert!(resolve(&cli).unwrap_err().contains("`target_accuracy`"));
+        std::fs::write(&f, "governor = \"max\"\n").unwrap();
+        assert!(resolve(&cli).unwrap_err().contains("`governor`"));
     }
 }
