@@ -60,9 +60,9 @@ pub enum Command {
     Watch {
         #[command(flatten)]
         opts: MeasureOpts,
-        /// A `carbontop serve` agent to aggregate (repeat for each node): per-node figures and
-        /// the job's totals, every --interval; an agent that stops answering keeps its last
-        /// values, marked stale.
+        /// A `carbontop serve` agent to aggregate (repeat for each node): the job's totals on
+        /// the screen and a row per node, every --interval; an agent that stops answering
+        /// keeps its last values, marked stale.
         #[arg(long = "agent", value_name = "HOST:PORT")]
         agents: Vec<String>,
     },

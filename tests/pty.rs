@@ -3,6 +3,8 @@
 //! the alternate screen (the terminal restored) on `q`, on SIGTERM, and at the end of a run.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -286,4 +288,18 @@ fn cap_keys_on_the_screen_and_q_puts_the_caps_back() {
     assert_eq!(code, 0, "{}", tail(&out));
     assert!(restored(&out));
     assert!(caps().contains("[300.0,300.0]"), "{}", caps());
+}
+
+#[test]
+fn watch_agents_on_the_screen_and_q_prints_the_totals() {
+    let (_agent, addr) = common::agent("traces/a40x4-cifar100.csv", "n1");
+    let Some(mut p) = Pty::start(&format!("watch --agent {addr} --interval 200ms")) else {
+        return;
+    };
+    assert!(p.wait_for(b"1 of 1 nodes", 20), "{}", tail(&p.text()));
+    p.keys("q");
+    let (code, out) = p.finish(10);
+    assert_eq!(code, 0, "{}", tail(&out));
+    assert!(restored(&out));
+    assert!(out.contains("nodes=1/1 energy_kwh="), "{}", tail(&out));
 }

@@ -5,52 +5,10 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// An agent process, killed when the test ends however it ends.
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `serve --replay FILE --speed max` on a free loopback port: the agent and its address.
-fn agent(file: &str, node: &str) -> (Agent, String) {
-    let mut c = bin()
-        .args([
-            "serve",
-            "--quiet",
-            "--speed",
-            "max",
-            "--listen",
-            "127.0.0.1:0",
-            "--node",
-            node,
-            "--replay",
-        ])
-        .arg(fixture(file))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut err = BufReader::new(c.stderr.take().unwrap());
-    err.read_line(&mut line).unwrap();
-    // Keep reading, so the agent never writes into a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    (Agent(c), addr)
-}
 
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();

@@ -3,13 +3,17 @@
 
 use crate::app::{AppError, say};
 use crate::config::Settings;
+use crate::engine::{Tick, Totals};
 use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh};
-use crate::serve::agents::Agents;
+use crate::serve::agents::{Agents, Node};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
+    if crate::app::screen::wanted(s.headless) {
+        return run_screen(s, addrs);
+    }
     let mut agents = Agents::new(addrs).map_err(AppError::Runtime)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
@@ -19,9 +23,6 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
     ] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| AppError::Runtime(format!("cannot install signal handlers: {e}")))?;
-    }
-    if !s.headless {
-        say("watch --agent shows the nodes headless (one line per node and the totals)");
     }
     let start = Instant::now();
     let mut said: Vec<Option<String>> = vec![None; addrs.len()];
@@ -77,4 +78,191 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
             std::thread::sleep(s.interval.min(std::time::Duration::from_millis(100)));
         }
     }
+}
+
+/// The job as one tick for the screen: components summed over the nodes that answered, energy
+/// and carbon as the agents counted them (facility, with each node's PUE), intensity weighted
+/// by each node's facility power now.
+fn job_tick(agents: &Agents, elapsed_s: f64, dt_s: f64, k: u64) -> (Tick, Totals) {
+    let live: Vec<&Node> = agents
+        .nodes
+        .iter()
+        .filter(|n| n.answered.is_some())
+        .collect();
+    let sum_w = |c: &str| {
+        live.iter()
+            .filter_map(|n| n.power_w.get(c))
+            .copied()
+            .reduce(|a, b| a + b)
+    };
+    let sum_j = |c: &str| live.iter().filter_map(|n| n.it_j.get(c)).sum::<f64>();
+    let (kwh, g, _, _) = agents.totals();
+    let fw: f64 = live.iter().map(|n| n.facility_w).sum();
+    let intensity = (fw > 0.0).then(|| {
+        live.iter()
+            .map(|n| n.facility_w * n.intensity.unwrap_or(0.0))
+            .sum::<f64>()
+            / fw
+    });
+    let parts = [
+        sum_w("gpu"),
+        sum_w("cpu"),
+        sum_w("memory"),
+        sum_w("network"),
+    ];
+    let tick = Tick {
+        timestamp: chrono::Utc::now(),
+        elapsed_s,
+        dt_s,
+        gpu_power_w: parts[0],
+        cpu_power_w: parts[1],
+        mem_power_w: parts[2],
+        net_rx_bytes: None,
+        net_tx_bytes: None,
+        net_power_w: parts[3],
+        total_power_w: parts.iter().flatten().copied().reduce(|a, b| a + b),
+        energy_kwh: kwh,
+        intensity_g_per_kwh: intensity,
+        intensity_source: "agents".into(),
+        co2e_g: g,
+        embodied_co2e_g: None,
+        progress: Default::default(),
+        power_cap_w: None,
+        gpus: Vec::new(),
+        cap_change: None,
+    };
+    let totals = Totals {
+        ticks: k,
+        elapsed_s,
+        gpu_j: sum_j("gpu"),
+        cpu_j: sum_j("cpu"),
+        mem_j: sum_j("memory"),
+        net_j: sum_j("network"),
+        energy_kwh: kwh,
+        co2e_g: g,
+        ..Default::default()
+    };
+    (tick, totals)
+}
+
+/// One line per node for the screen's pane.
+fn node_line(n: &Node) -> String {
+    let stale = if n.fault.is_some() { "  (stale)" } else { "" };
+    let comms = n
+        .comms_share()
+        .map_or("—".into(), |c| format!("{:.1}%", c * 100.0));
+    let per = n.co2e_per_progress().map_or(String::new(), |(k, g)| {
+        format!("  {} per {k}", fmt_co2e_g(g))
+    });
+    format!(
+        "{} [{}]  {:.1} W  {}  {} CO2e  comms {comms}  {}{per}{stale}",
+        n.node,
+        n.agent,
+        n.facility_w,
+        fmt_energy_kwh(n.facility_j / crate::engine::constants::J_PER_KWH),
+        fmt_co2e_g(n.co2e_g),
+        n.intensity.map_or("—".into(), |i| format!(
+            "{i:.0} g/kWh {}",
+            n.intensity_source
+        )),
+    )
+}
+
+enum Ev {
+    Input(ratatui::crossterm::event::Event),
+    Signal,
+}
+
+/// The same, on the live screen: the job's power, energy, carbon and intensity in the usual
+/// panels, the nodes in the pane below; `q` quits.
+fn run_screen(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
+    use crate::app::screen::{self, Screen};
+    use crate::ui::model::{Dashboard, Mode, RunInfo};
+    use crate::ui::state::{Effect, UiState};
+    use ratatui::crossterm::event::Event as CtEvent;
+    let mut agents = Agents::new(addrs).map_err(AppError::Runtime)?;
+    let themes =
+        crate::ui::theme::resolve(s.theme.as_deref(), crate::ui::theme::user_dir().as_deref())
+            .map_err(AppError::Usage)?;
+    let (tx, rx) = std::sync::mpsc::channel::<Ev>();
+    let sig = {
+        let tx = tx.clone();
+        crate::app::spawn_signal_thread(move |_| tx.send(Ev::Signal).is_ok())?
+    };
+    let info = RunInfo {
+        title: format!("watch {} agent(s)", addrs.len()),
+        zone: "per node".into(),
+        pue: 1.0,
+        cpu_estimate: false,
+        gpus: Vec::new(),
+        cap_mode: "per node".into(),
+        samples_path: None,
+        mode: Mode::Live,
+        target: None,
+        target_metric: None,
+    };
+    let mut sc = Screen::start(
+        Dashboard::new(info),
+        UiState::new(themes.0, themes.1, false, true),
+    )
+    .map_err(AppError::Runtime)?;
+    {
+        let tx = tx.clone();
+        screen::spawn_input(move |e| tx.send(Ev::Input(e)).is_ok()).map_err(AppError::Runtime)?;
+    }
+    drop(tx);
+    let start = Instant::now();
+    let mut next = start;
+    let mut k = 0u64;
+    let mut last_elapsed = 0.0;
+    loop {
+        if Instant::now() >= next {
+            agents.scrape();
+            let elapsed = start.elapsed().as_secs_f64();
+            let (tick, totals) = job_tick(&agents, elapsed, elapsed - last_elapsed, k);
+            last_elapsed = elapsed;
+            k += 1;
+            // The job's PUE: facility over IT power, for the "now" figures.
+            if let Some(it) = tick.total_power_w.filter(|w| *w > 0.0) {
+                let fw: f64 = agents
+                    .nodes
+                    .iter()
+                    .filter(|n| n.answered.is_some())
+                    .map(|n| n.facility_w)
+                    .sum();
+                sc.dash.info.pue = (fw / it).max(1.0);
+            }
+            sc.dash.push(&tick, totals);
+            sc.dash.output.clear();
+            for n in &agents.nodes {
+                sc.dash.push_output(&node_line(n));
+            }
+            let (_, _, counted, all) = agents.totals();
+            sc.dash.info.zone = format!("{counted} of {all} nodes");
+            if let Some(f) = agents.nodes.iter().find_map(|n| n.fault.clone()) {
+                sc.dash.warn(f);
+            }
+            sc.draw();
+            next += s.interval;
+        }
+        if s.duration.is_some_and(|d| start.elapsed() >= d) {
+            break;
+        }
+        match crate::app::recv_until(&rx, Some(next)) {
+            Ok(Some(Ev::Input(CtEvent::Key(key)))) => {
+                match sc.ui.handle_key(key, &sc.dash, false) {
+                    Some(Effect::Quit | Effect::Interrupt) => break,
+                    _ => sc.draw(),
+                }
+            }
+            Ok(Some(Ev::Input(_))) => sc.draw(),
+            Ok(Some(Ev::Signal)) | Err(_) => break,
+            Ok(None) => {}
+        }
+    }
+    sig.close();
+    drop(sc);
+    let (kwh, g, counted, all) = agents.totals();
+    println!("nodes={counted}/{all} energy_kwh={kwh} co2e_g={g}");
+    Ok(0)
 }

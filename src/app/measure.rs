@@ -332,7 +332,6 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                     .clone()
                     .map_or("WORLD".into(), |z| z.to_uppercase()),
                 gpu_models: built.gpu_models.clone(),
-                pue: settings.pue,
             })
             .map_err(AppError::Runtime)?;
             let at = ex.listen(listen).map_err(AppError::Usage)?;
@@ -509,7 +508,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                     tell(&mut screen, e);
                 }
                 if let Some(ex) = &exporter {
-                    ex.update(&tick, &ledger.totals());
+                    ex.update(&tick, &ledger.totals(), settings.pue);
                 }
                 // The governor decides for the next interval, on the forecast's mean over it
                 // where the provider has one.

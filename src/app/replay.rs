@@ -185,7 +185,7 @@ fn replay_headless(o: &ReplayOpts<'_>, p: &mut Player) -> Result<bool, AppError>
             say(&e);
         }
         if let Some(ex) = &o.exporter {
-            ex.update(&tick, &p.ledger.totals());
+            ex.update(&tick, &p.ledger.totals(), p.ledger.config().pue);
         }
         if !o.quiet && o.speed != Speed::Max {
             eprintln!("{}", status_line(&tick, false));

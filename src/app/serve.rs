@@ -35,7 +35,6 @@ pub fn run(
                 node,
                 zone,
                 gpu_models: Vec::new(),
-                pue: s.pue,
             })
             .map_err(AppError::Runtime)?;
             let at = ex.listen(listen).map_err(AppError::Usage)?;

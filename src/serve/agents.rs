@@ -13,6 +13,8 @@ pub struct Node {
     pub zone: String,
     pub facility_w: f64,
     pub facility_j: f64,
+    /// IT power by component (W), over the agent's last interval.
+    pub power_w: BTreeMap<String, f64>,
     /// IT energy by component (J).
     pub it_j: BTreeMap<String, f64>,
     pub co2e_g: f64,
@@ -67,6 +69,9 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, String> {
         }
         match s.metric.as_str() {
             "carbontop_facility_power_watts" => n.facility_w = v,
+            "carbontop_power_watts" => {
+                n.power_w.insert(label("component"), v);
+            }
             "carbontop_facility_energy_joules_total" => n.facility_j = v,
             "carbontop_energy_joules_total" => {
                 n.it_j.insert(label("component"), v);

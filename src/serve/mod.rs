@@ -17,7 +17,6 @@ pub struct AgentInfo {
     pub node: String,
     pub zone: String,
     pub gpu_models: Vec<String>,
-    pub pue: f64,
 }
 
 struct Metrics {
@@ -149,7 +148,7 @@ impl Metrics {
         })
     }
 
-    fn update(&mut self, a: &AgentInfo, t: &Tick, tot: &Totals) {
+    fn update(&mut self, a: &AgentInfo, t: &Tick, tot: &Totals, pue: f64) {
         let n = a.node.as_str();
         for (c, w) in [
             ("gpu", t.gpu_power_w),
@@ -162,7 +161,7 @@ impl Metrics {
             }
         }
         if let Some(w) = t.total_power_w {
-            self.facility_power.with_label_values(&[n]).set(w * a.pue);
+            self.facility_power.with_label_values(&[n]).set(w * pue);
         }
         let p = &self.last_totals;
         let inc = |c: &CounterVec, labels: &[&str], now: f64, before: f64| {
@@ -254,10 +253,10 @@ impl Exporter {
         })
     }
 
-    /// Folds one tick (and the Ledger's totals after it) in.
-    pub fn update(&self, t: &Tick, totals: &Totals) {
+    /// Folds one tick (and the Ledger's totals after it, and its PUE) in.
+    pub fn update(&self, t: &Tick, totals: &Totals, pue: f64) {
         let mut m = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
-        m.update(&self.info, t, totals);
+        m.update(&self.info, t, totals, pue);
     }
 
     /// The Prometheus text exposition of everything so far.

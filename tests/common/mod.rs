@@ -4,8 +4,9 @@
 
 pub mod fake_api;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_carbontop"));
@@ -72,4 +73,46 @@ pub fn assert_one_line_error(o: &Output, what: &str) {
     assert!(lines[0].starts_with("carbontop: "), "{err}");
     assert!(lines[0].contains(what), "{what:?} not named in: {err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// An agent process, killed when the test ends however it ends.
+pub struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `serve --replay FILE --speed max` on a free loopback port: the agent and its address.
+pub fn agent(file: &str, node: &str) -> (Agent, String) {
+    let mut c = bin()
+        .args([
+            "serve",
+            "--quiet",
+            "--speed",
+            "max",
+            "--listen",
+            "127.0.0.1:0",
+            "--node",
+            node,
+            "--replay",
+        ])
+        .arg(fixture(file))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut err = BufReader::new(c.stderr.take().unwrap());
+    err.read_line(&mut line).unwrap();
+    // Keep reading, so the agent never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (Agent(c), addr)
 }
