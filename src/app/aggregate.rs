@@ -38,24 +38,7 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
         }
         if !s.quiet {
             for n in &agents.nodes {
-                let stale = if n.fault.is_some() { " (stale)" } else { "" };
-                let comms = n
-                    .comms_share()
-                    .map_or("—".into(), |c| format!("{:.1}%", c * 100.0));
-                let per = n.co2e_per_progress().map_or(String::new(), |(k, g)| {
-                    format!(", {} per {k}", fmt_co2e_g(g))
-                });
-                eprintln!(
-                    "  {:<20} {:>9.1} W  {}  {} CO2e  comms {comms}  grid {}{per}{stale}",
-                    format!("{} [{}]", n.node, n.agent),
-                    n.facility_w,
-                    fmt_energy_kwh(n.facility_j / crate::engine::constants::J_PER_KWH),
-                    fmt_co2e_g(n.co2e_g),
-                    n.intensity.map_or("—".into(), |i| format!(
-                        "{i:.0} g/kWh {}",
-                        n.intensity_source
-                    )),
-                );
+                eprintln!("  {}", node_line(n));
             }
         }
         let (kwh, g, counted, all) = agents.totals();
