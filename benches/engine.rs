@@ -61,6 +61,7 @@ fn sample(k: u64) -> Sample {
             loss: Some(1.0 / (1.0 + t)),
             metrics: vec![("f1".into(), 0.5)],
         },
+        process: None,
     }
 }
 

@@ -121,6 +121,14 @@ impl Progress {
     }
 }
 
+/// CPU time counters of the watched process tree and of the whole machine (clock ticks).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessCpu {
+    pub tree_ticks: u64,
+    /// The machine's CPU time less idle and iowait.
+    pub busy_ticks: u64,
+}
+
 /// One tick.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -135,4 +143,6 @@ pub struct Sample {
     pub net: Option<NetReading>,
     pub intensity: Option<Intensity>,
     pub progress: Progress,
+    /// `run -- CMD`: the command's process tree against the machine.
+    pub process: Option<ProcessCpu>,
 }

@@ -802,3 +802,31 @@ fn a_metrics_file_written_elsewhere_is_followed() {
     let last = rows.last().unwrap();
     assert_eq!((last[acc].as_str(), last[epoch].as_str()), ("68", "2"));
 }
+
+#[test]
+fn the_commands_share_of_a_shared_machine_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = quick("run", &dir.path().join("r"))
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("the command's processes: "))
+        .unwrap_or_else(|| panic!("no process share in {err}"));
+    let pct: f64 = line
+        .split("processes: ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .map(num)
+        .unwrap();
+    // A busy shell loop: a real part of the busy time, never more than all of it.
+    assert!(pct > 0.0 && pct <= 100.0, "{line}");
+}

@@ -113,6 +113,7 @@ fn job_tick(agents: &Agents, elapsed_s: f64, dt_s: f64, k: u64) -> (Tick, Totals
         power_cap_w: None,
         gpus: Vec::new(),
         cap_change: None,
+        process_cpu_w: None,
     };
     let totals = Totals {
         ticks: k,

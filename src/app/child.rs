@@ -91,6 +91,11 @@ impl Child {
         Ok(Self { pid })
     }
 
+    /// The command's process id.
+    pub fn id(&self) -> u32 {
+        u32::try_from(self.pid.as_raw()).unwrap_or(0)
+    }
+
     /// Sends a signal; a child already gone is not an error.
     pub fn signal(&self, sig: Signal) {
         let _ = kill(self.pid, sig);

@@ -388,9 +388,12 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     let mut grid_seen = 0u64;
     let mut grid_hint: Option<String> = None;
     let mut grid_slots: Vec<Slot> = Vec::new();
+    let sampler_state = Sampler::new(built.sources);
+    // The command's pid goes here once it runs: its process tree's CPU share is then read.
+    let pid_slot = sampler_state.pid_slot();
     let sampler = {
         let tx = tx.clone();
-        sampler::spawn(Sampler::new(built.sources), settings.interval, move |e| {
+        sampler::spawn(sampler_state, settings.interval, move |e| {
             tx.send(Event::Sampler(e)).is_ok()
         })
         .map_err(|e| AppError::Runtime(format!("cannot start the sampler: {e}")))?
@@ -411,7 +414,10 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
             match Child::spawn(c, output, &parser, move |e| {
                 let _ = tx.send(Event::Child(e));
             }) {
-                Ok(ch) => Some(ch),
+                Ok(ch) => {
+                    pid_slot.store(ch.id(), std::sync::atomic::Ordering::Relaxed);
+                    Some(ch)
+                }
                 Err(e) => {
                     sampler.stop();
                     sampler.join();
@@ -736,6 +742,17 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     }
     if let Some(h) = grid_hint {
         notes.push(h);
+    }
+    if totals.process_machine_cpu_j > 0.0 {
+        // After CodeCarbon's process mode: the command's share of the busy CPU time.
+        notes.push(format!(
+            "the command's processes: {:.1}% of the machine's busy CPU time, {} of its {} CPU energy",
+            totals.process_cpu_j / totals.process_machine_cpu_j * 100.0,
+            crate::report::summary::fmt_energy_kwh(totals.process_cpu_j / crate::engine::constants::J_PER_KWH),
+            crate::report::summary::fmt_energy_kwh(
+                totals.process_machine_cpu_j / crate::engine::constants::J_PER_KWH
+            ),
+        ));
     }
     if write_failed {
         notes.push("samples.csv could not be written completely (see the error above)".into());

@@ -80,6 +80,9 @@ pub struct Tick {
     /// Cap changes made during the interval this tick closes (set by the app, which makes
     /// them; the Ledger leaves it empty).
     pub cap_change: Option<String>,
+    /// `run -- CMD`: the CPU power attributed to the command's process tree (its share of the
+    /// machine's busy CPU time over the interval × the CPU power).
+    pub process_cpu_w: Option<f64>,
 }
 
 /// Cumulative totals, by component.
@@ -101,6 +104,10 @@ pub struct Totals {
     pub rapl_resets: u64,
     /// Ticks that wrapped a RAPL counter.
     pub rapl_wraps: u64,
+    /// CPU energy attributed to the watched process tree (J, IT), and the CPU energy of the
+    /// intervals it was measured over, for its share.
+    pub process_cpu_j: f64,
+    pub process_machine_cpu_j: f64,
 }
 
 impl Totals {
@@ -254,6 +261,21 @@ impl Ledger {
             self.totals.net_tx_bytes = n.tx_bytes;
         }
 
+        // The command's share of the machine's busy CPU time over this interval.
+        let share = match (s.process, prev.as_ref().and_then(|p| p.process)) {
+            (Some(c), Some(o)) if c.busy_ticks > o.busy_ticks => Some(
+                (c.tree_ticks.saturating_sub(o.tree_ticks) as f64
+                    / (c.busy_ticks - o.busy_ticks) as f64)
+                    .clamp(0.0, 1.0),
+            ),
+            (Some(c), Some(o)) if c.busy_ticks == o.busy_ticks => Some(0.0),
+            _ => None,
+        };
+        let process_cpu_w = share.zip(cpu_w).map(|(f, w)| f * w);
+        if let (Some(f), Some(j)) = (share, cpu_j) {
+            self.totals.process_cpu_j += f * j;
+            self.totals.process_machine_cpu_j += j;
+        }
         let it_j = gpu_sum_j + cpu_j.unwrap_or(0.0) + mem_j.unwrap_or(0.0) + net_j.unwrap_or(0.0);
         let facility_kwh = it_j * self.cfg.pue / J_PER_KWH;
 
@@ -304,6 +326,7 @@ impl Ledger {
             power_cap_w,
             gpus,
             cap_change: None,
+            process_cpu_w,
         };
         self.prev = Some(s);
         tick
@@ -411,6 +434,7 @@ mod tests {
                 source: "fixed".into(),
             }),
             progress: Progress::default(),
+            process: None,
         }
     }
 
@@ -603,6 +627,29 @@ mod tests {
                 .embodied_co2e_g,
             None
         );
+    }
+
+    #[test]
+    fn the_commands_cpu_share_is_its_part_of_the_busy_time() {
+        use crate::sample::ProcessCpu;
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut s = at(0.0);
+        s.cpu = CpuReading::Power(PowerReading::Average(100.0));
+        s.process = Some(ProcessCpu {
+            tree_ticks: 0,
+            busy_ticks: 1000,
+        });
+        l.push(s.clone());
+        s.elapsed_s = 10.0;
+        // 300 of the 400 busy ticks were the command's.
+        s.process = Some(ProcessCpu {
+            tree_ticks: 300,
+            busy_ticks: 1400,
+        });
+        let t = l.push(s);
+        assert!(close(t.process_cpu_w.unwrap_or(0.0), 75.0));
+        assert!(close(l.totals().process_cpu_j, 750.0));
+        assert!(close(l.totals().process_machine_cpu_j, 1000.0));
     }
 
     #[test]

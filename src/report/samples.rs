@@ -414,6 +414,7 @@ impl SamplesReader {
             net,
             intensity,
             progress,
+            process: None,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod gpu_nvml;
 pub mod grid;
 pub mod mem;
 pub mod net;
+pub mod process;
 pub mod progress;
 pub mod replay;
 pub mod sampler;

@@ -3,8 +3,11 @@
 
 use crate::sample::{CpuReading, Progress, Sample};
 use crate::source::grid::GridSource;
+use crate::source::process::ProcessTree;
 use crate::source::{CpuSource, GpuSource, MemSource, NetSource};
 use chrono::Utc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,6 +25,9 @@ pub struct Sources {
 pub struct Sampler {
     sources: Sources,
     start: Instant,
+    /// `run -- CMD`: the command's pid once it has started (0 until then).
+    pid: Arc<AtomicU32>,
+    tree: Option<ProcessTree>,
 }
 
 impl Sampler {
@@ -29,7 +35,14 @@ impl Sampler {
         Self {
             sources,
             start: Instant::now(),
+            pid: Arc::new(AtomicU32::new(0)),
+            tree: None,
         }
+    }
+
+    /// Where the app puts the command's pid, so its process tree's CPU share is read.
+    pub fn pid_slot(&self) -> Arc<AtomicU32> {
+        Arc::clone(&self.pid)
     }
 
     /// Takes one sample now; warnings the sources raised since the last call come with it.
@@ -60,6 +73,11 @@ impl Sampler {
         let net = s.net.as_mut().and_then(|n| n.read());
         let time = Utc::now();
         let elapsed_s = self.start.elapsed().as_secs_f64();
+        let pid = self.pid.load(Ordering::Relaxed);
+        if self.tree.is_none() && pid != 0 {
+            self.tree = Some(ProcessTree::new(pid, "/proc".into()));
+        }
+        let process = self.tree.as_mut().and_then(ProcessTree::read);
         let intensity = Some(s.grid.intensity(time));
         warnings.extend(s.grid.take_warning());
         (
@@ -72,6 +90,7 @@ impl Sampler {
                 net,
                 intensity,
                 progress,
+                process,
             },
             warnings,
         )

@@ -642,6 +642,7 @@ mod tests {
                 accuracy: acc,
                 ..Default::default()
             },
+            process: None,
         }
     }
 
