@@ -6,8 +6,7 @@ use crate::config::Settings;
 use crate::engine::{Tick, Totals};
 use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh};
 use crate::serve::agents::{Agents, Node};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
@@ -15,15 +14,7 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
         return run_screen(s, addrs);
     }
     let mut agents = Agents::new(addrs).map_err(AppError::Runtime)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| AppError::Runtime(format!("cannot install signal handlers: {e}")))?;
-    }
+    let stop = crate::app::stop_flag()?;
     let start = Instant::now();
     let mut said: Vec<Option<String>> = vec![None; addrs.len()];
     loop {
@@ -65,8 +56,8 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
 
 /// The job as one tick for the screen: components summed over the nodes that answered, energy
 /// and carbon as the agents counted them (facility, with each node's PUE), intensity weighted
-/// by each node's facility power now.
-fn job_tick(agents: &Agents, elapsed_s: f64, dt_s: f64, k: u64) -> (Tick, Totals) {
+/// by each node's facility power now; and the job's PUE now (facility over IT power).
+fn job_tick(agents: &Agents, elapsed_s: f64, dt_s: f64, k: u64) -> (Tick, Totals, Option<f64>) {
     let live: Vec<&Node> = agents
         .nodes
         .iter()
@@ -126,7 +117,11 @@ fn job_tick(agents: &Agents, elapsed_s: f64, dt_s: f64, k: u64) -> (Tick, Totals
         co2e_g: g,
         ..Default::default()
     };
-    (tick, totals)
+    let pue = tick
+        .total_power_w
+        .filter(|w| *w > 0.0)
+        .map(|it| (fw / it).max(1.0));
+    (tick, totals, pue)
 }
 
 /// One line per node for the screen's pane.
@@ -203,18 +198,12 @@ fn run_screen(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
         if Instant::now() >= next {
             agents.scrape();
             let elapsed = start.elapsed().as_secs_f64();
-            let (tick, totals) = job_tick(&agents, elapsed, elapsed - last_elapsed, k);
+            let (tick, totals, pue) = job_tick(&agents, elapsed, elapsed - last_elapsed, k);
             last_elapsed = elapsed;
             k += 1;
-            // The job's PUE: facility over IT power, for the "now" figures.
-            if let Some(it) = tick.total_power_w.filter(|w| *w > 0.0) {
-                let fw: f64 = agents
-                    .nodes
-                    .iter()
-                    .filter(|n| n.answered.is_some())
-                    .map(|n| n.facility_w)
-                    .sum();
-                sc.dash.info.pue = (fw / it).max(1.0);
+            // The job's PUE, for the "now" figures.
+            if let Some(p) = pue {
+                sc.dash.info.pue = p;
             }
             sc.dash.push(&tick, totals);
             sc.dash.output.clear();

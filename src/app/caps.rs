@@ -72,14 +72,7 @@ impl CapSide {
 
     fn stop_governor(&mut self) {
         if let Some(g) = self.governor.take() {
-            let s = g.savings;
-            let p = &mut self.past;
-            p.energy_j += s.energy_j;
-            p.uncapped_energy_j += s.uncapped_energy_j;
-            p.co2e_g += s.co2e_g;
-            p.uncapped_co2e_g += s.uncapped_co2e_g;
-            p.time_s += s.time_s;
-            p.uncapped_time_s += s.uncapped_time_s;
+            self.past.add(&g.savings);
         }
     }
 

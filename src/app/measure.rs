@@ -271,7 +271,7 @@ fn run_info(
 ) -> RunInfo {
     let zone = match (s.grid.intensity, s.grid.zone.as_deref()) {
         (Some(_), z) => format!("{} (fixed --intensity)", z.unwrap_or("—")),
-        (None, z) => z.map_or("WORLD".into(), |z| z.to_uppercase()),
+        (None, _) => s.grid.zone_label(),
     };
     RunInfo {
         title: job.title(),
@@ -326,11 +326,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         Job::Serve { listen, node } => {
             let ex = crate::serve::Exporter::new(crate::serve::AgentInfo {
                 node: node.to_owned(),
-                zone: settings
-                    .grid
-                    .zone
-                    .clone()
-                    .map_or("WORLD".into(), |z| z.to_uppercase()),
+                zone: settings.grid.zone_label(),
                 gpu_models: built.gpu_models.clone(),
             })
             .map_err(AppError::Runtime)?;
@@ -489,11 +485,12 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                 #[cfg(debug_assertions)]
                 test_panic(tick.elapsed_s);
                 if let Some(h) = &grid
-                    && h.version() != grid_seen
+                    && let v = h.version()
+                    && v != grid_seen
                 {
+                    grid_seen = v;
                     let info = grid_info(h, &tick, settings.duration);
                     grid_slots = info.slots.clone();
-                    grid_seen = h.version();
                     let hint = info.hint();
                     if hint != grid_hint {
                         if let Some(line) = &hint

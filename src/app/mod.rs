@@ -63,6 +63,18 @@ where
     Ok(handle)
 }
 
+/// A flag that SIGINT, SIGTERM and SIGHUP raise, for loops that poll rather than wait on
+/// events (headless replay, the headless aggregator).
+pub fn stop_flag() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, AppError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))
+            .map_err(|e| AppError::Runtime(format!("cannot install signal handlers: {e}")))?;
+    }
+    Ok(stop)
+}
+
 /// Waits for the next event until `deadline` (None: no deadline). Ok(None) when the deadline
 /// passed; Err when every sender is gone.
 pub fn recv_until<T>(

@@ -16,10 +16,8 @@ use crate::ui::model::{Dashboard, Mode, RunInfo};
 use crate::ui::state::{Effect, UiState};
 use crate::ui::theme;
 use ratatui::crossterm::event::Event as CtEvent;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -158,11 +156,7 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
 
 /// Plays to the end or a signal; true when stopped early.
 fn replay_headless(o: &ReplayOpts<'_>, p: &mut Player) -> Result<bool, AppError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [SIGINT, SIGTERM, SIGHUP] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| AppError::Runtime(format!("cannot install signal handlers: {e}")))?;
-    }
+    let stop = crate::app::stop_flag()?;
     let started = Instant::now();
     let mut first_elapsed = None;
     while !stop.load(Ordering::Relaxed) {

@@ -24,11 +24,7 @@ pub fn run(
     speed: Speed,
 ) -> Result<i32, AppError> {
     let node = node.unwrap_or_else(hostname);
-    let zone = s
-        .grid
-        .zone
-        .clone()
-        .map_or("WORLD".into(), |z| z.to_uppercase());
+    let zone = s.grid.zone_label();
     match replay {
         Some(file) => {
             let ex = Exporter::new(AgentInfo {

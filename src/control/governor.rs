@@ -159,6 +159,16 @@ pub struct Savings {
 }
 
 impl Savings {
+    /// Adds another stretch of governing (a governor switched off and on again).
+    pub fn add(&mut self, o: &Savings) {
+        self.energy_j += o.energy_j;
+        self.uncapped_energy_j += o.uncapped_energy_j;
+        self.co2e_g += o.co2e_g;
+        self.uncapped_co2e_g += o.uncapped_co2e_g;
+        self.time_s += o.time_s;
+        self.uncapped_time_s += o.uncapped_time_s;
+    }
+
     pub fn saved_g(&self) -> f64 {
         self.uncapped_co2e_g - self.co2e_g
     }

@@ -104,6 +104,15 @@ pub struct GridSettings {
     pub watttime_password: Option<Secret>,
 }
 
+impl GridSettings {
+    /// The zone as the screen and the metrics name it: upper case, WORLD when none is given.
+    pub fn zone_label(&self) -> String {
+        self.zone
+            .as_deref()
+            .map_or("WORLD".into(), str::to_uppercase)
+    }
+}
+
 /// Request timeout for every provider.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
