@@ -134,11 +134,11 @@ fn first_of<'a>(pairs: &'a [Pair], keys: &[&str]) -> Option<&'a Pair> {
 }
 
 /// Accuracy normalised to percent: a value ≤ 1 without a `%` is a fraction.
-fn as_percent(p: &Pair) -> f64 {
-    if p.percent || p.value > 1.0 {
-        p.value
+fn as_percent(value: f64, percent: bool) -> f64 {
+    if percent || value > 1.0 {
+        value
     } else {
-        p.value * 100.0
+        value * 100.0
     }
 }
 
@@ -157,7 +157,7 @@ pub fn parse_line(line: &str) -> Progress {
             .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v < 1e15)
             .map(|v| v as u64),
         accuracy: first_of(&ps, ACCURACY_KEYS)
-            .map(as_percent)
+            .map(|p| as_percent(p.value, p.percent))
             .filter(|v| (0.0..=100.0).contains(v)),
         loss: first_of(&ps, LOSS_KEYS).map(|p| p.value),
         metrics: Vec::new(),
@@ -244,12 +244,7 @@ impl Parser {
             };
             match field {
                 Field::Accuracy => {
-                    let pair = Pair {
-                        key: String::new(),
-                        value: v,
-                        percent,
-                    };
-                    p.accuracy = Some(as_percent(&pair)).filter(|a| (0.0..=100.0).contains(a));
+                    p.accuracy = Some(as_percent(v, percent)).filter(|a| (0.0..=100.0).contains(a));
                 }
                 Field::Loss => p.loss = Some(v),
                 Field::Epoch => p.epoch = Some(v).filter(|e| *e >= 0.0),
