@@ -96,6 +96,7 @@ fn engine(c: &mut Criterion) {
         mode: Mode::Live,
         target: None,
         target_metric: None,
+        embodied: None,
     };
     let mut g = c.benchmark_group("dashboard");
     g.throughput(Throughput::Elements(ticks.len() as u64));

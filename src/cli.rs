@@ -143,7 +143,8 @@ pub enum Command {
         theme: Option<String>,
     },
     /// What-if before any run: energy, operational and embodied carbon of N GPUs for H hours
-    /// in a zone, from rated power (Green Algorithms) and BLOOM's embodied constants.
+    /// in a zone, from rated power (Green Algorithms) and the embodied table (per GPU model,
+    /// with the published low–high range).
     Estimate {
         /// GPU model: h200, h100, h100-pcie, a100, a100-pcie, l40s, a40, a10, l4, t4, v100,
         /// v100-pcie, rtx4090, rtx3090, mi300x, mi250x.
@@ -256,8 +257,9 @@ pub struct MeasureOpts {
     /// The run stops at this accuracy (percent): the screen forecasts what reaching it costs.
     #[arg(long, value_parser = parse_percent, value_name = "A")]
     pub target_accuracy: Option<f64>,
-    /// Embodied emissions of this machine in kg CO2e (default: 150 per GPU + 2,500 for the
-    /// server, BLOOM), amortised over 6 years into samples.csv's embodied_co2e_g; 0 leaves it out.
+    /// Embodied emissions of this machine in kg CO2e (default: per GPU by model, e.g. 150 for
+    /// an A100 [BLOOM; range to 318, Chien et al.], + 2,500 for the server [BLOOM]), amortised
+    /// over 6 years into samples.csv's embodied_co2e_g; 0 leaves it out.
     #[arg(long, value_parser = parse_non_negative, value_name = "KG", allow_negative_numbers = true)]
     pub embodied_kg: Option<f64>,
     /// Simulate N NVIDIA A40s training CIFAR-100 instead of reading NVML: their power and speed

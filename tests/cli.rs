@@ -618,6 +618,10 @@ fn estimate_prints_figures_recomputable_from_the_cited_constants() {
     // BLOOM: (8 × 150 + 2,500) kg over 6 years, 24 h of it.
     let embodied = 3700e3 * 24.0 / (6.0 * 365.25 * 24.0);
     assert!(close(f("embodied_co2e_g"), embodied, 1e-12));
+    // The published range for an A100: BLOOM's 150 kg to Chien et al.'s 318 kg per GPU.
+    assert!(close(f("embodied_co2e_g_low"), embodied, 1e-12));
+    let high = (8.0 * 318.0 + 2500.0) * 1e3 * 24.0 / (6.0 * 365.25 * 24.0);
+    assert!(close(f("embodied_co2e_g_high"), high, 1e-12));
     let total = 76.8 * 56.0 + embodied;
     assert!(close(f("total_co2e_g"), total, 1e-12));
     assert!(close(

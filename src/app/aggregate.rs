@@ -179,6 +179,7 @@ fn run_screen(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
         mode: Mode::Live,
         target: None,
         target_metric: None,
+        embodied: None,
     };
     let mut sc = Screen::start(
         Dashboard::new(info),

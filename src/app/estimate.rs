@@ -63,7 +63,8 @@ pub fn run(o: &EstimateOpts<'_>) -> Result<i32, AppError> {
             "utilisation": o.utilisation, "pue": o.pue, "intensity_g_per_kwh": g_per_kwh,
             "servers": e.servers, "gpu_kwh": e.gpu_kwh, "memory_kwh": e.mem_kwh,
             "energy_kwh": e.energy_kwh, "operational_co2e_g": e.operational_g,
-            "embodied_co2e_g": e.embodied_g, "total_co2e_g": e.total_g,
+            "embodied_co2e_g": e.embodied_g, "embodied_co2e_g_low": e.embodied_low_g,
+            "embodied_co2e_g_high": e.embodied_high_g, "total_co2e_g": e.total_g,
             "tree_days": e.tree_days, "car_km": e.car_km,
         });
         println!(
@@ -78,11 +79,15 @@ pub fn run(o: &EstimateOpts<'_>) -> Result<i32, AppError> {
         o.hours,
         o.utilisation * 100.0
     );
+    let memory = if o.memory_gib > 0.0 {
+        format!("memory {}", fmt_energy_kwh(e.mem_kwh))
+    } else {
+        "memory not counted: --memory-gib".to_owned()
+    };
     println!(
-        "  energy       {} (GPUs {}, memory {}; PUE {})",
+        "  energy       {} (GPUs {}, {memory}; PUE {})",
         fmt_energy_kwh(e.energy_kwh),
         fmt_energy_kwh(e.gpu_kwh),
-        fmt_energy_kwh(e.mem_kwh),
         o.pue
     );
     println!(
@@ -90,8 +95,10 @@ pub fn run(o: &EstimateOpts<'_>) -> Result<i32, AppError> {
         fmt_co2e_g(e.operational_g)
     );
     println!(
-        "  embodied     {} CO2e ({} server(s), SCI M = TE × time / lifetime)",
+        "  embodied     {} CO2e (published range {}–{}; {} server(s), SCI M = TE × time / lifetime)",
         fmt_co2e_g(e.embodied_g),
+        fmt_co2e_g(e.embodied_low_g),
+        fmt_co2e_g(e.embodied_high_g),
         e.servers
     );
     println!("  total        {} CO2e", fmt_co2e_g(e.total_g));
@@ -99,6 +106,6 @@ pub fn run(o: &EstimateOpts<'_>) -> Result<i32, AppError> {
         "  ≈            {:.1} tree-days, {:.1} km by car",
         e.tree_days, e.car_km
     );
-    println!("  constants    {}", estimate::constants_note());
+    println!("  constants    {}", estimate::constants_note(name));
     Ok(0)
 }

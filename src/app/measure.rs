@@ -284,7 +284,16 @@ fn run_info(
         mode: Mode::Live,
         target: s.target,
         target_metric: s.target_metric.clone(),
+        embodied: Some(embodied_te(s, &built.gpu_models)),
     }
+}
+
+/// The TE behind embodied_co2e_g: `--embodied-kg` as given, else this machine's GPUs by model
+/// and one server (the embodied table in `engine::constants`, with its published range).
+fn embodied_te(s: &Settings, gpu_models: &[String]) -> crate::engine::constants::EmbodiedKg {
+    use crate::engine::constants::{EmbodiedKg, machine_embodied};
+    s.embodied_kg
+        .map_or_else(|| machine_embodied(gpu_models, 1), EmbodiedKg::exact)
 }
 
 /// Runs `run`, `record` or `watch`; returns the exit code.
@@ -344,10 +353,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     let mut ledger = Ledger::new(LedgerConfig {
         pue: settings.pue,
         net_kwh_per_gb: settings.net_kwh_per_gb,
-        // This machine: its GPUs and one server (BLOOM), unless --embodied-kg says otherwise.
-        embodied_kg: settings
-            .embodied_kg
-            .unwrap_or_else(|| crate::engine::constants::embodied_kg(built.gpu_count, 1)),
+        embodied_kg: embodied_te(settings, &built.gpu_models).kg,
     });
 
     let (tx, rx) = mpsc::channel::<Event>();

@@ -215,6 +215,8 @@ fn replay_info(p: &Player, speed: Option<f64>) -> RunInfo {
         },
         target: None,
         target_metric: None,
+        // The recording names no models, so no published range to show.
+        embodied: None,
     }
 }
 

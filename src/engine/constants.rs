@@ -50,19 +50,121 @@ pub const EMBODIED_KG_PER_SERVER: f64 = 2500.0;
 /// Expected hardware lifetime for the amortisation, years (BLOOM paper: 6 years).
 pub const HARDWARE_LIFETIME_YEARS: f64 = 6.0;
 
+/// Embodied emissions (TE, kgCO2e) with the spread of the published figures: the point value
+/// carbontop uses and the lowest and highest figure a cited source gives for the same thing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmbodiedKg {
+    pub kg: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl EmbodiedKg {
+    /// One figure, no spread (a server, or the user's own `--embodied-kg`).
+    pub const fn exact(kg: f64) -> Self {
+        EmbodiedKg {
+            kg,
+            low: kg,
+            high: kg,
+        }
+    }
+
+    /// The band as factors of the point value (low/kg, high/kg), or `None` when there is no
+    /// spread to show (DESIGN.md §5: show the range where sources disagree).
+    pub fn band_factors(&self) -> Option<(f64, f64)> {
+        (self.kg > 0.0 && (self.high - self.low) > 1e-9 * self.kg)
+            .then(|| (self.low / self.kg, self.high / self.kg))
+    }
+
+    fn add(self, o: EmbodiedKg) -> Self {
+        EmbodiedKg {
+            kg: self.kg + o.kg,
+            low: self.low + o.low,
+            high: self.high + o.high,
+        }
+    }
+}
+
+/// One row of the embodied table: a class of GPU, the names that select it, its figures and
+/// where they come from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GpuEmbodied {
+    /// Lower-case fragments of the model name (NVML's `NVIDIA A100-SXM4-80GB`, `estimate`'s
+    /// `NVIDIA A100 SXM`); the first row with a fragment in the name wins.
+    pub matches: &'static [&'static str],
+    pub class: &'static str,
+    pub te: EmbodiedKg,
+    pub source: &'static str,
+}
+
+/// Embodied emissions per GPU card, cradle to gate, by model (overridable with
+/// `--embodied-kg` / `embodied_kg`). Published figures for the same card disagree by 2× and
+/// more, so each row carries its band:
+/// - BLOOM paper (Luccioni et al., JMLR 2023): 150 kg per A100 (SXM4 80 GB, Jean Zay nodes).
+/// - Chien et al., "Reducing the Carbon Impact of Generative AI Inference (today and in 2035)",
+///   HotCarbon '23: 318 kg per A100, an eighth of an 8-GPU instance's hardware (host included).
+/// - ADEME / Hubblo parametric GPU model (Lees-Perasso, Ekchajzer, Roussilhe & De Latour, "Life
+///   cycle assessments of GPUs for artificial intelligence", ADEME 2026): 181 kg for an A100
+///   PCIe 40 GB, inside the band above.
+/// - EcoInfo (CNRS) Ecodiag: 60 kg for a "powerful GPU" (graphics card), relative uncertainty
+///   hypot(0.6, 0.6) ≈ 0.85, so 9–111 kg.
+///
+/// No model-specific LCA has been published for the other data-centre parts (H100, H200, L40S,
+/// MI300X, …): they take BLOOM's 150 kg with the whole published range, Ecodiag's 60 kg to
+/// Chien's 318 kg.
+pub const GPU_EMBODIED: &[GpuEmbodied] = &[
+    GpuEmbodied {
+        matches: &["a100"],
+        class: "NVIDIA A100",
+        te: EmbodiedKg {
+            kg: 150.0,
+            low: 150.0,
+            high: 318.0,
+        },
+        source: "BLOOM (Luccioni et al. 2023) 150 kg; Chien et al. HotCarbon'23 318 kg",
+    },
+    GpuEmbodied {
+        matches: &["geforce", "rtx", "titan", "quadro"],
+        class: "graphics card",
+        te: EmbodiedKg {
+            kg: 60.0,
+            low: 9.0,
+            high: 111.0,
+        },
+        source: "EcoInfo Ecodiag 60 kg ± 85%",
+    },
+    GpuEmbodied {
+        matches: &[""],
+        class: "data-centre GPU",
+        te: EmbodiedKg {
+            kg: EMBODIED_KG_PER_GPU,
+            low: 60.0,
+            high: 318.0,
+        },
+        source: "BLOOM 150 kg; range Ecodiag 60 kg – Chien et al. 318 kg",
+    },
+];
+
+/// The embodied row for a GPU model name (never fails: the last row takes any name).
+pub fn gpu_embodied(model: &str) -> &'static GpuEmbodied {
+    let m = model.to_ascii_lowercase();
+    GPU_EMBODIED
+        .iter()
+        .find(|r| r.matches.iter().any(|f| m.contains(f)))
+        .unwrap_or(&GPU_EMBODIED[GPU_EMBODIED.len() - 1])
+}
+
+/// TE of a machine: its GPUs by model and `servers` servers without GPUs (BLOOM's 2,500 kg).
+pub fn machine_embodied<S: AsRef<str>>(gpu_models: &[S], servers: usize) -> EmbodiedKg {
+    gpu_models.iter().fold(
+        EmbodiedKg::exact(servers as f64 * EMBODIED_KG_PER_SERVER),
+        |acc, m| acc.add(gpu_embodied(m.as_ref()).te),
+    )
+}
+
 /// Embodied carbon attributed to a run (g): the Software Carbon Intensity's
-/// M = TE × (run time / expected lifetime), summed over GPUs and servers (Green Software
-/// Foundation SCI spec; constants from the BLOOM paper).
-pub fn embodied_g(gpus: usize, servers: usize, run_secs: f64) -> f64 {
-    embodied_g_of(embodied_kg(gpus, servers), run_secs)
-}
-
-/// Total embodied emissions (TE, kg) of `gpus` GPUs and `servers` servers (BLOOM constants).
-pub fn embodied_kg(gpus: usize, servers: usize) -> f64 {
-    gpus as f64 * EMBODIED_KG_PER_GPU + servers as f64 * EMBODIED_KG_PER_SERVER
-}
-
-/// SCI M = TE × (run time / expected lifetime), in grams, for TE in kg.
+/// M = TE × (run time / expected lifetime) (Green Software Foundation SCI spec; lifetime from
+/// the BLOOM paper), for TE in kg.
 pub fn embodied_g_of(te_kg: f64, run_secs: f64) -> f64 {
     let life_s = HARDWARE_LIFETIME_YEARS * 365.25 * 86_400.0;
     te_kg * 1000.0 * run_secs.max(0.0) / life_s
@@ -138,11 +240,34 @@ mod tests {
 
     #[test]
     fn embodied_amortises_over_six_years() {
-        // One server with 8 GPUs for its whole life: all of 3,700 kg.
+        // One server with 8 A100s for its whole life: all of 3,700 kg.
         let life = 6.0 * 365.25 * 86_400.0;
-        assert!((embodied_g(8, 1, life) - 3_700_000.0).abs() < 1e-6);
+        let te = machine_embodied(&["A100"; 8], 1).kg;
+        assert!((embodied_g_of(te, life) - 3_700_000.0).abs() < 1e-6);
         // One GPU for one hour.
-        assert!((embodied_g(1, 0, 3600.0) - 150_000.0 / (6.0 * 365.25 * 24.0)).abs() < 1e-9);
+        let one = embodied_g_of(EMBODIED_KG_PER_GPU, 3600.0);
+        assert!((one - 150_000.0 / (6.0 * 365.25 * 24.0)).abs() < 1e-9);
+        assert_eq!(embodied_g_of(100.0, -5.0), 0.0);
+    }
+
+    #[test]
+    fn embodied_table_picks_the_model_and_sums_the_band() {
+        assert_eq!(gpu_embodied("NVIDIA A100-SXM4-80GB").class, "NVIDIA A100");
+        assert_eq!(gpu_embodied("NVIDIA A100 PCIe").te.high, 318.0);
+        assert_eq!(gpu_embodied("NVIDIA GeForce RTX 4090").te.kg, 60.0);
+        assert_eq!(
+            gpu_embodied("NVIDIA H100 80GB HBM3").class,
+            "data-centre GPU"
+        );
+        assert_eq!(gpu_embodied("").te.kg, 150.0);
+        // 2 A100s, a H100 and one server: 150+150+150+2500; low 150+150+60+2500; high 318·2+318+2500.
+        let m = machine_embodied(&["NVIDIA A100-SXM4-40GB", "A100", "H100"], 1);
+        assert_eq!((m.kg, m.low, m.high), (2950.0, 2860.0, 3454.0));
+        let (lo, hi) = m.band_factors().unwrap();
+        assert!((lo - 2860.0 / 2950.0).abs() < 1e-12 && (hi - 3454.0 / 2950.0).abs() < 1e-12);
+        // A server alone has one figure: no band.
+        assert_eq!(machine_embodied::<&str>(&[], 1).band_factors(), None);
+        assert_eq!(EmbodiedKg::exact(0.0).band_factors(), None);
     }
 
     #[test]

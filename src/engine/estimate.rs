@@ -4,12 +4,13 @@
 //!
 //! Power: P = TDP × usage factor (Green Algorithms: Lannelongue, Grealey & Inouye, Adv. Sci.
 //! 2021, "power draw = TDP × usage"), per GPU, plus memory at 0.3725 W/GiB; facility energy
-//! = IT energy × PUE. Embodied: M = TE × run time / lifetime with BLOOM's 150 kg per GPU and
-//! 2,500 kg per server (without GPUs) over 6 years, one server per 8 GPUs.
+//! = IT energy × PUE. Embodied: M = TE × run time / lifetime with TE per GPU from the embodied
+//! table (`constants::GPU_EMBODIED`, with its low–high band) and BLOOM's 2,500 kg per server
+//! (without GPUs) over 6 years, one server per 8 GPUs.
 
 use crate::engine::constants::{
-    EMBODIED_KG_PER_GPU, EMBODIED_KG_PER_SERVER, HARDWARE_LIFETIME_YEARS, MEMORY_W_PER_GIB, car_km,
-    embodied_g, tree_days,
+    EMBODIED_KG_PER_SERVER, HARDWARE_LIFETIME_YEARS, MEMORY_W_PER_GIB, car_km, embodied_g_of,
+    gpu_embodied, machine_embodied, tree_days,
 };
 
 /// (names it answers to, full name, board power W, source). Board power (TDP / TBP) from the
@@ -126,6 +127,9 @@ pub struct Estimate {
     pub energy_kwh: f64,
     pub operational_g: f64,
     pub embodied_g: f64,
+    /// The embodied figure at the low and high end of the published TE range.
+    pub embodied_low_g: f64,
+    pub embodied_high_g: f64,
     pub total_g: f64,
     pub tree_days: f64,
     pub car_km: f64,
@@ -140,7 +144,10 @@ pub fn estimate(p: &Plan) -> Estimate {
     let mem_kwh = f64::from(servers) * p.mem_gib_per_server * MEMORY_W_PER_GIB * p.hours / 1000.0;
     let energy_kwh = (gpu_kwh + mem_kwh) * p.pue;
     let operational_g = energy_kwh * p.g_per_kwh;
-    let embodied = embodied_g(p.count as usize, servers as usize, p.hours * 3600.0);
+    let models = vec![p.gpu_name.as_str(); p.count as usize];
+    let te = machine_embodied(&models, servers as usize);
+    let secs = p.hours * 3600.0;
+    let embodied = embodied_g_of(te.kg, secs);
     let total_g = operational_g + embodied;
     Estimate {
         servers,
@@ -149,19 +156,23 @@ pub fn estimate(p: &Plan) -> Estimate {
         energy_kwh,
         operational_g,
         embodied_g: embodied,
+        embodied_low_g: embodied_g_of(te.low, secs),
+        embodied_high_g: embodied_g_of(te.high, secs),
         total_g,
         tree_days: tree_days(total_g),
         car_km: car_km(total_g),
     }
 }
 
-/// The constants behind an estimate, for the output's footer.
-pub fn constants_note() -> String {
+/// The constants behind an estimate of `gpu_name`, for the output's footer.
+pub fn constants_note(gpu_name: &str) -> String {
+    let e = gpu_embodied(gpu_name);
     format!(
         "power = TDP × usage (Green Algorithms); memory {MEMORY_W_PER_GIB} W/GiB; embodied \
-         {EMBODIED_KG_PER_GPU} kg/GPU + {EMBODIED_KG_PER_SERVER} kg/server over \
-         {HARDWARE_LIFETIME_YEARS} years (BLOOM), one server per {GPUS_PER_SERVER} GPUs; trees \
-         11 kg CO2/year, car 175 g/km (Green Algorithms)"
+         {} kg/GPU ({}–{} kg; {}) + {EMBODIED_KG_PER_SERVER} kg/server (BLOOM) over \
+         {HARDWARE_LIFETIME_YEARS} years, one server per {GPUS_PER_SERVER} GPUs; trees \
+         11 kg CO2/year, car 175 g/km (Green Algorithms)",
+        e.te.kg, e.te.low, e.te.high, e.source
     )
 }
 
@@ -189,6 +200,11 @@ mod tests {
         // (8 × 150 + 2500) kg × 24 h / (6 × 365.25 × 24 h).
         let want = 3700.0 * 1000.0 * 24.0 / (6.0 * 365.25 * 24.0);
         assert!((e.embodied_g - want).abs() < 1e-6, "{}", e.embodied_g);
+        // The band: A100s at 150 and 318 kg (BLOOM; Chien et al.), the server at 2,500 kg.
+        let life_h = 6.0 * 365.25 * 24.0;
+        assert!((e.embodied_low_g - 3700.0 * 1000.0 * 24.0 / life_h).abs() < 1e-6);
+        let high = (8.0 * 318.0 + 2500.0) * 1000.0 * 24.0 / life_h;
+        assert!((e.embodied_high_g - high).abs() < 1e-6);
         assert_eq!(e.servers, 1);
         assert!((e.total_g - (4300.8 + want)).abs() < 1e-6);
     }

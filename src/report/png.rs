@@ -9,7 +9,7 @@
 
 use crate::engine::constants::{
     CAR_G_PER_KM_EU, EMBODIED_KG_PER_GPU, EMBODIED_KG_PER_SERVER, HARDWARE_LIFETIME_YEARS,
-    J_PER_KWH, TREE_KG_CO2_PER_YEAR, embodied_g,
+    J_PER_KWH, TREE_KG_CO2_PER_YEAR, embodied_g_of, machine_embodied,
 };
 use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh};
 use crate::ui::model::{Dashboard, col};
@@ -101,13 +101,12 @@ fn range(vals: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
 /// The summary box's lines: every figure from DESIGN.md §5 formulas.
 pub fn summary_lines(d: &Dashboard, title: &str) -> Vec<(String, bool)> {
     let t = &d.totals;
-    let gpus = d.info.gpus.len();
-    // As recorded (samples.csv's embodied_co2e_g), else the BLOOM default for this hardware.
+    // As recorded (samples.csv's embodied_co2e_g), else the embodied table for these GPUs.
     let embodied = d
         .last
         .as_ref()
         .and_then(|l| l.embodied_co2e_g)
-        .unwrap_or_else(|| embodied_g(gpus, 1, t.elapsed_s));
+        .unwrap_or_else(|| embodied_g_of(machine_embodied(&d.info.gpus, 1).kg, t.elapsed_s));
     // Communication: the network's share of the facility energy at the run's mean intensity.
     let comms_g = t
         .mean_intensity()
@@ -132,7 +131,15 @@ pub fn summary_lines(d: &Dashboard, title: &str) -> Vec<(String, bool)> {
             false,
         ),
         (
-            format!("embodied      {} CO2e", fmt_co2e_g(embodied)),
+            match d.embodied_band_g() {
+                Some((lo, hi)) => format!(
+                    "embodied      {} CO2e ({}–{})",
+                    fmt_co2e_g(embodied),
+                    fmt_co2e_g(lo),
+                    fmt_co2e_g(hi)
+                ),
+                None => format!("embodied      {} CO2e", fmt_co2e_g(embodied)),
+            },
             false,
         ),
         (

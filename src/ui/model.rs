@@ -2,7 +2,7 @@
 //! show. Built only from ticks (never from the wall clock), so a replay renders the same screen
 //! every time and snapshots are exact.
 
-use crate::engine::constants::{car_km, tree_days};
+use crate::engine::constants::{EmbodiedKg, car_km, tree_days};
 use crate::engine::forecast::{self, Greener, Slot};
 use crate::engine::series::{Agg, History};
 use crate::engine::{Tick, Totals};
@@ -63,6 +63,9 @@ pub struct RunInfo {
     pub target: Option<Target>,
     /// `--target-metric NAME`: a metric of the user's whose gain is priced like accuracy's.
     pub target_metric: Option<String>,
+    /// The hardware's embodied emissions (TE) behind `embodied_co2e_g`, with the published
+    /// range; `None` where it is not known (a replayed recording, the aggregator).
+    pub embodied: Option<EmbodiedKg>,
 }
 
 /// The end of the run, as the user gave it.
@@ -573,6 +576,14 @@ impl Dashboard {
         Some(self.facility_power_w()? / 1000.0 * i)
     }
 
+    /// The embodied carbon so far at the low and high end of the published TE range (g), where
+    /// the sources disagree (DESIGN.md §5): the point value scaled by low/TE and high/TE.
+    pub fn embodied_band_g(&self) -> Option<(f64, f64)> {
+        let g = self.last.as_ref()?.embodied_co2e_g?;
+        let (lo, hi) = self.info.embodied?.band_factors()?;
+        Some((g * lo, g * hi))
+    }
+
     /// Tree-days and car-km for the carbon so far (Green Algorithms constants).
     pub fn equivalents(&self) -> (f64, f64) {
         (tree_days(self.totals.co2e_g), car_km(self.totals.co2e_g))
@@ -623,6 +634,7 @@ mod tests {
             mode: Mode::Live,
             target: None,
             target_metric: None,
+            embodied: None,
         }
     }
 
@@ -676,6 +688,32 @@ mod tests {
         assert_eq!((p, g), (60, 0.0));
         // Intensity has not changed since the first tick.
         assert_eq!(d.intensity_since, Some((400.0, 0.0)));
+    }
+
+    #[test]
+    fn embodied_band_scales_the_recorded_figure_by_the_published_range() {
+        use crate::engine::constants::machine_embodied;
+        let te = machine_embodied(&["NVIDIA A100-SXM4-80GB"], 1);
+        let mut l = Ledger::new(LedgerConfig {
+            embodied_kg: te.kg,
+            ..Default::default()
+        });
+        let mut d = Dashboard::new(RunInfo {
+            embodied: Some(te),
+            ..info()
+        });
+        for t in [0.0, 3600.0] {
+            let tick = l.push(sample(t, 100.0, 400.0, None));
+            d.push(&tick, l.totals());
+        }
+        // 2,650 kg over 6 years, one hour of it; the band 2,650 → 2,650 … 2,818 kg (A100: 150–318).
+        let g = 2650e3 / (6.0 * 365.25 * 24.0);
+        assert!((d.last.as_ref().unwrap().embodied_co2e_g.unwrap() - g).abs() < 1e-9);
+        let (lo, hi) = d.embodied_band_g().unwrap();
+        assert!((lo - g).abs() < 1e-9 && (hi - 2818e3 / (6.0 * 365.25 * 24.0)).abs() < 1e-9);
+        // The user's own --embodied-kg has no range.
+        d.info.embodied = Some(EmbodiedKg::exact(te.kg));
+        assert_eq!(d.embodied_band_g(), None);
     }
 
     #[test]
@@ -790,6 +828,7 @@ mod tests {
         let mut l = Ledger::new(LedgerConfig::default());
         let mut d = Dashboard::new(RunInfo {
             target_metric: Some("f1".into()),
+            embodied: None,
             ..info()
         });
         for (t, f1) in [(0.0, 0.50), (3600.0, 0.60)] {

@@ -517,11 +517,17 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
     }
     if let Some(g) = d.last.as_ref().and_then(|l| l.embodied_co2e_g) {
         // SCI M: the hardware's manufacturing emissions, amortised over the run.
-        lines.push(row(
-            "embodied",
-            format!("{} CO2e (SCI M)", fmt_co2e_g(g)),
-            th.muted,
-        ));
+        // Sources disagree on TE by 2× and more: the published range beside the point value.
+        let text = match d.embodied_band_g() {
+            Some((lo, hi)) => format!(
+                "{} CO2e (SCI M, {}–{})",
+                fmt_co2e_g(g),
+                fmt_co2e_g(lo),
+                fmt_co2e_g(hi)
+            ),
+            None => format!("{} CO2e (SCI M)", fmt_co2e_g(g)),
+        };
+        lines.push(row("embodied", text, th.muted));
     }
     if let Some(g) = &d.grid {
         let win = fmt_window(g.window);

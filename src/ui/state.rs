@@ -324,6 +324,7 @@ mod tests {
             mode: Mode::Live,
             target: None,
             target_metric: None,
+            embodied: None,
         })
     }
 
