@@ -10,7 +10,7 @@ use crate::sample::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 /// The fixed leading columns, in order.
@@ -150,7 +150,7 @@ pub enum ReadError {
 
 /// Reads a samples.csv written by carbontop back into samples (streaming: bounded memory).
 pub struct SamplesReader {
-    rdr: csv::Reader<File>,
+    rdr: csv::Reader<Box<dyn Read + Send>>,
     path: String,
     n_gpus: usize,
     record: csv::StringRecord,
@@ -171,9 +171,15 @@ impl SamplesReader {
             path: p.clone(),
             msg: format!("cannot open: {e}"),
         })?;
+        Self::from_reader(&p, Box::new(file))
+    }
+
+    /// Reads a recording from any byte stream; `name` is what errors call it.
+    pub fn from_reader(name: &str, input: Box<dyn Read + Send>) -> Result<Self, ReadError> {
+        let p = name.to_owned();
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
-            .from_reader(file);
+            .from_reader(input);
         let headers = rdr
             .headers()
             .map_err(|e| ReadError::File {

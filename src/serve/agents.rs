@@ -64,6 +64,15 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, String> {
             _ => continue,
         };
         let label = |k: &str| s.labels.get(k).unwrap_or_default().to_owned();
+        // The exposition format allows NaN and ±Inf; a carbontop agent never sends them, and
+        // one in a total would poison the job's sum: refuse the scrape, keep the last values.
+        let kept = s.metric.starts_with("carbontop_");
+        if kept && !v.is_finite() {
+            return Err(format!("agent {agent}: {} is {v}", s.metric));
+        }
+        if kept && v < 0.0 && s.metric != "carbontop_progress" {
+            return Err(format!("agent {agent}: {} is negative ({v})", s.metric));
+        }
         if n.node.is_empty() {
             n.node = label("node");
         }
@@ -181,6 +190,12 @@ mod tests {
         assert_eq!(n.facility_j, 3.6e6);
         assert_eq!(n.comms_share(), Some(0.1));
         assert_eq!(n.co2e_per_progress(), Some(("step".into(), 0.25)));
+        // NaN, Inf and negative totals would poison the job's sum: the scrape is refused.
+        for bad in ["NaN", "+Inf", "-4"] {
+            let t = text.replace("} 12.5", &format!("}} {bad}"));
+            let e = parse("a:1", &t).unwrap_err();
+            assert!(e.contains("carbontop_co2e_grams_total"), "{e}");
+        }
         assert!(
             parse("a:1", "up 1\n")
                 .unwrap_err()

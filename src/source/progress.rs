@@ -270,6 +270,46 @@ impl Parser {
     }
 }
 
+/// The lines of a metrics file (JSON lines, or CSV: a header line, then rows) turned into
+/// progress; bytes that are not UTF-8 are replaced, never an error.
+#[derive(Debug, Clone)]
+pub struct MetricsLines {
+    parser: Parser,
+    csv: bool,
+    header: Option<Vec<String>>,
+}
+
+impl MetricsLines {
+    pub fn new(parser: Parser, csv: bool) -> Self {
+        Self {
+            parser,
+            csv,
+            header: None,
+        }
+    }
+
+    /// One whole line (its end of line included or not): the progress it reports.
+    pub fn line(&mut self, bytes: &[u8]) -> Progress {
+        let whole = String::from_utf8_lossy(bytes);
+        let text = whole.trim_end();
+        if !self.csv {
+            return self.parser.parse(text);
+        }
+        match &self.header {
+            None => {
+                self.header = Some(text.split(',').map(|h| h.trim().to_owned()).collect());
+                Progress::default()
+            }
+            Some(h) => self.parser.parse(&Parser::csv_row(h, text)),
+        }
+    }
+
+    /// The file was rewritten: its next line is a header again.
+    pub fn restart(&mut self) {
+        self.header = None;
+    }
+}
+
 /// `--metrics-file PATH`: follows a JSON-lines or CSV file (a header line, then rows) that a
 /// run launched elsewhere writes, from its first line on, and hands each line's progress to
 /// `emit` until it returns false. A file that does not exist yet is waited for.
@@ -285,9 +325,9 @@ where
         .name("carbontop-metrics-file".into())
         .spawn(move || {
             let pause = std::time::Duration::from_millis(250);
-            let mut header: Option<Vec<String>> = None;
+            let mut lines = MetricsLines::new(parser, csv);
             let mut pos = 0u64;
-            let mut pending = String::new();
+            let mut pending = Vec::new();
             loop {
                 let Ok(f) = std::fs::File::open(&path) else {
                     std::thread::sleep(pause);
@@ -296,7 +336,7 @@ where
                 // A file that shrank was rewritten: start again from its top.
                 if f.metadata().map(|m| m.len()).unwrap_or(0) < pos {
                     pos = 0;
-                    header = None;
+                    lines.restart();
                     pending.clear();
                 }
                 let mut r = std::io::BufReader::new(f);
@@ -305,30 +345,16 @@ where
                     continue;
                 }
                 loop {
-                    let mut line = String::new();
-                    match r.read_line(&mut line) {
+                    // Bytes, not read_line: a line that is not UTF-8 must not stall the follower.
+                    match r.read_until(b'\n', &mut pending) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => pos += n as u64,
                     }
-                    pending.push_str(&line);
                     // A line still being written is read again once it is whole.
-                    if !pending.ends_with('\n') {
+                    if pending.last() != Some(&b'\n') {
                         continue;
                     }
-                    let whole = std::mem::take(&mut pending);
-                    let text = whole.trim_end();
-                    let p = if csv {
-                        match &header {
-                            None => {
-                                header =
-                                    Some(text.split(',').map(|h| h.trim().to_owned()).collect());
-                                continue;
-                            }
-                            Some(h) => parser.parse(&Parser::csv_row(h, text)),
-                        }
-                    } else {
-                        parser.parse(text)
-                    };
+                    let p = lines.line(&std::mem::take(&mut pending));
                     if !p.is_empty() && !emit(p) {
                         return;
                     }
@@ -342,6 +368,21 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_lines_read_csv_after_its_header_and_survive_bytes_that_are_not_utf8() {
+        let mut m = MetricsLines::new(Parser::default(), true);
+        assert!(m.line(b"epoch,accuracy\n").is_empty());
+        let p = m.line(b"2,0.75\n");
+        assert_eq!((p.epoch, p.accuracy), (Some(2.0), Some(75.0)));
+        assert!(m.line(b"\xff\xfe,\x80\n").is_empty());
+        assert_eq!(m.line(b"3,0.8").epoch, Some(3.0));
+        m.restart();
+        assert!(m.line(b"step,loss\n").is_empty());
+        assert_eq!(m.line(b"7,0.5\n").step, Some(7));
+        let mut j = MetricsLines::new(Parser::default(), false);
+        assert_eq!(j.line(b"{\"accuracy\": 51.5}\xff\n").accuracy, Some(51.5));
+    }
 
     #[test]
     fn keras_epoch_line() {

@@ -57,12 +57,17 @@ fn to_point(p: &ApiPoint, kind: Kind, what: &str) -> Result<Option<Point>, Fetch
     let from = DateTime::parse_from_rfc3339(p.datetime.trim())
         .map_err(|e| FetchError::Malformed(format!("{what}: datetime {:?}: {e}", p.datetime)))?
         .with_timezone(&Utc);
-    Ok(p.carbon_intensity.map(|g| Point {
-        from,
-        to: from + granularity(p.temporal_granularity.as_deref()),
-        g_per_kwh: g,
-        kind,
-    }))
+    p.carbon_intensity
+        .map(|g| {
+            Point {
+                from,
+                to: from + granularity(p.temporal_granularity.as_deref()),
+                g_per_kwh: g,
+                kind,
+            }
+            .checked(what)
+        })
+        .transpose()
 }
 
 fn malformed(what: &str, e: &serde_json::Error) -> FetchError {
@@ -229,6 +234,12 @@ mod tests {
         assert!(e.to_string().contains("datetime \"yesterday\""), "{e}");
         let e = parse_latest(r#"{"carbonIntensity":1}"#).unwrap_err();
         assert!(e.to_string().contains("datetime"), "{e}");
+        // A value no grid has is a malformed answer, not a silent wrong number.
+        for g in ["-5", "1e9"] {
+            let b = format!(r#"{{"carbonIntensity":{g},"datetime":"2024-03-06T19:00:00Z"}}"#);
+            let e = parse_latest(&b).unwrap_err().to_string();
+            assert!(e.contains("is not a grid's"), "{e}");
+        }
         let e = parse_latest("<html>").unwrap_err();
         assert!(
             e.to_string()

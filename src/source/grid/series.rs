@@ -20,6 +20,34 @@ pub struct Point {
     pub kind: Kind,
 }
 
+/// Above any grid on record: coal plants emit about 1,000 gCO2/kWh (IPCC AR5 WG3 Annex III,
+/// lifecycle median 820, range to 1,100) and WattTime's MOER tops out near 2,500 lbs/MWh
+/// (≈ 1,134 g/kWh). A provider's value beyond this is a malformed answer, not a grid.
+pub const MAX_G_PER_KWH: f64 = 5000.0;
+
+impl Point {
+    /// The point if it can be a grid's intensity over a real slot: finite, 0 ≤ g ≤
+    /// `MAX_G_PER_KWH`, and `from` before `to`; else the API answer is malformed.
+    pub fn checked(self, what: &str) -> Result<Point, super::http::FetchError> {
+        use super::http::FetchError;
+        if !(self.g_per_kwh.is_finite() && (0.0..=MAX_G_PER_KWH).contains(&self.g_per_kwh)) {
+            return Err(FetchError::Malformed(format!(
+                "{what}: intensity {} at {} is not a grid's (0–{MAX_G_PER_KWH} gCO2e/kWh)",
+                self.g_per_kwh,
+                self.from.to_rfc3339()
+            )));
+        }
+        if self.from >= self.to {
+            return Err(FetchError::Malformed(format!(
+                "{what}: slot {} → {} ends before it starts",
+                self.from.to_rfc3339(),
+                self.to.to_rfc3339()
+            )));
+        }
+        Ok(self)
+    }
+}
+
 /// How long a slot is kept once it has ended (the forecast panel and backfill look back at most
 /// this far; keeps a week-long run's cache small).
 const KEEP_PAST: chrono::TimeDelta = chrono::TimeDelta::hours(48);

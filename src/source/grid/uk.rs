@@ -125,17 +125,21 @@ fn slot(o: &serde_json::Map<String, Value>, what: &str) -> Result<Option<Point>,
     let (from, to) = (time("from")?, time("to")?);
     let i = o.get("intensity");
     let num = |k: &str| i.and_then(|i| i.get(k)).and_then(Value::as_f64);
-    Ok(match (num("actual"), num("forecast")) {
+    match (num("actual"), num("forecast")) {
         (Some(a), _) => Some((a, Kind::Actual)),
         (None, Some(f)) => Some((f, Kind::Forecast)),
         (None, None) => None,
     }
-    .map(|(g, kind)| Point {
-        from,
-        to,
-        g_per_kwh: g,
-        kind,
-    }))
+    .map(|(g, kind)| {
+        Point {
+            from,
+            to,
+            g_per_kwh: g,
+            kind,
+        }
+        .checked(what)
+    })
+    .transpose()
 }
 
 pub struct Uk {
@@ -263,6 +267,15 @@ mod tests {
             v.iter().map(|p| p.g_per_kwh).collect::<Vec<_>>(),
             [200.0, 180.0]
         );
+    }
+
+    #[test]
+    fn slots_that_end_before_they_start_or_negative_values_are_malformed() {
+        let back = r#"{"data":[{"from":"2018-01-20T12:30Z","to":"2018-01-20T12:00Z","intensity":{"forecast":1}}]}"#;
+        let e = parse(back, "/intensity").unwrap_err().to_string();
+        assert!(e.contains("ends before it starts"), "{e}");
+        let neg = r#"{"data":[{"from":"2018-01-20T12:00Z","to":"2018-01-20T12:30Z","intensity":{"actual":-3}}]}"#;
+        assert!(parse(neg, "/intensity").is_err());
     }
 
     #[test]

@@ -78,12 +78,15 @@ pub fn parse_moer(body: &str, what: &str) -> Result<Vec<Point>, FetchError> {
             })?
             .with_timezone(&Utc);
         if let Some(v) = p.value {
-            out.push(Point {
-                from,
-                to: from + TimeDelta::seconds(period),
-                g_per_kwh: v * factor,
-                kind: Kind::Forecast,
-            });
+            out.push(
+                Point {
+                    from,
+                    to: from + TimeDelta::seconds(period),
+                    g_per_kwh: v * factor,
+                    kind: Kind::Forecast,
+                }
+                .checked(what)?,
+            );
         }
     }
     out.sort_by_key(|p| p.from);
@@ -94,7 +97,12 @@ pub fn parse_moer(body: &str, what: &str) -> Result<Vec<Point>, FetchError> {
 pub fn parse_index(body: &str) -> Result<Option<f64>, FetchError> {
     let what = "/v3/signal-index";
     let s: Series = serde_json::from_str(body).map_err(|e| malformed(what, e))?;
-    Ok(s.data.first().and_then(|p| p.value))
+    match s.data.first().and_then(|p| p.value) {
+        Some(v) if !(0.0..=100.0).contains(&v) => Err(FetchError::Malformed(format!(
+            "{what}: index {v} is not a percentile (0–100)"
+        ))),
+        v => Ok(v),
+    }
 }
 
 pub struct WattTime {
@@ -207,5 +215,14 @@ mod tests {
         assert!(parse_moer("[", "/v3/forecast").is_err());
         let idx = r#"{"data":[{"point_time":"2022-07-15T00:00:00+00:00","value":63.0}],"meta":{"units":"percentile"}}"#;
         assert_eq!(parse_index(idx).unwrap(), Some(63.0));
+        let idx = idx.replace("63.0", "163.0");
+        assert!(
+            parse_index(&idx)
+                .unwrap_err()
+                .to_string()
+                .contains("not a percentile")
+        );
+        let neg = r#"{"data":[{"point_time":"2022-07-15T00:00:00+00:00","value":-1}]}"#;
+        assert!(parse_moer(neg, "/v3/forecast").is_err());
     }
 }
