@@ -77,6 +77,7 @@ header = ["timestamp", "elapsed_s", "gpu_power_w", "cpu_power_w", "mem_power_w",
 for i in range(N_GPUS):
     header += [f"gpu{i}_{c}" for c in ("power_w", "energy_j", "util_pct", "mem_used_mib", "cap_w")]
 header += ["cap_change"]  # power-cap changes during the row's interval: none in this run
+header += ["process_cpu_w", "process_gpu_w"]  # recorded by `record`: no command, so unknown
 
 
 def phase_at(t):
@@ -137,7 +138,7 @@ while t <= total_s:
            "" if loss is None else repr(loss), repr(CAP_W * N_GPUS)]
     for g in gpus:
         row += [repr(g[0]), repr(g[1]), repr(g[2]), repr(g[3]), repr(g[4])]
-    row.append("")
+    row += ["", "", ""]
     rows.append(row)
     prev_t = t
     k += 1

@@ -55,6 +55,10 @@ pub struct GpuReading {
     pub mem_used_mib: Option<f64>,
     /// Current power-management limit (W).
     pub cap_w: Option<f64>,
+    /// `run -- CMD`: the share (0–1) of this GPU's work that belongs to the command's process
+    /// tree, from NVML's per-process accounting (`source::process::gpu_tree_share`); `None`
+    /// where the driver does not say.
+    pub tree_share: Option<f64>,
 }
 
 /// Network traffic counted since the start of the run.

@@ -70,7 +70,13 @@ fn the_governor_profiles_decides_logs_every_change_and_restores() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
-    assert_eq!(h.last().map(String::as_str), Some("cap_change"));
+    // After the GPU groups: the cap changes, then the command's own share (none here: the
+    // simulated GPUs' job is not a process of the watched command's).
+    assert_eq!(
+        h[h.len() - 3..],
+        ["cap_change", "process_cpu_w", "process_gpu_w"]
+    );
+    assert!(rows.iter().all(|r| r[col(&h, "process_gpu_w")].is_empty()));
     let (cap0, change) = (col(&h, "gpu0_cap_w"), col(&h, "cap_change"));
     let changes: Vec<&Vec<String>> = rows.iter().filter(|r| !r[change].is_empty()).collect();
     // Profiling from the top down in 25 W steps, on both GPUs, each change on the row whose

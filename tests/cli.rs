@@ -833,4 +833,21 @@ fn the_commands_share_of_a_shared_machine_is_reported() {
         .unwrap();
     // A busy shell loop: a real part of the busy time, never more than all of it.
     assert!(pct > 0.0 && pct <= 100.0, "{line}");
+    // samples.csv has the command's figures beside the machine's: its CPU power never above
+    // the machine's; its GPU power unknown (no GPU here), an empty cell, never 0.
+    let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
+    let (p, m, g) = (
+        col(&h, "process_cpu_w"),
+        col(&h, "cpu_power_w"),
+        col(&h, "process_gpu_w"),
+    );
+    let known: Vec<_> = rows.iter().filter(|r| !r[p].is_empty()).collect();
+    assert!(!known.is_empty(), "no process_cpu_w in {rows:?}");
+    for r in &known {
+        assert!(
+            num(&r[p]) >= 0.0 && num(&r[p]) <= num(&r[m]) + 1e-9,
+            "{r:?}"
+        );
+    }
+    assert!(rows.iter().all(|r| r[g].is_empty()));
 }

@@ -105,6 +105,7 @@ fn job_tick(agents: &Agents, elapsed_s: f64, dt_s: f64, k: u64) -> (Tick, Totals
         gpus: Vec::new(),
         cap_change: None,
         process_cpu_w: None,
+        process_gpu_w: None,
     };
     let totals = Totals {
         ticks: k,

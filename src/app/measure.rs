@@ -296,6 +296,24 @@ fn embodied_te(s: &Settings, gpu_models: &[String]) -> crate::engine::constants:
         .map_or_else(|| machine_embodied(gpu_models, 1), EmbodiedKg::exact)
 }
 
+/// One carbontop per rank (`srun carbontop run -- python train.py`, or a launcher that wraps
+/// each local rank): every copy measures the whole node, so summing their machine figures counts
+/// the node once per rank (the double counting users of per-process trackers hit under SLURM).
+/// Each copy's process figures (its own tree's CPU and GPU shares) do add up; the local ranks
+/// other than 0 are told so. `env` reads an environment variable.
+pub fn local_rank_notice(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let (var, rank) = ["SLURM_LOCALID", "LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK"]
+        .into_iter()
+        .find_map(|k| Some((k, env(k)?.trim().parse::<u32>().ok()?)))?;
+    (rank > 0).then(|| {
+        format!(
+            "local rank {rank} ({var}): this node's machine figures are also measured by local \
+             rank 0; sum the ranks' process_cpu_w/process_gpu_w, not their machine totals, or \
+             run one carbontop per node around the launcher"
+        )
+    })
+}
+
 /// Runs `run`, `record` or `watch`; returns the exit code.
 pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     // The run's progress: built-in formats plus --metric patterns (bad ones are usage errors).
@@ -308,6 +326,11 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         )));
     }
     let mut built = build_sources(settings)?;
+    if let Job::Run(_) = job
+        && let Some(n) = local_rank_notice(|k| std::env::var(k).ok())
+    {
+        built.notices.push(n);
+    }
     // The caps: restored when `caps` is dropped, whatever ends the run.
     let mut caps = CapSide::new(
         std::mem::replace(&mut built.caps, Err(String::new())),
@@ -757,6 +780,19 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
             ),
         ));
     }
+    if totals.process_machine_gpu_j > 0.0 {
+        // Kepler's split: the tree's share of each GPU's SM time (NVML per-process accounting).
+        notes.push(format!(
+            "the command's processes: {:.1}% of the GPU energy by SM share, {} of {}",
+            totals.process_gpu_j / totals.process_machine_gpu_j * 100.0,
+            crate::report::summary::fmt_energy_kwh(
+                totals.process_gpu_j / crate::engine::constants::J_PER_KWH
+            ),
+            crate::report::summary::fmt_energy_kwh(
+                totals.process_machine_gpu_j / crate::engine::constants::J_PER_KWH
+            ),
+        ));
+    }
     if write_failed {
         notes.push("samples.csv could not be written completely (see the error above)".into());
     }
@@ -903,4 +939,23 @@ pub fn write_tick(w: &mut SamplesWriter, t: &Tick, failed: &mut bool) -> Option<
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_ranks_above_zero_are_told_about_double_counting() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_owned())
+        };
+        assert_eq!(local_rank_notice(env(&[])), None);
+        assert_eq!(local_rank_notice(env(&[("SLURM_LOCALID", "0")])), None);
+        let n = local_rank_notice(env(&[("SLURM_LOCALID", "3")])).unwrap();
+        assert!(n.starts_with("local rank 3 (SLURM_LOCALID)"), "{n}");
+        let n = local_rank_notice(env(&[("LOCAL_RANK", "1")])).unwrap();
+        assert!(n.contains("(LOCAL_RANK)"), "{n}");
+        assert_eq!(local_rank_notice(env(&[("LOCAL_RANK", "x")])), None);
+    }
 }

@@ -171,6 +171,8 @@ impl GpuSource for SimSource {
                 util_pct: Some(95.0),
                 mem_used_mib: Some(14_336.0),
                 cap_w: Some(st.caps[i]),
+                // The simulated job is not a process of the watched command's.
+                tree_share: None,
             });
         }
         out

@@ -83,6 +83,9 @@ pub struct Tick {
     /// `run -- CMD`: the CPU power attributed to the command's process tree (its share of the
     /// machine's busy CPU time over the interval × the CPU power).
     pub process_cpu_w: Option<f64>,
+    /// `run -- CMD`: the GPU power attributed to the command's process tree: Σ over GPUs whose
+    /// driver reports processes of the tree's share × the GPU's power (Kepler's SM split).
+    pub process_gpu_w: Option<f64>,
 }
 
 /// Cumulative totals, by component.
@@ -108,6 +111,10 @@ pub struct Totals {
     /// intervals it was measured over, for its share.
     pub process_cpu_j: f64,
     pub process_machine_cpu_j: f64,
+    /// GPU energy attributed to the tree (J, IT), and the energy of the GPUs (and intervals)
+    /// whose processes were known, for its share.
+    pub process_gpu_j: f64,
+    pub process_machine_gpu_j: f64,
 }
 
 impl Totals {
@@ -177,6 +184,7 @@ impl Ledger {
         let mut gpus = Vec::with_capacity(s.gpus.len());
         let mut gpu_sum_w: Option<f64> = None;
         let mut gpu_sum_j = 0.0;
+        let mut process_gpu_w: Option<f64> = None;
         for (i, g) in s.gpus.iter().enumerate() {
             let prev_g = prev.as_ref().and_then(|p| p.gpus.get(i));
             let (e_j, p_w) = gpu_interval(prev_g, g, dt, first);
@@ -184,6 +192,20 @@ impl Ledger {
                 self.gpu_energy_j[i] += e;
                 self.gpu_has_energy[i] = true;
                 gpu_sum_j += e;
+            }
+            // The watched tree's share of this GPU over the interval (Kepler's SM split).
+            if let Some(f) = g
+                .tree_share
+                .filter(|f| f.is_finite())
+                .map(|f| f.clamp(0.0, 1.0))
+            {
+                if let Some(w) = p_w {
+                    *process_gpu_w.get_or_insert(0.0) += f * w;
+                }
+                if let Some(e) = e_j {
+                    self.totals.process_gpu_j += f * e;
+                    self.totals.process_machine_gpu_j += e;
+                }
             }
             if let Some(w) = p_w {
                 *gpu_sum_w.get_or_insert(0.0) += w;
@@ -327,6 +349,7 @@ impl Ledger {
             gpus,
             cap_change: None,
             process_cpu_w,
+            process_gpu_w,
         };
         self.prev = Some(s);
         tick
@@ -650,6 +673,37 @@ mod tests {
         assert!(close(t.process_cpu_w.unwrap_or(0.0), 75.0));
         assert!(close(l.totals().process_cpu_j, 750.0));
         assert!(close(l.totals().process_machine_cpu_j, 1000.0));
+    }
+
+    #[test]
+    fn the_commands_gpu_share_is_its_sm_part_of_each_gpu() {
+        use crate::sample::GpuReading;
+        let gpu = |w: f64, share: Option<f64>| GpuReading {
+            power: Some(PowerReading::Average(w)),
+            tree_share: share,
+            ..Default::default()
+        };
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut s = at(0.0);
+        // GPU 0: 200 W, 3/4 of its SM time the command's; GPU 1: 100 W, none of it;
+        // GPU 2: 50 W, its driver gives no per-process figures (left out of both sides).
+        s.gpus = vec![
+            gpu(200.0, Some(0.75)),
+            gpu(100.0, Some(0.0)),
+            gpu(50.0, None),
+        ];
+        l.push(s.clone());
+        s.elapsed_s = 10.0;
+        let t = l.push(s);
+        assert!(close(t.process_gpu_w.unwrap_or(0.0), 150.0));
+        assert!(close(t.gpu_power_w.unwrap_or(0.0), 350.0));
+        assert!(close(l.totals().process_gpu_j, 1500.0));
+        assert!(close(l.totals().process_machine_gpu_j, 3000.0));
+        // No GPU reports processes: the command's GPU power is unknown, not 0.
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut s = at(0.0);
+        s.gpus = vec![gpu(200.0, None)];
+        assert_eq!(l.push(s).process_gpu_w, None);
     }
 
     #[test]

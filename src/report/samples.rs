@@ -43,6 +43,11 @@ pub const GPU_COLUMNS: [&str; 5] = ["power_w", "energy_j", "util_pct", "mem_used
 /// who made them, old and new (`user gpu0 300->290 W; …`), empty when none.
 pub const CAP_CHANGE_COLUMN: &str = "cap_change";
 
+/// After `cap_change`: `run -- CMD`'s own share of the machine, beside the machine's figures
+/// (CPU by its CPU-time share, GPU by NVML's per-process SM share); empty when not known.
+/// Recordings made before these columns existed are read all the same.
+pub const PROCESS_COLUMNS: [&str; 2] = ["process_cpu_w", "process_gpu_w"];
+
 /// The full header for `n_gpus` GPUs and the user's metrics.
 pub fn header(n_gpus: usize, metrics: &[String]) -> Vec<String> {
     let mut h: Vec<String> = BASE_COLUMNS.iter().map(|s| (*s).to_owned()).collect();
@@ -52,6 +57,7 @@ pub fn header(n_gpus: usize, metrics: &[String]) -> Vec<String> {
         }
     }
     h.push(CAP_CHANGE_COLUMN.to_owned());
+    h.extend(PROCESS_COLUMNS.iter().map(|c| (*c).to_owned()));
     h.extend(metrics.iter().map(|m| format!("metric_{m}")));
     h
 }
@@ -120,6 +126,8 @@ impl SamplesWriter {
             r.push(opt(g.and_then(|g| g.cap_w)));
         }
         r.push(t.cap_change.clone().unwrap_or_default());
+        r.push(opt(t.process_cpu_w));
+        r.push(opt(t.process_gpu_w));
         for m in &self.metrics {
             r.push(opt(t.progress.metric(m)));
         }
@@ -409,6 +417,7 @@ impl SamplesReader {
                 util_pct: self.f64_at(line, b + 2)?,
                 mem_used_mib: self.f64_at(line, b + 3)?,
                 cap_w: self.f64_at(line, b + 4)?,
+                tree_share: None,
             });
         }
         Ok(Sample {
@@ -422,5 +431,68 @@ impl SamplesReader {
             progress,
             process: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Ledger, LedgerConfig};
+    use crate::sample::{CpuReading, GpuReading, PowerReading};
+
+    fn read_all(text: String) -> Vec<Sample> {
+        let mut r = SamplesReader::from_reader("t.csv", Box::new(io::Cursor::new(text))).unwrap();
+        std::iter::from_fn(|| r.next_sample())
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_recording_reads_back_with_or_without_the_newer_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.csv");
+        let mut w = SamplesWriter::create(&path, 1, &["f1".into()]).unwrap();
+        let mut l = Ledger::new(LedgerConfig::default());
+        for t in [0.0, 1.0, 2.0] {
+            let s = Sample {
+                time: chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(t as i64),
+                elapsed_s: t,
+                gpus: vec![GpuReading {
+                    power: Some(PowerReading::Average(100.0 + t)),
+                    tree_share: Some(0.5),
+                    ..Default::default()
+                }],
+                cpu: CpuReading::Power(PowerReading::Average(20.0)),
+                mem: None,
+                net: None,
+                intensity: None,
+                progress: Default::default(),
+                process: None,
+            };
+            w.write(&l.push(s)).unwrap();
+        }
+        drop(w);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let head = text.lines().next().unwrap();
+        assert!(head.ends_with("gpu0_cap_w,cap_change,process_cpu_w,process_gpu_w,metric_f1"));
+        // The command's GPU share was written: half of each GPU's power.
+        assert!(text.lines().nth(2).unwrap().contains(",,,50.5,"), "{text}");
+        let new = read_all(text.clone());
+        // The same recording as an older carbontop wrote it: no cap_change, process or metric
+        // columns after the GPU groups.
+        let cut = |line: &str| {
+            let f: Vec<&str> = line.split(',').collect();
+            f[..f.len() - 4].join(",")
+        };
+        let old: String = text.lines().map(|l| cut(l) + "\n").collect();
+        assert!(old.lines().next().unwrap().ends_with("gpu0_cap_w"));
+        let old = read_all(old);
+        assert_eq!(new.len(), 3);
+        for (a, b) in new.iter().zip(&old) {
+            assert_eq!(
+                (a.elapsed_s, &a.gpus, &a.cpu),
+                (b.elapsed_s, &b.gpus, &b.cpu)
+            );
+        }
     }
 }

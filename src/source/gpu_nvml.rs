@@ -23,6 +23,9 @@ pub struct NvmlSource {
     gpus: Vec<GpuInfo>,
     warning: Option<String>,
     lost: Vec<bool>,
+    /// Per GPU: the newest per-process utilisation sample seen (µs, NVML's clock), so each
+    /// call asks only for the samples since.
+    proc_seen_us: Vec<u64>,
 }
 
 /// One line saying why GPU power is not measured.
@@ -83,6 +86,7 @@ impl NvmlSource {
         let lost = vec![false; gpus.len()];
         Ok(Self {
             nvml,
+            proc_seen_us: vec![0; gpus.len()],
             gpus,
             warning: None,
             lost,
@@ -144,6 +148,49 @@ impl GpuSource for NvmlSource {
 
     fn models(&self) -> Vec<String> {
         self.gpus.iter().map(|g| g.name.clone()).collect()
+    }
+
+    /// `nvmlDeviceGetComputeRunningProcesses` (who is on the GPU, their memory) merged with
+    /// `nvmlDeviceGetProcessUtilization` (each one's SM share since the last call); a GPU that
+    /// answers neither (lost, or a driver without per-process accounting) is `None`.
+    fn processes(&mut self) -> Vec<Option<Vec<crate::source::process::GpuProc>>> {
+        use nvml_wrapper::enums::device::UsedGpuMemory;
+        let mut out = Vec::with_capacity(self.gpus.len());
+        for (k, g) in self.gpus.iter().enumerate() {
+            let Ok(d) = self.nvml.device_by_index(g.index) else {
+                out.push(None);
+                continue;
+            };
+            let running: Option<Vec<(u32, Option<u64>)>> =
+                d.running_compute_processes().ok().map(|v| {
+                    v.iter()
+                        .map(|p| match p.used_gpu_memory {
+                            UsedGpuMemory::Used(b) => (p.pid, Some(b)),
+                            UsedGpuMemory::Unavailable => (p.pid, None),
+                        })
+                        .collect()
+                });
+            let samples: Option<Vec<(u32, u32)>> =
+                match d.process_utilization_stats(self.proc_seen_us[k]) {
+                    Ok(v) => {
+                        if let Some(t) = v.iter().map(|s| s.timestamp).max() {
+                            self.proc_seen_us[k] = self.proc_seen_us[k].max(t);
+                        }
+                        Some(v.iter().map(|s| (s.pid, s.sm_util)).collect())
+                    }
+                    // No sample since the last call: nobody computed.
+                    Err(NvmlError::NotFound) => Some(Vec::new()),
+                    Err(_) => None,
+                };
+            out.push(match (running, samples) {
+                (None, None) => None,
+                (r, s) => Some(crate::source::process::merge_gpu_procs(
+                    &r.unwrap_or_default(),
+                    &s.unwrap_or_default(),
+                )),
+            });
+        }
+        out
     }
 
     fn take_warning(&mut self) -> Option<String> {

@@ -29,6 +29,11 @@ pub trait GpuSource: Send {
     fn progress(&mut self) -> Option<Progress> {
         None
     }
+    /// The processes on each GPU (in `read`'s order) since the last call, where the driver
+    /// reports them; empty when the source cannot say.
+    fn processes(&mut self) -> Vec<Option<Vec<crate::source::process::GpuProc>>> {
+        Vec::new()
+    }
 }
 
 /// CPU energy or power.

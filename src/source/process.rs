@@ -10,7 +10,7 @@
 //! thousands of processes are not read every tick.
 
 use crate::sample::ProcessCpu;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,64 @@ fn parse_busy(s: &str) -> Option<u64> {
     Some(all - v.get(3).copied().unwrap_or(0) - v.get(4).copied().unwrap_or(0))
 }
 
+/// One process on a GPU over the last interval, as NVML reports it: its pid (the host's pid
+/// namespace), its mean SM (compute) utilisation in percent where the driver samples it
+/// (`nvmlDeviceGetProcessUtilization`), and its GPU memory where given
+/// (`nvmlDeviceGetComputeRunningProcesses`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GpuProc {
+    pub pid: u32,
+    pub sm_util: Option<f64>,
+    pub mem_bytes: Option<u64>,
+}
+
+/// The running compute processes merged with the utilisation samples since the last read:
+/// one entry per pid, its SM utilisation the mean of its samples. A pid with samples but no
+/// longer running (it ended within the interval) still counts for the work it did.
+pub fn merge_gpu_procs(running: &[(u32, Option<u64>)], samples: &[(u32, u32)]) -> Vec<GpuProc> {
+    let mut by_pid: BTreeMap<u32, (Option<u64>, f64, u32)> = BTreeMap::new();
+    for &(pid, mem) in running {
+        by_pid.entry(pid).or_insert((None, 0.0, 0)).0 = mem;
+    }
+    for &(pid, sm) in samples {
+        let e = by_pid.entry(pid).or_insert((None, 0.0, 0));
+        e.1 += f64::from(sm.min(100));
+        e.2 += 1;
+    }
+    by_pid
+        .into_iter()
+        .map(|(pid, (mem, sum, n))| GpuProc {
+            pid,
+            sm_util: (n > 0).then(|| sum / f64::from(n)),
+            mem_bytes: mem,
+        })
+        .collect()
+}
+
+/// The watched tree's share (0–1) of one GPU's work, the way Kepler splits a GPU's power:
+/// by SM utilisation where the driver gives it per process; else by GPU memory held; else by
+/// the count of compute processes. Each pid counts once, so several ranks of one job on one
+/// GPU add up to at most the whole GPU and never more (no double counting); a GPU with no
+/// process on it does no work for the tree (share 0).
+pub fn gpu_tree_share(procs: &[GpuProc], tree: &[i32]) -> f64 {
+    let mine = |p: &GpuProc| i32::try_from(p.pid).is_ok_and(|pid| tree.contains(&pid));
+    let split = |w: &dyn Fn(&GpuProc) -> f64| {
+        let all: f64 = procs.iter().map(w).sum();
+        (all > 0.0).then(|| procs.iter().filter(|p| mine(p)).map(w).sum::<f64>() / all)
+    };
+    split(&|p| p.sm_util.unwrap_or(0.0))
+        .or_else(|| split(&|p| p.mem_bytes.unwrap_or(0) as f64))
+        .or_else(|| split(&|_| 1.0))
+        .unwrap_or(0.0)
+        .clamp(0.0, 1.0)
+}
+
 impl ProcessTree {
+    /// The root and its descendants as last scanned.
+    pub fn pids(&self) -> &[i32] {
+        &self.pids
+    }
+
     pub fn new(root: u32, proc_root: PathBuf) -> Self {
         Self {
             proc_root,
@@ -122,6 +179,38 @@ mod tests {
         assert_eq!(parse_stat("garbage"), None);
         let total = "cpu  100 5 50 800 10 0 5 0 40 0\ncpu0 1 2 3\n";
         assert_eq!(parse_busy(total), Some(100 + 5 + 50 + 5));
+    }
+
+    #[test]
+    fn gpu_share_by_sm_then_memory_then_count_and_ranks_count_once() {
+        let p = |pid, sm, mem| GpuProc {
+            pid,
+            sm_util: sm,
+            mem_bytes: mem,
+        };
+        // Two ranks of the job (10, 11) and someone else's process (99) on one GPU: by SM.
+        let g = [
+            p(10, Some(40.0), Some(1)),
+            p(11, Some(40.0), Some(1)),
+            p(99, Some(20.0), Some(1)),
+        ];
+        assert!((gpu_tree_share(&g, &[10, 11, 12]) - 0.8).abs() < 1e-12);
+        // The same pid listed twice by the caller's merge is one entry: never above 1.
+        let merged = merge_gpu_procs(&[(10, Some(5)), (10, Some(5))], &[(10, 90), (10, 70)]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].sm_util, Some(80.0));
+        assert_eq!(gpu_tree_share(&merged, &[10]), 1.0);
+        // No SM samples (idle, or not supported): by memory, then by count.
+        let g = [p(10, None, Some(3 << 30)), p(99, Some(0.0), Some(1 << 30))];
+        assert!((gpu_tree_share(&g, &[10]) - 0.75).abs() < 1e-12);
+        let g = [p(10, None, None), p(99, None, None), p(98, None, None)];
+        assert!((gpu_tree_share(&g, &[10]) - 1.0 / 3.0).abs() < 1e-12);
+        // Nobody of ours on it, or nobody at all: no share.
+        assert_eq!(gpu_tree_share(&[p(99, Some(50.0), None)], &[10]), 0.0);
+        assert_eq!(gpu_tree_share(&[], &[10]), 0.0);
+        // A pid that ended within the interval still counts for its samples.
+        let m = merge_gpu_procs(&[(99, None)], &[(10, 30), (99, 10)]);
+        assert!((gpu_tree_share(&m, &[10]) - 0.75).abs() < 1e-12);
     }
 
     #[test]

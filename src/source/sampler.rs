@@ -3,7 +3,7 @@
 
 use crate::sample::{CpuReading, Progress, Sample};
 use crate::source::grid::GridSource;
-use crate::source::process::ProcessTree;
+use crate::source::process::{ProcessTree, gpu_tree_share};
 use crate::source::{CpuSource, GpuSource, MemSource, NetSource};
 use chrono::Utc;
 use std::sync::Arc;
@@ -78,6 +78,13 @@ impl Sampler {
             self.tree = Some(ProcessTree::new(pid, "/proc".into()));
         }
         let process = self.tree.as_mut().and_then(ProcessTree::read);
+        // The tree's share of each GPU, where the driver reports its processes.
+        let mut gpus = gpus;
+        if let (Some(tree), Some(g)) = (self.tree.as_ref(), s.gpu.as_mut()) {
+            for (r, procs) in gpus.iter_mut().zip(g.processes()) {
+                r.tree_share = procs.map(|p| gpu_tree_share(&p, tree.pids()));
+            }
+        }
         let intensity = Some(s.grid.intensity(time));
         warnings.extend(s.grid.take_warning());
         (

@@ -485,16 +485,25 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
             th.text,
         ),
     ];
-    if let (Some(p), Some(m)) = (
-        d.last.as_ref().and_then(|l| l.process_cpu_w),
-        d.last.as_ref().and_then(|l| l.cpu_power_w),
-    ) {
-        // The command's process tree on a shared host: its share of the machine's CPU.
-        lines.push(row(
-            "this run",
-            format!("CPU {} of {}", fmt_power(Some(p)), fmt_power(Some(m))),
-            th.cpu,
-        ));
+    // The command's process tree on a shared host: its share of the machine's CPU and GPUs,
+    // beside the machine's figures.
+    if let Some(l) = d.last.as_ref() {
+        let parts: Vec<String> = [
+            ("CPU", l.process_cpu_w, l.cpu_power_w),
+            ("GPU", l.process_gpu_w, l.gpu_power_w),
+        ]
+        .into_iter()
+        .filter_map(|(what, p, m)| {
+            Some(format!(
+                "{what} {} of {}",
+                fmt_power(Some(p?)),
+                fmt_power(Some(m?))
+            ))
+        })
+        .collect();
+        if !parts.is_empty() {
+            lines.push(row("this run", parts.join(" · "), th.cpu));
+        }
     }
     if let Some(t) = d.to_go() {
         // At the recent rate and the present power (forecast intensity where there is one).
