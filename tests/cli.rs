@@ -276,8 +276,22 @@ fn bad_recordings_are_located_to_line_and_column() {
     // The rows before the bad one were still accounted.
     assert!(err.contains("(3 samples)"), "{err}");
 
+    // A last row cut off mid-write (the recorder killed, the disk full): the rows before it are
+    // replayed, the cut one left out and said so.
+    let o = bin()
+        .args(["replay", "--headless", "--speed", "max"])
+        .arg(fixture("bad/truncated.csv"))
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("(3 samples)"), "{err}");
+    assert!(
+        err.contains("the last row (line 5) was cut off mid-write and is left out"),
+        "{err}"
+    );
+
     for (file, what) in [
-        ("bad/truncated.csv", "line 5: "),
         ("bad/wrong-header.csv", "not a carbontop samples.csv"),
         ("bad/empty.csv", "empty file"),
     ] {

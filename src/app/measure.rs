@@ -325,6 +325,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
             "--target-metric {m}: no --metric {m}=REGEX says how to read it"
         )));
     }
+    crate::app::survive_file_size_limit();
     let mut built = build_sources(settings)?;
     if let Job::Run(_) = job
         && let Some(n) = local_rank_notice(|k| std::env::var(k).ok())
@@ -763,6 +764,11 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     if let Some(r) = stop_reason {
         notes.push(r);
     }
+    if let Some((st, _)) = child_exit
+        && !st.success()
+    {
+        notes.push(format!("the command ended: {}", describe_exit(st)));
+    }
     if let Some(w) = last_warning {
         notes.push(format!("last warning: {w}"));
     }
@@ -793,13 +799,20 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
             ),
         ));
     }
-    if write_failed {
-        notes.push("samples.csv could not be written completely (see the error above)".into());
+    if let Some(n) = writer.as_mut().and_then(finish_writer) {
+        notes.push(n);
     }
     if totals.rapl_wraps > 0 {
         notes.push(format!(
             "RAPL counter wrapped {} time(s), accounted",
             totals.rapl_wraps
+        ));
+    }
+    if totals.rapl_resets > 0 {
+        notes.push(format!(
+            "RAPL counter went backwards {} time(s) without a plausible wrap (reset): counted \
+             from its new value, no phantom energy",
+            totals.rapl_resets
         ));
     }
     if use_screen
@@ -895,7 +908,10 @@ fn tell(screen: &mut Option<Screen>, msg: String) {
 fn describe_exit(st: ExitStatus) -> String {
     match (st.code(), st.signal()) {
         (Some(c), _) => format!("status {c}"),
-        (None, Some(s)) => format!("killed by signal {s}"),
+        (None, Some(s)) => match Signal::try_from(s) {
+            Ok(name) => format!("killed by signal {s} ({name})"),
+            Err(_) => format!("killed by signal {s}"),
+        },
         _ => "unknown status".into(),
     }
 }
@@ -927,18 +943,65 @@ fn machine_meta(s: &Settings, gpu_models: &[String]) -> RunMeta {
 }
 
 /// Writes one row. The first failure returns the message to say (once); sampling goes on.
-pub fn write_tick(w: &mut SamplesWriter, t: &Tick, failed: &mut bool) -> Option<String> {
-    if let Err(e) = w.write(t) {
-        let first = !*failed;
-        *failed = true;
-        if first {
-            return Some(format!(
-                "cannot write {}: {e}; measuring goes on, totals stay in memory",
+/// Writes one tick; a line to show when the disk starts refusing rows (once per outage) and
+/// when it takes them again. `failing` is the outage in progress.
+pub fn write_tick(w: &mut SamplesWriter, t: &Tick, failing: &mut bool) -> Option<String> {
+    match w.write(t) {
+        Err(e) if !*failing => {
+            *failing = true;
+            Some(format!(
+                "cannot write {}: {e}; measuring goes on, the rows are held in memory and \
+                 written once the disk takes them",
                 w.path().display()
-            ));
+            ))
         }
+        Ok(()) if *failing => {
+            *failing = false;
+            Some(format!(
+                "{} is writable again: every held row is written",
+                w.path().display()
+            ))
+        }
+        _ => None,
     }
-    None
+}
+
+/// At the end of a run: one last try to write the held rows, then, if the disk still refuses
+/// them, a copy of them in the temporary directory, so nothing recorded is lost. A line for
+/// the summary when anything was held or given up.
+pub fn finish_writer(w: &mut SamplesWriter) -> Option<String> {
+    let dropped = w.dropped_rows();
+    let tail = (dropped > 0).then(|| {
+        format!(
+            " ({dropped} rows beyond the {} MiB held in memory were lost)",
+            crate::report::samples::MAX_HELD_BYTES >> 20
+        )
+    });
+    if w.drain().is_ok() {
+        return tail.map(|t| format!("samples.csv is complete up to the outage{t}"));
+    }
+    let held = w.held_rows();
+    let spare = std::env::temp_dir().join(format!(
+        "carbontop-unsaved-{}-{}.csv",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    ));
+    Some(match w.save_held_to(&spare) {
+        Ok(n) => format!(
+            "the disk refused the last {n} rows of {}: they are saved in {} (same columns; \
+             append them after the last whole row){}",
+            w.path().display(),
+            spare.display(),
+            tail.unwrap_or_default()
+        ),
+        Err(e) => format!(
+            "the disk refused the last {held} rows of {} and {} could not be written either \
+             ({e}): those rows are lost{}",
+            w.path().display(),
+            spare.display(),
+            tail.unwrap_or_default()
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -65,6 +65,16 @@ where
 
 /// A flag that SIGINT, SIGTERM and SIGHUP raise, for loops that poll rather than wait on
 /// events (headless replay, the headless aggregator).
+/// A file-size limit (`ulimit -f`) reached mid-run must not kill carbontop (SIGXFSZ's default
+/// action): with a handler installed the write fails with EFBIG instead, and the rows are held
+/// like on a full disk. Handlers are reset at exec, so the command runs with the default.
+pub fn survive_file_size_limit() {
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+}
+
 pub fn stop_flag() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, AppError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

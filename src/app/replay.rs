@@ -113,6 +113,7 @@ impl Player {
 }
 
 pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
+    crate::app::survive_file_size_limit();
     let mut player = Player::open(o.file, o.pue)?;
     let themes = theme::resolve(o.theme, theme::user_dir().as_deref()).map_err(AppError::Usage)?;
     if let Some(dir) = o.out {
@@ -132,6 +133,18 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
     let mut notes = Vec::new();
     if interrupted {
         notes.push("stopped before the end of the recording".into());
+    }
+    if let Some(n) = player
+        .writer
+        .as_mut()
+        .and_then(crate::app::measure::finish_writer)
+    {
+        notes.push(n);
+    }
+    if let Some(line) = player.rp.truncated_tail() {
+        notes.push(format!(
+            "the last row (line {line}) was cut off mid-write and is left out"
+        ));
     }
     let facts = RunFacts {
         title: format!("replay {}", player.rp.path()),

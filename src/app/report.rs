@@ -33,7 +33,15 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
     };
     let mut accounts = Vec::new();
     for f in o.files {
-        accounts.push(account_file(f, o.pue).map_err(|e| AppError::Usage(format!("report {e}")))?);
+        let a = account_file(f, o.pue).map_err(|e| AppError::Usage(format!("report {e}")))?;
+        if let Some(line) = a.truncated_tail {
+            eprintln!(
+                "carbontop: {}: the last row (line {line}) was cut off mid-write (the recorder \
+                 was killed or ran out of disk) and is left out; every row before it is counted",
+                a.file
+            );
+        }
+        accounts.push(a);
     }
     if let Some(out) = o.png {
         let (themes, i) = crate::ui::theme::resolve(

@@ -93,6 +93,26 @@ struct State {
     steps: f64,
     last: Option<Instant>,
     state_file: Option<PathBuf>,
+    /// Reads so far, and the GPU that fell off the bus (fault injection, debug builds).
+    reads: u64,
+    lost: Option<usize>,
+    warning: Option<String>,
+}
+
+/// Fault injection for the tests (debug builds only): after `CARBONTOP_TEST_GPU_LOST_AFTER`
+/// reads the last simulated GPU stops answering, as NVML's `GpuLost` does when a GPU falls off
+/// the bus: no power, no energy, no cap, and its cap can no longer be set.
+#[cfg(debug_assertions)]
+fn lost_after() -> Option<u64> {
+    std::env::var("CARBONTOP_TEST_GPU_LOST_AFTER")
+        .ok()?
+        .parse()
+        .ok()
+}
+
+#[cfg(not(debug_assertions))]
+fn lost_after() -> Option<u64> {
+    None
 }
 
 impl State {
@@ -129,6 +149,9 @@ impl SimGpus {
             steps: 0.0,
             last: None,
             state_file,
+            reads: 0,
+            lost: None,
+            warning: None,
         };
         st.write_state().map_err(|e| e.to_string())?;
         Ok(Self(Arc::new(Mutex::new(st))))
@@ -153,6 +176,14 @@ pub struct SimSource(SimGpus);
 impl GpuSource for SimSource {
     fn read(&mut self) -> Vec<GpuReading> {
         let mut st = self.0.lock();
+        st.reads += 1;
+        if st.lost.is_none() && lost_after().is_some_and(|n| st.reads > n) {
+            let k = st.caps.len() - 1;
+            st.lost = Some(k);
+            st.warning = Some(format!(
+                "GPU {k} ({MODEL}) lost: GPU is lost; its power is unknown from now"
+            ));
+        }
         let now = Instant::now();
         let dt = st.last.map_or(0.0, |l| now.duration_since(l).as_secs_f64());
         st.last = Some(now);
@@ -162,6 +193,13 @@ impl GpuSource for SimSource {
         st.steps += rate * dt;
         let mut out = Vec::with_capacity(st.caps.len());
         for i in 0..st.caps.len() {
+            if st.lost == Some(i) {
+                out.push(GpuReading {
+                    index: i as u32,
+                    ..Default::default()
+                });
+                continue;
+            }
             let w = st.curve.power_w(st.caps[i]);
             st.energy_mj[i] += w * dt * 1000.0;
             out.push(GpuReading {
@@ -180,6 +218,10 @@ impl GpuSource for SimSource {
 
     fn models(&self) -> Vec<String> {
         vec![MODEL.to_owned(); self.0.lock().caps.len()]
+    }
+
+    fn take_warning(&mut self) -> Option<String> {
+        self.0.lock().warning.take()
     }
 
     fn progress(&mut self) -> Option<Progress> {
@@ -210,9 +252,11 @@ impl PowerCap for SimCap {
     }
 
     fn get(&mut self, gpu: usize) -> Result<f64, CapError> {
-        self.0
-            .lock()
-            .caps
+        let st = self.0.lock();
+        if st.lost == Some(gpu) {
+            return Err(CapError::Other(format!("GPU {gpu} is lost")));
+        }
+        st.caps
             .get(gpu)
             .copied()
             .ok_or_else(|| CapError::Other(format!("no simulated GPU {gpu}")))
@@ -220,6 +264,9 @@ impl PowerCap for SimCap {
 
     fn set(&mut self, gpu: usize, watts: f64) -> Result<(), CapError> {
         let mut st = self.0.lock();
+        if st.lost == Some(gpu) {
+            return Err(CapError::Other(format!("GPU {gpu} is lost")));
+        }
         let (min, max) = st.curve.range();
         if !(min..=max).contains(&watts) {
             return Err(CapError::Other(format!(

@@ -21,6 +21,8 @@ pub struct Account {
     pub last_progress: Progress,
     /// The first accuracy the run reported (percent), for the cost per point gained.
     pub first_accuracy: Option<f64>,
+    /// The line of a last row cut off mid-write (the recorder killed or out of disk), left out.
+    pub truncated_tail: Option<u64>,
 }
 
 impl Account {
@@ -67,6 +69,7 @@ impl RunStats {
             gpu_util_mean: (self.util_n > 0).then(|| self.util_sum / self.util_n as f64),
             last_progress: self.progress,
             first_accuracy: self.first_accuracy,
+            truncated_tail: None,
         }
     }
 }
@@ -85,10 +88,12 @@ pub fn account_file(path: &Path, pue: Option<f64>) -> Result<Account, ReadError>
         stats.observe(&s);
         ledger.push(s);
     }
-    Ok(stats.into_account(
+    let mut a = stats.into_account(
         rp.path().to_owned(),
         ledger.totals(),
         ledger.config().pue,
         rp.gpu_count(),
-    ))
+    );
+    a.truncated_tail = rp.truncated_tail();
+    Ok(a)
 }

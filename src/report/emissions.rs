@@ -215,6 +215,7 @@ mod tests {
             gpu_util_mean: None,
             first_accuracy: None,
             last_progress: Default::default(),
+            truncated_tail: None,
         }
     }
 

@@ -10,7 +10,7 @@ use crate::sample::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::fs::File;
-use std::io::{self, BufWriter, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// The fixed leading columns, in order.
@@ -66,33 +66,131 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
-/// Streams ticks to a CSV file, flushing each row so a crash loses at most the row in flight.
+/// One CSV record as bytes, newline included (the csv crate's quoting).
+fn csv_line(rec: &[String]) -> io::Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .buffer_capacity(512)
+        .from_writer(Vec::with_capacity(512));
+    w.write_record(rec).map_err(io::Error::other)?;
+    w.into_inner().map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// How many bytes of rows not yet on disk are held in memory while the disk refuses them
+/// (full, over quota, file too large): about two days of 1 s rows for a 4-GPU machine.
+pub const MAX_HELD_BYTES: usize = 64 << 20;
+
+/// Streams ticks to a CSV file, each row handed to the kernel as it is made (one write, no
+/// user-space buffer), so a crash or `kill -9` loses at most the row in flight.
+///
+/// When the disk refuses a row (full, quota, file size limit) the row is held in memory, in
+/// order, and written with the next ones once the disk takes them again; a row cut short by the
+/// refusal is completed, never duplicated. Nothing already written is touched.
 pub struct SamplesWriter {
-    w: csv::Writer<BufWriter<File>>,
+    file: Box<dyn io::Write + Send>,
     n_gpus: usize,
     metrics: Vec<String>,
     path: PathBuf,
     row: Vec<String>,
+    /// Rows not yet (wholly) on disk, oldest first; `written` bytes of the first already are.
+    held: std::collections::VecDeque<Vec<u8>>,
+    written: usize,
+    held_bytes: usize,
+    /// Rows given up on because the held rows exceeded `MAX_HELD_BYTES` (the newest are kept
+    /// out: the rows before them stay contiguous on disk).
+    dropped: u64,
 }
 
 impl SamplesWriter {
     pub fn create(path: &Path, n_gpus: usize, metrics: &[String]) -> io::Result<Self> {
-        let file = File::create(path)?;
-        let mut w = csv::Writer::from_writer(BufWriter::new(file));
-        w.write_record(header(n_gpus, metrics))
-            .map_err(io::Error::other)?;
-        w.flush()?;
-        Ok(Self {
-            w,
+        Self::to_sink(Box::new(File::create(path)?), path, n_gpus, metrics)
+    }
+
+    /// Writes to any sink (`path` only names it in messages); the header goes first.
+    pub fn to_sink(
+        file: Box<dyn io::Write + Send>,
+        path: &Path,
+        n_gpus: usize,
+        metrics: &[String],
+    ) -> io::Result<Self> {
+        let mut w = Self {
+            file,
             n_gpus,
             metrics: metrics.to_vec(),
             path: path.to_path_buf(),
             row: Vec::with_capacity(BASE_COLUMNS.len() + 5 * n_gpus),
-        })
+            held: std::collections::VecDeque::new(),
+            written: 0,
+            held_bytes: 0,
+            dropped: 0,
+        };
+        let h = header(n_gpus, metrics);
+        w.push_record(&h)?;
+        w.drain()?;
+        Ok(w)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Rows held in memory, not yet on disk.
+    pub fn held_rows(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Rows given up on because too many were held.
+    pub fn dropped_rows(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Formats one record and queues it.
+    fn push_record(&mut self, rec: &[String]) -> io::Result<()> {
+        let bytes = csv_line(rec)?;
+        if self.held_bytes + bytes.len() > MAX_HELD_BYTES {
+            self.dropped += 1;
+            return Ok(());
+        }
+        self.held_bytes += bytes.len();
+        self.held.push_back(bytes);
+        Ok(())
+    }
+
+    /// Writes the held rows in order, one `write` per row where the kernel takes it whole;
+    /// stops at the first refusal, remembering how much of that row is on disk.
+    pub fn drain(&mut self) -> io::Result<()> {
+        while let Some(front) = self.held.front() {
+            match self.file.write(&front[self.written..]) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => {
+                    self.written += n;
+                    if self.written == front.len() {
+                        self.held_bytes -= front.len();
+                        self.held.pop_front();
+                        self.written = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves the rows still held (header first) to `path`, after the disk refused them to the
+    /// end: the last resort, so that nothing recorded is lost.
+    pub fn save_held_to(&mut self, path: &Path) -> io::Result<usize> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        f.write_all(&csv_line(&header(self.n_gpus, &self.metrics))?)?;
+        // The first held row may be partly in samples.csv already: saved whole here.
+        for r in &self.held {
+            f.write_all(r)?;
+        }
+        f.sync_all()?;
+        Ok(self.held.len())
     }
 
     pub fn write(&mut self, t: &Tick) -> io::Result<()> {
@@ -131,8 +229,11 @@ impl SamplesWriter {
         for m in &self.metrics {
             r.push(opt(t.progress.metric(m)));
         }
-        self.w.write_record(&*r).map_err(io::Error::other)?;
-        self.w.flush()
+        let row = std::mem::take(&mut self.row);
+        let queued = self.push_record(&row);
+        self.row = row;
+        queued?;
+        self.drain()
     }
 }
 
@@ -156,9 +257,33 @@ pub enum ReadError {
     },
 }
 
+/// A reader that remembers the last byte it handed out, so the end of a recording can be told
+/// apart from a row cut off mid-write (no newline at the very end).
+struct LastByte {
+    inner: Box<dyn Read + Send>,
+    last: Option<u8>,
+}
+
+impl Read for LastByte {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.last = Some(buf[n - 1]);
+        }
+        Ok(n)
+    }
+}
+
 /// Reads a samples.csv written by carbontop back into samples (streaming: bounded memory).
+///
+/// A recording whose writer was killed (`kill -9`, power loss, a full disk) may end with a row
+/// cut off mid-write; that last row is left out, `truncated_tail` says where, and every row
+/// before it is read. A short or corrupt row anywhere else is an error.
 pub struct SamplesReader {
-    rdr: csv::Reader<Box<dyn Read + Send>>,
+    rdr: csv::Reader<LastByte>,
+    /// The record after `record`, read ahead so the last one is known as the last.
+    ahead: Option<Result<csv::StringRecord, csv::Error>>,
+    truncated_tail: Option<u64>,
     path: String,
     n_gpus: usize,
     record: csv::StringRecord,
@@ -187,7 +312,10 @@ impl SamplesReader {
         let p = name.to_owned();
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
-            .from_reader(input);
+            .from_reader(LastByte {
+                inner: input,
+                last: None,
+            });
         let headers = rdr
             .headers()
             .map_err(|e| ReadError::File {
@@ -240,6 +368,8 @@ impl SamplesReader {
             .collect();
         Ok(Self {
             rdr,
+            ahead: None,
+            truncated_tail: None,
             path: p,
             n_gpus,
             record: csv::StringRecord::new(),
@@ -324,11 +454,49 @@ impl SamplesReader {
             .map_err(|_| self.cell_err(line, col, format!("{s:?} is not a whole number")))
     }
 
+    /// Where the recording's last row was cut off mid-write and left out (its line), once the
+    /// end has been reached.
+    pub fn truncated_tail(&self) -> Option<u64> {
+        self.truncated_tail
+    }
+
+    /// One raw record: `None` at the end.
+    fn read_raw(&mut self) -> Option<Result<csv::StringRecord, csv::Error>> {
+        let mut r = csv::StringRecord::new();
+        match self.rdr.read_record(&mut r) {
+            Ok(false) => None,
+            Ok(true) => Some(Ok(r)),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
     /// The next sample, `None` at the end of the file.
     pub fn next_sample(&mut self) -> Option<Result<Sample, ReadError>> {
-        match self.rdr.read_record(&mut self.record) {
-            Ok(false) => None,
-            Ok(true) => Some(self.parse_record()),
+        let cur = match self.ahead.take() {
+            Some(r) => r,
+            None => self.read_raw()?,
+        };
+        self.ahead = self.read_raw();
+        // The last record, and the stream did not end with a newline (or the record is short
+        // of fields): the writer stopped mid-row. Left out; the rows before it stand.
+        if self.ahead.is_none() {
+            let unfinished = self.rdr.get_ref().last != Some(b'\n');
+            let short = matches!(&cur, Err(e) if matches!(e.kind(),
+                csv::ErrorKind::UnequalLengths { expected_len, len, .. } if len < expected_len));
+            if unfinished || short {
+                let line = match &cur {
+                    Ok(r) => r.position().map_or(0, |p| p.line()),
+                    Err(e) => e.position().map_or(0, |p| p.line()),
+                };
+                self.truncated_tail = Some(line);
+                return None;
+            }
+        }
+        match cur {
+            Ok(r) => {
+                self.record = r;
+                Some(self.parse_record())
+            }
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
                 let msg = match e.kind() {
@@ -445,6 +613,82 @@ mod tests {
         std::iter::from_fn(|| r.next_sample())
             .collect::<Result<_, _>>()
             .unwrap()
+    }
+
+    /// A disk that takes `budget` more bytes, then refuses (ENOSPC) until given more; a write
+    /// that does not fit is cut short, as a real full disk does.
+    #[derive(Clone)]
+    struct Disk(std::sync::Arc<std::sync::Mutex<(Vec<u8>, usize)>>);
+
+    impl io::Write for Disk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut d = self.0.lock().unwrap();
+            if d.1 == 0 {
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            let n = buf.len().min(d.1);
+            d.0.extend_from_slice(&buf[..n]);
+            d.1 -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rows_refused_by_a_full_disk_are_held_then_written_once_whole_and_in_order() {
+        let disk = Disk(std::sync::Arc::new(std::sync::Mutex::new((
+            Vec::new(),
+            1 << 20,
+        ))));
+        let mut w =
+            SamplesWriter::to_sink(Box::new(disk.clone()), Path::new("s.csv"), 0, &[]).unwrap();
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut expected = csv_line(&header(0, &[])).unwrap();
+        let mut tick = |t: f64| {
+            l.push(Sample {
+                time: chrono::DateTime::UNIX_EPOCH,
+                elapsed_s: t,
+                gpus: vec![],
+                cpu: CpuReading::Power(PowerReading::Average(10.0)),
+                mem: None,
+                net: None,
+                intensity: None,
+                progress: Default::default(),
+                process: None,
+            })
+        };
+        let rows: Vec<Tick> = (0..10).map(|k| tick(f64::from(k))).collect();
+        // Three rows fit, then the disk fills 40 bytes into the fourth.
+        for t in &rows[..3] {
+            w.write(t).unwrap();
+        }
+        let used = disk.0.lock().unwrap().0.len();
+        disk.0.lock().unwrap().1 = 40;
+        let refused = w.write(&rows[3]).unwrap_err();
+        assert_eq!(refused.raw_os_error(), Some(28));
+        assert!(w.write(&rows[4]).is_err() && w.write(&rows[5]).is_err());
+        assert_eq!(w.held_rows(), 3);
+        assert_eq!(disk.0.lock().unwrap().0.len(), used + 40);
+        // Space again: the held rows go first, the cut row completed, not repeated.
+        disk.0.lock().unwrap().1 = 1 << 20;
+        for t in &rows[6..] {
+            w.write(t).unwrap();
+        }
+        assert_eq!(w.held_rows(), 0);
+        // The file is exactly the header and the ten rows, each once, in order.
+        for t in &rows {
+            let mut one =
+                SamplesWriter::to_sink(Box::new(io::sink()), Path::new("x"), 0, &[]).unwrap();
+            one.write(t).unwrap();
+            expected.extend(csv_line(&one.row).unwrap());
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&disk.0.lock().unwrap().0),
+            String::from_utf8_lossy(&expected)
+        );
+        assert_eq!(read_all(String::from_utf8(expected).unwrap()).len(), 10);
     }
 
     #[test]

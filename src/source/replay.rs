@@ -68,6 +68,11 @@ impl Replay {
         self.reader.gpu_count()
     }
 
+    /// The line of a last row cut off mid-write and left out, once the end was reached.
+    pub fn truncated_tail(&self) -> Option<u64> {
+        self.reader.truncated_tail()
+    }
+
     pub fn path(&self) -> &str {
         self.reader.path()
     }

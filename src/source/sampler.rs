@@ -71,8 +71,10 @@ impl Sampler {
         };
         let mem = s.mem.as_mut().and_then(|m| m.read());
         let net = s.net.as_mut().and_then(|n| n.read());
-        let time = Utc::now();
         let elapsed_s = self.start.elapsed().as_secs_f64();
+        // Wall-clock time is for display, the CSV and the grid slot only; energy integrates
+        // over `elapsed_s` (monotonic), so an NTP step or a manual clock change moves no joule.
+        let time = Utc::now() + test_clock_jump(elapsed_s);
         let pid = self.pid.load(Ordering::Relaxed);
         if self.tree.is_none() && pid != 0 {
             self.tree = Some(ProcessTree::new(pid, "/proc".into()));
@@ -102,6 +104,30 @@ impl Sampler {
             warnings,
         )
     }
+}
+
+/// Fault injection for the tests (debug builds only): `CARBONTOP_TEST_CLOCK_JUMP=AFTER:JUMP`
+/// moves the wall clock by JUMP seconds (negative: backwards) once the run is AFTER seconds old,
+/// as an NTP step or an operator's `date -s` would.
+#[cfg(debug_assertions)]
+fn test_clock_jump(elapsed_s: f64) -> chrono::TimeDelta {
+    let parsed = std::env::var("CARBONTOP_TEST_CLOCK_JUMP")
+        .ok()
+        .and_then(|v| {
+            let (a, j) = v.split_once(':')?;
+            Some((a.parse::<f64>().ok()?, j.parse::<f64>().ok()?))
+        });
+    match parsed {
+        Some((after, jump)) if elapsed_s >= after && jump.is_finite() => {
+            chrono::TimeDelta::milliseconds((jump * 1000.0) as i64)
+        }
+        _ => chrono::TimeDelta::zero(),
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn test_clock_jump(_elapsed_s: f64) -> chrono::TimeDelta {
+    chrono::TimeDelta::zero()
 }
 
 /// What the sampler thread emits.

@@ -1,0 +1,391 @@
+//! What real machines do to a monitor that runs for days (DESIGN.md §9, issue "Hardening"), done
+//! to the real binary: the command crashes; carbontop gets SIGTERM, SIGHUP or SIGINT, or is
+//! killed with SIGKILL; the disk fills up; the wall clock jumps; a GPU falls off the bus; a RAPL
+//! counter goes backwards. Each time: nothing recorded is lost (at most the tick in flight),
+//! the caps come back, and what happened is said in one clear line.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod common;
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+fn caps_in(state: &Path) -> Vec<f64> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    v["caps_w"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// Polls `done` every 20 ms for up to 20 s, failing if `child` ends first.
+fn wait_until(child: &mut Child, what: &str, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        if done() {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "carbontop ended before {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Data rows in a samples.csv as written so far (a partial last line included).
+fn data_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_inclusive('\n')
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `report FILE --json`: must read the file, whatever happened to its writer.
+fn report_json(path: &Path) -> (serde_json::Value, String) {
+    let o = bin()
+        .arg("report")
+        .arg(path)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "report {}: {err}", path.display());
+    (serde_json::from_slice(&o.stdout).unwrap(), err)
+}
+
+/// Every row's interval follows the last one's: no tick missing, none twice.
+fn assert_contiguous(rows: &[Vec<String>], el: usize, interval: f64) {
+    for w in rows.windows(2) {
+        let d = num(&w[1][el]) - num(&w[0][el]);
+        assert!(d > 0.0 && d < 2.5 * interval, "gap {d} s between {w:?}");
+    }
+}
+
+#[test]
+fn a_crashing_command_ends_the_run_with_its_signal_and_a_whole_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let o = quick("run", &out)
+        .args(["--", "sh", "-c", "sleep 0.5; kill -SEGV $$"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    // As a shell reports it: 128 + SIGSEGV.
+    assert_eq!(o.status.code(), Some(139), "{err}");
+    assert!(err.contains("killed by signal 11"), "{err}");
+    let (h, rows) = read_csv(&out.join("samples.csv"));
+    assert!(rows.len() >= 4, "{rows:?}");
+    assert_contiguous(&rows, col(&h, "elapsed_s"), 0.1);
+    let (j, _) = report_json(&out.join("samples.csv"));
+    assert_eq!(j["runs"][0]["samples"].as_u64(), Some(rows.len() as u64));
+}
+
+/// `run` of a long command on two simulated A40s whose governor moves the caps.
+fn governed_run(dir: &Path) -> Child {
+    bin()
+        .args([
+            "run",
+            "--headless",
+            "--quiet",
+            "--interval",
+            "100ms",
+            "--simulate-gpus",
+            "2",
+            "--governor",
+            "carbon",
+            "--eta",
+            "1",
+            "--governor-profile",
+            "0.2s",
+            "--out",
+        ])
+        .arg(dir.join("r"))
+        .arg("--sim-state")
+        .arg(dir.join("caps.json"))
+        .args(["--", "sleep", "30"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn sigterm_sighup_and_sigint_end_the_run_cleanly_and_put_the_caps_back() {
+    for (sig, code) in [
+        (Signal::SIGTERM, 143),
+        (Signal::SIGHUP, 129),
+        (Signal::SIGINT, 130),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("caps.json");
+        let mut child = governed_run(dir.path());
+        wait_until(&mut child, "a cap change", || {
+            state.exists() && caps_in(&state).iter().any(|&c| c < 300.0)
+        });
+        // To carbontop alone, as `kill` or a scheduler sends it: it passes the signal on (SIGINT
+        // after a grace period, as a terminal's Ctrl-C reaches the whole group anyway).
+        kill(Pid::from_raw(child.id() as i32), sig).unwrap();
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{sig}: {err}");
+        assert!(!err.contains("panicked"), "{sig}: {err}");
+        assert_eq!(caps_in(&state), [300.0, 300.0], "{sig}: {err}");
+        let samples = dir.path().join("r/samples.csv");
+        let (h, rows) = read_csv(&samples);
+        assert_contiguous(&rows, col(&h, "elapsed_s"), 0.1);
+        report_json(&samples);
+        assert!(dir.path().join("r/emissions.csv").exists(), "{sig}");
+    }
+}
+
+#[test]
+fn kill_9_loses_at_most_the_last_tick_and_report_reads_what_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let samples = out.join("samples.csv");
+    let mut child = quick("record", &out).spawn().unwrap();
+    wait_until(&mut child, "ten rows", || data_lines(&samples).len() >= 10);
+    let killed_at = Instant::now();
+    child.kill().unwrap(); // SIGKILL: no handler runs.
+    child.wait().unwrap();
+    let alive = killed_at.elapsed();
+    let lines = data_lines(&samples);
+    // Every line but possibly the last is whole.
+    let whole: Vec<&String> = lines.iter().filter(|l| l.ends_with('\n')).collect();
+    assert!(whole.len() + 1 >= lines.len(), "{lines:?}");
+    let (h, rows) = read_csv(&samples);
+    let el = col(&h, "elapsed_s");
+    assert_contiguous(&rows, el, 0.1);
+    let (j, _) = report_json(&samples);
+    assert_eq!(j["runs"][0]["samples"].as_u64(), Some(whole.len() as u64));
+    assert!(alive < Duration::from_secs(5));
+
+    // A row cut off mid-write, as a full disk or a power cut leaves it: report counts every
+    // row before it and says the last one is left out.
+    let text = std::fs::read_to_string(&samples).unwrap();
+    let cut = dir.path().join("cut.csv");
+    std::fs::write(&cut, &text[..text.len() - 25]).unwrap();
+    let (j, err) = report_json(&cut);
+    assert_eq!(
+        j["runs"][0]["samples"].as_u64(),
+        Some(whole.len() as u64 - 1)
+    );
+    assert!(err.contains("was cut off mid-write"), "{err}");
+}
+
+#[test]
+fn a_full_disk_holds_the_rows_and_nothing_already_written_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let spare_dir = dir.path().join("tmp");
+    std::fs::create_dir_all(&spare_dir).unwrap();
+    // A 3 KiB file-size limit stands in for the disk filling up mid-run: writes past it fail
+    // (EFBIG), as on a full disk (ENOSPC); the rows still held at the end go to a spare file.
+    // prlimit (util-linux) sets RLIMIT_FSIZE in bytes for the one process it starts.
+    let o = std::process::Command::new("prlimit")
+        .arg("--fsize=3072")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_carbontop"))
+        .args([
+            "record",
+            "--headless",
+            "--quiet",
+            "--interval",
+            "100ms",
+            "--duration",
+            "2s",
+            "--out",
+        ])
+        .arg(&out)
+        .env("TMPDIR", &spare_dir)
+        .env("XDG_CONFIG_HOME", "/nonexistent-carbontop-test")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    // One clear line when it starts, the summary's note at the end.
+    let refusals: Vec<&str> = err.lines().filter(|l| l.contains("cannot write")).collect();
+    assert_eq!(refusals.len(), 1, "{err}");
+    assert!(refusals[0].contains("samples.csv: File too large"), "{err}");
+    assert!(err.contains("they are saved in"), "{err}");
+    let ticks: u64 = err
+        .split(" samples, every")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .map(|s| s.trim().parse().unwrap())
+        .unwrap();
+    // samples.csv: whole rows up to the limit (report reads it, the cut row left out).
+    let samples = out.join("samples.csv");
+    assert!(std::fs::metadata(&samples).unwrap().len() <= 3072);
+    let (j, _) = report_json(&samples);
+    let on_disk = j["runs"][0]["samples"].as_u64().unwrap();
+    // The spare file: the rest, from the row the disk cut short on; together, every tick once.
+    let spare: Vec<_> = std::fs::read_dir(&spare_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(spare.len(), 1, "{spare:?}");
+    let (h, rest) = read_csv(&spare[0]);
+    // samples.csv up to its last whole row (the one the limit cut is in the spare file).
+    let text = std::fs::read_to_string(&samples).unwrap();
+    let whole = dir.path().join("whole.csv");
+    std::fs::write(&whole, &text[..=text.rfind('\n').unwrap()]).unwrap();
+    let (h0, rows) = read_csv(&whole);
+    assert_eq!(h, h0);
+    assert_eq!(on_disk + rest.len() as u64, ticks, "{err}");
+    let el = col(&h, "elapsed_s");
+    let mut all: Vec<Vec<String>> = rows[..on_disk as usize].to_vec();
+    all.extend(rest);
+    assert_contiguous(&all, el, 0.1);
+}
+
+#[test]
+fn a_wall_clock_jump_moves_no_energy() {
+    for jump in ["-3600", "86400"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("r");
+        let o = quick("record", &out)
+            .args(["--duration", "1.2s"])
+            .env("CARBONTOP_TEST_CLOCK_JUMP", format!("0.5:{jump}"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let (h, rows) = read_csv(&out.join("samples.csv"));
+        let (ts, el, p, e) = (
+            col(&h, "timestamp"),
+            col(&h, "elapsed_s"),
+            col(&h, "total_power_w"),
+            col(&h, "energy_kwh"),
+        );
+        let t = |r: &Vec<String>| {
+            chrono::DateTime::parse_from_rfc3339(&r[ts])
+                .unwrap()
+                .timestamp_millis() as f64
+                / 1000.0
+        };
+        // The wall clock jumped once, by the amount given...
+        let steps: Vec<f64> = rows.windows(2).map(|w| t(&w[1]) - t(&w[0])).collect();
+        let jumped: Vec<&f64> = steps.iter().filter(|d| (**d).abs() > 60.0).collect();
+        assert_eq!(jumped.len(), 1, "{jump}: {steps:?}");
+        assert!((jumped[0] - num(jump)).abs() < 1.0, "{jump}: {steps:?}");
+        // ... while energy is power × monotonic time, row by row, exactly (PUE 1).
+        assert_contiguous(&rows, el, 0.1);
+        for w in rows.windows(2) {
+            let de = num(&w[1][e]) - num(&w[0][e]);
+            let want = num(&w[1][p]) * (num(&w[1][el]) - num(&w[0][el])) / 3.6e6;
+            assert!(close(de, want, 1e-9), "{jump}: {de} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn a_lost_gpu_is_said_once_and_monitoring_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let state = dir.path().join("caps.json");
+    let o = bin()
+        .args([
+            "record",
+            "--headless",
+            "--quiet",
+            "--interval",
+            "100ms",
+            "--duration",
+            "1.5s",
+            "--simulate-gpus",
+            "2",
+            "--governor",
+            "carbon",
+            "--eta",
+            "1",
+            "--governor-profile",
+            "0.2s",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--sim-state")
+        .arg(&state)
+        .env("CARBONTOP_TEST_GPU_LOST_AFTER", "5")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let told = err.lines().filter(|l| l.starts_with("carbontop: GPU 1 ("));
+    assert_eq!(told.count(), 1, "said once: {err}");
+    assert!(err.contains("lost"), "{err}");
+    let (h, rows) = read_csv(&out.join("samples.csv"));
+    let (g0, g1, total) = (
+        col(&h, "gpu0_power_w"),
+        col(&h, "gpu1_power_w"),
+        col(&h, "gpu_power_w"),
+    );
+    // GPU 1 measured, then unknown (empty, never 0); GPU 0 measured throughout.
+    assert!(!rows[1][g1].is_empty());
+    let last = rows.last().unwrap();
+    assert!(last[g1].is_empty(), "{last:?}");
+    assert!(rows.iter().all(|r| !r[g0].is_empty()));
+    assert!(close(num(&last[total]), num(&last[g0]), 1e-12), "{last:?}");
+    // The GPU still there got its cap back; the lost one could not be reached, and that is said.
+    assert_eq!(caps_in(&state)[0], 300.0, "{err}");
+    assert!(err.contains("GPU 1 is lost"), "{err}");
+}
+
+#[test]
+fn a_rapl_counter_going_backwards_without_a_wrap_is_a_reset_not_phantom_energy() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("sysfs");
+    let zone = root.join("class/powercap/intel-rapl:0");
+    std::fs::create_dir_all(&zone).unwrap();
+    let src = fixture("sysfs/rapl-wrap/class/powercap/intel-rapl:0");
+    for f in ["name", "max_energy_range_uj"] {
+        std::fs::copy(src.join(f), zone.join(f)).unwrap();
+    }
+    let f = zone.join("energy_uj");
+    std::fs::write(&f, "100000000\n").unwrap();
+    // 100 J → 2 J (a driver reload reset it: a wrap at 1 kJ would mean 902 J within one
+    // 0.1 s tick, 9 kW) → 52 J. What the CPU used: the 2 J gathered since the reset, then 50 J.
+    let script = format!(
+        "sleep 0.35; echo 2000000 > {f}.tmp && mv {f}.tmp {f}; sleep 0.35; \
+         echo 52000000 > {f}.tmp && mv {f}.tmp {f}; sleep 0.35",
+        f = f.display()
+    );
+    let out = dir.path().join("out");
+    let o = bin()
+        .args(["run", "--headless", "--interval", "100ms", "--sysfs-root"])
+        .arg(&root)
+        .arg("--out")
+        .arg(&out)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("RAPL counter went backwards 1 time(s) without a plausible wrap"),
+        "{err}"
+    );
+    assert!(!err.contains("wrapped"), "{err}");
+    let (h, rows) = read_csv(&out.join("samples.csv"));
+    let (cpu, el) = (col(&h, "cpu_power_w"), col(&h, "elapsed_s"));
+    let mut joules = 0.0;
+    for k in 1..rows.len() {
+        if !rows[k][cpu].is_empty() {
+            assert!(num(&rows[k][cpu]) >= 0.0);
+            joules += num(&rows[k][cpu]) * (num(&rows[k][el]) - num(&rows[k - 1][el]));
+        }
+    }
+    assert!(
+        close(joules, 52.0, 1e-9),
+        "CPU energy {joules} J, want 52 J"
+    );
+}
