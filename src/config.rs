@@ -122,10 +122,40 @@ pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// Parses config text; errors name the file, the line and the key.
+/// The keys whose values are secrets.
+const SECRET_KEYS: [&str; 2] = ["electricitymaps_api_key", "watttime_password"];
+
+/// The values of the secret keys in config text, found line by line (so even a file that does
+/// not parse gives them up for redaction).
+fn secrets_in_text(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            SECRET_KEYS
+                .contains(&k.trim())
+                .then(|| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned())
+        })
+        .filter(|v| v.len() >= 4)
+        .collect()
+}
+
+/// `msg` with every secret in it replaced by `***`: error messages quote bad values, and a
+/// token pasted under the wrong key must not be quoted back to a terminal or a log.
+pub fn redact(msg: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .fold(msg.to_owned(), |m, s| m.replace(s.as_str(), "***"))
+}
+
+/// Parses config text; errors name the file, the line and the key (never a secret's value).
 pub fn parse(text: &str, path: &Path) -> Result<FileConfig, String> {
-    toml::from_str::<FileConfig>(text)
-        .map_err(|e| toml_error("config", &path.display().to_string(), text, &e))
+    toml::from_str::<FileConfig>(text).map_err(|e| {
+        redact(
+            &toml_error("config", &path.display().to_string(), text, &e),
+            &secrets_in_text(text),
+        )
+    })
 }
 
 /// One line for a TOML error: `KIND FILE, line N: message` (the message names the key).
@@ -166,9 +196,27 @@ fn check<T>(
     Ok(v)
 }
 
-/// Merges the command line over the config file over the defaults.
+/// Merges the command line over the config file over the defaults; errors never quote a
+/// secret of the file's or the environment's.
 pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
     let (file, path) = load(cli.config.as_deref())?;
+    let secrets: Vec<String> = [
+        file.electricitymaps_api_key.clone(),
+        file.watttime_password.clone(),
+        env("ELECTRICITYMAPS_API_KEY"),
+        env("WATTTIME_PASSWORD"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    resolve_loaded(cli, file, path).map_err(|e| redact(&e, &secrets))
+}
+
+fn resolve_loaded(
+    cli: &MeasureOpts,
+    file: FileConfig,
+    path: Option<PathBuf>,
+) -> Result<Settings, String> {
     let p = path.unwrap_or_default();
     let file_interval = match &file.interval {
         Some(s) => Some(
@@ -355,6 +403,20 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_found_in_raw_text_and_redacted_from_messages() {
+        let text =
+            "pue = 1.2\nelectricitymaps_api_key = \"tok-1234\"\n watttime_password='pw-5678'\n";
+        let found = secrets_in_text(text);
+        assert_eq!(found, ["tok-1234", "pw-5678"]);
+        assert_eq!(
+            redact("key `pue`: \"tok-1234\" is not a PUE", &found),
+            "key `pue`: \"***\" is not a PUE"
+        );
+        // Too short to be a secret: not redacted (it would blank out ordinary words).
+        assert_eq!(redact("a b c", &["b".into()]), "a b c");
+    }
 
     #[test]
     fn unknown_key_names_file_line_and_key() {

@@ -14,7 +14,7 @@ fn main() {
                 // One line, naming the flag and the value: clap's first line without its prefix.
                 let text = e.render().to_string();
                 let first = text.lines().next().unwrap_or("invalid command line");
-                eprintln!("carbontop: {}", first.trim_start_matches("error: "));
+                carbontop::errln!("carbontop: {}", first.trim_start_matches("error: "));
                 std::process::exit(2);
             }
         },

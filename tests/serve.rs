@@ -175,3 +175,75 @@ fn two_agents_and_an_aggregator_give_totals_equal_to_the_sum() {
     );
     assert!(o.1.contains("(stale)"), "{}", o.1);
 }
+
+/// Sends `METHOD path` with a small body; the status code.
+fn send(addr: &str, method: &str, path: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 10\r\nConnection: close\r\n\r\ncap=100 W\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn nothing_over_http_can_change_a_cap_and_loopback_is_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("caps.json");
+    let mut c = bin()
+        .args([
+            "serve",
+            "--quiet",
+            "--interval",
+            "100ms",
+            "--simulate-gpus",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+            "--sim-state",
+        ])
+        .arg(&state)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(c.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_owned();
+    assert!(!line.contains("reachable from the network"), "{line}");
+    let agent = Agent::adopt(c);
+    // Every method on every path but GET /metrics is refused; the caps never move.
+    for (m, p) in [
+        ("POST", "/metrics"),
+        ("PUT", "/metrics"),
+        ("DELETE", "/metrics"),
+        ("POST", "/caps"),
+        ("PUT", "/caps/0"),
+        ("GET", "/caps?gpu=0&watts=100"),
+        ("PATCH", "/governor"),
+    ] {
+        assert_eq!(send(&addr, m, p), 404, "{m} {p}");
+    }
+    assert_eq!(get(&addr, "/metrics").0, 200);
+    let caps: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(caps["caps_w"], serde_json::json!([300.0, 300.0]));
+    drop(agent);
+
+    // Without --listen the agent is on loopback only.
+    let help = bin().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(help.contains("[default: 127.0.0.1:9184]"), "{help}");
+}

@@ -29,12 +29,12 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
         }
         if !s.quiet {
             for n in &agents.nodes {
-                eprintln!("  {}", node_line(n));
+                crate::errln!("  {}", node_line(n));
             }
         }
         let (kwh, g, counted, all) = agents.totals();
         if !s.quiet {
-            eprintln!(
+            crate::errln!(
                 "[{:>8.1} s] job: {} · {} CO2e over {counted} of {all} nodes",
                 start.elapsed().as_secs_f64(),
                 fmt_energy_kwh(kwh),
@@ -44,7 +44,7 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
         let done = stop.load(Ordering::Relaxed) || s.duration.is_some_and(|d| start.elapsed() >= d);
         if done {
             // Full precision, for scripts and the tests.
-            println!("nodes={counted}/{all} energy_kwh={kwh} co2e_g={g}");
+            crate::outln!("nodes={counted}/{all} energy_kwh={kwh} co2e_g={g}")?;
             return Ok(0);
         }
         let until = Instant::now() + s.interval;
@@ -238,6 +238,6 @@ fn run_screen(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
     sig.close();
     drop(sc);
     let (kwh, g, counted, all) = agents.totals();
-    println!("nodes={counted}/{all} energy_kwh={kwh} co2e_g={g}");
+    crate::outln!("nodes={counted}/{all} energy_kwh={kwh} co2e_g={g}")?;
     Ok(0)
 }

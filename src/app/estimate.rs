@@ -67,45 +67,46 @@ pub fn run(o: &EstimateOpts<'_>) -> Result<i32, AppError> {
             "embodied_co2e_g_high": e.embodied_high_g, "total_co2e_g": e.total_g,
             "tree_days": e.tree_days, "car_km": e.car_km,
         });
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&v).map_err(|e| AppError::Runtime(e.to_string()))?
-        );
+        )?;
         return Ok(0);
     }
-    println!(
+    crate::outln!(
         "carbontop estimate: {} × {name} ({watts} W, {source}) for {} h at {:.0}% of rated power",
         o.count,
         o.hours,
         o.utilisation * 100.0
-    );
+    )?;
     let memory = if o.memory_gib > 0.0 {
         format!("memory {}", fmt_energy_kwh(e.mem_kwh))
     } else {
         "memory not counted: --memory-gib".to_owned()
     };
-    println!(
+    crate::outln!(
         "  energy       {} (GPUs {}, {memory}; PUE {})",
         fmt_energy_kwh(e.energy_kwh),
         fmt_energy_kwh(e.gpu_kwh),
         o.pue
-    );
-    println!(
+    )?;
+    crate::outln!(
         "  operational  {} CO2e at {grid}",
         fmt_co2e_g(e.operational_g)
-    );
-    println!(
+    )?;
+    crate::outln!(
         "  embodied     {} CO2e (published range {}–{}; {} server(s), SCI M = TE × time / lifetime)",
         fmt_co2e_g(e.embodied_g),
         fmt_co2e_g(e.embodied_low_g),
         fmt_co2e_g(e.embodied_high_g),
         e.servers
-    );
-    println!("  total        {} CO2e", fmt_co2e_g(e.total_g));
-    println!(
+    )?;
+    crate::outln!("  total        {} CO2e", fmt_co2e_g(e.total_g))?;
+    crate::outln!(
         "  ≈            {:.1} tree-days, {:.1} km by car",
-        e.tree_days, e.car_km
-    );
-    println!("  constants    {}", estimate::constants_note(name));
+        e.tree_days,
+        e.car_km
+    )?;
+    crate::outln!("  constants    {}", estimate::constants_note(name))?;
     Ok(0)
 }

@@ -364,7 +364,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
             })
             .map_err(AppError::Runtime)?;
             let at = ex.listen(listen).map_err(AppError::Usage)?;
-            say(&format!("serving /metrics on http://{at}/metrics"));
+            say(&crate::serve::serving_line(at));
             Some(ex)
         }
         _ => None,
@@ -565,7 +565,7 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                         sc.draw();
                     }
                     None if !settings.quiet => {
-                        eprintln!("{}", status_line(&tick, built.cpu_estimate));
+                        crate::errln!("{}", status_line(&tick, built.cpu_estimate));
                     }
                     None => {}
                 }
@@ -849,12 +849,12 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         ) {
             say(&format!("cannot write {}: {e}", em_path.display()));
         }
-        eprint!("{}", summary(&totals, &facts));
+        crate::app::err_out(&summary(&totals, &facts));
         if !settings.quiet {
-            eprintln!("  emissions  {} (CodeCarbon format)", em_path.display());
+            crate::errln!("  emissions  {} (CodeCarbon format)", em_path.display());
         }
     } else {
-        eprint!("{}", summary(&totals, &facts));
+        crate::app::err_out(&summary(&totals, &facts));
     }
 
     Ok(match child_exit {

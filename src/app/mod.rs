@@ -11,6 +11,43 @@ pub mod report;
 pub mod screen;
 pub mod serve;
 
+/// Writes to stdout. A reader that went away (`carbontop report … | head`) is not an error and
+/// never a panic (println! panics on EPIPE); any other failure is one line.
+pub fn out(text: &str) -> Result<(), AppError> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(AppError::Runtime(format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `println!` through `out`: `outln!(...)?`.
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::app::out(&format!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// Writes to stderr, ignoring a stderr that went away (`2>&1 | head`): eprintln! would panic
+/// there, in the middle of a run whose caps must come back and whose rows must be written.
+pub fn err_out(text: &str) {
+    use std::io::Write;
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(text.as_bytes()).and_then(|()| e.flush());
+}
+
+/// `eprintln!` through `err_out`.
+#[macro_export]
+macro_rules! errln {
+    ($($t:tt)*) => {
+        $crate::app::err_out(&format!("{}\n", format_args!($($t)*)))
+    };
+}
+
 /// A failure that ends the command, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -37,7 +74,7 @@ impl AppError {
 
 /// Prints one `carbontop: …` line on stderr.
 pub fn say(msg: &str) {
-    eprintln!("carbontop: {msg}");
+    err_out(&format!("carbontop: {msg}\n"));
 }
 
 /// Turns SIGINT, SIGTERM and SIGHUP into calls of `emit` on a thread of its own (until `emit`

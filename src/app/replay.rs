@@ -159,7 +159,7 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
         last_progress: player.last_progress.as_ref().and_then(describe_progress),
         notes,
     };
-    eprint!("{}", summary(&player.ledger.totals(), &facts));
+    crate::app::err_out(&summary(&player.ledger.totals(), &facts));
     if let Some(e) = player.error {
         say(&format!("replay {e}"));
         return Ok(2);
@@ -195,7 +195,7 @@ fn replay_headless(o: &ReplayOpts<'_>, p: &mut Player) -> Result<bool, AppError>
             ex.update(&tick, &p.ledger.totals(), p.ledger.config().pue);
         }
         if !o.quiet && o.speed != Speed::Max {
-            eprintln!("{}", status_line(&tick, false));
+            crate::errln!("{}", status_line(&tick, false));
         }
     }
     if o.exporter.is_some() {

@@ -35,7 +35,7 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
     for f in o.files {
         let a = account_file(f, o.pue).map_err(|e| AppError::Usage(format!("report {e}")))?;
         if let Some(line) = a.truncated_tail {
-            eprintln!(
+            crate::errln!(
                 "carbontop: {}: the last row (line {line}) was cut off mid-write (the recorder \
                  was killed or ran out of disk) and is left out; every row before it is counted",
                 a.file
@@ -65,7 +65,7 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
                 crate::report::png::DEFAULT_SIZE,
             )
             .map_err(|e| AppError::Runtime(format!("--png {}: {e}", path.display())))?;
-            eprintln!("carbontop: wrote {}", path.display());
+            crate::errln!("carbontop: wrote {}", path.display());
             if o.files.len() > 1 {
                 dashboards.push(d);
             }
@@ -81,7 +81,7 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
                 crate::report::png::DEFAULT_SIZE,
             )
             .map_err(|e| AppError::Runtime(format!("--png {}: {e}", path.display())))?;
-            eprintln!("carbontop: wrote {}", path.display());
+            crate::errln!("carbontop: wrote {}", path.display());
         }
     }
     if let Some(path) = o.emissions {
@@ -97,11 +97,11 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
     }
     if o.json {
         let runs: Vec<_> = accounts.iter().map(crate::report::json::summary).collect();
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "runs": runs }))
                 .map_err(|e| AppError::Runtime(e.to_string()))?
-        );
+        )?;
     } else {
         for a in &accounts {
             let facts = RunFacts {
@@ -111,10 +111,10 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
                 last_progress: crate::app::measure::describe_progress(&a.last_progress),
                 ..Default::default()
             };
-            print!("{}", summary(&a.totals, &facts));
+            crate::app::out(&summary(&a.totals, &facts))?;
         }
         if accounts.len() > 1 {
-            print!("{}", comparison_text(&accounts));
+            crate::app::out(&comparison_text(&accounts))?;
         }
     }
     Ok(0)

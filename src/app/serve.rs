@@ -35,7 +35,8 @@ pub fn run(
             .map_err(AppError::Runtime)?;
             let at = ex.listen(listen).map_err(AppError::Usage)?;
             say(&format!(
-                "serving /metrics on http://{at}/metrics (replay of {})",
+                "{} (replay of {})",
+                crate::serve::serving_line(at),
                 file.display()
             ));
             crate::app::replay::replay(&crate::app::replay::ReplayOpts {

@@ -266,7 +266,7 @@ impl Drop for CapControl {
     fn drop(&mut self) {
         if self.restore_on_exit {
             for e in self.restore() {
-                eprintln!("carbontop: {e}");
+                crate::errln!("carbontop: {e}");
             }
         }
     }

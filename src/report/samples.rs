@@ -75,6 +75,11 @@ fn csv_line(rec: &[String]) -> io::Result<Vec<u8>> {
     w.into_inner().map_err(|e| io::Error::other(e.to_string()))
 }
 
+/// Above any one machine's draw (10 MW): a recording's power beyond it is corrupt.
+const MAX_MACHINE_W: f64 = 1e7;
+/// Thirty years, in seconds: longer than any run.
+const MAX_ELAPSED_S: f64 = 1e9;
+
 /// How many bytes of rows not yet on disk are held in memory while the disk refuses them
 /// (full, over quota, file too large): about two days of 1 s rows for a 4-GPU machine.
 pub const MAX_HELD_BYTES: usize = 64 << 20;
@@ -284,6 +289,7 @@ pub struct SamplesReader {
     /// The record after `record`, read ahead so the last one is known as the last.
     ahead: Option<Result<csv::StringRecord, csv::Error>>,
     truncated_tail: Option<u64>,
+    prev_elapsed: Option<f64>,
     path: String,
     n_gpus: usize,
     record: csv::StringRecord,
@@ -370,6 +376,7 @@ impl SamplesReader {
             rdr,
             ahead: None,
             truncated_tail: None,
+            prev_elapsed: None,
             path: p,
             n_gpus,
             record: csv::StringRecord::new(),
@@ -442,6 +449,29 @@ impl SamplesReader {
             Ok(v) if v.is_finite() => Ok(Some(v)),
             _ => Err(self.cell_err(line, col, format!("{s:?} is not a number"))),
         }
+    }
+
+    /// A number in `lo..=hi` (what the column can hold: powers are not negative, a percentage
+    /// is at most 100), else a located error; no silent wrong number reaches the totals.
+    fn ranged_at(
+        &self,
+        line: u64,
+        col: usize,
+        lo: f64,
+        hi: f64,
+        what: &str,
+    ) -> Result<Option<f64>, ReadError> {
+        match self.f64_at(line, col)? {
+            Some(v) if !(lo..=hi).contains(&v) => {
+                Err(self.cell_err(line, col, format!("{v} is not {what} ({lo}–{hi})")))
+            }
+            v => Ok(v),
+        }
+    }
+
+    /// A power (W): not negative, and below what any one machine draws.
+    fn watts_at(&self, line: u64, col: usize) -> Result<Option<f64>, ReadError> {
+        self.ranged_at(line, col, 0.0, MAX_MACHINE_W, "a power in W")
     }
 
     fn u64_at(&self, line: u64, col: usize) -> Result<Option<u64>, ReadError> {
@@ -523,39 +553,65 @@ impl SamplesReader {
             .map(|t| t.with_timezone(&Utc))
             .map_err(|_| self.cell_err(line, 0, format!("{ts:?} is not an RFC 3339 time")))?;
         let elapsed_s = match self.f64_at(line, 1)? {
-            Some(e) if e >= 0.0 => e,
-            Some(_) => return Err(self.cell_err(line, 1, "negative elapsed time".into())),
+            Some(e) if (0.0..=MAX_ELAPSED_S).contains(&e) => e,
+            Some(e) => {
+                return Err(self.cell_err(
+                    line,
+                    1,
+                    format!("{e} is not an elapsed time (0–{MAX_ELAPSED_S} s)"),
+                ));
+            }
             None => {
                 let start = *self.start.get_or_insert(time);
-                (time - start).as_seconds_f64().max(0.0)
+                (time - start).as_seconds_f64().clamp(0.0, MAX_ELAPSED_S)
             }
         };
+        // Monotonic by construction: a row before its predecessor is a corrupt file, and would
+        // take energy away.
+        if let Some(prev) = self.prev_elapsed
+            && elapsed_s < prev
+        {
+            return Err(self.cell_err(
+                line,
+                1,
+                format!("{elapsed_s} goes back in time (the row before is at {prev})"),
+            ));
+        }
+        self.prev_elapsed = Some(elapsed_s);
         self.start.get_or_insert(time);
         let avg = |v: Option<f64>| v.map(PowerReading::Average);
-        let cpu = match self.f64_at(line, 3)? {
+        let cpu = match self.watts_at(line, 3)? {
             Some(w) => CpuReading::Power(PowerReading::Average(w)),
             None => CpuReading::Unknown,
         };
-        let mem = avg(self.f64_at(line, 4)?);
+        let mem = avg(self.watts_at(line, 4)?);
         let rx = self.u64_at(line, 5)?;
         let tx = self.u64_at(line, 6)?;
-        let net_w = self.f64_at(line, 7)?;
+        let net_w = self.watts_at(line, 7)?;
         let net = (rx.is_some() || tx.is_some() || net_w.is_some()).then(|| NetReading {
             rx_bytes: rx.unwrap_or(0),
             tx_bytes: tx.unwrap_or(0),
             power: avg(net_w),
         });
         let source = self.record.get(11).unwrap_or("").trim().to_owned();
-        let intensity = self.f64_at(line, 10)?.map(|g| Intensity {
-            g_per_kwh: g,
-            source: if source.is_empty() {
-                "replay".into()
-            } else {
-                source
-            },
-        });
-        self.recorded_energy_kwh = self.f64_at(line, 9)?;
-        self.recorded_embodied_g = self.f64_at(line, 13)?;
+        let intensity = self
+            .ranged_at(
+                line,
+                10,
+                0.0,
+                crate::source::grid::series::MAX_G_PER_KWH,
+                "a grid intensity in g/kWh",
+            )?
+            .map(|g| Intensity {
+                g_per_kwh: g,
+                source: if source.is_empty() {
+                    "replay".into()
+                } else {
+                    source
+                },
+            });
+        self.recorded_energy_kwh = self.ranged_at(line, 9, 0.0, f64::MAX, "an energy")?;
+        self.recorded_embodied_g = self.ranged_at(line, 13, 0.0, f64::MAX, "a mass of CO2e")?;
         self.cap_change = self
             .cap_change_col
             .and_then(|i| self.record.get(i))
@@ -569,9 +625,9 @@ impl SamplesReader {
             }
         }
         let progress = Progress {
-            epoch: self.f64_at(line, 14)?,
+            epoch: self.ranged_at(line, 14, 0.0, f64::MAX, "an epoch")?,
             step: self.u64_at(line, 15)?,
-            accuracy: self.f64_at(line, 16)?,
+            accuracy: self.ranged_at(line, 16, 0.0, 100.0, "a percentage")?,
             loss: self.f64_at(line, 17)?,
             metrics,
         };
@@ -580,11 +636,11 @@ impl SamplesReader {
             let b = BASE_COLUMNS.len() + 5 * i;
             gpus.push(GpuReading {
                 index: i as u32,
-                power: avg(self.f64_at(line, b)?),
+                power: avg(self.watts_at(line, b)?),
                 energy_mj: None,
-                util_pct: self.f64_at(line, b + 2)?,
-                mem_used_mib: self.f64_at(line, b + 3)?,
-                cap_w: self.f64_at(line, b + 4)?,
+                util_pct: self.ranged_at(line, b + 2, 0.0, 100.0, "a percentage")?,
+                mem_used_mib: self.ranged_at(line, b + 3, 0.0, f64::MAX, "an amount of memory")?,
+                cap_w: self.watts_at(line, b + 4)?,
                 tree_share: None,
             });
         }
@@ -689,6 +745,37 @@ mod tests {
             String::from_utf8_lossy(&expected)
         );
         assert_eq!(read_all(String::from_utf8(expected).unwrap()).len(), 10);
+    }
+
+    #[test]
+    fn values_no_machine_records_are_located_errors_not_silent_numbers() {
+        let head = BASE_COLUMNS.join(",");
+        let row = |elapsed: &str, cpu: &str, acc: &str| {
+            format!("2026-01-01T00:00:00Z,{elapsed},,{cpu},,,,,,0,436,table,0,,,,{acc},,\n")
+        };
+        let first = |text: String| {
+            let mut r =
+                SamplesReader::from_reader("t.csv", Box::new(io::Cursor::new(text))).unwrap();
+            std::iter::from_fn(|| r.next_sample())
+                .find_map(Result::err)
+                .map(|e| e.to_string())
+        };
+        let ok = format!("{head}\n{}{}", row("0", "10", "50"), row("1", "10", "51"));
+        assert_eq!(first(ok), None);
+        let neg = format!("{head}\n{}{}", row("0", "10", ""), row("1", "-5", ""));
+        let e = first(neg).unwrap();
+        assert!(
+            e.contains("line 3, column cpu_power_w: -5 is not a power"),
+            "{e}"
+        );
+        let back = format!("{head}\n{}{}", row("5", "10", ""), row("4", "10", ""));
+        assert!(first(back).unwrap().contains("4 goes back in time"));
+        let pct = format!("{head}\n{}", row("0", "10", "140"));
+        assert!(
+            first(pct)
+                .unwrap()
+                .contains("column accuracy: 140 is not a percentage")
+        );
     }
 
     #[test]

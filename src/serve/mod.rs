@@ -312,3 +312,16 @@ impl Exporter {
 
 /// `--listen`: loopback unless an address is given explicitly.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
+
+/// What to tell the user once the server listens: where, and whether the network can reach it
+/// (only ever because `--listen` said so: there is no other way to set the address).
+pub fn serving_line(at: SocketAddr) -> String {
+    if at.ip().is_loopback() {
+        format!("serving /metrics on http://{at}/metrics")
+    } else {
+        format!(
+            "serving /metrics on http://{at}/metrics: reachable from the network, as --listen \
+             asked (read-only: GET /metrics only, nothing can change a cap over HTTP)"
+        )
+    }
+}

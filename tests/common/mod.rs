@@ -78,6 +78,13 @@ pub fn assert_one_line_error(o: &Output, what: &str) {
 /// An agent process, killed when the test ends however it ends.
 pub struct Agent(Child);
 
+impl Agent {
+    /// Takes over a process started by the test itself.
+    pub fn adopt(c: Child) -> Self {
+        Agent(c)
+    }
+}
+
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.0.kill();
