@@ -748,3 +748,103 @@ mod tests {
         assert_eq!(l.totals().mem_j, 0.0);
     }
 }
+
+/// Properties that hold for any input the sources can produce (proptest).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::sample::{GpuReading, Intensity, RaplCounter};
+    use proptest::prelude::*;
+
+    fn sample(t: f64, cpu: CpuReading, gpu_w: Option<f64>, g: f64) -> Sample {
+        Sample {
+            time: chrono::DateTime::UNIX_EPOCH,
+            elapsed_s: t,
+            gpus: vec![GpuReading {
+                power: gpu_w.map(PowerReading::Instant),
+                tree_share: Some(0.5),
+                ..Default::default()
+            }],
+            cpu,
+            mem: Some(PowerReading::Average(5.0)),
+            net: None,
+            intensity: Some(Intensity {
+                g_per_kwh: g,
+                source: "p".into(),
+            }),
+            progress: Default::default(),
+            process: None,
+        }
+    }
+
+    proptest! {
+        // Deterministic: the same 512 cases on every machine and every run (tests must not
+        // flake); raise `cases` for a longer search.
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x00C0_2B07),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Energy and carbon never decrease and never become NaN or infinite, whatever the
+        /// readings (powers up to 10 kW, gaps up to a day, intensities up to 5,000 g/kWh, RAPL
+        /// counters anywhere in their range).
+        #[test]
+        fn energy_and_carbon_never_decrease(
+            steps in proptest::collection::vec(
+                (0.0f64..86_400.0, 0.0f64..10_000.0, proptest::option::of(0.0f64..10_000.0),
+                 0.0f64..5_000.0, any::<u64>(), 1u64..u64::MAX, any::<bool>()),
+                1..40),
+            pue in 1.0f64..3.0,
+        ) {
+            let mut l = Ledger::new(LedgerConfig { pue, ..Default::default() });
+            let (mut t, mut kwh, mut g, mut proc_j) = (0.0, 0.0, 0.0, 0.0);
+            for (dt, cpu_w, gpu_w, i, uj, max, rapl) in steps {
+                t += dt;
+                let cpu = if rapl {
+                    CpuReading::Rapl(vec![RaplCounter {
+                        zone: "intel-rapl:0".into(),
+                        energy_uj: uj % max,
+                        max_energy_range_uj: max,
+                    }])
+                } else {
+                    CpuReading::Power(PowerReading::Average(cpu_w))
+                };
+                let tick = l.push(sample(t, cpu, gpu_w, i));
+                prop_assert!(tick.energy_kwh.is_finite() && tick.co2e_g.is_finite());
+                prop_assert!(tick.energy_kwh >= kwh, "{} < {kwh}", tick.energy_kwh);
+                prop_assert!(tick.co2e_g >= g, "{} < {g}", tick.co2e_g);
+                for w in [tick.cpu_power_w, tick.gpu_power_w, tick.total_power_w].into_iter().flatten() {
+                    prop_assert!(w >= 0.0 && w.is_finite());
+                }
+                // The command's share of a GPU is never more than the GPU.
+                if let (Some(p), Some(m)) = (tick.process_gpu_w, tick.gpu_power_w) {
+                    prop_assert!(p <= m + 1e-9);
+                }
+                let pj = l.totals().process_gpu_j;
+                prop_assert!(pj >= proc_j && pj <= l.totals().gpu_j + 1e-6);
+                proc_j = pj;
+                kwh = tick.energy_kwh;
+                g = tick.co2e_g;
+            }
+        }
+
+        /// A RAPL delta is never negative and never more than one full turn of the counter,
+        /// wrap or reset.
+        #[test]
+        fn rapl_deltas_are_bounded(old in any::<u64>(), new in any::<u64>(),
+                                   max in 1u64..u64::MAX, dt in 0.001f64..1e6) {
+            let c = |uj: u64| vec![RaplCounter {
+                zone: "z".into(), energy_uj: uj % max, max_energy_range_uj: max,
+            }];
+            let (j, wraps, resets) = rapl_delta_j(&c(old), &c(new), dt);
+            prop_assert!(j >= 0.0);
+            prop_assert!(j <= max as f64 / 1e6 + 1e-6);
+            prop_assert!(wraps + resets <= 1);
+            if new % max >= old % max {
+                prop_assert_eq!(j, ((new % max) - (old % max)) as f64 / 1e6);
+            }
+        }
+    }
+}

@@ -100,8 +100,13 @@ fn collect(v: &[ApiPoint], kind: Kind, what: &str) -> Result<Vec<Point>, FetchEr
     for p in v {
         out.extend(to_point(p, kind, what)?);
     }
-    // A slot ends where the next begins when the API's points are closer than its granularity.
+    // One point per start time, the one the answer gives last (found by the fuzzer: two
+    // points at one datetime made a slot that ended where it began).
     out.sort_by_key(|p| p.from);
+    out.reverse();
+    out.dedup_by_key(|p| p.from);
+    out.reverse();
+    // A slot ends where the next begins when the API's points are closer than its granularity.
     for i in 1..out.len() {
         if out[i].from < out[i - 1].to {
             out[i - 1].to = out[i].from;
@@ -246,6 +251,18 @@ mod tests {
                 .starts_with("/carbon-intensity/latest: not the documented JSON"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn two_points_at_one_time_are_one_slot_the_later_one() {
+        // The input the fuzzer found (fuzz/artifacts, now a regression test).
+        let b = r#"{"zone":"DE","forecast":[
+            {"carbonIntensity":150,"datetime":"2024-03-06T20:00:00.000Z"},
+            {"carbonIntensity":169,"datetime":"2024-03-06T20:00:00.000Z"}]}"#;
+        let v = parse_forecast(b).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].g_per_kwh, 169.0);
+        assert_eq!((v[0].to - v[0].from).num_minutes(), 60);
     }
 
     #[test]
