@@ -64,11 +64,12 @@ fn report_json(path: &Path) -> (serde_json::Value, String) {
     (serde_json::from_slice(&o.stdout).unwrap(), err)
 }
 
-/// Every row's interval follows the last one's: no tick missing, none twice.
+/// Every row follows the one before: none twice, none out of order, and no hole wider than a
+/// few ticks (the sampler skips the deadlines it slept through on a starved machine).
 fn assert_contiguous(rows: &[Vec<String>], el: usize, interval: f64) {
     for w in rows.windows(2) {
         let d = num(&w[1][el]) - num(&w[0][el]);
-        assert!(d > 0.0 && d < 2.5 * interval, "gap {d} s between {w:?}");
+        assert!(d > 0.0 && d < 4.5 * interval, "gap {d} s between {w:?}");
     }
 }
 
@@ -153,12 +154,12 @@ fn kill_9_loses_at_most_the_last_tick_and_report_reads_what_is_left() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r");
     let samples = out.join("samples.csv");
+    let spawned = Instant::now();
     let mut child = quick("record", &out).spawn().unwrap();
     wait_until(&mut child, "ten rows", || data_lines(&samples).len() >= 10);
-    let killed_at = Instant::now();
+    let alive = spawned.elapsed().as_secs_f64();
     child.kill().unwrap(); // SIGKILL: no handler runs.
     child.wait().unwrap();
-    let alive = killed_at.elapsed();
     let lines = data_lines(&samples);
     // Every line but possibly the last is whole.
     let whole: Vec<&String> = lines.iter().filter(|l| l.ends_with('\n')).collect();
@@ -168,7 +169,12 @@ fn kill_9_loses_at_most_the_last_tick_and_report_reads_what_is_left() {
     assert_contiguous(&rows, el, 0.1);
     let (j, _) = report_json(&samples);
     assert_eq!(j["runs"][0]["samples"].as_u64(), Some(whole.len() as u64));
-    assert!(alive < Duration::from_secs(5));
+    // The file reaches (nearly) the moment of the kill: the ticks before it are all there.
+    let last = num(&rows.last().unwrap()[el]);
+    assert!(
+        last > alive - 1.0,
+        "last row at {last} s, killed after {alive} s"
+    );
 
     // A row cut off mid-write, as a full disk or a power cut leaves it: report counts every
     // row before it and says the last one is left out.
