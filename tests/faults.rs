@@ -74,22 +74,28 @@ fn assert_contiguous(rows: &[Vec<String>], el: usize, interval: f64) {
 }
 
 #[test]
-fn a_crashing_command_ends_the_run_with_its_signal_and_a_whole_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r");
-    let o = quick("run", &out)
-        .args(["--", "sh", "-c", "sleep 0.5; kill -SEGV $$"])
-        .output()
-        .unwrap();
-    let err = stderr(&o);
-    // As a shell reports it: 128 + SIGSEGV.
-    assert_eq!(o.status.code(), Some(139), "{err}");
-    assert!(err.contains("killed by signal 11"), "{err}");
-    let (h, rows) = read_csv(&out.join("samples.csv"));
-    assert!(rows.len() >= 4, "{rows:?}");
-    assert_contiguous(&rows, col(&h, "elapsed_s"), 0.1);
-    let (j, _) = report_json(&out.join("samples.csv"));
-    assert_eq!(j["runs"][0]["samples"].as_u64(), Some(rows.len() as u64));
+fn a_crashing_or_killed_command_ends_the_run_with_its_signal_and_a_whole_record() {
+    // A segfault, and the OOM killer's SIGKILL: as a shell reports them, 128 + the signal.
+    for (how, code, said) in [
+        ("kill -SEGV $$", 139, "killed by signal 11 (SIGSEGV)"),
+        ("kill -KILL $$", 137, "killed by signal 9 (SIGKILL)"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("r");
+        let o = quick("run", &out)
+            .args(["--", "sh", "-c", &format!("sleep 0.5; {how}")])
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{err}");
+        assert!(err.contains(said), "{err}");
+        let (h, rows) = read_csv(&out.join("samples.csv"));
+        assert!(rows.len() >= 4, "{rows:?}");
+        assert_contiguous(&rows, col(&h, "elapsed_s"), 0.1);
+        let (j, _) = report_json(&out.join("samples.csv"));
+        assert_eq!(j["runs"][0]["samples"].as_u64(), Some(rows.len() as u64));
+        assert!(out.join("emissions.csv").exists());
+    }
 }
 
 /// `run` of a long command on two simulated A40s whose governor moves the caps.
