@@ -11,40 +11,12 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn caps_in(state: &Path) -> Vec<f64> {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
-    v["caps_w"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
 /// `record --headless` on two simulated A40s with the governor (η=1, short profile).
 fn governed(dir: &Path, extra: &[&str]) -> std::process::Command {
     let mut c = bin();
-    c.args([
-        "record",
-        "--headless",
-        "--quiet",
-        "--interval",
-        "100ms",
-        "--simulate-gpus",
-        "2",
-        "--governor",
-        "carbon",
-        "--eta",
-        "1",
-        "--governor-profile",
-        "0.2s",
-        "--out",
-    ])
-    .arg(dir.join("r"))
-    .arg("--sim-state")
-    .arg(dir.join("caps.json"))
-    .args(extra);
+    c.arg("record");
+    sim_governed(&mut c, &dir.join("caps.json"));
+    c.arg("--out").arg(dir.join("r")).args(extra);
     c
 }
 

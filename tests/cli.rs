@@ -67,43 +67,14 @@ fn run_headless_measures_and_accounts_carbon_per_tick() {
 #[test]
 fn rapl_fixture_energy_is_exact_across_a_wrap() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("sysfs");
-    let zone = root.join("class/powercap/intel-rapl:0");
-    std::fs::create_dir_all(&zone).unwrap();
-    let src = fixture("sysfs/rapl-wrap/class/powercap/intel-rapl:0");
-    for f in ["name", "energy_uj", "max_energy_range_uj"] {
-        std::fs::copy(src.join(f), zone.join(f)).unwrap();
-    }
     // The child moves the counter: 999,000,000 → 200,000,000 (wrapped at 1,000,000,000) →
-    // 500,000,000 µJ. Whatever ticks see, the total is 1 J + 200 J + 300 J = 501 J. Writes are
-    // atomic renames so a tick never reads a half-written file.
-    let f = zone.join("energy_uj");
-    let script = format!(
-        "sleep 0.35; echo 200000000 > {f}.tmp && mv {f}.tmp {f}; sleep 0.35; \
-         echo 500000000 > {f}.tmp && mv {f}.tmp {f}; sleep 0.35",
-        f = f.display()
-    );
-    let out = dir.path().join("out");
-    let o = bin()
-        .args(["run", "--headless", "--interval", "100ms", "--sysfs-root"])
-        .arg(&root)
-        .arg("--out")
-        .arg(&out)
-        .args(["--", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    // 500,000,000 µJ. Whatever ticks see, the total is 1 J + 200 J + 300 J = 501 J.
+    let (o, (h, rows)) = rapl_run(dir.path(), 999_000_000, [200_000_000, 500_000_000]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("RAPL (measured)"), "{err}");
     assert!(err.contains("RAPL counter wrapped 1 time"), "{err}");
-    let (h, rows) = read_csv(&out.join("samples.csv"));
-    let (cpu, el) = (col(&h, "cpu_power_w"), col(&h, "elapsed_s"));
-    let mut joules = 0.0;
-    for k in 1..rows.len() {
-        if !rows[k][cpu].is_empty() {
-            joules += num(&rows[k][cpu]) * (num(&rows[k][el]) - num(&rows[k - 1][el]));
-        }
-    }
+    let joules = cpu_joules(&h, &rows);
     assert!(
         close(joules, 501.0, 1e-9),
         "CPU energy {joules} J, want 501 J"

@@ -14,17 +14,6 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn caps_in(state: &Path) -> Vec<f64> {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
-    v["caps_w"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
 /// Polls `done` every 20 ms for up to 20 s, failing if `child` ends first.
 fn wait_until(child: &mut Child, what: &str, mut done: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(20);
@@ -100,26 +89,11 @@ fn a_crashing_or_killed_command_ends_the_run_with_its_signal_and_a_whole_record(
 
 /// `run` of a long command on two simulated A40s whose governor moves the caps.
 fn governed_run(dir: &Path) -> Child {
-    bin()
-        .args([
-            "run",
-            "--headless",
-            "--quiet",
-            "--interval",
-            "100ms",
-            "--simulate-gpus",
-            "2",
-            "--governor",
-            "carbon",
-            "--eta",
-            "1",
-            "--governor-profile",
-            "0.2s",
-            "--out",
-        ])
+    let mut c = bin();
+    c.arg("run");
+    sim_governed(&mut c, &dir.join("caps.json"));
+    c.arg("--out")
         .arg(dir.join("r"))
-        .arg("--sim-state")
-        .arg(dir.join("caps.json"))
         .args(["--", "sleep", "30"])
         .stderr(Stdio::piped())
         .spawn()
@@ -305,28 +279,10 @@ fn a_lost_gpu_is_said_once_and_monitoring_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r");
     let state = dir.path().join("caps.json");
-    let o = bin()
-        .args([
-            "record",
-            "--headless",
-            "--quiet",
-            "--interval",
-            "100ms",
-            "--duration",
-            "1.5s",
-            "--simulate-gpus",
-            "2",
-            "--governor",
-            "carbon",
-            "--eta",
-            "1",
-            "--governor-profile",
-            "0.2s",
-            "--out",
-        ])
-        .arg(&out)
-        .arg("--sim-state")
-        .arg(&state)
+    let mut c = bin();
+    c.args(["record", "--duration", "1.5s", "--out"]).arg(&out);
+    sim_governed(&mut c, &state);
+    let o = c
         .env("CARBONTOP_TEST_GPU_LOST_AFTER", "5")
         .output()
         .unwrap();
@@ -355,31 +311,9 @@ fn a_lost_gpu_is_said_once_and_monitoring_goes_on() {
 #[test]
 fn a_rapl_counter_going_backwards_without_a_wrap_is_a_reset_not_phantom_energy() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("sysfs");
-    let zone = root.join("class/powercap/intel-rapl:0");
-    std::fs::create_dir_all(&zone).unwrap();
-    let src = fixture("sysfs/rapl-wrap/class/powercap/intel-rapl:0");
-    for f in ["name", "max_energy_range_uj"] {
-        std::fs::copy(src.join(f), zone.join(f)).unwrap();
-    }
-    let f = zone.join("energy_uj");
-    std::fs::write(&f, "100000000\n").unwrap();
     // 100 J → 2 J (a driver reload reset it: a wrap at 1 kJ would mean 902 J within one
     // 0.1 s tick, 9 kW) → 52 J. What the CPU used: the 2 J gathered since the reset, then 50 J.
-    let script = format!(
-        "sleep 0.35; echo 2000000 > {f}.tmp && mv {f}.tmp {f}; sleep 0.35; \
-         echo 52000000 > {f}.tmp && mv {f}.tmp {f}; sleep 0.35",
-        f = f.display()
-    );
-    let out = dir.path().join("out");
-    let o = bin()
-        .args(["run", "--headless", "--interval", "100ms", "--sysfs-root"])
-        .arg(&root)
-        .arg("--out")
-        .arg(&out)
-        .args(["--", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let (o, (h, rows)) = rapl_run(dir.path(), 100_000_000, [2_000_000, 52_000_000]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
@@ -387,15 +321,7 @@ fn a_rapl_counter_going_backwards_without_a_wrap_is_a_reset_not_phantom_energy()
         "{err}"
     );
     assert!(!err.contains("wrapped"), "{err}");
-    let (h, rows) = read_csv(&out.join("samples.csv"));
-    let (cpu, el) = (col(&h, "cpu_power_w"), col(&h, "elapsed_s"));
-    let mut joules = 0.0;
-    for k in 1..rows.len() {
-        if !rows[k][cpu].is_empty() {
-            assert!(num(&rows[k][cpu]) >= 0.0);
-            joules += num(&rows[k][cpu]) * (num(&rows[k][el]) - num(&rows[k - 1][el]));
-        }
-    }
+    let joules = cpu_joules(&h, &rows);
     assert!(
         close(joules, 52.0, 1e-9),
         "CPU energy {joules} J, want 52 J"

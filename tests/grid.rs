@@ -47,22 +47,11 @@ fn uk_server(actual: f64) -> FakeApi {
 /// `run --headless --interval 100ms --grid-poll 1s --grid-url URL ARGS -- sleep SECS`, spawned.
 fn run_against(url: &str, out: &Path, args: &[&str], secs: &str, envs: &[(&str, &str)]) -> Child {
     let mut c = bin();
-    c.args([
-        "run",
-        "--headless",
-        "--interval",
-        "100ms",
-        "--grid-poll",
-        "1s",
-        "--grid-url",
-        url,
-        "--out",
-    ])
-    .arg(out)
-    .args(args)
-    .args(["--", "sleep", secs])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    grid_run(&mut c, url, out);
+    c.args(args)
+        .args(["--", "sleep", secs])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in envs {
         c.env(k, v);
     }

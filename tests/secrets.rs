@@ -7,7 +7,7 @@ mod common;
 
 use common::fake_api::{FakeApi, Reply};
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Output, Stdio};
@@ -65,6 +65,21 @@ fn refusing_api() -> FakeApi {
     api
 }
 
+/// A run against `api` with `--provider PROVIDER…`, into `out`.
+fn against(c: &mut std::process::Command, api: &FakeApi, provider: &[&str], out: &Path) {
+    grid_run(c, &api.url(), out);
+    c.arg("--provider").args(provider);
+}
+
+/// `--provider emaps --zone DE --grid-url URL`.
+fn emaps_at(api: &FakeApi) -> Vec<String> {
+    ["--provider", "emaps", "--zone", "DE", "--grid-url"]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([api.url()])
+        .collect()
+}
+
 fn with_secrets(c: &mut std::process::Command) -> &mut std::process::Command {
     c.env("ELECTRICITYMAPS_API_KEY", EMAPS)
         .env("WATTTIME_USERNAME", "ann")
@@ -81,27 +96,10 @@ fn no_output_of_a_run_with_tokens_set_holds_them() {
     std::fs::write(&cfg, format!("electricitymaps_api_key = \"{CFG_TOKEN}\"\n")).unwrap();
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = dir.path().join("emaps");
-    let o = bin()
-        .args([
-            "run",
-            "--headless",
-            "--interval",
-            "100ms",
-            "--grid-poll",
-            "1s",
-        ])
-        .args([
-            "--provider",
-            "emaps",
-            "--zone",
-            "DE",
-            "--grid-url",
-            &api.url(),
-        ])
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
+    let mut c = bin();
+    against(&mut c, &api, &["emaps", "--zone", "DE"], &out);
+    c.arg("--config").arg(&cfg);
+    let o = c
         .args(["--", "sh", "-c", "echo training; sleep 1.2"])
         .output()
         .unwrap();
@@ -121,27 +119,13 @@ fn no_output_of_a_run_with_tokens_set_holds_them() {
     // WattTime: the password and the session token it gets back, through a refused data call.
     let out = dir.path().join("watttime");
     let mut c = bin();
-    with_secrets(&mut c)
-        .args([
-            "run",
-            "--headless",
-            "--interval",
-            "100ms",
-            "--grid-poll",
-            "1s",
-        ])
-        .args([
-            "--provider",
-            "watttime",
-            "--zone",
-            "CAISO_NORTH",
-            "--grid-url",
-        ])
-        .arg(api.url())
-        .arg("--out")
-        .arg(&out)
-        .args(["--", "sleep", "1.2"]);
-    let o = c.output().unwrap();
+    against(
+        with_secrets(&mut c),
+        &api,
+        &["watttime", "--zone", "CAISO_NORTH"],
+        &out,
+    );
+    let o = c.args(["--", "sleep", "1.2"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
         api.requests()
@@ -182,25 +166,9 @@ fn metrics_help_config_errors_and_panics_hold_no_token() {
             "--listen",
             "127.0.0.1:0",
         ])
-        .args([
-            "--provider",
-            "emaps",
-            "--zone",
-            "DE",
-            "--grid-url",
-            &api.url(),
-        ])
+        .args(emaps_at(&api))
         .stderr(Stdio::piped());
-    let mut agent = c.spawn().unwrap();
-    let mut err = BufReader::new(agent.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let (agent, addr, err) = adopt_agent(c.spawn().unwrap());
     std::thread::sleep(std::time::Duration::from_millis(600));
     for path in ["/metrics", "/", "/debug"] {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
@@ -213,11 +181,8 @@ fn metrics_help_config_errors_and_panics_hold_no_token() {
         s.read_to_string(&mut body).unwrap();
         assert_clean(&format!("GET {path}"), &body);
     }
-    let _ = agent.kill();
-    let _ = agent.wait();
-    let mut rest = String::new();
-    let _ = err.read_to_string(&mut rest);
-    assert_clean("serve stderr", &(line + &rest));
+    drop(agent);
+    assert_clean("serve stderr", &err.recv().unwrap());
 
     // --help of every command, with the secrets in the environment.
     for cmd in [
@@ -263,14 +228,7 @@ fn metrics_help_config_errors_and_panics_hold_no_token() {
             "--duration",
             "5s",
         ])
-        .args([
-            "--provider",
-            "emaps",
-            "--zone",
-            "DE",
-            "--grid-url",
-            &api.url(),
-        ])
+        .args(emaps_at(&api))
         .env("CARBONTOP_TEST_PANIC_AFTER", "0.3")
         .env("RUST_BACKTRACE", "1")
         .output()

@@ -193,7 +193,7 @@ fn send(addr: &str, method: &str, path: &str) -> u16 {
 fn nothing_over_http_can_change_a_cap_and_loopback_is_the_default() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("caps.json");
-    let mut c = bin()
+    let c = bin()
         .args([
             "serve",
             "--quiet",
@@ -209,18 +209,7 @@ fn nothing_over_http_can_change_a_cap_and_loopback_is_the_default() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = std::io::BufReader::new(c.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .to_owned();
-    assert!(!line.contains("reachable from the network"), "{line}");
-    let agent = Agent::adopt(c);
+    let (agent, addr, err) = adopt_agent(c);
     // Every method on every path but GET /metrics is refused; the caps never move.
     for (m, p) in [
         ("POST", "/metrics"),
@@ -238,6 +227,8 @@ fn nothing_over_http_can_change_a_cap_and_loopback_is_the_default() {
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(caps["caps_w"], serde_json::json!([300.0, 300.0]));
     drop(agent);
+    let said = err.recv().unwrap();
+    assert!(!said.contains("reachable from the network"), "{said}");
 
     // Without --listen the agent is on loopback only.
     let help = bin().args(["serve", "--help"]).output().unwrap();

@@ -131,15 +131,10 @@ pub fn summary_lines(d: &Dashboard, title: &str) -> Vec<(String, bool)> {
             false,
         ),
         (
-            match d.embodied_band_g() {
-                Some((lo, hi)) => format!(
-                    "embodied      {} CO2e ({}–{})",
-                    fmt_co2e_g(embodied),
-                    fmt_co2e_g(lo),
-                    fmt_co2e_g(hi)
-                ),
-                None => format!("embodied      {} CO2e", fmt_co2e_g(embodied)),
-            },
+            format!(
+                "embodied      {}",
+                crate::report::summary::fmt_co2e_band(embodied, d.embodied_band_g(), "")
+            ),
             false,
         ),
         (

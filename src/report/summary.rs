@@ -15,6 +15,21 @@ pub fn fmt_energy_kwh(kwh: f64) -> String {
 }
 
 /// Mass of CO2e with a readable unit.
+/// `1.2 g CO2e (tag, 1.1 g–2.3 g)`: a figure with the published range beside it (DESIGN.md
+/// §5: where sources disagree by 2× and more), or without one where there is none.
+pub fn fmt_co2e_band(g: f64, band: Option<(f64, f64)>, tag: &str) -> String {
+    let range = band.map(|(lo, hi)| format!("{}–{}", fmt_co2e_g(lo), fmt_co2e_g(hi)));
+    let inside: Vec<String> = [Some(tag.to_owned()).filter(|t| !t.is_empty()), range]
+        .into_iter()
+        .flatten()
+        .collect();
+    if inside.is_empty() {
+        format!("{} CO2e", fmt_co2e_g(g))
+    } else {
+        format!("{} CO2e ({})", fmt_co2e_g(g), inside.join(", "))
+    }
+}
+
 pub fn fmt_co2e_g(g: f64) -> String {
     if g >= 1e6 {
         format!("{:.3} t", g / 1e6)
@@ -241,6 +256,16 @@ pub fn comparison_text(runs: &[crate::report::account::Account]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_figure_with_its_published_range() {
+        assert_eq!(fmt_co2e_band(2.0, None, ""), "2.00 g CO2e");
+        assert_eq!(fmt_co2e_band(2.0, None, "SCI M"), "2.00 g CO2e (SCI M)");
+        assert_eq!(
+            fmt_co2e_band(2.0, Some((1.0, 4.0)), "SCI M"),
+            "2.00 g CO2e (SCI M, 1.00 g–4.00 g)"
+        );
+    }
 
     #[test]
     fn units() {

@@ -527,15 +527,7 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
     if let Some(g) = d.last.as_ref().and_then(|l| l.embodied_co2e_g) {
         // SCI M: the hardware's manufacturing emissions, amortised over the run.
         // Sources disagree on TE by 2× and more: the published range beside the point value.
-        let text = match d.embodied_band_g() {
-            Some((lo, hi)) => format!(
-                "{} CO2e (SCI M, {}–{})",
-                fmt_co2e_g(g),
-                fmt_co2e_g(lo),
-                fmt_co2e_g(hi)
-            ),
-            None => format!("{} CO2e (SCI M)", fmt_co2e_g(g)),
-        };
+        let text = crate::report::summary::fmt_co2e_band(g, d.embodied_band_g(), "SCI M");
         lines.push(row("embodied", text, th.muted));
     }
     if let Some(g) = &d.grid {

@@ -94,7 +94,7 @@ impl Drop for Agent {
 
 /// `serve --replay FILE --speed max` on a free loopback port: the agent and its address.
 pub fn agent(file: &str, node: &str) -> (Agent, String) {
-    let mut c = bin()
+    let c = bin()
         .args([
             "serve",
             "--quiet",
@@ -110,16 +110,132 @@ pub fn agent(file: &str, node: &str) -> (Agent, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let (agent, addr, _) = adopt_agent(c);
+    (agent, addr)
+}
+
+/// Takes over an agent spawned with a piped stderr: reads its first line (`serving /metrics on
+/// http://ADDR/metrics…`) and keeps reading the rest, so it never writes into a closed pipe.
+/// The agent, its address, and the rest of its stderr once it has ended.
+pub fn adopt_agent(mut c: Child) -> (Agent, String, std::sync::mpsc::Receiver<String>) {
     let mut line = String::new();
     let mut err = BufReader::new(c.stderr.take().unwrap());
     err.read_line(&mut line).unwrap();
-    // Keep reading, so the agent never writes into a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let first = line.clone();
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+        let _ = tx.send(first + &rest);
+    });
     let addr = line
         .split("http://")
         .nth(1)
         .and_then(|r| r.split('/').next())
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
-    (Agent(c), addr)
+    (Agent(c), addr, rx)
+}
+
+/// `run --headless --interval 100ms --grid-poll 1s --grid-url URL --out OUT`: a run that asks a
+/// (fake) provider every second; the caller adds the provider, the zone and `-- CMD`.
+pub fn grid_run(c: &mut Command, url: &str, out: &Path) {
+    c.args([
+        "run",
+        "--headless",
+        "--interval",
+        "100ms",
+        "--grid-poll",
+        "1s",
+    ])
+    .args(["--grid-url", url, "--out"])
+    .arg(out);
+}
+
+/// The caps the simulated GPUs' state file holds now (W).
+pub fn caps_in(state: &Path) -> Vec<f64> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    v["caps_w"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// Two simulated A40s (Zeus's curves) whose carbon governor (η=1, 0.2 s profile) moves the
+/// caps at once, ticking every 100 ms, the caps in `state`.
+pub fn sim_governed(c: &mut Command, state: &Path) {
+    c.args([
+        "--headless",
+        "--quiet",
+        "--interval",
+        "100ms",
+        "--simulate-gpus",
+        "2",
+        "--governor",
+        "carbon",
+        "--eta",
+        "1",
+        "--governor-profile",
+        "0.2s",
+        "--sim-state",
+    ])
+    .arg(state);
+}
+
+/// `run` on a fake sysfs with one RAPL package (max range 1 kJ) whose counter starts at
+/// `start` µJ and is moved by the child to each of `moves` in turn, 0.35 s apart (atomic
+/// renames, so a tick never reads half a file). The run's output and samples.csv.
+pub fn rapl_run(
+    dir: &Path,
+    start: u64,
+    moves: [u64; 2],
+) -> (Output, (Vec<String>, Vec<Vec<String>>)) {
+    let root = dir.join("sysfs");
+    let zone = root.join("class/powercap/intel-rapl:0");
+    std::fs::create_dir_all(&zone).unwrap();
+    let src = fixture("sysfs/rapl-wrap/class/powercap/intel-rapl:0");
+    for f in ["name", "max_energy_range_uj"] {
+        std::fs::copy(src.join(f), zone.join(f)).unwrap();
+    }
+    let f = zone.join("energy_uj");
+    std::fs::write(&f, format!("{start}\n")).unwrap();
+    let script = format!(
+        "sleep 0.35; echo {} > {f}.tmp && mv {f}.tmp {f}; sleep 0.35; \
+         echo {} > {f}.tmp && mv {f}.tmp {f}; sleep 0.35",
+        moves[0],
+        moves[1],
+        f = f.display()
+    );
+    let out = dir.join("out");
+    let o = bin()
+        .args(["run", "--headless", "--interval", "100ms", "--sysfs-root"])
+        .arg(&root)
+        .arg("--out")
+        .arg(&out)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let csv = if out.join("samples.csv").exists() {
+        read_csv(&out.join("samples.csv"))
+    } else {
+        (vec![], vec![])
+    };
+    (o, csv)
+}
+
+/// CPU energy (J) in a samples.csv: Σ cpu_power_w × Δelapsed_s (each power is the average over
+/// the interval its row closes); no row's power is negative.
+pub fn cpu_joules(h: &[String], rows: &[Vec<String>]) -> f64 {
+    let (cpu, el) = (col(h, "cpu_power_w"), col(h, "elapsed_s"));
+    let mut joules = 0.0;
+    for k in 1..rows.len() {
+        if !rows[k][cpu].is_empty() {
+            assert!(num(&rows[k][cpu]) >= 0.0, "{:?}", rows[k]);
+            joules += num(&rows[k][cpu]) * (num(&rows[k][el]) - num(&rows[k - 1][el]));
+        }
+    }
+    joules
 }
