@@ -50,7 +50,7 @@ impl Sampler {
         let mut warnings = Vec::new();
         let s = &mut self.sources;
         let mut progress = Progress::default();
-        let gpus = match s.gpu.as_mut() {
+        let mut gpus = match s.gpu.as_mut() {
             Some(g) => {
                 let r = g.read();
                 warnings.extend(g.take_warning());
@@ -81,7 +81,6 @@ impl Sampler {
         }
         let process = self.tree.as_mut().and_then(ProcessTree::read);
         // The tree's share of each GPU, where the driver reports its processes.
-        let mut gpus = gpus;
         if let (Some(tree), Some(g)) = (self.tree.as_ref(), s.gpu.as_mut()) {
             for (r, procs) in gpus.iter_mut().zip(g.processes()) {
                 r.tree_share = procs.map(|p| gpu_tree_share(&p, tree.pids()));
