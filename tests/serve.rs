@@ -11,10 +11,20 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn get(addr: &str, path: &str) -> (u16, String) {
+    request(addr, "GET", path, "")
+}
+
+/// `METHOD path` with `body` (none when empty): the status code and the body of the answer.
+fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{length}Connection: close\r\n\r\n{body}"
     )
     .unwrap();
     let mut out = String::new();
@@ -176,19 +186,6 @@ fn two_agents_and_an_aggregator_give_totals_equal_to_the_sum() {
     assert!(o.1.contains("(stale)"), "{}", o.1);
 }
 
-/// Sends `METHOD path` with a small body; the status code.
-fn send(addr: &str, method: &str, path: &str) -> u16 {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 10\r\nConnection: close\r\n\r\ncap=100 W\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn nothing_over_http_can_change_a_cap_and_loopback_is_the_default() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,7 +217,7 @@ fn nothing_over_http_can_change_a_cap_and_loopback_is_the_default() {
         ("GET", "/caps?gpu=0&watts=100"),
         ("PATCH", "/governor"),
     ] {
-        assert_eq!(send(&addr, m, p), 404, "{m} {p}");
+        assert_eq!(request(&addr, m, p, "cap=100 W\n").0, 404, "{m} {p}");
     }
     assert_eq!(get(&addr, "/metrics").0, 200);
     let caps: serde_json::Value =

@@ -775,29 +775,33 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     if let Some(h) = grid_hint {
         notes.push(h);
     }
-    if totals.process_machine_cpu_j > 0.0 {
-        // After CodeCarbon's process mode: the command's share of the busy CPU time.
-        notes.push(format!(
-            "the command's processes: {:.1}% of the machine's busy CPU time, {} of its {} CPU energy",
-            totals.process_cpu_j / totals.process_machine_cpu_j * 100.0,
-            crate::report::summary::fmt_energy_kwh(totals.process_cpu_j / crate::engine::constants::J_PER_KWH),
-            crate::report::summary::fmt_energy_kwh(
-                totals.process_machine_cpu_j / crate::engine::constants::J_PER_KWH
-            ),
-        ));
-    }
-    if totals.process_machine_gpu_j > 0.0 {
-        // Kepler's split: the tree's share of each GPU's SM time (NVML per-process accounting).
-        notes.push(format!(
-            "the command's processes: {:.1}% of the GPU energy by SM share, {} of {}",
-            totals.process_gpu_j / totals.process_machine_gpu_j * 100.0,
-            crate::report::summary::fmt_energy_kwh(
-                totals.process_gpu_j / crate::engine::constants::J_PER_KWH
-            ),
-            crate::report::summary::fmt_energy_kwh(
-                totals.process_machine_gpu_j / crate::engine::constants::J_PER_KWH
-            ),
-        ));
+    // The command's part beside the machine's: CPU after CodeCarbon's process mode (its share
+    // of the busy CPU time), GPU by Kepler's split (its share of each GPU's SM time).
+    for (part_j, whole_j, of_what, energy) in [
+        (
+            totals.process_cpu_j,
+            totals.process_machine_cpu_j,
+            "the machine's busy CPU time",
+            "CPU energy",
+        ),
+        (
+            totals.process_gpu_j,
+            totals.process_machine_gpu_j,
+            "the GPU energy by SM share",
+            "GPU energy",
+        ),
+    ] {
+        if whole_j > 0.0 {
+            let kwh = |j: f64| {
+                crate::report::summary::fmt_energy_kwh(j / crate::engine::constants::J_PER_KWH)
+            };
+            notes.push(format!(
+                "the command's processes: {:.1}% of {of_what}, {} of its {} {energy}",
+                part_j / whole_j * 100.0,
+                kwh(part_j),
+                kwh(whole_j),
+            ));
+        }
     }
     if let Some(n) = writer.as_mut().and_then(finish_writer) {
         notes.push(n);
