@@ -89,25 +89,30 @@ fn engine(c: &mut Criterion) {
     let info = RunInfo {
         title: "bench".into(),
         zone: "GB".into(),
-        pue: 1.0,
         cpu_estimate: false,
         gpus: vec!["A40".into(); 4],
         cap_mode: "untouched".into(),
         samples_path: None,
         mode: Mode::Live,
-        target: None,
-        target_metric: None,
-        embodied: None,
     };
     let mut g = c.benchmark_group("dashboard");
     g.throughput(Throughput::Elements(ticks.len() as u64));
     g.bench_function("push 10k ticks", |b| {
         b.iter(|| {
-            let mut d = Dashboard::new(info.clone());
+            let mut d = Dashboard::new(
+                info.clone(),
+                carbontop::engine::Meter::new(
+                    carbontop::engine::Basis {
+                        gpu_count: 4,
+                        ..Default::default()
+                    },
+                    true,
+                ),
+            );
             for (t, tot) in &ticks {
                 d.push(t, *tot);
             }
-            black_box(d.totals);
+            black_box(d.meter.snapshot());
         })
     });
     g.finish();

@@ -58,12 +58,22 @@ fn main() {
         std::fs::write(&path, svg).unwrap();
         println!("wrote {}", path.display());
     }
-    // The PNG report of the same recording, as `carbontop report --png` draws it.
-    let d = dashboard_of(trace, None).unwrap();
+    // The PNG reports, as `carbontop report --png` draws them: each file read once.
     let light = themes.iter().find(|t| t.name == "light").unwrap();
+    let capped = Path::new("fixtures/traces/a40x4-cifar100-cap200.csv");
+    let runs = [
+        carbontop::report::account::account_file(trace, None, true).unwrap(),
+        carbontop::report::account::account_file(capped, None, true).unwrap(),
+    ];
     let path = out.join("report-a40x4.png");
+    let run = carbontop::report::png::Run {
+        meter: &runs[0].meter,
+        snap: &runs[0].snapshot,
+        cpu_estimate: false,
+        cap_note: None,
+    };
     carbontop::report::png::write(
-        &d,
+        &run,
         light,
         &trace.display().to_string(),
         &path,
@@ -72,19 +82,14 @@ fn main() {
     .unwrap();
     println!("wrote {}", path.display());
     // Two runs compared, as `carbontop report a.csv b.csv --png` draws it.
-    let capped = Path::new("fixtures/traces/a40x4-cifar100-cap200.csv");
-    let runs = [
-        dashboard_of(trace, None).unwrap(),
-        dashboard_of(capped, None).unwrap(),
-    ];
-    let accounts = [
-        carbontop::report::account::account_file(trace, None).unwrap(),
-        carbontop::report::account::account_file(capped, None).unwrap(),
-    ];
+    let named: Vec<(&str, &carbontop::engine::Snapshot)> = runs
+        .iter()
+        .map(|r| (r.file.as_str(), &r.snapshot))
+        .collect();
     let path = out.join("report-compare.png");
     carbontop::report::png::write_compare(
-        &[&runs[0], &runs[1]],
-        &carbontop::report::summary::comparison(&accounts),
+        &[&runs[0].meter, &runs[1].meter],
+        &carbontop::report::summary::comparison(&named),
         light,
         &path,
         carbontop::report::png::DEFAULT_SIZE,

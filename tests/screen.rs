@@ -77,14 +77,16 @@ fn zoomed_progress_panel_120x30() {
 #[test]
 fn screen_numbers_match_the_report() {
     let d = dashboard_of(Path::new(TRACE), None).unwrap();
-    let acc = carbontop::report::account::account_file(Path::new(TRACE), None).unwrap();
-    assert!((d.totals.energy_kwh - acc.totals.energy_kwh).abs() < 1e-12);
-    assert!((d.totals.co2e_g - acc.totals.co2e_g).abs() < 1e-9);
+    let acc = carbontop::report::account::account_file(Path::new(TRACE), None, false)
+        .unwrap()
+        .snapshot;
+    // The same Snapshot, whether the file was replayed for the screen or read for a report.
+    assert_eq!(d.meter.snapshot(), acc);
     let s = text(&frame(&d, &ui(), 160, 48));
     use carbontop::report::summary::{fmt_co2e_g, fmt_energy_kwh};
-    assert!(s.contains(&fmt_energy_kwh(acc.totals.energy_kwh)), "{s}");
+    assert!(s.contains(&fmt_energy_kwh(acc.energy_kwh)), "{s}");
     assert!(
-        s.contains(&format!("{} CO2e", fmt_co2e_g(acc.totals.co2e_g))),
+        s.contains(&format!("{} CO2e", fmt_co2e_g(acc.co2e_g))),
         "{s}"
     );
     assert!(s.contains("PUE 1.20"), "{s}");
@@ -112,7 +114,10 @@ fn any_size_renders() {
         frame(&d, &u, w, h);
         key(&mut u, &d, KeyCode::Esc);
     }
-    let empty = Dashboard::new(d.info.clone());
+    let empty = Dashboard::new(
+        d.info.clone(),
+        carbontop::engine::Meter::new(d.meter.basis.clone(), true),
+    );
     frame(&empty, &u, 80, 24);
 }
 
@@ -122,7 +127,7 @@ fn live_grid_forecast_and_greener_window_160x48() {
     use carbontop::ui::model::GridInfo;
     use chrono::TimeDelta;
     let mut d = dashboard_of(Path::new(TRACE), Some(200.0)).unwrap();
-    let now = d.last.as_ref().unwrap().timestamp;
+    let now = d.last().unwrap().timestamp;
     // Half-hour slots from now: 300, 280, then a cleaner stretch at 120 g/kWh.
     let slots: Vec<Slot> = [300.0, 280.0, 120.0, 120.0, 250.0]
         .iter()
@@ -133,7 +138,7 @@ fn live_grid_forecast_and_greener_window_160x48() {
             g_per_kwh: g,
         })
         .collect();
-    d.grid = Some(GridInfo::new(
+    d.meter.grid = Some(GridInfo::new(
         "uk".into(),
         None,
         None,
@@ -145,9 +150,11 @@ fn live_grid_forecast_and_greener_window_160x48() {
     let s = text(&t);
     assert!(s.contains("greener"), "{s}");
     // 1 h at the present facility power over 300 then 280 g/kWh.
-    let w = d.facility_power_w().unwrap();
+    let snap = d.meter.snapshot();
+    let w = snap.now.facility_w.unwrap();
     let want = w / 1000.0 * (0.5 * 300.0 + 0.5 * 280.0);
-    let (g, covered) = d.forecast_co2e_g().unwrap();
+    let fc = snap.forecast.unwrap();
+    let (g, covered) = (fc.co2e_g, fc.covered);
     assert!((g - want).abs() < 1e-9 && covered == 1.0, "{g} vs {want}");
     insta::assert_snapshot!(t.backend());
 }

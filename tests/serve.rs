@@ -131,7 +131,7 @@ fn two_agents_and_an_aggregator_give_totals_equal_to_the_sum() {
         assert_eq!(get(addr, "/caps").0, 404);
     }
     let (out, _) = aggregate(&[&p1, &p2], "0.5s");
-    let line = out.lines().last().unwrap();
+    let line = out.lines().find(|l| l.starts_with("nodes=")).unwrap();
     assert!(line.starts_with("nodes=2/2 "), "{line}");
     assert!(
         close(field(line, "energy_kwh"), r1.0 + r2.0, 1e-9),
@@ -175,7 +175,7 @@ fn two_agents_and_an_aggregator_give_totals_equal_to_the_sum() {
         assert!(st.success(), "{err}");
         (out, err)
     };
-    let line = o.0.lines().last().unwrap();
+    let line = o.0.lines().find(|l| l.starts_with("nodes=")).unwrap();
     assert!(line.starts_with("nodes=2/2 "), "{line}");
     assert!(close(field(line, "co2e_g"), r1.1 + r2.1, 1e-9), "{line}");
     assert!(

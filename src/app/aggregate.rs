@@ -3,6 +3,7 @@
 
 use crate::app::{AppError, say};
 use crate::config::Settings;
+use crate::engine::{Basis, Meter};
 use crate::engine::{Tick, Totals};
 use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh};
 use crate::serve::agents::{Agents, Node};
@@ -43,9 +44,7 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
         }
         let done = stop.load(Ordering::Relaxed) || s.duration.is_some_and(|d| start.elapsed() >= d);
         if done {
-            // Full precision, for scripts and the tests.
-            crate::outln!("nodes={counted}/{all} energy_kwh={kwh} co2e_g={g}")?;
-            return Ok(0);
+            return final_lines(&agents);
         }
         let until = Instant::now() + s.interval;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
@@ -54,94 +53,29 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
     }
 }
 
-/// The job as one tick for the screen: components summed over the nodes that answered, energy
-/// and carbon as the agents counted them (facility, with each node's PUE), intensity weighted
-/// by each node's facility power now; and the job's PUE now (facility over IT power).
+/// The job's tick now, from the nodes that answered.
 fn job_tick(agents: &Agents, elapsed_s: f64, dt_s: f64, k: u64) -> (Tick, Totals, Option<f64>) {
-    let live: Vec<&Node> = agents
-        .nodes
-        .iter()
-        .filter(|n| n.answered.is_some())
-        .collect();
-    let sum_w = |c: &str| {
-        live.iter()
-            .filter_map(|n| n.power_w.get(c))
-            .copied()
-            .reduce(|a, b| a + b)
-    };
-    let sum_j = |c: &str| live.iter().filter_map(|n| n.it_j.get(c)).sum::<f64>();
-    let (kwh, g, _, _) = agents.totals();
-    let fw: f64 = live.iter().map(|n| n.facility_w).sum();
-    let intensity = (fw > 0.0).then(|| {
-        live.iter()
-            .map(|n| n.facility_w * n.intensity.unwrap_or(0.0))
-            .sum::<f64>()
-            / fw
-    });
-    let parts = [
-        sum_w("gpu"),
-        sum_w("cpu"),
-        sum_w("memory"),
-        sum_w("network"),
-    ];
-    let tick = Tick {
-        timestamp: chrono::Utc::now(),
-        elapsed_s,
-        dt_s,
-        gpu_power_w: parts[0],
-        cpu_power_w: parts[1],
-        mem_power_w: parts[2],
-        net_rx_bytes: None,
-        net_tx_bytes: None,
-        net_power_w: parts[3],
-        total_power_w: parts.iter().flatten().copied().reduce(|a, b| a + b),
-        energy_kwh: kwh,
-        intensity_g_per_kwh: intensity,
-        intensity_source: "agents".into(),
-        co2e_g: g,
-        embodied_co2e_g: None,
-        progress: Default::default(),
-        power_cap_w: None,
-        gpus: Vec::new(),
-        cap_change: None,
-        process_cpu_w: None,
-        process_gpu_w: None,
-    };
-    let totals = Totals {
-        ticks: k,
-        elapsed_s,
-        gpu_j: sum_j("gpu"),
-        cpu_j: sum_j("cpu"),
-        mem_j: sum_j("memory"),
-        net_j: sum_j("network"),
-        energy_kwh: kwh,
-        co2e_g: g,
-        ..Default::default()
-    };
-    let pue = tick
-        .total_power_w
-        .filter(|w| *w > 0.0)
-        .map(|it| (fw / it).max(1.0));
-    (tick, totals, pue)
+    crate::engine::job::tick(&agents.counted(), chrono::Utc::now(), elapsed_s, dt_s, k)
 }
 
 /// One line per node for the screen's pane.
 fn node_line(n: &Node) -> String {
     let stale = if n.fault.is_some() { "  (stale)" } else { "" };
     let comms = n
+        .fig
         .comms_share()
         .map_or("—".into(), |c| format!("{:.1}%", c * 100.0));
-    let per = n.co2e_per_progress().map_or(String::new(), |(k, g)| {
+    let per = n.fig.co2e_per_progress().map_or(String::new(), |(k, g)| {
         format!("  {} per {k}", fmt_co2e_g(g))
     });
     format!(
         "{} [{}]  {:.1} W  {}  {} CO2e  comms {comms}  {}{per}{stale}",
         n.node,
         n.agent,
-        n.facility_w,
-        fmt_energy_kwh(n.facility_j / crate::engine::constants::J_PER_KWH),
-        fmt_co2e_g(n.co2e_g),
-        n.intensity.map_or("—".into(), |i| format!(
+        n.fig.facility_w,
+        fmt_energy_kwh(n.fig.energy_kwh()),
+        fmt_co2e_g(n.fig.co2e_g),
+        n.fig.intensity.map_or("—".into(), |i| format!(
             "{i:.0} g/kWh {}",
             n.intensity_source
         )),
@@ -172,18 +106,14 @@ fn run_screen(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
     let info = RunInfo {
         title: format!("watch {} agent(s)", addrs.len()),
         zone: "per node".into(),
-        pue: 1.0,
         cpu_estimate: false,
         gpus: Vec::new(),
         cap_mode: "per node".into(),
         samples_path: None,
         mode: Mode::Live,
-        target: None,
-        target_metric: None,
-        embodied: None,
     };
     let mut sc = Screen::start(
-        Dashboard::new(info),
+        Dashboard::new(info, Meter::new(Basis::default(), true)),
         UiState::new(themes.0, themes.1, false, true),
     )
     .map_err(AppError::Runtime)?;
@@ -205,7 +135,7 @@ fn run_screen(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
             k += 1;
             // The job's PUE, for the "now" figures.
             if let Some(p) = pue {
-                sc.dash.info.pue = p;
+                sc.dash.meter.basis.pue = p;
             }
             sc.dash.push(&tick, totals);
             sc.dash.output.clear();
@@ -237,7 +167,20 @@ fn run_screen(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
     }
     sig.close();
     drop(sc);
+    final_lines(&agents)
+}
+
+/// At the end, at full precision for scripts and the tests: the job's totals, then each node's.
+fn final_lines(agents: &Agents) -> Result<i32, AppError> {
     let (kwh, g, counted, all) = agents.totals();
     crate::outln!("nodes={counted}/{all} energy_kwh={kwh} co2e_g={g}")?;
+    for n in agents.nodes.iter().filter(|n| n.answered.is_some()) {
+        crate::outln!(
+            "node={} energy_kwh={} co2e_g={}",
+            n.node,
+            n.fig.energy_kwh(),
+            n.fig.co2e_g
+        )?;
+    }
     Ok(0)
 }

@@ -9,10 +9,10 @@ use crate::control::PowerCap;
 use crate::control::nvml::NvmlCap;
 use crate::control::sim::SimGpus;
 use crate::engine::forecast::Slot;
-use crate::engine::{Ledger, LedgerConfig, Tick};
-use crate::report::account::RunStats;
+use crate::engine::{Basis, Ledger, LedgerConfig, Meter, Tick};
 use crate::report::emissions::{self, RunMeta};
 use crate::report::samples::SamplesWriter;
+pub use crate::report::summary::describe_progress;
 use crate::report::summary::{RunFacts, status_line, summary};
 use crate::sample::Progress;
 use crate::source::cpu_estimate::CpuEstimate;
@@ -216,27 +216,6 @@ pub fn exit_code_of(st: ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
-/// Describes the latest progress for the summary.
-pub fn describe_progress(p: &Progress) -> Option<String> {
-    if p.is_empty() {
-        return None;
-    }
-    let mut parts = Vec::new();
-    if let Some(e) = p.epoch {
-        parts.push(format!("epoch {e}"));
-    }
-    if let Some(s) = p.step {
-        parts.push(format!("step {s}"));
-    }
-    if let Some(a) = p.accuracy {
-        parts.push(format!("accuracy {a:.2}%"));
-    }
-    if let Some(l) = p.loss {
-        parts.push(format!("loss {l}"));
-    }
-    Some(parts.join(", "))
-}
-
 /// What a measuring command measures.
 #[derive(Debug, Clone, Copy)]
 pub enum Job<'a> {
@@ -276,15 +255,30 @@ fn run_info(
     RunInfo {
         title: job.title(),
         zone,
-        pue: s.pue,
         cpu_estimate: built.cpu_estimate,
         gpus: built.gpu_models.clone(),
         cap_mode,
         samples_path: samples,
         mode: Mode::Live,
+    }
+}
+
+/// What this run's figures rest on besides its ticks.
+fn basis(s: &Settings, built: &Built) -> Basis {
+    Basis {
+        pue: s.pue,
+        embodied: Some(embodied_te(s, &built.gpu_models)),
         target: s.target,
         target_metric: s.target_metric.clone(),
-        embodied: Some(embodied_te(s, &built.gpu_models)),
+        gpu_count: built.gpu_count,
+    }
+}
+
+/// The meter: the screen's when there is one, else the headless run's own.
+fn meter<'a>(screen: &'a mut Option<Screen>, own: &'a mut Meter) -> &'a mut Meter {
+    match screen {
+        Some(sc) => &mut sc.dash.meter,
+        None => own,
     }
 }
 
@@ -386,14 +380,19 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         crate::app::spawn_signal_thread(move |s| tx.send(Event::Signal(s)).is_ok())?
     };
 
+    // Headless, the run's figures are kept here; on the screen, in its dashboard.
+    let mut own_meter = Meter::new(basis(settings, &built), false);
     let mut screen = if use_screen {
-        let mut dash = Dashboard::new(run_info(
-            settings,
-            job,
-            &built,
-            writer.as_ref().map(|w| w.path().display().to_string()),
-            caps.mode(),
-        ));
+        let mut dash = Dashboard::new(
+            run_info(
+                settings,
+                job,
+                &built,
+                writer.as_ref().map(|w| w.path().display().to_string()),
+                caps.mode(),
+            ),
+            Meter::new(basis(settings, &built), true),
+        );
         dash.notices = built.notices.clone();
         if writer.is_none() {
             dash.notices
@@ -477,7 +476,6 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     let mut write_failed = false;
     let mut last_warning: Option<String> = None;
     let mut stop_reason: Option<String> = None;
-    let mut stats = RunStats::default();
 
     loop {
         // The earliest thing we are waiting for.
@@ -508,7 +506,6 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                 let mut s = *s;
                 // The command's own progress over what the source reports (simulated GPUs).
                 s.progress.merge(&progress);
-                stats.observe(&s);
                 let mut tick = ledger.push(s);
                 // Cap changes made during the interval this row closes.
                 tick.cap_change = caps.take_log();
@@ -531,17 +528,16 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                         }
                         grid_hint = hint;
                     }
-                    if let Some(sc) = screen.as_mut() {
-                        sc.dash.grid = Some(info);
-                    }
+                    meter(&mut screen, &mut own_meter).grid = Some(info);
                 }
+                meter(&mut screen, &mut own_meter).push(&tick, ledger.totals());
                 if let Some(w) = writer.as_mut()
                     && let Some(e) = write_tick(w, &tick, &mut write_failed)
                 {
                     tell(&mut screen, e);
                 }
                 if let Some(ex) = &exporter {
-                    ex.update(&tick, &ledger.totals(), settings.pue);
+                    ex.update(&tick, &meter(&mut screen, &mut own_meter).snapshot());
                 }
                 // The governor decides for the next interval, on the forecast's mean over it
                 // where the provider has one.
@@ -561,7 +557,6 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                     Some(sc) => {
                         sc.dash.info.cap_mode = caps.mode();
                         sc.dash.cap_note = caps.note();
-                        sc.dash.push(&tick, ledger.totals());
                         sc.draw();
                     }
                     None if !settings.quiet => {
@@ -589,7 +584,10 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                     sc.draw();
                 }
             }
-            Some(Event::Child(ChildEvent::Progress(p))) => progress.merge(&p),
+            Some(Event::Child(ChildEvent::Progress(p))) => {
+                meter(&mut screen, &mut own_meter).observe_progress(&p);
+                progress.merge(&p);
+            }
             Some(Event::Child(ChildEvent::Line(l))) => {
                 if let Some(sc) = screen.as_mut() {
                     sc.dash.push_output(&l);
@@ -670,19 +668,8 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
                             sc.dash.cap_note = caps.note();
                         }
                         Some(Effect::Export) => {
-                            let account = stats.clone().into_account(
-                                sc.dash.info.samples_path.clone().unwrap_or_default(),
-                                ledger.totals(),
-                                settings.pue,
-                                built.gpu_count,
-                            );
                             let meta = machine_meta(settings, &built.gpu_models);
-                            screen::export(
-                                sc,
-                                dir.as_deref().unwrap_or(Path::new(".")),
-                                &account,
-                                &meta,
-                            );
+                            screen::export(sc, dir.as_deref().unwrap_or(Path::new(".")), &meta);
                         }
                         Some(Effect::Interrupt) => match &child {
                             Some(ch) if running => {
@@ -755,10 +742,10 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     }
     sampler.join();
     sig_handle.close();
+    let snap = meter(&mut screen, &mut own_meter).snapshot();
     // Give the terminal back before anything is printed.
     drop(screen.take());
 
-    let totals = ledger.totals();
     let mut notes = Vec::new();
     notes.extend(caps.finish());
     if let Some(r) = stop_reason {
@@ -775,49 +762,8 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     if let Some(h) = grid_hint {
         notes.push(h);
     }
-    // The command's part beside the machine's: CPU after CodeCarbon's process mode (its share
-    // of the busy CPU time), GPU by Kepler's split (its share of each GPU's SM time).
-    for (part_j, whole_j, of_what, energy) in [
-        (
-            totals.process_cpu_j,
-            totals.process_machine_cpu_j,
-            "the machine's busy CPU time",
-            "CPU energy",
-        ),
-        (
-            totals.process_gpu_j,
-            totals.process_machine_gpu_j,
-            "the GPU energy by SM share",
-            "GPU energy",
-        ),
-    ] {
-        if whole_j > 0.0 {
-            let kwh = |j: f64| {
-                crate::report::summary::fmt_energy_kwh(j / crate::engine::constants::J_PER_KWH)
-            };
-            notes.push(format!(
-                "the command's processes: {:.1}% of {of_what}, {} of its {} {energy}",
-                part_j / whole_j * 100.0,
-                kwh(part_j),
-                kwh(whole_j),
-            ));
-        }
-    }
     if let Some(n) = writer.as_mut().and_then(finish_writer) {
         notes.push(n);
-    }
-    if totals.rapl_wraps > 0 {
-        notes.push(format!(
-            "RAPL counter wrapped {} time(s), accounted",
-            totals.rapl_wraps
-        ));
-    }
-    if totals.rapl_resets > 0 {
-        notes.push(format!(
-            "RAPL counter went backwards {} time(s) without a plausible wrap (reset): counted \
-             from its new value, no phantom energy",
-            totals.rapl_resets
-        ));
     }
     if use_screen
         && matches!(job, Job::Run(_))
@@ -828,37 +774,27 @@ pub fn measure(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
             d.join("output.log").display()
         ));
     }
+    let samples_path = writer.as_ref().map(|w| w.path().display().to_string());
     let facts = RunFacts {
         title: job.title(),
         interval_s: Some(settings.interval.as_secs_f64()),
-        pue: settings.pue,
         sources: built.facts,
-        samples_path: writer.as_ref().map(|w| w.path().display().to_string()),
-        gpu_measured: built.gpu_count > 0,
-        last_progress: describe_progress(&progress),
+        samples_path: samples_path.clone(),
         notes,
     };
-    if let (Some(w), Some(d)) = (writer.as_ref(), &dir) {
-        let account = stats.into_account(
-            w.path().display().to_string(),
-            totals,
-            settings.pue,
-            built.gpu_count,
-        );
-        let em_path = d.join("emissions.csv");
-        if let Err(e) = emissions::append(
-            &em_path,
-            &account,
-            &machine_meta(settings, &built.gpu_models),
-        ) {
-            say(&format!("cannot write {}: {e}", em_path.display()));
+    match (samples_path, &dir) {
+        (Some(file), Some(d)) => {
+            let em_path = d.join("emissions.csv");
+            let meta = machine_meta(settings, &built.gpu_models);
+            if let Err(e) = emissions::append(&em_path, &file, &snap, &meta) {
+                say(&format!("cannot write {}: {e}", em_path.display()));
+            }
+            crate::app::err_out(&summary(&snap, &facts));
+            if !settings.quiet {
+                crate::errln!("  emissions  {} (CodeCarbon format)", em_path.display());
+            }
         }
-        crate::app::err_out(&summary(&totals, &facts));
-        if !settings.quiet {
-            crate::errln!("  emissions  {} (CodeCarbon format)", em_path.display());
-        }
-    } else {
-        crate::app::err_out(&summary(&totals, &facts));
+        _ => crate::app::err_out(&summary(&snap, &facts)),
     }
 
     Ok(match child_exit {

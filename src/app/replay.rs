@@ -1,17 +1,16 @@
 //! `replay FILE`: a recording played back through the same engine, on the screen (with pause,
 //! seek and speed keys) or headless.
 
-use crate::app::measure::{describe_progress, open_writer, write_tick};
+use crate::app::measure::{open_writer, write_tick};
 use crate::app::screen::{self, Screen};
 use crate::app::{AppError, say};
-use crate::engine::{Ledger, LedgerConfig, Tick};
-use crate::report::account::RunStats;
+use crate::engine::{Meter, Tick};
+use crate::report::account::Recorded;
 use crate::report::emissions::RunMeta;
-use crate::report::samples::ReadError;
 use crate::report::samples::SamplesWriter;
 use crate::report::summary::{RunFacts, status_line, summary};
-use crate::sample::{Progress, Sample};
-use crate::source::replay::{Replay, Speed};
+use crate::sample::Sample;
+use crate::source::replay::Speed;
 use crate::ui::model::{Dashboard, Mode, RunInfo};
 use crate::ui::state::{Effect, UiState};
 use crate::ui::theme;
@@ -42,88 +41,70 @@ const MAX_SPEED_SLICE: Duration = Duration::from_millis(30);
 
 /// The recording, the engine, and where replayed rows go.
 struct Player {
-    rp: Replay,
-    ledger: Ledger,
-    pue: Option<f64>,
+    rec: Recorded,
+    /// The figures so far (lent to the screen's Dashboard while it plays).
+    meter: Meter,
     writer: Option<SamplesWriter>,
     write_failed: bool,
-    last_progress: Option<Progress>,
-    /// What `e` needs for the run-so-far CSV row.
-    stats: RunStats,
-    /// The next sample, read but not yet due.
-    pending: Option<Sample>,
-    error: Option<ReadError>,
-    ended: bool,
 }
 
 impl Player {
-    fn open(file: &Path, pue: Option<f64>) -> Result<Self, AppError> {
-        let rp = Replay::open(file).map_err(|e| AppError::Usage(format!("replay {e}")))?;
+    fn open(file: &Path, pue: Option<f64>, history: bool) -> Result<Self, AppError> {
+        let rec = Recorded::open(file, pue).map_err(|e| AppError::Usage(format!("replay {e}")))?;
+        let meter = Meter::new(rec.basis(), history);
         Ok(Self {
-            rp,
-            ledger: Ledger::new(LedgerConfig {
-                pue: pue.unwrap_or(1.0),
-                ..Default::default()
-            }),
-            pue,
+            rec,
+            meter,
             writer: None,
             write_failed: false,
-            last_progress: None,
-            stats: RunStats::default(),
-            pending: None,
-            error: None,
-            ended: false,
         })
     }
 
     /// The next sample (read ahead, not yet accounted).
     fn peek(&mut self) -> Option<&Sample> {
-        if self.pending.is_none() && !self.ended {
-            match self.rp.next_sample() {
-                Some(Ok((s, _gap))) => self.pending = Some(s),
-                Some(Err(e)) => {
-                    self.error = Some(e);
-                    self.ended = true;
-                }
-                None => self.ended = true,
-            }
-        }
-        self.pending.as_ref()
+        self.rec.peek()
     }
 
-    /// Accounts the next sample; the tick and an error to show, if writing failed.
-    fn step(&mut self) -> Option<(Tick, Option<String>)> {
-        self.peek()?;
-        let s = self.pending.take()?;
-        self.rp.apply_pue(&mut self.ledger, self.pue);
-        if !s.progress.is_empty() {
-            self.last_progress = Some(s.progress.clone());
-        }
-        self.stats.observe(&s);
-        let mut tick = self.ledger.push(s);
-        tick.cap_change = self.rp.cap_change().map(str::to_owned);
-        // Embodied carbon is what the recording says (its TE was this machine's then).
-        tick.embodied_co2e_g = self.rp.embodied_g();
-        let err = match self.writer.as_mut() {
-            Some(w) => write_tick(w, &tick, &mut self.write_failed),
-            None => None,
-        };
+    fn ended(&self) -> bool {
+        self.rec.ended
+    }
+
+    /// Accounts the next sample into `meter`; the tick and an error to show, if writing failed.
+    fn step(&mut self, meter: &mut Meter) -> Option<(Tick, Option<String>)> {
+        let tick = self.rec.step_into(meter)?;
+        let err = self.write(&tick);
         Some((tick, err))
+    }
+
+    /// The same, into the player's own meter (headless).
+    fn advance(&mut self) -> Option<(Tick, Option<String>)> {
+        let tick = self.rec.step_into(&mut self.meter)?;
+        let err = self.write(&tick);
+        Some((tick, err))
+    }
+
+    /// Writes the replayed row where `--out` asked; an error to show, if writing failed.
+    fn write(&mut self, tick: &Tick) -> Option<String> {
+        write_tick(self.writer.as_mut()?, tick, &mut self.write_failed)
     }
 }
 
 pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
     crate::app::survive_file_size_limit();
-    let mut player = Player::open(o.file, o.pue)?;
+    let mut player = Player::open(o.file, o.pue, false)?;
     let themes = theme::resolve(o.theme, theme::user_dir().as_deref()).map_err(AppError::Usage)?;
     if let Some(dir) = o.out {
         player.writer = Some(open_writer(
             dir,
-            player.rp.gpu_count(),
-            &player.rp.metric_names(),
+            player.rec.rp.gpu_count(),
+            &player.rec.rp.metric_names(),
         )?);
     }
     let use_screen = screen::wanted(o.headless);
+    if use_screen {
+        // The screen draws the history.
+        player.meter = Meter::new(player.rec.basis(), true);
+    }
     let interrupted = if use_screen {
         replay_screen(o, &mut player, themes)?
     } else {
@@ -141,26 +122,24 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
     {
         notes.push(n);
     }
-    if let Some(line) = player.rp.truncated_tail() {
+    if let Some(line) = player.rec.rp.truncated_tail() {
         notes.push(format!(
             "the last row (line {line}) was cut off mid-write and is left out"
         ));
     }
+    let path = player.rec.rp.path().to_owned();
     let facts = RunFacts {
-        title: format!("replay {}", player.rp.path()),
+        title: format!("replay {path}"),
         interval_s: None,
-        pue: player.ledger.config().pue,
-        sources: vec![("all".into(), format!("replayed from {}", player.rp.path()))],
+        sources: vec![("all".into(), format!("replayed from {path}"))],
         samples_path: player
             .writer
             .as_ref()
             .map(|w| w.path().display().to_string()),
-        gpu_measured: player.rp.gpu_count() > 0,
-        last_progress: player.last_progress.as_ref().and_then(describe_progress),
         notes,
     };
-    crate::app::err_out(&summary(&player.ledger.totals(), &facts));
-    if let Some(e) = player.error {
+    crate::app::err_out(&summary(&player.meter.snapshot(), &facts));
+    if let Some(e) = player.rec.error {
         say(&format!("replay {e}"));
         return Ok(2);
     }
@@ -187,12 +166,14 @@ fn replay_headless(o: &ReplayOpts<'_>, p: &mut Player) -> Result<bool, AppError>
                 std::thread::sleep((due - now).min(Duration::from_millis(100)));
             }
         }
-        let Some((tick, err)) = p.step() else { break };
+        let Some((tick, err)) = p.advance() else {
+            break;
+        };
         if let Some(e) = err {
             say(&e);
         }
         if let Some(ex) = &o.exporter {
-            ex.update(&tick, &p.ledger.totals(), p.ledger.config().pue);
+            ex.update(&tick, &p.meter.snapshot());
         }
         if !o.quiet && o.speed != Speed::Max {
             crate::errln!("{}", status_line(&tick, false));
@@ -214,11 +195,12 @@ enum Ev {
 
 fn replay_info(p: &Player, speed: Option<f64>) -> RunInfo {
     RunInfo {
-        title: format!("replay {}", p.rp.path()),
+        title: format!("replay {}", p.rec.rp.path()),
         zone: "recorded".into(),
-        pue: p.ledger.config().pue,
         cpu_estimate: false,
-        gpus: (0..p.rp.gpu_count()).map(|i| format!("GPU{i}")).collect(),
+        gpus: (0..p.rec.rp.gpu_count())
+            .map(|i| format!("GPU{i}"))
+            .collect(),
         cap_mode: "recorded".into(),
         samples_path: p.writer.as_ref().map(|w| w.path().display().to_string()),
         mode: Mode::Replay {
@@ -226,11 +208,13 @@ fn replay_info(p: &Player, speed: Option<f64>) -> RunInfo {
             playing: true,
             ended: false,
         },
-        target: None,
-        target_metric: None,
-        // The recording names no models, so no published range to show.
-        embodied: None,
     }
+}
+
+/// The replay screen's dashboard, holding the player's meter while it plays.
+fn replay_dash(p: &mut Player, speed: Option<f64>) -> Dashboard {
+    let meter = std::mem::replace(&mut p.meter, Meter::new(p.rec.basis(), false));
+    Dashboard::new(replay_info(p, speed), meter)
 }
 
 /// Plays on the screen until `q` or a signal; true when stopped before the end.
@@ -248,7 +232,7 @@ fn replay_screen(
         Speed::Times(x) => Some(x),
         Speed::Max => None,
     };
-    let dash = Dashboard::new(replay_info(p, speed));
+    let dash = replay_dash(p, speed);
     let ui = UiState::new(themes.0, themes.1, true, false);
     let mut sc = Screen::start(dash, ui).map_err(AppError::Runtime)?;
     {
@@ -265,7 +249,7 @@ fn replay_screen(
     loop {
         // Play what is due.
         let mut due: Option<Instant> = None;
-        if playing && !p.ended {
+        if playing && !p.ended() {
             let slice_end = Instant::now() + MAX_SPEED_SLICE;
             while let Some(next) = p.peek() {
                 let el = next.elapsed_s;
@@ -285,12 +269,12 @@ fn replay_screen(
                     sc.owed.get_or_insert(Instant::now());
                 }
             }
-            if p.ended {
+            if p.ended() {
                 mark_ended(&mut sc.dash, p);
                 sc.owed.get_or_insert(Instant::now());
             }
         }
-        set_mode(&mut sc.dash, speed, playing, p.ended);
+        set_mode(&mut sc.dash, speed, playing, p.ended());
         if speed.is_none() && due.is_some() {
             // At max speed: a frame per slice, then straight on.
             sc.draw();
@@ -305,7 +289,7 @@ fn replay_screen(
         let Some(ev) = ev else { continue };
         let effect = match ev {
             Ev::Signal => {
-                interrupted = !p.ended;
+                interrupted = !p.ended();
                 break;
             }
             Ev::Input(CtEvent::Key(k)) => sc.ui.handle_key(k, &sc.dash, false),
@@ -313,7 +297,7 @@ fn replay_screen(
         };
         match effect {
             Some(Effect::Quit) | Some(Effect::Interrupt) => {
-                interrupted = !p.ended;
+                interrupted = !p.ended();
                 break;
             }
             Some(Effect::TogglePlay) => {
@@ -339,18 +323,12 @@ fn replay_screen(
                 origin = None;
             }
             Some(Effect::Export) => {
-                let account = p.stats.clone().into_account(
-                    p.rp.path().to_owned(),
-                    p.ledger.totals(),
-                    p.ledger.config().pue,
-                    p.rp.gpu_count(),
-                );
                 let meta = RunMeta {
                     project_name: "carbontop".into(),
                     gpu_models: sc.dash.info.gpus.clone(),
                     ..Default::default()
                 };
-                screen::export(&mut sc, o.out.unwrap_or(Path::new(".")), &account, &meta);
+                screen::export(&mut sc, o.out.unwrap_or(Path::new(".")), &meta);
             }
             Some(Effect::Restart) => {
                 seek(o, p, &mut sc, f64::NEG_INFINITY, speed)?;
@@ -359,22 +337,21 @@ fn replay_screen(
             // The keys say so themselves; a recording's caps are what was recorded.
             Some(Effect::Cap(..) | Effect::ToggleGovernor) | None => {}
         }
-        set_mode(&mut sc.dash, speed, playing, p.ended);
+        set_mode(&mut sc.dash, speed, playing, p.ended());
         sc.draw();
     }
     sig_handle.close();
     sc.stop();
+    // The meter goes back to the player for the summary.
+    p.meter = std::mem::replace(&mut sc.dash.meter, Meter::new(Default::default(), false));
     Ok(interrupted)
 }
 
 /// Accounts the next sample and shows it; false at the end.
 fn show_step(p: &mut Player, d: &mut Dashboard) -> bool {
-    let Some((tick, err)) = p.step() else {
+    let Some((_, err)) = p.step(&mut d.meter) else {
         return false;
     };
-    // The recording's PUE is learnt from its first interval with energy.
-    d.info.pue = p.ledger.config().pue;
-    d.push(&tick, p.ledger.totals());
     if let Some(e) = err {
         d.warn(e);
     }
@@ -391,7 +368,7 @@ fn set_mode(d: &mut Dashboard, speed: Option<f64>, playing: bool, ended: bool) {
 
 fn mark_ended(d: &mut Dashboard, p: &Player) {
     if d.ended.is_none() {
-        d.ended = Some(match &p.error {
+        d.ended = Some(match &p.rec.error {
             Some(e) => format!("replay stopped: {e} · q to quit"),
             None => "end of recording · q to quit (, seeks back, home restarts)".into(),
         });
@@ -412,13 +389,13 @@ fn seek(
             sc.ui.flash = Some("seeking back is off while --out writes a copy".into());
             return Ok(());
         }
-        *p = Player::open(o.file, o.pue)?;
-        sc.dash = Dashboard::new(replay_info(p, speed));
+        *p = Player::open(o.file, o.pue, true)?;
+        sc.dash = replay_dash(p, speed);
     }
     while p.peek().is_some_and(|s| s.elapsed_s <= target) {
         show_step(p, &mut sc.dash);
     }
-    if p.ended {
+    if p.ended() {
         mark_ended(&mut sc.dash, p);
     } else {
         sc.dash.ended = None;
@@ -429,18 +406,18 @@ fn seek(
 /// The dashboard a replay of `file` shows once it has played up to recording time `until_s`
 /// (None: the whole file). For snapshot tests and screenshots.
 pub fn dashboard_of(file: &Path, until_s: Option<f64>) -> Result<Dashboard, AppError> {
-    let mut p = Player::open(file, None)?;
-    let mut d = Dashboard::new(replay_info(&p, Some(1.0)));
+    let mut p = Player::open(file, None, true)?;
+    let mut d = replay_dash(&mut p, Some(1.0));
     let until = until_s.unwrap_or(f64::INFINITY);
     while p.peek().is_some_and(|s| s.elapsed_s <= until) {
         show_step(&mut p, &mut d);
     }
-    if let Some(e) = p.error {
+    if let Some(e) = p.rec.error.take() {
         return Err(AppError::Usage(format!("replay {e}")));
     }
     p.peek();
-    set_mode(&mut d, Some(1.0), true, p.ended);
-    if p.ended {
+    set_mode(&mut d, Some(1.0), true, p.ended());
+    if p.ended() {
         mark_ended(&mut d, &p);
     }
     Ok(d)

@@ -1,7 +1,7 @@
 //! `report FILE…`: totals of recordings, as text, JSON, CodeCarbon's emissions.csv and PNG.
 
 use crate::app::AppError;
-use crate::report::account::account_file;
+use crate::report::account::{Recording, account_file};
 use crate::report::emissions::{self, RunMeta};
 use crate::report::summary::{RunFacts, comparison, comparison_text, summary};
 use crate::source::grid::table;
@@ -31,58 +31,27 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
         }
         None => None,
     };
-    let mut accounts = Vec::new();
+    // Each file read once: its Meter (with the charts' history when a PNG is asked for) and
+    // the Snapshot every format below shows.
+    let mut runs: Vec<Recording> = Vec::new();
     for f in o.files {
-        let a = account_file(f, o.pue).map_err(|e| AppError::Usage(format!("report {e}")))?;
-        if let Some(line) = a.truncated_tail {
+        let r = account_file(f, o.pue, o.png.is_some())
+            .map_err(|e| AppError::Usage(format!("report {e}")))?;
+        if let Some(line) = r.truncated_tail {
             crate::errln!(
                 "carbontop: {}: the last row (line {line}) was cut off mid-write (the recorder \
                  was killed or ran out of disk) and is left out; every row before it is counted",
-                a.file
+                r.file
             );
         }
-        accounts.push(a);
+        runs.push(r);
     }
+    let named: Vec<(&str, &crate::engine::Snapshot)> = runs
+        .iter()
+        .map(|r| (r.file.as_str(), &r.snapshot))
+        .collect();
     if let Some(out) = o.png {
-        let (themes, i) = crate::ui::theme::resolve(
-            Some(o.theme.unwrap_or("light")),
-            crate::ui::theme::user_dir().as_deref(),
-        )
-        .map_err(AppError::Usage)?;
-        let mut dashboards = Vec::new();
-        for (k, f) in o.files.iter().enumerate() {
-            let path = if o.files.len() == 1 {
-                out.to_path_buf()
-            } else {
-                numbered(out, &(k + 1).to_string())
-            };
-            let d = crate::app::replay::dashboard_of(f, None)?;
-            crate::report::png::write(
-                &d,
-                &themes[i],
-                &f.display().to_string(),
-                &path,
-                crate::report::png::DEFAULT_SIZE,
-            )
-            .map_err(|e| AppError::Runtime(format!("--png {}: {e}", path.display())))?;
-            crate::errln!("carbontop: wrote {}", path.display());
-            if o.files.len() > 1 {
-                dashboards.push(d);
-            }
-        }
-        if !dashboards.is_empty() {
-            let path = numbered(out, "compare");
-            let refs: Vec<&crate::ui::model::Dashboard> = dashboards.iter().collect();
-            crate::report::png::write_compare(
-                &refs,
-                &comparison(&accounts),
-                &themes[i],
-                &path,
-                crate::report::png::DEFAULT_SIZE,
-            )
-            .map_err(|e| AppError::Runtime(format!("--png {}: {e}", path.display())))?;
-            crate::errln!("carbontop: wrote {}", path.display());
-        }
+        write_pngs(o, out, &runs, &named)?;
     }
     if let Some(path) = o.emissions {
         let meta = RunMeta {
@@ -90,34 +59,76 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
             country,
             ..Default::default()
         };
-        for a in &accounts {
-            emissions::append(path, a, &meta)
+        for (file, snap) in &named {
+            emissions::append(path, file, snap, &meta)
                 .map_err(|e| AppError::Usage(format!("--emissions {}: {e}", path.display())))?;
         }
     }
     if o.json {
-        let runs: Vec<_> = accounts.iter().map(crate::report::json::summary).collect();
+        let json: Vec<_> = named
+            .iter()
+            .map(|(f, s)| crate::report::json::summary(f, s))
+            .collect();
         crate::outln!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "runs": runs }))
+            serde_json::to_string_pretty(&serde_json::json!({ "runs": json }))
                 .map_err(|e| AppError::Runtime(e.to_string()))?
         )?;
     } else {
-        for a in &accounts {
+        for (file, snap) in &named {
             let facts = RunFacts {
-                title: format!("report {}", a.file),
-                pue: a.pue,
-                gpu_measured: a.gpu_count > 0,
-                last_progress: crate::app::measure::describe_progress(&a.last_progress),
+                title: format!("report {file}"),
                 ..Default::default()
             };
-            crate::app::out(&summary(&a.totals, &facts))?;
+            crate::app::out(&summary(snap, &facts))?;
         }
-        if accounts.len() > 1 {
-            crate::app::out(&comparison_text(&accounts))?;
+        if named.len() > 1 {
+            crate::app::out(&comparison_text(&named))?;
         }
     }
     Ok(0)
+}
+
+/// The PNG of each run (OUT.png, or OUT-1.png, OUT-2.png, …) and, for several, the comparison
+/// (OUT-compare.png), from the runs as read once.
+fn write_pngs(
+    o: &ReportOpts<'_>,
+    out: &Path,
+    runs: &[Recording],
+    named: &[(&str, &crate::engine::Snapshot)],
+) -> Result<(), AppError> {
+    let (themes, i) = crate::ui::theme::resolve(
+        Some(o.theme.unwrap_or("light")),
+        crate::ui::theme::user_dir().as_deref(),
+    )
+    .map_err(AppError::Usage)?;
+    let size = crate::report::png::DEFAULT_SIZE;
+    let failed =
+        |path: &Path, e: String| AppError::Runtime(format!("--png {}: {e}", path.display()));
+    for (k, r) in runs.iter().enumerate() {
+        let path = if runs.len() == 1 {
+            out.to_path_buf()
+        } else {
+            numbered(out, &(k + 1).to_string())
+        };
+        let run = crate::report::png::Run {
+            meter: &r.meter,
+            snap: &r.snapshot,
+            cpu_estimate: false,
+            cap_note: None,
+        };
+        crate::report::png::write(&run, &themes[i], &r.file, &path, size)
+            .map_err(|e| failed(&path, e))?;
+        crate::errln!("carbontop: wrote {}", path.display());
+    }
+    if runs.len() > 1 {
+        let path = numbered(out, "compare");
+        let meters: Vec<&crate::engine::Meter> = runs.iter().map(|r| &r.meter).collect();
+        crate::report::png::write_compare(&meters, &comparison(named), &themes[i], &path, size)
+            .map_err(|e| failed(&path, e))?;
+        crate::errln!("carbontop: wrote {}", path.display());
+    }
+    Ok(())
 }
 
 /// OUT.png → OUT-k.png (k a number, or `compare`).

@@ -119,12 +119,7 @@ impl Drop for Screen {
 
 /// `e`: writes a PNG report of what the screen holds to `dir` and says where on the status line.
 /// samples.csv needs nothing: it is flushed every tick, so it is complete up to now.
-pub fn export(
-    sc: &mut Screen,
-    dir: &std::path::Path,
-    account: &crate::report::account::Account,
-    meta: &crate::report::emissions::RunMeta,
-) {
+pub fn export(sc: &mut Screen, dir: &std::path::Path, meta: &crate::report::emissions::RunMeta) {
     let stem = format!(
         "report-{}",
         crate::ui::render::clock(sc.dash.elapsed_s()).replace(':', "-")
@@ -139,17 +134,25 @@ pub fn export(
         .find(|t| t.name == "light")
         .unwrap_or(sc.ui.theme())
         .clone();
-    let title = sc.dash.info.title.clone();
+    let d = &sc.dash;
+    let snap = d.meter.snapshot();
+    let run = crate::report::png::Run {
+        meter: &d.meter,
+        snap: &snap,
+        cpu_estimate: d.info.cpu_estimate,
+        cap_note: d.cap_note.as_deref(),
+    };
     let wrote_png = crate::report::png::write(
-        &sc.dash,
+        &run,
         &theme,
-        &title,
+        &d.info.title,
         &png,
         crate::report::png::DEFAULT_SIZE,
     )
     .map_err(|e| format!("cannot write {}: {e}", png.display()));
     // The run so far as one CodeCarbon-format row (the same as emissions.csv at the end).
-    let wrote_csv = crate::report::emissions::append(&csv, account, meta)
+    let file = d.info.samples_path.clone().unwrap_or_default();
+    let wrote_csv = crate::report::emissions::append(&csv, &file, &snap, meta)
         .map_err(|e| format!("cannot write {}: {e}", csv.display()));
     let msg = match (wrote_png, wrote_csv) {
         (Ok(()), Ok(())) => {

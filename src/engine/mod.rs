@@ -1,10 +1,14 @@
 //! The engine: pure accounting. No I/O and no clock of its own — it is driven by the timestamps
 //! inside the samples, so a replay and a live run give the same numbers and tests are exact.
+//! The Ledger accounts each tick; the Meter folds ticks into the Snapshot every output formats.
 
 pub mod constants;
 pub mod estimate;
 pub mod forecast;
+pub mod job;
 pub mod ledger;
+pub mod meter;
+pub mod series;
 
 pub use ledger::{GpuTick, Ledger, LedgerConfig, Tick, Totals};
-pub mod series;
+pub use meter::{Basis, Meter, Snapshot};

@@ -1,99 +1,125 @@
-//! Accounts a whole recording: samples.csv → Ledger totals and the facts a report needs.
+//! A recording accounted: samples.csv → the Ledger's ticks → a Meter, read once. `report`
+//! (text, JSON, emissions.csv, PNG, comparison) and `replay` step through the same
+//! [`Recorded`] fold, so a file gives the same figures wherever it is shown.
 
-use crate::engine::{Ledger, LedgerConfig, Totals};
+use crate::engine::constants::{EmbodiedKg, machine_embodied};
+use crate::engine::{Basis, Ledger, LedgerConfig, Meter, Snapshot, Tick};
 use crate::report::samples::ReadError;
-use crate::sample::Progress;
+use crate::sample::Sample;
 use crate::source::replay::Replay;
-use chrono::{DateTime, Utc};
 use std::path::Path;
 
-/// A recording, accounted.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Account {
+/// The TE a recording is charged with: it names no GPU models, so its GPUs are unnamed
+/// data-centre GPUs and one server from the embodied table, with the table's published range.
+/// A recording that holds `embodied_co2e_g` keeps its own figure (its TE was its machine's).
+pub fn recording_te(gpu_count: usize) -> EmbodiedKg {
+    let unnamed = vec![""; gpu_count];
+    machine_embodied(&unnamed, 1)
+}
+
+/// A recording being replayed through the Ledger, tick by tick.
+pub struct Recorded {
+    pub rp: Replay,
+    pub ledger: Ledger,
+    pue: Option<f64>,
+    te: EmbodiedKg,
+    /// The next sample, read but not yet accounted.
+    pending: Option<Sample>,
+    pub error: Option<ReadError>,
+    pub ended: bool,
+}
+
+impl Recorded {
+    /// `pue`: the user's, else what the recording implies.
+    pub fn open(path: &Path, pue: Option<f64>) -> Result<Self, ReadError> {
+        let rp = Replay::open(path)?;
+        let te = recording_te(rp.gpu_count());
+        Ok(Self {
+            ledger: Ledger::new(LedgerConfig {
+                pue: pue.unwrap_or(1.0),
+                embodied_kg: te.kg,
+                ..Default::default()
+            }),
+            rp,
+            pue,
+            te,
+            pending: None,
+            error: None,
+            ended: false,
+        })
+    }
+
+    /// What the figures rest on: the recording's PUE (as learnt so far), its GPUs and TE.
+    pub fn basis(&self) -> Basis {
+        Basis {
+            pue: self.ledger.config().pue,
+            embodied: Some(self.te),
+            gpu_count: self.rp.gpu_count(),
+            ..Default::default()
+        }
+    }
+
+    /// The next sample (read ahead, not yet accounted).
+    pub fn peek(&mut self) -> Option<&Sample> {
+        if self.pending.is_none() && !self.ended {
+            match self.rp.next_sample() {
+                Some(Ok((s, _gap))) => self.pending = Some(s),
+                Some(Err(e)) => {
+                    self.error = Some(e);
+                    self.ended = true;
+                }
+                None => self.ended = true,
+            }
+        }
+        self.pending.as_ref()
+    }
+
+    /// Accounts the next sample into the recorded tick.
+    pub fn step(&mut self) -> Option<Tick> {
+        self.peek()?;
+        let s = self.pending.take()?;
+        self.rp.apply_pue(&mut self.ledger, self.pue);
+        let mut tick = self.ledger.push(s);
+        tick.cap_change = self.rp.cap_change().map(str::to_owned);
+        // Embodied carbon is what the recording says where it says it.
+        if let Some(g) = self.rp.embodied_g() {
+            tick.embodied_co2e_g = Some(g);
+        }
+        Some(tick)
+    }
+
+    /// Steps a tick into `meter` (its PUE following what the recording implies).
+    pub fn step_into(&mut self, meter: &mut Meter) -> Option<Tick> {
+        let tick = self.step()?;
+        meter.basis.pue = self.ledger.config().pue;
+        meter.push(&tick, self.ledger.totals());
+        Some(tick)
+    }
+}
+
+/// A recording, accounted once: its Meter (with the history charts need, if asked) and the
+/// Snapshot every report formats.
+#[derive(Debug, Clone)]
+pub struct Recording {
     pub file: String,
-    pub totals: Totals,
-    pub pue: f64,
-    pub start: Option<DateTime<Utc>>,
-    pub end: Option<DateTime<Utc>>,
-    pub gpu_count: usize,
-    /// Mean GPU utilisation over the ticks that report one (percent).
-    pub gpu_util_mean: Option<f64>,
-    pub last_progress: Progress,
-    /// The first accuracy the run reported (percent), for the cost per point gained.
-    pub first_accuracy: Option<f64>,
+    pub meter: Meter,
+    pub snapshot: Snapshot,
     /// The line of a last row cut off mid-write (the recorder killed or out of disk), left out.
     pub truncated_tail: Option<u64>,
 }
 
-impl Account {
-    /// Interval-average power of a component over the run (W).
-    pub fn mean_power_w(&self, joules: f64) -> Option<f64> {
-        (self.totals.elapsed_s > 0.0).then(|| joules / self.totals.elapsed_s)
+/// Streams `path` through the Ledger and a Meter (bounded memory, whatever the file's length).
+pub fn account_file(path: &Path, pue: Option<f64>, history: bool) -> Result<Recording, ReadError> {
+    let mut r = Recorded::open(path, pue)?;
+    let mut meter = Meter::new(r.basis(), history);
+    while r.step_into(&mut meter).is_some() {}
+    if let Some(e) = r.error.take() {
+        return Err(e);
     }
-}
-
-/// What a run's summary needs beyond the Ledger's totals, gathered sample by sample.
-#[derive(Debug, Clone, Default)]
-pub struct RunStats {
-    pub start: Option<DateTime<Utc>>,
-    pub end: Option<DateTime<Utc>>,
-    util_sum: f64,
-    util_n: u64,
-    pub progress: Progress,
-    first_accuracy: Option<f64>,
-}
-
-impl RunStats {
-    pub fn observe(&mut self, s: &crate::sample::Sample) {
-        self.start.get_or_insert(s.time);
-        self.end = Some(s.time);
-        for u in s.gpus.iter().filter_map(|g| g.util_pct) {
-            self.util_sum += u;
-            self.util_n += 1;
-        }
-        self.progress.merge(&s.progress);
-        if self.first_accuracy.is_none() {
-            self.first_accuracy = s.progress.accuracy;
-        }
-    }
-
-    /// The account of a run whose ledger ended with `totals`.
-    pub fn into_account(self, file: String, totals: Totals, pue: f64, gpu_count: usize) -> Account {
-        Account {
-            file,
-            totals,
-            pue,
-            start: self.start,
-            end: self.end,
-            gpu_count,
-            gpu_util_mean: (self.util_n > 0).then(|| self.util_sum / self.util_n as f64),
-            last_progress: self.progress,
-            first_accuracy: self.first_accuracy,
-            truncated_tail: None,
-        }
-    }
-}
-
-/// Streams `path` through the Ledger (bounded memory, whatever the file's length).
-pub fn account_file(path: &Path, pue: Option<f64>) -> Result<Account, ReadError> {
-    let mut rp = Replay::open(path)?;
-    let mut ledger = Ledger::new(LedgerConfig {
-        pue: pue.unwrap_or(1.0),
-        ..Default::default()
-    });
-    let mut stats = RunStats::default();
-    while let Some(next) = rp.next_sample() {
-        let (s, _) = next?;
-        rp.apply_pue(&mut ledger, pue);
-        stats.observe(&s);
-        ledger.push(s);
-    }
-    let mut a = stats.into_account(
-        rp.path().to_owned(),
-        ledger.totals(),
-        ledger.config().pue,
-        rp.gpu_count(),
-    );
-    a.truncated_tail = rp.truncated_tail();
-    Ok(a)
+    Ok(Recording {
+        file: r.rp.path().to_owned(),
+        snapshot: meter.snapshot(),
+        meter,
+        truncated_tail: r.rp.truncated_tail(),
+    })
 }

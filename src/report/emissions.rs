@@ -5,8 +5,7 @@
 //! Energies include PUE, as CodeCarbon's do, so cpu + gpu + ram energy plus the network's (which
 //! has no column of its own) add up to `energy_consumed`.
 
-use crate::engine::constants::J_PER_KWH;
-use crate::report::account::Account;
+use crate::engine::Snapshot;
 use std::fs::OpenOptions;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
@@ -67,11 +66,11 @@ pub struct RunMeta {
 
 /// A stable run id for a recording: UUID v5 of its first timestamp and file name, so `run`'s
 /// row and a later `report` of the same file agree.
-pub fn run_id(a: &Account) -> String {
+pub fn run_id(file: &str, s: &Snapshot) -> String {
     let key = format!(
         "carbontop:{}:{}",
-        a.start.map(|t| t.to_rfc3339()).unwrap_or_default(),
-        Path::new(&a.file)
+        s.start.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        Path::new(file)
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default()
@@ -84,12 +83,8 @@ fn num(v: Option<f64>) -> String {
 }
 
 /// The row's 38 cells.
-pub fn row(a: &Account, m: &RunMeta) -> Vec<String> {
-    let t = &a.totals;
-    let kwh = |j: f64| j * a.pue / J_PER_KWH;
-    let kg = t.co2e_g / 1000.0;
-    let dur = t.elapsed_s;
-    let gpu_measured = a.gpu_count > 0;
+pub fn row(file: &str, s: &Snapshot, m: &RunMeta) -> Vec<String> {
+    let it = &s.it;
     let (country_iso, country_name) = m
         .country
         .clone()
@@ -105,26 +100,23 @@ pub fn row(a: &Account, m: &RunMeta) -> Vec<String> {
         }
     };
     vec![
-        a.end
+        s.end
             .map(|e| e.format("%Y-%m-%dT%H:%M:%S").to_string())
             .unwrap_or_default(),
         m.project_name.clone(),
-        run_id(a),
+        run_id(file, s),
         String::new(),
-        dur.to_string(),
-        kg.to_string(),
-        num((dur > 0.0).then(|| kg / dur)),
-        num(a.mean_power_w(t.cpu_j)),
-        num(if gpu_measured {
-            a.mean_power_w(t.gpu_j)
-        } else {
-            Some(0.0)
-        }),
-        num(a.mean_power_w(t.mem_j)),
-        kwh(t.cpu_j).to_string(),
-        kwh(t.gpu_j).to_string(),
-        kwh(t.mem_j).to_string(),
-        t.energy_kwh.to_string(),
+        s.elapsed_s.to_string(),
+        s.co2e_kg().to_string(),
+        num(s.co2e_kg_per_s()),
+        num(s.mean_power_w.cpu_w),
+        // CodeCarbon writes 0 for a machine without a GPU.
+        num(s.mean_power_w.gpu_w.or(Some(0.0))),
+        num(s.mean_power_w.mem_w),
+        s.facility_kwh(it.cpu_kwh).to_string(),
+        s.facility_kwh(it.gpu_kwh.unwrap_or(0.0)).to_string(),
+        s.facility_kwh(it.mem_kwh).to_string(),
+        s.energy_kwh.to_string(),
         String::new(),
         country_name,
         country_iso,
@@ -136,25 +128,25 @@ pub fn row(a: &Account, m: &RunMeta) -> Vec<String> {
         String::new(),
         m.cpu_count.map(|c| c.to_string()).unwrap_or_default(),
         m.cpu_model.clone().unwrap_or_default(),
-        a.gpu_count.to_string(),
+        s.gpu_count.to_string(),
         gpu_model,
         String::new(),
         String::new(),
         num(m.ram_total_gb),
         "machine".into(),
         String::new(),
-        num(a.gpu_util_mean),
+        num(s.gpu_util_mean),
         String::new(),
         String::new(),
         "N".into(),
-        a.pue.to_string(),
+        s.pue.to_string(),
         String::new(),
     ]
 }
 
 /// Appends the row to `path`, writing the header first if the file is new or empty, as
 /// CodeCarbon does. A file with another header is refused rather than corrupted.
-pub fn append(path: &Path, a: &Account, m: &RunMeta) -> io::Result<()> {
+pub fn append(path: &Path, file: &str, s: &Snapshot, m: &RunMeta) -> io::Result<()> {
     let has_content = match std::fs::File::open(path) {
         Ok(f) => {
             let mut first = String::new();
@@ -174,14 +166,14 @@ pub fn append(path: &Path, a: &Account, m: &RunMeta) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => return Err(e),
     };
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let out = OpenOptions::new().create(true).append(true).open(path)?;
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
-        .from_writer(file);
+        .from_writer(out);
     if !has_content {
         w.write_record(HEADER).map_err(io::Error::other)?;
     }
-    w.write_record(row(a, m)).map_err(io::Error::other)?;
+    w.write_record(row(file, s, m)).map_err(io::Error::other)?;
     w.flush()?;
     w.into_inner()
         .map_err(|e| io::Error::other(e.to_string()))?
@@ -191,47 +183,63 @@ pub fn append(path: &Path, a: &Account, m: &RunMeta) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Totals;
+    use crate::engine::{Basis, Ledger, LedgerConfig, Meter};
+    use crate::sample::{CpuReading, Intensity, PowerReading, Sample};
     use chrono::TimeZone;
 
-    fn account() -> Account {
-        Account {
-            file: "x/samples.csv".into(),
-            totals: Totals {
-                ticks: 3,
-                elapsed_s: 100.0,
-                gpu_j: 0.0,
-                cpu_j: 3600.0,
-                mem_j: 7200.0,
-                net_j: 0.0,
-                energy_kwh: 0.0036,
-                co2e_g: 1.8,
+    /// 100 s at 36 W of CPU and 72 W of memory, PUE 1.2, at 500 g/kWh.
+    fn snapshot() -> Snapshot {
+        let mut l = Ledger::new(LedgerConfig {
+            pue: 1.2,
+            ..Default::default()
+        });
+        let mut m = Meter::new(
+            Basis {
+                pue: 1.2,
                 ..Default::default()
             },
-            pue: 1.2,
-            start: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single(),
-            end: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 40).single(),
-            gpu_count: 0,
-            gpu_util_mean: None,
-            first_accuracy: None,
-            last_progress: Default::default(),
-            truncated_tail: None,
+            false,
+        );
+        let t0 = chrono::Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap();
+        for t in [0.0, 100.0] {
+            let s = Sample {
+                time: t0 + chrono::Duration::seconds(t as i64),
+                elapsed_s: t,
+                gpus: vec![],
+                cpu: CpuReading::Power(PowerReading::Average(36.0)),
+                mem: Some(PowerReading::Average(72.0)),
+                net: None,
+                intensity: Some(Intensity {
+                    g_per_kwh: 500.0,
+                    source: "fixed".into(),
+                }),
+                progress: Default::default(),
+                process: None,
+            };
+            let tick = l.push(s);
+            m.push(&tick, l.totals());
         }
+        m.snapshot()
     }
 
     #[test]
     fn row_units_match_codecarbon() {
-        let r = row(&account(), &RunMeta::default());
+        let r = row("x/samples.csv", &snapshot(), &RunMeta::default());
         assert_eq!(r.len(), HEADER.len());
         let get = |k: &str| r[HEADER.iter().position(|h| *h == k).unwrap()].clone();
         assert_eq!(get("timestamp"), "2026-01-01T00:01:40");
         assert_eq!(get("duration"), "100");
-        assert_eq!(get("emissions"), "0.0018");
         assert_eq!(get("cpu_power"), "36");
         assert_eq!(get("ram_power"), "72");
         assert_eq!(get("gpu_power"), "0");
-        assert_eq!(get("cpu_energy"), (3600.0 * 1.2 / 3.6e6).to_string());
-        assert_eq!(get("energy_consumed"), "0.0036");
+        assert_eq!(get("cpu_energy"), (3600.0 / 3.6e6 * 1.2).to_string());
+        let kwh: f64 = get("energy_consumed").parse().unwrap();
+        assert!((kwh - 10800.0 * 1.2 / 3.6e6).abs() < 1e-15, "{kwh}");
+        let kg: f64 = get("emissions").parse().unwrap();
+        assert!((kg - kwh * 500.0 / 1000.0).abs() < 1e-15, "{kg}");
         assert_eq!(get("pue"), "1.2");
         assert_eq!(get("tracking_mode"), "machine");
         assert_eq!(get("run_id").len(), 36);
@@ -241,14 +249,14 @@ mod tests {
     fn appends_under_one_header_and_refuses_a_foreign_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("emissions.csv");
-        append(&p, &account(), &RunMeta::default()).unwrap();
-        append(&p, &account(), &RunMeta::default()).unwrap();
+        append(&p, "x/samples.csv", &snapshot(), &RunMeta::default()).unwrap();
+        append(&p, "x/samples.csv", &snapshot(), &RunMeta::default()).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(text.lines().count(), 3);
         assert_eq!(text.lines().next().unwrap(), HEADER.join(","));
         let q = dir.path().join("other.csv");
         std::fs::write(&q, "a,b\n1,2\n").unwrap();
-        assert!(append(&q, &account(), &RunMeta::default()).is_err());
+        assert!(append(&q, "x/samples.csv", &snapshot(), &RunMeta::default()).is_err());
         assert_eq!(std::fs::read_to_string(&q).unwrap(), "a,b\n1,2\n");
     }
 }

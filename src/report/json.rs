@@ -1,35 +1,47 @@
-//! The `--json` summary for scripts. Field names are stable (README "JSON summary").
+//! The `--json` summary for scripts. Field names are stable (README "JSON summary"); every
+//! figure is the run's Snapshot's.
 
-use crate::engine::constants::J_PER_KWH;
-use crate::report::account::Account;
+use crate::engine::Snapshot;
 use crate::report::emissions::run_id;
 use serde_json::{Value, json};
 
-pub fn summary(a: &Account) -> Value {
-    let t = &a.totals;
-    let kwh = |j: f64| j / J_PER_KWH;
-    let p = &a.last_progress;
+pub fn summary(file: &str, s: &Snapshot) -> Value {
+    let p = &s.progress;
+    let band = |b: Option<crate::engine::meter::Band>| {
+        b.map(|b| json!({ "g": b.g, "low_g": b.low, "high_g": b.high }))
+    };
     json!({
-        "file": a.file,
-        "run_id": run_id(a),
-        "start": a.start.map(|s| s.to_rfc3339()),
-        "end": a.end.map(|s| s.to_rfc3339()),
-        "duration_s": t.elapsed_s,
-        "samples": t.ticks,
-        "pue": a.pue,
-        "energy_kwh": t.energy_kwh,
-        "co2e_g": t.co2e_g,
-        "mean_intensity_g_per_kwh": t.mean_intensity(),
+        "file": file,
+        "run_id": run_id(file, s),
+        "start": s.start.map(|t| t.to_rfc3339()),
+        "end": s.end.map(|t| t.to_rfc3339()),
+        "duration_s": s.elapsed_s,
+        "samples": s.ticks,
+        "pue": s.pue,
+        "energy_kwh": s.energy_kwh,
+        "co2e_g": s.co2e_g,
+        "mean_intensity_g_per_kwh": s.mean_intensity,
         "it_energy_kwh": {
-            "gpu": if a.gpu_count > 0 { Some(kwh(t.gpu_j)) } else { None },
-            "cpu": kwh(t.cpu_j),
-            "memory": kwh(t.mem_j),
-            "network": kwh(t.net_j),
+            "gpu": s.it.gpu_kwh,
+            "cpu": s.it.cpu_kwh,
+            "memory": s.it.mem_kwh,
+            "network": s.it.net_kwh,
         },
-        "net_rx_bytes": t.net_rx_bytes,
-        "net_tx_bytes": t.net_tx_bytes,
-        "gpu_count": a.gpu_count,
-        "gpu_util_mean_pct": a.gpu_util_mean,
+        "embodied_co2e": band(s.embodied),
+        "comms_co2e": band(s.comms),
+        "total_co2e_g": s.total_co2e_g,
+        "tree_days": s.equivalents.tree_days,
+        "car_km": s.equivalents.car_km,
+        "per_point": s.per_point.map(|p| json!({
+            "gained_pct": p.gained,
+            "co2e_g": p.co2e_g,
+            "energy_kwh": p.energy_kwh,
+            "tree_days": p.tree_days,
+        })),
+        "net_rx_bytes": s.net_rx_bytes,
+        "net_tx_bytes": s.net_tx_bytes,
+        "gpu_count": s.gpu_count,
+        "gpu_util_mean_pct": s.gpu_util_mean,
         "progress": {
             "epoch": p.epoch,
             "step": p.step,

@@ -3,17 +3,19 @@
 //! constants used. Drawn with plotters' bitmap backend and an embedded font (DejaVu Sans), so it
 //! renders the same on a headless machine with no fonts installed.
 //!
-//! It draws from a [`Dashboard`]: the same bounded, downsampled history the screen keeps, so a
+//! It draws from a [`Meter`]: the same bounded, downsampled history the screen keeps, so a
 //! week-long recording is plotted from ≤ 1,024 points per series and the full file is only ever
-//! streamed.
+//! streamed; every figure in its text is the run's [`Snapshot`]'s.
 
 use crate::engine::constants::{
     CAR_G_PER_KM_EU, EMBODIED_KG_PER_GPU, EMBODIED_KG_PER_SERVER, HARDWARE_LIFETIME_YEARS,
-    J_PER_KWH, TREE_KG_CO2_PER_YEAR, embodied_g_of, machine_embodied,
+    TREE_KG_CO2_PER_YEAR,
 };
-use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh};
-use crate::ui::model::{Dashboard, col};
-use crate::ui::render::{clock, fmt_sig};
+use crate::engine::meter::col;
+use crate::engine::series::History;
+use crate::engine::{Meter, Snapshot};
+use crate::report::summary::{fmt_co2e_band, fmt_co2e_g, fmt_energy_kwh, fmt_sig};
+use crate::ui::render::clock;
 use crate::ui::theme::Theme;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -98,21 +100,9 @@ fn range(vals: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
     (if from_zero { lo } else { lo - pad }, hi + pad)
 }
 
-/// The summary box's lines: every figure from DESIGN.md §5 formulas.
-pub fn summary_lines(d: &Dashboard, title: &str) -> Vec<(String, bool)> {
-    let t = &d.totals;
-    // As recorded (samples.csv's embodied_co2e_g), else the embodied table for these GPUs.
-    let embodied = d
-        .last
-        .as_ref()
-        .and_then(|l| l.embodied_co2e_g)
-        .unwrap_or_else(|| embodied_g_of(machine_embodied(&d.info.gpus, 1).kg, t.elapsed_s));
-    // Communication: the network's share of the facility energy at the run's mean intensity.
-    let comms_g = t
-        .mean_intensity()
-        .map_or(0.0, |i| t.net_j / J_PER_KWH * d.info.pue * i);
-    let (trees, km) = d.equivalents();
-    if t.ticks == 0 {
+/// The summary box's lines: every figure from the run's Snapshot.
+pub fn summary_lines(sn: &Snapshot, title: &str) -> Vec<(String, bool)> {
+    if sn.ticks == 0 {
         return vec![
             (title.to_owned(), true),
             ("empty run: no samples were recorded".into(), false),
@@ -120,99 +110,119 @@ pub fn summary_lines(d: &Dashboard, title: &str) -> Vec<(String, bool)> {
     }
     let mut l: Vec<(String, bool)> = vec![
         (title.to_owned(), true),
-        (format!("duration      {}", clock(t.elapsed_s)), false),
+        (format!("duration      {}", clock(sn.elapsed_s)), false),
         (
-            format!("energy        {}", fmt_energy_kwh(t.energy_kwh)),
-            false,
-        ),
-        (format!("operational   {} CO2e", fmt_co2e_g(t.co2e_g)), true),
-        (
-            format!("network  {} of it (comms)", fmt_co2e_g(comms_g)),
+            format!("energy        {}", fmt_energy_kwh(sn.energy_kwh)),
             false,
         ),
         (
-            format!(
-                "embodied      {}",
-                crate::report::summary::fmt_co2e_band(embodied, d.embodied_band_g(), "")
-            ),
-            false,
+            format!("operational   {} CO2e", fmt_co2e_g(sn.co2e_g)),
+            true,
         ),
+    ];
+    if let Some(c) = sn.comms {
+        let band = c.range().map_or(String::new(), |(lo, hi)| {
+            format!(", {}–{}", fmt_co2e_g(lo), fmt_co2e_g(hi))
+        });
+        l.push((
+            format!("network  {} of it (comms{band})", fmt_co2e_g(c.g)),
+            false,
+        ));
+    }
+    if let Some(e) = sn.embodied {
+        l.push((
+            format!("embodied      {}", fmt_co2e_band(e.g, e.range(), "")),
+            false,
+        ));
+    }
+    l.extend([
         (
-            format!("total         {} CO2e", fmt_co2e_g(t.co2e_g + embodied)),
+            format!("total         {} CO2e", fmt_co2e_g(sn.total_co2e_g)),
             true,
         ),
         (
             format!(
                 "mean grid     {}",
-                t.mean_intensity()
+                sn.mean_intensity
                     .map_or("—".into(), |i| format!("{i:.0} gCO2e/kWh"))
             ),
             false,
         ),
-        (format!("PUE           {:.2}", d.info.pue), false),
+        (format!("PUE           {:.2}", sn.pue), false),
         (
-            format!("≈ {} tree-days · {} car-km", fmt_sig(trees), fmt_sig(km)),
+            format!(
+                "≈ {} tree-days · {} car-km",
+                fmt_sig(sn.equivalents.tree_days),
+                fmt_sig(sn.equivalents.car_km)
+            ),
             false,
         ),
         (String::new(), false),
-    ];
-    match d.per_point() {
-        Some((gained, g, kwh)) => {
-            l.push((format!("accuracy +{gained:.1} pt"), true));
+    ]);
+    match sn.per_point {
+        Some(p) => {
+            l.push((format!("accuracy +{:.1} pt", p.gained), true));
             l.push((
                 // DISCO's style: each point of accuracy in energy and tree-days.
                 format!(
                     "average  {} · {} per pt ({} tree-days)",
-                    fmt_co2e_g(g),
-                    fmt_energy_kwh(kwh),
-                    fmt_sig(crate::engine::constants::tree_days(g))
+                    fmt_co2e_g(p.co2e_g),
+                    fmt_energy_kwh(p.energy_kwh),
+                    fmt_sig(p.tree_days)
                 ),
                 false,
             ));
-            if let Some((p, lg, lk)) = d.last_point_cost() {
+            if let Some(lp) = sn.last_point {
                 l.push((
-                    format!("last (→{p}%)  {} · {}", fmt_co2e_g(lg), fmt_energy_kwh(lk)),
+                    format!(
+                        "last (→{}%)  {} · {}",
+                        lp.point,
+                        fmt_co2e_g(lp.co2e_g),
+                        fmt_energy_kwh(lp.energy_kwh)
+                    ),
                     false,
                 ));
-                if let Some(first) = d.milestones.windows(2).find(|w| w[1].co2e_g > w[0].co2e_g) {
-                    let f = first[1].co2e_g - first[0].co2e_g;
-                    if f > 0.0 && lg > 0.0 {
-                        l.push((format!("last point cost {:.1}× the first", lg / f), false));
-                    }
+                if let Some(x) = lp.vs_first {
+                    l.push((format!("last point cost {x:.1}× the first"), false));
                 }
             }
         }
         None => l.push(("no accuracy in this recording".into(), false)),
     }
-    if !d.cap_changes.is_empty() {
+    if sn.cap_changes > 0 {
         l.push((
-            format!("{} power-cap change(s), marked", d.cap_changes.len()),
+            format!("{} power-cap change(s), marked", sn.cap_changes),
             false,
         ));
     }
-    if let Some(n) = &d.cap_note {
-        // The governor's choice and its savings against uncapped (exported from the screen).
-        l.push((
-            format!("governor: {}", n.split("; ").last().unwrap_or(n)),
-            false,
-        ));
-    }
-    l.push((String::new(), false));
-    l.push(("constants".into(), true));
-    l.push((
-        format!(
-            "trees {TREE_KG_CO2_PER_YEAR} kg/yr, car {CAR_G_PER_KM_EU} g/km (Green Algorithms)"
-        ),
-        false,
-    ));
-    l.push((
-        format!(
-            "embodied {EMBODIED_KG_PER_GPU} kg/GPU + {EMBODIED_KG_PER_SERVER} kg/server over {HARDWARE_LIFETIME_YEARS} y (BLOOM)"
-        ),
-        false,
-    ));
-    l.push(("network 0.001–0.069 kWh/GB (CCF … CUMULATOR)".into(), false));
     l
+}
+
+/// The constants behind the figures, for the summary box's foot.
+fn constants_lines() -> Vec<(String, bool)> {
+    vec![
+        (String::new(), false),
+        ("constants".into(), true),
+        (
+            format!(
+                "trees {TREE_KG_CO2_PER_YEAR} kg/yr, car {CAR_G_PER_KM_EU} g/km (Green Algorithms)"
+            ),
+            false,
+        ),
+        (
+            format!(
+                "embodied {EMBODIED_KG_PER_GPU} kg/GPU + {EMBODIED_KG_PER_SERVER} kg/server over {HARDWARE_LIFETIME_YEARS} y (BLOOM)"
+            ),
+            false,
+        ),
+        ("network 0.001–0.069 kWh/GB (CCF … CUMULATOR)".into(), false),
+    ]
+}
+
+/// An empty history, for a meter that keeps none.
+fn no_history() -> &'static History {
+    static EMPTY: OnceLock<History> = OnceLock::new();
+    EMPTY.get_or_init(|| History::new(Vec::new()))
 }
 
 type Chart<'a, 'b> =
@@ -282,24 +292,33 @@ fn canvas<'b>(
 }
 
 /// Draws the report for `d` to `path` (PNG).
+/// What a report image shows: a run's Meter (its history) and Snapshot (its figures), and the
+/// governor's last word where the screen exported it.
+pub struct Run<'a> {
+    pub meter: &'a Meter,
+    pub snap: &'a Snapshot,
+    pub cpu_estimate: bool,
+    pub cap_note: Option<&'a str>,
+}
+
 pub fn write(
-    d: &Dashboard,
+    run: &Run<'_>,
     th: &Theme,
     title: &str,
     path: &Path,
     size: (u32, u32),
 ) -> Result<(), String> {
+    let h = run.meter.history.as_ref().unwrap_or_else(|| no_history());
     let (root, body, pal, s) = canvas(path, size, th, &format!("carbontop report · {title}"))?;
     let w = size.0;
     let (charts, side) = body.split_horizontally((f64::from(w) * 0.70) as u32);
     let panels = charts.split_evenly((2, 2));
     let window = None;
     let (x0, x1) = (
-        d.history.first_t().unwrap_or(0.0),
-        d.history
-            .last_t()
+        h.first_t().unwrap_or(0.0),
+        h.last_t()
             .unwrap_or(1.0)
-            .max(d.history.first_t().unwrap_or(0.0) + 1.0),
+            .max(h.first_t().unwrap_or(0.0) + 1.0),
     );
     let label = (FAMILY, 14.0 * s).into_font().color(&pal.muted);
     let xfmt = |x: &f64| clock(*x);
@@ -307,14 +326,14 @@ pub fn write(
     // 1. Power by component.
     let mut series: Vec<(String, usize, RGBColor)> =
         vec![("total".into(), col::TOTAL, rgb(th.total, pal.text))];
-    for i in 0..d.info.gpus.len() {
+    for i in 0..run.meter.basis.gpu_count {
         series.push((
             format!("GPU{i}"),
             col::GPU0 + i,
             rgb(th.gpu_color(i), pal.text),
         ));
     }
-    let cpu_name = if d.info.cpu_estimate {
+    let cpu_name = if run.cpu_estimate {
         "CPU (estimate)"
     } else {
         "CPU"
@@ -324,7 +343,7 @@ pub fn write(
     series.push(("network".into(), col::NET, rgb(th.network, pal.text)));
     let data: Vec<Vec<(f64, f64)>> = series
         .iter()
-        .map(|(_, c, _)| d.history.window(*c, window))
+        .map(|(_, c, _)| h.window(*c, window))
         .collect();
     let (_, ymax) = range(data.iter().flatten().map(|p| p.1), true);
     {
@@ -348,7 +367,7 @@ pub fn write(
                     PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3))
                 });
         }
-        for cc in &d.cap_changes {
+        for cc in &run.meter.cap_changes {
             let c = rgb(th.warning, pal.text);
             ch.draw_series(LineSeries::new(
                 [(cc.elapsed_s, 0.0), (cc.elapsed_s, ymax)],
@@ -366,7 +385,7 @@ pub fn write(
     }
 
     // 2. Grid intensity.
-    let gi = d.history.window(col::INTENSITY, window);
+    let gi = h.window(col::INTENSITY, window);
     let (ilo, ihi) = range(gi.iter().map(|p| p.1), false);
     {
         let mut ch = panel(
@@ -385,7 +404,7 @@ pub fn write(
     }
 
     // 3. Cumulative gCO2e.
-    let co2 = d.history.window(col::CO2E, window);
+    let co2 = h.window(col::CO2E, window);
     let (_, cmax) = range(co2.iter().map(|p| p.1), true);
     {
         let mut ch = panel(
@@ -406,14 +425,15 @@ pub fn write(
     }
 
     // 4. Accuracy against gCO2e, each whole point marked.
-    let acc = d.history.xy(col::CO2E, col::ACCURACY, window);
+    let acc = h.xy(col::CO2E, col::ACCURACY, window);
     {
         let (ax0, ax1) = range(acc.iter().map(|p| p.0), false);
         let (ay0, ay1) = range(acc.iter().map(|p| p.1), false);
-        let cap = match d.last_point_cost() {
-            Some((p, g, _)) => format!(
-                "Accuracy vs gCO2e · last point (→{p}%) cost {}",
-                fmt_co2e_g(g)
+        let cap = match run.snap.last_point {
+            Some(lp) => format!(
+                "Accuracy vs gCO2e · last point (→{}%) cost {}",
+                lp.point,
+                fmt_co2e_g(lp.co2e_g)
             ),
             None => "Accuracy (%) vs cumulative gCO2e".into(),
         };
@@ -440,7 +460,7 @@ pub fn write(
             ch.draw_series(LineSeries::new(acc.iter().copied(), c.stroke_width(1)))
                 .map_err(err)?;
             let m = rgb(th.carbon, pal.text);
-            ch.draw_series(d.milestones.iter().map(|ms| {
+            ch.draw_series(run.snap.milestones.iter().map(|ms| {
                 Circle::new(
                     (ms.co2e_g, f64::from(ms.point)),
                     (3.0 * s) as u32,
@@ -454,7 +474,16 @@ pub fn write(
     // Summary box.
     let pad = (20.0 * s) as i32;
     let line_h = (27.0 * s) as i32;
-    for (i, (text, bold)) in summary_lines(d, "summary").iter().enumerate() {
+    let mut lines = summary_lines(run.snap, "summary");
+    if let Some(n) = run.cap_note {
+        // The governor's choice and its savings against uncapped (exported from the screen).
+        lines.push((
+            format!("governor: {}", n.split("; ").last().unwrap_or(n)),
+            false,
+        ));
+    }
+    lines.extend(constants_lines());
+    for (i, (text, bold)) in lines.iter().enumerate() {
         let style = if *bold {
             (FAMILY, 18.0 * s, FontStyle::Bold)
                 .into_font()
@@ -487,7 +516,7 @@ pub fn write(
 /// `report a.csv b.csv --png OUT.png`: the runs compared on one image — cumulative gCO2e over
 /// time and accuracy against gCO2e, one colour per run, over the side-by-side table.
 pub fn write_compare(
-    runs: &[&Dashboard],
+    runs: &[&Meter],
     table: &[(&str, Vec<String>)],
     th: &Theme,
     path: &Path,
@@ -512,7 +541,12 @@ pub fn write_compare(
 
     let co2: Vec<Vec<(f64, f64)>> = runs
         .iter()
-        .map(|d| d.history.window(col::CO2E, None))
+        .map(|m| {
+            m.history
+                .as_ref()
+                .unwrap_or_else(|| no_history())
+                .window(col::CO2E, None)
+        })
         .collect();
     let (_, xmax) = range(co2.iter().flatten().map(|p| p.0), true);
     let (_, cmax) = range(co2.iter().flatten().map(|p| p.1), true);
@@ -546,7 +580,12 @@ pub fn write_compare(
     }
     let acc: Vec<Vec<(f64, f64)>> = runs
         .iter()
-        .map(|d| d.history.xy(col::CO2E, col::ACCURACY, None))
+        .map(|m| {
+            m.history
+                .as_ref()
+                .unwrap_or_else(|| no_history())
+                .xy(col::CO2E, col::ACCURACY, None)
+        })
         .collect();
     {
         let (ax0, ax1) = range(acc.iter().flatten().map(|p| p.0), true);

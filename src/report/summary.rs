@@ -1,6 +1,7 @@
 //! Human-readable figures: the per-tick status line and the end-of-run summary.
 
-use crate::engine::{Tick, Totals};
+use crate::engine::meter::ProcessPart;
+use crate::engine::{Snapshot, Tick};
 use std::fmt::Write as _;
 
 /// Energy with a unit that keeps 3–4 significant figures.
@@ -40,6 +41,20 @@ pub fn fmt_co2e_g(g: f64) -> String {
     } else {
         format!("{:.2} mg", g * 1e3)
     }
+}
+
+/// A share as a whole percent ("64%"), "—" when unknown.
+pub fn fmt_share(x: Option<f64>) -> String {
+    x.map_or("—".into(), |x| format!("{:.0}%", x * 100.0))
+}
+
+/// Three significant figures, never scientific notation (0.000289, 1.23, 456).
+pub fn fmt_sig(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let digits = (2 - x.abs().log10().floor() as i32).clamp(0, 9) as usize;
+    format!("{x:.digits$}")
 }
 
 pub fn fmt_power(w: Option<f64>) -> String {
@@ -94,144 +109,261 @@ pub fn status_line(t: &Tick, cpu_estimate: bool) -> String {
     s
 }
 
-/// What the summary reports besides the totals.
+/// What the summary reports besides the Snapshot's figures.
 #[derive(Debug, Clone, Default)]
 pub struct RunFacts {
     pub title: String,
     pub interval_s: Option<f64>,
-    pub pue: f64,
     /// (component, how it was measured), e.g. ("CPU", "estimate, …").
     pub sources: Vec<(String, String)>,
     pub samples_path: Option<String>,
-    /// False when no GPU was measured: its energy shows as unknown, not 0.
-    pub gpu_measured: bool,
-    pub last_progress: Option<String>,
     pub notes: Vec<String>,
 }
 
+/// The lines every report of a run shares (the headless summary, `report` text): energy and
+/// its split, operational, embodied and communication carbon with their bands, the cost of an
+/// accuracy point, equivalents. One line each, `  label      text`.
+pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
+    let it = &s.it;
+    let mut l = vec![(
+        "energy",
+        format!(
+            "{} (GPU {}, CPU {}, memory {}, network {}; PUE {})",
+            fmt_energy_kwh(s.energy_kwh),
+            it.gpu_kwh.map_or("—".into(), fmt_energy_kwh),
+            fmt_energy_kwh(it.cpu_kwh),
+            fmt_energy_kwh(it.mem_kwh),
+            fmt_energy_kwh(it.net_kwh),
+            s.pue
+        ),
+    )];
+    let mean = s
+        .mean_intensity
+        .map_or(String::new(), |m| format!(" (mean intensity {m:.1} g/kWh)"));
+    l.push(("carbon", format!("{} CO2e{mean}", fmt_co2e_g(s.co2e_g))));
+    if let Some(c) = s.comms {
+        let band = c.range().map_or(String::new(), |(lo, hi)| {
+            format!(
+                ", {}–{} by the published kWh/GB range",
+                fmt_co2e_g(lo),
+                fmt_co2e_g(hi)
+            )
+        });
+        l.push((
+            "comms",
+            format!("{} CO2e of it is the network's{band}", fmt_co2e_g(c.g)),
+        ));
+    }
+    if let Some(e) = s.embodied {
+        l.push(("embodied", fmt_co2e_band(e.g, e.range(), "SCI M")));
+        l.push((
+            "total",
+            format!(
+                "{} CO2e (operational + embodied)",
+                fmt_co2e_g(s.total_co2e_g)
+            ),
+        ));
+    }
+    if let Some(p) = s.per_point {
+        let mut t = format!(
+            "{} CO2e · {} per accuracy point over +{:.1} pt ({} tree-days)",
+            fmt_co2e_g(p.co2e_g),
+            fmt_energy_kwh(p.energy_kwh),
+            p.gained,
+            fmt_sig(p.tree_days)
+        );
+        if let Some(lp) = s.last_point {
+            let _ = write!(t, "; last (→{}%) {}", lp.point, fmt_co2e_g(lp.co2e_g));
+        }
+        l.push(("per point", t));
+    } else if let Some(g) = s.per_loss_hundredth {
+        l.push((
+            "per loss",
+            format!("{} CO2e per 0.01 of loss", fmt_co2e_g(g)),
+        ));
+    }
+    if let Some(m) = &s.per_metric {
+        l.push((
+            "per metric",
+            format!(
+                "{} CO2e per {} of {} (+{:.3})",
+                fmt_co2e_g(m.co2e_g),
+                m.unit,
+                m.name,
+                m.gained
+            ),
+        ));
+    }
+    l.push((
+        "≈",
+        format!(
+            "{} tree-days, {} km by car",
+            fmt_sig(s.equivalents.tree_days),
+            fmt_sig(s.equivalents.car_km)
+        ),
+    ));
+    l
+}
+
 /// The end-of-run summary (several lines).
-pub fn summary(t: &Totals, f: &RunFacts) -> String {
-    let j = |x: f64| fmt_energy_kwh(x / crate::engine::constants::J_PER_KWH);
-    let mut s = String::new();
-    let _ = writeln!(s, "carbontop summary: {}", f.title);
-    if t.ticks == 0 {
+pub fn summary(s: &Snapshot, f: &RunFacts) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "carbontop summary: {}", f.title);
+    if s.ticks == 0 {
         let _ = writeln!(
-            s,
+            out,
             "  empty run: no samples were recorded, so there is nothing to total"
         );
-        return s;
+        return out;
     }
     let _ = write!(
-        s,
+        out,
         "  duration   {} ({} samples",
-        fmt_duration(t.elapsed_s),
-        t.ticks
+        fmt_duration(s.elapsed_s),
+        s.ticks
     );
     if let Some(i) = f.interval_s {
-        let _ = write!(s, ", every {i} s");
+        let _ = write!(out, ", every {i} s");
     }
-    let _ = writeln!(s, ")");
-    let _ = writeln!(
-        s,
-        "  energy     {} (GPU {}, CPU {}, memory {}, network {}; PUE {})",
-        fmt_energy_kwh(t.energy_kwh),
-        if f.gpu_measured {
-            j(t.gpu_j)
-        } else {
-            "—".into()
-        },
-        j(t.cpu_j),
-        j(t.mem_j),
-        j(t.net_j),
-        f.pue
-    );
-    let _ = write!(s, "  carbon     {} CO2e", fmt_co2e_g(t.co2e_g));
-    if let Some(m) = t.mean_intensity() {
-        let _ = write!(s, " (mean intensity {m:.1} g/kWh)");
+    let _ = writeln!(out, ")");
+    for (k, v) in figure_lines(s) {
+        let _ = writeln!(out, "  {k:<10} {v}");
     }
-    let _ = writeln!(s);
-    if let Some(p) = &f.last_progress {
-        let _ = writeln!(s, "  progress   {p}");
+    if let Some(p) = crate::report::summary::describe_progress(&s.progress) {
+        let _ = writeln!(out, "  progress   {p}");
     }
     for (i, (what, how)) in f.sources.iter().enumerate() {
         let head = if i == 0 { "  sources" } else { "" };
-        let _ = writeln!(s, "{head:<11}{what:<9}{how}");
+        let _ = writeln!(out, "{head:<11}{what:<9}{how}");
     }
-    for n in &f.notes {
-        let _ = writeln!(s, "  note       {n}");
+    for n in notes(s).iter().chain(&f.notes) {
+        let _ = writeln!(out, "  note       {n}");
     }
     if let Some(p) = &f.samples_path {
-        let _ = writeln!(s, "  samples    {p}");
+        let _ = writeln!(out, "  samples    {p}");
     }
-    s
+    out
+}
+
+/// What the figures themselves call for a word on: the command's share, counter resets.
+fn notes(s: &Snapshot) -> Vec<String> {
+    let mut n = Vec::new();
+    // The command's part beside the machine's: CPU after CodeCarbon's process mode (its share
+    // of the busy CPU time), GPU by Kepler's split (its share of each GPU's SM time).
+    for p in &s.process {
+        let (of_what, energy) = match p.part {
+            ProcessPart::Cpu => ("the machine's busy CPU time", "CPU energy"),
+            ProcessPart::Gpu => ("the GPU energy by SM share", "GPU energy"),
+        };
+        n.push(format!(
+            "the command's processes: {:.1}% of {of_what}, {} of its {} {energy}",
+            p.share * 100.0,
+            fmt_energy_kwh(p.energy_kwh),
+            fmt_energy_kwh(p.of_kwh),
+        ));
+    }
+    if s.rapl_wraps > 0 {
+        n.push(format!(
+            "RAPL counter wrapped {} time(s), accounted",
+            s.rapl_wraps
+        ));
+    }
+    if s.rapl_resets > 0 {
+        n.push(format!(
+            "RAPL counter went backwards {} time(s) without a plausible wrap (reset): counted \
+             from its new value, no phantom energy",
+            s.rapl_resets
+        ));
+    }
+    n
+}
+
+/// Describes the latest progress for the summary.
+pub fn describe_progress(p: &crate::sample::Progress) -> Option<String> {
+    if p.is_empty() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if let Some(e) = p.epoch {
+        parts.push(format!("epoch {e}"));
+    }
+    if let Some(s) = p.step {
+        parts.push(format!("step {s}"));
+    }
+    if let Some(a) = p.accuracy {
+        parts.push(format!("accuracy {a:.2}%"));
+    }
+    if let Some(l) = p.loss {
+        parts.push(format!("loss {l}"));
+    }
+    Some(parts.join(", "))
+}
+
+/// The name a comparison shows for a recording: a run directory's samples.csv by its
+/// directory, else the file's name.
+pub fn run_name(file: &str) -> String {
+    let p = std::path::Path::new(file);
+    match (p.file_name(), p.parent().and_then(|d| d.file_name())) {
+        (Some(f), Some(d)) if f == "samples.csv" => d.to_string_lossy().into_owned(),
+        (Some(f), _) => f.to_string_lossy().into_owned(),
+        _ => file.to_owned(),
+    }
 }
 
 /// `report a.csv b.csv`: the runs side by side, one column each (rows: what, then a value per
-/// run). Carbon per accuracy point is the average C_total / (a_last − a_first) (DESIGN.md §5).
-pub fn comparison(runs: &[crate::report::account::Account]) -> Vec<(&'static str, Vec<String>)> {
-    let first_g = runs.first().map(|a| a.totals.co2e_g);
-    let col = |f: &dyn Fn(&crate::report::account::Account) -> String| {
-        runs.iter().map(f).collect::<Vec<_>>()
+/// run), every figure from the run's Snapshot.
+pub fn comparison(runs: &[(&str, &Snapshot)]) -> Vec<(&'static str, Vec<String>)> {
+    let first = runs.first().map(|r| r.1);
+    let col = |f: &dyn Fn(&str, &Snapshot) -> String| {
+        runs.iter().map(|(n, s)| f(n, s)).collect::<Vec<_>>()
     };
     vec![
-        (
-            "run",
-            col(&|a| {
-                let p = std::path::Path::new(&a.file);
-                // A run directory's samples.csv is named by its directory.
-                match (p.file_name(), p.parent().and_then(|d| d.file_name())) {
-                    (Some(f), Some(d)) if f == "samples.csv" => d.to_string_lossy().into_owned(),
-                    (Some(f), _) => f.to_string_lossy().into_owned(),
-                    _ => a.file.clone(),
-                }
-            }),
-        ),
-        ("duration", col(&|a| fmt_duration(a.totals.elapsed_s))),
-        ("energy", col(&|a| fmt_energy_kwh(a.totals.energy_kwh))),
+        ("run", col(&|n, _| run_name(n))),
+        ("duration", col(&|_, s| fmt_duration(s.elapsed_s))),
+        ("energy", col(&|_, s| fmt_energy_kwh(s.energy_kwh))),
         (
             "carbon",
-            col(&|a| format!("{} CO2e", fmt_co2e_g(a.totals.co2e_g))),
+            col(&|_, s| format!("{} CO2e", fmt_co2e_g(s.co2e_g))),
         ),
         (
             "vs first",
-            col(&|a| match first_g {
-                Some(f) if f > 0.0 => format!("{:.2}×", a.totals.co2e_g / f),
-                _ => "—".into(),
+            col(&|_, s| {
+                first
+                    .and_then(|f| s.co2e_ratio_to(f))
+                    .map_or("—".into(), |r| format!("{r:.2}×"))
             }),
         ),
         (
             "mean power",
-            col(&|a| fmt_power(a.mean_power_w(a.totals.it_j()).map(|w| w * a.pue))),
+            col(&|_, s| fmt_power(s.mean_power_w.facility_w)),
         ),
         (
             "mean grid",
-            col(&|a| {
-                a.totals
-                    .mean_intensity()
+            col(&|_, s| {
+                s.mean_intensity
                     .map_or("—".into(), |i| format!("{i:.0} g/kWh"))
             }),
         ),
         (
             "accuracy",
-            col(&|a| match (a.first_accuracy, a.last_progress.accuracy) {
+            col(&|_, s| match (s.first_accuracy, s.progress.accuracy) {
                 (Some(f), Some(l)) => format!("{f:.2}% → {l:.2}%"),
                 _ => "—".into(),
             }),
         ),
         (
             "per point",
-            col(&|a| match (a.first_accuracy, a.last_progress.accuracy) {
-                (Some(f), Some(l)) if l > f => {
-                    format!("{} CO2e/pt", fmt_co2e_g(a.totals.co2e_g / (l - f)))
-                }
-                _ => "—".into(),
+            col(&|_, s| {
+                s.per_point.map_or("—".into(), |p| {
+                    format!("{} CO2e/pt", fmt_co2e_g(p.co2e_g))
+                })
             }),
         ),
     ]
 }
 
 /// The comparison as aligned text.
-pub fn comparison_text(runs: &[crate::report::account::Account]) -> String {
+pub fn comparison_text(runs: &[(&str, &Snapshot)]) -> String {
     let rows = comparison(runs);
     let widths: Vec<usize> = (0..runs.len())
         .map(|i| {

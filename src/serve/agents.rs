@@ -2,48 +2,21 @@
 //! totals. An agent that does not answer keeps its last values, marked stale, and the totals
 //! say how many nodes are in them.
 
-use std::collections::BTreeMap;
+use crate::engine::job::{self, NodeFigures};
 use std::time::{Duration, Instant};
 
-/// One node's figures as its agent last reported them.
+/// One node as its agent last reported it: who it is, and its figures (summed into the job by
+/// `engine::job`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Node {
     pub agent: String,
     pub node: String,
     pub zone: String,
-    pub facility_w: f64,
-    pub facility_j: f64,
-    /// IT power by component (W), over the agent's last interval.
-    pub power_w: BTreeMap<String, f64>,
-    /// IT energy by component (J).
-    pub it_j: BTreeMap<String, f64>,
-    pub co2e_g: f64,
-    pub intensity: Option<f64>,
     pub intensity_source: String,
-    /// Progress the node reports (epoch, step, accuracy_percent, loss).
-    pub progress: BTreeMap<String, f64>,
+    pub fig: NodeFigures,
     /// When the agent last answered, and the fault since, if any.
     pub answered: Option<Instant>,
     pub fault: Option<String>,
-}
-
-impl Node {
-    /// Network energy's share of the node's IT energy (the communication cost).
-    pub fn comms_share(&self) -> Option<f64> {
-        let it: f64 = self.it_j.values().sum();
-        (it > 0.0).then(|| self.it_j.get("network").copied().unwrap_or(0.0) / it)
-    }
-
-    /// gCO2e per unit of progress (per step, else per epoch): what a client-selection policy
-    /// weighs nodes by.
-    pub fn co2e_per_progress(&self) -> Option<(String, f64)> {
-        for k in ["step", "epoch"] {
-            if let Some(v) = self.progress.get(k).filter(|v| **v > 0.0) {
-                return Some((k.to_owned(), self.co2e_g / v));
-            }
-        }
-        None
-    }
 }
 
 /// Parses one agent's exposition into a Node.
@@ -76,25 +49,32 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, String> {
         if n.node.is_empty() {
             n.node = label("node");
         }
+        let f = &mut n.fig;
         match s.metric.as_str() {
-            "carbontop_facility_power_watts" => n.facility_w = v,
+            "carbontop_facility_power_watts" => f.facility_w = v,
             "carbontop_power_watts" => {
-                n.power_w.insert(label("component"), v);
+                f.power_w.insert(label("component"), v);
             }
-            "carbontop_facility_energy_joules_total" => n.facility_j = v,
+            "carbontop_facility_energy_joules_total" => f.facility_j = v,
             "carbontop_energy_joules_total" => {
-                n.it_j.insert(label("component"), v);
+                f.it_j.insert(label("component"), v);
             }
             "carbontop_co2e_grams_total" => {
-                n.co2e_g = v;
+                f.co2e_g = v;
                 n.zone = label("zone");
             }
+            "carbontop_embodied_co2e_grams" => f.embodied_g = Some(v),
+            "carbontop_network_bytes_total" => match label("direction").as_str() {
+                "rx" => f.net_rx_bytes = v as u64,
+                "tx" => f.net_tx_bytes = v as u64,
+                _ => {}
+            },
             "carbontop_grid_intensity_grams_per_kwh" => {
-                n.intensity = Some(v);
+                f.intensity = Some(v);
                 n.intensity_source = label("source");
             }
             "carbontop_progress" => {
-                n.progress.insert(label("metric"), v);
+                f.progress.insert(label("metric"), v);
             }
             "carbontop_samples_total" => seen = true,
             _ => {}
@@ -155,15 +135,20 @@ impl Agents {
         }
     }
 
+    /// The figures of the nodes that ever answered (the stale ones with their last values).
+    pub fn counted(&self) -> Vec<&NodeFigures> {
+        self.nodes
+            .iter()
+            .filter(|n| n.answered.is_some())
+            .map(|n| &n.fig)
+            .collect()
+    }
+
     /// (facility kWh, gCO2e, nodes counted, nodes in all) over the nodes that ever answered.
     pub fn totals(&self) -> (f64, f64, usize, usize) {
-        let counted: Vec<&Node> = self.nodes.iter().filter(|n| n.answered.is_some()).collect();
-        (
-            counted.iter().map(|n| n.facility_j).sum::<f64>() / crate::engine::constants::J_PER_KWH,
-            counted.iter().map(|n| n.co2e_g).sum(),
-            counted.len(),
-            self.nodes.len(),
-        )
+        let counted = self.counted();
+        let (kwh, g) = job::totals(&counted);
+        (kwh, g, counted.len(), self.nodes.len())
     }
 }
 
@@ -184,12 +169,12 @@ mod tests {
             # TYPE carbontop_samples_total counter\ncarbontop_samples_total{node=\"n1\"} 3\n";
         let n = parse("a:1", text).unwrap();
         assert_eq!(
-            (n.node.as_str(), n.zone.as_str(), n.co2e_g),
+            (n.node.as_str(), n.zone.as_str(), n.fig.co2e_g),
             ("n1", "FR", 12.5)
         );
-        assert_eq!(n.facility_j, 3.6e6);
-        assert_eq!(n.comms_share(), Some(0.1));
-        assert_eq!(n.co2e_per_progress(), Some(("step".into(), 0.25)));
+        assert_eq!(n.fig.facility_j, 3.6e6);
+        assert_eq!(n.fig.comms_share(), Some(0.1));
+        assert_eq!(n.fig.co2e_per_progress(), Some(("step".into(), 0.25)));
         // NaN, Inf and negative totals would poison the job's sum: the scrape is refused.
         for bad in ["NaN", "+Inf", "-4"] {
             let t = text.replace("} 12.5", &format!("}} {bad}"));

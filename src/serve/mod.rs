@@ -6,7 +6,7 @@
 
 pub mod agents;
 
-use crate::engine::{Tick, Totals};
+use crate::engine::{Snapshot, Tick};
 use prometheus::{CounterVec, Encoder, GaugeVec, Opts, Registry, TextEncoder};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -35,10 +35,28 @@ struct Metrics {
     gpu_cap: GaugeVec,
     progress: GaugeVec,
     samples: CounterVec,
-    /// What the counters have been advanced to (they only move by increments).
-    last_totals: Totals,
-    last_gpu_j: Vec<f64>,
-    last_net: (u64, u64),
+    /// What the counters have been advanced to (the client library only moves them by
+    /// increments: each update advances them to the Snapshot's totals).
+    at: Advanced,
+}
+
+/// The totals the counters stand at.
+#[derive(Debug, Clone, Default)]
+struct Advanced {
+    it_j: [f64; 4],
+    facility_j: f64,
+    co2e_g: f64,
+    net: (u64, u64),
+    gpu_j: Vec<f64>,
+    ticks: u64,
+}
+
+/// Moves a counter up to `now` from `*at` (never down: a counter only grows).
+fn advance(c: &CounterVec, labels: &[&str], now: f64, at: &mut f64) {
+    if now > *at {
+        c.with_label_values(labels).inc_by(now - *at);
+        *at = now;
+    }
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
@@ -142,77 +160,56 @@ impl Metrics {
             )?,
             samples: counter(&r, "carbontop_samples_total", "Ticks accounted", &["node"])?,
             registry: r,
-            last_totals: Totals::default(),
-            last_gpu_j: Vec::new(),
-            last_net: (0, 0),
+            at: Advanced::default(),
         })
     }
 
-    fn update(&mut self, a: &AgentInfo, t: &Tick, tot: &Totals, pue: f64) {
+    fn update(&mut self, a: &AgentInfo, t: &Tick, s: &Snapshot) {
         let n = a.node.as_str();
-        for (c, w) in [
-            ("gpu", t.gpu_power_w),
-            ("cpu", t.cpu_power_w),
-            ("memory", t.mem_power_w),
-            ("network", t.net_power_w),
-        ] {
+        let now = &s.now;
+        let it = s.it.joules();
+        for (k, (c, w)) in crate::engine::job::COMPONENTS
+            .iter()
+            .zip([now.gpu_w, now.cpu_w, now.mem_w, now.net_w])
+            .enumerate()
+        {
             if let Some(w) = w {
                 self.power.with_label_values(&[n, c]).set(w);
             }
+            advance(&self.energy, &[n, c], it[k], &mut self.at.it_j[k]);
         }
-        if let Some(w) = t.total_power_w {
-            self.facility_power.with_label_values(&[n]).set(w * pue);
+        if let Some(w) = now.facility_w {
+            self.facility_power.with_label_values(&[n]).set(w);
         }
-        let p = &self.last_totals;
-        let inc = |c: &CounterVec, labels: &[&str], now: f64, before: f64| {
-            if now > before {
-                c.with_label_values(labels).inc_by(now - before);
-            }
-        };
-        inc(&self.energy, &[n, "gpu"], tot.gpu_j, p.gpu_j);
-        inc(&self.energy, &[n, "cpu"], tot.cpu_j, p.cpu_j);
-        inc(&self.energy, &[n, "memory"], tot.mem_j, p.mem_j);
-        inc(&self.energy, &[n, "network"], tot.net_j, p.net_j);
-        inc(
+        advance(
             &self.facility_energy,
             &[n],
-            tot.energy_kwh * crate::engine::constants::J_PER_KWH,
-            p.energy_kwh * crate::engine::constants::J_PER_KWH,
+            s.facility_j(),
+            &mut self.at.facility_j,
         );
-        inc(&self.co2e, &[n, &a.zone], tot.co2e_g, p.co2e_g);
-        if let Some(e) = t.embodied_co2e_g {
-            self.embodied.with_label_values(&[n]).set(e);
+        advance(&self.co2e, &[n, &a.zone], s.co2e_g, &mut self.at.co2e_g);
+        if let Some(e) = s.embodied {
+            self.embodied.with_label_values(&[n]).set(e.g);
         }
-        if let Some(i) = t.intensity_g_per_kwh {
+        if let Some(i) = &s.intensity {
             self.intensity.reset();
             self.intensity
-                .with_label_values(&[n, &a.zone, &t.intensity_source])
-                .set(i);
+                .with_label_values(&[n, &a.zone, &i.source])
+                .set(i.g_per_kwh);
         }
-        let (rx, tx) = (t.net_rx_bytes.unwrap_or(0), t.net_tx_bytes.unwrap_or(0));
-        inc(
-            &self.net_bytes,
-            &[n, "rx"],
-            rx as f64,
-            self.last_net.0 as f64,
-        );
-        inc(
-            &self.net_bytes,
-            &[n, "tx"],
-            tx as f64,
-            self.last_net.1 as f64,
-        );
-        self.last_net = (rx.max(self.last_net.0), tx.max(self.last_net.1));
-        self.last_gpu_j.resize(t.gpus.len(), 0.0);
-        for (i, g) in t.gpus.iter().enumerate() {
+        let (mut rx, mut tx) = (self.at.net.0 as f64, self.at.net.1 as f64);
+        advance(&self.net_bytes, &[n, "rx"], s.net_rx_bytes as f64, &mut rx);
+        advance(&self.net_bytes, &[n, "tx"], s.net_tx_bytes as f64, &mut tx);
+        self.at.net = (rx as u64, tx as u64);
+        self.at.gpu_j.resize(now.gpus.len(), 0.0);
+        for (i, g) in now.gpus.iter().enumerate() {
             let model = a.gpu_models.get(i).map_or("GPU", String::as_str);
             let labels = [n, &i.to_string(), model];
             if let Some(w) = g.power_w {
                 self.gpu_power.with_label_values(&labels).set(w);
             }
             if let Some(j) = g.energy_j {
-                inc(&self.gpu_energy, &labels, j, self.last_gpu_j[i]);
-                self.last_gpu_j[i] = j.max(self.last_gpu_j[i]);
+                advance(&self.gpu_energy, &labels, j, &mut self.at.gpu_j[i]);
             }
             if let Some(u) = g.util_pct {
                 self.gpu_util.with_label_values(&labels).set(u / 100.0);
@@ -232,8 +229,9 @@ impl Metrics {
                 self.progress.with_label_values(&[n, m]).set(v);
             }
         }
-        self.samples.with_label_values(&[n]).inc();
-        self.last_totals = *tot;
+        let mut ticks = self.at.ticks as f64;
+        advance(&self.samples, &[n], s.ticks as f64, &mut ticks);
+        self.at.ticks = ticks as u64;
     }
 }
 
@@ -253,10 +251,10 @@ impl Exporter {
         })
     }
 
-    /// Folds one tick (and the Ledger's totals after it, and its PUE) in.
-    pub fn update(&self, t: &Tick, totals: &Totals, pue: f64) {
+    /// Shows the run as the tick's Snapshot says (the tick for its progress as read).
+    pub fn update(&self, t: &Tick, s: &Snapshot) {
         let mut m = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
-        m.update(&self.info, t, totals, pue);
+        m.update(&self.info, t, s);
     }
 
     /// The Prometheus text exposition of everything so far.

@@ -1,8 +1,8 @@
 //! The screen: a pure function of the dashboard, the screen state and the theme (DESIGN.md §7).
 //! Nothing here samples, accounts or touches the terminal; it only draws into a frame.
 
-use crate::engine::constants::{BYTES_PER_GB, NETWORK_KWH_PER_GB, NETWORK_KWH_PER_GB_LOW};
-use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh, fmt_power};
+use crate::engine::Snapshot;
+use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh, fmt_power, fmt_share};
 use crate::ui::model::{Dashboard, Mode, Target, col};
 use crate::ui::state::{KEYS, Panel, UiState, window_label};
 use crate::ui::theme::Theme;
@@ -30,6 +30,9 @@ pub fn clock(secs: f64) -> String {
 pub fn draw(f: &mut Frame, live: &Dashboard, ui: &UiState) {
     let th = ui.theme();
     let d = ui.frozen.as_deref().unwrap_or(live);
+    // Every figure of this frame, made once by the engine.
+    let s = d.meter.snapshot();
+    let s = &s;
     let area = f.area();
     f.render_widget(
         Block::new().style(Style::new().bg(th.background).fg(th.text)),
@@ -41,11 +44,11 @@ pub fn draw(f: &mut Frame, live: &Dashboard, ui: &UiState) {
         Constraint::Length(1),
     ])
     .areas(area);
-    draw_header(f, header, d, ui, th);
+    draw_header(f, header, d, s, ui, th);
     draw_status(f, status, live, ui, th);
 
     if ui.zoom {
-        draw_panel(f, body, ui.focus, d, ui, th);
+        draw_panel(f, body, ui.focus, d, s, ui, th);
     } else {
         let (main, out) = if ui.output_shown {
             let out_h = if body.height < 24 {
@@ -74,26 +77,26 @@ pub fn draw(f: &mut Frame, live: &Dashboard, ui: &UiState) {
                 Constraint::Length(TOTALS_W.max(main.width / 4)),
             ])
             .areas(rows[0]);
-            draw_panel(f, power, Panel::Power, d, ui, th);
-            draw_panel(f, totals, Panel::Totals, d, ui, th);
+            draw_panel(f, power, Panel::Power, d, s, ui, th);
+            draw_panel(f, totals, Panel::Totals, d, s, ui, th);
         } else {
             let [totals, power] = Layout::vertical([
                 Constraint::Length(9.min(rows[0].height)),
                 Constraint::Min(0),
             ])
             .areas(rows[0]);
-            draw_panel(f, totals, Panel::Totals, d, ui, th);
-            draw_panel(f, power, Panel::Power, d, ui, th);
+            draw_panel(f, totals, Panel::Totals, d, s, ui, th);
+            draw_panel(f, power, Panel::Power, d, s, ui, th);
         }
         if two_rows {
             let [gi, pr] =
                 Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
                     .areas(rows[1]);
-            draw_panel(f, gi, Panel::Intensity, d, ui, th);
-            draw_panel(f, pr, Panel::Progress, d, ui, th);
+            draw_panel(f, gi, Panel::Intensity, d, s, ui, th);
+            draw_panel(f, pr, Panel::Progress, d, s, ui, th);
         }
         if let Some(o) = out {
-            draw_panel(f, o, Panel::Output, d, ui, th);
+            draw_panel(f, o, Panel::Output, d, s, ui, th);
         }
     }
     if ui.help {
@@ -120,21 +123,32 @@ fn title<'a>(text: impl Into<String>, extra: Option<String>, th: &Theme) -> Line
     Line::from(spans)
 }
 
-fn draw_panel(f: &mut Frame, area: Rect, p: Panel, d: &Dashboard, ui: &UiState, th: &Theme) {
+/// What every panel draws from: the screen's state and the engine's figures.
+type View<'a> = (&'a Dashboard, &'a Snapshot);
+
+fn draw_panel(
+    f: &mut Frame,
+    area: Rect,
+    p: Panel,
+    d: &Dashboard,
+    s: &Snapshot,
+    ui: &UiState,
+    th: &Theme,
+) {
     if area.height < 3 || area.width < 10 {
         return;
     }
     let focused = ui.focus == p;
     match p {
-        Panel::Power => draw_power(f, area, d, ui, th, focused),
-        Panel::Totals => draw_totals(f, area, d, th, focused),
-        Panel::Intensity => draw_intensity(f, area, d, ui, th, focused),
-        Panel::Progress => draw_progress(f, area, d, ui, th, focused),
+        Panel::Power => draw_power(f, area, (d, s), ui, th, focused),
+        Panel::Totals => draw_totals(f, area, (d, s), th, focused),
+        Panel::Intensity => draw_intensity(f, area, (d, s), ui, th, focused),
+        Panel::Progress => draw_progress(f, area, (d, s), ui, th, focused),
         Panel::Output => draw_output(f, area, d, ui, th, focused),
     }
 }
 
-fn draw_header(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme) {
+fn draw_header(f: &mut Frame, area: Rect, d: &Dashboard, s: &Snapshot, ui: &UiState, th: &Theme) {
     let bold = Style::new().fg(th.title).add_modifier(Modifier::BOLD);
     let muted = Style::new().fg(th.muted);
     let state = match &d.info.mode {
@@ -170,36 +184,28 @@ fn draw_header(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Them
         Span::styled(" zone ", muted),
         Span::raw(d.info.zone.clone()),
     ];
-    match d
-        .last
-        .as_ref()
-        .and_then(|t| t.intensity_g_per_kwh.map(|i| (i, t)))
-    {
-        Some((i, t)) => {
+    match &s.intensity {
+        Some(i) => {
             l2.push(Span::styled("  grid ", muted));
             l2.push(Span::styled(
-                format!("{i:.0} g/kWh"),
+                format!("{:.0} g/kWh", i.g_per_kwh),
                 Style::new().fg(th.intensity),
             ));
-            let age = d
-                .intensity_since
-                .map(|(_, since)| clock(t.elapsed_s - since))
-                .unwrap_or_default();
             // A held value (the provider failing) stands out.
-            let src_style = if t.intensity_source.ends_with("-stale") {
+            let src_style = if i.stale() {
                 Style::new().fg(th.warning)
             } else {
                 muted
             };
             l2.push(Span::styled(
-                format!(" ({}, {age})", t.intensity_source),
+                format!(" ({}, {})", i.source, clock(i.age_s)),
                 src_style,
             ));
-            if let Some(detail) = d.grid.as_ref().and_then(|g| g.detail.as_ref()) {
+            if let Some(detail) = d.meter.grid.as_ref().and_then(|g| g.detail.as_ref()) {
                 l2.push(Span::styled(format!(" {detail}"), muted));
             }
         }
-        None if d.last.is_none() => {
+        None if s.ticks == 0 => {
             l2.push(Span::styled("  waiting for the first sample", muted));
         }
         None => l2.push(Span::styled(
@@ -208,7 +214,7 @@ fn draw_header(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Them
         )),
     }
     l2.push(Span::styled("  PUE ", muted));
-    l2.push(Span::raw(format!("{:.2}", d.info.pue)));
+    l2.push(Span::raw(format!("{:.2}", s.pue)));
     l2.push(Span::styled("  caps ", muted));
     l2.push(Span::raw(d.info.cap_mode.clone()));
     f.render_widget(
@@ -264,10 +270,19 @@ fn draw_status(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Them
 
 /// X bounds of the chart window ending at the last tick.
 fn x_bounds(d: &Dashboard, window: Option<f64>) -> [f64; 2] {
-    let last = d.history.last_t().unwrap_or(0.0);
-    let first = d.history.first_t().unwrap_or(0.0);
+    let h = d.meter.history.as_ref();
+    let last = h.and_then(|h| h.last_t()).unwrap_or(0.0);
+    let first = h.and_then(|h| h.first_t()).unwrap_or(0.0);
     let lo = window.map_or(first, |w| (last - w).max(first));
     [lo, last.max(lo + 1.0)]
+}
+
+/// A column of the history over the window (empty where no history is kept).
+fn series(d: &Dashboard, c: usize, window: Option<f64>) -> Vec<(f64, f64)> {
+    d.meter
+        .history
+        .as_ref()
+        .map_or_else(Vec::new, |h| h.window(c, window))
 }
 
 /// The x axis of a chart over run time.
@@ -341,19 +356,29 @@ fn dataset<'a>(name: String, data: &'a [(f64, f64)], color: Color) -> Dataset<'a
         .data(data)
 }
 
-fn draw_power(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme, focus: bool) {
+fn draw_power(f: &mut Frame, area: Rect, (d, s): View, ui: &UiState, th: &Theme, focus: bool) {
     let w = ui.window();
-    let last = d.last.as_ref();
-    let now = |c: Option<f64>| fmt_power(c);
-    // Series: total, each GPU, CPU, memory, network.
+    let now = &s.now;
+    // Series: total, each GPU (or the GPUs summed, for a job of nodes), CPU, memory, network.
     let mut series: Vec<(String, usize, Color)> = vec![(
-        format!("total {}", now(last.and_then(|t| t.total_power_w))),
+        format!("total {}", fmt_power(now.total_w)),
         col::TOTAL,
         th.total,
     )];
     for (i, _) in d.info.gpus.iter().enumerate() {
-        let p = last.and_then(|t| t.gpus.get(i)).and_then(|g| g.power_w);
-        series.push((format!("GPU{i} {}", now(p)), col::GPU0 + i, th.gpu_color(i)));
+        let p = now.gpus.get(i).and_then(|g| g.power_w);
+        series.push((
+            format!("GPU{i} {}", fmt_power(p)),
+            col::GPU0 + i,
+            th.gpu_color(i),
+        ));
+    }
+    if d.info.gpus.is_empty() && now.gpu_w.is_some() {
+        series.push((
+            format!("GPU {}", fmt_power(now.gpu_w)),
+            col::GPU,
+            th.gpu_color(0),
+        ));
     }
     let cpu_name = if d.info.cpu_estimate {
         "CPU est"
@@ -361,23 +386,19 @@ fn draw_power(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme
         "CPU"
     };
     series.push((
-        format!("{cpu_name} {}", now(last.and_then(|t| t.cpu_power_w))),
+        format!("{cpu_name} {}", fmt_power(now.cpu_w)),
         col::CPU,
         th.cpu,
     ));
+    series.push((format!("mem {}", fmt_power(now.mem_w)), col::MEM, th.memory));
     series.push((
-        format!("mem {}", now(last.and_then(|t| t.mem_power_w))),
-        col::MEM,
-        th.memory,
-    ));
-    series.push((
-        format!("net {}", now(last.and_then(|t| t.net_power_w))),
+        format!("net {}", fmt_power(now.net_w)),
         col::NET,
         th.network,
     ));
     let data: Vec<Vec<(f64, f64)>> = series
         .iter()
-        .map(|(_, c, _)| d.history.window(*c, w))
+        .map(|(_, c, _)| self::series(d, *c, w))
         .collect();
 
     let block = panel_block(
@@ -417,7 +438,7 @@ fn draw_power(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme
         Paragraph::new(Line::from(legend)).wrap(Wrap { trim: true }),
         lg,
     );
-    if d.last.is_none() {
+    if s.ticks == 0 {
         f.render_widget(
             Paragraph::new("waiting for the first sample…").style(Style::new().fg(th.muted)),
             ch,
@@ -448,17 +469,8 @@ fn draw_power(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme
     f.render_widget(chart, ch);
 }
 
-fn pct(part: f64, whole: f64) -> String {
-    if whole > 0.0 {
-        format!("{:.0}%", part / whole * 100.0)
-    } else {
-        "—".into()
-    }
-}
-
-fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool) {
+fn draw_totals(f: &mut Frame, area: Rect, (d, s): View, th: &Theme, focus: bool) {
     let block = panel_block(title("Energy & carbon", None, th), focus, th);
-    let t = &d.totals;
     let m = Style::new().fg(th.muted);
     let row = |k: &str, v: String, c: Color| {
         Line::from(vec![
@@ -466,48 +478,44 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
             Span::styled(v, Style::new().fg(c).add_modifier(Modifier::BOLD)),
         ])
     };
-    let (trees, km) = d.equivalents();
-    let it = t.it_j();
     let mut lines = vec![
-        row("energy", fmt_energy_kwh(t.energy_kwh), th.total),
+        row("energy", fmt_energy_kwh(s.energy_kwh), th.total),
         row(
             "carbon",
-            format!("{} CO2e", fmt_co2e_g(t.co2e_g)),
+            format!("{} CO2e", fmt_co2e_g(s.co2e_g)),
             th.carbon,
         ),
         row(
             "now",
             format!(
                 "{} · {}/h",
-                fmt_power(d.facility_power_w()),
-                d.co2e_rate_g_per_h().map_or("—".into(), fmt_co2e_g)
+                fmt_power(s.now.facility_w),
+                s.now.co2e_g_per_h.map_or("—".into(), fmt_co2e_g)
             ),
             th.text,
         ),
     ];
     // The command's process tree on a shared host: its share of the machine's CPU and GPUs,
     // beside the machine's figures.
-    if let Some(l) = d.last.as_ref() {
-        let parts: Vec<String> = [
-            ("CPU", l.process_cpu_w, l.cpu_power_w),
-            ("GPU", l.process_gpu_w, l.gpu_power_w),
-        ]
-        .into_iter()
-        .filter_map(|(what, p, m)| {
-            Some(format!(
-                "{what} {} of {}",
-                fmt_power(Some(p?)),
-                fmt_power(Some(m?))
-            ))
-        })
-        .collect();
-        if !parts.is_empty() {
-            lines.push(row("this run", parts.join(" · "), th.cpu));
-        }
+    let parts: Vec<String> = [
+        ("CPU", s.now.process_cpu_w, s.now.cpu_w),
+        ("GPU", s.now.process_gpu_w, s.now.gpu_w),
+    ]
+    .into_iter()
+    .filter_map(|(what, p, m)| {
+        Some(format!(
+            "{what} {} of {}",
+            fmt_power(Some(p?)),
+            fmt_power(Some(m?))
+        ))
+    })
+    .collect();
+    if !parts.is_empty() {
+        lines.push(row("this run", parts.join(" · "), th.cpu));
     }
-    if let Some(t) = d.to_go() {
+    if let Some(t) = s.to_go {
         // At the recent rate and the present power (forecast intensity where there is one).
-        let what = match d.info.target {
+        let what = match s.target {
             Some(Target::Epochs(n)) => format!("→ epoch {n}"),
             Some(Target::Accuracy(a)) => format!("→ {a}%"),
             None => String::new(),
@@ -524,27 +532,33 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
         };
         lines.push(row("to go", text, th.carbon));
     }
-    if let Some(g) = d.last.as_ref().and_then(|l| l.embodied_co2e_g) {
+    if let Some(e) = s.embodied {
         // SCI M: the hardware's manufacturing emissions, amortised over the run.
         // Sources disagree on TE by 2× and more: the published range beside the point value.
-        let text = crate::report::summary::fmt_co2e_band(g, d.embodied_band_g(), "SCI M");
-        lines.push(row("embodied", text, th.muted));
+        let band = e.range().map_or(String::new(), |(lo, hi)| {
+            format!(" ({}–{})", fmt_co2e_g(lo), fmt_co2e_g(hi))
+        });
+        lines.push(row(
+            "embodied",
+            format!("{}{band}", fmt_co2e_g(e.g)),
+            th.muted,
+        ));
     }
-    if let Some(g) = &d.grid {
+    if let Some(g) = &d.meter.grid {
         let win = fmt_window(g.window);
-        if let Some((c, covered)) = d.forecast_co2e_g() {
-            let basis = if covered >= 0.999 {
+        if let Some(fc) = s.forecast {
+            let basis = if fc.covered >= 0.999 {
                 "forecast".to_owned()
             } else {
-                format!("{:.0}% forecast", covered * 100.0)
+                format!("{:.0}% forecast", fc.covered * 100.0)
             };
             lines.push(row(
                 &format!("next {win}"),
-                format!("{} ({basis})", fmt_co2e_g(c)),
+                format!("{} ({basis})", fmt_co2e_g(fc.co2e_g)),
                 th.carbon,
             ));
         }
-        lines.push(match &g.greener {
+        lines.push(match &s.greener {
             // The window has the same length as the row above.
             Some(w) => row(
                 "greener",
@@ -564,12 +578,17 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
             None => row("greener", "no forecast".into(), th.muted),
         });
     }
-    if let Some(e) = &d.cap_effect {
+    if let Some(e) = &s.cap_effect {
         let w = |v: Option<f64>| v.map_or("—".to_owned(), |x| format!("{x:.0}"));
         let pct = |v: Option<f64>| v.map_or("—".to_owned(), |x| format!("{:+.0}%", x * 100.0));
         let text = match e.deltas() {
             // The caps themselves are in the header and the GPU table.
-            Some((dp, ds, de)) => format!("P {} T {} E/step {}", pct(Some(dp)), pct(ds), pct(de)),
+            Some(dl) => format!(
+                "P {} T {} E/step {}",
+                pct(Some(dl.power)),
+                pct(dl.speed),
+                pct(dl.energy_per_step)
+            ),
             None => format!("{}→{} W: measuring…", w(e.old_w), w(e.new_w)),
         };
         // P: GPU power, T: throughput (steps/s), E/step: energy per step, after vs before.
@@ -578,15 +597,24 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
     if let Some(n) = &d.cap_note {
         lines.push(row("caps", n.clone(), th.text));
     }
+    let it = &s.it;
     lines.extend([
-        row("≈ trees", format!("{} tree-days", fmt_sig(trees)), th.good),
-        row("≈ car", format!("{} km driven", fmt_sig(km)), th.text),
+        row(
+            "≈ trees",
+            format!("{} tree-days", fmt_sig(s.equivalents.tree_days)),
+            th.good,
+        ),
+        row(
+            "≈ car",
+            format!("{} km driven", fmt_sig(s.equivalents.car_km)),
+            th.text,
+        ),
         Line::from(vec![
             Span::styled(
-                if d.info.gpus.is_empty() {
-                    String::new()
+                if it.gpu_kwh.is_some() {
+                    format!("GPU {} ", fmt_share(it.gpu_share))
                 } else {
-                    format!("GPU {} ", pct(t.gpu_j, it))
+                    String::new()
                 },
                 Style::new().fg(th.gpu_color(0)),
             ),
@@ -594,16 +622,16 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
                 format!(
                     "CPU{} {} ",
                     if d.info.cpu_estimate { "~" } else { "" },
-                    pct(t.cpu_j, it)
+                    fmt_share(it.cpu_share)
                 ),
                 Style::new().fg(th.cpu),
             ),
             Span::styled(
-                format!("mem {} ", pct(t.mem_j, it)),
+                format!("mem {} ", fmt_share(it.mem_share)),
                 Style::new().fg(th.memory),
             ),
             Span::styled(
-                format!("net {}", pct(t.net_j, it)),
+                format!("net {}", fmt_share(it.net_share)),
                 Style::new().fg(th.network),
             ),
         ]),
@@ -611,33 +639,24 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
             "network",
             format!(
                 "↓{} ↑{}",
-                fmt_bytes(t.net_rx_bytes),
-                fmt_bytes(t.net_tx_bytes)
+                fmt_bytes(s.net_rx_bytes),
+                fmt_bytes(s.net_tx_bytes)
             ),
             th.text,
         ),
     ]);
-    // Communication: bytes × kWh/GB × PUE × mean intensity, at both ends of the published
-    // kWh/GB range (CCF/IF 0.001 … CUMULATOR 0.069: sources disagree by 70×, so a band).
-    let bytes = (t.net_rx_bytes + t.net_tx_bytes) as f64;
-    if bytes > 0.0
-        && let Some(i) = t.mean_intensity()
-    {
-        let g = |kwh_per_gb: f64| bytes / BYTES_PER_GB * kwh_per_gb * d.info.pue * i;
+    // Communication, at both ends of the published kWh/GB range (a band: sources disagree by 70×).
+    if let Some((lo, hi)) = s.comms.and_then(|c| c.range()) {
         lines.push(row(
             "comms",
-            format!(
-                "{}–{} CO2e",
-                fmt_co2e_g(g(NETWORK_KWH_PER_GB_LOW)),
-                fmt_co2e_g(g(NETWORK_KWH_PER_GB))
-            ),
+            format!("{}–{} CO2e", fmt_co2e_g(lo), fmt_co2e_g(hi)),
             th.network,
         ));
     }
     lines.extend([row(
         "mean",
-        t.mean_intensity().map_or("—".into(), |i| {
-            format!("{i:.0} gCO2e/kWh · PUE {:.2}", d.info.pue)
+        s.mean_intensity.map_or("—".into(), |i| {
+            format!("{i:.0} gCO2e/kWh · PUE {:.2}", s.pue)
         }),
         th.text,
     )]);
@@ -645,25 +664,23 @@ fn draw_totals(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme, focus: bool
         lines.push(Line::styled(format!("→ {p}"), m));
     }
     // Per GPU, when there is room: power, utilisation, memory, cap.
-    if let Some(last) = &d.last {
-        let room = area.height.saturating_sub(2) as usize;
-        if !last.gpus.is_empty() && room > lines.len() + 1 {
-            lines.push(Line::styled("GPU  power   util  mem     cap", m));
-            for (i, g) in last.gpus.iter().enumerate().take(room - lines.len()) {
-                let opt = |v: Option<f64>, unit: &str| {
-                    v.map_or("—".to_owned(), |x| format!("{x:.0}{unit}"))
-                };
-                lines.push(Line::from(vec![
-                    Span::styled(format!("{i:<4} "), Style::new().fg(th.gpu_color(i))),
-                    Span::raw(format!(
-                        "{:<7} {:<5} {:<7} {}",
-                        opt(g.power_w, " W"),
-                        opt(g.util_pct, "%"),
-                        opt(g.mem_used_mib.map(|m| m / 1024.0), " G"),
-                        opt(g.cap_w, " W"),
-                    )),
-                ]));
-            }
+    let room = area.height.saturating_sub(2) as usize;
+    if !s.now.gpus.is_empty() && room > lines.len() + 1 {
+        lines.push(Line::styled("GPU  power   util  mem     cap", m));
+        for (i, g) in s.now.gpus.iter().enumerate().take(room - lines.len()) {
+            let opt = |v: Option<f64>, unit: &str| {
+                v.map_or("—".to_owned(), |x| format!("{x:.0}{unit}"))
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{i:<4} "), Style::new().fg(th.gpu_color(i))),
+                Span::raw(format!(
+                    "{:<7} {:<5} {:<7} {}",
+                    opt(g.power_w, " W"),
+                    opt(g.util_pct, "%"),
+                    opt(g.mem_used_mib.map(|m| m / 1024.0), " G"),
+                    opt(g.cap_w, " W"),
+                )),
+            ]));
         }
     }
     f.render_widget(Paragraph::new(lines).block(block), area);
@@ -681,14 +698,7 @@ fn fmt_window(w: chrono::TimeDelta) -> String {
     }
 }
 
-/// Three significant figures, never scientific notation (0.000289, 1.23, 456).
-pub fn fmt_sig(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
-    }
-    let digits = (2 - x.abs().log10().floor() as i32).clamp(0, 9) as usize;
-    format!("{x:.digits$}")
-}
+pub use crate::report::summary::fmt_sig;
 
 pub fn fmt_bytes(b: u64) -> String {
     let b = b as f64;
@@ -703,15 +713,14 @@ pub fn fmt_bytes(b: u64) -> String {
     }
 }
 
-fn draw_intensity(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme, focus: bool) {
+fn draw_intensity(f: &mut Frame, area: Rect, (d, s): View, ui: &UiState, th: &Theme, focus: bool) {
     let w = ui.window();
-    let now = d
-        .last
+    let now = s
+        .intensity
         .as_ref()
-        .and_then(|t| t.intensity_g_per_kwh)
-        .map_or("—".into(), |i| format!("{i:.0} g/kWh"));
+        .map_or("—".into(), |i| format!("{:.0} g/kWh", i.g_per_kwh));
     let block = panel_block(title("Grid intensity", Some(now), th), focus, th);
-    let data = d.history.window(col::INTENSITY, w);
+    let data = series(d, col::INTENSITY, w);
     if data.is_empty() {
         f.render_widget(
             Paragraph::new("no intensity yet")
@@ -736,45 +745,47 @@ fn draw_intensity(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &T
     f.render_widget(chart, area);
 }
 
-fn draw_progress(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme, focus: bool) {
+fn draw_progress(f: &mut Frame, area: Rect, (d, s): View, ui: &UiState, th: &Theme, focus: bool) {
     let w = ui.window();
-    let p = d
-        .last
-        .as_ref()
-        .map(|t| t.progress.clone())
-        .unwrap_or_default();
+    let p = d.last().map(|t| t.progress.clone()).unwrap_or_default();
     let mut extra = Vec::new();
     if let Some(a) = p.accuracy {
         extra.push(format!("acc {a:.2}%"));
     } else if let Some(l) = p.loss {
         extra.push(format!("loss {l:.4}"));
     }
-    let per_point = d.per_point();
-    if let Some((_, g, _)) = per_point {
-        extra.push(format!("{} CO2e/pt", fmt_co2e_g(g)));
-    } else if let Some(g) = d.per_loss_hundredth() {
+    if let Some(pp) = s.per_point {
+        extra.push(format!("{} CO2e/pt", fmt_co2e_g(pp.co2e_g)));
+    } else if let Some(g) = s.per_loss_hundredth {
         extra.push(format!("{} CO2e per 0.01 loss", fmt_co2e_g(g)));
     }
-    if let Some((name, gained, unit, g)) = d.per_metric_unit() {
+    if let Some(m) = &s.per_metric {
         extra.push(format!(
-            "{name} +{gained:.3}: {} CO2e per {unit}",
-            fmt_co2e_g(g)
+            "{} +{:.3}: {} CO2e per {}",
+            m.name,
+            m.gained,
+            fmt_co2e_g(m.co2e_g),
+            m.unit
         ));
     }
     if let Some(e) = p.epoch {
         extra.push(format!("epoch {e}"));
     }
-    if let Some((gained, _, kwh)) = per_point
+    if let Some(pp) = s.per_point
         && area.width > 80
     {
-        extra.push(format!("{}/pt over +{gained:.1} pt", fmt_energy_kwh(kwh)));
+        extra.push(format!(
+            "{}/pt over +{:.1} pt",
+            fmt_energy_kwh(pp.energy_kwh),
+            pp.gained
+        ));
     }
     let block = panel_block(
         title("Progress vs carbon", Some(extra.join(" · ")), th),
         focus,
         th,
     );
-    let (ycol, yname, color) = if p.accuracy.is_some() || d.progress_start.is_some() {
+    let (ycol, yname, color) = if p.accuracy.is_some() || s.first_accuracy.is_some() {
         (col::ACCURACY, "%", th.accuracy)
     } else if p.loss.is_some() {
         (col::LOSS, "loss", th.loss)
@@ -791,7 +802,11 @@ fn draw_progress(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Th
         );
         return;
     };
-    let data = d.history.xy(col::CO2E, ycol, w);
+    let data = d
+        .meter
+        .history
+        .as_ref()
+        .map_or_else(Vec::new, |h| h.xy(col::CO2E, ycol, w));
     if data.is_empty() {
         f.render_widget(Paragraph::new("").block(block), area);
         return;
@@ -808,7 +823,7 @@ fn draw_progress(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Th
     let inner = block.inner(area);
     f.render_widget(block, area);
     let (chart_area, table_area) =
-        if ycol == col::ACCURACY && inner.width >= 90 && d.milestones.len() > 1 {
+        if ycol == col::ACCURACY && inner.width >= 90 && s.milestones.len() > 1 {
             let [a, b] =
                 Layout::horizontal([Constraint::Min(40), Constraint::Length(44)]).areas(inner);
             (a, Some(b))
@@ -816,7 +831,7 @@ fn draw_progress(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Th
             (inner, None)
         };
     if let Some(ta) = table_area {
-        draw_milestones(f, ta, d, th);
+        draw_milestones(f, ta, s, th);
     }
     let (yb, yl) = y_bounds(&[&data], false, |v| format!("{v:.1}"), th);
     let chart = Chart::new(vec![dataset(String::new(), &data, color)])
@@ -839,32 +854,27 @@ fn draw_progress(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Th
 
 /// The milestone table: the latest points that fit, newest last, and how the last point's
 /// cost compares with the first's (diminishing returns made visible).
-fn draw_milestones(f: &mut Frame, area: Rect, d: &Dashboard, th: &Theme) {
+fn draw_milestones(f: &mut Frame, area: Rect, s: &Snapshot, th: &Theme) {
     let m = Style::new().fg(th.muted);
     let mut lines = vec![Line::styled("  pt  at       kWh      gCO2e    this pt", m)];
-    let ms = &d.milestones;
+    let ms = &s.milestones;
     let room = (area.height as usize).saturating_sub(3).max(1);
     let from = ms.len().saturating_sub(room).max(1);
-    for i in from..ms.len() {
-        let (a, b) = (ms[i - 1], ms[i]);
+    for b in &ms[from.min(ms.len())..] {
         lines.push(Line::raw(format!(
             "  {:<3} {:<7}  {:<7}  {:<7}  {}",
             b.point,
             clock(b.elapsed_s),
             fmt_sig(b.energy_kwh),
             fmt_sig(b.co2e_g),
-            fmt_co2e_g(b.co2e_g - a.co2e_g)
+            fmt_co2e_g(b.cost_g)
         )));
     }
-    if let Some(first) = ms
-        .windows(2)
-        .map(|w| w[1].co2e_g - w[0].co2e_g)
-        .find(|g| *g > 0.0)
-        && let Some((p, last, _)) = d.last_point_cost()
-        && last > 0.0
+    if let Some(l) = s.last_point
+        && let Some(x) = l.vs_first
     {
         lines.push(Line::styled(
-            format!(" point {p} cost {:.1}× the first", last / first),
+            format!(" point {} cost {x:.1}× the first", l.point),
             Style::new().fg(th.carbon),
         ));
     }

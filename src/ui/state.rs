@@ -313,19 +313,18 @@ mod tests {
     use crate::ui::model::{Mode, RunInfo};
 
     fn dash() -> Dashboard {
-        Dashboard::new(RunInfo {
-            title: "t".into(),
-            zone: "FR".into(),
-            pue: 1.0,
-            cpu_estimate: false,
-            gpus: vec![],
-            cap_mode: "no GPU".into(),
-            samples_path: None,
-            mode: Mode::Live,
-            target: None,
-            target_metric: None,
-            embodied: None,
-        })
+        Dashboard::new(
+            RunInfo {
+                title: "t".into(),
+                zone: "FR".into(),
+                cpu_estimate: false,
+                gpus: vec![],
+                cap_mode: "no GPU".into(),
+                samples_path: None,
+                mode: Mode::Live,
+            },
+            crate::engine::Meter::new(Default::default(), true),
+        )
     }
 
     fn press(ui: &mut UiState, c: KeyCode, running: bool) -> Option<Effect> {
