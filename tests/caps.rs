@@ -1,7 +1,9 @@
 //! Power caps end to end, on the simulated GPUs (Zeus's measured A40 curves): the governor
-//! profiles and decides, every change is logged in samples.csv, and the original caps come back
-//! at the end, on SIGTERM and on a panic — read from the state file the simulated actuator
-//! rewrites after every change, so what a dead process left behind is visible.
+//! changes caps, every change is logged in samples.csv, and the original caps come back at the
+//! end, on SIGTERM and on a panic — read from the state file the simulated actuator rewrites
+//! after every change, so what a dead process left behind is visible. Nothing here depends on
+//! how fast the ticks come; which cap the governor chooses is decided on scripted time in
+//! src/app/caps.rs.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod common;
@@ -33,10 +35,14 @@ fn wait_for_a_cap_change(state: &Path, child: &mut Child) {
     panic!("the governor never changed a cap");
 }
 
+/// What only a real process shows, and what holds however busy the machine: the governor ran,
+/// its first change is logged on a row, and the caps are put back at the end and that is said.
+/// Which cap it chooses depends on the ticks' timing; that is decided on scripted time in
+/// src/app/caps.rs (`the_governor_profiles_decides_logs_every_change_and_restores`).
 #[test]
-fn the_governor_profiles_decides_logs_every_change_and_restores() {
+fn the_governed_binary_logs_its_changes_and_restores() {
     let dir = tempfile::tempdir().unwrap();
-    let o = governed(dir.path(), &["--duration", "9s"])
+    let o = governed(dir.path(), &["--duration", "3s"])
         .output()
         .unwrap();
     let err = stderr(&o);
@@ -49,26 +55,15 @@ fn the_governor_profiles_decides_logs_every_change_and_restores() {
         ["cap_change", "process_cpu_w", "process_gpu_w"]
     );
     assert!(rows.iter().all(|r| r[col(&h, "process_gpu_w")].is_empty()));
-    let (cap0, change) = (col(&h, "gpu0_cap_w"), col(&h, "cap_change"));
-    let changes: Vec<&Vec<String>> = rows.iter().filter(|r| !r[change].is_empty()).collect();
-    // Profiling from the top down in 25 W steps, on both GPUs, each change on the row whose
-    // interval it applied to, and the GPU's cap read back on that row.
+    let change = col(&h, "cap_change");
+    let first = rows
+        .iter()
+        .find(|r| !r[change].is_empty())
+        .unwrap_or_else(|| panic!("no cap change logged: {err}"));
+    // Profiling starts from the top, on both GPUs.
     assert_eq!(
-        changes[0][change],
+        first[change],
         "governor gpu0 300->275 W; governor gpu1 300->275 W"
-    );
-    assert_eq!(num(&changes[0][cap0]), 275.0);
-    let profiled: Vec<f64> = changes.iter().take(8).map(|r| num(&r[cap0])).collect();
-    assert_eq!(
-        profiled,
-        [275.0, 250.0, 225.0, 200.0, 175.0, 150.0, 125.0, 100.0]
-    );
-    // Then a choice below the maximum (η=1: the least energy per step).
-    let chosen = num(&changes.last().unwrap()[cap0]);
-    assert!(chosen < 300.0 && chosen > 100.0, "{chosen}");
-    assert!(
-        err.contains("governor (η=1): ") && err.contains("less)"),
-        "{err}"
     );
     // Put back at the end, and said so.
     assert!(err.contains("caps put back: restore gpu0"), "{err}");
@@ -98,8 +93,10 @@ fn sigterm_puts_the_caps_back() {
 fn a_panic_puts_the_caps_back() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("caps.json");
+    // The first change comes about 0.5 s in (src/app/caps.rs's scripted run); 3 s leaves
+    // room for ticks a busy machine delays.
     let o = governed(dir.path(), &["--duration", "20s"])
-        .env("CARBONTOP_TEST_PANIC_AFTER", "1.0")
+        .env("CARBONTOP_TEST_PANIC_AFTER", "3.0")
         .output()
         .unwrap();
     let err = stderr(&o);
@@ -118,7 +115,8 @@ fn a_panic_puts_the_caps_back() {
 #[test]
 fn no_restore_leaves_the_caps() {
     let dir = tempfile::tempdir().unwrap();
-    let o = governed(dir.path(), &["--duration", "1s", "--no-restore"])
+    // Long enough for the first change however busy the machine (about 0.5 s when idle).
+    let o = governed(dir.path(), &["--duration", "3s", "--no-restore"])
         .output()
         .unwrap();
     let err = stderr(&o);

@@ -311,9 +311,17 @@ fn a_lost_gpu_is_said_once_and_monitoring_goes_on() {
 #[test]
 fn a_rapl_counter_going_backwards_without_a_wrap_is_a_reset_not_phantom_energy() {
     let dir = tempfile::tempdir().unwrap();
-    // 100 J → 2 J (a driver reload reset it: a wrap at 1 kJ would mean 902 J within one
-    // 0.1 s tick, 9 kW) → 52 J. What the CPU used: the 2 J gathered since the reset, then 50 J.
-    let (o, (h, rows)) = rapl_run(dir.path(), 100_000_000, [2_000_000, 52_000_000]);
+    // A real package's range (262,143,328,850 µJ, about 262 kJ). 100 J → 2 J (a driver reload
+    // reset it: a wrap would mean about 262 kJ within one tick, over 5 kW for any tick shorter
+    // than 52 s, however busy the machine) → 52 J. What the CPU used: the 2 J gathered since
+    // the reset, then 50 J; a late tick that skips the 2 J sees 100 J → 52 J, a reset as well,
+    // and counts the same 52 J.
+    let (o, (h, rows)) = rapl_run(
+        dir.path(),
+        262_143_328_850,
+        100_000_000,
+        [2_000_000, 52_000_000],
+    );
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(

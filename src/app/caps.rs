@@ -236,3 +236,152 @@ impl CapSide {
 fn short(r: &str) -> &str {
     r.split(';').next().unwrap_or(r)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The governor on the simulated GPUs, decided by scripted time: the ticks, the simulated
+    //! job and the Ledger all read the same scripted seconds, so the choice does not depend on
+    //! how busy the machine is (tests/caps.rs keeps what only a real process shows).
+    use super::*;
+    use crate::cli::MeasureOpts;
+    use crate::control::sim::{ScriptedClock, SimGpus};
+    use crate::engine::{Ledger, LedgerConfig};
+    use crate::sample::{CpuReading, Intensity, Sample};
+    use crate::source::GpuSource;
+    use chrono::TimeZone;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// Settings as `--simulate-gpus 2 --governor carbon --eta 1 --governor-profile 0.2s`
+    /// (an empty config file, so a developer's own config is never read).
+    fn governed_settings(dir: &Path) -> Settings {
+        let cfg = dir.join("empty.toml");
+        std::fs::write(&cfg, "").unwrap();
+        let opts = MeasureOpts {
+            simulate_gpus: Some(2),
+            governor: Some("carbon".into()),
+            eta: Some(1.0),
+            governor_profile: Some(Duration::from_millis(200)),
+            config: Some(cfg),
+            ..Default::default()
+        };
+        crate::config::resolve(&opts).unwrap()
+    }
+
+    fn caps_in(state: &Path) -> Vec<f64> {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+        serde_json::from_value(v["caps_w"].clone()).unwrap()
+    }
+
+    /// Two simulated A40s governed as the binary does it, one tick every 100 ms of scripted
+    /// time for `secs`: each tick reads the GPUs at its time, closes a Ledger row, takes the
+    /// changes made during the interval it closes, then lets the governor see it.
+    fn governed_run(state: &Path, secs: f64) -> (CapSide, Vec<Tick>) {
+        let dir = state.parent().unwrap();
+        let s = governed_settings(dir);
+        let clock = ScriptedClock::default();
+        let sim =
+            SimGpus::with_clock(2, Some(state.to_path_buf()), Box::new(clock.clone())).unwrap();
+        let mut caps = CapSide::new(Ok(Box::new(sim.actuator())), &s);
+        caps.start_governor().unwrap();
+        let mut src = sim.source();
+        let mut ledger = Ledger::new(LedgerConfig::default());
+        let t0 = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut rows = Vec::new();
+        for k in 0..=(secs * 10.0).round() as u32 {
+            let t = f64::from(k) / 10.0;
+            clock.set(t);
+            let gpus = src.read();
+            let progress = src.progress().unwrap_or_default();
+            let mut tick = ledger.push(Sample {
+                time: t0 + chrono::TimeDelta::milliseconds(i64::from(k) * 100),
+                elapsed_s: t,
+                gpus,
+                cpu: CpuReading::Unknown,
+                mem: None,
+                net: None,
+                intensity: Some(Intensity {
+                    g_per_kwh: 400.0,
+                    source: "fixed".into(),
+                }),
+                progress,
+                process: None,
+            });
+            tick.cap_change = caps.take_log();
+            caps.on_tick(&tick, None);
+            rows.push(tick);
+        }
+        (caps, rows)
+    }
+
+    #[test]
+    fn the_governor_profiles_decides_logs_every_change_and_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("caps.json");
+        let (mut caps, rows) = governed_run(&state, 9.0);
+        let changes: Vec<&Tick> = rows.iter().filter(|r| r.cap_change.is_some()).collect();
+        // Profiling from the top down in 25 W steps, on both GPUs, each change on the row whose
+        // interval it applied to, and the GPUs' caps read back on that row.
+        assert_eq!(
+            changes[0].cap_change.as_deref(),
+            Some("governor gpu0 300->275 W; governor gpu1 300->275 W")
+        );
+        let cap = |r: &Tick, i: usize| r.gpus[i].cap_w.unwrap();
+        let profiled: Vec<(f64, f64)> = changes
+            .iter()
+            .take(8)
+            .map(|r| (cap(r, 0), cap(r, 1)))
+            .collect();
+        let want: Vec<(f64, f64)> = [275.0, 250.0, 225.0, 200.0, 175.0, 150.0, 125.0, 100.0]
+            .iter()
+            .map(|&w| (w, w))
+            .collect();
+        assert_eq!(profiled, want);
+        for (r, (w, _)) in changes.iter().zip(&want) {
+            let old = w + 25.0;
+            assert_eq!(
+                r.cap_change.as_deref(),
+                Some(format!("governor gpu0 {old}->{w} W; governor gpu1 {old}->{w} W").as_str())
+            );
+        }
+        // Then a choice below the maximum (η=1: the least energy per step), in force on both
+        // GPUs and in the state file.
+        let last = changes.last().unwrap();
+        let chosen = cap(last, 0);
+        assert!(chosen < 300.0 && chosen > 100.0, "{chosen}");
+        assert_eq!(cap(last, 1), chosen);
+        assert_eq!(cap(rows.last().unwrap(), 0), chosen);
+        assert_eq!(caps_in(&state), [chosen, chosen]);
+        // The same scripted run decides the same way every time.
+        let again = dir.path().join("again.json");
+        let (_, rows2) = governed_run(&again, 9.0);
+        assert_eq!(rows2, rows);
+        // At the end: what the governor saved, and the caps put back, said.
+        let notes = caps.finish();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("governor (η=1): ") && n.contains("less)")),
+            "{notes:?}"
+        );
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("caps put back: restore gpu0")),
+            "{notes:?}"
+        );
+        assert_eq!(caps_in(&state), [300.0, 300.0]);
+    }
+
+    #[test]
+    fn dropping_the_cap_side_puts_the_caps_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("caps.json");
+        let (caps, _) = governed_run(&state, 3.0);
+        assert!(caps_in(&state).iter().all(|&c| c < 300.0));
+        // No finish(): an early return, a signal or a panic unwinding only drops it.
+        drop(caps);
+        assert_eq!(caps_in(&state), [300.0, 300.0]);
+    }
+}

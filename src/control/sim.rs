@@ -8,11 +8,16 @@
 //! cap, and the job's step count; the actuator side sets caps within 100–300 W (an A40's range)
 //! and, when given a state file, writes the caps there after every change, so a test can read
 //! what a killed or crashed process left behind.
+//!
+//! The job advances by the time its `SimClock` gives: the wall clock in a run, a script in
+//! tests, so a test decides the governor's choice without sleeping and whatever the machine's
+//! load.
 
 use super::{CapError, CapLimits, PowerCap};
 use crate::sample::{GpuReading, PowerReading, Progress};
 use crate::source::GpuSource;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -86,12 +91,58 @@ impl Curve {
     }
 }
 
+/// Where the simulated GPUs' time comes from.
+pub trait SimClock: Send {
+    /// Seconds since a fixed origin, never decreasing.
+    fn now_s(&self) -> f64;
+}
+
+/// The monotonic wall clock, from when it was made: what a run uses.
+pub struct WallClock(Instant);
+
+impl WallClock {
+    pub fn new() -> Self {
+        Self(Instant::now())
+    }
+}
+
+impl Default for WallClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SimClock for WallClock {
+    fn now_s(&self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+}
+
+/// A clock the caller moves (tests): clones share one time, which starts at 0 s.
+#[derive(Clone, Default)]
+pub struct ScriptedClock(Arc<AtomicU64>);
+
+impl ScriptedClock {
+    /// Sets the time to `secs`.
+    pub fn set(&self, secs: f64) {
+        self.0.store(secs.to_bits(), Ordering::Relaxed);
+    }
+}
+
+impl SimClock for ScriptedClock {
+    fn now_s(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
 struct State {
     curve: Curve,
     caps: Vec<f64>,
     energy_mj: Vec<f64>,
     steps: f64,
-    last: Option<Instant>,
+    clock: Box<dyn SimClock>,
+    /// The clock's time at the last read.
+    last: Option<f64>,
     state_file: Option<PathBuf>,
     /// Reads so far, and the GPU that fell off the bus (fault injection, debug builds).
     reads: u64,
@@ -135,8 +186,17 @@ impl State {
 pub struct SimGpus(Arc<Mutex<State>>);
 
 impl SimGpus {
-    /// `n` A40s at their default (maximum) cap.
+    /// `n` A40s at their default (maximum) cap, on the wall clock.
     pub fn new(n: usize, state_file: Option<PathBuf>) -> Result<Self, String> {
+        Self::with_clock(n, state_file, Box::new(WallClock::new()))
+    }
+
+    /// `n` A40s at their default (maximum) cap whose job advances by `clock`.
+    pub fn with_clock(
+        n: usize,
+        state_file: Option<PathBuf>,
+        clock: Box<dyn SimClock>,
+    ) -> Result<Self, String> {
         let curve = Curve::a40();
         let (_, max) = curve.range();
         if max <= 0.0 {
@@ -147,6 +207,7 @@ impl SimGpus {
             caps: vec![max; n],
             energy_mj: vec![0.0; n],
             steps: 0.0,
+            clock,
             last: None,
             state_file,
             reads: 0,
@@ -184,8 +245,8 @@ impl GpuSource for SimSource {
                 "GPU {k} ({MODEL}) lost: GPU is lost; its power is unknown from now"
             ));
         }
-        let now = Instant::now();
-        let dt = st.last.map_or(0.0, |l| now.duration_since(l).as_secs_f64());
+        let now = st.clock.now_s();
+        let dt = st.last.map_or(0.0, |l| (now - l).max(0.0));
         st.last = Some(now);
         // The job runs at the slowest GPU's pace; each GPU draws what Zeus measured at its cap.
         let slowest = st.caps.iter().copied().fold(f64::INFINITY, f64::min);
@@ -318,5 +379,29 @@ mod tests {
         assert_eq!(state["caps_w"], serde_json::json!([300.0, 150.0]));
         assert!(cap.set(0, 99.0).is_err());
         assert!(src.progress().unwrap().step.is_some());
+    }
+
+    #[test]
+    fn the_job_advances_by_its_clock_not_the_wall() {
+        let clock = ScriptedClock::default();
+        let g = SimGpus::with_clock(1, None, Box::new(clock.clone())).unwrap();
+        let mut src = g.source();
+        let c = Curve::a40();
+        src.read();
+        clock.set(2.0);
+        let r = src.read();
+        // Two scripted seconds at 300 W, however long the test really took.
+        assert_eq!(
+            r[0].energy_mj,
+            Some((c.power_w(300.0) * 2.0 * 1000.0) as u64)
+        );
+        let steps = src.progress().unwrap().step.unwrap();
+        assert_eq!(steps, (c.steps_per_s(300.0) * 2.0) as u64);
+        // Read again at the same time: nothing more.
+        let r = src.read();
+        assert_eq!(
+            r[0].energy_mj,
+            Some((c.power_w(300.0) * 2.0 * 1000.0) as u64)
+        );
     }
 }

@@ -550,6 +550,38 @@ mod tests {
     }
 
     #[test]
+    fn wrap_or_reset_is_judged_by_the_power_it_would_imply_over_the_interval() {
+        // The same step back, 999 J → 200 J on a 1 kJ counter: a wrap would mean 201 J.
+        let verdict = |dt: f64| {
+            let mut l = Ledger::new(LedgerConfig::default());
+            let max = 1_000_000_000;
+            let mut s = at(0.0);
+            s.cpu = CpuReading::Rapl(vec![rapl("intel-rapl:0", 999_000_000, max)]);
+            l.push(s);
+            let mut s = at(dt);
+            s.cpu = CpuReading::Rapl(vec![rapl("intel-rapl:0", 200_000_000, max)]);
+            l.push(s);
+            let t = l.totals();
+            (t.rapl_wraps, t.rapl_resets, t.cpu_j)
+        };
+        // Over 1 s that is 201 W: a wrap, all 201 J counted.
+        assert_eq!(verdict(1.0), (1, 0, 201.0));
+        // Over 10 ms it would be 20 kW, beyond any package: a reset, only the 200 J since.
+        assert_eq!(verdict(0.01), (0, 1, 200.0));
+        // On a real package's range (about 262 kJ) a step back is a reset for any interval
+        // under 52 s.
+        let mut l = Ledger::new(LedgerConfig::default());
+        let max = 262_143_328_850;
+        let mut s = at(0.0);
+        s.cpu = CpuReading::Rapl(vec![rapl("intel-rapl:0", 100_000_000, max)]);
+        l.push(s);
+        let mut s = at(50.0);
+        s.cpu = CpuReading::Rapl(vec![rapl("intel-rapl:0", 2_000_000, max)]);
+        l.push(s);
+        assert_eq!((l.totals().rapl_resets, l.totals().cpu_j), (1, 2.0));
+    }
+
+    #[test]
     fn gpu_counter_preferred_and_trapezoid_without_counter() {
         let mut l = Ledger::new(LedgerConfig::default());
         let gpu = |p: f64, mj: Option<u64>| GpuReading {

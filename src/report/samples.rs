@@ -4,7 +4,7 @@
 //! reading itself), so `energy_kwh` grows by `total_power_w × Δt × PUE / 3.6e6` from one row to
 //! the next. `energy_kwh` and `co2e_g` are cumulative and include PUE. An empty cell is unknown.
 
-use crate::engine::Tick;
+use crate::engine::{GpuTick, Tick};
 use crate::sample::{
     CpuReading, GpuReading, Intensity, NetReading, PowerReading, Progress, Sample,
 };
@@ -13,52 +13,288 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-/// The fixed leading columns, in order.
-pub const BASE_COLUMNS: [&str; 19] = [
-    "timestamp",
-    "elapsed_s",
-    "gpu_power_w",
-    "cpu_power_w",
-    "mem_power_w",
-    "net_rx_bytes",
-    "net_tx_bytes",
-    "net_power_w",
-    "total_power_w",
-    "energy_kwh",
-    "intensity_g_per_kwh",
-    "intensity_source",
-    "co2e_g",
-    "embodied_co2e_g",
-    "epoch",
-    "step",
-    "accuracy",
-    "loss",
-    "power_cap_w",
+/// One column of samples.csv: its name, how its cell is written from a `Tick`, and how it is
+/// read back into the row being rebuilt (None: not read back, the Ledger recomputes it or a
+/// `Sample` has no place for it). The header, the writer and the reader all walk the same
+/// tables (`BASE`, `GPU`, `TAIL`), so a column cannot be added on one side only.
+pub struct Column {
+    pub name: &'static str,
+    write: fn(&Tick) -> String,
+    read: Option<ReadCell>,
+}
+
+/// One column of each per-GPU group (`gpu{i}_{suffix}`).
+pub struct GpuColumn {
+    pub suffix: &'static str,
+    write: fn(Option<&GpuTick>) -> String,
+    read: Option<ReadGpuCell>,
+}
+
+/// Reads the cell at `col` of the reader's current record into the row.
+type ReadCell = fn(&mut SamplesReader, &mut Row, usize) -> Result<(), ReadError>;
+/// Reads the cell at `col` of the reader's current record into one GPU's reading.
+type ReadGpuCell = fn(&SamplesReader, u64, usize, &mut GpuReading) -> Result<(), ReadError>;
+
+/// The fixed leading columns, in order; every recording has them all.
+pub const BASE: [Column; 19] = [
+    Column {
+        name: "timestamp",
+        write: |t| t.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true),
+        read: Some(|r, row, col| {
+            let ts = r.record.get(col).unwrap_or("").trim();
+            let time = DateTime::parse_from_rfc3339(ts)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    r.cell_err(row.line, col, format!("{ts:?} is not an RFC 3339 time"))
+                })?;
+            row.time = Some(time);
+            Ok(())
+        }),
+    },
+    Column {
+        name: "elapsed_s",
+        write: |t| t.elapsed_s.to_string(),
+        read: Some(SamplesReader::read_elapsed),
+    },
+    Column {
+        name: "gpu_power_w",
+        write: |t| opt(t.gpu_power_w),
+        read: None, // the sum of the GPU groups', recomputed
+    },
+    Column {
+        name: "cpu_power_w",
+        write: |t| opt(t.cpu_power_w),
+        read: Some(|r, row, col| {
+            row.cpu_w = r.watts_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "mem_power_w",
+        write: |t| opt(t.mem_power_w),
+        read: Some(|r, row, col| {
+            row.mem_w = r.watts_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_rx_bytes",
+        write: |t| opt(t.net_rx_bytes),
+        read: Some(|r, row, col| {
+            row.rx = r.u64_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_tx_bytes",
+        write: |t| opt(t.net_tx_bytes),
+        read: Some(|r, row, col| {
+            row.tx = r.u64_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_power_w",
+        write: |t| opt(t.net_power_w),
+        read: Some(|r, row, col| {
+            row.net_w = r.watts_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "total_power_w",
+        write: |t| opt(t.total_power_w),
+        read: None, // the components' sum, recomputed
+    },
+    Column {
+        name: "energy_kwh",
+        write: |t| t.energy_kwh.to_string(),
+        read: Some(|r, row, col| {
+            row.energy_kwh = r.ranged_at(row.line, col, 0.0, f64::MAX, "an energy")?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "intensity_g_per_kwh",
+        write: |t| opt(t.intensity_g_per_kwh),
+        read: Some(|r, row, col| {
+            row.intensity = r.ranged_at(
+                row.line,
+                col,
+                0.0,
+                crate::source::grid::series::MAX_G_PER_KWH,
+                "a grid intensity in g/kWh",
+            )?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "intensity_source",
+        write: |t| t.intensity_source.clone(),
+        read: Some(|r, row, col| {
+            r.record
+                .get(col)
+                .unwrap_or("")
+                .trim()
+                .clone_into(&mut row.source);
+            Ok(())
+        }),
+    },
+    Column {
+        name: "co2e_g",
+        write: |t| t.co2e_g.to_string(),
+        read: None, // energy × intensity, recomputed
+    },
+    Column {
+        name: "embodied_co2e_g",
+        write: |t| opt(t.embodied_co2e_g),
+        read: Some(|r, row, col| {
+            row.embodied_g = r.ranged_at(row.line, col, 0.0, f64::MAX, "a mass of CO2e")?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "epoch",
+        write: |t| opt(t.progress.epoch),
+        read: Some(|r, row, col| {
+            row.progress.epoch = r.ranged_at(row.line, col, 0.0, f64::MAX, "an epoch")?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "step",
+        write: |t| opt(t.progress.step),
+        read: Some(|r, row, col| {
+            row.progress.step = r.u64_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "accuracy",
+        write: |t| opt(t.progress.accuracy),
+        read: Some(|r, row, col| {
+            row.progress.accuracy = r.ranged_at(row.line, col, 0.0, 100.0, "a percentage")?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "loss",
+        write: |t| opt(t.progress.loss),
+        read: Some(|r, row, col| {
+            row.progress.loss = r.f64_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "power_cap_w",
+        write: |t| opt(t.power_cap_w),
+        read: None, // the GPU groups' caps summed, recomputed
+    },
 ];
 
-/// The per-GPU column group suffixes.
-pub const GPU_COLUMNS: [&str; 5] = ["power_w", "energy_j", "util_pct", "mem_used_mib", "cap_w"];
+/// The per-GPU column group, in order, after the base columns: `gpu{i}_{suffix}`.
+pub const GPU: [GpuColumn; 5] = [
+    GpuColumn {
+        suffix: "power_w",
+        write: |g| opt(g.and_then(|g| g.power_w)),
+        read: Some(|r, line, col, g| {
+            g.power = r.watts_at(line, col)?.map(PowerReading::Average);
+            Ok(())
+        }),
+    },
+    GpuColumn {
+        suffix: "energy_j",
+        write: |g| opt(g.and_then(|g| g.energy_j)),
+        read: None, // integrated again from the powers
+    },
+    GpuColumn {
+        suffix: "util_pct",
+        write: |g| opt(g.and_then(|g| g.util_pct)),
+        read: Some(|r, line, col, g| {
+            g.util_pct = r.ranged_at(line, col, 0.0, 100.0, "a percentage")?;
+            Ok(())
+        }),
+    },
+    GpuColumn {
+        suffix: "mem_used_mib",
+        write: |g| opt(g.and_then(|g| g.mem_used_mib)),
+        read: Some(|r, line, col, g| {
+            g.mem_used_mib = r.ranged_at(line, col, 0.0, f64::MAX, "an amount of memory")?;
+            Ok(())
+        }),
+    },
+    GpuColumn {
+        suffix: "cap_w",
+        write: |g| opt(g.and_then(|g| g.cap_w)),
+        read: Some(|r, line, col, g| {
+            g.cap_w = r.watts_at(line, col)?;
+            Ok(())
+        }),
+    },
+];
 
-/// After the GPU groups: the power-cap changes made during the interval that ends at the row,
-/// who made them, old and new (`user gpu0 300->290 W; …`), empty when none.
-pub const CAP_CHANGE_COLUMN: &str = "cap_change";
+/// After the GPU groups, newer columns in order (recordings made before one existed are read
+/// all the same: each is found by its name):
+/// - `cap_change`: the power-cap changes made during the interval that ends at the row, who
+///   made them, old and new (`user gpu0 300->290 W; …`), empty when none;
+/// - `process_cpu_w`, `process_gpu_w`: `run -- CMD`'s own share of the machine, beside the
+///   machine's figures (CPU by its CPU-time share, GPU by NVML's per-process SM share); empty
+///   when not known.
+pub const TAIL: [Column; 3] = [
+    Column {
+        name: "cap_change",
+        write: |t| t.cap_change.clone().unwrap_or_default(),
+        read: Some(|r, row, col| {
+            row.cap_change = r
+                .record
+                .get(col)
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
+            Ok(())
+        }),
+    },
+    Column {
+        name: "process_cpu_w",
+        write: |t| opt(t.process_cpu_w),
+        read: None, // a `Sample` holds the process tree's counters, not its power
+    },
+    Column {
+        name: "process_gpu_w",
+        write: |t| opt(t.process_gpu_w),
+        read: None, // likewise
+    },
+];
 
-/// After `cap_change`: `run -- CMD`'s own share of the machine, beside the machine's figures
-/// (CPU by its CPU-time share, GPU by NVML's per-process SM share); empty when not known.
-/// Recordings made before these columns existed are read all the same.
-pub const PROCESS_COLUMNS: [&str; 2] = ["process_cpu_w", "process_gpu_w"];
+/// Then one column per user metric: `metric_<name>`.
+pub const METRIC_PREFIX: &str = "metric_";
+
+const fn names<const N: usize>(cols: &[Column; N]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = cols[i].name;
+        i += 1;
+    }
+    out
+}
+
+/// The fixed leading columns' names, in order.
+pub const BASE_COLUMNS: [&str; BASE.len()] = names(&BASE);
+
+/// The name of GPU `i`'s column `suffix`.
+fn gpu_column(i: usize, suffix: &str) -> String {
+    format!("gpu{i}_{suffix}")
+}
 
 /// The full header for `n_gpus` GPUs and the user's metrics.
 pub fn header(n_gpus: usize, metrics: &[String]) -> Vec<String> {
-    let mut h: Vec<String> = BASE_COLUMNS.iter().map(|s| (*s).to_owned()).collect();
+    let mut h: Vec<String> = BASE.iter().map(|c| c.name.to_owned()).collect();
     for i in 0..n_gpus {
-        for c in GPU_COLUMNS {
-            h.push(format!("gpu{i}_{c}"));
-        }
+        h.extend(GPU.iter().map(|c| gpu_column(i, c.suffix)));
     }
-    h.push(CAP_CHANGE_COLUMN.to_owned());
-    h.extend(PROCESS_COLUMNS.iter().map(|c| (*c).to_owned()));
-    h.extend(metrics.iter().map(|m| format!("metric_{m}")));
+    h.extend(TAIL.iter().map(|c| c.name.to_owned()));
+    h.extend(metrics.iter().map(|m| format!("{METRIC_PREFIX}{m}")));
     h
 }
 
@@ -122,7 +358,7 @@ impl SamplesWriter {
             n_gpus,
             metrics: metrics.to_vec(),
             path: path.to_path_buf(),
-            row: Vec::with_capacity(BASE_COLUMNS.len() + 5 * n_gpus),
+            row: Vec::with_capacity(BASE.len() + GPU.len() * n_gpus + TAIL.len()),
             held: std::collections::VecDeque::new(),
             written: 0,
             held_bytes: 0,
@@ -201,36 +437,12 @@ impl SamplesWriter {
     pub fn write(&mut self, t: &Tick) -> io::Result<()> {
         let r = &mut self.row;
         r.clear();
-        r.push(t.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true));
-        r.push(t.elapsed_s.to_string());
-        r.push(opt(t.gpu_power_w));
-        r.push(opt(t.cpu_power_w));
-        r.push(opt(t.mem_power_w));
-        r.push(opt(t.net_rx_bytes));
-        r.push(opt(t.net_tx_bytes));
-        r.push(opt(t.net_power_w));
-        r.push(opt(t.total_power_w));
-        r.push(t.energy_kwh.to_string());
-        r.push(opt(t.intensity_g_per_kwh));
-        r.push(t.intensity_source.clone());
-        r.push(t.co2e_g.to_string());
-        r.push(opt(t.embodied_co2e_g));
-        r.push(opt(t.progress.epoch));
-        r.push(opt(t.progress.step));
-        r.push(opt(t.progress.accuracy));
-        r.push(opt(t.progress.loss));
-        r.push(opt(t.power_cap_w));
+        r.extend(BASE.iter().map(|c| (c.write)(t)));
         for i in 0..self.n_gpus {
             let g = t.gpus.get(i);
-            r.push(opt(g.and_then(|g| g.power_w)));
-            r.push(opt(g.and_then(|g| g.energy_j)));
-            r.push(opt(g.and_then(|g| g.util_pct)));
-            r.push(opt(g.and_then(|g| g.mem_used_mib)));
-            r.push(opt(g.and_then(|g| g.cap_w)));
+            r.extend(GPU.iter().map(|c| (c.write)(g)));
         }
-        r.push(t.cap_change.clone().unwrap_or_default());
-        r.push(opt(t.process_cpu_w));
-        r.push(opt(t.process_gpu_w));
+        r.extend(TAIL.iter().map(|c| (c.write)(t)));
         for m in &self.metrics {
             r.push(opt(t.progress.metric(m)));
         }
@@ -293,14 +505,36 @@ pub struct SamplesReader {
     path: String,
     n_gpus: usize,
     record: csv::StringRecord,
+    /// The header, to name a bad cell's column.
+    names: Vec<String>,
     start: Option<DateTime<Utc>>,
     recorded_energy_kwh: Option<f64>,
-    /// Where the `cap_change` column is, in recordings that have it.
-    cap_change_col: Option<usize>,
+    /// The `TAIL` columns this recording has and the reader reads: (column, how).
+    tail_cols: Vec<(usize, ReadCell)>,
     cap_change: Option<String>,
     recorded_embodied_g: Option<f64>,
     /// (column, name) of each `metric_<name>` column.
     metric_cols: Vec<(usize, String)>,
+}
+
+/// The cells of one record as read, before they become a `Sample`.
+#[derive(Default)]
+struct Row {
+    line: u64,
+    time: Option<DateTime<Utc>>,
+    elapsed_s: f64,
+    cpu_w: Option<f64>,
+    mem_w: Option<f64>,
+    rx: Option<u64>,
+    tx: Option<u64>,
+    net_w: Option<f64>,
+    energy_kwh: Option<f64>,
+    intensity: Option<f64>,
+    source: String,
+    embodied_g: Option<f64>,
+    progress: Progress,
+    gpus: Vec<GpuReading>,
+    cap_change: Option<String>,
 }
 
 impl SamplesReader {
@@ -351,11 +585,11 @@ impl SamplesReader {
             }
         }
         let mut n_gpus = 0;
-        while headers.get(BASE_COLUMNS.len() + 5 * n_gpus) == Some(&format!("gpu{n_gpus}_power_w"))
-        {
-            for (k, c) in GPU_COLUMNS.iter().enumerate() {
-                let want = format!("gpu{n_gpus}_{c}");
-                if headers.get(BASE_COLUMNS.len() + 5 * n_gpus + k) != Some(want.as_str()) {
+        let group = |g: usize| BASE.len() + GPU.len() * g;
+        while headers.get(group(n_gpus)) == Some(&gpu_column(n_gpus, GPU[0].suffix)) {
+            for (k, c) in GPU.iter().enumerate() {
+                let want = gpu_column(n_gpus, c.suffix);
+                if headers.get(group(n_gpus) + k) != Some(want.as_str()) {
                     return Err(ReadError::File {
                         path: p,
                         msg: format!("GPU column group {n_gpus} is incomplete: missing {want}"),
@@ -364,13 +598,18 @@ impl SamplesReader {
             }
             n_gpus += 1;
         }
-        let cap_change_col = Some(BASE_COLUMNS.len() + 5 * n_gpus)
-            .filter(|&i| headers.get(i) == Some(CAP_CHANGE_COLUMN));
-        let metric_cols = headers
+        let after_gpus = || headers.iter().enumerate().skip(group(n_gpus));
+        let tail_cols = TAIL
             .iter()
-            .enumerate()
-            .skip(BASE_COLUMNS.len() + 5 * n_gpus)
-            .filter_map(|(i, h)| h.strip_prefix("metric_").map(|n| (i, n.to_owned())))
+            .filter_map(|c| {
+                let read = c.read?;
+                after_gpus()
+                    .find(|(_, h)| *h == c.name)
+                    .map(|(i, _)| (i, read))
+            })
+            .collect();
+        let metric_cols = after_gpus()
+            .filter_map(|(i, h)| h.strip_prefix(METRIC_PREFIX).map(|n| (i, n.to_owned())))
             .collect();
         Ok(Self {
             rdr,
@@ -380,9 +619,10 @@ impl SamplesReader {
             path: p,
             n_gpus,
             record: csv::StringRecord::new(),
+            names: headers.iter().map(str::to_owned).collect(),
             start: None,
             recorded_energy_kwh: None,
-            cap_change_col,
+            tail_cols,
             cap_change: None,
             recorded_embodied_g: None,
             metric_cols,
@@ -418,20 +658,11 @@ impl SamplesReader {
     }
 
     fn cell_err(&self, line: u64, col: usize, msg: String) -> ReadError {
-        let column = if col < BASE_COLUMNS.len() {
-            BASE_COLUMNS[col].to_owned()
-        } else if col < BASE_COLUMNS.len() + 5 * self.n_gpus {
-            let g = (col - BASE_COLUMNS.len()) / 5;
-            format!("gpu{g}_{}", GPU_COLUMNS[(col - BASE_COLUMNS.len()) % 5])
-        } else {
-            self.metric_cols
-                .iter()
-                .find(|(i, _)| *i == col)
-                .map_or_else(
-                    || format!("column {}", col + 1),
-                    |(_, n)| format!("metric_{n}"),
-                )
-        };
+        let column = self
+            .names
+            .get(col)
+            .cloned()
+            .unwrap_or_else(|| format!("column {}", col + 1));
         ReadError::Cell {
             path: self.path.clone(),
             line,
@@ -546,18 +777,17 @@ impl SamplesReader {
         }
     }
 
-    fn parse_record(&mut self) -> Result<Sample, ReadError> {
-        let line = self.record.position().map_or(0, |p| p.line());
-        let ts = self.record.get(0).unwrap_or("").trim();
-        let time = DateTime::parse_from_rfc3339(ts)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| self.cell_err(line, 0, format!("{ts:?} is not an RFC 3339 time")))?;
-        let elapsed_s = match self.f64_at(line, 1)? {
+    /// `elapsed_s`: as recorded, or from the timestamps in recordings without it; never
+    /// before the row above (a corrupt file, which would take energy away).
+    fn read_elapsed(&mut self, row: &mut Row, col: usize) -> Result<(), ReadError> {
+        let line = row.line;
+        let time = row.time.unwrap_or_default();
+        let elapsed_s = match self.f64_at(line, col)? {
             Some(e) if (0.0..=MAX_ELAPSED_S).contains(&e) => e,
             Some(e) => {
                 return Err(self.cell_err(
                     line,
-                    1,
+                    col,
                     format!("{e} is not an elapsed time (0–{MAX_ELAPSED_S} s)"),
                 ));
             }
@@ -566,93 +796,83 @@ impl SamplesReader {
                 (time - start).as_seconds_f64().clamp(0.0, MAX_ELAPSED_S)
             }
         };
-        // Monotonic by construction: a row before its predecessor is a corrupt file, and would
-        // take energy away.
         if let Some(prev) = self.prev_elapsed
             && elapsed_s < prev
         {
             return Err(self.cell_err(
                 line,
-                1,
+                col,
                 format!("{elapsed_s} goes back in time (the row before is at {prev})"),
             ));
         }
         self.prev_elapsed = Some(elapsed_s);
         self.start.get_or_insert(time);
-        let avg = |v: Option<f64>| v.map(PowerReading::Average);
-        let cpu = match self.watts_at(line, 3)? {
-            Some(w) => CpuReading::Power(PowerReading::Average(w)),
-            None => CpuReading::Unknown,
+        row.elapsed_s = elapsed_s;
+        Ok(())
+    }
+
+    /// The record's cells, column by column as the tables say, then the `Sample` they make.
+    fn parse_record(&mut self) -> Result<Sample, ReadError> {
+        let mut row = Row {
+            line: self.record.position().map_or(0, |p| p.line()),
+            ..Row::default()
         };
-        let mem = avg(self.watts_at(line, 4)?);
-        let rx = self.u64_at(line, 5)?;
-        let tx = self.u64_at(line, 6)?;
-        let net_w = self.watts_at(line, 7)?;
-        let net = (rx.is_some() || tx.is_some() || net_w.is_some()).then(|| NetReading {
-            rx_bytes: rx.unwrap_or(0),
-            tx_bytes: tx.unwrap_or(0),
-            power: avg(net_w),
-        });
-        let source = self.record.get(11).unwrap_or("").trim().to_owned();
-        let intensity = self
-            .ranged_at(
-                line,
-                10,
-                0.0,
-                crate::source::grid::series::MAX_G_PER_KWH,
-                "a grid intensity in g/kWh",
-            )?
-            .map(|g| Intensity {
-                g_per_kwh: g,
-                source: if source.is_empty() {
-                    "replay".into()
-                } else {
-                    source
-                },
-            });
-        self.recorded_energy_kwh = self.ranged_at(line, 9, 0.0, f64::MAX, "an energy")?;
-        self.recorded_embodied_g = self.ranged_at(line, 13, 0.0, f64::MAX, "a mass of CO2e")?;
-        self.cap_change = self
-            .cap_change_col
-            .and_then(|i| self.record.get(i))
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned);
-        let mut metrics = Vec::new();
-        for (i, name) in &self.metric_cols {
-            if let Some(v) = self.f64_at(line, *i)? {
-                metrics.push((name.clone(), v));
+        for (col, c) in BASE.iter().enumerate() {
+            if let Some(read) = c.read {
+                read(self, &mut row, col)?;
             }
         }
-        let progress = Progress {
-            epoch: self.ranged_at(line, 14, 0.0, f64::MAX, "an epoch")?,
-            step: self.u64_at(line, 15)?,
-            accuracy: self.ranged_at(line, 16, 0.0, 100.0, "a percentage")?,
-            loss: self.f64_at(line, 17)?,
-            metrics,
-        };
-        let mut gpus = Vec::with_capacity(self.n_gpus);
         for i in 0..self.n_gpus {
-            let b = BASE_COLUMNS.len() + 5 * i;
-            gpus.push(GpuReading {
+            let mut g = GpuReading {
                 index: i as u32,
-                power: avg(self.watts_at(line, b)?),
-                energy_mj: None,
-                util_pct: self.ranged_at(line, b + 2, 0.0, 100.0, "a percentage")?,
-                mem_used_mib: self.ranged_at(line, b + 3, 0.0, f64::MAX, "an amount of memory")?,
-                cap_w: self.watts_at(line, b + 4)?,
-                tree_share: None,
-            });
+                ..GpuReading::default()
+            };
+            for (k, c) in GPU.iter().enumerate() {
+                if let Some(read) = c.read {
+                    read(self, row.line, BASE.len() + GPU.len() * i + k, &mut g)?;
+                }
+            }
+            row.gpus.push(g);
         }
+        for k in 0..self.tail_cols.len() {
+            let (col, read) = self.tail_cols[k];
+            read(self, &mut row, col)?;
+        }
+        for (i, name) in &self.metric_cols {
+            if let Some(v) = self.f64_at(row.line, *i)? {
+                row.progress.metrics.push((name.clone(), v));
+            }
+        }
+        self.recorded_energy_kwh = row.energy_kwh;
+        self.recorded_embodied_g = row.embodied_g;
+        self.cap_change = row.cap_change;
+        let avg = |v: Option<f64>| v.map(PowerReading::Average);
+        let net =
+            (row.rx.is_some() || row.tx.is_some() || row.net_w.is_some()).then(|| NetReading {
+                rx_bytes: row.rx.unwrap_or(0),
+                tx_bytes: row.tx.unwrap_or(0),
+                power: avg(row.net_w),
+            });
+        let intensity = row.intensity.map(|g| Intensity {
+            g_per_kwh: g,
+            source: if row.source.is_empty() {
+                "replay".into()
+            } else {
+                row.source
+            },
+        });
         Ok(Sample {
-            time,
-            elapsed_s,
-            gpus,
-            cpu,
-            mem,
+            time: row.time.unwrap_or_default(),
+            elapsed_s: row.elapsed_s,
+            gpus: row.gpus,
+            cpu: match row.cpu_w {
+                Some(w) => CpuReading::Power(PowerReading::Average(w)),
+                None => CpuReading::Unknown,
+            },
+            mem: avg(row.mem_w),
             net,
             intensity,
-            progress,
+            progress: row.progress,
             process: None,
         })
     }
@@ -745,6 +965,181 @@ mod tests {
             String::from_utf8_lossy(&expected)
         );
         assert_eq!(read_all(String::from_utf8(expected).unwrap()).len(), 10);
+    }
+
+    /// A tick with every field set, two GPUs and two metrics.
+    fn full_tick() -> Tick {
+        use chrono::TimeZone;
+        let gpu = |k: f64| GpuTick {
+            power_w: Some(150.5 + k),
+            energy_j: Some(1000.25 + k),
+            util_pct: Some(95.0 - k),
+            mem_used_mib: Some(14_336.0 + k),
+            cap_w: Some(275.0 - k),
+        };
+        Tick {
+            timestamp: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+                + chrono::TimeDelta::milliseconds(678),
+            elapsed_s: 12.5,
+            dt_s: 0.5,
+            gpu_power_w: Some(302.0),
+            cpu_power_w: Some(65.25),
+            mem_power_w: Some(7.5),
+            net_rx_bytes: Some(123_456),
+            net_tx_bytes: Some(654_321),
+            net_power_w: Some(1.125),
+            total_power_w: Some(375.875),
+            energy_kwh: 0.0625,
+            intensity_g_per_kwh: Some(436.5),
+            intensity_source: "uk-stale".into(),
+            co2e_g: 27.28125,
+            embodied_co2e_g: Some(3.5),
+            progress: Progress {
+                epoch: Some(2.0),
+                step: Some(98),
+                accuracy: Some(71.5),
+                loss: Some(0.875),
+                metrics: vec![("f1".into(), 0.5), ("bleu".into(), 22.25)],
+            },
+            power_cap_w: Some(549.0),
+            gpus: vec![gpu(0.0), gpu(1.0)],
+            cap_change: Some("governor gpu0 300->275 W; governor gpu1 300->274 W".into()),
+            process_cpu_w: Some(40.5),
+            process_gpu_w: Some(75.25),
+        }
+    }
+
+    #[test]
+    fn the_header_the_writer_and_the_reader_agree() {
+        let metrics = ["f1".to_owned(), "bleu".to_owned()];
+        let disk = Disk(std::sync::Arc::new(std::sync::Mutex::new((
+            Vec::new(),
+            1 << 20,
+        ))));
+        let mut w = SamplesWriter::to_sink(Box::new(disk.clone()), Path::new("s.csv"), 2, &metrics)
+            .unwrap();
+        let t = full_tick();
+        w.write(&t).unwrap();
+        let text = String::from_utf8(disk.0.lock().unwrap().0.clone()).unwrap();
+        let mut rdr = csv::Reader::from_reader(text.as_bytes());
+        let head: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+        let row: Vec<String> = rdr
+            .records()
+            .next()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(String::from)
+            .collect();
+        // One cell per header column, every one of them written (every field is set).
+        assert_eq!(head, header(2, &metrics));
+        assert_eq!(row.len(), head.len());
+        assert!(row.iter().all(|c| !c.is_empty()), "{row:?}");
+
+        // Read back: every column the reader reads lands where it came from.
+        let mut r =
+            SamplesReader::from_reader("s.csv", Box::new(io::Cursor::new(text.clone()))).unwrap();
+        let s = r.next_sample().unwrap().unwrap();
+        assert!(r.next_sample().is_none());
+        assert_eq!(s.time, t.timestamp);
+        assert_eq!(s.elapsed_s, t.elapsed_s);
+        assert_eq!(s.cpu, CpuReading::Power(PowerReading::Average(65.25)));
+        assert_eq!(s.mem, Some(PowerReading::Average(7.5)));
+        assert_eq!(
+            s.net,
+            Some(NetReading {
+                rx_bytes: 123_456,
+                tx_bytes: 654_321,
+                power: Some(PowerReading::Average(1.125)),
+            })
+        );
+        assert_eq!(
+            s.intensity,
+            Some(Intensity {
+                g_per_kwh: 436.5,
+                source: "uk-stale".into(),
+            })
+        );
+        assert_eq!(s.progress, t.progress);
+        let back: Vec<GpuReading> = t
+            .gpus
+            .iter()
+            .enumerate()
+            .map(|(i, g)| GpuReading {
+                index: i as u32,
+                power: g.power_w.map(PowerReading::Average),
+                util_pct: g.util_pct,
+                mem_used_mib: g.mem_used_mib,
+                cap_w: g.cap_w,
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(s.gpus, back);
+        assert_eq!(r.cap_change(), t.cap_change.as_deref());
+        assert_eq!(r.recorded_energy_kwh(), Some(t.energy_kwh));
+        assert_eq!(r.recorded_embodied_g(), t.embodied_co2e_g);
+        assert_eq!(r.metric_names(), metrics);
+
+        // What is written but not read back, by decision (the Ledger recomputes it, or a
+        // Sample has no place for it): a new column must say which it is.
+        let mut unread: Vec<String> = BASE
+            .iter()
+            .chain(&TAIL)
+            .filter(|c| c.read.is_none())
+            .map(|c| c.name.to_owned())
+            .collect();
+        unread.extend(
+            GPU.iter()
+                .filter(|c| c.read.is_none())
+                .map(|c| gpu_column(0, c.suffix)),
+        );
+        assert_eq!(
+            unread,
+            [
+                "gpu_power_w",
+                "total_power_w",
+                "co2e_g",
+                "power_cap_w",
+                "process_cpu_w",
+                "process_gpu_w",
+                "gpu0_energy_j"
+            ]
+        );
+
+        // Each numeric column the reader reads is read at the header's position: a bad cell
+        // there is reported under that column's name.
+        let read_at: Vec<usize> = (0..head.len())
+            .filter(|&i| {
+                let h = head[i].as_str();
+                let base = BASE.iter().find(|c| c.name == h).map(|c| c.read.is_some());
+                let tail = TAIL.iter().find(|c| c.name == h).map(|c| c.read.is_some());
+                let gpu = GPU
+                    .iter()
+                    .find(|c| (0..2).any(|g| gpu_column(g, c.suffix) == h))
+                    .map(|c| c.read.is_some());
+                base.or(tail)
+                    .or(gpu)
+                    .unwrap_or(h.starts_with(METRIC_PREFIX))
+            })
+            .collect();
+        assert_eq!(read_at.len(), 15 + 2 * 4 + 1 + 2);
+        for i in read_at {
+            if ["intensity_source", "cap_change"].contains(&head[i].as_str()) {
+                continue; // text: any cell is valid
+            }
+            let mut bad = row.clone();
+            bad[i] = "x".into();
+            let body =
+                String::from_utf8([csv_line(&head).unwrap(), csv_line(&bad).unwrap()].concat())
+                    .unwrap();
+            let mut r =
+                SamplesReader::from_reader("s.csv", Box::new(io::Cursor::new(body))).unwrap();
+            let e = r.next_sample().unwrap().unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("s.csv: line 2, column {}: \"x\" is not", head[i])),
+                "{e}"
+            );
+        }
     }
 
     #[test]

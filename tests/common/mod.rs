@@ -185,11 +185,17 @@ pub fn sim_governed(c: &mut Command, state: &Path) {
     .arg(state);
 }
 
-/// `run` on a fake sysfs with one RAPL package (max range 1 kJ) whose counter starts at
-/// `start` µJ and is moved by the child to each of `moves` in turn, 0.35 s apart (atomic
-/// renames, so a tick never reads half a file). The run's output and samples.csv.
+/// `run` on a fake sysfs with one RAPL package whose counter wraps at `max_uj`
+/// (`max_energy_range_uj`), starts at `start` µJ and is moved by the child to each of `moves`
+/// in turn, 0.35 s apart (atomic renames, so a tick never reads half a file). The run's output
+/// and samples.csv.
+///
+/// The Ledger tells a wrap from a reset by the power the wrap would imply over the tick's Δt,
+/// and a busy machine stretches or squeezes Δt: choose `max_uj` so the verdict holds for any
+/// Δt a tick can have (a wrap of at most `max_uj` µJ is plausible for Δt ≥ max_uj / 5e9 s).
 pub fn rapl_run(
     dir: &Path,
+    max_uj: u64,
     start: u64,
     moves: [u64; 2],
 ) -> (Output, (Vec<String>, Vec<Vec<String>>)) {
@@ -197,9 +203,8 @@ pub fn rapl_run(
     let zone = root.join("class/powercap/intel-rapl:0");
     std::fs::create_dir_all(&zone).unwrap();
     let src = fixture("sysfs/rapl-wrap/class/powercap/intel-rapl:0");
-    for f in ["name", "max_energy_range_uj"] {
-        std::fs::copy(src.join(f), zone.join(f)).unwrap();
-    }
+    std::fs::copy(src.join("name"), zone.join("name")).unwrap();
+    std::fs::write(zone.join("max_energy_range_uj"), format!("{max_uj}\n")).unwrap();
     let f = zone.join("energy_uj");
     std::fs::write(&f, format!("{start}\n")).unwrap();
     let script = format!(
