@@ -19,18 +19,18 @@ use cli::{Cli, Command};
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32, AppError> {
-    use app::measure::{Job, measure};
+    use app::live::{Job, live};
     match cli.command.unwrap_or(Command::Watch {
         opts: cli::MeasureOpts::default(),
         agents: Vec::new(),
     }) {
         Command::Run { opts, cmd } => {
             let s = config::resolve(&opts).map_err(AppError::Usage)?;
-            measure(&s, Job::Run(&cmd))
+            live(&s, Job::Run(&cmd))
         }
         Command::Record { opts } => {
             let s = config::resolve(&opts).map_err(AppError::Usage)?;
-            measure(&s, Job::Record)
+            live(&s, Job::Record)
         }
         Command::Watch { opts, agents } if !agents.is_empty() => {
             let s = config::resolve(&opts).map_err(AppError::Usage)?;
@@ -38,7 +38,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         }
         Command::Watch { opts, .. } => {
             let s = config::resolve(&opts).map_err(AppError::Usage)?;
-            measure(&s, Job::Watch)
+            live(&s, Job::Watch)
         }
         Command::Serve {
             opts,

@@ -112,11 +112,9 @@ fn run_screen(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
         samples_path: None,
         mode: Mode::Live,
     };
-    let mut sc = Screen::start(
-        Dashboard::new(info, Meter::new(Basis::default(), true)),
-        UiState::new(themes.0, themes.1, false, true),
-    )
-    .map_err(AppError::Runtime)?;
+    let mut dash = Dashboard::new(info, Meter::new(Basis::default(), true));
+    let mut sc = Screen::start(&dash, UiState::new(themes.0, themes.1, false, true))
+        .map_err(AppError::Runtime)?;
     {
         let tx = tx.clone();
         screen::spawn_input(move |e| tx.send(Ev::Input(e)).is_ok()).map_err(AppError::Runtime)?;
@@ -135,32 +133,30 @@ fn run_screen(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
             k += 1;
             // The job's PUE, for the "now" figures.
             if let Some(p) = pue {
-                sc.dash.meter.basis.pue = p;
+                dash.meter.basis.pue = p;
             }
-            sc.dash.push(&tick, totals);
-            sc.dash.output.clear();
+            dash.push(&tick, totals);
+            dash.output.clear();
             for n in &agents.nodes {
-                sc.dash.push_output(&node_line(n));
+                dash.push_output(&node_line(n));
             }
             let (_, _, counted, all) = agents.totals();
-            sc.dash.info.zone = format!("{counted} of {all} nodes");
+            dash.info.zone = format!("{counted} of {all} nodes");
             if let Some(f) = agents.nodes.iter().find_map(|n| n.fault.clone()) {
-                sc.dash.warn(f);
+                dash.warn(f);
             }
-            sc.draw();
+            sc.draw(&dash);
             next += s.interval;
         }
         if s.duration.is_some_and(|d| start.elapsed() >= d) {
             break;
         }
         match crate::app::recv_until(&rx, Some(next)) {
-            Ok(Some(Ev::Input(CtEvent::Key(key)))) => {
-                match sc.ui.handle_key(key, &sc.dash, false) {
-                    Some(Effect::Quit | Effect::Interrupt) => break,
-                    _ => sc.draw(),
-                }
-            }
-            Ok(Some(Ev::Input(_))) => sc.draw(),
+            Ok(Some(Ev::Input(CtEvent::Key(key)))) => match sc.ui.handle_key(key, &dash, false) {
+                Some(Effect::Quit | Effect::Interrupt) => break,
+                _ => sc.draw(&dash),
+            },
+            Ok(Some(Ev::Input(_))) => sc.draw(&dash),
             Ok(Some(Ev::Signal)) | Err(_) => break,
             Ok(None) => {}
         }

@@ -42,6 +42,18 @@ impl CapSide {
         }
     }
 
+    /// No caps to change, for `why` (a session's tests, a machine without GPUs).
+    pub fn without_control(why: &str) -> Self {
+        Self {
+            control: None,
+            why: why.to_owned(),
+            governor: None,
+            cfg: GovernorConfig::default(),
+            step_w: 25.0,
+            past: Savings::default(),
+        }
+    }
+
     /// Why the keys cannot act, if they cannot.
     fn refused(&self) -> Option<String> {
         match &self.control {

@@ -4,12 +4,14 @@
 pub mod aggregate;
 pub mod caps;
 pub mod child;
+pub mod drive;
 pub mod estimate;
-pub mod measure;
+pub mod live;
 pub mod replay;
 pub mod report;
 pub mod screen;
 pub mod serve;
+pub mod session;
 
 /// Writes to stdout. A reader that went away (`carbontop report … | head`) is not an error and
 /// never a panic (println! panics on EPIPE); any other failure is one line.

@@ -1,7 +1,7 @@
 //! `replay FILE`: a recording played back through the same engine, on the screen (with pause,
 //! seek and speed keys) or headless.
 
-use crate::app::measure::{open_writer, write_tick};
+use crate::app::live::{open_writer, write_tick};
 use crate::app::screen::{self, Screen};
 use crate::app::{AppError, say};
 use crate::engine::{Meter, Tick};
@@ -118,7 +118,7 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
     if let Some(n) = player
         .writer
         .as_mut()
-        .and_then(crate::app::measure::finish_writer)
+        .and_then(crate::app::live::finish_writer)
     {
         notes.push(n);
     }
@@ -232,9 +232,9 @@ fn replay_screen(
         Speed::Times(x) => Some(x),
         Speed::Max => None,
     };
-    let dash = replay_dash(p, speed);
+    let mut dash = replay_dash(p, speed);
     let ui = UiState::new(themes.0, themes.1, true, false);
-    let mut sc = Screen::start(dash, ui).map_err(AppError::Runtime)?;
+    let mut sc = Screen::start(&dash, ui).map_err(AppError::Runtime)?;
     {
         let tx = tx.clone();
         screen::spawn_input(move |e| tx.send(Ev::Input(e)).is_ok()).map_err(AppError::Runtime)?;
@@ -265,21 +265,21 @@ fn replay_screen(
                     due = Some(now);
                     break;
                 }
-                if show_step(p, &mut sc.dash) {
+                if show_step(p, &mut dash) {
                     sc.owed.get_or_insert(Instant::now());
                 }
             }
             if p.ended() {
-                mark_ended(&mut sc.dash, p);
+                mark_ended(&mut dash, p);
                 sc.owed.get_or_insert(Instant::now());
             }
         }
-        set_mode(&mut sc.dash, speed, playing, p.ended());
+        set_mode(&mut dash, speed, playing, p.ended());
         if speed.is_none() && due.is_some() {
             // At max speed: a frame per slice, then straight on.
-            sc.draw();
+            sc.draw(&dash);
         } else {
-            sc.pay_owed();
+            sc.pay_owed(&dash);
         }
 
         let wait_until = [due, sc.owed].into_iter().flatten().min();
@@ -292,7 +292,7 @@ fn replay_screen(
                 interrupted = !p.ended();
                 break;
             }
-            Ev::Input(CtEvent::Key(k)) => sc.ui.handle_key(k, &sc.dash, false),
+            Ev::Input(CtEvent::Key(k)) => sc.ui.handle_key(k, &dash, false),
             Ev::Input(_) => None,
         };
         match effect {
@@ -318,32 +318,32 @@ fn replay_screen(
                 ));
             }
             Some(Effect::Seek(dt)) => {
-                let target = sc.dash.elapsed_s() + dt;
-                seek(o, p, &mut sc, target, speed)?;
+                let target = dash.elapsed_s() + dt;
+                seek(o, p, &mut sc, &mut dash, target, speed)?;
                 origin = None;
             }
             Some(Effect::Export) => {
                 let meta = RunMeta {
                     project_name: "carbontop".into(),
-                    gpu_models: sc.dash.info.gpus.clone(),
+                    gpu_models: dash.info.gpus.clone(),
                     ..Default::default()
                 };
-                screen::export(&mut sc, o.out.unwrap_or(Path::new(".")), &meta);
+                screen::export(&mut sc, &dash, o.out.unwrap_or(Path::new(".")), &meta);
             }
             Some(Effect::Restart) => {
-                seek(o, p, &mut sc, f64::NEG_INFINITY, speed)?;
+                seek(o, p, &mut sc, &mut dash, f64::NEG_INFINITY, speed)?;
                 origin = None;
             }
             // The keys say so themselves; a recording's caps are what was recorded.
             Some(Effect::Cap(..) | Effect::ToggleGovernor) | None => {}
         }
-        set_mode(&mut sc.dash, speed, playing, p.ended());
-        sc.draw();
+        set_mode(&mut dash, speed, playing, p.ended());
+        sc.draw(&dash);
     }
     sig_handle.close();
     sc.stop();
     // The meter goes back to the player for the summary.
-    p.meter = std::mem::replace(&mut sc.dash.meter, Meter::new(Default::default(), false));
+    p.meter = std::mem::replace(&mut dash.meter, Meter::new(Default::default(), false));
     Ok(interrupted)
 }
 
@@ -381,24 +381,25 @@ fn seek(
     o: &ReplayOpts<'_>,
     p: &mut Player,
     sc: &mut Screen,
+    dash: &mut Dashboard,
     target: f64,
     speed: Option<f64>,
 ) -> Result<(), AppError> {
-    if target < sc.dash.elapsed_s() {
+    if target < dash.elapsed_s() {
         if p.writer.is_some() {
             sc.ui.flash = Some("seeking back is off while --out writes a copy".into());
             return Ok(());
         }
         *p = Player::open(o.file, o.pue, true)?;
-        sc.dash = replay_dash(p, speed);
+        *dash = replay_dash(p, speed);
     }
     while p.peek().is_some_and(|s| s.elapsed_s <= target) {
-        show_step(p, &mut sc.dash);
+        show_step(p, dash);
     }
     if p.ended() {
-        mark_ended(&mut sc.dash, p);
+        mark_ended(dash, p);
     } else {
-        sc.dash.ended = None;
+        dash.ended = None;
     }
     Ok(())
 }

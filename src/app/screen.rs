@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 /// Output lines arriving faster than this are drawn together.
 const MIN_FRAME_GAP: Duration = Duration::from_millis(50);
 
+/// The terminal and the screen's own state (keys, focus, theme); what it draws, the
+/// [`Dashboard`], is handed in by whoever owns it.
 pub struct Screen {
     terminal: Option<DefaultTerminal>,
     pub ui: UiState,
-    pub dash: Dashboard,
     last_draw: Option<Instant>,
     /// A frame is owed (output arrived within MIN_FRAME_GAP of the last one).
     pub owed: Option<Instant>,
@@ -53,8 +54,8 @@ pub fn wanted(headless: bool) -> bool {
 }
 
 impl Screen {
-    /// Takes over the terminal.
-    pub fn start(dash: Dashboard, ui: UiState) -> Result<Self, String> {
+    /// Takes over the terminal and draws `dash`.
+    pub fn start(dash: &Dashboard, ui: UiState) -> Result<Self, String> {
         available()?;
         let terminal = ratatui::try_init().map_err(|e| {
             ratatui::restore();
@@ -63,20 +64,19 @@ impl Screen {
         let mut s = Self {
             terminal: Some(terminal),
             ui,
-            dash,
             last_draw: None,
             owed: None,
         };
-        s.draw();
+        s.draw(dash);
         Ok(s)
     }
 
     /// Draws a frame now.
-    pub fn draw(&mut self) {
+    pub fn draw(&mut self, d: &Dashboard) {
         let Some(t) = self.terminal.as_mut() else {
             return;
         };
-        let (d, ui) = (&self.dash, &self.ui);
+        let ui = &self.ui;
         if t.draw(|f| render::draw(f, d, ui)).is_err() {
             // The terminal went away (hang-up): stop drawing, keep measuring.
             self.stop();
@@ -86,20 +86,20 @@ impl Screen {
     }
 
     /// Draws now unless a frame was drawn within MIN_FRAME_GAP; then owes one at the gap's end.
-    pub fn draw_soon(&mut self) {
+    pub fn draw_soon(&mut self, d: &Dashboard) {
         let now = Instant::now();
         match self.last_draw {
             Some(t) if now < t + MIN_FRAME_GAP => {
                 self.owed.get_or_insert(t + MIN_FRAME_GAP);
             }
-            _ => self.draw(),
+            _ => self.draw(d),
         }
     }
 
     /// Draws an owed frame whose time has come.
-    pub fn pay_owed(&mut self) {
+    pub fn pay_owed(&mut self, d: &Dashboard) {
         if self.owed.is_some_and(|t| Instant::now() >= t) {
-            self.draw();
+            self.draw(d);
         }
     }
 
@@ -119,10 +119,15 @@ impl Drop for Screen {
 
 /// `e`: writes a PNG report of what the screen holds to `dir` and says where on the status line.
 /// samples.csv needs nothing: it is flushed every tick, so it is complete up to now.
-pub fn export(sc: &mut Screen, dir: &std::path::Path, meta: &crate::report::emissions::RunMeta) {
+pub fn export(
+    sc: &mut Screen,
+    d: &Dashboard,
+    dir: &std::path::Path,
+    meta: &crate::report::emissions::RunMeta,
+) {
     let stem = format!(
         "report-{}",
-        crate::ui::render::clock(sc.dash.elapsed_s()).replace(':', "-")
+        crate::ui::render::clock(d.elapsed_s()).replace(':', "-")
     );
     let png = dir.join(format!("{stem}.png"));
     let csv = dir.join(format!("{stem}.csv"));
@@ -134,7 +139,6 @@ pub fn export(sc: &mut Screen, dir: &std::path::Path, meta: &crate::report::emis
         .find(|t| t.name == "light")
         .unwrap_or(sc.ui.theme())
         .clone();
-    let d = &sc.dash;
     let snap = d.meter.snapshot();
     let run = crate::report::png::Run {
         meter: &d.meter,
@@ -161,7 +165,7 @@ pub fn export(sc: &mut Screen, dir: &std::path::Path, meta: &crate::report::emis
                 png.display(),
                 csv.display()
             );
-            if let Some(p) = &sc.dash.info.samples_path {
+            if let Some(p) = &d.info.samples_path {
                 m.push_str(&format!(" · {p} is complete up to now"));
             }
             m

@@ -1,6 +1,6 @@
 //! `carbontop serve`: the headless agent (issue 8).
 
-use crate::app::measure::{Job, measure};
+use crate::app::live::{Job, live};
 use crate::app::{AppError, say};
 use crate::config::Settings;
 use crate::serve::{AgentInfo, Exporter};
@@ -50,7 +50,7 @@ pub fn run(
                 exporter: Some(ex),
             })
         }
-        None => measure(
+        None => live(
             s,
             Job::Serve {
                 listen,

@@ -1,0 +1,691 @@
+//! `run`, `record`, `watch` and `serve`: live measurement. Sets up the sources, the outputs and
+//! the Session, runs the one driver loop (`drive.rs`), and prints the summary.
+
+use crate::app::caps::CapSide;
+use crate::app::child::{self, Child, ChildEvent};
+use crate::app::drive::{Io, Output, Raw, drive};
+use crate::app::screen::{self, Screen};
+use crate::app::session::{Session, SessionConfig, exit_code_of};
+use crate::app::{AppError, say};
+use crate::config::Settings;
+use crate::control::PowerCap;
+use crate::control::nvml::NvmlCap;
+use crate::control::sim::SimGpus;
+use crate::engine::{Basis, Ledger, LedgerConfig, Meter, Tick};
+use crate::report::emissions::{self, RunMeta};
+use crate::report::samples::SamplesWriter;
+pub use crate::report::summary::describe_progress;
+use crate::report::summary::{RunFacts, summary};
+use crate::source::cpu_estimate::CpuEstimate;
+use crate::source::cpu_rapl::{RaplSource, RaplUnavailable};
+use crate::source::gpu_nvml::NvmlSource;
+use crate::source::grid::live::GridHandle;
+use crate::source::mem::MemEstimate;
+use crate::source::net::SysinfoNet;
+use crate::source::progress::Parser;
+use crate::source::sampler::{self, Sampler, SamplerHandle, Sources};
+use crate::source::{CpuSource, GpuSource};
+use crate::ui::model::{Dashboard, Mode, RunInfo};
+use crate::ui::state::UiState;
+use crate::ui::theme;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// The sources chosen for these settings, and what to say about them.
+pub struct Built {
+    pub sources: Sources,
+    pub facts: Vec<(String, String)>,
+    pub cpu_estimate: bool,
+    pub gpu_count: usize,
+    pub gpu_models: Vec<String>,
+    /// Missing hardware and fallbacks, said once the settings are known to be good.
+    pub notices: Vec<String>,
+    /// The live grid provider's shared state (forecast, staleness), when one is used.
+    pub grid: Option<GridHandle>,
+    /// The GPUs' power caps, or why they cannot be changed.
+    pub caps: Result<Box<dyn PowerCap>, String>,
+}
+
+/// Chooses every source; notices about missing hardware are printed once here.
+pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
+    let mut facts = Vec::new();
+    let mut notices = s.warnings.clone();
+    // Bad grid settings are usage errors, found before any hardware is touched; a live
+    // provider's first request goes out now, while the rest starts.
+    let grid = crate::source::grid::build(&s.grid).map_err(AppError::Usage)?;
+    notices.extend(grid.notices);
+
+    // GPUs and their caps: simulated, NVML, or none (and why, for the cap keys).
+    let caps: Result<Box<dyn PowerCap>, String>;
+    let (gpu, gpu_models): (Option<Box<dyn GpuSource>>, Vec<String>) = if let Some(n) =
+        s.simulate_gpus
+    {
+        let sim = SimGpus::new(n, s.sim_state.clone()).map_err(AppError::Usage)?;
+        facts.push((
+            "GPU".into(),
+            format!(
+                "simulated: {n} × {} (power and speed per cap as Zeus measured, CIFAR-100/ShuffleNetV2)",
+                crate::control::sim::MODEL
+            ),
+        ));
+        notices.push(format!("GPUs are simulated ({n} × A40, --simulate-gpus)"));
+        caps = Ok(Box::new(sim.actuator()));
+        let src = sim.source();
+        let models = src.models();
+        (Some(Box::new(src)), models)
+    } else if s.no_gpu {
+        facts.push(("GPU".into(), "not measured (--no-gpu)".into()));
+        caps = Err("--no-gpu: GPUs are not watched".into());
+        (None, vec![])
+    } else {
+        match NvmlSource::open(&s.gpu_index) {
+            Ok(src) => {
+                let info = src.info();
+                let counters = info.iter().filter(|g| g.has_energy_counter).count();
+                facts.push((
+                    "GPU".into(),
+                    format!(
+                        "NVML (measured): {} × {}; energy counter on {counters}, power trapezoid on the rest",
+                        info.len(),
+                        info.first().map(|g| g.name.as_str()).unwrap_or("GPU")
+                    ),
+                ));
+                caps = NvmlCap::open(info.iter().map(|g| g.index).collect())
+                    .map(|c| Box::new(c) as Box<dyn PowerCap>);
+                let models = src.models();
+                (Some(Box::new(src)), models)
+            }
+            Err(msg) if msg.starts_with("--gpu-index") => return Err(AppError::Usage(msg)),
+            Err(msg) => {
+                notices.push(msg.clone());
+                caps = Err(format!("{msg}: there is no cap to change"));
+                facts.push(("GPU".into(), msg));
+                (None, vec![])
+            }
+        }
+    };
+
+    let (cpu, cpu_estimate): (Box<dyn CpuSource>, bool) = match RaplSource::probe(&s.sysfs_root) {
+        Ok(r) => (Box::new(r), false),
+        Err(why) => {
+            notices.push(if matches!(why, RaplUnavailable::PermissionDenied(_)) {
+                format!("{why}; using the CPU estimate meanwhile")
+            } else {
+                format!("CPU power is an estimate: {why}")
+            });
+            let est = CpuEstimate::new(s.cpu_tdp, why.to_string()).map_err(AppError::Runtime)?;
+            (Box::new(est), true)
+        }
+    };
+    facts.push(("CPU".into(), cpu.describe()));
+
+    let mem = MemEstimate::detect(s.memory_w_per_gib).map_err(AppError::Runtime)?;
+    facts.push(("memory".into(), crate::source::MemSource::describe(&mem)));
+
+    let net = SysinfoNet::new(&s.net_iface, &s.sysfs_root).map_err(|e| {
+        if e.starts_with("--net-iface") {
+            AppError::Usage(e)
+        } else {
+            AppError::Runtime(e)
+        }
+    })?;
+    facts.push((
+        "network".into(),
+        format!(
+            "{}, {} kWh/GB (CUMULATOR; published range 0.001–0.069)",
+            crate::source::NetSource::describe(&net),
+            s.net_kwh_per_gb
+        ),
+    ));
+
+    facts.push(("grid".into(), grid.source.describe()));
+
+    let gpu_count = gpu_models.len();
+    Ok(Built {
+        sources: Sources {
+            gpu,
+            cpu: Some(cpu),
+            mem: Some(Box::new(mem)),
+            net: Some(Box::new(net)),
+            grid: grid.source,
+        },
+        facts,
+        cpu_estimate,
+        gpu_count,
+        gpu_models,
+        notices,
+        grid: grid.live,
+        caps,
+    })
+}
+
+/// The output directory: --out, or ./carbontop-runs/<UTC start time>.
+fn out_dir(s: &Settings) -> PathBuf {
+    s.out.clone().unwrap_or_else(|| {
+        PathBuf::from("carbontop-runs")
+            .join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string())
+    })
+}
+
+/// Creates DIR and DIR/samples.csv; an existing recording is never overwritten.
+pub fn open_writer(
+    dir: &std::path::Path,
+    n_gpus: usize,
+    metrics: &[String],
+) -> Result<SamplesWriter, AppError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| AppError::Usage(format!("--out {}: cannot create: {e}", dir.display())))?;
+    let path = dir.join("samples.csv");
+    if path.exists() {
+        return Err(AppError::Usage(format!(
+            "--out {}: samples.csv already exists there; choose another --out (nothing was overwritten)",
+            dir.display()
+        )));
+    }
+    SamplesWriter::create(&path, n_gpus, metrics).map_err(|e| {
+        AppError::Usage(format!(
+            "--out {}: cannot write samples.csv: {e}",
+            dir.display()
+        ))
+    })
+}
+
+/// What a measuring command measures.
+#[derive(Debug, Clone, Copy)]
+pub enum Job<'a> {
+    /// `run -- CMD`: until CMD exits.
+    Run(&'a [String]),
+    /// `record`: this machine, writing samples.csv.
+    Record,
+    /// `watch`: this machine on the screen; samples.csv only with --out.
+    Watch,
+    /// `serve`: this machine, headless, its figures at /metrics; samples.csv only with --out.
+    Serve { listen: &'a str, node: &'a str },
+}
+
+impl Job<'_> {
+    fn title(&self) -> String {
+        match self {
+            Job::Run(c) => format!("run `{}`", c.join(" ")),
+            Job::Record => "record".into(),
+            Job::Watch => "watch".into(),
+            Job::Serve { node, .. } => format!("serve ({node})"),
+        }
+    }
+}
+
+/// The screen's run facts for these settings.
+fn run_info(
+    s: &Settings,
+    job: Job<'_>,
+    built: &Built,
+    samples: Option<String>,
+    cap_mode: String,
+) -> RunInfo {
+    let zone = match (s.grid.intensity, s.grid.zone.as_deref()) {
+        (Some(_), z) => format!("{} (fixed --intensity)", z.unwrap_or("—")),
+        (None, _) => s.grid.zone_label(),
+    };
+    RunInfo {
+        title: job.title(),
+        zone,
+        cpu_estimate: built.cpu_estimate,
+        gpus: built.gpu_models.clone(),
+        cap_mode,
+        samples_path: samples,
+        mode: Mode::Live,
+    }
+}
+
+/// What this run's figures rest on besides its ticks.
+fn basis(s: &Settings, built: &Built) -> Basis {
+    Basis {
+        pue: s.pue,
+        embodied: Some(embodied_te(s, &built.gpu_models)),
+        target: s.target,
+        target_metric: s.target_metric.clone(),
+        gpu_count: built.gpu_count,
+    }
+}
+
+/// The TE behind embodied_co2e_g: `--embodied-kg` as given, else this machine's GPUs by model
+/// and one server (the embodied table in `engine::constants`, with its published range).
+fn embodied_te(s: &Settings, gpu_models: &[String]) -> crate::engine::constants::EmbodiedKg {
+    use crate::engine::constants::{EmbodiedKg, machine_embodied};
+    s.embodied_kg
+        .map_or_else(|| machine_embodied(gpu_models, 1), EmbodiedKg::exact)
+}
+
+/// One carbontop per rank (`srun carbontop run -- python train.py`, or a launcher that wraps
+/// each local rank): every copy measures the whole node, so summing their machine figures counts
+/// the node once per rank (the double counting users of per-process trackers hit under SLURM).
+/// Each copy's process figures (its own tree's CPU and GPU shares) do add up; the local ranks
+/// other than 0 are told so. `env` reads an environment variable.
+pub fn local_rank_notice(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let (var, rank) = ["SLURM_LOCALID", "LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK"]
+        .into_iter()
+        .find_map(|k| Some((k, env(k)?.trim().parse::<u32>().ok()?)))?;
+    (rank > 0).then(|| {
+        format!(
+            "local rank {rank} ({var}): this node's machine figures are also measured by local \
+             rank 0; sum the ranks' process_cpu_w/process_gpu_w, not their machine totals, or \
+             run one carbontop per node around the launcher"
+        )
+    })
+}
+
+/// `run`, `record`, `watch`, `serve`: measures until the command ends, `--duration`, a signal
+/// or `q`; prints the summary; returns the exit code (the command's, for `run`).
+pub fn live(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
+    let parser = progress_parser(settings)?;
+    crate::app::survive_file_size_limit();
+    let (mut p, sources) = prepare(settings, job, &parser)?;
+    let (tx, rx) = mpsc::channel::<Raw>();
+    let sig_handle = {
+        let tx = tx.clone();
+        crate::app::spawn_signal_thread(move |s| tx.send(Raw::Signal(s)).is_ok())?
+    };
+    let out = match p.ui.take() {
+        Some(ui) => {
+            let sc = Screen::start(&p.dash, ui).map_err(AppError::Runtime)?;
+            let tx = tx.clone();
+            screen::spawn_input(move |e| tx.send(Raw::Input(e)).is_ok())
+                .map_err(AppError::Runtime)?;
+            Output::Screen(Box::new(sc))
+        }
+        None => Output::Headless {
+            quiet: settings.quiet,
+            cpu_estimate: p.dash.info.cpu_estimate,
+        },
+    };
+    let start = Instant::now();
+    let screen = matches!(out, Output::Screen(_));
+    let (sampler, child) = match start_threads(settings, job, sources, &p, screen, &parser, &tx) {
+        Ok(t) => t,
+        Err(e) => {
+            sig_handle.close();
+            drop(out);
+            return Err(e);
+        }
+    };
+    drop(tx);
+    let cfg = SessionConfig {
+        screen,
+        child: child.is_some(),
+        duration_s: settings.duration.map(|d| d.as_secs_f64()),
+        recording: p.writer.is_some(),
+    };
+    let mut session = Session::new(p.dash, p.ledger, p.caps, cfg);
+    let mut io = Io::new(rx, start, out, sampler, child, p.grid, p.writer, p.exporter);
+    io.export_dir = p.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    io.meta = {
+        let (zone, gpus) = (settings.grid.zone.clone(), p.gpu_models.clone());
+        Box::new(move || machine_meta(zone.as_deref(), &gpus))
+    };
+    drive(&mut session, &mut io)?;
+    let Io {
+        sampler,
+        out,
+        writer,
+        ..
+    } = io;
+    sampler.join();
+    sig_handle.close();
+    // Give the terminal back before anything is printed.
+    drop(out);
+    finish(
+        settings,
+        job,
+        session,
+        writer,
+        p.dir,
+        p.facts,
+        p.gpu_models,
+        screen,
+    )
+}
+
+/// The run's progress parser: the built-in formats plus --metric patterns (bad ones are usage
+/// errors), and the --target-metric among them.
+fn progress_parser(s: &Settings) -> Result<Parser, AppError> {
+    let parser = Parser::new(&s.metrics).map_err(AppError::Usage)?;
+    if let Some(m) = &s.target_metric
+        && !parser.metric_names().contains(m)
+    {
+        return Err(AppError::Usage(format!(
+            "--target-metric {m}: no --metric {m}=REGEX says how to read it"
+        )));
+    }
+    Ok(parser)
+}
+
+/// Everything a live run needs before its threads start.
+struct Prepared {
+    dash: Dashboard,
+    /// The screen's state, when the screen is the output.
+    ui: Option<UiState>,
+    ledger: Ledger,
+    caps: CapSide,
+    dir: Option<PathBuf>,
+    writer: Option<SamplesWriter>,
+    exporter: Option<crate::serve::Exporter>,
+    grid: Option<GridHandle>,
+    facts: Vec<(String, String)>,
+    gpu_models: Vec<String>,
+}
+
+/// Chooses the sources, the caps, samples.csv, /metrics and the output; says the notices.
+fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sources), AppError> {
+    let mut built = build_sources(s)?;
+    if let Job::Run(_) = job
+        && let Some(n) = local_rank_notice(|k| std::env::var(k).ok())
+    {
+        built.notices.push(n);
+    }
+    // The caps: restored when `caps` is dropped, whatever ends the run.
+    let mut caps = CapSide::new(std::mem::replace(&mut built.caps, Err(String::new())), s);
+    if s.governor {
+        // Monitoring goes on without it.
+        built
+            .notices
+            .push(caps.start_governor().unwrap_or_else(|e| e));
+    }
+    let themes = theme::resolve(s.theme.as_deref(), theme::user_dir().as_deref())
+        .map_err(AppError::Usage)?;
+    let dir = match (job, &s.out) {
+        (Job::Watch | Job::Serve { .. }, None) => None,
+        _ => Some(out_dir(s)),
+    };
+    let writer = match &dir {
+        Some(d) => Some(open_writer(d, built.gpu_count, &parser.metric_names())?),
+        None => None,
+    };
+    let use_screen = screen::wanted(s.headless || matches!(job, Job::Serve { .. }));
+    let exporter = match job {
+        Job::Serve { listen, node } => Some(start_exporter(s, listen, node, &built)?),
+        _ => None,
+    };
+    if !use_screen {
+        for n in &built.notices {
+            say(n);
+        }
+    }
+    let samples = writer.as_ref().map(|w| w.path().display().to_string());
+    let mut dash = Dashboard::new(
+        run_info(s, job, &built, samples, caps.mode()),
+        Meter::new(basis(s, &built), use_screen),
+    );
+    dash.notices = built.notices.clone();
+    if writer.is_none() {
+        dash.notices
+            .push("not recording: give --out DIR to keep samples.csv".into());
+    }
+    let ledger = Ledger::new(LedgerConfig {
+        pue: s.pue,
+        net_kwh_per_gb: s.net_kwh_per_gb,
+        embodied_kg: embodied_te(s, &built.gpu_models).kg,
+    });
+    let p = Prepared {
+        ui: use_screen.then(|| UiState::new(themes.0, themes.1, false, matches!(job, Job::Run(_)))),
+        dash,
+        ledger,
+        caps,
+        dir,
+        writer,
+        exporter,
+        grid: built.grid,
+        facts: built.facts,
+        gpu_models: built.gpu_models,
+    };
+    Ok((p, built.sources))
+}
+
+/// `serve`: /metrics, listening.
+fn start_exporter(
+    s: &Settings,
+    listen: &str,
+    node: &str,
+    built: &Built,
+) -> Result<crate::serve::Exporter, AppError> {
+    let ex = crate::serve::Exporter::new(crate::serve::AgentInfo {
+        node: node.to_owned(),
+        zone: s.grid.zone_label(),
+        gpu_models: built.gpu_models.clone(),
+    })
+    .map_err(AppError::Runtime)?;
+    let at = ex.listen(listen).map_err(AppError::Usage)?;
+    say(&crate::serve::serving_line(at));
+    Ok(ex)
+}
+
+/// Starts the sampler, the command (its output to the pane and output.log on the screen,
+/// forwarded headless) and the --metrics-file follower, each sending to `tx`.
+fn start_threads(
+    s: &Settings,
+    job: Job<'_>,
+    sources: Sources,
+    p: &Prepared,
+    screen: bool,
+    parser: &Parser,
+    tx: &mpsc::Sender<Raw>,
+) -> Result<(SamplerHandle, Option<Child>), AppError> {
+    let sampler_state = Sampler::new(sources);
+    // The command's pid goes here once it runs: its process tree's CPU share is then read.
+    let pid_slot = sampler_state.pid_slot();
+    let sampler = {
+        let tx = tx.clone();
+        sampler::spawn(sampler_state, s.interval, move |e| {
+            tx.send(Raw::Sampler(e)).is_ok()
+        })
+        .map_err(|e| AppError::Runtime(format!("cannot start the sampler: {e}")))?
+    };
+    let child = match job {
+        Job::Run(c) => {
+            let output = if screen {
+                // Every byte of the command's output is kept in output.log beside samples.csv.
+                let log = p
+                    .dir
+                    .as_ref()
+                    .and_then(|d| std::fs::File::create(d.join("output.log")).ok());
+                child::Output::Capture(log)
+            } else {
+                child::Output::Forward
+            };
+            let tx = tx.clone();
+            match Child::spawn(c, output, parser, move |e| {
+                let _ = tx.send(Raw::Child(e));
+            }) {
+                Ok(ch) => {
+                    pid_slot.store(ch.id(), std::sync::atomic::Ordering::Relaxed);
+                    Some(ch)
+                }
+                Err(e) => {
+                    sampler.stop();
+                    sampler.join();
+                    return Err(AppError::Spawn(e));
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Some(path) = &s.metrics_file {
+        let tx = tx.clone();
+        crate::source::progress::follow_file(path.clone(), parser.clone(), move |pr| {
+            tx.send(Raw::Child(ChildEvent::Progress(pr))).is_ok()
+        })
+        .map_err(|e| AppError::Runtime(format!("--metrics-file: cannot start its reader: {e}")))?;
+    }
+    Ok((sampler, child))
+}
+
+/// The summary, emissions.csv beside samples.csv, and the exit code.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    settings: &Settings,
+    job: Job<'_>,
+    session: Session,
+    mut writer: Option<SamplesWriter>,
+    dir: Option<PathBuf>,
+    facts: Vec<(String, String)>,
+    gpu_models: Vec<String>,
+    screen: bool,
+) -> Result<i32, AppError> {
+    let had_child = matches!(job, Job::Run(_));
+    let outcome = session.finish();
+    let mut notes = outcome.notes;
+    notes.extend(writer.as_mut().and_then(finish_writer));
+    if screen
+        && had_child
+        && let Some(d) = &dir
+    {
+        notes.push(format!(
+            "the command's output is in {}",
+            d.join("output.log").display()
+        ));
+    }
+    let samples_path = writer.as_ref().map(|w| w.path().display().to_string());
+    let run_facts = RunFacts {
+        title: job.title(),
+        interval_s: Some(settings.interval.as_secs_f64()),
+        sources: facts,
+        samples_path: samples_path.clone(),
+        notes,
+    };
+    let snap = &outcome.snapshot;
+    match (samples_path, &dir) {
+        (Some(file), Some(d)) => {
+            let em_path = d.join("emissions.csv");
+            let meta = machine_meta(settings.grid.zone.as_deref(), &gpu_models);
+            if let Err(e) = emissions::append(&em_path, &file, snap, &meta) {
+                say(&format!("cannot write {}: {e}", em_path.display()));
+            }
+            crate::app::err_out(&summary(snap, &run_facts));
+            if !settings.quiet {
+                crate::errln!("  emissions  {} (CodeCarbon format)", em_path.display());
+            }
+        }
+        _ => crate::app::err_out(&summary(snap, &run_facts)),
+    }
+    Ok(match outcome.child_exit {
+        Some(st) => exit_code_of(st),
+        None if had_child => 1,
+        None => 0,
+    })
+}
+
+/// Fault injection for the tests of cap restoration (debug builds only): panics once the run
+/// has lasted `CARBONTOP_TEST_PANIC_AFTER` seconds.
+#[cfg(debug_assertions)]
+pub fn test_panic(elapsed_s: f64) {
+    if let Some(after) = std::env::var("CARBONTOP_TEST_PANIC_AFTER")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        && elapsed_s >= after
+    {
+        panic!("CARBONTOP_TEST_PANIC_AFTER={after}: a deliberate panic");
+    }
+}
+
+/// The machine facts emissions.csv wants (read once, at the end).
+fn machine_meta(zone: Option<&str>, gpu_models: &[String]) -> RunMeta {
+    use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
+    let sys = System::new_with_specifics(
+        RefreshKind::nothing()
+            .with_cpu(CpuRefreshKind::nothing())
+            .with_memory(MemoryRefreshKind::nothing().with_ram()),
+    )
+    .ok();
+    let zone = zone.and_then(crate::source::grid::table::lookup);
+    RunMeta {
+        project_name: "carbontop".into(),
+        country: zone.map(|e| (e.code3.to_owned(), e.name.to_owned())),
+        cpu_count: sys.as_ref().map(|x| x.cpus().len()),
+        cpu_model: sys
+            .as_ref()
+            .and_then(|x| x.cpus().first().map(|c| c.brand().trim().to_owned())),
+        gpu_models: gpu_models.to_vec(),
+        ram_total_gb: sys.as_ref().map(|x| x.total_memory() as f64 / 1e9),
+    }
+}
+
+/// Writes one row. The first failure returns the message to say (once); sampling goes on.
+/// Writes one tick; a line to show when the disk starts refusing rows (once per outage) and
+/// when it takes them again. `failing` is the outage in progress.
+pub fn write_tick(w: &mut SamplesWriter, t: &Tick, failing: &mut bool) -> Option<String> {
+    match w.write(t) {
+        Err(e) if !*failing => {
+            *failing = true;
+            Some(format!(
+                "cannot write {}: {e}; measuring goes on, the rows are held in memory and \
+                 written once the disk takes them",
+                w.path().display()
+            ))
+        }
+        Ok(()) if *failing => {
+            *failing = false;
+            Some(format!(
+                "{} is writable again: every held row is written",
+                w.path().display()
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// At the end of a run: one last try to write the held rows, then, if the disk still refuses
+/// them, a copy of them in the temporary directory, so nothing recorded is lost. A line for
+/// the summary when anything was held or given up.
+pub fn finish_writer(w: &mut SamplesWriter) -> Option<String> {
+    let dropped = w.dropped_rows();
+    let tail = (dropped > 0).then(|| {
+        format!(
+            " ({dropped} rows beyond the {} MiB held in memory were lost)",
+            crate::report::samples::MAX_HELD_BYTES >> 20
+        )
+    });
+    if w.drain().is_ok() {
+        return tail.map(|t| format!("samples.csv is complete up to the outage{t}"));
+    }
+    let held = w.held_rows();
+    let spare = std::env::temp_dir().join(format!(
+        "carbontop-unsaved-{}-{}.csv",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    ));
+    Some(match w.save_held_to(&spare) {
+        Ok(n) => format!(
+            "the disk refused the last {n} rows of {}: they are saved in {} (same columns; \
+             append them after the last whole row){}",
+            w.path().display(),
+            spare.display(),
+            tail.unwrap_or_default()
+        ),
+        Err(e) => format!(
+            "the disk refused the last {held} rows of {} and {} could not be written either \
+             ({e}): those rows are lost{}",
+            w.path().display(),
+            spare.display(),
+            tail.unwrap_or_default()
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_ranks_above_zero_are_told_about_double_counting() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_owned())
+        };
+        assert_eq!(local_rank_notice(env(&[])), None);
+        assert_eq!(local_rank_notice(env(&[("SLURM_LOCALID", "0")])), None);
+        let n = local_rank_notice(env(&[("SLURM_LOCALID", "3")])).unwrap();
+        assert!(n.starts_with("local rank 3 (SLURM_LOCALID)"), "{n}");
+        let n = local_rank_notice(env(&[("LOCAL_RANK", "1")])).unwrap();
+        assert!(n.contains("(LOCAL_RANK)"), "{n}");
+        assert_eq!(local_rank_notice(env(&[("LOCAL_RANK", "x")])), None);
+    }
+}

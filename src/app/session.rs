@@ -1,0 +1,659 @@
+//! The Session: a measuring command's state and rules, with no I/O and no clock of its own.
+//!
+//! It takes [`Event`]s — a sample, the command's output, progress and exit, a signal, what a
+//! key asked for, a timer — each with the time it happened (seconds on the driver's monotonic
+//! clock), and returns [`Effect`]s for the driver to carry out: record a row, warn, draw,
+//! signal the command, stop the sampler, export, quit. The Ledger, the Meter (inside the
+//! dashboard) and the cap side live here, so one tick is accounted, recorded and shown the same
+//! way whether the output is the screen or headless, and tests script a whole run — its
+//! deadlines included — without sleeping (DESIGN.md §2 "Session and one loop").
+
+use crate::app::caps::CapSide;
+use crate::app::child::ChildEvent;
+use crate::engine::forecast::{self, Slot};
+use crate::engine::meter::GridInfo;
+use crate::engine::{Ledger, Snapshot, Tick};
+use crate::sample::{Progress, Sample};
+use crate::source::grid::live::GridView;
+use crate::ui::model::Dashboard;
+use crate::ui::state::Effect as Action;
+use nix::sys::signal::Signal;
+use signal_hook::consts::SIGINT;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+/// Grace between SIGTERM and SIGKILL when --duration or `q` ends a command (as `timeout -k`).
+pub const KILL_GRACE_S: f64 = 5.0;
+/// How long a command's output may stay open after it exited (grandchildren holding the pipe).
+pub const OUTPUT_DRAIN_S: f64 = 1.0;
+/// A SIGINT sent to carbontop alone (not the terminal's whole group) reaches the command after
+/// this.
+pub const SIGINT_FORWARD_AFTER_S: f64 = 2.0;
+
+/// Something that happened, at the time the driver hands it in.
+pub enum Event {
+    /// One tick's readings, the warnings the sources raised, and the live grid provider's
+    /// state when it changed since the last tick.
+    Sample {
+        sample: Box<Sample>,
+        warnings: Vec<String>,
+        grid: Option<GridView>,
+    },
+    /// The sampler stopped; its last sample came before this.
+    SamplerDone,
+    Child(ChildEvent),
+    /// SIGINT, SIGTERM or SIGHUP reached carbontop.
+    Signal(i32),
+    /// What a key on the screen asked for.
+    Action(Action),
+    /// A deadline from [`Session::next_deadline`] passed.
+    Timer,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Append the tick to samples.csv and show it on /metrics.
+    Record(Box<Tick>),
+    /// A warning: on the screen it is already on the status line; headless, one stderr line.
+    Warn(String),
+    /// The cap side's or the governor's word: flashed on the screen, said headless (unless
+    /// --quiet).
+    Note(String),
+    /// Said headless (unless --quiet); the screen shows it in its panels.
+    Info(String),
+    /// A tick was accounted: draw it, or print the status line.
+    Ticked,
+    Draw,
+    /// Draw, unless a frame was drawn moments ago (output lines arriving fast).
+    DrawSoon,
+    /// `e`: the PNG and CSV of the run so far.
+    Export,
+    SignalChild(Signal),
+    StopSampler,
+    /// Leave the loop.
+    Quit,
+}
+
+/// How a session is set up.
+pub struct SessionConfig {
+    /// The screen is the output (it stays up after the run until `q`).
+    pub screen: bool,
+    /// `run -- CMD`: there is a command to watch and stop.
+    pub child: bool,
+    /// `--duration`, in seconds.
+    pub duration_s: Option<f64>,
+    /// samples.csv is written (the screen says it is complete at the end).
+    pub recording: bool,
+}
+
+/// How the run ended, for the summary and the exit code.
+pub struct Outcome {
+    pub snapshot: Snapshot,
+    pub notes: Vec<String>,
+    pub child_exit: Option<ExitStatus>,
+}
+
+pub struct Session {
+    pub dash: Dashboard,
+    ledger: Ledger,
+    pub caps: CapSide,
+    cfg: SessionConfig,
+    /// The command's progress so far (merged into every sample).
+    progress: Progress,
+    kill_at: Option<f64>,
+    sigint_forward_at: Option<f64>,
+    child_exit: Option<(ExitStatus, f64)>,
+    outputs_open: u8,
+    stopping: bool,
+    /// Leave as soon as the sampler is done (no screen to hold, or a signal or `q`).
+    leave: bool,
+    sampler_done: bool,
+    stop_reason: Option<String>,
+    last_warning: Option<String>,
+    grid_hint: Option<String>,
+}
+
+impl Session {
+    pub fn new(dash: Dashboard, ledger: Ledger, caps: CapSide, cfg: SessionConfig) -> Self {
+        Self {
+            dash,
+            ledger,
+            caps,
+            progress: Progress::default(),
+            kill_at: None,
+            sigint_forward_at: None,
+            child_exit: None,
+            outputs_open: if cfg.child { 2 } else { 0 },
+            stopping: false,
+            leave: !cfg.screen,
+            sampler_done: false,
+            stop_reason: None,
+            last_warning: None,
+            grid_hint: None,
+            cfg,
+        }
+    }
+
+    /// The command is running (started and not yet exited).
+    pub fn running(&self) -> bool {
+        self.cfg.child && self.child_exit.is_none()
+    }
+
+    /// Folds one event in; what the driver must do.
+    pub fn handle(&mut self, now: f64, ev: Event) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match ev {
+            Event::Sample {
+                sample,
+                warnings,
+                grid,
+            } => self.on_sample(*sample, warnings, grid, &mut fx),
+            Event::SamplerDone => self.on_sampler_done(&mut fx),
+            Event::Child(c) => self.on_child(now, c, &mut fx),
+            Event::Signal(sig) => self.on_signal(now, sig, &mut fx),
+            Event::Action(a) => self.on_action(now, a, &mut fx),
+            Event::Timer => {}
+        }
+        self.timers(now, &mut fx);
+        fx
+    }
+
+    /// The earliest time something is due, if anything is.
+    pub fn next_deadline(&self) -> Option<f64> {
+        let duration = self
+            .cfg
+            .duration_s
+            .filter(|_| !self.stopping && self.kill_at.is_none());
+        let drain = self
+            .child_exit
+            .map(|(_, t)| t + OUTPUT_DRAIN_S)
+            .filter(|_| !self.stopping);
+        [duration, self.kill_at, self.sigint_forward_at, drain]
+            .into_iter()
+            .flatten()
+            .reduce(f64::min)
+    }
+
+    /// A warning: on the screen's status line, or one stderr line; kept for the summary.
+    pub fn warn(&mut self, msg: String, fx: &mut Vec<Effect>) {
+        self.dash.warn(msg.clone());
+        self.last_warning = Some(msg.clone());
+        fx.push(Effect::Warn(msg));
+    }
+
+    fn stop(&mut self, fx: &mut Vec<Effect>) {
+        if !self.stopping {
+            self.stopping = true;
+            fx.push(Effect::StopSampler);
+        }
+    }
+
+    fn on_sample(
+        &mut self,
+        mut s: Sample,
+        warnings: Vec<String>,
+        grid: Option<GridView>,
+        fx: &mut Vec<Effect>,
+    ) {
+        for w in warnings {
+            self.warn(w, fx);
+        }
+        // The command's own progress over what the source reports (simulated GPUs).
+        s.progress.merge(&self.progress);
+        let mut tick = self.ledger.push(s);
+        // Cap changes made during the interval this row closes.
+        tick.cap_change = self.caps.take_log();
+        if let Some(v) = grid {
+            self.on_grid(v, &tick, fx);
+        }
+        self.dash.push(&tick, self.ledger.totals());
+        // The governor decides for the next interval, on the forecast's mean over it where the
+        // provider has one.
+        let slots = self.dash.meter.grid.as_ref().map_or(&[][..], |g| &g.slots);
+        let ahead = forecast::mean_over(slots, tick.timestamp, chrono::TimeDelta::minutes(30));
+        if let Some(m) = self.caps.on_tick(&tick, ahead) {
+            fx.push(Effect::Note(m));
+        }
+        self.dash.info.cap_mode = self.caps.mode();
+        self.dash.cap_note = self.caps.note();
+        fx.push(Effect::Record(Box::new(tick)));
+        fx.push(Effect::Ticked);
+    }
+
+    /// A live provider's new state: the forecast ahead of this tick over the window the hint
+    /// looks at (what is left of --duration, else an hour; at least 30 min).
+    fn on_grid(&mut self, v: GridView, t: &Tick, fx: &mut Vec<Effect>) {
+        let left = self.cfg.duration_s.map(|d| d - t.elapsed_s);
+        let window =
+            chrono::TimeDelta::seconds(left.map_or(3600.0, |s| s.max(1800.0)).min(86_400.0) as i64);
+        let slots = v
+            .ahead
+            .iter()
+            .map(|p| Slot {
+                from: p.from,
+                to: p.to,
+                g_per_kwh: p.g_per_kwh,
+            })
+            .collect();
+        let info = GridInfo::new(v.label, v.failure, v.detail, slots, t.timestamp, window);
+        let hint = info.hint();
+        if hint != self.grid_hint {
+            if let Some(line) = &hint {
+                fx.push(Effect::Info(format!("grid: {line}")));
+            }
+            self.grid_hint = hint;
+        }
+        self.dash.meter.grid = Some(info);
+    }
+
+    fn on_sampler_done(&mut self, fx: &mut Vec<Effect>) {
+        self.sampler_done = true;
+        if self.leave {
+            fx.push(Effect::Quit);
+            return;
+        }
+        // The screen holds the final figures until `q`.
+        let why = self
+            .stop_reason
+            .clone()
+            .unwrap_or_else(|| match self.child_exit {
+                Some((st, _)) => format!("the command exited ({})", describe_exit(st)),
+                None => "measuring stopped".into(),
+            });
+        let saved = if self.cfg.recording {
+            " · samples.csv complete"
+        } else {
+            ""
+        };
+        self.dash.ended = Some(format!("{why}{saved} · q quits"));
+        fx.push(Effect::Draw);
+    }
+
+    fn on_child(&mut self, now: f64, ev: ChildEvent, fx: &mut Vec<Effect>) {
+        match ev {
+            ChildEvent::Progress(p) => {
+                self.dash.meter.observe_progress(&p);
+                self.progress.merge(&p);
+            }
+            ChildEvent::Line(l) => {
+                if self.cfg.screen {
+                    self.dash.push_output(&l);
+                    fx.push(Effect::DrawSoon);
+                }
+            }
+            ChildEvent::OutputClosed => self.outputs_open = self.outputs_open.saturating_sub(1),
+            ChildEvent::Exited(st) => {
+                self.child_exit = Some((st, now));
+                self.kill_at = None;
+                self.sigint_forward_at = None;
+            }
+            ChildEvent::WaitFailed(e) => {
+                self.warn(format!("lost track of the command: {e}"), fx);
+                self.stop_reason
+                    .get_or_insert_with(|| "lost track of the command".into());
+                self.stop(fx);
+            }
+        }
+    }
+
+    fn on_signal(&mut self, now: f64, sig: i32, fx: &mut Vec<Effect>) {
+        // A signal ends carbontop for good, screen or not.
+        self.leave = true;
+        if self.running() {
+            if sig == SIGINT {
+                // The terminal's Ctrl-C reached the whole process group already; a SIGINT
+                // sent to carbontop alone is passed on if the command lingers.
+                self.sigint_forward_at
+                    .get_or_insert(now + SIGINT_FORWARD_AFTER_S);
+            } else if let Ok(s) = Signal::try_from(sig) {
+                fx.push(Effect::SignalChild(s));
+            }
+        } else {
+            self.stop_reason
+                .get_or_insert_with(|| format!("stopped by signal {sig}"));
+            self.stop(fx);
+        }
+        if self.sampler_done {
+            fx.push(Effect::Quit);
+        }
+    }
+
+    fn on_action(&mut self, now: f64, a: Action, fx: &mut Vec<Effect>) {
+        match a {
+            Action::Quit | Action::Interrupt if self.sampler_done => {
+                fx.push(Effect::Quit);
+                return;
+            }
+            Action::Quit => {
+                self.leave = true;
+                if self.running() {
+                    self.stop_reason =
+                        Some("quit from the screen: the command was sent SIGTERM".into());
+                    fx.push(Effect::SignalChild(Signal::SIGTERM));
+                    self.kill_at.get_or_insert(now + KILL_GRACE_S);
+                    self.dash.warn("stopping the command (SIGTERM)…".into());
+                } else {
+                    self.stop_reason
+                        .get_or_insert_with(|| "quit from the screen".into());
+                    self.stop(fx);
+                }
+            }
+            Action::Interrupt if self.running() => {
+                // What Ctrl-C would have done without the screen.
+                fx.push(Effect::SignalChild(Signal::SIGINT));
+                self.dash.warn("Ctrl-C: SIGINT sent to the command".into());
+            }
+            Action::Interrupt => {
+                self.leave = true;
+                self.stop_reason
+                    .get_or_insert_with(|| "quit from the screen".into());
+                self.stop(fx);
+            }
+            Action::Cap(k, target) => fx.push(Effect::Note(self.caps.key(k, target))),
+            Action::ToggleGovernor => fx.push(Effect::Note(self.caps.toggle_governor())),
+            Action::Export => fx.push(Effect::Export),
+            Action::TogglePlay | Action::Seek(_) | Action::Speed(_) | Action::Restart => {}
+        }
+        self.dash.info.cap_mode = self.caps.mode();
+        self.dash.cap_note = self.caps.note();
+        fx.push(Effect::Draw);
+    }
+
+    /// --duration, the SIGKILL after the grace, a forwarded SIGINT, and the end once the
+    /// command's output has drained.
+    fn timers(&mut self, now: f64, fx: &mut Vec<Effect>) {
+        if let Some(d) = self.cfg.duration_s
+            && now >= d
+            && !self.stopping
+            && self.kill_at.is_none()
+        {
+            if self.running() {
+                self.stop_reason = Some("--duration reached: the command was sent SIGTERM".into());
+                fx.push(Effect::SignalChild(Signal::SIGTERM));
+                self.kill_at = Some(now + KILL_GRACE_S);
+            } else {
+                self.stop_reason
+                    .get_or_insert_with(|| "--duration reached".into());
+                self.stop(fx);
+            }
+        }
+        if let Some(k) = self.kill_at
+            && now >= k
+            && self.running()
+        {
+            self.warn(
+                "the command ignored SIGTERM for 5 s: sending SIGKILL".into(),
+                fx,
+            );
+            fx.push(Effect::SignalChild(Signal::SIGKILL));
+            self.kill_at = None;
+        }
+        if let Some(t) = self.sigint_forward_at
+            && now >= t
+            && self.running()
+        {
+            fx.push(Effect::SignalChild(Signal::SIGINT));
+            self.sigint_forward_at = None;
+        }
+        if let Some((_, t)) = self.child_exit
+            && !self.stopping
+            && (self.outputs_open == 0 || now >= t + OUTPUT_DRAIN_S)
+        {
+            self.stop(fx);
+        }
+    }
+
+    /// The run's end: the caps put back (unless --no-restore), the figures and what to say.
+    pub fn finish(mut self) -> Outcome {
+        let mut notes = self.caps.finish();
+        notes.extend(self.stop_reason.take());
+        if let Some((st, _)) = self.child_exit
+            && !st.success()
+        {
+            notes.push(format!("the command ended: {}", describe_exit(st)));
+        }
+        if let Some(w) = self.last_warning.take() {
+            notes.push(format!("last warning: {w}"));
+        }
+        notes.extend(self.grid_hint.take());
+        Outcome {
+            snapshot: self.dash.meter.snapshot(),
+            notes,
+            child_exit: self.child_exit.map(|c| c.0),
+        }
+    }
+}
+
+/// "status 0", "killed by signal 15 (SIGTERM)".
+pub fn describe_exit(st: ExitStatus) -> String {
+    match (st.code(), st.signal()) {
+        (Some(c), _) => format!("status {c}"),
+        (None, Some(s)) => match Signal::try_from(s) {
+            Ok(name) => format!("killed by signal {s} ({name})"),
+            Err(_) => format!("killed by signal {s}"),
+        },
+        _ => "unknown status".into(),
+    }
+}
+
+/// Shell convention: the code, or 128 + the signal that ended it.
+pub fn exit_code_of(st: ExitStatus) -> i32 {
+    st.code()
+        .or_else(|| st.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Whole runs scripted as events with their times: no thread, no sleep, no clock.
+    use super::*;
+    use crate::engine::{Basis, LedgerConfig, Meter};
+    use crate::sample::{CpuReading, Intensity, PowerReading};
+    use crate::ui::model::{Mode, RunInfo};
+
+    fn session(screen: bool, child: bool, duration_s: Option<f64>) -> Session {
+        let dash = Dashboard::new(
+            RunInfo {
+                title: "run `train`".into(),
+                zone: "FR".into(),
+                cpu_estimate: true,
+                gpus: vec![],
+                cap_mode: "no GPU".into(),
+                samples_path: None,
+                mode: Mode::Live,
+            },
+            Meter::new(Basis::default(), screen),
+        );
+        let caps = CapSide::without_control("no GPU");
+        let cfg = SessionConfig {
+            screen,
+            child,
+            duration_s,
+            recording: true,
+        };
+        Session::new(dash, Ledger::new(LedgerConfig::default()), caps, cfg)
+    }
+
+    fn sample(t: f64) -> Event {
+        Event::Sample {
+            sample: Box::new(Sample {
+                time: chrono::DateTime::UNIX_EPOCH
+                    + chrono::TimeDelta::milliseconds((t * 1000.0) as i64),
+                elapsed_s: t,
+                gpus: vec![],
+                cpu: CpuReading::Power(PowerReading::Average(36.0)),
+                mem: None,
+                net: None,
+                intensity: Some(Intensity {
+                    g_per_kwh: 500.0,
+                    source: "fixed".into(),
+                }),
+                progress: Progress::default(),
+                process: None,
+            }),
+            warnings: vec![],
+            grid: None,
+        }
+    }
+
+    fn exited(code: i32) -> Event {
+        Event::Child(ChildEvent::Exited(ExitStatus::from_raw(code << 8)))
+    }
+
+    fn records(fx: &[Effect]) -> usize {
+        fx.iter().filter(|f| matches!(f, Effect::Record(_))).count()
+    }
+
+    #[test]
+    fn a_run_records_each_tick_and_ends_when_the_command_and_its_output_are_done() {
+        let mut s = session(false, true, None);
+        assert_eq!(records(&s.handle(0.0, sample(0.0))), 1);
+        let p = Progress {
+            accuracy: Some(42.0),
+            ..Default::default()
+        };
+        s.handle(0.5, Event::Child(ChildEvent::Progress(p)));
+        // The next row carries the command's progress.
+        let fx = s.handle(1.0, sample(1.0));
+        let Some(Effect::Record(t)) = fx.first() else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(t.progress.accuracy, Some(42.0));
+        assert!(fx.contains(&Effect::Ticked));
+        assert!(s.running());
+        assert!(s.handle(1.2, exited(3)).is_empty());
+        assert!(!s.running());
+        // Its output still open: the run waits for it, at most OUTPUT_DRAIN_S.
+        assert_eq!(s.next_deadline(), Some(1.2 + OUTPUT_DRAIN_S));
+        s.handle(1.3, Event::Child(ChildEvent::OutputClosed));
+        let fx = s.handle(1.4, Event::Child(ChildEvent::OutputClosed));
+        assert_eq!(fx, [Effect::StopSampler]);
+        assert_eq!(records(&s.handle(1.4, sample(1.4))), 1);
+        assert_eq!(s.handle(1.4, Event::SamplerDone), [Effect::Quit]);
+        let o = s.finish();
+        assert_eq!(o.child_exit.map(exit_code_of), Some(3));
+        assert!(
+            o.notes.iter().any(|n| n == "the command ended: status 3"),
+            "{:?}",
+            o.notes
+        );
+        // 36 W for 1.4 s at 500 g/kWh.
+        assert!((o.snapshot.energy_kwh - 36.0 * 1.4 / 3.6e6).abs() < 1e-15);
+        assert!((o.snapshot.co2e_g - o.snapshot.energy_kwh * 500.0).abs() < 1e-12);
+        assert_eq!(o.snapshot.progress.accuracy, Some(42.0));
+    }
+
+    #[test]
+    fn output_held_open_by_a_grandchild_ends_the_run_after_the_drain() {
+        let mut s = session(false, true, None);
+        s.handle(0.0, sample(0.0));
+        s.handle(2.0, exited(0));
+        assert!(s.handle(2.5, Event::Timer).is_empty());
+        assert_eq!(s.handle(3.0, Event::Timer), [Effect::StopSampler]);
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn duration_sends_sigterm_then_sigkill_to_a_command_that_ignores_it() {
+        let mut s = session(false, true, Some(10.0));
+        s.handle(0.0, sample(0.0));
+        assert_eq!(s.next_deadline(), Some(10.0));
+        assert!(s.handle(9.9, Event::Timer).is_empty());
+        let fx = s.handle(10.0, Event::Timer);
+        assert_eq!(fx, [Effect::SignalChild(Signal::SIGTERM)]);
+        assert_eq!(s.next_deadline(), Some(10.0 + KILL_GRACE_S));
+        let fx = s.handle(15.0, Event::Timer);
+        assert_eq!(
+            fx,
+            [
+                Effect::Warn("the command ignored SIGTERM for 5 s: sending SIGKILL".into()),
+                Effect::SignalChild(Signal::SIGKILL)
+            ]
+        );
+        // Killed: past --duration, measuring stops at once.
+        let fx = s.handle(
+            15.1,
+            Event::Child(ChildEvent::Exited(ExitStatus::from_raw(9))),
+        );
+        assert_eq!(fx, [Effect::StopSampler]);
+        let o = s.finish();
+        assert_eq!(o.child_exit.map(exit_code_of), Some(137));
+        assert!(o.notes.iter().any(|n| n.starts_with("--duration reached")));
+    }
+
+    #[test]
+    fn signals_reach_the_command_and_a_lone_sigint_is_forwarded_late() {
+        let mut s = session(false, true, None);
+        // SIGTERM and SIGHUP go on at once.
+        assert_eq!(
+            s.handle(1.0, Event::Signal(signal_hook::consts::SIGTERM)),
+            [Effect::SignalChild(Signal::SIGTERM)]
+        );
+        // A SIGINT: the terminal's Ctrl-C reached the group; carbontop's own is passed on
+        // only if the command is still there SIGINT_FORWARD_AFTER_S later.
+        let mut s = session(false, true, None);
+        assert!(s.handle(1.0, Event::Signal(SIGINT)).is_empty());
+        assert_eq!(s.next_deadline(), Some(1.0 + SIGINT_FORWARD_AFTER_S));
+        assert_eq!(
+            s.handle(3.0, Event::Timer),
+            [Effect::SignalChild(Signal::SIGINT)]
+        );
+        // Without a command a signal stops measuring.
+        let mut s = session(false, false, None);
+        assert_eq!(s.handle(1.0, Event::Signal(SIGINT)), [Effect::StopSampler]);
+        assert_eq!(s.handle(1.0, Event::SamplerDone), [Effect::Quit]);
+        assert!(s.finish().notes.contains(&"stopped by signal 2".to_owned()));
+    }
+
+    #[test]
+    fn the_screen_stays_after_the_run_until_q_and_q_asks_the_command_to_stop_first() {
+        let mut s = session(true, true, None);
+        s.handle(0.0, sample(0.0));
+        let fx = s.handle(0.5, Event::Child(ChildEvent::Line("epoch 1\n".into())));
+        assert_eq!(fx, [Effect::DrawSoon]);
+        assert_eq!(s.dash.output.back().map(String::as_str), Some("epoch 1"));
+        // q while the command runs: SIGTERM, SIGKILL 5 s later if it lingers.
+        let fx = s.handle(1.0, Event::Action(Action::Quit));
+        assert_eq!(fx, [Effect::SignalChild(Signal::SIGTERM), Effect::Draw]);
+        assert_eq!(s.next_deadline(), Some(1.0 + KILL_GRACE_S));
+        s.handle(1.5, exited(0));
+        s.handle(1.5, Event::Child(ChildEvent::OutputClosed));
+        s.handle(1.5, Event::Child(ChildEvent::OutputClosed));
+        // q left for good: the end of sampling quits.
+        assert_eq!(s.handle(1.6, Event::SamplerDone), [Effect::Quit]);
+
+        // The run ends by itself: the screen holds the figures until q.
+        let mut s = session(true, true, None);
+        s.handle(0.0, sample(0.0));
+        s.handle(1.0, exited(0));
+        s.handle(1.0, Event::Child(ChildEvent::OutputClosed));
+        s.handle(1.0, Event::Child(ChildEvent::OutputClosed));
+        assert_eq!(s.handle(1.1, Event::SamplerDone), [Effect::Draw]);
+        let ended = s.dash.ended.clone().unwrap();
+        assert!(ended.starts_with("the command exited (status 0) · samples.csv complete"));
+        assert_eq!(s.handle(9.0, Event::Action(Action::Quit)), [Effect::Quit]);
+    }
+
+    #[test]
+    fn a_source_warning_is_said_once_and_kept_for_the_summary() {
+        let mut s = session(false, false, None);
+        let Event::Sample { sample, .. } = sample(0.0) else {
+            unreachable!()
+        };
+        let fx = s.handle(
+            0.0,
+            Event::Sample {
+                sample,
+                warnings: vec!["GPU 1 is lost".into()],
+                grid: None,
+            },
+        );
+        assert_eq!(fx[0], Effect::Warn("GPU 1 is lost".into()));
+        assert!(
+            s.finish()
+                .notes
+                .contains(&"last warning: GPU 1 is lost".to_owned())
+        );
+    }
+}
