@@ -1,65 +1,87 @@
-//! `carbontop watch --agent …`: the job across nodes, from their agents' /metrics (issue 8).
-//! Headless: a line per node and the totals every interval; the final totals at the end.
+//! `carbontop watch --agent …`: the job across nodes, from their agents' /metrics (issue 8),
+//! through the same Session and driver loop as a live run: the agents are its feed. Headless: a
+//! line per node and the job's totals every interval; the final totals at the end.
 
-use crate::app::{AppError, say};
+use crate::app::AppError;
+use crate::app::caps::CapSide;
+use crate::app::drive::{Io, Output, Raw, drive};
+use crate::app::feed::{Feed, spawn_agents};
+use crate::app::screen::{self, Screen};
+use crate::app::session::{Session, SessionConfig};
 use crate::config::Settings;
-use crate::engine::{Basis, Meter};
-use crate::engine::{Tick, Totals};
+use crate::engine::{Basis, Ledger, LedgerConfig, Meter};
 use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh};
 use crate::serve::agents::{Agents, Node};
-use std::sync::atomic::Ordering;
+use crate::ui::model::{Dashboard, Mode, RunInfo};
+use crate::ui::state::UiState;
+use std::sync::mpsc;
 use std::time::Instant;
 
 pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
-    if crate::app::screen::wanted(s.headless) {
-        return run_screen(s, addrs);
-    }
-    let mut agents = Agents::new(addrs).map_err(AppError::Runtime)?;
-    let stop = crate::app::stop_flag()?;
-    let start = Instant::now();
-    let mut said: Vec<Option<String>> = vec![None; addrs.len()];
-    loop {
-        agents.scrape();
-        for (n, last) in agents.nodes.iter().zip(said.iter_mut()) {
-            if n.fault != *last {
-                if let Some(f) = &n.fault {
-                    say(&format!("{f}; its last values are kept, marked stale"));
-                }
-                last.clone_from(&n.fault);
-            }
+    let agents = Agents::new(addrs).map_err(AppError::Runtime)?;
+    let use_screen = crate::app::screen::wanted(s.headless);
+    let info = RunInfo {
+        title: format!("watch {} agent(s)", addrs.len()),
+        zone: "per node".into(),
+        cpu_estimate: false,
+        gpus: Vec::new(),
+        cap_mode: "per node".into(),
+        samples_path: None,
+        mode: Mode::Live,
+    };
+    let dash = Dashboard::new(info, Meter::new(Basis::default(), use_screen));
+    let (tx, rx) = mpsc::channel::<Raw>();
+    let sig = {
+        let tx = tx.clone();
+        crate::app::spawn_signal_thread(move |sig| tx.send(Raw::Signal(sig)).is_ok())?
+    };
+    let out = if use_screen {
+        let themes =
+            crate::ui::theme::resolve(s.theme.as_deref(), crate::ui::theme::user_dir().as_deref())
+                .map_err(AppError::Usage)?;
+        let sc = Screen::start(&dash, UiState::new(themes.0, themes.1, false, true))
+            .map_err(AppError::Runtime)?;
+        let tx = tx.clone();
+        screen::spawn_input(move |e| tx.send(Raw::Input(e)).is_ok()).map_err(AppError::Runtime)?;
+        Output::Screen(Box::new(sc))
+    } else {
+        Output::Headless {
+            quiet: s.quiet,
+            cpu_estimate: false,
         }
-        if !s.quiet {
-            for n in &agents.nodes {
-                crate::errln!("  {}", node_line(n));
-            }
-        }
-        let (kwh, g, counted, all) = agents.totals();
-        if !s.quiet {
-            crate::errln!(
-                "[{:>8.1} s] job: {} · {} CO2e over {counted} of {all} nodes",
-                start.elapsed().as_secs_f64(),
-                fmt_energy_kwh(kwh),
-                fmt_co2e_g(g)
-            );
-        }
-        let done = stop.load(Ordering::Relaxed) || s.duration.is_some_and(|d| start.elapsed() >= d);
-        if done {
-            return final_lines(&agents);
-        }
-        let until = Instant::now() + s.interval;
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(s.interval.min(std::time::Duration::from_millis(100)));
-        }
-    }
-}
-
-/// The job's tick now, from the nodes that answered.
-fn job_tick(agents: &Agents, elapsed_s: f64, dt_s: f64, k: u64) -> (Tick, Totals, Option<f64>) {
-    crate::engine::job::tick(&agents.counted(), chrono::Utc::now(), elapsed_s, dt_s, k)
+    };
+    let feed = spawn_agents(agents, s.interval, tx)
+        .map_err(|e| AppError::Runtime(format!("cannot start the agents' scraper: {e}")))?;
+    let cfg = SessionConfig {
+        // q leaves at once: there is no run whose end to hold.
+        screen: false,
+        child: false,
+        duration_s: s.duration.map(|d| d.as_secs_f64()),
+        recording: false,
+        hold: false,
+    };
+    let caps = CapSide::without_control("caps are each node's own");
+    let mut session = Session::new(dash, Ledger::new(LedgerConfig::default()), caps, cfg);
+    let mut io = Io::new(
+        rx,
+        Instant::now(),
+        out,
+        Feed::Agents(feed),
+        None,
+        None,
+        None,
+        None,
+    );
+    drive(&mut session, &mut io)?;
+    sig.close();
+    let Io { feed, out, .. } = io;
+    feed.join();
+    drop(out);
+    final_lines(session.nodes())
 }
 
 /// One line per node for the screen's pane.
-fn node_line(n: &Node) -> String {
+pub fn node_line(n: &Node) -> String {
     let stale = if n.fault.is_some() { "  (stale)" } else { "" };
     let comms = n
         .fig
@@ -82,95 +104,16 @@ fn node_line(n: &Node) -> String {
     )
 }
 
-enum Ev {
-    Input(ratatui::crossterm::event::Event),
-    Signal,
-}
-
-/// The same, on the live screen: the job's power, energy, carbon and intensity in the usual
-/// panels, the nodes in the pane below; `q` quits.
-fn run_screen(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
-    use crate::app::screen::{self, Screen};
-    use crate::ui::model::{Dashboard, Mode, RunInfo};
-    use crate::ui::state::{Effect, UiState};
-    use ratatui::crossterm::event::Event as CtEvent;
-    let mut agents = Agents::new(addrs).map_err(AppError::Runtime)?;
-    let themes =
-        crate::ui::theme::resolve(s.theme.as_deref(), crate::ui::theme::user_dir().as_deref())
-            .map_err(AppError::Usage)?;
-    let (tx, rx) = std::sync::mpsc::channel::<Ev>();
-    let sig = {
-        let tx = tx.clone();
-        crate::app::spawn_signal_thread(move |_| tx.send(Ev::Signal).is_ok())?
-    };
-    let info = RunInfo {
-        title: format!("watch {} agent(s)", addrs.len()),
-        zone: "per node".into(),
-        cpu_estimate: false,
-        gpus: Vec::new(),
-        cap_mode: "per node".into(),
-        samples_path: None,
-        mode: Mode::Live,
-    };
-    let mut dash = Dashboard::new(info, Meter::new(Basis::default(), true));
-    let mut sc = Screen::start(&dash, UiState::new(themes.0, themes.1, false, true))
-        .map_err(AppError::Runtime)?;
-    {
-        let tx = tx.clone();
-        screen::spawn_input(move |e| tx.send(Ev::Input(e)).is_ok()).map_err(AppError::Runtime)?;
-    }
-    drop(tx);
-    let start = Instant::now();
-    let mut next = start;
-    let mut k = 0u64;
-    let mut last_elapsed = 0.0;
-    loop {
-        if Instant::now() >= next {
-            agents.scrape();
-            let elapsed = start.elapsed().as_secs_f64();
-            let (tick, totals, pue) = job_tick(&agents, elapsed, elapsed - last_elapsed, k);
-            last_elapsed = elapsed;
-            k += 1;
-            // The job's PUE, for the "now" figures.
-            if let Some(p) = pue {
-                dash.meter.basis.pue = p;
-            }
-            dash.push(&tick, totals);
-            dash.output.clear();
-            for n in &agents.nodes {
-                dash.push_output(&node_line(n));
-            }
-            let (_, _, counted, all) = agents.totals();
-            dash.info.zone = format!("{counted} of {all} nodes");
-            if let Some(f) = agents.nodes.iter().find_map(|n| n.fault.clone()) {
-                dash.warn(f);
-            }
-            sc.draw(&dash);
-            next += s.interval;
-        }
-        if s.duration.is_some_and(|d| start.elapsed() >= d) {
-            break;
-        }
-        match crate::app::recv_until(&rx, Some(next)) {
-            Ok(Some(Ev::Input(CtEvent::Key(key)))) => match sc.ui.handle_key(key, &dash, false) {
-                Some(Effect::Quit | Effect::Interrupt) => break,
-                _ => sc.draw(&dash),
-            },
-            Ok(Some(Ev::Input(_))) => sc.draw(&dash),
-            Ok(Some(Ev::Signal)) | Err(_) => break,
-            Ok(None) => {}
-        }
-    }
-    sig.close();
-    drop(sc);
-    final_lines(&agents)
-}
-
 /// At the end, at full precision for scripts and the tests: the job's totals, then each node's.
-fn final_lines(agents: &Agents) -> Result<i32, AppError> {
-    let (kwh, g, counted, all) = agents.totals();
-    crate::outln!("nodes={counted}/{all} energy_kwh={kwh} co2e_g={g}")?;
-    for n in agents.nodes.iter().filter(|n| n.answered.is_some()) {
+fn final_lines(nodes: &[Node]) -> Result<i32, AppError> {
+    let counted = crate::serve::agents::counted(nodes);
+    let (kwh, g) = crate::engine::job::totals(&counted);
+    crate::outln!(
+        "nodes={}/{} energy_kwh={kwh} co2e_g={g}",
+        counted.len(),
+        nodes.len()
+    )?;
+    for n in nodes.iter().filter(|n| n.answered.is_some()) {
         crate::outln!(
             "node={} energy_kwh={} co2e_g={}",
             n.node,

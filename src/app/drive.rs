@@ -4,14 +4,16 @@
 //! or in [`Output`]; the rules are in the Session.
 
 use crate::app::child::{Child, ChildEvent};
+use crate::app::feed::Feed;
 use crate::app::screen::{self, Screen};
 use crate::app::session::{Effect, Event, Session};
 use crate::app::{AppError, say};
 use crate::report::emissions::RunMeta;
 use crate::report::samples::SamplesWriter;
 use crate::report::summary::status_line;
+use crate::serve::agents::Node;
 use crate::source::grid::live::GridHandle;
-use crate::source::sampler::{SamplerEvent, SamplerHandle};
+use crate::source::sampler::SamplerEvent;
 use ratatui::crossterm::event::Event as CtEvent;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
@@ -20,6 +22,10 @@ use std::time::{Duration, Instant};
 /// What the threads send the loop.
 pub enum Raw {
     Sampler(SamplerEvent),
+    /// A round of the agents' scrapes and when it was made.
+    Agents(Vec<Node>, chrono::DateTime<chrono::Utc>),
+    /// A feed thread other than the sampler stopped.
+    Done,
     Child(ChildEvent),
     Signal(i32),
     Input(CtEvent),
@@ -66,6 +72,7 @@ impl Output {
         match (self, fx) {
             (Output::Headless { .. }, Effect::Warn(m)) => say(m),
             (Output::Headless { quiet: false, .. }, Effect::Note(m) | Effect::Info(m)) => say(m),
+            (Output::Headless { quiet: false, .. }, Effect::Print(m)) => crate::errln!("{m}"),
             (
                 Output::Headless {
                     quiet: false,
@@ -78,8 +85,9 @@ impl Output {
                 }
             }
             (Output::Screen(sc), Effect::Note(m)) => sc.ui.flash = Some(m.clone()),
-            (Output::Screen(sc), Effect::Ticked | Effect::Draw) => sc.draw(&s.dash),
-            (Output::Screen(sc), Effect::DrawSoon) => sc.draw_soon(&s.dash),
+            (Output::Screen(sc), Effect::Draw) => sc.draw(&s.dash),
+            // At most a frame every MIN_FRAME_GAP: a replay at max speed ticks far faster.
+            (Output::Screen(sc), Effect::Ticked | Effect::DrawSoon) => sc.draw_soon(&s.dash),
             _ => {}
         }
     }
@@ -91,7 +99,7 @@ pub struct Io {
     /// The driver's clock: a Session's times are seconds since this.
     pub start: Instant,
     pub out: Output,
-    pub sampler: SamplerHandle,
+    pub feed: Feed,
     pub child: Option<Child>,
     pub grid: Option<GridHandle>,
     grid_seen: u64,
@@ -109,7 +117,7 @@ impl Io {
         rx: Receiver<Raw>,
         start: Instant,
         out: Output,
-        sampler: SamplerHandle,
+        feed: Feed,
         child: Option<Child>,
         grid: Option<GridHandle>,
         writer: Option<SamplesWriter>,
@@ -119,7 +127,7 @@ impl Io {
             rx,
             start,
             out,
-            sampler,
+            feed,
             child,
             grid,
             grid_seen: 0,
@@ -149,11 +157,13 @@ impl Io {
                     grid,
                 }
             }
-            Some(Raw::Sampler(SamplerEvent::Done)) => Event::SamplerDone,
+            Some(Raw::Sampler(SamplerEvent::Done) | Raw::Done) => Event::SamplerDone,
+            Some(Raw::Agents(nodes, at)) => Event::Agents { nodes, at },
             Some(Raw::Child(c)) => Event::Child(c),
             Some(Raw::Signal(sig)) => Event::Signal(sig),
             Some(Raw::Input(e)) => return self.out.input(e, s),
-            None => Event::Timer,
+            // The loop's own deadline, or a recording's next row.
+            None => self.feed.take().unwrap_or(Event::Timer),
         })
     }
 
@@ -172,11 +182,21 @@ impl Io {
                     c.signal(sig);
                 }
             }
-            Effect::StopSampler => self.sampler.stop(),
+            Effect::StopSampler => self.feed.stop(),
+            Effect::Playback(a) => {
+                if let Feed::Playback(p) = &mut self.feed {
+                    let flash = p.control(a, s);
+                    s.dash.info.mode = p.mode();
+                    if let (Some(f), Output::Screen(sc)) = (flash, &mut self.out) {
+                        sc.ui.flash = Some(f);
+                    }
+                }
+            }
             Effect::Quit => return true,
             Effect::Warn(_)
             | Effect::Note(_)
             | Effect::Info(_)
+            | Effect::Print(_)
             | Effect::Ticked
             | Effect::Draw
             | Effect::DrawSoon => {}
@@ -207,7 +227,10 @@ pub fn drive(s: &mut Session, io: &mut Io) -> Result<(), AppError> {
         let due = s
             .next_deadline()
             .map(|t| io.start + Duration::from_secs_f64(t.max(0.0)));
-        let deadline = [due, io.out.owed()].into_iter().flatten().min();
+        let deadline = [due, io.out.owed(), io.feed.due()]
+            .into_iter()
+            .flatten()
+            .min();
         let Ok(raw) = crate::app::recv_until(&io.rx, deadline) else {
             return Ok(());
         };
@@ -218,6 +241,9 @@ pub fn drive(s: &mut Session, io: &mut Io) -> Result<(), AppError> {
                     return Ok(());
                 }
             }
+        }
+        if let Feed::Playback(p) = &io.feed {
+            s.dash.info.mode = p.mode();
         }
         io.out.pay_owed(s);
     }

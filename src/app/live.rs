@@ -4,6 +4,7 @@
 use crate::app::caps::CapSide;
 use crate::app::child::{self, Child, ChildEvent};
 use crate::app::drive::{Io, Output, Raw, drive};
+use crate::app::feed::Feed;
 use crate::app::screen::{self, Screen};
 use crate::app::session::{Session, SessionConfig, exit_code_of};
 use crate::app::{AppError, say};
@@ -315,9 +316,11 @@ pub fn live(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         child: child.is_some(),
         duration_s: settings.duration.map(|d| d.as_secs_f64()),
         recording: p.writer.is_some(),
+        hold: false,
     };
     let mut session = Session::new(p.dash, p.ledger, p.caps, cfg);
-    let mut io = Io::new(rx, start, out, sampler, child, p.grid, p.writer, p.exporter);
+    let feed = Feed::Sampler(sampler);
+    let mut io = Io::new(rx, start, out, feed, child, p.grid, p.writer, p.exporter);
     io.export_dir = p.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     io.meta = {
         let (zone, gpus) = (settings.grid.zone.clone(), p.gpu_models.clone());
@@ -325,12 +328,9 @@ pub fn live(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     };
     drive(&mut session, &mut io)?;
     let Io {
-        sampler,
-        out,
-        writer,
-        ..
+        feed, out, writer, ..
     } = io;
-    sampler.join();
+    feed.join();
     sig_handle.close();
     // Give the terminal back before anything is printed.
     drop(out);

@@ -6,6 +6,7 @@ pub mod caps;
 pub mod child;
 pub mod drive;
 pub mod estimate;
+pub mod feed;
 pub mod live;
 pub mod replay;
 pub mod report;
@@ -102,8 +103,6 @@ where
     Ok(handle)
 }
 
-/// A flag that SIGINT, SIGTERM and SIGHUP raise, for loops that poll rather than wait on
-/// events (headless replay, the headless aggregator).
 /// A file-size limit (`ulimit -f`) reached mid-run must not kill carbontop (SIGXFSZ's default
 /// action): with a handler installed the write fails with EFBIG instead, and the rows are held
 /// like on a full disk. Handlers are reset at exec, so the command runs with the default.
@@ -112,16 +111,6 @@ pub fn survive_file_size_limit() {
         signal_hook::consts::SIGXFSZ,
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     );
-}
-
-pub fn stop_flag() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, AppError> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [SIGINT, SIGTERM, SIGHUP] {
-        signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))
-            .map_err(|e| AppError::Runtime(format!("cannot install signal handlers: {e}")))?;
-    }
-    Ok(stop)
 }
 
 /// Waits for the next event until `deadline` (None: no deadline). Ok(None) when the deadline

@@ -12,11 +12,13 @@ use crate::app::caps::CapSide;
 use crate::app::child::ChildEvent;
 use crate::engine::forecast::{self, Slot};
 use crate::engine::meter::GridInfo;
-use crate::engine::{Ledger, Snapshot, Tick};
+use crate::engine::{Ledger, Snapshot, Tick, Totals};
 use crate::sample::{Progress, Sample};
+use crate::serve::agents::Node;
 use crate::source::grid::live::GridView;
 use crate::ui::model::Dashboard;
 use crate::ui::state::Effect as Action;
+use chrono::{DateTime, Utc};
 use nix::sys::signal::Signal;
 use signal_hook::consts::SIGINT;
 use std::os::unix::process::ExitStatusExt;
@@ -39,7 +41,24 @@ pub enum Event {
         warnings: Vec<String>,
         grid: Option<GridView>,
     },
-    /// The sampler stopped; its last sample came before this.
+    /// A tick a recording's source accounted (replay, `serve --replay`), with the Ledger's
+    /// totals after it and the recording's PUE.
+    Tick {
+        tick: Box<Tick>,
+        totals: Totals,
+        pue: f64,
+    },
+    /// The agents' figures as scraped at `at` (`watch --agent`).
+    Agents {
+        nodes: Vec<Node>,
+        at: DateTime<Utc>,
+    },
+    /// The source starts over (a replay seeking back): the figures restart from zero.
+    Restart,
+    /// A recording came to its end (with the error that cut it short, if one did).
+    Ended(Option<String>),
+    /// The source stopped (the sampler after its closing sample, a replay or the agents after
+    /// a stop); nothing more comes.
     SamplerDone,
     Child(ChildEvent),
     /// SIGINT, SIGTERM or SIGHUP reached carbontop.
@@ -62,6 +81,10 @@ pub enum Effect {
     Note(String),
     /// Said headless (unless --quiet); the screen shows it in its panels.
     Info(String),
+    /// A line of its own on stderr headless (unless --quiet): the agents' per-node rows.
+    Print(String),
+    /// A replay key (pause, seek, speed, restart) for the source.
+    Playback(Action),
     /// A tick was accounted: draw it, or print the status line.
     Ticked,
     Draw,
@@ -85,6 +108,9 @@ pub struct SessionConfig {
     pub duration_s: Option<f64>,
     /// samples.csv is written (the screen says it is complete at the end).
     pub recording: bool,
+    /// At the end of a recording, wait for a signal rather than quit (`serve --replay` holds
+    /// its totals on /metrics).
+    pub hold: bool,
 }
 
 /// How the run ended, for the summary and the exit code.
@@ -112,6 +138,9 @@ pub struct Session {
     stop_reason: Option<String>,
     last_warning: Option<String>,
     grid_hint: Option<String>,
+    /// `watch --agent`: the nodes as last scraped, and each one's fault as last said.
+    nodes: Vec<Node>,
+    faults_said: Vec<Option<String>>,
 }
 
 impl Session {
@@ -131,8 +160,15 @@ impl Session {
             stop_reason: None,
             last_warning: None,
             grid_hint: None,
+            nodes: Vec::new(),
+            faults_said: Vec::new(),
             cfg,
         }
+    }
+
+    /// The agents as last scraped (`watch --agent`).
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
     }
 
     /// The command is running (started and not yet exited).
@@ -149,6 +185,15 @@ impl Session {
                 warnings,
                 grid,
             } => self.on_sample(*sample, warnings, grid, &mut fx),
+            Event::Tick { tick, totals, pue } => self.on_tick(*tick, totals, pue, &mut fx),
+            Event::Agents { nodes, at } => self.on_agents(now, nodes, at, &mut fx),
+            Event::Restart => {
+                let basis = self.dash.meter.basis.clone();
+                let history = self.dash.meter.history.is_some();
+                self.dash.meter = crate::engine::Meter::new(basis, history);
+                self.dash.ended = None;
+            }
+            Event::Ended(error) => self.on_ended(error, &mut fx),
             Event::SamplerDone => self.on_sampler_done(&mut fx),
             Event::Child(c) => self.on_child(now, c, &mut fx),
             Event::Signal(sig) => self.on_signal(now, sig, &mut fx),
@@ -245,6 +290,76 @@ impl Session {
             self.grid_hint = hint;
         }
         self.dash.meter.grid = Some(info);
+    }
+
+    /// A recording's tick: shown and recorded as a live one is (its PUE is the recording's).
+    fn on_tick(&mut self, tick: Tick, totals: Totals, pue: f64, fx: &mut Vec<Effect>) {
+        self.dash.meter.basis.pue = pue;
+        self.dash.push(&tick, totals);
+        fx.push(Effect::Record(Box::new(tick)));
+        fx.push(Effect::Ticked);
+    }
+
+    /// The end of a recording: the screen holds it until `q`; headless ends, unless it holds
+    /// its totals until a signal (`serve --replay`).
+    fn on_ended(&mut self, error: Option<String>, fx: &mut Vec<Effect>) {
+        if let Some(e) = &error {
+            self.stop_reason = Some(format!("replay stopped: {e}"));
+        }
+        if self.cfg.screen {
+            if self.dash.ended.is_none() {
+                self.dash.ended = Some(match error {
+                    Some(e) => format!("replay stopped: {e} · q to quit"),
+                    None => "end of recording · q to quit (, seeks back, home restarts)".into(),
+                });
+            }
+            fx.push(Effect::Draw);
+        } else if !self.cfg.hold {
+            self.stop(fx);
+        }
+    }
+
+    /// The agents as scraped: a fault said once per node when it starts, the job's tick (the
+    /// nodes summed by the engine), a row per node.
+    fn on_agents(&mut self, now: f64, nodes: Vec<Node>, at: DateTime<Utc>, fx: &mut Vec<Effect>) {
+        self.faults_said.resize(nodes.len(), None);
+        for (n, said) in nodes.iter().zip(self.faults_said.iter_mut()) {
+            if n.fault != *said {
+                if let Some(f) = &n.fault {
+                    fx.push(Effect::Warn(format!(
+                        "{f}; its last values are kept, marked stale"
+                    )));
+                }
+                said.clone_from(&n.fault);
+            }
+        }
+        let counted = crate::serve::agents::counted(&nodes);
+        let dt = now - self.dash.elapsed_s();
+        let k = self.dash.meter.totals.ticks + 1;
+        let (tick, totals, pue) = crate::engine::job::tick(&counted, at, now, dt, k);
+        if let Some(p) = pue {
+            self.dash.meter.basis.pue = p;
+        }
+        self.dash.push(&tick, totals);
+        self.dash.output.clear();
+        for n in &nodes {
+            let line = crate::app::aggregate::node_line(n);
+            self.dash.push_output(&line);
+            fx.push(Effect::Print(format!("  {line}")));
+        }
+        self.dash.info.zone = format!("{} of {} nodes", counted.len(), nodes.len());
+        if let Some(f) = nodes.iter().find_map(|n| n.fault.clone()) {
+            self.dash.warn(f);
+        }
+        fx.push(Effect::Print(format!(
+            "[{now:>8.1} s] job: {} · {} CO2e over {} of {} nodes",
+            crate::report::summary::fmt_energy_kwh(tick.energy_kwh),
+            crate::report::summary::fmt_co2e_g(tick.co2e_g),
+            counted.len(),
+            nodes.len()
+        )));
+        self.nodes = nodes;
+        fx.push(Effect::Draw);
     }
 
     fn on_sampler_done(&mut self, fx: &mut Vec<Effect>) {
@@ -353,7 +468,9 @@ impl Session {
             Action::Cap(k, target) => fx.push(Effect::Note(self.caps.key(k, target))),
             Action::ToggleGovernor => fx.push(Effect::Note(self.caps.toggle_governor())),
             Action::Export => fx.push(Effect::Export),
-            Action::TogglePlay | Action::Seek(_) | Action::Speed(_) | Action::Restart => {}
+            Action::TogglePlay | Action::Seek(_) | Action::Speed(_) | Action::Restart => {
+                fx.push(Effect::Playback(a));
+            }
         }
         self.dash.info.cap_mode = self.caps.mode();
         self.dash.cap_note = self.caps.note();
@@ -471,6 +588,7 @@ mod tests {
             child,
             duration_s,
             recording: true,
+            hold: false,
         };
         Session::new(dash, Ledger::new(LedgerConfig::default()), caps, cfg)
     }

@@ -117,7 +117,8 @@ pub struct Milestone {
     pub elapsed_s: f64,
     pub energy_kwh: f64,
     pub co2e_g: f64,
-    /// What this point cost over the one before it (g, kWh); 0 for the first.
+    /// What this point cost (g, kWh): the carbon since the milestone before it over the points
+    /// the tick reached; 0 for the points already reached when accuracy was first reported.
     pub cost_g: f64,
     pub cost_kwh: f64,
 }
@@ -417,10 +418,17 @@ impl Meter {
         let next = self.milestones.last().map_or(0, |m| m.point + 1);
         // Only points above the first accuracy seen count as reached during the run.
         let first = self.progress_start.map_or(0.0, |s| s.value).floor() as u32;
-        for point in next.max(first)..=reached {
-            let (cost_g, cost_kwh) = self.milestones.last().map_or((0.0, 0.0), |m| {
-                (t.co2e_g - m.co2e_g, t.energy_kwh - m.energy_kwh)
-            });
+        let from = next.max(first);
+        if from > reached {
+            return;
+        }
+        // Points reached together in one tick share what the tick's jump cost: ΔC / Δa over
+        // the jump (DESIGN.md §5, the marginal cost), not 0 for all but the first.
+        let n = f64::from(reached - from + 1);
+        let (cost_g, cost_kwh) = self.milestones.last().map_or((0.0, 0.0), |m| {
+            ((t.co2e_g - m.co2e_g) / n, (t.energy_kwh - m.energy_kwh) / n)
+        });
+        for point in from..=reached {
             self.milestones.push(Milestone {
                 point,
                 elapsed_s: t.elapsed_s,
@@ -1027,11 +1035,13 @@ mod tests {
         assert_eq!(s.milestones.len(), 11);
         assert_eq!(s.milestones[0].point, 50);
         assert_eq!(s.milestones[10].point, 60);
-        // 51..=60 were all first reached at the same tick: the last point cost nothing extra.
+        // 51..=60 were all first reached at the same tick, an hour at 150 W facility after
+        // point 50: 0.15 kWh × 400 g = 60 g for the ten, 6 g each.
         let l = s.last_point.unwrap();
-        assert_eq!((l.point, l.co2e_g), (60, 0.0));
-        // Point 51 cost the hour at 150 W facility after point 50: 0.15 kWh × 400 g = 60 g.
-        assert!((s.milestones[1].cost_g - 60.0).abs() < 1e-9);
+        assert_eq!(l.point, 60);
+        assert!((l.co2e_g - 6.0).abs() < 1e-9, "{l:?}");
+        assert!((s.milestones[1].cost_g - 6.0).abs() < 1e-9);
+        assert_eq!(s.milestones[0].cost_g, 0.0);
         // Intensity has not changed since the first tick.
         assert_eq!(s.intensity.unwrap().age_s, 3601.0);
         // IT energy split: all CPU.

@@ -2,7 +2,7 @@
 //! totals. An agent that does not answer keeps its last values, marked stale, and the totals
 //! say how many nodes are in them.
 
-use crate::engine::job::{self, NodeFigures};
+use crate::engine::job::NodeFigures;
 use std::time::{Duration, Instant};
 
 /// One node as its agent last reported it: who it is, and its figures (summed into the job by
@@ -17,6 +17,16 @@ pub struct Node {
     /// When the agent last answered, and the fault since, if any.
     pub answered: Option<Instant>,
     pub fault: Option<String>,
+}
+
+/// The figures of the nodes that ever answered (the stale ones with their last values): what
+/// the job's totals are the sum of.
+pub fn counted(nodes: &[Node]) -> Vec<&NodeFigures> {
+    nodes
+        .iter()
+        .filter(|n| n.answered.is_some())
+        .map(|n| &n.fig)
+        .collect()
 }
 
 /// Parses one agent's exposition into a Node.
@@ -137,18 +147,7 @@ impl Agents {
 
     /// The figures of the nodes that ever answered (the stale ones with their last values).
     pub fn counted(&self) -> Vec<&NodeFigures> {
-        self.nodes
-            .iter()
-            .filter(|n| n.answered.is_some())
-            .map(|n| &n.fig)
-            .collect()
-    }
-
-    /// (facility kWh, gCO2e, nodes counted, nodes in all) over the nodes that ever answered.
-    pub fn totals(&self) -> (f64, f64, usize, usize) {
-        let counted = self.counted();
-        let (kwh, g) = job::totals(&counted);
-        (kwh, g, counted.len(), self.nodes.len())
+        counted(&self.nodes)
     }
 }
 
