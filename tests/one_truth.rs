@@ -9,7 +9,6 @@ mod common;
 use carbontop::engine::Snapshot;
 use carbontop::report::summary::{fmt_co2e_g, fmt_energy_kwh, fmt_sig};
 use common::*;
-use std::io::{Read, Write};
 
 const TRACES: [&str; 2] = [
     "traces/a40x4-cifar100.csv",
@@ -183,19 +182,19 @@ fn agents_and_the_aggregator_show_the_files_figures() {
     let (_a2, p2) = agent(TRACES[1], "n2");
     let snaps = TRACES.map(snapshot);
     for (addr, s) in [&p1, &p2].into_iter().zip(&snaps) {
-        let m = metrics_when_done(addr, s.ticks);
+        let m = metrics_when_done(addr, s.ticks as usize);
         assert!(close(
-            metric(&m, "carbontop_facility_energy_joules_total") / 3.6e6,
+            value(&m, "carbontop_facility_energy_joules_total") / 3.6e6,
             s.energy_kwh,
             1e-9
         ));
         assert!(close(
-            metric(&m, "carbontop_co2e_grams_total"),
+            value(&m, "carbontop_co2e_grams_total"),
             s.co2e_g,
             1e-9
         ));
         assert!(close(
-            metric(&m, "carbontop_embodied_co2e_grams"),
+            value(&m, "carbontop_embodied_co2e_grams"),
             s.embodied.unwrap().g,
             1e-9
         ));
@@ -242,48 +241,4 @@ fn agents_and_the_aggregator_show_the_files_figures() {
         );
         assert!(close(field(line, "co2e_g"), s.co2e_g, 1e-9), "{line}");
     }
-}
-
-fn metrics_when_done(addr: &str, ticks: u64) -> prometheus_parse::Scrape {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let body = get_metrics(addr);
-        let scrape =
-            prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap();
-        if scrape.samples.iter().any(|s| {
-            s.metric == "carbontop_samples_total"
-                && matches!(s.value, prometheus_parse::Value::Counter(v) if v as u64 == ticks)
-        }) {
-            return scrape;
-        }
-        assert!(std::time::Instant::now() < end, "{addr} never finished");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
-fn metric(s: &prometheus_parse::Scrape, name: &str) -> f64 {
-    s.samples
-        .iter()
-        .find(|x| x.metric == name)
-        .map(|x| match x.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
-            _ => f64::NAN,
-        })
-        .unwrap_or_else(|| panic!("no {name}"))
-}
-
-/// The body of `GET /metrics` (plain HTTP/1.1 on loopback).
-fn get_metrics(addr: &str) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.split_once("\r\n\r\n")
-        .map(|x| x.1.to_owned())
-        .unwrap_or_default()
 }

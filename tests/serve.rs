@@ -5,71 +5,9 @@
 mod common;
 
 use common::*;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-fn get(addr: &str, path: &str) -> (u16, String) {
-    request(addr, "GET", path, "")
-}
-
-/// `METHOD path` with `body` (none when empty): the status code and the body of the answer.
-fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let length = if body.is_empty() {
-        String::new()
-    } else {
-        format!("Content-Length: {}\r\n", body.len())
-    };
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{length}Connection: close\r\n\r\n{body}"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The agent's metrics once it has played its whole recording (`rows` ticks).
-fn metrics_when_done(addr: &str, rows: usize) -> prometheus_parse::Scrape {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = get(addr, "/metrics");
-        assert_eq!(status, 200);
-        let scrape =
-            prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap();
-        let done = scrape.samples.iter().any(|s| {
-            s.metric == "carbontop_samples_total"
-                && matches!(s.value, prometheus_parse::Value::Counter(v) if v as usize == rows)
-        });
-        if done {
-            return scrape;
-        }
-        assert!(
-            Instant::now() < end,
-            "agent at {addr} never finished its replay"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn value(s: &prometheus_parse::Scrape, metric: &str) -> f64 {
-    s.samples
-        .iter()
-        .find(|x| x.metric == metric)
-        .map(|x| match x.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
-            _ => f64::NAN,
-        })
-        .unwrap_or_else(|| panic!("no {metric}"))
-}
+use std::time::Duration;
 
 /// report --json's totals for a fixture.
 fn report(file: &str) -> (f64, f64) {
