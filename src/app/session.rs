@@ -663,44 +663,6 @@ mod tests {
     }
 
     #[test]
-    fn output_held_open_by_a_grandchild_ends_the_run_after_the_drain() {
-        let mut s = session(false, true, None);
-        s.handle(0.0, sample(0.0));
-        s.handle(2.0, exited(0));
-        assert!(s.handle(2.5, Event::Timer).is_empty());
-        assert_eq!(s.handle(3.0, Event::Timer), [Effect::StopSampler]);
-        assert_eq!(s.next_deadline(), None);
-    }
-
-    #[test]
-    fn duration_sends_sigterm_then_sigkill_to_a_command_that_ignores_it() {
-        let mut s = session(false, true, Some(10.0));
-        s.handle(0.0, sample(0.0));
-        assert_eq!(s.next_deadline(), Some(10.0));
-        assert!(s.handle(9.9, Event::Timer).is_empty());
-        let fx = s.handle(10.0, Event::Timer);
-        assert_eq!(fx, [Effect::SignalChild(Signal::SIGTERM)]);
-        assert_eq!(s.next_deadline(), Some(10.0 + KILL_GRACE_S));
-        let fx = s.handle(15.0, Event::Timer);
-        assert_eq!(
-            fx,
-            [
-                Effect::Warn("the command ignored SIGTERM for 5 s: sending SIGKILL".into()),
-                Effect::SignalChild(Signal::SIGKILL)
-            ]
-        );
-        // Killed: past --duration, measuring stops at once.
-        let fx = s.handle(
-            15.1,
-            Event::Child(ChildEvent::Exited(ExitStatus::from_raw(9))),
-        );
-        assert_eq!(fx, [Effect::StopSampler]);
-        let o = s.finish();
-        assert_eq!(o.child_exit.map(exit_code_of), Some(137));
-        assert!(o.notes.iter().any(|n| n.starts_with("--duration reached")));
-    }
-
-    #[test]
     fn signals_reach_the_command_and_a_lone_sigint_is_forwarded_late() {
         let mut s = session(false, true, None);
         // SIGTERM and SIGHUP go on at once.
@@ -773,5 +735,161 @@ mod tests {
                 .notes
                 .contains(&"last warning: GPU 1 is lost".to_owned())
         );
+    }
+
+    /// A scenario file (tests/scenarios/*.toml, after trippy's state scenarios): the session's
+    /// set-up, then steps — an event at a time, the effects it must give and the deadline after
+    /// it — and what the run must end with.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Scenario {
+        #[serde(default)]
+        session: Setup,
+        step: Vec<Step>,
+        end: End,
+    }
+
+    #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct Setup {
+        #[serde(default)]
+        screen: bool,
+        #[serde(default)]
+        child: bool,
+        duration_s: Option<f64>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Step {
+        at: f64,
+        event: String,
+        power_w: Option<f64>,
+        code: Option<i32>,
+        signal: Option<i32>,
+        text: Option<String>,
+        key: Option<String>,
+        expect: Vec<String>,
+        deadline: Option<f64>,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct End {
+        exit_code: i32,
+        #[serde(default)]
+        notes: Vec<String>,
+        energy_kwh: Option<f64>,
+    }
+
+    fn event(st: &Step) -> Event {
+        match st.event.as_str() {
+            "sample" => {
+                let Event::Sample { mut sample, .. } = sample(st.at) else {
+                    unreachable!()
+                };
+                sample.cpu = CpuReading::Power(PowerReading::Average(st.power_w.unwrap()));
+                Event::Sample {
+                    sample,
+                    warnings: vec![],
+                    grid: None,
+                }
+            }
+            "timer" => Event::Timer,
+            "sampler_done" => Event::SamplerDone,
+            "child_exited" => exited(st.code.unwrap()),
+            "child_killed" => {
+                Event::Child(ChildEvent::Exited(ExitStatus::from_raw(st.signal.unwrap())))
+            }
+            "output_closed" => Event::Child(ChildEvent::OutputClosed),
+            "child_line" => Event::Child(ChildEvent::Line(st.text.clone().unwrap())),
+            "signal" => Event::Signal(st.signal.unwrap()),
+            "key" => Event::Action(match st.key.as_deref().unwrap() {
+                "quit" => Action::Quit,
+                "interrupt" => Action::Interrupt,
+                "export" => Action::Export,
+                k => panic!("unknown key {k}"),
+            }),
+            e => panic!("unknown event {e}"),
+        }
+    }
+
+    /// An effect as a scenario names it.
+    fn label(e: &Effect) -> String {
+        match e {
+            Effect::Record(_) => "record".into(),
+            Effect::Warn(m) => format!("warn {m}"),
+            Effect::Note(m) => format!("note {m}"),
+            Effect::Info(m) => format!("info {m}"),
+            Effect::Print(m) => format!("print {m}"),
+            Effect::Playback(a) => format!("playback {a:?}"),
+            Effect::Ticked => "ticked".into(),
+            Effect::Draw => "draw".into(),
+            Effect::DrawSoon => "draw_soon".into(),
+            Effect::Export => "export".into(),
+            Effect::SignalChild(s) => format!("signal_child {s}"),
+            Effect::StopSampler => "stop_sampler".into(),
+            Effect::Quit => "quit".into(),
+        }
+    }
+
+    #[test]
+    fn scenario_files() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 4, "{files:?}");
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            let sc: Scenario = toml::from_str(&std::fs::read_to_string(&f).unwrap())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let setup = &sc.session;
+            let mut s = session(setup.screen, setup.child, setup.duration_s);
+            for (i, st) in sc.step.iter().enumerate() {
+                let got: Vec<String> = s.handle(st.at, event(st)).iter().map(label).collect();
+                assert_eq!(
+                    got,
+                    st.expect,
+                    "{name}: step {} ({} at {})",
+                    i + 1,
+                    st.event,
+                    st.at
+                );
+                if let Some(d) = st.deadline {
+                    assert_eq!(
+                        s.next_deadline(),
+                        Some(d),
+                        "{name}: deadline after step {}",
+                        i + 1
+                    );
+                }
+            }
+            let had_child = setup.child;
+            let o = s.finish();
+            let code = match o.child_exit {
+                Some(st) => exit_code_of(st),
+                None if had_child => 1,
+                None => 0,
+            };
+            assert_eq!(code, sc.end.exit_code, "{name}: exit code");
+            for n in &sc.end.notes {
+                assert!(
+                    o.notes.contains(n),
+                    "{name}: no note {n:?} in {:?}",
+                    o.notes
+                );
+            }
+            if let Some(kwh) = sc.end.energy_kwh {
+                assert!(
+                    (o.snapshot.energy_kwh - kwh).abs() <= 1e-12 * kwh.max(1e-9),
+                    "{name}: {} kWh, want {kwh}",
+                    o.snapshot.energy_kwh
+                );
+            }
+        }
     }
 }
