@@ -13,6 +13,7 @@ pub mod sample;
 pub mod serve;
 pub mod source;
 pub mod ui;
+pub mod units;
 
 use app::AppError;
 use cli::{Cli, Command};

@@ -6,12 +6,14 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    if let Ok(n) = carbontop::serve::agents::parse("127.0.0.1:9184", &text) {
+    if let Ok(node) = carbontop::serve::agents::parse("127.0.0.1:9184", &text) {
+        let n = &node.fig;
         let figures = [
             n.facility_w,
             n.facility_j,
             n.co2e_g,
             n.intensity.unwrap_or(0.0),
+            n.embodied_g.unwrap_or(0.0),
         ];
         let by_component = n.power_w.values().chain(n.it_j.values());
         for v in figures.iter().chain(by_component) {
