@@ -303,7 +303,7 @@ mod tests {
                 net: None,
                 intensity: Some(Intensity {
                     g_per_kwh: 400.0,
-                    source: "fixed".into(),
+                    source: crate::sample::SourceKind::Fixed.into(),
                 }),
                 progress,
                 process: None,

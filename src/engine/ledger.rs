@@ -13,7 +13,7 @@
 
 use crate::engine::constants::{J_PER_KWH, network_energy_j};
 use crate::sample::{
-    CpuReading, GpuReading, Intensity, PowerReading, Progress, RaplCounter, Sample,
+    CpuReading, GpuReading, Intensity, IntensitySource, PowerReading, Progress, RaplCounter, Sample,
 };
 use chrono::{DateTime, Utc};
 
@@ -69,7 +69,8 @@ pub struct Tick {
     /// Cumulative facility energy (includes PUE).
     pub energy_kwh: f64,
     pub intensity_g_per_kwh: Option<f64>,
-    pub intensity_source: String,
+    /// Where the intensity comes from; `None` while no intensity is known.
+    pub intensity_source: Option<IntensitySource>,
     /// Cumulative operational carbon (includes PUE).
     pub co2e_g: f64,
     pub embodied_co2e_g: Option<f64>,
@@ -306,8 +307,8 @@ impl Ledger {
             self.last_intensity = Some(i.clone());
         }
         let (intensity, source) = match &self.last_intensity {
-            Some(i) => (Some(i.g_per_kwh), i.source.clone()),
-            None => (None, String::new()),
+            Some(i) => (Some(i.g_per_kwh), Some(i.source.clone())),
+            None => (None, None),
         };
         let co2e_tick = intensity.map_or(0.0, |i| facility_kwh * i);
 
@@ -454,7 +455,7 @@ mod tests {
             net: None,
             intensity: Some(Intensity {
                 g_per_kwh: 500.0,
-                source: "fixed".into(),
+                source: crate::sample::SourceKind::Fixed.into(),
             }),
             progress: Progress::default(),
             process: None,
@@ -623,7 +624,7 @@ mod tests {
             s.mem = Some(PowerReading::Average(1000.0));
             s.intensity = Some(Intensity {
                 g_per_kwh: g,
-                source: "fixed".into(),
+                source: crate::sample::SourceKind::Fixed.into(),
             });
             last = Some(l.push(s));
         }

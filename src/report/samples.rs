@@ -6,7 +6,8 @@
 
 use crate::engine::{GpuTick, Tick};
 use crate::sample::{
-    CpuReading, GpuReading, Intensity, NetReading, PowerReading, Progress, Sample,
+    CpuReading, GpuReading, Intensity, IntensitySource, NetReading, PowerReading, Progress, Sample,
+    SourceKind,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::fs::File;
@@ -130,13 +131,15 @@ pub const BASE: [Column; 19] = [
     },
     Column {
         name: "intensity_source",
-        write: |t| t.intensity_source.clone(),
+        write: |t| {
+            t.intensity_source
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        },
         read: Some(|r, row, col| {
-            r.record
-                .get(col)
-                .unwrap_or("")
-                .trim()
-                .clone_into(&mut row.source);
+            let cell = r.record.get(col).unwrap_or("").trim();
+            row.source = (!cell.is_empty()).then(|| IntensitySource::from(cell));
             Ok(())
         }),
     },
@@ -530,7 +533,7 @@ struct Row {
     net_w: Option<f64>,
     energy_kwh: Option<f64>,
     intensity: Option<f64>,
-    source: String,
+    source: Option<IntensitySource>,
     embodied_g: Option<f64>,
     progress: Progress,
     gpus: Vec<GpuReading>,
@@ -855,11 +858,9 @@ impl SamplesReader {
             });
         let intensity = row.intensity.map(|g| Intensity {
             g_per_kwh: g,
-            source: if row.source.is_empty() {
-                "replay".into()
-            } else {
-                row.source
-            },
+            source: row
+                .source
+                .unwrap_or_else(|| IntensitySource::fresh(SourceKind::Replay)),
         });
         Ok(Sample {
             time: row.time.unwrap_or_default(),
@@ -991,7 +992,7 @@ mod tests {
             total_power_w: Some(375.875),
             energy_kwh: 0.0625,
             intensity_g_per_kwh: Some(436.5),
-            intensity_source: "uk-stale".into(),
+            intensity_source: Some("uk-stale".into()),
             co2e_g: 27.28125,
             embodied_co2e_g: Some(3.5),
             progress: Progress {
@@ -1106,7 +1107,7 @@ mod tests {
             ]
         );
 
-        // Each numeric column the reader reads is read at the header's position: a bad cell
+        // Each column the reader reads is read at the header's position: a bad cell
         // there is reported under that column's name.
         let read_at: Vec<usize> = (0..head.len())
             .filter(|&i| {
