@@ -118,7 +118,7 @@ pub fn tick(
         progress: Default::default(),
         power_cap_w: None,
         gpus: Vec::new(),
-        cap_change: None,
+        cap_change: Default::default(),
         process_cpu_w: None,
         process_gpu_w: None,
     };

@@ -11,6 +11,7 @@
 //! `energy_kwh[k] − energy_kwh[k−1] = total_power_w[k] × Δt × PUE / 3.6e6` holds row by row in
 //! samples.csv, and replaying a recording reproduces it exactly.
 
+use crate::engine::caplog::CapLog;
 use crate::engine::constants::{J_PER_KWH, network_energy_j};
 use crate::sample::{
     CpuReading, GpuReading, Intensity, IntensitySource, PowerReading, Progress, RaplCounter, Sample,
@@ -80,7 +81,7 @@ pub struct Tick {
     pub gpus: Vec<GpuTick>,
     /// Cap changes made during the interval this tick closes (set by the app, which makes
     /// them; the Ledger leaves it empty).
-    pub cap_change: Option<String>,
+    pub cap_change: CapLog,
     /// `run -- CMD`: the CPU power attributed to the command's process tree (its share of the
     /// machine's busy CPU time over the interval × the CPU power).
     pub process_cpu_w: Option<f64>,
@@ -348,7 +349,7 @@ impl Ledger {
             progress: s.progress.clone(),
             power_cap_w,
             gpus,
-            cap_change: None,
+            cap_change: CapLog::default(),
             process_cpu_w,
             process_gpu_w,
         };
