@@ -3,6 +3,7 @@
 //! Sources report raw counters and readings; every bit of arithmetic on them lives in `engine`.
 
 use chrono::{DateTime, Utc};
+use std::fmt;
 
 /// A power reading and what it means over time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,8 +77,128 @@ pub struct NetReading {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Intensity {
     pub g_per_kwh: f64,
-    /// `table`, `fixed`, later `emaps`, `uk`, `watttime-moer`, with `-stale` when held.
-    pub source: String,
+    pub source: IntensitySource,
+}
+
+/// Where an intensity figure comes from: samples.csv's `intensity_source` cell, the screen's
+/// label and `/metrics`' `source` label are its `Display` (`table`, `fixed`, `emaps`, `uk`,
+/// `watttime-moer`, `agents`, `replay`, each with `-stale` when a live provider's value is held
+/// through a fault); `FromStr` reads any label back, one it does not know as `Recorded`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntensitySource {
+    pub kind: SourceKind,
+    /// A live provider's value held through a fault (`-stale`).
+    pub stale: bool,
+}
+
+/// Who gave an intensity figure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// The embedded per-country table (`table`).
+    Table,
+    /// `--intensity G` (`fixed`).
+    Fixed,
+    /// Electricity Maps (`emaps`).
+    ElectricityMaps,
+    /// The GB Carbon Intensity API (`uk`).
+    GbCarbonIntensity,
+    /// WattTime's marginal operating emissions rate (`watttime-moer`).
+    WattTimeMoer,
+    /// `watch --agent`: the agents' figures (`agents`).
+    Agents,
+    /// A recording's row that gave an intensity but named no source (`replay`).
+    Replay,
+    /// A label a recording holds that this carbontop does not know (e.g. `fixture`), kept as
+    /// it was so that writing the recording back gives the same text.
+    Recorded(String),
+}
+
+impl SourceKind {
+    /// The label, without `-stale`.
+    pub fn label(&self) -> &str {
+        match self {
+            SourceKind::Table => "table",
+            SourceKind::Fixed => "fixed",
+            SourceKind::ElectricityMaps => "emaps",
+            SourceKind::GbCarbonIntensity => "uk",
+            SourceKind::WattTimeMoer => "watttime-moer",
+            SourceKind::Agents => "agents",
+            SourceKind::Replay => "replay",
+            SourceKind::Recorded(s) => s,
+        }
+    }
+
+    /// The kind a label names (without `-stale`); an unknown one is `Recorded`.
+    pub fn from_label(s: &str) -> Self {
+        match s {
+            "table" => SourceKind::Table,
+            "fixed" => SourceKind::Fixed,
+            "emaps" => SourceKind::ElectricityMaps,
+            "uk" => SourceKind::GbCarbonIntensity,
+            "watttime-moer" => SourceKind::WattTimeMoer,
+            "agents" => SourceKind::Agents,
+            "replay" => SourceKind::Replay,
+            other => SourceKind::Recorded(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// What a held (stale) value's label ends with.
+const STALE_SUFFIX: &str = "-stale";
+
+impl IntensitySource {
+    /// A current value from `kind`.
+    pub fn fresh(kind: SourceKind) -> Self {
+        Self { kind, stale: false }
+    }
+
+    /// A value from `kind` held through its fault.
+    pub fn held(kind: SourceKind) -> Self {
+        Self { kind, stale: true }
+    }
+}
+
+impl From<SourceKind> for IntensitySource {
+    fn from(kind: SourceKind) -> Self {
+        Self::fresh(kind)
+    }
+}
+
+impl fmt::Display for IntensitySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.label())?;
+        if self.stale {
+            f.write_str(STALE_SUFFIX)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for IntensitySource {
+    type Err = std::convert::Infallible;
+
+    /// Any label reads: `Display` gives back exactly the text read.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.strip_suffix(STALE_SUFFIX) {
+            Some(kind) => Self::held(SourceKind::from_label(kind)),
+            None => Self::fresh(SourceKind::from_label(s)),
+        })
+    }
+}
+
+impl From<&str> for IntensitySource {
+    fn from(s: &str) -> Self {
+        match s.parse() {
+            Ok(v) => v,
+            Err(never) => match never {},
+        }
+    }
 }
 
 /// The training run's progress as last reported.
@@ -149,4 +270,62 @@ pub struct Sample {
     pub progress: Progress,
     /// `run -- CMD`: the command's process tree against the machine.
     pub process: Option<ProcessCpu>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_source_label_reads_back_as_written() {
+        let kinds = [
+            (SourceKind::Table, "table"),
+            (SourceKind::Fixed, "fixed"),
+            (SourceKind::ElectricityMaps, "emaps"),
+            (SourceKind::GbCarbonIntensity, "uk"),
+            (SourceKind::WattTimeMoer, "watttime-moer"),
+            (SourceKind::Agents, "agents"),
+            (SourceKind::Replay, "replay"),
+            (SourceKind::Recorded("fixture".into()), "fixture"),
+        ];
+        for (kind, label) in kinds {
+            for stale in [false, true] {
+                let src = IntensitySource {
+                    kind: kind.clone(),
+                    stale,
+                };
+                let text = if stale {
+                    format!("{label}-stale")
+                } else {
+                    label.to_owned()
+                };
+                assert_eq!(src.to_string(), text);
+                assert_eq!(text.parse::<IntensitySource>(), Ok(src), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_label_is_kept_as_it_was() {
+        for text in [
+            "fixture",
+            "Table",
+            "uk-stale-stale",
+            "-stale",
+            "",
+            "co2signal 2",
+        ] {
+            let src = IntensitySource::from(text);
+            assert_eq!(src.to_string(), text);
+        }
+        assert_eq!(
+            IntensitySource::from("fixture-stale"),
+            IntensitySource::held(SourceKind::Recorded("fixture".into()))
+        );
+        assert_eq!(
+            IntensitySource::from("Table").kind,
+            SourceKind::Recorded("Table".into()),
+            "labels are exact"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 
 use crate::config::Settings;
 use crate::control::governor::{Governor, GovernorConfig, Obs, Savings};
-use crate::control::{CapControl, PowerCap, Target, Who};
+use crate::control::{CapControl, CapLog, PowerCap, Target, Who};
 use crate::engine::Tick;
 use crate::ui::state::CapKey;
 
@@ -209,8 +209,11 @@ impl CapSide {
     }
 
     /// Changes since the last row, for its `cap_change` cell.
-    pub fn take_log(&mut self) -> Option<String> {
-        self.control.as_mut()?.take_log()
+    pub fn take_log(&mut self) -> CapLog {
+        self.control
+            .as_mut()
+            .map(CapControl::take_log)
+            .unwrap_or_default()
     }
 
     /// At the end: put the caps back (unless --no-restore) and say what the governor saved.
@@ -232,7 +235,8 @@ impl CapSide {
         if let Some(c) = self.control.as_mut() {
             if c.restores_on_exit() {
                 let errs = c.restore();
-                if let Some(log) = c.take_log() {
+                let log = c.take_log();
+                if !log.is_empty() {
                     notes.push(format!("caps put back: {log}"));
                 }
                 notes.extend(errs);
@@ -315,7 +319,7 @@ mod tests {
                 net: None,
                 intensity: Some(Intensity {
                     g_per_kwh: 400.0,
-                    source: "fixed".into(),
+                    source: crate::sample::SourceKind::Fixed.into(),
                 }),
                 progress,
                 process: None,
@@ -332,12 +336,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("caps.json");
         let (mut caps, rows) = governed_run(&state, 9.0);
-        let changes: Vec<&Tick> = rows.iter().filter(|r| r.cap_change.is_some()).collect();
+        let changes: Vec<&Tick> = rows.iter().filter(|r| !r.cap_change.is_empty()).collect();
         // Profiling from the top down in 25 W steps, on both GPUs, each change on the row whose
         // interval it applied to, and the GPUs' caps read back on that row.
         assert_eq!(
-            changes[0].cap_change.as_deref(),
-            Some("governor gpu0 300->275 W; governor gpu1 300->275 W")
+            changes[0].cap_change.to_string(),
+            "governor gpu0 300->275 W; governor gpu1 300->275 W"
         );
         let cap = |r: &Tick, i: usize| r.gpus[i].cap_w.unwrap();
         let profiled: Vec<(f64, f64)> = changes
@@ -353,8 +357,8 @@ mod tests {
         for (r, (w, _)) in changes.iter().zip(&want) {
             let old = w + 25.0;
             assert_eq!(
-                r.cap_change.as_deref(),
-                Some(format!("governor gpu0 {old}->{w} W; governor gpu1 {old}->{w} W").as_str())
+                r.cap_change.to_string(),
+                format!("governor gpu0 {old}->{w} W; governor gpu1 {old}->{w} W")
             );
         }
         // Then a choice below the maximum (η=1: the least energy per step), in force on both

@@ -19,10 +19,10 @@ pub use crate::report::summary::describe_progress;
 use crate::report::summary::{RunFacts, summary};
 use crate::source::cpu_estimate::CpuEstimate;
 use crate::source::cpu_rapl::{RaplSource, RaplUnavailable};
-use crate::source::gpu_nvml::NvmlSource;
+use crate::source::gpu_nvml::{NvmlOpenError, NvmlSource};
 use crate::source::grid::live::GridHandle;
 use crate::source::mem::MemEstimate;
-use crate::source::net::SysinfoNet;
+use crate::source::net::{NetError, SysinfoNet};
 use crate::source::progress::Parser;
 use crate::source::sampler::{self, Sampler, SamplerHandle, Sources};
 use crate::source::{CpuSource, GpuSource};
@@ -97,8 +97,11 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
                 let models = src.models();
                 (Some(Box::new(src)), models)
             }
-            Err(msg) if msg.starts_with("--gpu-index") => return Err(AppError::Usage(msg)),
-            Err(msg) => {
+            Err(e @ NvmlOpenError::NoSuchIndex { .. }) => {
+                return Err(AppError::Usage(e.to_string()));
+            }
+            Err(e) => {
+                let msg = e.to_string();
                 notices.push(msg.clone());
                 caps = Err(format!("{msg}: there is no cap to change"));
                 facts.push(("GPU".into(), msg));
@@ -124,12 +127,9 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
     let mem = MemEstimate::detect(s.memory_w_per_gib).map_err(AppError::Runtime)?;
     facts.push(("memory".into(), crate::source::MemSource::describe(&mem)));
 
-    let net = SysinfoNet::new(&s.net_iface, &s.sysfs_root).map_err(|e| {
-        if e.starts_with("--net-iface") {
-            AppError::Usage(e)
-        } else {
-            AppError::Runtime(e)
-        }
+    let net = SysinfoNet::new(&s.net_iface, &s.sysfs_root).map_err(|e| match e {
+        NetError::NoSuchInterface { .. } => AppError::Usage(e.to_string()),
+        NetError::CannotList(_) => AppError::Runtime(e.to_string()),
     })?;
     facts.push((
         "network".into(),

@@ -8,7 +8,7 @@ pub mod governor;
 pub mod nvml;
 pub mod sim;
 
-use std::fmt;
+pub use crate::engine::caplog::{CapLog, Change, Who};
 
 /// A GPU's allowed range and its default (W).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,48 +40,11 @@ pub trait PowerCap: Send {
     fn set(&mut self, gpu: usize, watts: f64) -> Result<(), CapError>;
 }
 
-/// Who changed a cap (logged in samples.csv's `cap_change`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Who {
-    User,
-    Governor,
-    Restore,
-}
-
-impl fmt::Display for Who {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Who::User => "user",
-            Who::Governor => "governor",
-            Who::Restore => "restore",
-        })
-    }
-}
-
 /// Which GPUs a change is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     All,
     Gpu(usize),
-}
-
-/// One logged change: `user gpu0 300→290 W`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    pub who: Who,
-    pub gpu: usize,
-    pub old_w: f64,
-    pub new_w: f64,
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} gpu{} {:.0}->{:.0} W",
-            self.who, self.gpu, self.old_w, self.new_w
-        )
-    }
 }
 
 /// The caps carbontop may change, what they were at start, and the log of changes.
@@ -210,18 +173,9 @@ impl CapControl {
         Ok(done)
     }
 
-    /// Changes since the last call, for samples.csv's `cap_change` cell ("; "-separated).
-    pub fn take_log(&mut self) -> Option<String> {
-        if self.pending.is_empty() {
-            return None;
-        }
-        let s = self
-            .pending
-            .drain(..)
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-            .join("; ");
-        Some(s)
+    /// Changes since the last call, for the tick's `cap_change`.
+    pub fn take_log(&mut self) -> CapLog {
+        CapLog(std::mem::take(&mut self.pending))
     }
 
     /// Whether any cap differs from what it was at start.
@@ -322,10 +276,10 @@ mod tests {
         assert_eq!(ch.len(), 2);
         assert_eq!(*caps.lock().unwrap(), vec![290.0, 240.0]);
         assert_eq!(
-            c.take_log().as_deref(),
-            Some("user gpu0 300->290 W; user gpu1 250->240 W")
+            c.take_log().to_string(),
+            "user gpu0 300->290 W; user gpu1 250->240 W"
         );
-        assert_eq!(c.take_log(), None);
+        assert!(c.take_log().is_empty());
         // Clamped to the range; a no-op is not logged.
         c.set(Target::Gpu(1), 50.0, Who::Governor).unwrap();
         assert_eq!(caps.lock().unwrap()[1], 100.0);

@@ -6,6 +6,7 @@
 
 use crate::engine::constants::J_PER_KWH;
 use crate::engine::{Tick, Totals};
+use crate::sample::SourceKind;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -111,13 +112,13 @@ pub fn tick(
         total_power_w: parts.iter().flatten().copied().reduce(|a, b| a + b),
         energy_kwh: kwh,
         intensity_g_per_kwh: intensity,
-        intensity_source: "agents".into(),
+        intensity_source: Some(SourceKind::Agents.into()),
         co2e_g: g,
         embodied_co2e_g: embodied,
         progress: Default::default(),
         power_cap_w: None,
         gpus: Vec::new(),
-        cap_change: None,
+        cap_change: Default::default(),
         process_cpu_w: None,
         process_gpu_w: None,
     };

@@ -11,9 +11,10 @@
 //! `energy_kwh[k] − energy_kwh[k−1] = total_power_w[k] × Δt × PUE / 3.6e6` holds row by row in
 //! samples.csv, and replaying a recording reproduces it exactly.
 
+use crate::engine::caplog::CapLog;
 use crate::engine::constants::{J_PER_KWH, network_energy_j};
 use crate::sample::{
-    CpuReading, GpuReading, Intensity, PowerReading, Progress, RaplCounter, Sample,
+    CpuReading, GpuReading, Intensity, IntensitySource, PowerReading, Progress, RaplCounter, Sample,
 };
 use chrono::{DateTime, Utc};
 
@@ -69,7 +70,8 @@ pub struct Tick {
     /// Cumulative facility energy (includes PUE).
     pub energy_kwh: f64,
     pub intensity_g_per_kwh: Option<f64>,
-    pub intensity_source: String,
+    /// Where the intensity comes from; `None` while no intensity is known.
+    pub intensity_source: Option<IntensitySource>,
     /// Cumulative operational carbon (includes PUE).
     pub co2e_g: f64,
     pub embodied_co2e_g: Option<f64>,
@@ -79,7 +81,7 @@ pub struct Tick {
     pub gpus: Vec<GpuTick>,
     /// Cap changes made during the interval this tick closes (set by the app, which makes
     /// them; the Ledger leaves it empty).
-    pub cap_change: Option<String>,
+    pub cap_change: CapLog,
     /// `run -- CMD`: the CPU power attributed to the command's process tree (its share of the
     /// machine's busy CPU time over the interval × the CPU power).
     pub process_cpu_w: Option<f64>,
@@ -306,8 +308,8 @@ impl Ledger {
             self.last_intensity = Some(i.clone());
         }
         let (intensity, source) = match &self.last_intensity {
-            Some(i) => (Some(i.g_per_kwh), i.source.clone()),
-            None => (None, String::new()),
+            Some(i) => (Some(i.g_per_kwh), Some(i.source.clone())),
+            None => (None, None),
         };
         let co2e_tick = intensity.map_or(0.0, |i| facility_kwh * i);
 
@@ -347,7 +349,7 @@ impl Ledger {
             progress: s.progress.clone(),
             power_cap_w,
             gpus,
-            cap_change: None,
+            cap_change: CapLog::default(),
             process_cpu_w,
             process_gpu_w,
         };
@@ -454,7 +456,7 @@ mod tests {
             net: None,
             intensity: Some(Intensity {
                 g_per_kwh: 500.0,
-                source: "fixed".into(),
+                source: crate::sample::SourceKind::Fixed.into(),
             }),
             progress: Progress::default(),
             process: None,
@@ -623,7 +625,7 @@ mod tests {
             s.mem = Some(PowerReading::Average(1000.0));
             s.intensity = Some(Intensity {
                 g_per_kwh: g,
-                source: "fixed".into(),
+                source: crate::sample::SourceKind::Fixed.into(),
             });
             last = Some(l.push(s));
         }

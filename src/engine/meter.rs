@@ -16,7 +16,7 @@ use crate::engine::constants::{
 use crate::engine::forecast::{self, Greener, Slot};
 use crate::engine::ledger::{GpuTick, Tick, Totals};
 use crate::engine::series::{Agg, History};
-use crate::sample::Progress;
+use crate::sample::{IntensitySource, Progress};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::VecDeque;
 
@@ -650,7 +650,7 @@ impl Meter {
         let intensity = last.and_then(|l| {
             Some(IntensityNow {
                 g_per_kwh: l.intensity_g_per_kwh?,
-                source: l.intensity_source.clone(),
+                source: l.intensity_source.clone()?,
                 age_s: self.intensity_since.map_or(0.0, |(_, s)| l.elapsed_s - s),
             })
         });
@@ -822,14 +822,14 @@ impl MeanPower {
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntensityNow {
     pub g_per_kwh: f64,
-    pub source: String,
+    pub source: IntensitySource,
     pub age_s: f64,
 }
 
 impl IntensityNow {
     /// A value held through a provider's fault.
     pub fn stale(&self) -> bool {
-        self.source.ends_with("-stale")
+        self.source.stale
     }
 }
 
@@ -987,7 +987,7 @@ mod tests {
             net: None,
             intensity: Some(Intensity {
                 g_per_kwh: i,
-                source: "fixed".into(),
+                source: crate::sample::SourceKind::Fixed.into(),
             }),
             progress: Progress {
                 accuracy: acc,

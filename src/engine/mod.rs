@@ -2,6 +2,7 @@
 //! inside the samples, so a replay and a live run give the same numbers and tests are exact.
 //! The Ledger accounts each tick; the Meter folds ticks into the Snapshot every output formats.
 
+pub mod caplog;
 pub mod constants;
 pub mod estimate;
 pub mod forecast;
@@ -10,5 +11,6 @@ pub mod ledger;
 pub mod meter;
 pub mod series;
 
+pub use caplog::CapLog;
 pub use ledger::{GpuTick, Ledger, LedgerConfig, Tick, Totals};
 pub use meter::{Basis, Meter, Snapshot};

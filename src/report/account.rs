@@ -80,7 +80,7 @@ impl Recorded {
         let s = self.pending.take()?;
         self.rp.apply_pue(&mut self.ledger, self.pue);
         let mut tick = self.ledger.push(s);
-        tick.cap_change = self.rp.cap_change().map(str::to_owned);
+        tick.cap_change = self.rp.cap_change().clone();
         // Embodied carbon is what the recording says where it says it.
         if let Some(g) = self.rp.embodied_g() {
             tick.embodied_co2e_g = Some(g);
@@ -122,4 +122,73 @@ pub fn account_file(path: &Path, pue: Option<f64>, history: bool) -> Result<Reco
         meter,
         truncated_tail: r.rp.truncated_tail(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::samples::{SamplesWriter, header};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_replayed_recording_writes_its_sources_and_cap_changes_back_unchanged() {
+        // Labels this carbontop makes, and ones it does not know (an older or other tool's).
+        let cells = [
+            ("fixture", ""),
+            ("co2signal-stale", "user gpu0 300->290 W"),
+            (
+                "uk-stale",
+                "governor gpu0 290->275 W; governor gpu1 300->275 W",
+            ),
+            ("table", ""),
+            ("watttime-moer", "restore gpu0 275->300 W"),
+        ];
+        let mut text = header(0, &[]).join(",") + "\n";
+        for (k, (src, cap)) in cells.iter().enumerate() {
+            text += &format!("2026-01-01T00:00:0{k}Z,{k},,10,,,,,,0,436,{src},0,,,,,,,{cap},,\n");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("samples.csv");
+        std::fs::write(&path, text).unwrap();
+
+        let mut rec = Recorded::open(&path, None).unwrap();
+        let sink = Sink::default();
+        let mut w =
+            SamplesWriter::to_sink(Box::new(sink.clone()), Path::new("out.csv"), 0, &[]).unwrap();
+        while let Some(t) = rec.step() {
+            w.write(&t).unwrap();
+        }
+        assert!(rec.error.is_none(), "{:?}", rec.error);
+
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let mut rdr = csv::Reader::from_reader(out.as_bytes());
+        let head = rdr.headers().unwrap().clone();
+        let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+        let (src, cap) = (col("intensity_source"), col("cap_change"));
+        let back: Vec<(String, String)> = rdr
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                (r[src].to_owned(), r[cap].to_owned())
+            })
+            .collect();
+        let want: Vec<(String, String)> = cells
+            .iter()
+            .map(|(s, c)| ((*s).to_owned(), (*c).to_owned()))
+            .collect();
+        assert_eq!(back, want);
+    }
 }

@@ -214,7 +214,7 @@ mod tests {
                 net: None,
                 intensity: Some(Intensity {
                     g_per_kwh: 500.0,
-                    source: "fixed".into(),
+                    source: crate::sample::SourceKind::Fixed.into(),
                 }),
                 progress: Default::default(),
                 process: None,

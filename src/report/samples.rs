@@ -4,9 +4,11 @@
 //! reading itself), so `energy_kwh` grows by `total_power_w × Δt × PUE / 3.6e6` from one row to
 //! the next. `energy_kwh` and `co2e_g` are cumulative and include PUE. An empty cell is unknown.
 
+use crate::engine::caplog::{CapChangeError, CapLog};
 use crate::engine::{GpuTick, Tick};
 use crate::sample::{
-    CpuReading, GpuReading, Intensity, NetReading, PowerReading, Progress, Sample,
+    CpuReading, GpuReading, Intensity, IntensitySource, NetReading, PowerReading, Progress, Sample,
+    SourceKind,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::fs::File;
@@ -130,13 +132,15 @@ pub const BASE: [Column; 19] = [
     },
     Column {
         name: "intensity_source",
-        write: |t| t.intensity_source.clone(),
+        write: |t| {
+            t.intensity_source
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        },
         read: Some(|r, row, col| {
-            r.record
-                .get(col)
-                .unwrap_or("")
-                .trim()
-                .clone_into(&mut row.source);
+            let cell = r.record.get(col).unwrap_or("").trim();
+            row.source = (!cell.is_empty()).then(|| IntensitySource::from(cell));
             Ok(())
         }),
     },
@@ -243,14 +247,12 @@ pub const GPU: [GpuColumn; 5] = [
 pub const TAIL: [Column; 3] = [
     Column {
         name: "cap_change",
-        write: |t| t.cap_change.clone().unwrap_or_default(),
+        write: |t| t.cap_change.to_string(),
         read: Some(|r, row, col| {
-            row.cap_change = r
-                .record
-                .get(col)
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned);
+            let cell = r.record.get(col).unwrap_or("").trim();
+            row.cap_change = cell
+                .parse()
+                .map_err(|e: CapChangeError| r.cell_err(row.line, col, e.to_string()))?;
             Ok(())
         }),
     },
@@ -511,7 +513,7 @@ pub struct SamplesReader {
     recorded_energy_kwh: Option<f64>,
     /// The `TAIL` columns this recording has and the reader reads: (column, how).
     tail_cols: Vec<(usize, ReadCell)>,
-    cap_change: Option<String>,
+    cap_change: CapLog,
     recorded_embodied_g: Option<f64>,
     /// (column, name) of each `metric_<name>` column.
     metric_cols: Vec<(usize, String)>,
@@ -530,11 +532,11 @@ struct Row {
     net_w: Option<f64>,
     energy_kwh: Option<f64>,
     intensity: Option<f64>,
-    source: String,
+    source: Option<IntensitySource>,
     embodied_g: Option<f64>,
     progress: Progress,
     gpus: Vec<GpuReading>,
-    cap_change: Option<String>,
+    cap_change: CapLog,
 }
 
 impl SamplesReader {
@@ -623,7 +625,7 @@ impl SamplesReader {
             start: None,
             recorded_energy_kwh: None,
             tail_cols,
-            cap_change: None,
+            cap_change: CapLog::default(),
             recorded_embodied_g: None,
             metric_cols,
         })
@@ -639,9 +641,9 @@ impl SamplesReader {
         self.recorded_embodied_g
     }
 
-    /// The `cap_change` cell of the row last read (None when empty or absent).
-    pub fn cap_change(&self) -> Option<&str> {
-        self.cap_change.as_deref()
+    /// The `cap_change` cell of the row last read (empty when the cell is, or is absent).
+    pub fn cap_change(&self) -> &CapLog {
+        &self.cap_change
     }
 
     /// The `energy_kwh` cell of the row last read, as recorded.
@@ -855,11 +857,9 @@ impl SamplesReader {
             });
         let intensity = row.intensity.map(|g| Intensity {
             g_per_kwh: g,
-            source: if row.source.is_empty() {
-                "replay".into()
-            } else {
-                row.source
-            },
+            source: row
+                .source
+                .unwrap_or_else(|| IntensitySource::fresh(SourceKind::Replay)),
         });
         Ok(Sample {
             time: row.time.unwrap_or_default(),
@@ -991,7 +991,7 @@ mod tests {
             total_power_w: Some(375.875),
             energy_kwh: 0.0625,
             intensity_g_per_kwh: Some(436.5),
-            intensity_source: "uk-stale".into(),
+            intensity_source: Some("uk-stale".into()),
             co2e_g: 27.28125,
             embodied_co2e_g: Some(3.5),
             progress: Progress {
@@ -1003,7 +1003,9 @@ mod tests {
             },
             power_cap_w: Some(549.0),
             gpus: vec![gpu(0.0), gpu(1.0)],
-            cap_change: Some("governor gpu0 300->275 W; governor gpu1 300->274 W".into()),
+            cap_change: "governor gpu0 300->275 W; governor gpu1 300->274 W"
+                .parse()
+                .unwrap(),
             process_cpu_w: Some(40.5),
             process_gpu_w: Some(75.25),
         }
@@ -1075,7 +1077,7 @@ mod tests {
             })
             .collect();
         assert_eq!(s.gpus, back);
-        assert_eq!(r.cap_change(), t.cap_change.as_deref());
+        assert_eq!(r.cap_change(), &t.cap_change);
         assert_eq!(r.recorded_energy_kwh(), Some(t.energy_kwh));
         assert_eq!(r.recorded_embodied_g(), t.embodied_co2e_g);
         assert_eq!(r.metric_names(), metrics);
@@ -1106,7 +1108,7 @@ mod tests {
             ]
         );
 
-        // Each numeric column the reader reads is read at the header's position: a bad cell
+        // Each column the reader reads is read at the header's position: a bad cell
         // there is reported under that column's name.
         let read_at: Vec<usize> = (0..head.len())
             .filter(|&i| {
@@ -1124,8 +1126,8 @@ mod tests {
             .collect();
         assert_eq!(read_at.len(), 15 + 2 * 4 + 1 + 2);
         for i in read_at {
-            if ["intensity_source", "cap_change"].contains(&head[i].as_str()) {
-                continue; // text: any cell is valid
+            if head[i] == "intensity_source" {
+                continue; // text: any label is valid (an unknown one is kept as it is)
             }
             let mut bad = row.clone();
             bad[i] = "x".into();
@@ -1170,6 +1172,62 @@ mod tests {
             first(pct)
                 .unwrap()
                 .contains("column accuracy: 140 is not a percentage")
+        );
+    }
+
+    #[test]
+    fn cap_change_cells_read_as_typed_changes_and_a_bad_one_is_located() {
+        let head = header(0, &[]).join(",");
+        let row = |k: u32, src: &str, cap: &str| {
+            format!("2026-01-01T00:00:0{k}Z,{k},,10,,,,,,0,436,{src},0,,,,,,,\"{cap}\",,\n")
+        };
+        let two = "governor gpu0 300->275 W; governor gpu1 300->275 W";
+        let text = format!(
+            "{head}\n{}{}{}",
+            row(0, "fixture", ""),
+            row(1, "uk-stale", two),
+            row(2, "emaps", "user gpu1 275->290 W")
+        );
+        let mut r = SamplesReader::from_reader("t.csv", Box::new(io::Cursor::new(text))).unwrap();
+        let mut seen = Vec::new();
+        while let Some(s) = r.next_sample() {
+            let s = s.unwrap();
+            seen.push((s.intensity.unwrap().source, r.cap_change().clone()));
+        }
+        assert_eq!(
+            seen[0],
+            (
+                IntensitySource::fresh(SourceKind::Recorded("fixture".into())),
+                CapLog::default()
+            )
+        );
+        assert_eq!(
+            seen[1].0,
+            IntensitySource::held(SourceKind::GbCarbonIntensity)
+        );
+        assert_eq!(seen[1].1.changes().len(), 2);
+        assert_eq!(seen[1].1.to_string(), two);
+        assert_eq!(
+            seen[2].1.changes(),
+            [crate::engine::caplog::Change {
+                who: crate::engine::caplog::Who::User,
+                gpu: 1,
+                old_w: 275.0,
+                new_w: 290.0,
+            }]
+        );
+
+        let bad = format!(
+            "{head}\n{}{}",
+            row(0, "table", two),
+            row(1, "table", "user gpu0 300->290 W; user gpu0 290 W")
+        );
+        let mut r = SamplesReader::from_reader("t.csv", Box::new(io::Cursor::new(bad))).unwrap();
+        assert!(r.next_sample().unwrap().is_ok());
+        assert_eq!(
+            r.next_sample().unwrap().unwrap_err().to_string(),
+            "t.csv: line 3, column cap_change: \"user gpu0 290 W\" is not a cap change \
+             (WHO gpuN OLD->NEW W, WHO one of user, governor, restore)"
         );
     }
 

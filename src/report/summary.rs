@@ -94,7 +94,8 @@ pub fn status_line(t: &Tick, cpu_estimate: bool) -> String {
         fmt_co2e_g(t.co2e_g),
     );
     if let Some(i) = t.intensity_g_per_kwh {
-        let _ = write!(s, " @ {i:.0} g/kWh {}", t.intensity_source);
+        let source = t.intensity_source.as_ref().map(ToString::to_string);
+        let _ = write!(s, " @ {i:.0} g/kWh {}", source.unwrap_or_default());
     }
     let p = &t.progress;
     if let Some(e) = p.epoch {

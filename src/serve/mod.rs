@@ -194,7 +194,7 @@ impl Metrics {
         if let Some(i) = &s.intensity {
             self.intensity.reset();
             self.intensity
-                .with_label_values(&[n, &a.zone, &i.source])
+                .with_label_values(&[n, &a.zone, &i.source.to_string()])
                 .set(i.g_per_kwh);
         }
         let (mut rx, mut tx) = (self.at.net.0 as f64, self.at.net.1 as f64);

@@ -43,25 +43,35 @@ pub fn explain(e: &NvmlError) -> String {
     }
 }
 
+/// Why `NvmlSource::open` gave no GPUs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NvmlOpenError {
+    /// `--gpu-index` names a GPU this machine does not have: a usage error.
+    #[error("--gpu-index {index}: this machine has {count} GPU(s), indices 0..{}", .count - 1)]
+    NoSuchIndex { index: u32, count: u32 },
+    /// GPU power cannot be measured here (no driver, no GPU, NVML failing); said, and the run
+    /// goes on without it.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 fn mw_to_w(mw: u32) -> f64 {
     f64::from(mw) / 1000.0
 }
 
 impl NvmlSource {
     /// Opens NVML and the selected GPUs (all when `only` is empty).
-    pub fn open(only: &[u32]) -> Result<Self, String> {
-        let nvml = Nvml::init().map_err(|e| explain(&e))?;
-        let count = nvml.device_count().map_err(|e| explain(&e))?;
+    pub fn open(only: &[u32]) -> Result<Self, NvmlOpenError> {
+        let unavailable = |e: NvmlError| NvmlOpenError::Unavailable(explain(&e));
+        let nvml = Nvml::init().map_err(unavailable)?;
+        let count = nvml.device_count().map_err(unavailable)?;
         if count == 0 {
-            return Err("NVIDIA driver found but no GPU: GPU power not measured".into());
+            return Err(NvmlOpenError::Unavailable(
+                "NVIDIA driver found but no GPU: GPU power not measured".into(),
+            ));
         }
-        for &i in only {
-            if i >= count {
-                return Err(format!(
-                    "--gpu-index {i}: this machine has {count} GPU(s), indices 0..{}",
-                    count - 1
-                ));
-            }
+        if let Some(&index) = only.iter().find(|&&i| i >= count) {
+            return Err(NvmlOpenError::NoSuchIndex { index, count });
         }
         let indices: Vec<u32> = if only.is_empty() {
             (0..count).collect()
@@ -70,7 +80,7 @@ impl NvmlSource {
         };
         let mut gpus = Vec::new();
         for i in indices {
-            let d = nvml.device_by_index(i).map_err(|e| explain(&e))?;
+            let d = nvml.device_by_index(i).map_err(unavailable)?;
             gpus.push(GpuInfo {
                 index: i,
                 name: d.name().unwrap_or_else(|_| format!("GPU {i}")),
@@ -195,5 +205,24 @@ impl GpuSource for NvmlSource {
 
     fn take_warning(&mut self) -> Option<String> {
         self.warning.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_gpu_index_is_its_own_kind_and_says_the_range() {
+        let e = NvmlOpenError::NoSuchIndex { index: 4, count: 2 };
+        assert_eq!(
+            e.to_string(),
+            "--gpu-index 4: this machine has 2 GPU(s), indices 0..1"
+        );
+        let u = NvmlOpenError::Unavailable(explain(&NvmlError::DriverNotLoaded));
+        assert_eq!(
+            u.to_string(),
+            "NVIDIA library present but the kernel driver is not loaded: GPU power not measured"
+        );
     }
 }

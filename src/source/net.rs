@@ -20,6 +20,20 @@ pub struct SysinfoNet {
     tx: u64,
 }
 
+/// Why the network interfaces to count could not be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetError {
+    /// `--net-iface` names an interface this machine does not have: a usage error.
+    #[error("--net-iface {name}: no such interface (this machine has: {})", .available.join(", "))]
+    NoSuchInterface {
+        name: String,
+        available: Vec<String>,
+    },
+    /// The interfaces cannot be listed.
+    #[error("cannot list network interfaces: {0}")]
+    CannotList(String),
+}
+
 /// True when sysfs places the interface under devices/virtual.
 fn is_virtual(sysfs_root: &Path, iface: &str) -> Option<bool> {
     let link = std::fs::read_link(sysfs_root.join("class/net").join(iface)).ok()?;
@@ -31,15 +45,13 @@ pub fn choose_interfaces(
     available: &[String],
     wanted: &[String],
     sysfs_root: &Path,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, NetError> {
     if !wanted.is_empty() {
-        for w in wanted {
-            if !available.contains(w) {
-                return Err(format!(
-                    "--net-iface {w}: no such interface (this machine has: {})",
-                    available.join(", ")
-                ));
-            }
+        if let Some(w) = wanted.iter().find(|w| !available.contains(w)) {
+            return Err(NetError::NoSuchInterface {
+                name: w.clone(),
+                available: available.to_vec(),
+            });
         }
         return Ok(wanted.to_vec());
     }
@@ -61,9 +73,9 @@ pub fn choose_interfaces(
 }
 
 impl SysinfoNet {
-    pub fn new(wanted: &[String], sysfs_root: &Path) -> Result<Self, String> {
-        let nets = Networks::new_with_refreshed_list()
-            .map_err(|e| format!("cannot list network interfaces: {e}"))?;
+    pub fn new(wanted: &[String], sysfs_root: &Path) -> Result<Self, NetError> {
+        let nets =
+            Networks::new_with_refreshed_list().map_err(|e| NetError::CannotList(e.to_string()))?;
         let mut available: Vec<String> = nets
             .keys()
             .map(|k| k.to_string_lossy().into_owned())
@@ -132,7 +144,11 @@ mod tests {
         let have = vec!["eth0".to_string(), "lo".to_string()];
         let err =
             choose_interfaces(&have, &["eth9".into()], Path::new("/nonexistent")).unwrap_err();
-        assert!(err.contains("eth9") && err.contains("eth0"), "{err}");
+        assert!(matches!(err, NetError::NoSuchInterface { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "--net-iface eth9: no such interface (this machine has: eth0, lo)"
+        );
         let ok = choose_interfaces(&have, &["lo".into()], Path::new("/nonexistent")).unwrap();
         assert_eq!(ok, vec!["lo"]);
     }

@@ -2,6 +2,7 @@
 //!
 //! The reader lives in `report::samples`; this module paces it and recovers the recording's PUE.
 
+use crate::engine::CapLog;
 use crate::report::samples::{ReadError, SamplesReader};
 use crate::sample::Sample;
 use std::path::Path;
@@ -60,7 +61,7 @@ impl Replay {
     }
 
     /// The recorded `cap_change` of the row last read.
-    pub fn cap_change(&self) -> Option<&str> {
+    pub fn cap_change(&self) -> &CapLog {
         self.reader.cap_change()
     }
 

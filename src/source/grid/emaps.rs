@@ -7,6 +7,7 @@
 use super::http::{Auth, FetchError, Http, Secret};
 use super::series::{Kind, Point};
 use super::{Answer, Provider};
+use crate::sample::SourceKind;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use std::time::Duration;
@@ -150,8 +151,8 @@ impl Emaps {
 }
 
 impl Provider for Emaps {
-    fn label(&self) -> &'static str {
-        "emaps"
+    fn label(&self) -> SourceKind {
+        SourceKind::ElectricityMaps
     }
 
     fn describe(&self) -> String {

@@ -6,7 +6,7 @@
 use super::http::{FetchError, Http};
 use super::series::{Point, Series};
 use super::{Answer, GridSource, Provider};
-use crate::sample::Intensity;
+use crate::sample::{Intensity, IntensitySource, SourceKind};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -35,7 +35,7 @@ pub struct Fallback {
 /// What the poller has learnt; pure, driven by the times it is given.
 #[derive(Debug, Clone)]
 pub struct LiveState {
-    label: &'static str,
+    label: SourceKind,
     series: Series,
     fallback: Fallback,
     /// When the provider last answered well.
@@ -66,7 +66,7 @@ pub struct GridView {
 }
 
 impl LiveState {
-    pub fn new(label: &'static str, fallback: Fallback) -> Self {
+    pub fn new(label: SourceKind, fallback: Fallback) -> Self {
         Self {
             label,
             series: Series::default(),
@@ -127,7 +127,7 @@ impl LiveState {
     pub fn intensity(&self, at: DateTime<Utc>) -> Intensity {
         let stale = |g: f64| Intensity {
             g_per_kwh: g,
-            source: format!("{}-stale", self.label),
+            source: IntensitySource::held(self.label.clone()),
         };
         if let Some(p) = self.series.at(at) {
             return if self.failure.is_some() {
@@ -135,7 +135,7 @@ impl LiveState {
             } else {
                 Intensity {
                     g_per_kwh: p.g_per_kwh,
-                    source: self.label.into(),
+                    source: self.label.clone().into(),
                 }
             };
         }
@@ -146,7 +146,7 @@ impl LiveState {
         }
         Intensity {
             g_per_kwh: self.fallback.g_per_kwh,
-            source: "table".into(),
+            source: SourceKind::Table.into(),
         }
     }
 
@@ -156,7 +156,7 @@ impl LiveState {
 
     pub fn view(&self, now: DateTime<Utc>) -> GridView {
         GridView {
-            label: self.label.into(),
+            label: self.label.to_string(),
             last_ok: self.last_ok,
             failure: self.failure.clone(),
             detail: self.detail.clone(),
@@ -381,22 +381,25 @@ mod tests {
 
     #[test]
     fn table_until_the_first_answer_then_live() {
-        let mut s = LiveState::new("uk", Fallback { g_per_kwh: 237.6 });
+        let mut s = LiveState::new(SourceKind::GbCarbonIntensity, Fallback { g_per_kwh: 237.6 });
         let i = s.intensity(t(12, 10));
-        assert_eq!((i.g_per_kwh, i.source.as_str()), (237.6, "table"));
+        assert_eq!(
+            (i.g_per_kwh, i.source.to_string().as_str()),
+            (237.6, "table")
+        );
         s.on_answer(
             t(12, 10),
             answer(vec![slot(12, 0, 200.0), slot(12, 30, 150.0)]),
         );
         let i = s.intensity(t(12, 10));
-        assert_eq!((i.g_per_kwh, i.source.as_str()), (200.0, "uk"));
+        assert_eq!((i.g_per_kwh, i.source.to_string().as_str()), (200.0, "uk"));
         // The tick's own time picks the slot: a change mid-run without a new request.
         assert_eq!(s.intensity(t(12, 45)).g_per_kwh, 150.0);
     }
 
     #[test]
     fn faults_hold_stale_then_table_then_recover() {
-        let mut s = LiveState::new("emaps", Fallback { g_per_kwh: 381.0 });
+        let mut s = LiveState::new(SourceKind::ElectricityMaps, Fallback { g_per_kwh: 381.0 });
         s.on_answer(t(12, 0), answer(vec![slot(12, 0, 300.0)]));
         assert!(s.take_messages().is_empty());
         s.on_error(&FetchError::Status {
@@ -412,11 +415,17 @@ mod tests {
         assert!(m[0].contains("HTTP 500") && m[0].contains("stale"), "{m:?}");
         // Inside the slot: the value, marked stale.
         let i = s.intensity(t(12, 20));
-        assert_eq!((i.g_per_kwh, i.source.as_str()), (300.0, "emaps-stale"));
+        assert_eq!(
+            (i.g_per_kwh, i.source.to_string().as_str()),
+            (300.0, "emaps-stale")
+        );
         // Past the slot: held up to MAX_HOLD, then the table.
-        assert_eq!(s.intensity(t(14, 0)).source, "emaps-stale");
+        assert_eq!(s.intensity(t(14, 0)).source.to_string(), "emaps-stale");
         let i = s.intensity(t(15, 31));
-        assert_eq!((i.g_per_kwh, i.source.as_str()), (381.0, "table"));
+        assert_eq!(
+            (i.g_per_kwh, i.source.to_string().as_str()),
+            (381.0, "table")
+        );
         // A different kind of fault is said again.
         s.on_error(&FetchError::Malformed("x: not JSON".into()));
         assert_eq!(s.take_messages().len(), 1);
@@ -425,12 +434,15 @@ mod tests {
         let m = s.take_messages();
         assert!(m[0].contains("answering again"), "{m:?}");
         let i = s.intensity(t(15, 40));
-        assert_eq!((i.g_per_kwh, i.source.as_str()), (250.0, "emaps"));
+        assert_eq!(
+            (i.g_per_kwh, i.source.to_string().as_str()),
+            (250.0, "emaps")
+        );
     }
 
     #[test]
     fn notes_are_said_once() {
-        let mut s = LiveState::new("emaps", Fallback { g_per_kwh: 1.0 });
+        let mut s = LiveState::new(SourceKind::ElectricityMaps, Fallback { g_per_kwh: 1.0 });
         for _ in 0..3 {
             s.on_answer(
                 t(12, 0),
@@ -445,7 +457,7 @@ mod tests {
 
     #[test]
     fn polls_follow_the_data() {
-        let mut s = LiveState::new("uk", Fallback { g_per_kwh: 1.0 });
+        let mut s = LiveState::new(SourceKind::GbCarbonIntensity, Fallback { g_per_kwh: 1.0 });
         let cadence = Duration::from_secs(1800);
         // No data: the shortest regular wait.
         assert_eq!(s.next_poll(t(12, 0), cadence, None), MIN_POLL);
@@ -465,7 +477,7 @@ mod tests {
 
     #[test]
     fn view_holds_the_forecast_ahead() {
-        let mut s = LiveState::new("uk", Fallback { g_per_kwh: 1.0 });
+        let mut s = LiveState::new(SourceKind::GbCarbonIntensity, Fallback { g_per_kwh: 1.0 });
         s.on_answer(
             t(12, 0),
             answer(vec![slot(11, 0, 5.0), slot(12, 0, 1.0), slot(12, 30, 2.0)]),

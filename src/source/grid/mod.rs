@@ -10,7 +10,7 @@ pub mod table;
 pub mod uk;
 pub mod watttime;
 
-use crate::sample::Intensity;
+use crate::sample::{Intensity, SourceKind};
 use chrono::{DateTime, Utc};
 use http::{FetchError, Http, Secret};
 use std::time::Duration;
@@ -32,7 +32,7 @@ impl GridSource for FixedIntensity {
     fn intensity(&mut self, _at: DateTime<Utc>) -> Intensity {
         Intensity {
             g_per_kwh: self.0,
-            source: "fixed".into(),
+            source: SourceKind::Fixed.into(),
         }
     }
 
@@ -55,7 +55,7 @@ pub struct Answer {
 /// One live API.
 pub trait Provider: Send {
     /// The `intensity_source` it writes (`emaps`, `uk`, `watttime-moer`).
-    fn label(&self) -> &'static str;
+    fn label(&self) -> SourceKind;
     fn describe(&self) -> String;
     /// How often its data changes: it is never asked more often by default.
     fn cadence(&self) -> Duration;

@@ -7,7 +7,7 @@
 
 use super::GridSource;
 use crate::engine::constants::WORLD_INTENSITY_G_PER_KWH;
-use crate::sample::Intensity;
+use crate::sample::{Intensity, SourceKind};
 use chrono::{DateTime, Utc};
 
 /// (ISO alpha-2, ISO alpha-3, name, gCO2e/kWh, year)
@@ -112,7 +112,7 @@ impl GridSource for TableIntensity {
     fn intensity(&mut self, _at: DateTime<Utc>) -> Intensity {
         Intensity {
             g_per_kwh: self.entry.g_per_kwh,
-            source: "table".into(),
+            source: SourceKind::Table.into(),
         }
     }
 

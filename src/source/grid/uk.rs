@@ -8,6 +8,7 @@
 use super::http::{Auth, FetchError, Http};
 use super::series::{Kind, Point};
 use super::{Answer, Provider};
+use crate::sample::SourceKind;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde_json::Value;
 use std::time::Duration;
@@ -167,8 +168,8 @@ impl Uk {
 }
 
 impl Provider for Uk {
-    fn label(&self) -> &'static str {
-        "uk"
+    fn label(&self) -> SourceKind {
+        SourceKind::GbCarbonIntensity
     }
 
     fn describe(&self) -> String {

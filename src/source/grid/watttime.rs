@@ -9,6 +9,7 @@
 use super::http::{Auth, FetchError, Http, Secret};
 use super::series::{Kind, Point};
 use super::{Answer, Provider};
+use crate::sample::SourceKind;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -153,8 +154,8 @@ impl WattTime {
 }
 
 impl Provider for WattTime {
-    fn label(&self) -> &'static str {
-        "watttime-moer"
+    fn label(&self) -> SourceKind {
+        SourceKind::WattTimeMoer
     }
 
     fn describe(&self) -> String {
