@@ -218,40 +218,136 @@ fn resolve_loaded(
     path: Option<PathBuf>,
 ) -> Result<Settings, String> {
     let p = path.unwrap_or_default();
-    let file_interval = match &file.interval {
-        Some(s) => Some(
-            cli::parse_interval(s)
-                .map_err(|e| format!("config {}: key `interval`: {e}", p.display()))?,
-        ),
-        None => None,
-    };
+    // Checked concern by concern, in this order: the first bad key is the one reported.
+    let basis = basis_settings(cli, &file, &p)?;
+    let target = target_setting(cli, &file, &p)?;
+    let grid = grid_settings(cli, &file, &p)?;
+    let warnings = secret_warnings(&file, &p);
+    let gov = governor_settings(cli, &file, &p)?;
+    Ok(Settings {
+        simulate_gpus: cli.simulate_gpus.map(usize::from),
+        sim_state: cli.sim_state.clone(),
+        governor: gov.governor,
+        eta: gov.eta,
+        governor_profile: gov.governor_profile,
+        cap_step: gov.cap_step,
+        restore_caps: !(cli.no_restore || file.no_restore.unwrap_or(false)),
+        grid,
+        warnings,
+        interval: basis.interval,
+        out: cli.out.clone().or(file.out),
+        duration: cli.duration,
+        pue: basis.pue,
+        cpu_tdp: basis.cpu_tdp,
+        sysfs_root: cli
+            .sysfs_root
+            .clone()
+            .or(file.sysfs_root)
+            .unwrap_or_else(|| PathBuf::from("/sys")),
+        net_iface: cli_or_file(&cli.net_iface, file.net_iface),
+        net_kwh_per_gb: basis.net_kwh_per_gb,
+        memory_w_per_gib: basis.memory_w_per_gib,
+        embodied_kg: basis.embodied_kg,
+        metrics: cli_or_file(&cli.metrics, file.metric),
+        metrics_file: cli.metrics_file.clone().or(file.metrics_file),
+        target_metric: cli
+            .target_metric
+            .clone()
+            .or(file.target_metric)
+            .map(|m| m.trim().to_ascii_lowercase()),
+        target,
+        gpu_index: cli_or_file(&cli.gpu_index, file.gpu_index),
+        no_gpu: cli.no_gpu || file.no_gpu.unwrap_or(false),
+        quiet: cli.quiet,
+        headless: cli.headless,
+        theme: cli.theme.clone().or(file.theme),
+    })
+}
+
+/// A list option: the command line's when it names any, else the file's, else none.
+fn cli_or_file<T: Clone>(cli: &[T], file: Option<Vec<T>>) -> Vec<T> {
+    if cli.is_empty() {
+        file.unwrap_or_default()
+    } else {
+        cli.to_vec()
+    }
+}
+
+/// `config FILE: key `KEY`: ERROR`.
+fn key_error(p: &Path, key: &str) -> impl Fn(String) -> String {
+    let p = p.display().to_string();
+    let key = key.to_owned();
+    move |e| format!("config {p}: key `{key}`: {e}")
+}
+
+fn positive(v: &f64) -> Result<(), String> {
+    if v.is_finite() && *v > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{v} must be greater than 0"))
+    }
+}
+
+fn non_negative(v: &f64) -> Result<(), String> {
+    if v.is_finite() && *v >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{v} must not be negative"))
+    }
+}
+
+/// How the run measures: the interval, the PUE and the power and carbon models' constants.
+struct Basis {
+    interval: Duration,
+    pue: f64,
+    cpu_tdp: Option<f64>,
+    net_kwh_per_gb: f64,
+    memory_w_per_gib: f64,
+    embodied_kg: Option<f64>,
+}
+
+fn basis_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<Basis, String> {
+    let file_interval = file
+        .interval
+        .as_deref()
+        .map(cli::parse_interval)
+        .transpose()
+        .map_err(key_error(p, "interval"))?;
     let file_pue = match &file.pue {
         Some(PueValue::Number(n)) => Some(cli::parse_pue(&n.to_string())),
         Some(PueValue::Preset(s)) => Some(cli::parse_pue(s)),
         None => None,
     }
     .transpose()
-    .map_err(|e| format!("config {}: key `pue`: {e}", p.display()))?;
-    let positive = |v: &f64| {
-        if v.is_finite() && *v > 0.0 {
-            Ok(())
-        } else {
-            Err(format!("{v} must be greater than 0"))
-        }
-    };
-    let non_negative = |v: &f64| {
-        if v.is_finite() && *v >= 0.0 {
-            Ok(())
-        } else {
-            Err(format!("{v} must not be negative"))
-        }
-    };
-    let file_tdp = check(&p, "cpu_tdp", file.cpu_tdp, positive)?;
-    let file_net = check(&p, "net_kwh_per_gb", file.net_kwh_per_gb, non_negative)?;
-    let file_mem = check(&p, "memory_w_per_gib", file.memory_w_per_gib, non_negative)?;
-    let file_embodied = check(&p, "embodied_kg", file.embodied_kg, non_negative)?;
-    let file_epochs = check(&p, "epochs", file.epochs, positive)?;
-    let file_target_acc = check(&p, "target_accuracy", file.target_accuracy, |v| {
+    .map_err(key_error(p, "pue"))?;
+    let file_tdp = check(p, "cpu_tdp", file.cpu_tdp, positive)?;
+    let file_net = check(p, "net_kwh_per_gb", file.net_kwh_per_gb, non_negative)?;
+    let file_mem = check(p, "memory_w_per_gib", file.memory_w_per_gib, non_negative)?;
+    let file_embodied = check(p, "embodied_kg", file.embodied_kg, non_negative)?;
+    Ok(Basis {
+        interval: cli
+            .interval
+            .or(file_interval)
+            .unwrap_or(Duration::from_secs(1)),
+        pue: cli.pue.or(file_pue).unwrap_or(1.0),
+        cpu_tdp: cli.cpu_tdp.or(file_tdp),
+        net_kwh_per_gb: cli
+            .net_kwh_per_gb
+            .or(file_net)
+            .unwrap_or(crate::engine::constants::NETWORK_KWH_PER_GB),
+        memory_w_per_gib: file_mem.unwrap_or(crate::engine::constants::MEMORY_W_PER_GIB),
+        embodied_kg: cli.embodied_kg.or(file_embodied),
+    })
+}
+
+/// The progress target: `--epochs` first, else `--target-accuracy`.
+fn target_setting(
+    cli: &MeasureOpts,
+    file: &FileConfig,
+    p: &Path,
+) -> Result<Option<crate::ui::model::Target>, String> {
+    let file_epochs = check(p, "epochs", file.epochs, positive)?;
+    let file_target_acc = check(p, "target_accuracy", file.target_accuracy, |v| {
         if *v > 0.0 && *v <= 100.0 {
             Ok(())
         } else {
@@ -260,7 +356,21 @@ fn resolve_loaded(
             ))
         }
     })?;
-    let file_int = check(&p, "intensity", file.intensity, |v| {
+    Ok(
+        match (
+            cli.epochs.or(file_epochs),
+            cli.target_accuracy.or(file_target_acc),
+        ) {
+            (Some(n), _) => Some(crate::ui::model::Target::Epochs(n)),
+            (None, Some(a)) => Some(crate::ui::model::Target::Accuracy(a)),
+            (None, None) => None,
+        },
+    )
+}
+
+/// The grid: zone, fixed intensity, live provider and its credentials (the environment's first).
+fn grid_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<GridSettings, String> {
+    let file_int = check(p, "intensity", file.intensity, |v| {
         cli::parse_intensity(&v.to_string()).map(|_| ())
     })?;
     let file_provider = file
@@ -268,13 +378,13 @@ fn resolve_loaded(
         .as_deref()
         .map(str::parse::<ProviderKind>)
         .transpose()
-        .map_err(|e| format!("config {}: key `provider`: {e}", p.display()))?;
+        .map_err(key_error(p, "provider"))?;
     let file_poll = file
         .grid_poll
         .as_deref()
         .map(cli::parse_duration)
         .transpose()
-        .map_err(|e| format!("config {}: key `grid_poll`: {e}", p.display()))?;
+        .map_err(key_error(p, "grid_poll"))?;
     let file_lat_lon = match (file.lat, file.lon) {
         (Some(a), Some(o)) if (-90.0..=90.0).contains(&a) && (-180.0..=180.0).contains(&o) => {
             Some((a, o))
@@ -287,15 +397,46 @@ fn resolve_loaded(
             ));
         }
     };
-    let mut warnings = Vec::new();
+    Ok(GridSettings {
+        provider: cli.provider.or(file_provider).unwrap_or_default(),
+        zone: cli.zone.clone().or_else(|| file.zone.clone()),
+        intensity: cli.intensity.or(file_int),
+        grid_url: cli.grid_url.clone().or_else(|| file.grid_url.clone()),
+        lat_lon: cli.lat.zip(cli.lon).or(file_lat_lon),
+        grid_poll: cli.grid_poll.or(file_poll),
+        emaps_token: Secret::new(
+            env("ELECTRICITYMAPS_API_KEY").or_else(|| file.electricitymaps_api_key.clone()),
+        ),
+        watttime_user: env("WATTTIME_USERNAME").or_else(|| file.watttime_username.clone()),
+        watttime_password: Secret::new(
+            env("WATTTIME_PASSWORD").or_else(|| file.watttime_password.clone()),
+        ),
+    })
+}
+
+/// A config file holding a token or password should not be readable by everyone.
+fn secret_warnings(file: &FileConfig, p: &Path) -> Vec<String> {
     let file_has_secret =
         file.electricitymaps_api_key.is_some() || file.watttime_password.is_some();
-    if file_has_secret && world_readable(&p) {
-        warnings.push(format!(
+    if file_has_secret && world_readable(p) {
+        vec![format!(
             "config {} holds a token or password and is readable by everyone: chmod 600 it",
             p.display()
-        ));
+        )]
+    } else {
+        Vec::new()
     }
+}
+
+/// The carbon governor and the GPU power caps it steps through.
+struct Governor {
+    governor: bool,
+    eta: f64,
+    governor_profile: Duration,
+    cap_step: f64,
+}
+
+fn governor_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<Governor, String> {
     let file_gov = match file.governor.as_deref() {
         None => None,
         Some("off") => Some(false),
@@ -307,19 +448,17 @@ fn resolve_loaded(
             ));
         }
     };
-    let file_eta = check(&p, "eta", file.eta, |v| {
+    let file_eta = check(p, "eta", file.eta, |v| {
         cli::parse_unit(&v.to_string()).map(|_| ())
     })?;
-    let file_cap_step = check(&p, "cap_step", file.cap_step, positive)?;
+    let file_cap_step = check(p, "cap_step", file.cap_step, positive)?;
     let file_profile = file
         .governor_profile
         .as_deref()
         .map(cli::parse_duration)
         .transpose()
-        .map_err(|e| format!("config {}: key `governor_profile`: {e}", p.display()))?;
-    Ok(Settings {
-        simulate_gpus: cli.simulate_gpus.map(usize::from),
-        sim_state: cli.sim_state.clone(),
+        .map_err(key_error(p, "governor_profile"))?;
+    Ok(Governor {
         governor: match cli.governor.as_deref() {
             Some(g) => g == "carbon",
             None => file_gov.unwrap_or(false),
@@ -330,73 +469,6 @@ fn resolve_loaded(
             .or(file_profile)
             .unwrap_or(Duration::from_secs(10)),
         cap_step: cli.cap_step.or(file_cap_step).unwrap_or(10.0),
-        restore_caps: !(cli.no_restore || file.no_restore.unwrap_or(false)),
-        grid: GridSettings {
-            provider: cli.provider.or(file_provider).unwrap_or_default(),
-            zone: cli.zone.clone().or(file.zone),
-            intensity: cli.intensity.or(file_int),
-            grid_url: cli.grid_url.clone().or(file.grid_url),
-            lat_lon: cli.lat.zip(cli.lon).or(file_lat_lon),
-            grid_poll: cli.grid_poll.or(file_poll),
-            emaps_token: Secret::new(
-                env("ELECTRICITYMAPS_API_KEY").or(file.electricitymaps_api_key),
-            ),
-            watttime_user: env("WATTTIME_USERNAME").or(file.watttime_username),
-            watttime_password: Secret::new(env("WATTTIME_PASSWORD").or(file.watttime_password)),
-        },
-        warnings,
-        interval: cli
-            .interval
-            .or(file_interval)
-            .unwrap_or(Duration::from_secs(1)),
-        out: cli.out.clone().or(file.out),
-        duration: cli.duration,
-        pue: cli.pue.or(file_pue).unwrap_or(1.0),
-        cpu_tdp: cli.cpu_tdp.or(file_tdp),
-        sysfs_root: cli
-            .sysfs_root
-            .clone()
-            .or(file.sysfs_root)
-            .unwrap_or_else(|| PathBuf::from("/sys")),
-        net_iface: if cli.net_iface.is_empty() {
-            file.net_iface.unwrap_or_default()
-        } else {
-            cli.net_iface.clone()
-        },
-        net_kwh_per_gb: cli
-            .net_kwh_per_gb
-            .or(file_net)
-            .unwrap_or(crate::engine::constants::NETWORK_KWH_PER_GB),
-        memory_w_per_gib: file_mem.unwrap_or(crate::engine::constants::MEMORY_W_PER_GIB),
-        embodied_kg: cli.embodied_kg.or(file_embodied),
-        metrics: if cli.metrics.is_empty() {
-            file.metric.unwrap_or_default()
-        } else {
-            cli.metrics.clone()
-        },
-        metrics_file: cli.metrics_file.clone().or(file.metrics_file),
-        target_metric: cli
-            .target_metric
-            .clone()
-            .or(file.target_metric)
-            .map(|m| m.trim().to_ascii_lowercase()),
-        target: match (
-            cli.epochs.or(file_epochs),
-            cli.target_accuracy.or(file_target_acc),
-        ) {
-            (Some(n), _) => Some(crate::ui::model::Target::Epochs(n)),
-            (None, Some(a)) => Some(crate::ui::model::Target::Accuracy(a)),
-            (None, None) => None,
-        },
-        gpu_index: if cli.gpu_index.is_empty() {
-            file.gpu_index.unwrap_or_default()
-        } else {
-            cli.gpu_index.clone()
-        },
-        no_gpu: cli.no_gpu || file.no_gpu.unwrap_or(false),
-        quiet: cli.quiet,
-        headless: cli.headless,
-        theme: cli.theme.clone().or(file.theme),
     })
 }
 

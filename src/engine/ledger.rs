@@ -173,27 +173,59 @@ impl Ledger {
     /// Folds one sample in and returns the tick's row.
     pub fn push(&mut self, s: Sample) -> Tick {
         let prev = self.prev.take();
-        let dt = prev
-            .as_ref()
-            .map_or(0.0, |p| (s.elapsed_s - p.elapsed_s).max(0.0));
-        let first = prev.is_none();
+        let p = prev.as_ref();
+        let dt = p.map_or(0.0, |p| (s.elapsed_s - p.elapsed_s).max(0.0));
+        let first = p.is_none();
+        let gpu = self.fold_gpus(&s, p, dt, first);
+        let cpu = self.fold_cpu(&s, p, dt, first);
+        let old_mem = p.and_then(|p| p.mem);
+        let mem = s
+            .mem
+            .map_or((None, None), |m| power_interval(old_mem, m, dt, first));
+        let net = self.fold_net(&s, p, dt, first);
+        let process_cpu_w = self.fold_process_cpu(&s, p, cpu);
+        let iv = Interval {
+            dt,
+            gpu,
+            cpu,
+            mem,
+            net,
+            process_cpu_w,
+        };
+        let facility_kwh = iv.it_j() * self.cfg.pue / J_PER_KWH;
+        let (intensity, source) = self.intensity_at(&s);
+        let co2e_tick = intensity.map_or(0.0, |i| facility_kwh * i);
+        self.add_to_totals(&s, &iv, facility_kwh, co2e_tick);
+        let tick = self.tick(&s, iv, intensity, source);
+        self.prev = Some(s);
+        tick
+    }
 
-        // GPUs.
+    /// The GPUs over the interval: each one's energy and power, its counter's running total,
+    /// and the watched tree's share of it.
+    fn fold_gpus(&mut self, s: &Sample, prev: Option<&Sample>, dt: f64, first: bool) -> GpuPart {
         if self.gpu_energy_j.len() < s.gpus.len() {
             self.gpu_energy_j.resize(s.gpus.len(), 0.0);
             self.gpu_has_energy.resize(s.gpus.len(), false);
         }
-        let mut gpus = Vec::with_capacity(s.gpus.len());
-        let mut gpu_sum_w: Option<f64> = None;
-        let mut gpu_sum_j = 0.0;
-        let mut process_gpu_w: Option<f64> = None;
+        let mut part = GpuPart {
+            gpus: Vec::with_capacity(s.gpus.len()),
+            sum_w: None,
+            sum_j: 0.0,
+            process_w: None,
+            power_cap_w: if s.gpus.is_empty() {
+                None
+            } else {
+                s.gpus.iter().map(|g| g.cap_w).sum::<Option<f64>>()
+            },
+        };
         for (i, g) in s.gpus.iter().enumerate() {
-            let prev_g = prev.as_ref().and_then(|p| p.gpus.get(i));
+            let prev_g = prev.and_then(|p| p.gpus.get(i));
             let (e_j, p_w) = gpu_interval(prev_g, g, dt, first);
             if let Some(e) = e_j {
                 self.gpu_energy_j[i] += e;
                 self.gpu_has_energy[i] = true;
-                gpu_sum_j += e;
+                part.sum_j += e;
             }
             // The watched tree's share of this GPU over the interval (Kepler's SM split).
             if let Some(f) = g
@@ -202,7 +234,7 @@ impl Ledger {
                 .map(|f| f.clamp(0.0, 1.0))
             {
                 if let Some(w) = p_w {
-                    *process_gpu_w.get_or_insert(0.0) += f * w;
+                    *part.process_w.get_or_insert(0.0) += f * w;
                 }
                 if let Some(e) = e_j {
                     self.totals.process_gpu_j += f * e;
@@ -210,9 +242,9 @@ impl Ledger {
                 }
             }
             if let Some(w) = p_w {
-                *gpu_sum_w.get_or_insert(0.0) += w;
+                *part.sum_w.get_or_insert(0.0) += w;
             }
-            gpus.push(GpuTick {
+            part.gpus.push(GpuTick {
                 power_w: p_w,
                 energy_j: (self.gpu_has_energy[i] || g.power.is_some() || g.energy_mj.is_some())
                     .then_some(self.gpu_energy_j[i]),
@@ -221,14 +253,13 @@ impl Ledger {
                 cap_w: g.cap_w,
             });
         }
-        let power_cap_w = if s.gpus.is_empty() {
-            None
-        } else {
-            s.gpus.iter().map(|g| g.cap_w).sum::<Option<f64>>()
-        };
+        part
+    }
 
-        // CPU.
-        let (cpu_j, cpu_w) = match (&s.cpu, prev.as_ref().map(|p| &p.cpu)) {
+    /// The CPU over the interval: RAPL counter deltas (wraps and resets counted), else the
+    /// power reading.
+    fn fold_cpu(&mut self, s: &Sample, prev: Option<&Sample>, dt: f64, first: bool) -> Part {
+        match (&s.cpu, prev.map(|p| &p.cpu)) {
             (CpuReading::Rapl(cur), _) => {
                 let span = self
                     .last_rapl
@@ -256,16 +287,13 @@ impl Ledger {
                 power_interval(old, *cur, dt, first)
             }
             _ => (None, None),
-        };
+        }
+    }
 
-        // Memory.
-        let old_mem = prev.as_ref().and_then(|p| p.mem);
-        let (mem_j, mem_w) = s
-            .mem
-            .map_or((None, None), |m| power_interval(old_mem, m, dt, first));
-
-        // Network.
-        let (net_j, net_w) = match (s.net, prev.as_ref().and_then(|p| p.net)) {
+    /// The network over the interval: its power reading, else its byte counters' deltas at
+    /// the configured kWh/GB; the counters themselves go into the totals.
+    fn fold_net(&mut self, s: &Sample, prev: Option<&Sample>, dt: f64, first: bool) -> Part {
+        let part = match (s.net, prev.and_then(|p| p.net)) {
             (Some(cur), old) => match cur.power {
                 Some(p) => power_interval(old.and_then(|o| o.power), p, dt, first),
                 None => match old {
@@ -284,9 +312,14 @@ impl Ledger {
             self.totals.net_rx_bytes = n.rx_bytes;
             self.totals.net_tx_bytes = n.tx_bytes;
         }
+        part
+    }
 
-        // The command's share of the machine's busy CPU time over this interval.
-        let share = match (s.process, prev.as_ref().and_then(|p| p.process)) {
+    /// The command's share of the machine's busy CPU time over this interval, applied to the
+    /// CPU's energy (into the totals) and power (returned).
+    fn fold_process_cpu(&mut self, s: &Sample, prev: Option<&Sample>, cpu: Part) -> Option<f64> {
+        let (cpu_j, cpu_w) = cpu;
+        let share = match (s.process, prev.and_then(|p| p.process)) {
             (Some(c), Some(o)) if c.busy_ticks > o.busy_ticks => Some(
                 (c.tree_ticks.saturating_sub(o.tree_ticks) as f64
                     / (c.busy_ticks - o.busy_ticks) as f64)
@@ -295,49 +328,57 @@ impl Ledger {
             (Some(c), Some(o)) if c.busy_ticks == o.busy_ticks => Some(0.0),
             _ => None,
         };
-        let process_cpu_w = share.zip(cpu_w).map(|(f, w)| f * w);
         if let (Some(f), Some(j)) = (share, cpu_j) {
             self.totals.process_cpu_j += f * j;
             self.totals.process_machine_cpu_j += j;
         }
-        let it_j = gpu_sum_j + cpu_j.unwrap_or(0.0) + mem_j.unwrap_or(0.0) + net_j.unwrap_or(0.0);
-        let facility_kwh = it_j * self.cfg.pue / J_PER_KWH;
+        share.zip(cpu_w).map(|(f, w)| f * w)
+    }
 
-        // Intensity valid at this tick; an unknown one holds the last known value.
+    /// Intensity valid at this tick and its source; an unknown one holds the last known value.
+    fn intensity_at(&mut self, s: &Sample) -> (Option<f64>, Option<IntensitySource>) {
         if let Some(i) = &s.intensity {
             self.last_intensity = Some(i.clone());
         }
-        let (intensity, source) = match &self.last_intensity {
+        match &self.last_intensity {
             Some(i) => (Some(i.g_per_kwh), Some(i.source.clone())),
             None => (None, None),
-        };
-        let co2e_tick = intensity.map_or(0.0, |i| facility_kwh * i);
+        }
+    }
 
+    /// Adds the interval's energy and carbon to the running totals.
+    fn add_to_totals(&mut self, s: &Sample, iv: &Interval, facility_kwh: f64, co2e_tick: f64) {
         let t = &mut self.totals;
         t.ticks += 1;
         t.elapsed_s = s.elapsed_s;
-        t.gpu_j += gpu_sum_j;
-        t.cpu_j += cpu_j.unwrap_or(0.0);
-        t.mem_j += mem_j.unwrap_or(0.0);
-        t.net_j += net_j.unwrap_or(0.0);
+        t.gpu_j += iv.gpu.sum_j;
+        t.cpu_j += iv.cpu.0.unwrap_or(0.0);
+        t.mem_j += iv.mem.0.unwrap_or(0.0);
+        t.net_j += iv.net.0.unwrap_or(0.0);
         t.energy_kwh += facility_kwh;
         t.co2e_g += co2e_tick;
+    }
 
-        let total_power_w = [gpu_sum_w, cpu_w, mem_w, net_w]
-            .into_iter()
-            .flatten()
-            .reduce(|a, b| a + b);
-
-        let tick = Tick {
+    /// The tick's row: the interval's powers beside the running totals.
+    fn tick(
+        &self,
+        s: &Sample,
+        iv: Interval,
+        intensity: Option<f64>,
+        source: Option<IntensitySource>,
+    ) -> Tick {
+        let t = &self.totals;
+        let total_power_w = iv.total_power_w();
+        Tick {
             timestamp: s.time,
             elapsed_s: s.elapsed_s,
-            dt_s: dt,
-            gpu_power_w: gpu_sum_w,
-            cpu_power_w: cpu_w,
-            mem_power_w: mem_w,
+            dt_s: iv.dt,
+            gpu_power_w: iv.gpu.sum_w,
+            cpu_power_w: iv.cpu.1,
+            mem_power_w: iv.mem.1,
             net_rx_bytes: s.net.map(|n| n.rx_bytes),
             net_tx_bytes: s.net.map(|n| n.tx_bytes),
-            net_power_w: net_w,
+            net_power_w: iv.net.1,
             total_power_w,
             energy_kwh: t.energy_kwh,
             intensity_g_per_kwh: intensity,
@@ -347,14 +388,59 @@ impl Ledger {
                 crate::engine::constants::embodied_g_of(self.cfg.embodied_kg, s.elapsed_s)
             }),
             progress: s.progress.clone(),
-            power_cap_w,
-            gpus,
+            power_cap_w: iv.gpu.power_cap_w,
+            gpus: iv.gpu.gpus,
             cap_change: CapLog::default(),
-            process_cpu_w,
-            process_gpu_w,
-        };
-        self.prev = Some(s);
-        tick
+            process_cpu_w: iv.process_cpu_w,
+            process_gpu_w: iv.gpu.process_w,
+        }
+    }
+}
+
+/// One component's energy (J) and interval-average power (W) over an interval.
+type Part = (Option<f64>, Option<f64>);
+
+/// The GPUs over one interval.
+struct GpuPart {
+    /// Each GPU's row.
+    gpus: Vec<GpuTick>,
+    /// Σ power (W), if any GPU reported one.
+    sum_w: Option<f64>,
+    /// Σ energy (J).
+    sum_j: f64,
+    /// The watched tree's share of the power (W), if any GPU knows its processes.
+    process_w: Option<f64>,
+    /// Σ caps (W) when every GPU reports one.
+    power_cap_w: Option<f64>,
+}
+
+/// What one interval adds, component by component.
+struct Interval {
+    /// Its length (s; 0 for the first tick).
+    dt: f64,
+    gpu: GpuPart,
+    cpu: Part,
+    mem: Part,
+    net: Part,
+    /// The command's share of the CPU power (W).
+    process_cpu_w: Option<f64>,
+}
+
+impl Interval {
+    /// IT energy (J, without PUE).
+    fn it_j(&self) -> f64 {
+        self.gpu.sum_j
+            + self.cpu.0.unwrap_or(0.0)
+            + self.mem.0.unwrap_or(0.0)
+            + self.net.0.unwrap_or(0.0)
+    }
+
+    /// Σ of the components' powers, if any reported one.
+    fn total_power_w(&self) -> Option<f64> {
+        [self.gpu.sum_w, self.cpu.1, self.mem.1, self.net.1]
+            .into_iter()
+            .flatten()
+            .reduce(|a, b| a + b)
     }
 }
 

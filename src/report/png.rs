@@ -228,18 +228,63 @@ fn no_history() -> &'static History {
 type Chart<'a, 'b> =
     ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-/// One panel: caption, axes and a light grid, in the report's style.
-#[allow(clippy::too_many_arguments)]
-fn panel<'a, 'b>(
-    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
-    caption: String,
+/// What every part of one image shares: the theme, its palette and the scale (1.0 at 1000 px
+/// high).
+struct Ctx<'t> {
+    th: &'t Theme,
+    pal: Palette,
+    s: f64,
+}
+
+impl Ctx<'_> {
+    /// A theme colour on this image (the palette's text colour where the theme has none).
+    fn colour(&self, c: TermColor) -> RGBColor {
+        rgb(c, self.pal.text)
+    }
+
+    /// The muted small font of axis labels, legends and notes.
+    fn label(&self) -> TextStyle<'static> {
+        (FAMILY, 14.0 * self.s).into_font().color(&self.pal.muted)
+    }
+
+    /// Body text in colour `c`: bold and larger for headings.
+    fn text(&self, bold: bool, c: RGBColor) -> TextStyle<'static> {
+        if bold {
+            (FAMILY, 18.0 * self.s, FontStyle::Bold)
+                .into_font()
+                .color(&c)
+        } else {
+            (FAMILY, 16.0 * self.s).into_font().color(&c)
+        }
+    }
+}
+
+/// A panel's axes: the ranges, how the x labels read and how many there are.
+struct Axes<'f> {
     x: std::ops::Range<f64>,
     y: std::ops::Range<f64>,
-    xfmt: &dyn Fn(&f64) -> String,
+    xfmt: &'f dyn Fn(&f64) -> String,
     x_labels: usize,
-    s: f64,
-    pal: &Palette,
+}
+
+/// Run-relative time as an x label.
+fn clock_label(x: &f64) -> String {
+    clock(*x)
+}
+
+/// gCO2e as an x label.
+fn co2e_label(x: &f64) -> String {
+    fmt_co2e_g(*x)
+}
+
+/// One panel: caption, axes and a light grid, in the report's style.
+fn panel<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: String,
+    axes: Axes<'_>,
+    cx: &Ctx<'_>,
 ) -> Result<Chart<'a, 'b>, String> {
+    let (s, pal) = (cx.s, &cx.pal);
     let mut ch = ChartBuilder::on(area)
         .caption(
             caption,
@@ -250,18 +295,46 @@ fn panel<'a, 'b>(
         .margin((10.0 * s) as u32)
         .x_label_area_size((30.0 * s) as u32)
         .y_label_area_size((55.0 * s) as u32)
-        .build_cartesian_2d(x, y)
+        .build_cartesian_2d(axes.x, axes.y)
         .map_err(err)?;
     ch.configure_mesh()
-        .x_label_formatter(xfmt)
-        .x_labels(x_labels)
-        .label_style((FAMILY, 14.0 * s).into_font().color(&pal.muted))
+        .x_label_formatter(axes.xfmt)
+        .x_labels(axes.x_labels)
+        .label_style(cx.label())
         .axis_style(pal.grid)
         .light_line_style(pal.grid.mix(0.15))
         .bold_line_style(pal.grid.mix(0.3))
         .draw()
         .map_err(err)?;
     Ok(ch)
+}
+
+/// The series' legend, boxed in the corner `pos`.
+fn draw_legend<'a, 'b: 'a>(
+    ch: &mut Chart<'a, 'b>,
+    pos: SeriesLabelPosition,
+    cx: &Ctx<'_>,
+) -> Result<(), String> {
+    ch.configure_series_labels()
+        .position(pos)
+        .background_style(cx.pal.bg.mix(0.85))
+        .border_style(cx.pal.grid)
+        .label_font(cx.label())
+        .draw()
+        .map_err(err)
+}
+
+/// A note in the middle of the left edge of an empty panel.
+fn draw_note(
+    ch: &Chart<'_, '_>,
+    note: &str,
+    x: f64,
+    y: (f64, f64),
+    cx: &Ctx<'_>,
+) -> Result<(), String> {
+    ch.plotting_area()
+        .draw(&Text::new(note, (x, (y.0 + y.1) / 2.0), cx.label()))
+        .map_err(err)
 }
 
 type Area<'b> = DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>;
@@ -310,168 +383,174 @@ pub fn write(
 ) -> Result<(), String> {
     let h = run.meter.history.as_ref().unwrap_or_else(|| no_history());
     let (root, body, pal, s) = canvas(path, size, th, &format!("carbontop report · {title}"))?;
-    let w = size.0;
-    let (charts, side) = body.split_horizontally((f64::from(w) * 0.70) as u32);
+    let cx = Ctx { th, pal, s };
+    let (charts, side) = body.split_horizontally((f64::from(size.0) * 0.70) as u32);
     let panels = charts.split_evenly((2, 2));
-    let window = None;
-    let (x0, x1) = (
-        h.first_t().unwrap_or(0.0),
-        h.last_t()
-            .unwrap_or(1.0)
-            .max(h.first_t().unwrap_or(0.0) + 1.0),
-    );
-    let label = (FAMILY, 14.0 * s).into_font().color(&pal.muted);
-    let xfmt = |x: &f64| clock(*x);
+    let x0 = h.first_t().unwrap_or(0.0);
+    let xr = x0..h.last_t().unwrap_or(1.0).max(x0 + 1.0);
+    draw_power_panel(&panels[0], run, h, xr.clone(), &cx)?;
+    draw_intensity_panel(&panels[1], h, xr.clone(), &cx)?;
+    draw_carbon_panel(&panels[2], h, xr, &cx)?;
+    draw_accuracy_panel(&panels[3], run.snap, h, &cx)?;
+    draw_summary(&side, run, &cx)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
 
-    // 1. Power by component.
+/// The power series, in drawing order reversed: total, each GPU, CPU, memory, network; each with
+/// its name, history column and colour.
+fn power_series(run: &Run<'_>, cx: &Ctx<'_>) -> Vec<(String, usize, RGBColor)> {
+    let th = cx.th;
     let mut series: Vec<(String, usize, RGBColor)> =
-        vec![("total".into(), col::TOTAL, rgb(th.total, pal.text))];
+        vec![("total".into(), col::TOTAL, cx.colour(th.total))];
     for i in 0..run.meter.basis.gpu_count {
-        series.push((
-            format!("GPU{i}"),
-            col::GPU0 + i,
-            rgb(th.gpu_color(i), pal.text),
-        ));
+        series.push((format!("GPU{i}"), col::GPU0 + i, cx.colour(th.gpu_color(i))));
     }
     let cpu_name = if run.cpu_estimate {
         "CPU (estimate)"
     } else {
         "CPU"
     };
-    series.push((cpu_name.into(), col::CPU, rgb(th.cpu, pal.text)));
-    series.push(("memory".into(), col::MEM, rgb(th.memory, pal.text)));
-    series.push(("network".into(), col::NET, rgb(th.network, pal.text)));
-    let data: Vec<Vec<(f64, f64)>> = series
-        .iter()
-        .map(|(_, c, _)| h.window(*c, window))
-        .collect();
+    series.push((cpu_name.into(), col::CPU, cx.colour(th.cpu)));
+    series.push(("memory".into(), col::MEM, cx.colour(th.memory)));
+    series.push(("network".into(), col::NET, cx.colour(th.network)));
+    series
+}
+
+/// Panel 1: power by component, cap changes marked.
+fn draw_power_panel(
+    area: &Area<'_>,
+    run: &Run<'_>,
+    h: &History,
+    x: std::ops::Range<f64>,
+    cx: &Ctx<'_>,
+) -> Result<(), String> {
+    let series = power_series(run, cx);
+    let data: Vec<Vec<(f64, f64)>> = series.iter().map(|(_, c, _)| h.window(*c, None)).collect();
     let (_, ymax) = range(data.iter().flatten().map(|p| p.1), true);
-    {
-        let mut ch = panel(
-            &panels[0],
-            "Power by component (IT, W)".into(),
-            x0..x1,
-            0.0..ymax,
-            &xfmt,
-            6,
-            s,
-            &pal,
-        )?;
-        for ((name, _, c), pts) in series.iter().zip(&data).rev() {
-            let c = *c;
-            // Width 1: plotters mitres thick polylines, and a zigzag's sharp joins spike.
-            ch.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(1)))
-                .map_err(err)?
-                .label(name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3))
-                });
-        }
-        for cc in &run.meter.cap_changes {
-            let c = rgb(th.warning, pal.text);
-            ch.draw_series(LineSeries::new(
-                [(cc.elapsed_s, 0.0), (cc.elapsed_s, ymax)],
-                c.stroke_width(1),
-            ))
-            .map_err(err)?;
-        }
-        ch.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(pal.bg.mix(0.85))
-            .border_style(pal.grid)
-            .label_font(label.clone())
-            .draw()
-            .map_err(err)?;
+    let axes = Axes {
+        x,
+        y: 0.0..ymax,
+        xfmt: &clock_label,
+        x_labels: 6,
+    };
+    let mut ch = panel(area, "Power by component (IT, W)".into(), axes, cx)?;
+    for ((name, _, c), pts) in series.iter().zip(&data).rev() {
+        let c = *c;
+        // Width 1: plotters mitres thick polylines, and a zigzag's sharp joins spike.
+        ch.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(1)))
+            .map_err(err)?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3)));
     }
-
-    // 2. Grid intensity.
-    let gi = h.window(col::INTENSITY, window);
-    let (ilo, ihi) = range(gi.iter().map(|p| p.1), false);
-    {
-        let mut ch = panel(
-            &panels[1],
-            "Grid carbon intensity (gCO2e/kWh)".into(),
-            x0..x1,
-            ilo..ihi,
-            &xfmt,
-            6,
-            s,
-            &pal,
-        )?;
-        let c = rgb(th.intensity, pal.text);
-        ch.draw_series(LineSeries::new(gi.iter().copied(), c.stroke_width(1)))
-            .map_err(err)?;
-    }
-
-    // 3. Cumulative gCO2e.
-    let co2 = h.window(col::CO2E, window);
-    let (_, cmax) = range(co2.iter().map(|p| p.1), true);
-    {
-        let mut ch = panel(
-            &panels[2],
-            "Cumulative operational carbon (gCO2e)".into(),
-            x0..x1,
-            0.0..cmax,
-            &xfmt,
-            6,
-            s,
-            &pal,
-        )?;
-        let c = rgb(th.carbon, pal.text);
-        ch.draw_series(
-            AreaSeries::new(co2.iter().copied(), 0.0, c.mix(0.2)).border_style(c.stroke_width(2)),
-        )
+    for cc in &run.meter.cap_changes {
+        let c = cx.colour(cx.th.warning);
+        ch.draw_series(LineSeries::new(
+            [(cc.elapsed_s, 0.0), (cc.elapsed_s, ymax)],
+            c.stroke_width(1),
+        ))
         .map_err(err)?;
     }
+    draw_legend(&mut ch, SeriesLabelPosition::UpperRight, cx)
+}
 
-    // 4. Accuracy against gCO2e, each whole point marked.
-    let acc = h.xy(col::CO2E, col::ACCURACY, window);
-    {
-        let (ax0, ax1) = range(acc.iter().map(|p| p.0), false);
-        let (ay0, ay1) = range(acc.iter().map(|p| p.1), false);
-        let cap = match run.snap.last_point {
-            Some(lp) => format!(
-                "Accuracy vs gCO2e · last point (→{}%) cost {}",
-                lp.point,
-                fmt_co2e_g(lp.co2e_g)
-            ),
-            None => "Accuracy (%) vs cumulative gCO2e".into(),
-        };
-        let mut ch = panel(
-            &panels[3],
-            cap,
-            ax0..ax1,
-            ay0..ay1,
-            &|x: &f64| fmt_co2e_g(*x),
-            5,
-            s,
-            &pal,
-        )?;
-        let c = rgb(th.accuracy, pal.text);
-        if acc.is_empty() {
-            ch.plotting_area()
-                .draw(&Text::new(
-                    "no accuracy in this recording",
-                    (ax0, (ay0 + ay1) / 2.0),
-                    label.clone(),
-                ))
-                .map_err(err)?;
-        } else {
-            ch.draw_series(LineSeries::new(acc.iter().copied(), c.stroke_width(1)))
-                .map_err(err)?;
-            let m = rgb(th.carbon, pal.text);
-            ch.draw_series(run.snap.milestones.iter().map(|ms| {
-                Circle::new(
-                    (ms.co2e_g, f64::from(ms.point)),
-                    (3.0 * s) as u32,
-                    m.filled(),
-                )
-            }))
-            .map_err(err)?;
-        }
+/// Panel 2: grid intensity, its axis not from zero.
+fn draw_intensity_panel(
+    area: &Area<'_>,
+    h: &History,
+    x: std::ops::Range<f64>,
+    cx: &Ctx<'_>,
+) -> Result<(), String> {
+    let gi = h.window(col::INTENSITY, None);
+    let (ilo, ihi) = range(gi.iter().map(|p| p.1), false);
+    let axes = Axes {
+        x,
+        y: ilo..ihi,
+        xfmt: &clock_label,
+        x_labels: 6,
+    };
+    let mut ch = panel(area, "Grid carbon intensity (gCO2e/kWh)".into(), axes, cx)?;
+    let c = cx.colour(cx.th.intensity);
+    ch.draw_series(LineSeries::new(gi.iter().copied(), c.stroke_width(1)))
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Panel 3: cumulative gCO2e, filled.
+fn draw_carbon_panel(
+    area: &Area<'_>,
+    h: &History,
+    x: std::ops::Range<f64>,
+    cx: &Ctx<'_>,
+) -> Result<(), String> {
+    let co2 = h.window(col::CO2E, None);
+    let (_, cmax) = range(co2.iter().map(|p| p.1), true);
+    let axes = Axes {
+        x,
+        y: 0.0..cmax,
+        xfmt: &clock_label,
+        x_labels: 6,
+    };
+    let mut ch = panel(
+        area,
+        "Cumulative operational carbon (gCO2e)".into(),
+        axes,
+        cx,
+    )?;
+    let c = cx.colour(cx.th.carbon);
+    ch.draw_series(
+        AreaSeries::new(co2.iter().copied(), 0.0, c.mix(0.2)).border_style(c.stroke_width(2)),
+    )
+    .map_err(err)?;
+    Ok(())
+}
+
+/// Panel 4: accuracy against gCO2e, each whole point marked.
+fn draw_accuracy_panel(
+    area: &Area<'_>,
+    sn: &Snapshot,
+    h: &History,
+    cx: &Ctx<'_>,
+) -> Result<(), String> {
+    let acc = h.xy(col::CO2E, col::ACCURACY, None);
+    let (ax0, ax1) = range(acc.iter().map(|p| p.0), false);
+    let (ay0, ay1) = range(acc.iter().map(|p| p.1), false);
+    let cap = match sn.last_point {
+        Some(lp) => format!(
+            "Accuracy vs gCO2e · last point (→{}%) cost {}",
+            lp.point,
+            fmt_co2e_g(lp.co2e_g)
+        ),
+        None => "Accuracy (%) vs cumulative gCO2e".into(),
+    };
+    let axes = Axes {
+        x: ax0..ax1,
+        y: ay0..ay1,
+        xfmt: &co2e_label,
+        x_labels: 5,
+    };
+    let mut ch = panel(area, cap, axes, cx)?;
+    if acc.is_empty() {
+        return draw_note(&ch, "no accuracy in this recording", ax0, (ay0, ay1), cx);
     }
+    let c = cx.colour(cx.th.accuracy);
+    ch.draw_series(LineSeries::new(acc.iter().copied(), c.stroke_width(1)))
+        .map_err(err)?;
+    let m = cx.colour(cx.th.carbon);
+    ch.draw_series(sn.milestones.iter().map(|ms| {
+        Circle::new(
+            (ms.co2e_g, f64::from(ms.point)),
+            (3.0 * cx.s) as u32,
+            m.filled(),
+        )
+    }))
+    .map_err(err)?;
+    Ok(())
+}
 
-    // Summary box.
+/// The summary box beside the charts: the run's figures, the governor's last word, the constants.
+fn draw_summary(side: &Area<'_>, run: &Run<'_>, cx: &Ctx<'_>) -> Result<(), String> {
+    let s = cx.s;
     let pad = (20.0 * s) as i32;
     let line_h = (27.0 * s) as i32;
     let mut lines = summary_lines(run.snap, "summary");
@@ -484,13 +563,7 @@ pub fn write(
     }
     lines.extend(constants_lines());
     for (i, (text, bold)) in lines.iter().enumerate() {
-        let style = if *bold {
-            (FAMILY, 18.0 * s, FontStyle::Bold)
-                .into_font()
-                .color(&pal.text)
-        } else {
-            (FAMILY, 16.0 * s).into_font().color(&pal.text)
-        };
+        let style = cx.text(*bold, cx.pal.text);
         let y = pad + i as i32 * line_h;
         // "key   value": the value in a column of its own (the font is proportional).
         match text.split_once("  ").filter(|(k, _)| !k.trim().is_empty()) {
@@ -509,7 +582,6 @@ pub fn write(
                 .map_err(err)?,
         }
     }
-    root.present().map_err(err)?;
     Ok(())
 }
 
@@ -524,10 +596,20 @@ pub fn write_compare(
 ) -> Result<(), String> {
     let title = format!("carbontop comparison · {} runs", runs.len());
     let (root, body, pal, s) = canvas(path, size, th, &title)?;
+    let cx = Ctx { th, pal, s };
     let (charts, bottom) = body.split_vertically((f64::from(size.1) * 0.58) as u32);
     let panels = charts.split_evenly((1, 2));
     let names = table.first().map(|(_, v)| v.clone()).unwrap_or_default();
-    // Distinct theme colours, one per run (the colour-blind theme keeps them apart).
+    draw_compare_carbon(&panels[0], runs, &names, &cx)?;
+    draw_compare_accuracy(&panels[1], runs, &cx)?;
+    draw_compare_table(&bottom, table, runs.len(), size.0, &cx)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// Run `i`'s colour: distinct theme colours in turn (the colour-blind theme keeps them apart).
+fn run_colour(i: usize, cx: &Ctx<'_>) -> RGBColor {
+    let th = cx.th;
     let cycle = [
         th.carbon,
         th.intensity,
@@ -536,9 +618,16 @@ pub fn write_compare(
         th.memory,
         th.accuracy,
     ];
-    let colour = |i: usize| rgb(cycle[i % cycle.len()], pal.text);
-    let label = (FAMILY, 14.0 * s).into_font().color(&pal.muted);
+    cx.colour(cycle[i % cycle.len()])
+}
 
+/// Cumulative gCO2e over time, one line per run, named in the legend.
+fn draw_compare_carbon(
+    area: &Area<'_>,
+    runs: &[&Meter],
+    names: &[String],
+    cx: &Ctx<'_>,
+) -> Result<(), String> {
     let co2: Vec<Vec<(f64, f64)>> = runs
         .iter()
         .map(|m| {
@@ -550,34 +639,30 @@ pub fn write_compare(
         .collect();
     let (_, xmax) = range(co2.iter().flatten().map(|p| p.0), true);
     let (_, cmax) = range(co2.iter().flatten().map(|p| p.1), true);
-    {
-        let mut ch = panel(
-            &panels[0],
-            "Cumulative operational carbon (gCO2e)".into(),
-            0.0..xmax,
-            0.0..cmax,
-            &|x: &f64| clock(*x),
-            6,
-            s,
-            &pal,
-        )?;
-        for (i, pts) in co2.iter().enumerate() {
-            let c = colour(i);
-            ch.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(names.get(i).cloned().unwrap_or_default())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3))
-                });
-        }
-        ch.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(pal.bg.mix(0.85))
-            .border_style(pal.grid)
-            .label_font(label.clone())
-            .draw()
-            .map_err(err)?;
+    let axes = Axes {
+        x: 0.0..xmax,
+        y: 0.0..cmax,
+        xfmt: &clock_label,
+        x_labels: 6,
+    };
+    let mut ch = panel(
+        area,
+        "Cumulative operational carbon (gCO2e)".into(),
+        axes,
+        cx,
+    )?;
+    for (i, pts) in co2.iter().enumerate() {
+        let c = run_colour(i, cx);
+        ch.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(names.get(i).cloned().unwrap_or_default())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3)));
     }
+    draw_legend(&mut ch, SeriesLabelPosition::UpperLeft, cx)
+}
+
+/// Accuracy against cumulative gCO2e, one line per run.
+fn draw_compare_accuracy(area: &Area<'_>, runs: &[&Meter], cx: &Ctx<'_>) -> Result<(), String> {
     let acc: Vec<Vec<(f64, f64)>> = runs
         .iter()
         .map(|m| {
@@ -587,66 +672,63 @@ pub fn write_compare(
                 .xy(col::CO2E, col::ACCURACY, None)
         })
         .collect();
-    {
-        let (ax0, ax1) = range(acc.iter().flatten().map(|p| p.0), true);
-        let (ay0, ay1) = range(acc.iter().flatten().map(|p| p.1), false);
-        let mut ch = panel(
-            &panels[1],
-            "Accuracy (%) vs cumulative gCO2e".into(),
-            ax0..ax1,
-            ay0..ay1,
-            &|x: &f64| fmt_co2e_g(*x),
-            5,
-            s,
-            &pal,
-        )?;
-        if acc.iter().all(Vec::is_empty) {
-            ch.plotting_area()
-                .draw(&Text::new(
-                    "no accuracy in these recordings",
-                    (ax0, (ay0 + ay1) / 2.0),
-                    label.clone(),
-                ))
-                .map_err(err)?;
-        }
-        for (i, pts) in acc.iter().enumerate() {
-            ch.draw_series(LineSeries::new(
-                pts.iter().copied(),
-                colour(i).stroke_width(2),
-            ))
-            .map_err(err)?;
-        }
+    let (ax0, ax1) = range(acc.iter().flatten().map(|p| p.0), true);
+    let (ay0, ay1) = range(acc.iter().flatten().map(|p| p.1), false);
+    let axes = Axes {
+        x: ax0..ax1,
+        y: ay0..ay1,
+        xfmt: &co2e_label,
+        x_labels: 5,
+    };
+    let mut ch = panel(area, "Accuracy (%) vs cumulative gCO2e".into(), axes, cx)?;
+    if acc.iter().all(Vec::is_empty) {
+        draw_note(&ch, "no accuracy in these recordings", ax0, (ay0, ay1), cx)?;
     }
-    // The table: one column per run, in the run's colour.
+    for (i, pts) in acc.iter().enumerate() {
+        ch.draw_series(LineSeries::new(
+            pts.iter().copied(),
+            run_colour(i, cx).stroke_width(2),
+        ))
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The table: one column per run across an image `width` wide, the header row in the runs'
+/// colours.
+fn draw_compare_table(
+    bottom: &Area<'_>,
+    table: &[(&str, Vec<String>)],
+    runs: usize,
+    width: u32,
+    cx: &Ctx<'_>,
+) -> Result<(), String> {
+    let s = cx.s;
     let pad = (20.0 * s) as i32;
     let line_h = (28.0 * s) as i32;
     let key_w = (160.0 * s) as i32;
-    let col_w = ((f64::from(size.0) - f64::from(key_w) - 2.0 * f64::from(pad))
-        / runs.len().max(1) as f64) as i32;
+    let col_w =
+        ((f64::from(width) - f64::from(key_w) - 2.0 * f64::from(pad)) / runs.max(1) as f64) as i32;
     for (r, (k, vals)) in table.iter().enumerate() {
         let y = pad + r as i32 * line_h;
         let bold = r == 0;
-        let font = |c: RGBColor| {
-            if bold {
-                (FAMILY, 18.0 * s, FontStyle::Bold).into_font().color(&c)
-            } else {
-                (FAMILY, 16.0 * s).into_font().color(&c)
-            }
-        };
         bottom
-            .draw(&Text::new(k.to_string(), (pad, y), font(pal.muted)))
+            .draw(&Text::new(
+                k.to_string(),
+                (pad, y),
+                cx.text(bold, cx.pal.muted),
+            ))
             .map_err(err)?;
         for (i, v) in vals.iter().enumerate() {
-            let c = if bold { colour(i) } else { pal.text };
+            let c = if bold { run_colour(i, cx) } else { cx.pal.text };
             bottom
                 .draw(&Text::new(
                     v.clone(),
                     (pad + key_w + i as i32 * col_w, y),
-                    font(c),
+                    cx.text(bold, c),
                 ))
                 .map_err(err)?;
         }
     }
-    root.present().map_err(err)?;
     Ok(())
 }

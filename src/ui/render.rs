@@ -471,21 +471,46 @@ fn draw_power(f: &mut Frame, area: Rect, (d, s): View, ui: &UiState, th: &Theme,
 
 fn draw_totals(f: &mut Frame, area: Rect, (d, s): View, th: &Theme, focus: bool) {
     let block = panel_block(title("Energy & carbon", None, th), focus, th);
-    let m = Style::new().fg(th.muted);
-    let row = |k: &str, v: String, c: Color| {
-        Line::from(vec![
-            Span::styled(format!("{k:<9}"), m),
-            Span::styled(v, Style::new().fg(c).add_modifier(Modifier::BOLD)),
-        ])
-    };
-    let mut lines = vec![
-        row("energy", fmt_energy_kwh(s.energy_kwh), th.total),
-        row(
+    let mut lines = headline_rows(s, th);
+    lines.extend(this_run_row(s, th));
+    lines.extend(to_go_row(s, th));
+    lines.extend(embodied_row(s, th));
+    lines.extend(grid_rows((d, s), th));
+    lines.extend(cap_effect_row(s, th));
+    if let Some(n) = &d.cap_note {
+        lines.push(kv_row("caps", n.clone(), th.text, th));
+    }
+    lines.extend(equivalent_rows((d, s), th));
+    lines.extend(comms_row(s, th));
+    lines.push(mean_row(s, th));
+    if let Some(p) = &d.info.samples_path {
+        lines.push(Line::styled(format!("→ {p}"), Style::new().fg(th.muted)));
+    }
+    // Per GPU, when there is room: power, utilisation, memory, cap.
+    let room = area.height.saturating_sub(2) as usize;
+    push_gpu_table(&mut lines, s, room, th);
+    f.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// One row of the energy & carbon panel: a muted key, a bold value in its colour.
+fn kv_row(k: &str, v: String, c: Color, th: &Theme) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{k:<9}"), Style::new().fg(th.muted)),
+        Span::styled(v, Style::new().fg(c).add_modifier(Modifier::BOLD)),
+    ])
+}
+
+/// Energy, carbon and the present power and carbon rate.
+fn headline_rows(s: &Snapshot, th: &Theme) -> Vec<Line<'static>> {
+    vec![
+        kv_row("energy", fmt_energy_kwh(s.energy_kwh), th.total, th),
+        kv_row(
             "carbon",
             format!("{} CO2e", fmt_co2e_g(s.co2e_g)),
             th.carbon,
+            th,
         ),
-        row(
+        kv_row(
             "now",
             format!(
                 "{} · {}/h",
@@ -493,10 +518,14 @@ fn draw_totals(f: &mut Frame, area: Rect, (d, s): View, th: &Theme, focus: bool)
                 s.now.co2e_g_per_h.map_or("—".into(), fmt_co2e_g)
             ),
             th.text,
+            th,
         ),
-    ];
-    // The command's process tree on a shared host: its share of the machine's CPU and GPUs,
-    // beside the machine's figures.
+    ]
+}
+
+/// The command's process tree on a shared host: its share of the machine's CPU and GPUs,
+/// beside the machine's figures.
+fn this_run_row(s: &Snapshot, th: &Theme) -> Option<Line<'static>> {
     let parts: Vec<String> = [
         ("CPU", s.now.process_cpu_w, s.now.cpu_w),
         ("GPU", s.now.process_gpu_w, s.now.gpu_w),
@@ -510,132 +539,126 @@ fn draw_totals(f: &mut Frame, area: Rect, (d, s): View, th: &Theme, focus: bool)
         ))
     })
     .collect();
-    if !parts.is_empty() {
-        lines.push(row("this run", parts.join(" · "), th.cpu));
-    }
-    if let Some(t) = s.to_go {
-        // At the recent rate and the present power (forecast intensity where there is one).
-        let what = match s.target {
-            Some(Target::Epochs(n)) => format!("→ epoch {n}"),
-            Some(Target::Accuracy(a)) => format!("→ {a}%"),
-            None => String::new(),
-        };
-        let text = if t.secs == 0.0 {
-            format!("reached {what}")
+    (!parts.is_empty()).then(|| kv_row("this run", parts.join(" · "), th.cpu, th))
+}
+
+/// Time, energy and carbon to the target, at the recent rate and the present power (forecast
+/// intensity where there is one).
+fn to_go_row(s: &Snapshot, th: &Theme) -> Option<Line<'static>> {
+    let t = s.to_go?;
+    let what = match s.target {
+        Some(Target::Epochs(n)) => format!("→ epoch {n}"),
+        Some(Target::Accuracy(a)) => format!("→ {a}%"),
+        None => String::new(),
+    };
+    let text = if t.secs == 0.0 {
+        format!("reached {what}")
+    } else {
+        format!(
+            "{} · {} · {}",
+            clock(t.secs),
+            fmt_energy_kwh(t.energy_kwh),
+            fmt_co2e_g(t.co2e_g)
+        )
+    };
+    Some(kv_row("to go", text, th.carbon, th))
+}
+
+/// SCI M: the hardware's manufacturing emissions, amortised over the run.
+/// Sources disagree on TE by 2× and more: the published range beside the point value.
+fn embodied_row(s: &Snapshot, th: &Theme) -> Option<Line<'static>> {
+    let e = s.embodied?;
+    let band = e.range().map_or(String::new(), |(lo, hi)| {
+        format!(" ({}–{})", fmt_co2e_g(lo), fmt_co2e_g(hi))
+    });
+    Some(kv_row(
+        "embodied",
+        format!("{}{band}", fmt_co2e_g(e.g)),
+        th.muted,
+        th,
+    ))
+}
+
+/// With a grid source: the carbon forecast for the window ahead and the greener window.
+fn grid_rows((d, s): View, th: &Theme) -> Vec<Line<'static>> {
+    let Some(g) = &d.meter.grid else {
+        return Vec::new();
+    };
+    let win = fmt_window(g.window);
+    let mut lines = Vec::new();
+    if let Some(fc) = s.forecast {
+        let basis = if fc.covered >= 0.999 {
+            "forecast".to_owned()
         } else {
-            format!(
-                "{} · {} · {}",
-                clock(t.secs),
-                fmt_energy_kwh(t.energy_kwh),
-                fmt_co2e_g(t.co2e_g)
-            )
+            format!("{:.0}% forecast", fc.covered * 100.0)
         };
-        lines.push(row("to go", text, th.carbon));
-    }
-    if let Some(e) = s.embodied {
-        // SCI M: the hardware's manufacturing emissions, amortised over the run.
-        // Sources disagree on TE by 2× and more: the published range beside the point value.
-        let band = e.range().map_or(String::new(), |(lo, hi)| {
-            format!(" ({}–{})", fmt_co2e_g(lo), fmt_co2e_g(hi))
-        });
-        lines.push(row(
-            "embodied",
-            format!("{}{band}", fmt_co2e_g(e.g)),
-            th.muted,
+        lines.push(kv_row(
+            &format!("next {win}"),
+            format!("{} ({basis})", fmt_co2e_g(fc.co2e_g)),
+            th.carbon,
+            th,
         ));
     }
-    if let Some(g) = &d.meter.grid {
-        let win = fmt_window(g.window);
-        if let Some(fc) = s.forecast {
-            let basis = if fc.covered >= 0.999 {
-                "forecast".to_owned()
-            } else {
-                format!("{:.0}% forecast", fc.covered * 100.0)
-            };
-            lines.push(row(
-                &format!("next {win}"),
-                format!("{} ({basis})", fmt_co2e_g(fc.co2e_g)),
-                th.carbon,
-            ));
-        }
-        lines.push(match &s.greener {
-            // The window has the same length as the row above.
-            Some(w) => row(
-                "greener",
-                format!(
-                    "{}Z {:.0} g/kWh −{:.0}%",
-                    w.start.format("%a %H:%M"),
-                    w.mean_g,
-                    w.saving_pct()
-                ),
-                th.good,
+    lines.push(match &s.greener {
+        // The window has the same length as the row above.
+        Some(w) => kv_row(
+            "greener",
+            format!(
+                "{}Z {:.0} g/kWh −{:.0}%",
+                w.start.format("%a %H:%M"),
+                w.mean_g,
+                w.saving_pct()
             ),
-            None if g.slots.len() > 1 => row(
-                "greener",
-                format!("none: now is the greenest {win} ahead"),
-                th.text,
-            ),
-            None => row("greener", "no forecast".into(), th.muted),
-        });
-    }
-    if let Some(e) = &s.cap_effect {
-        let w = |v: Option<f64>| v.map_or("—".to_owned(), |x| format!("{x:.0}"));
-        let pct = |v: Option<f64>| v.map_or("—".to_owned(), |x| format!("{:+.0}%", x * 100.0));
-        let text = match e.deltas() {
-            // The caps themselves are in the header and the GPU table.
-            Some(dl) => format!(
-                "P {} T {} E/step {}",
-                pct(Some(dl.power)),
-                pct(dl.speed),
-                pct(dl.energy_per_step)
-            ),
-            None => format!("{}→{} W: measuring…", w(e.old_w), w(e.new_w)),
-        };
-        // P: GPU power, T: throughput (steps/s), E/step: energy per step, after vs before.
-        lines.push(row("Δ cap", text, th.text));
-    }
-    if let Some(n) = &d.cap_note {
-        lines.push(row("caps", n.clone(), th.text));
-    }
-    let it = &s.it;
-    lines.extend([
-        row(
+            th.good,
+            th,
+        ),
+        None if g.slots.len() > 1 => kv_row(
+            "greener",
+            format!("none: now is the greenest {win} ahead"),
+            th.text,
+            th,
+        ),
+        None => kv_row("greener", "no forecast".into(), th.muted, th),
+    });
+    lines
+}
+
+/// The effect of the last power-cap change.
+/// P: GPU power, T: throughput (steps/s), E/step: energy per step, after vs before.
+fn cap_effect_row(s: &Snapshot, th: &Theme) -> Option<Line<'static>> {
+    let e = s.cap_effect.as_ref()?;
+    let w = |v: Option<f64>| v.map_or("—".to_owned(), |x| format!("{x:.0}"));
+    let pct = |v: Option<f64>| v.map_or("—".to_owned(), |x| format!("{:+.0}%", x * 100.0));
+    let text = match e.deltas() {
+        // The caps themselves are in the header and the GPU table.
+        Some(dl) => format!(
+            "P {} T {} E/step {}",
+            pct(Some(dl.power)),
+            pct(dl.speed),
+            pct(dl.energy_per_step)
+        ),
+        None => format!("{}→{} W: measuring…", w(e.old_w), w(e.new_w)),
+    };
+    Some(kv_row("Δ cap", text, th.text, th))
+}
+
+/// Everyday equivalents, each component's share of the energy, and the network traffic.
+fn equivalent_rows((d, s): View, th: &Theme) -> [Line<'static>; 4] {
+    [
+        kv_row(
             "≈ trees",
             format!("{} tree-days", fmt_sig(s.equivalents.tree_days)),
             th.good,
+            th,
         ),
-        row(
+        kv_row(
             "≈ car",
             format!("{} km driven", fmt_sig(s.equivalents.car_km)),
             th.text,
+            th,
         ),
-        Line::from(vec![
-            Span::styled(
-                if it.gpu_kwh.is_some() {
-                    format!("GPU {} ", fmt_share(it.gpu_share))
-                } else {
-                    String::new()
-                },
-                Style::new().fg(th.gpu_color(0)),
-            ),
-            Span::styled(
-                format!(
-                    "CPU{} {} ",
-                    if d.info.cpu_estimate { "~" } else { "" },
-                    fmt_share(it.cpu_share)
-                ),
-                Style::new().fg(th.cpu),
-            ),
-            Span::styled(
-                format!("mem {} ", fmt_share(it.mem_share)),
-                Style::new().fg(th.memory),
-            ),
-            Span::styled(
-                format!("net {}", fmt_share(it.net_share)),
-                Style::new().fg(th.network),
-            ),
-        ]),
-        row(
+        shares_line((d, s), th),
+        kv_row(
             "network",
             format!(
                 "↓{} ↑{}",
@@ -643,47 +666,89 @@ fn draw_totals(f: &mut Frame, area: Rect, (d, s): View, th: &Theme, focus: bool)
                 fmt_bytes(s.net_tx_bytes)
             ),
             th.text,
+            th,
         ),
-    ]);
-    // Communication, at both ends of the published kWh/GB range (a band: sources disagree by 70×).
-    if let Some((lo, hi)) = s.comms.and_then(|c| c.range()) {
-        lines.push(row(
-            "comms",
-            format!("{}–{} CO2e", fmt_co2e_g(lo), fmt_co2e_g(hi)),
-            th.network,
-        ));
-    }
-    lines.extend([row(
+    ]
+}
+
+/// GPU, CPU, memory and network shares of the IT energy, each in its component's colour.
+fn shares_line((d, s): View, th: &Theme) -> Line<'static> {
+    let it = &s.it;
+    Line::from(vec![
+        Span::styled(
+            if it.gpu_kwh.is_some() {
+                format!("GPU {} ", fmt_share(it.gpu_share))
+            } else {
+                String::new()
+            },
+            Style::new().fg(th.gpu_color(0)),
+        ),
+        Span::styled(
+            format!(
+                "CPU{} {} ",
+                if d.info.cpu_estimate { "~" } else { "" },
+                fmt_share(it.cpu_share)
+            ),
+            Style::new().fg(th.cpu),
+        ),
+        Span::styled(
+            format!("mem {} ", fmt_share(it.mem_share)),
+            Style::new().fg(th.memory),
+        ),
+        Span::styled(
+            format!("net {}", fmt_share(it.net_share)),
+            Style::new().fg(th.network),
+        ),
+    ])
+}
+
+/// Communication, at both ends of the published kWh/GB range (a band: sources disagree by 70×).
+fn comms_row(s: &Snapshot, th: &Theme) -> Option<Line<'static>> {
+    let (lo, hi) = s.comms.and_then(|c| c.range())?;
+    Some(kv_row(
+        "comms",
+        format!("{}–{} CO2e", fmt_co2e_g(lo), fmt_co2e_g(hi)),
+        th.network,
+        th,
+    ))
+}
+
+/// The energy-weighted mean intensity and the PUE.
+fn mean_row(s: &Snapshot, th: &Theme) -> Line<'static> {
+    kv_row(
         "mean",
         s.mean_intensity.map_or("—".into(), |i| {
             format!("{i:.0} gCO2e/kWh · PUE {:.2}", s.pue)
         }),
         th.text,
-    )]);
-    if let Some(p) = &d.info.samples_path {
-        lines.push(Line::styled(format!("→ {p}"), m));
+        th,
+    )
+}
+
+/// Per GPU, when `room` (the panel's inner height) leaves space below `lines`: power,
+/// utilisation, memory, cap.
+fn push_gpu_table(lines: &mut Vec<Line<'static>>, s: &Snapshot, room: usize, th: &Theme) {
+    if s.now.gpus.is_empty() || room <= lines.len() + 1 {
+        return;
     }
-    // Per GPU, when there is room: power, utilisation, memory, cap.
-    let room = area.height.saturating_sub(2) as usize;
-    if !s.now.gpus.is_empty() && room > lines.len() + 1 {
-        lines.push(Line::styled("GPU  power   util  mem     cap", m));
-        for (i, g) in s.now.gpus.iter().enumerate().take(room - lines.len()) {
-            let opt = |v: Option<f64>, unit: &str| {
-                v.map_or("—".to_owned(), |x| format!("{x:.0}{unit}"))
-            };
-            lines.push(Line::from(vec![
-                Span::styled(format!("{i:<4} "), Style::new().fg(th.gpu_color(i))),
-                Span::raw(format!(
-                    "{:<7} {:<5} {:<7} {}",
-                    opt(g.power_w, " W"),
-                    opt(g.util_pct, "%"),
-                    opt(g.mem_used_mib.map(|m| m / 1024.0), " G"),
-                    opt(g.cap_w, " W"),
-                )),
-            ]));
-        }
+    lines.push(Line::styled(
+        "GPU  power   util  mem     cap",
+        Style::new().fg(th.muted),
+    ));
+    for (i, g) in s.now.gpus.iter().enumerate().take(room - lines.len()) {
+        let opt =
+            |v: Option<f64>, unit: &str| v.map_or("—".to_owned(), |x| format!("{x:.0}{unit}"));
+        lines.push(Line::from(vec![
+            Span::styled(format!("{i:<4} "), Style::new().fg(th.gpu_color(i))),
+            Span::raw(format!(
+                "{:<7} {:<5} {:<7} {}",
+                opt(g.power_w, " W"),
+                opt(g.util_pct, "%"),
+                opt(g.mem_used_mib.map(|m| m / 1024.0), " G"),
+                opt(g.cap_w, " W"),
+            )),
+        ]));
     }
-    f.render_widget(Paragraph::new(lines).block(block), area);
 }
 
 /// "1 h", "30 min", "2.5 h".
