@@ -38,8 +38,16 @@ pub const J_PER_KWH: f64 = 3.6e6;
 macro_rules! quantity {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
+        #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default, serde::Serialize)]
+        #[serde(transparent)]
         pub struct $name(pub f64);
+
+        /// The bare number, as f64 writes it (CSV cells, full-precision lines).
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
 
         impl Add for $name {
             type Output = $name;
@@ -136,8 +144,66 @@ impl FacilityKwh {
     }
 }
 
+/// An energy, for what formats one (IT or facility; a bare number where a row holds it).
+pub trait Energy: Copy {
+    fn kwh(self) -> f64;
+}
+
+impl Energy for ItKwh {
+    fn kwh(self) -> f64 {
+        self.0
+    }
+}
+
+impl Energy for FacilityKwh {
+    fn kwh(self) -> f64 {
+        self.0
+    }
+}
+
+impl Energy for f64 {
+    fn kwh(self) -> f64 {
+        self
+    }
+}
+
+/// An amount of carbon, for what formats one.
+pub trait Carbon: Copy {
+    fn grams(self) -> f64;
+}
+
+impl Carbon for GramsCo2e {
+    fn grams(self) -> f64 {
+        self.0
+    }
+}
+
+impl Carbon for f64 {
+    fn grams(self) -> f64 {
+        self
+    }
+}
+
+/// A power, for what formats one.
+pub trait Power: Copy {
+    fn watts(self) -> f64;
+}
+
+impl Power for Watts {
+    fn watts(self) -> f64 {
+        self.0
+    }
+}
+
+impl Power for f64 {
+    fn watts(self) -> f64 {
+        self
+    }
+}
+
 /// Power usage effectiveness: facility energy over IT energy, ≥ 1.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, serde::Serialize)]
+#[serde(transparent)]
 pub struct Pue(f64);
 
 impl Pue {
@@ -146,8 +212,20 @@ impl Pue {
         (x.is_finite() && x >= 1.0).then_some(Pue(x))
     }
 
+    /// A PUE from a figure already checked where it was read (config, a recording), kept
+    /// at 1 where it is not one, so facility energy is never below IT energy.
+    pub fn saturating(x: f64) -> Pue {
+        Pue::new(x).unwrap_or_default()
+    }
+
     pub fn get(self) -> f64 {
         self.0
+    }
+}
+
+impl std::fmt::Display for Pue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 

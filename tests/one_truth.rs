@@ -21,14 +21,14 @@ fn shown(s: &Snapshot) -> Vec<(&'static str, String)> {
     let c = s.comms.unwrap();
     let (lo, hi) = c.range().unwrap();
     vec![
-        ("energy", fmt_energy_kwh(s.energy_kwh)),
-        ("carbon", format!("{} CO2e", fmt_co2e_g(s.co2e_g))),
+        ("energy", fmt_energy_kwh(s.energy_kwh.0)),
+        ("carbon", format!("{} CO2e", fmt_co2e_g(s.co2e_g.0))),
         ("embodied", fmt_co2e_g(e.g)),
         ("embodied low", fmt_co2e_g(e.low)),
         ("embodied high", fmt_co2e_g(e.high)),
         ("comms low", fmt_co2e_g(lo)),
         ("comms high", fmt_co2e_g(hi)),
-        ("per point", fmt_co2e_g(s.per_point.unwrap().co2e_g)),
+        ("per point", fmt_co2e_g(s.per_point.unwrap().co2e_g.0)),
         ("tree-days", fmt_sig(s.equivalents.tree_days)),
     ]
 }
@@ -55,8 +55,12 @@ fn every_output_shows_the_same_figures() {
         // The engine agrees with the recording's own cumulative columns (its last row).
         let (h, rows) = read_csv(&fixture(file));
         let last = rows.last().unwrap();
-        assert!(close(s.energy_kwh, num(&last[col(&h, "energy_kwh")]), 1e-9));
-        assert!(close(s.co2e_g, num(&last[col(&h, "co2e_g")]), 1e-9));
+        assert!(close(
+            s.energy_kwh.0,
+            num(&last[col(&h, "energy_kwh")]),
+            1e-9
+        ));
+        assert!(close(s.co2e_g.0, num(&last[col(&h, "co2e_g")]), 1e-9));
         // Per point is C_total / (a_last − a_first) (DESIGN.md §5).
         let accs: Vec<f64> = rows
             .iter()
@@ -65,7 +69,11 @@ fn every_output_shows_the_same_figures() {
             .map(|a| num(a))
             .collect();
         let gained = accs.last().unwrap() - accs[0];
-        assert!(close(s.per_point.unwrap().co2e_g, s.co2e_g / gained, 1e-12));
+        assert!(close(
+            s.per_point.unwrap().co2e_g.0,
+            s.co2e_g.0 / gained,
+            1e-12
+        ));
 
         // report: text.
         let o = bin().arg("report").arg(fixture(file)).output().unwrap();
@@ -81,14 +89,14 @@ fn every_output_shows_the_same_figures() {
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let r = &v["runs"][0];
         let f = |k: &str| r.pointer(k).and_then(serde_json::Value::as_f64).unwrap();
-        assert_eq!(f("/energy_kwh"), s.energy_kwh);
-        assert_eq!(f("/co2e_g"), s.co2e_g);
-        assert_eq!(f("/embodied_co2e/g"), s.embodied.unwrap().g);
-        assert_eq!(f("/embodied_co2e/low_g"), s.embodied.unwrap().low);
-        assert_eq!(f("/embodied_co2e/high_g"), s.embodied.unwrap().high);
-        assert_eq!(f("/comms_co2e/low_g"), s.comms.unwrap().low);
-        assert_eq!(f("/comms_co2e/high_g"), s.comms.unwrap().high);
-        assert_eq!(f("/per_point/co2e_g"), s.per_point.unwrap().co2e_g);
+        assert_eq!(f("/energy_kwh"), s.energy_kwh.0);
+        assert_eq!(f("/co2e_g"), s.co2e_g.0);
+        assert_eq!(f("/embodied_co2e/g"), s.embodied.unwrap().g.0);
+        assert_eq!(f("/embodied_co2e/low_g"), s.embodied.unwrap().low.0);
+        assert_eq!(f("/embodied_co2e/high_g"), s.embodied.unwrap().high.0);
+        assert_eq!(f("/comms_co2e/low_g"), s.comms.unwrap().low.0);
+        assert_eq!(f("/comms_co2e/high_g"), s.comms.unwrap().high.0);
+        assert_eq!(f("/per_point/co2e_g"), s.per_point.unwrap().co2e_g.0);
         assert_eq!(f("/tree_days"), s.equivalents.tree_days);
 
         // The PNG's summary box.
@@ -132,12 +140,12 @@ fn every_output_shows_the_same_figures() {
         let (eh, erows) = read_csv(&em);
         assert!(close(
             num(&erows[0][col(&eh, "emissions")]) * 1000.0,
-            s.co2e_g,
+            s.co2e_g.0,
             1e-12
         ));
         assert!(close(
             num(&erows[0][col(&eh, "energy_consumed")]),
-            s.energy_kwh,
+            s.energy_kwh.0,
             1e-12
         ));
     }
@@ -163,12 +171,12 @@ fn the_comparison_table_shows_each_runs_figures() {
     for file in TRACES {
         let s = snapshot(file);
         assert!(
-            row("energy").contains(&fmt_energy_kwh(s.energy_kwh)),
+            row("energy").contains(&fmt_energy_kwh(s.energy_kwh.0)),
             "{table}"
         );
-        assert!(row("carbon").contains(&fmt_co2e_g(s.co2e_g)), "{table}");
+        assert!(row("carbon").contains(&fmt_co2e_g(s.co2e_g.0)), "{table}");
         assert!(
-            row("per point").contains(&fmt_co2e_g(s.per_point.unwrap().co2e_g)),
+            row("per point").contains(&fmt_co2e_g(s.per_point.unwrap().co2e_g.0)),
             "{table}"
         );
     }
@@ -185,17 +193,17 @@ fn agents_and_the_aggregator_show_the_files_figures() {
         let m = metrics_when_done(addr, s.ticks as usize);
         assert!(close(
             value(&m, "carbontop_facility_energy_joules_total") / 3.6e6,
-            s.energy_kwh,
+            s.energy_kwh.0,
             1e-9
         ));
         assert!(close(
             value(&m, "carbontop_co2e_grams_total"),
-            s.co2e_g,
+            s.co2e_g.0,
             1e-9
         ));
         assert!(close(
             value(&m, "carbontop_embodied_co2e_grams"),
-            s.embodied.unwrap().g,
+            s.embodied.unwrap().g.0,
             1e-9
         ));
     }
@@ -222,12 +230,12 @@ fn agents_and_the_aggregator_show_the_files_figures() {
     let job = out.lines().find(|l| l.starts_with("nodes=")).unwrap();
     assert!(close(
         field(job, "energy_kwh"),
-        snaps[0].energy_kwh + snaps[1].energy_kwh,
+        snaps[0].energy_kwh.0 + snaps[1].energy_kwh.0,
         1e-9
     ));
     assert!(close(
         field(job, "co2e_g"),
-        snaps[0].co2e_g + snaps[1].co2e_g,
+        snaps[0].co2e_g.0 + snaps[1].co2e_g.0,
         1e-9
     ));
     for (node, s) in ["n1", "n2"].into_iter().zip(&snaps) {
@@ -236,9 +244,9 @@ fn agents_and_the_aggregator_show_the_files_figures() {
             .find(|l| l.starts_with(&format!("node={node} ")))
             .unwrap_or_else(|| panic!("no line for {node} in {out}"));
         assert!(
-            close(field(line, "energy_kwh"), s.energy_kwh, 1e-9),
+            close(field(line, "energy_kwh"), s.energy_kwh.0, 1e-9),
             "{line}"
         );
-        assert!(close(field(line, "co2e_g"), s.co2e_g, 1e-9), "{line}");
+        assert!(close(field(line, "co2e_g"), s.co2e_g.0, 1e-9), "{line}");
     }
 }

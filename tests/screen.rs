@@ -151,10 +151,10 @@ fn live_grid_forecast_and_greener_window_160x48() {
     assert!(s.contains("greener"), "{s}");
     // 1 h at the present facility power over 300 then 280 g/kWh.
     let snap = d.meter.snapshot();
-    let w = snap.now.facility_w.unwrap();
+    let w = snap.now.facility_w.unwrap().0;
     let want = w / 1000.0 * (0.5 * 300.0 + 0.5 * 280.0);
     let fc = snap.forecast.unwrap();
-    let (g, covered) = (fc.co2e_g, fc.covered);
+    let (g, covered) = (fc.co2e_g.0, fc.covered);
     assert!((g - want).abs() < 1e-9 && covered == 1.0, "{g} vs {want}");
     insta::assert_snapshot!(t.backend());
 }

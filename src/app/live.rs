@@ -29,6 +29,7 @@ use crate::source::{CpuSource, GpuSource};
 use crate::ui::model::{Dashboard, Mode, RunInfo};
 use crate::ui::state::UiState;
 use crate::ui::theme;
+use crate::units::Pue;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -242,7 +243,7 @@ fn run_info(
 /// What this run's figures rest on besides its ticks.
 fn basis(s: &Settings, built: &Built) -> Basis {
     Basis {
-        pue: s.pue,
+        pue: Pue::saturating(s.pue),
         embodied: Some(embodied_te(s, &built.gpu_models)),
         target: s.target,
         target_metric: s.target_metric.clone(),

@@ -18,6 +18,7 @@ use crate::serve::agents::Node;
 use crate::source::grid::live::GridView;
 use crate::ui::model::Dashboard;
 use crate::ui::state::Effect as Action;
+use crate::units::Pue;
 use chrono::{DateTime, Utc};
 use nix::sys::signal::Signal;
 use signal_hook::consts::SIGINT;
@@ -294,7 +295,7 @@ impl Session {
 
     /// A recording's tick: shown and recorded as a live one is (its PUE is the recording's).
     fn on_tick(&mut self, tick: Tick, totals: Totals, pue: f64, fx: &mut Vec<Effect>) {
-        self.dash.meter.basis.pue = pue;
+        self.dash.meter.basis.pue = Pue::saturating(pue);
         self.dash.push(&tick, totals);
         fx.push(Effect::Record(Box::new(tick)));
         fx.push(Effect::Ticked);
@@ -338,7 +339,7 @@ impl Session {
         let k = self.dash.meter.totals.ticks + 1;
         let (tick, totals, pue) = crate::engine::job::tick(&counted, at, now, dt, k);
         if let Some(p) = pue {
-            self.dash.meter.basis.pue = p;
+            self.dash.meter.basis.pue = Pue::saturating(p);
         }
         self.dash.push(&tick, totals);
         self.dash.output.clear();
@@ -657,8 +658,8 @@ mod tests {
             o.notes
         );
         // 36 W for 1.4 s at 500 g/kWh.
-        assert!((o.snapshot.energy_kwh - 36.0 * 1.4 / 3.6e6).abs() < 1e-15);
-        assert!((o.snapshot.co2e_g - o.snapshot.energy_kwh * 500.0).abs() < 1e-12);
+        assert!((o.snapshot.energy_kwh.0 - 36.0 * 1.4 / 3.6e6).abs() < 1e-15);
+        assert!((o.snapshot.co2e_g.0 - o.snapshot.energy_kwh.0 * 500.0).abs() < 1e-12);
         assert_eq!(o.snapshot.progress.accuracy, Some(42.0));
     }
 
@@ -885,9 +886,9 @@ mod tests {
             }
             if let Some(kwh) = sc.end.energy_kwh {
                 assert!(
-                    (o.snapshot.energy_kwh - kwh).abs() <= 1e-12 * kwh.max(1e-9),
+                    (o.snapshot.energy_kwh.0 - kwh).abs() <= 1e-12 * kwh.max(1e-9),
                     "{name}: {} kWh, want {kwh}",
-                    o.snapshot.energy_kwh
+                    o.snapshot.energy_kwh.0
                 );
             }
         }

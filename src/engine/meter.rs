@@ -10,13 +10,13 @@
 //! samples give the same Snapshot.
 
 use crate::engine::constants::{
-    BYTES_PER_GB, EmbodiedKg, J_PER_KWH, NETWORK_KWH_PER_GB, NETWORK_KWH_PER_GB_LOW, car_km,
-    tree_days,
+    BYTES_PER_GB, EmbodiedKg, NETWORK_KWH_PER_GB, NETWORK_KWH_PER_GB_LOW, car_km, tree_days,
 };
 use crate::engine::forecast::{self, Greener, Slot};
 use crate::engine::ledger::{GpuTick, Tick, Totals};
 use crate::engine::series::{Agg, History};
 use crate::sample::{IntensitySource, Progress};
+use crate::units::{FacilityKwh, GPerKwh, GramsCo2e, ItKwh, Pue, Watts};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::VecDeque;
 
@@ -46,9 +46,9 @@ pub enum Target {
 
 /// What the figures rest on besides the ticks: fixed for the run (the PUE may be learnt from a
 /// recording's first interval).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Basis {
-    pub pue: f64,
+    pub pue: Pue,
     /// The hardware's embodied emissions (TE) behind `embodied_co2e_g`, with the published
     /// range; `None` where not counted.
     pub embodied: Option<EmbodiedKg>,
@@ -60,24 +60,12 @@ pub struct Basis {
     pub gpu_count: usize,
 }
 
-impl Default for Basis {
-    fn default() -> Self {
-        Self {
-            pue: 1.0,
-            embodied: None,
-            target: None,
-            target_metric: None,
-            gpu_count: 0,
-        }
-    }
-}
-
 /// The forecast to the end of the run at the recent rate (DESIGN.md §5 "Forecast").
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ToGo {
     pub secs: f64,
-    pub energy_kwh: f64,
-    pub co2e_g: f64,
+    pub energy_kwh: FacilityKwh,
+    pub co2e_g: GramsCo2e,
     /// Share of the time the provider's intensity forecast covered (the rest at today's value).
     pub forecast_covered: f64,
 }
@@ -90,8 +78,8 @@ const RATE_MARKS: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProgressStart {
     pub value: f64,
-    pub co2e_g: f64,
-    pub energy_kwh: f64,
+    pub co2e_g: GramsCo2e,
+    pub energy_kwh: FacilityKwh,
 }
 
 impl ProgressStart {
@@ -102,8 +90,8 @@ impl ProgressStart {
         {
             *slot = Some(Self {
                 value: v,
-                co2e_g: t.co2e_g,
-                energy_kwh: t.energy_kwh,
+                co2e_g: GramsCo2e(t.co2e_g),
+                energy_kwh: FacilityKwh(t.energy_kwh),
             });
         }
     }
@@ -115,12 +103,12 @@ pub struct Milestone {
     /// The whole percent reached (e.g. 42 for the first tick at ≥ 42%).
     pub point: u32,
     pub elapsed_s: f64,
-    pub energy_kwh: f64,
-    pub co2e_g: f64,
+    pub energy_kwh: FacilityKwh,
+    pub co2e_g: GramsCo2e,
     /// What this point cost (g, kWh): the carbon since the milestone before it over the points
     /// the tick reached; 0 for the points already reached when accuracy was first reported.
-    pub cost_g: f64,
-    pub cost_kwh: f64,
+    pub cost_g: GramsCo2e,
+    pub cost_kwh: FacilityKwh,
 }
 
 /// A change of the summed GPU power cap between two ticks.
@@ -425,15 +413,16 @@ impl Meter {
         // Points reached together in one tick share what the tick's jump cost: ΔC / Δa over
         // the jump (DESIGN.md §5, the marginal cost), not 0 for all but the first.
         let n = f64::from(reached - from + 1);
-        let (cost_g, cost_kwh) = self.milestones.last().map_or((0.0, 0.0), |m| {
-            ((t.co2e_g - m.co2e_g) / n, (t.energy_kwh - m.energy_kwh) / n)
+        let (co2e_g, energy_kwh) = (GramsCo2e(t.co2e_g), FacilityKwh(t.energy_kwh));
+        let (cost_g, cost_kwh) = self.milestones.last().map_or_else(Default::default, |m| {
+            ((co2e_g - m.co2e_g) / n, (energy_kwh - m.energy_kwh) / n)
         });
         for point in from..=reached {
             self.milestones.push(Milestone {
                 point,
                 elapsed_s: t.elapsed_s,
-                energy_kwh: t.energy_kwh,
-                co2e_g: t.co2e_g,
+                energy_kwh,
+                co2e_g,
                 cost_g,
                 cost_kwh,
             });
@@ -477,12 +466,18 @@ impl Meter {
         }
     }
 
-    /// Facility power now (W): IT power × PUE (E_facility = E_it × PUE, DESIGN.md §5).
-    fn facility_power_w(&self) -> Option<f64> {
-        self.last
-            .as_ref()
-            .and_then(|t| t.total_power_w)
-            .map(|w| w * self.basis.pue)
+    /// IT power now (W): the last interval's average.
+    fn it_power(&self) -> Option<Watts> {
+        self.last.as_ref().and_then(|t| t.total_power_w).map(Watts)
+    }
+
+    /// Operational carbon and facility energy so far.
+    fn carbon(&self) -> GramsCo2e {
+        GramsCo2e(self.totals.co2e_g)
+    }
+
+    fn facility_energy(&self) -> FacilityKwh {
+        FacilityKwh(self.totals.energy_kwh)
     }
 
     /// Time, energy and carbon to the target at the recent rate (epochs per second over the
@@ -508,8 +503,8 @@ impl Meter {
         if left <= 0.0 {
             return Some(ToGo {
                 secs: 0.0,
-                energy_kwh: 0.0,
-                co2e_g: 0.0,
+                energy_kwh: FacilityKwh(0.0),
+                co2e_g: GramsCo2e(0.0),
                 forecast_covered: 0.0,
             });
         }
@@ -517,15 +512,21 @@ impl Meter {
             return None;
         }
         let secs = left / rate;
-        let w = self.facility_power_w()?;
+        let it = self.it_power()?;
         let len = TimeDelta::milliseconds((secs * 1000.0).min(3.0e11) as i64);
         let slots = self.grid.as_ref().map_or(&[][..], |g| &g.slots[..]);
-        let (co2e_g, covered) =
-            forecast::expected_co2e_g(slots, t.intensity_g_per_kwh?, t.timestamp, len, w);
+        let (co2e_g, covered) = forecast::expected_co2e_g(
+            slots,
+            t.intensity_g_per_kwh?,
+            t.timestamp,
+            len,
+            (it * self.basis.pue).0,
+        );
         Some(ToGo {
             secs,
-            energy_kwh: w * secs / J_PER_KWH,
-            co2e_g,
+            // E_facility = E_it × PUE, at the present power.
+            energy_kwh: it.over_secs(secs) * self.basis.pue,
+            co2e_g: GramsCo2e(co2e_g),
             forecast_covered: covered,
         })
     }
@@ -535,12 +536,12 @@ impl Meter {
     fn window_forecast(&self) -> Option<WindowForecast> {
         let g = self.grid.as_ref()?;
         let t = self.last.as_ref()?;
-        let w = self.facility_power_w()?;
+        let w = self.it_power()? * self.basis.pue;
         let (co2e_g, covered) =
-            forecast::expected_co2e_g(&g.slots, t.intensity_g_per_kwh?, t.timestamp, g.window, w);
+            forecast::expected_co2e_g(&g.slots, t.intensity_g_per_kwh?, t.timestamp, g.window, w.0);
         Some(WindowForecast {
             window: g.window,
-            co2e_g,
+            co2e_g: GramsCo2e(co2e_g),
             covered,
         })
     }
@@ -553,12 +554,12 @@ impl Meter {
             let a = self.last.as_ref()?.progress.accuracy?;
             let gained = a - s.value;
             (gained > 0.0).then(|| {
-                let g = self.totals.co2e_g / gained;
+                let g = self.carbon() / gained;
                 PerPoint {
                     gained,
                     co2e_g: g,
-                    energy_kwh: self.totals.energy_kwh / gained,
-                    tree_days: tree_days(g),
+                    energy_kwh: self.facility_energy() / gained,
+                    tree_days: tree_days(g.0),
                 }
             })
         })();
@@ -568,12 +569,12 @@ impl Meter {
             let first = self.milestones[1..]
                 .iter()
                 .map(|m| m.cost_g)
-                .find(|g| *g > 0.0);
+                .find(|g| g.0 > 0.0);
             LastPoint {
                 point: b.point,
                 co2e_g: b.cost_g,
                 energy_kwh: b.cost_kwh,
-                vs_first: first.filter(|_| b.cost_g > 0.0).map(|f| b.cost_g / f),
+                vs_first: first.filter(|_| b.cost_g.0 > 0.0).map(|f| b.cost_g / f),
             }
         });
         (avg, last)
@@ -581,10 +582,10 @@ impl Meter {
 
     /// gCO2e per 0.01 of loss reduction since the first loss seen, for runs that report no
     /// accuracy: C_total / (Δloss × 100).
-    fn per_loss_hundredth(&self) -> Option<f64> {
+    fn per_loss_hundredth(&self) -> Option<GramsCo2e> {
         let s = self.loss_start?;
         let drop = s.value - self.last.as_ref()?.progress.loss?;
-        (drop > 0.0).then(|| self.totals.co2e_g / (drop * 100.0))
+        (drop > 0.0).then(|| self.carbon() / (drop * 100.0))
     }
 
     /// The `--target-metric`'s gain since its first value and gCO2e per unit of it (C_total
@@ -600,7 +601,7 @@ impl Meter {
             1.0
         };
         (gained > 0.0).then(|| PerMetric {
-            co2e_g: self.totals.co2e_g / (gained / unit),
+            co2e_g: self.carbon() / (gained / unit),
             name,
             gained,
             unit,
@@ -610,7 +611,7 @@ impl Meter {
     /// Embodied carbon so far (SCI M, as the Ledger or the recording put it in the tick), with
     /// the published range of the TE behind it where the sources disagree.
     fn embodied(&self) -> Option<Band> {
-        let g = self.last.as_ref()?.embodied_co2e_g?;
+        let g = GramsCo2e(self.last.as_ref()?.embodied_co2e_g?);
         let (lo, hi) = self
             .basis
             .embodied
@@ -628,15 +629,30 @@ impl Meter {
     /// 0.069: sources disagree by 70×).
     fn comms(&self) -> Option<Band> {
         let t = &self.totals;
-        let i = t.mean_intensity()?;
+        let i = self.mean_intensity()?;
+        let pue = self.basis.pue;
         let bytes = (t.net_rx_bytes + t.net_tx_bytes) as f64;
-        let at = |kwh_per_gb: f64| bytes / BYTES_PER_GB * kwh_per_gb * self.basis.pue * i;
-        let g = t.net_j / J_PER_KWH * self.basis.pue * i;
-        (bytes > 0.0 || g > 0.0).then(|| Band {
+        let at = |kwh_per_gb: f64| ItKwh(bytes / BYTES_PER_GB * kwh_per_gb) * pue * i;
+        let g = ItKwh::from_joules(t.net_j) * pue * i;
+        (bytes > 0.0 || g.0 > 0.0).then(|| Band {
             g,
-            low: at(NETWORK_KWH_PER_GB_LOW).min(g),
-            high: at(NETWORK_KWH_PER_GB).max(g),
+            low: if at(NETWORK_KWH_PER_GB_LOW) < g {
+                at(NETWORK_KWH_PER_GB_LOW)
+            } else {
+                g
+            },
+            high: if at(NETWORK_KWH_PER_GB) > g {
+                at(NETWORK_KWH_PER_GB)
+            } else {
+                g
+            },
         })
+    }
+
+    /// Energy-weighted mean intensity over the run: C / E_facility.
+    fn mean_intensity(&self) -> Option<GPerKwh> {
+        let e = self.facility_energy();
+        (e.0 > 0.0).then(|| self.carbon() / e)
     }
 
     /// Every figure any output shows, now.
@@ -644,12 +660,10 @@ impl Meter {
         let t = &self.totals;
         let last = self.last.as_ref();
         let pue = self.basis.pue;
-        let it_j = t.it_j();
-        let kwh = |j: f64| j / J_PER_KWH;
-        let facility_w = self.facility_power_w();
+        let it = ItKwh::from_joules;
         let intensity = last.and_then(|l| {
             Some(IntensityNow {
-                g_per_kwh: l.intensity_g_per_kwh?,
+                g_per_kwh: GPerKwh(l.intensity_g_per_kwh?),
                 source: l.intensity_source.clone()?,
                 age_s: self.intensity_since.map_or(0.0, |(_, s)| l.elapsed_s - s),
             })
@@ -658,62 +672,25 @@ impl Meter {
         let (per_point, last_point) = self.per_point();
         // A machine's GPU columns, or a job whose agents measured GPU energy.
         let gpu_measured = self.basis.gpu_count > 0 || t.gpu_j > 0.0;
-        let share = |j: f64| (it_j > 0.0).then(|| j / it_j);
-        let process = [
-            (ProcessPart::Cpu, t.process_cpu_j, t.process_machine_cpu_j),
-            (ProcessPart::Gpu, t.process_gpu_j, t.process_machine_gpu_j),
-        ]
-        .into_iter()
-        .filter(|(_, _, whole)| *whole > 0.0)
-        .map(|(part, p, whole)| ProcessShare {
-            part,
-            share: p / whole,
-            energy_kwh: kwh(p),
-            of_kwh: kwh(whole),
-        })
-        .collect();
+        let co2e = self.carbon();
         Snapshot {
             ticks: t.ticks,
             elapsed_s: t.elapsed_s,
             start: self.start,
             end: last.map(|l| l.timestamp),
             pue,
-            now: PowerNow {
-                total_w: last.and_then(|l| l.total_power_w),
-                gpu_w: last.and_then(|l| l.gpu_power_w),
-                cpu_w: last.and_then(|l| l.cpu_power_w),
-                mem_w: last.and_then(|l| l.mem_power_w),
-                net_w: last.and_then(|l| l.net_power_w),
-                facility_w,
-                co2e_g_per_h: intensity
-                    .as_ref()
-                    .and_then(|i| Some(facility_w? / 1000.0 * i.g_per_kwh)),
-                process_cpu_w: last.and_then(|l| l.process_cpu_w),
-                process_gpu_w: last.and_then(|l| l.process_gpu_w),
-                gpus: last.map(|l| l.gpus.clone()).unwrap_or_default(),
-            },
-            energy_kwh: t.energy_kwh,
-            it: ItEnergy {
-                j: [t.gpu_j, t.cpu_j, t.mem_j, t.net_j],
-                total_kwh: kwh(it_j),
-                gpu_kwh: gpu_measured.then(|| kwh(t.gpu_j)),
-                cpu_kwh: kwh(t.cpu_j),
-                mem_kwh: kwh(t.mem_j),
-                net_kwh: kwh(t.net_j),
-                gpu_share: share(t.gpu_j).filter(|_| gpu_measured),
-                cpu_share: share(t.cpu_j),
-                mem_share: share(t.mem_j),
-                net_share: share(t.net_j),
-            },
-            co2e_g: t.co2e_g,
-            total_co2e_g: t.co2e_g + embodied.map_or(0.0, |e| e.g),
-            mean_intensity: t.mean_intensity(),
+            now: self.power_now(intensity.as_ref().map(|i| i.g_per_kwh)),
+            energy_kwh: self.facility_energy(),
+            it: ItEnergy::of(t, gpu_measured),
+            co2e_g: co2e,
+            total_co2e_g: co2e + embodied.map_or(GramsCo2e(0.0), |e| e.g),
+            mean_intensity: self.mean_intensity(),
             intensity,
             embodied,
             comms: self.comms(),
             equivalents: Equivalents {
-                tree_days: tree_days(t.co2e_g),
-                car_km: car_km(t.co2e_g),
+                tree_days: tree_days(co2e.0),
+                car_km: car_km(co2e.0),
             },
             progress: self.progress.clone(),
             first_accuracy: self.progress_start.map(|s| s.value),
@@ -728,7 +705,19 @@ impl Meter {
             greener: self.grid.as_ref().and_then(|g| g.greener),
             cap_changes: self.cap_changes.len(),
             cap_effect: self.cap_effect,
-            process,
+            process: [
+                (ProcessPart::Cpu, t.process_cpu_j, t.process_machine_cpu_j),
+                (ProcessPart::Gpu, t.process_gpu_j, t.process_machine_gpu_j),
+            ]
+            .into_iter()
+            .filter(|(_, _, whole)| *whole > 0.0)
+            .map(|(part, p, whole)| ProcessShare {
+                part,
+                share: p / whole,
+                energy_kwh: it(p),
+                of_kwh: it(whole),
+            })
+            .collect(),
             net_rx_bytes: t.net_rx_bytes,
             net_tx_bytes: t.net_tx_bytes,
             gpu_count: self.basis.gpu_count,
@@ -738,19 +727,42 @@ impl Meter {
             rapl_resets: t.rapl_resets,
         }
     }
+
+    /// The last interval's power by component, the facility's (× PUE) and the carbon rate at
+    /// the present intensity (C = E × I(t)).
+    fn power_now(&self, intensity: Option<GPerKwh>) -> PowerNow {
+        let last = self.last.as_ref();
+        let w = |f: fn(&Tick) -> Option<f64>| last.and_then(f).map(Watts);
+        let facility_w = self.it_power().map(|p| p * self.basis.pue);
+        PowerNow {
+            total_w: w(|l| l.total_power_w),
+            gpu_w: w(|l| l.gpu_power_w),
+            cpu_w: w(|l| l.cpu_power_w),
+            mem_w: w(|l| l.mem_power_w),
+            net_w: w(|l| l.net_power_w),
+            facility_w,
+            co2e_g_per_h: self
+                .it_power()
+                .zip(intensity)
+                .map(|(p, i)| p.over_secs(3600.0) * self.basis.pue * i),
+            process_cpu_w: w(|l| l.process_cpu_w),
+            process_gpu_w: w(|l| l.process_gpu_w),
+            gpus: last.map(|l| l.gpus.clone()).unwrap_or_default(),
+        }
+    }
 }
 
 /// A figure with its low–high band (equal ends where the sources agree).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Band {
-    pub g: f64,
-    pub low: f64,
-    pub high: f64,
+    pub g: GramsCo2e,
+    pub low: GramsCo2e,
+    pub high: GramsCo2e,
 }
 
 impl Band {
     /// The band, where it is one (low < high).
-    pub fn range(&self) -> Option<(f64, f64)> {
+    pub fn range(&self) -> Option<(GramsCo2e, GramsCo2e)> {
         (self.low < self.high).then_some((self.low, self.high))
     }
 }
@@ -758,17 +770,17 @@ impl Band {
 /// Power over the last interval (IT, before PUE) and what it means now.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PowerNow {
-    pub total_w: Option<f64>,
-    pub gpu_w: Option<f64>,
-    pub cpu_w: Option<f64>,
-    pub mem_w: Option<f64>,
-    pub net_w: Option<f64>,
+    pub total_w: Option<Watts>,
+    pub gpu_w: Option<Watts>,
+    pub cpu_w: Option<Watts>,
+    pub mem_w: Option<Watts>,
+    pub net_w: Option<Watts>,
     /// IT power × PUE.
-    pub facility_w: Option<f64>,
+    pub facility_w: Option<Watts>,
     /// Facility power × the current intensity (C = E × I(t)), per hour.
-    pub co2e_g_per_h: Option<f64>,
-    pub process_cpu_w: Option<f64>,
-    pub process_gpu_w: Option<f64>,
+    pub co2e_g_per_h: Option<GramsCo2e>,
+    pub process_cpu_w: Option<Watts>,
+    pub process_gpu_w: Option<Watts>,
     pub gpus: Vec<GpuTick>,
 }
 
@@ -777,12 +789,12 @@ pub struct PowerNow {
 pub struct ItEnergy {
     /// Joules as the Ledger counted them: GPU, CPU, memory, network.
     pub j: [f64; 4],
-    pub total_kwh: f64,
+    pub total_kwh: ItKwh,
     /// None: no GPU measured (unknown, not 0).
-    pub gpu_kwh: Option<f64>,
-    pub cpu_kwh: f64,
-    pub mem_kwh: f64,
-    pub net_kwh: f64,
+    pub gpu_kwh: Option<ItKwh>,
+    pub cpu_kwh: ItKwh,
+    pub mem_kwh: ItKwh,
+    pub net_kwh: ItKwh,
     pub gpu_share: Option<f64>,
     pub cpu_share: Option<f64>,
     pub mem_share: Option<f64>,
@@ -790,6 +802,25 @@ pub struct ItEnergy {
 }
 
 impl ItEnergy {
+    /// The Ledger's joules by component, in kWh, with each one's share of the IT energy.
+    fn of(t: &Totals, gpu_measured: bool) -> Self {
+        let it_j = t.it_j();
+        let share = |j: f64| (it_j > 0.0).then(|| j / it_j);
+        let kwh = ItKwh::from_joules;
+        Self {
+            j: [t.gpu_j, t.cpu_j, t.mem_j, t.net_j],
+            total_kwh: kwh(it_j),
+            gpu_kwh: gpu_measured.then(|| kwh(t.gpu_j)),
+            cpu_kwh: kwh(t.cpu_j),
+            mem_kwh: kwh(t.mem_j),
+            net_kwh: kwh(t.net_j),
+            gpu_share: share(t.gpu_j).filter(|_| gpu_measured),
+            cpu_share: share(t.cpu_j),
+            mem_share: share(t.mem_j),
+            net_share: share(t.net_j),
+        }
+    }
+
     /// IT energy in joules (Prometheus' base unit), in `job::COMPONENTS` order: GPU (0 when not
     /// measured), CPU, memory, network.
     pub fn joules(&self) -> [f64; 4] {
@@ -800,20 +831,20 @@ impl ItEnergy {
 /// Interval-average power over the run, by component (W, IT) and the facility's.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct MeanPower {
-    pub gpu_w: Option<f64>,
-    pub cpu_w: Option<f64>,
-    pub mem_w: Option<f64>,
-    pub facility_w: Option<f64>,
+    pub gpu_w: Option<Watts>,
+    pub cpu_w: Option<Watts>,
+    pub mem_w: Option<Watts>,
+    pub facility_w: Option<Watts>,
 }
 
 impl MeanPower {
-    fn of(t: &Totals, gpu_measured: bool, pue: f64) -> Self {
-        let mean = |j: f64| (t.elapsed_s > 0.0).then(|| j / t.elapsed_s);
+    fn of(t: &Totals, gpu_measured: bool, pue: Pue) -> Self {
+        let mean = |j: f64| (t.elapsed_s > 0.0).then(|| Watts(j / t.elapsed_s));
         Self {
             gpu_w: mean(t.gpu_j).filter(|_| gpu_measured),
             cpu_w: mean(t.cpu_j),
             mem_w: mean(t.mem_j),
-            facility_w: mean(t.it_j() * pue),
+            facility_w: mean(t.it_j()).map(|w| w * pue),
         }
     }
 }
@@ -821,7 +852,7 @@ impl MeanPower {
 /// The grid intensity of the last tick and how long it has held that value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntensityNow {
-    pub g_per_kwh: f64,
+    pub g_per_kwh: GPerKwh,
     pub source: IntensitySource,
     pub age_s: f64,
 }
@@ -844,8 +875,8 @@ pub struct Equivalents {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PerPoint {
     pub gained: f64,
-    pub co2e_g: f64,
-    pub energy_kwh: f64,
+    pub co2e_g: GramsCo2e,
+    pub energy_kwh: FacilityKwh,
     pub tree_days: f64,
 }
 
@@ -854,8 +885,8 @@ pub struct PerPoint {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LastPoint {
     pub point: u32,
-    pub co2e_g: f64,
-    pub energy_kwh: f64,
+    pub co2e_g: GramsCo2e,
+    pub energy_kwh: FacilityKwh,
     pub vs_first: Option<f64>,
 }
 
@@ -865,14 +896,14 @@ pub struct PerMetric {
     pub name: String,
     pub gained: f64,
     pub unit: f64,
-    pub co2e_g: f64,
+    pub co2e_g: GramsCo2e,
 }
 
 /// gCO2e expected over the grid window at the present power.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WindowForecast {
     pub window: TimeDelta,
-    pub co2e_g: f64,
+    pub co2e_g: GramsCo2e,
     /// Share of the window the provider's forecast covered.
     pub covered: f64,
 }
@@ -888,8 +919,8 @@ pub enum ProcessPart {
 pub struct ProcessShare {
     pub part: ProcessPart,
     pub share: f64,
-    pub energy_kwh: f64,
-    pub of_kwh: f64,
+    pub energy_kwh: ItKwh,
+    pub of_kwh: ItKwh,
 }
 
 /// Every figure any output shows, made once by the engine (DESIGN.md §2).
@@ -899,17 +930,17 @@ pub struct Snapshot {
     pub elapsed_s: f64,
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
-    pub pue: f64,
+    pub pue: Pue,
     pub now: PowerNow,
     /// Facility energy (kWh, IT × PUE).
-    pub energy_kwh: f64,
+    pub energy_kwh: FacilityKwh,
     pub it: ItEnergy,
     /// Operational carbon: Σ E_tick × I(t_tick), with PUE.
-    pub co2e_g: f64,
+    pub co2e_g: GramsCo2e,
     /// Operational + embodied.
-    pub total_co2e_g: f64,
+    pub total_co2e_g: GramsCo2e,
     /// Energy-weighted mean intensity (g/kWh).
-    pub mean_intensity: Option<f64>,
+    pub mean_intensity: Option<GPerKwh>,
     pub intensity: Option<IntensityNow>,
     pub embodied: Option<Band>,
     /// The network's part of the operational carbon, with its band.
@@ -919,7 +950,7 @@ pub struct Snapshot {
     pub first_accuracy: Option<f64>,
     pub per_point: Option<PerPoint>,
     pub last_point: Option<LastPoint>,
-    pub per_loss_hundredth: Option<f64>,
+    pub per_loss_hundredth: Option<GramsCo2e>,
     pub per_metric: Option<PerMetric>,
     pub milestones: Vec<Milestone>,
     pub to_go: Option<ToGo>,
@@ -941,7 +972,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Operational carbon in kg (CodeCarbon's `emissions`) and its rate per second.
     pub fn co2e_kg(&self) -> f64 {
-        self.co2e_g / 1000.0
+        self.co2e_g.0 / 1000.0
     }
 
     pub fn co2e_kg_per_s(&self) -> Option<f64> {
@@ -950,17 +981,17 @@ impl Snapshot {
 
     /// Facility energy in joules.
     pub fn facility_j(&self) -> f64 {
-        self.energy_kwh * J_PER_KWH
+        self.energy_kwh.joules()
     }
 
     /// Facility energy of a component (kWh): IT × PUE, for CodeCarbon's per-component columns.
-    pub fn facility_kwh(&self, it_kwh: f64) -> f64 {
-        it_kwh * self.pue
+    pub fn facility_kwh(&self, it: ItKwh) -> FacilityKwh {
+        it * self.pue
     }
 
     /// The carbon of this run relative to another's (the comparison's "vs first").
     pub fn co2e_ratio_to(&self, other: &Snapshot) -> Option<f64> {
-        (other.co2e_g > 0.0).then(|| self.co2e_g / other.co2e_g)
+        (other.co2e_g.0 > 0.0).then(|| self.co2e_g / other.co2e_g)
     }
 }
 
@@ -972,7 +1003,7 @@ mod tests {
 
     fn basis() -> Basis {
         Basis {
-            pue: 1.5,
+            pue: Pue::new(1.5).unwrap(),
             ..Default::default()
         }
     }
@@ -999,7 +1030,7 @@ mod tests {
 
     fn fold(basis: Basis, samples: impl IntoIterator<Item = Sample>) -> Meter {
         let mut l = Ledger::new(LedgerConfig {
-            pue: basis.pue,
+            pue: basis.pue.get(),
             embodied_kg: basis.embodied.map_or(0.0, |e| e.kg),
             ..Default::default()
         });
@@ -1020,17 +1051,17 @@ mod tests {
         );
         let s = m.snapshot();
         // 100 W × 1.5 = 150 W facility; × 400 g/kWh = 60 g/h.
-        assert_eq!(s.now.facility_w, Some(150.0));
-        assert!((s.now.co2e_g_per_h.unwrap() - 60.0).abs() < 1e-9);
+        assert_eq!(s.now.facility_w, Some(Watts(150.0)));
+        assert!((s.now.co2e_g_per_h.unwrap().0 - 60.0).abs() < 1e-9);
         // C_total / Δa (DESIGN.md §5): 3601 s at 150 W = 0.150042 kWh, × 400 g over 10 points.
         let p = s.per_point.unwrap();
         assert_eq!(p.gained, 10.0);
         let kwh = 150.0 * 3601.0 / 3.6e6;
-        assert!((p.co2e_g - kwh * 400.0 / 10.0).abs() < 1e-9, "{p:?}");
-        assert!((p.energy_kwh - kwh / 10.0).abs() < 1e-12);
-        assert!((p.tree_days - p.co2e_g / 1000.0 / (11.0 / 365.0)).abs() < 1e-12);
-        assert!((s.equivalents.tree_days - s.co2e_g / 1000.0 / (11.0 / 365.0)).abs() < 1e-12);
-        assert!((s.equivalents.car_km - s.co2e_g / 175.0).abs() < 1e-12);
+        assert!((p.co2e_g.0 - kwh * 400.0 / 10.0).abs() < 1e-9, "{p:?}");
+        assert!((p.energy_kwh.0 - kwh / 10.0).abs() < 1e-12);
+        assert!((p.tree_days - p.co2e_g.0 / 1000.0 / (11.0 / 365.0)).abs() < 1e-12);
+        assert!((s.equivalents.tree_days - s.co2e_g.0 / 1000.0 / (11.0 / 365.0)).abs() < 1e-12);
+        assert!((s.equivalents.car_km - s.co2e_g.0 / 175.0).abs() < 1e-12);
         // Points 50..=60 reached: milestones at the ticks that reached them.
         assert_eq!(s.milestones.len(), 11);
         assert_eq!(s.milestones[0].point, 50);
@@ -1039,9 +1070,9 @@ mod tests {
         // point 50: 0.15 kWh × 400 g = 60 g for the ten, 6 g each.
         let l = s.last_point.unwrap();
         assert_eq!(l.point, 60);
-        assert!((l.co2e_g - 6.0).abs() < 1e-9, "{l:?}");
-        assert!((s.milestones[1].cost_g - 6.0).abs() < 1e-9);
-        assert_eq!(s.milestones[0].cost_g, 0.0);
+        assert!((l.co2e_g.0 - 6.0).abs() < 1e-9, "{l:?}");
+        assert!((s.milestones[1].cost_g.0 - 6.0).abs() < 1e-9);
+        assert_eq!(s.milestones[0].cost_g, GramsCo2e(0.0));
         // Intensity has not changed since the first tick.
         assert_eq!(s.intensity.unwrap().age_s, 3601.0);
         // IT energy split: all CPU.
@@ -1064,9 +1095,11 @@ mod tests {
         // 2,650 kg over 6 years, one hour of it; the band 2,650 → 2,650 … 2,818 kg (A100: 150–318).
         let g = 2650e3 / (6.0 * 365.25 * 24.0);
         let e = s.embodied.unwrap();
-        assert!((e.g - g).abs() < 1e-9);
-        assert!((e.low - g).abs() < 1e-9 && (e.high - 2818e3 / (6.0 * 365.25 * 24.0)).abs() < 1e-9);
-        assert!((s.total_co2e_g - s.co2e_g - g).abs() < 1e-9);
+        assert!((e.g.0 - g).abs() < 1e-9);
+        assert!(
+            (e.low.0 - g).abs() < 1e-9 && (e.high.0 - 2818e3 / (6.0 * 365.25 * 24.0)).abs() < 1e-9
+        );
+        assert!((s.total_co2e_g.0 - s.co2e_g.0 - g).abs() < 1e-9);
         // The user's own --embodied-kg has no range.
         let m = fold(
             Basis {
@@ -1094,11 +1127,11 @@ mod tests {
         });
         let s = fold(basis(), samples).snapshot();
         let c = s.comms.unwrap();
-        let i = s.mean_intensity.unwrap();
+        let i = s.mean_intensity.unwrap().0;
         // 1 GB at the default 0.06894 kWh/GB, × PUE 1.5 × the mean intensity.
-        assert!((c.g - 0.06894 * 1.5 * i).abs() < 1e-9, "{c:?}");
-        assert!((c.low - 0.001 * 1.5 * i).abs() < 1e-9);
-        assert!((c.high - c.g).abs() < 1e-9);
+        assert!((c.g.0 - 0.06894 * 1.5 * i).abs() < 1e-9, "{c:?}");
+        assert!((c.low.0 - 0.001 * 1.5 * i).abs() < 1e-9);
+        assert!((c.high.0 - c.g.0).abs() < 1e-9);
     }
 
     #[test]
@@ -1171,9 +1204,9 @@ mod tests {
         // At 50 s: epoch 5 of 20, 0.1 epochs/s → 150 s to go at 150 W facility.
         let g = run(Target::Epochs(20.0)).to_go.unwrap();
         assert!((g.secs - 150.0).abs() < 1e-9, "{g:?}");
-        assert!((g.energy_kwh - 150.0 * 150.0 / 3.6e6).abs() < 1e-12);
+        assert!((g.energy_kwh.0 - 150.0 * 150.0 / 3.6e6).abs() < 1e-12);
         // No provider forecast: the present 400 g/kWh throughout.
-        assert!((g.co2e_g - g.energy_kwh * 400.0).abs() < 1e-9);
+        assert!((g.co2e_g.0 - g.energy_kwh.0 * 400.0).abs() < 1e-9);
         assert_eq!(g.forecast_covered, 0.0);
         // Accuracy 55% now, +0.1 pt/s over the last milestones: 60% in 50 s.
         let g = run(Target::Accuracy(60.0)).to_go.unwrap();
@@ -1191,7 +1224,7 @@ mod tests {
         samples[1].progress.metrics = vec![("f1".into(), 0.60)];
         let s = fold(
             Basis {
-                pue: 1.0,
+                pue: Pue::default(),
                 target_metric: Some("f1".into()),
                 ..Default::default()
             },
@@ -1199,10 +1232,10 @@ mod tests {
         )
         .snapshot();
         // 0.1 kWh × 400 g = 40 g for 0.5 of loss: 0.8 g per 0.01.
-        assert!((s.per_loss_hundredth.unwrap() - 0.8).abs() < 1e-9);
+        assert!((s.per_loss_hundredth.unwrap().0 - 0.8).abs() < 1e-9);
         // 40 g for +0.10 of F1: 4 g per 0.01.
         let m = s.per_metric.unwrap();
         assert_eq!((m.name.as_str(), m.unit), ("f1", 0.01));
-        assert!((m.gained - 0.1).abs() < 1e-12 && (m.co2e_g - 4.0).abs() < 1e-9);
+        assert!((m.gained - 0.1).abs() < 1e-12 && (m.co2e_g.0 - 4.0).abs() < 1e-9);
     }
 }

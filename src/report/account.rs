@@ -7,6 +7,7 @@ use crate::engine::{Basis, Ledger, LedgerConfig, Meter, Snapshot, Tick};
 use crate::report::samples::ReadError;
 use crate::sample::Sample;
 use crate::source::replay::Replay;
+use crate::units::Pue;
 use std::path::Path;
 
 /// The TE a recording is charged with: it names no GPU models, so its GPUs are unnamed
@@ -52,7 +53,7 @@ impl Recorded {
     /// What the figures rest on: the recording's PUE (as learnt so far), its GPUs and TE.
     pub fn basis(&self) -> Basis {
         Basis {
-            pue: self.ledger.config().pue,
+            pue: Pue::saturating(self.ledger.config().pue),
             embodied: Some(self.te),
             gpu_count: self.rp.gpu_count(),
             ..Default::default()
@@ -91,7 +92,7 @@ impl Recorded {
     /// Steps a tick into `meter` (its PUE following what the recording implies).
     pub fn step_into(&mut self, meter: &mut Meter) -> Option<Tick> {
         let tick = self.step()?;
-        meter.basis.pue = self.ledger.config().pue;
+        meter.basis.pue = Pue::saturating(self.ledger.config().pue);
         meter.push(&tick, self.ledger.totals());
         Some(tick)
     }

@@ -6,6 +6,7 @@
 //! has no column of its own) add up to `energy_consumed`.
 
 use crate::engine::Snapshot;
+use crate::units::Watts;
 use std::fs::OpenOptions;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
@@ -78,7 +79,7 @@ pub fn run_id(file: &str, s: &Snapshot) -> String {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes()).to_string()
 }
 
-fn num(v: Option<f64>) -> String {
+fn num(v: Option<impl std::fmt::Display>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
@@ -111,10 +112,10 @@ pub fn row(file: &str, s: &Snapshot, m: &RunMeta) -> Vec<String> {
         num(s.co2e_kg_per_s()),
         num(s.mean_power_w.cpu_w),
         // CodeCarbon writes 0 for a machine without a GPU.
-        num(s.mean_power_w.gpu_w.or(Some(0.0))),
+        num(s.mean_power_w.gpu_w.or(Some(Watts(0.0)))),
         num(s.mean_power_w.mem_w),
         s.facility_kwh(it.cpu_kwh).to_string(),
-        s.facility_kwh(it.gpu_kwh.unwrap_or(0.0)).to_string(),
+        s.facility_kwh(it.gpu_kwh.unwrap_or_default()).to_string(),
         s.facility_kwh(it.mem_kwh).to_string(),
         s.energy_kwh.to_string(),
         String::new(),
@@ -195,7 +196,7 @@ mod tests {
         });
         let mut m = Meter::new(
             Basis {
-                pue: 1.2,
+                pue: crate::units::Pue::new(1.2).unwrap(),
                 ..Default::default()
             },
             false,

@@ -539,7 +539,7 @@ fn draw_accuracy_panel(
     let m = cx.colour(cx.th.carbon);
     ch.draw_series(sn.milestones.iter().map(|ms| {
         Circle::new(
-            (ms.co2e_g, f64::from(ms.point)),
+            (ms.co2e_g.0, f64::from(ms.point)),
             (3.0 * cx.s) as u32,
             m.filled(),
         )

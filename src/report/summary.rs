@@ -2,10 +2,12 @@
 
 use crate::engine::meter::ProcessPart;
 use crate::engine::{Snapshot, Tick};
+use crate::units::{Carbon, Energy, Power};
 use std::fmt::Write as _;
 
 /// Energy with a unit that keeps 3–4 significant figures.
-pub fn fmt_energy_kwh(kwh: f64) -> String {
+pub fn fmt_energy_kwh(kwh: impl Energy) -> String {
+    let kwh = kwh.kwh();
     if kwh >= 1.0 {
         format!("{kwh:.3} kWh")
     } else if kwh >= 1e-3 {
@@ -18,7 +20,7 @@ pub fn fmt_energy_kwh(kwh: f64) -> String {
 /// Mass of CO2e with a readable unit.
 /// `1.2 g CO2e (tag, 1.1 g–2.3 g)`: a figure with the published range beside it (DESIGN.md
 /// §5: where sources disagree by 2× and more), or without one where there is none.
-pub fn fmt_co2e_band(g: f64, band: Option<(f64, f64)>, tag: &str) -> String {
+pub fn fmt_co2e_band<C: Carbon>(g: C, band: Option<(C, C)>, tag: &str) -> String {
     let range = band.map(|(lo, hi)| format!("{}–{}", fmt_co2e_g(lo), fmt_co2e_g(hi)));
     let inside: Vec<String> = [Some(tag.to_owned()).filter(|t| !t.is_empty()), range]
         .into_iter()
@@ -31,7 +33,8 @@ pub fn fmt_co2e_band(g: f64, band: Option<(f64, f64)>, tag: &str) -> String {
     }
 }
 
-pub fn fmt_co2e_g(g: f64) -> String {
+pub fn fmt_co2e_g(g: impl Carbon) -> String {
+    let g = g.grams();
     if g >= 1e6 {
         format!("{:.3} t", g / 1e6)
     } else if g >= 1e3 {
@@ -57,8 +60,8 @@ pub fn fmt_sig(x: f64) -> String {
     format!("{x:.digits$}")
 }
 
-pub fn fmt_power(w: Option<f64>) -> String {
-    match w {
+pub fn fmt_power(w: Option<impl Power>) -> String {
+    match w.map(Power::watts) {
         Some(w) if w >= 1000.0 => format!("{:.2} kW", w / 1000.0),
         Some(w) => format!("{w:.1} W"),
         None => "—".into(),
@@ -407,7 +410,7 @@ mod tests {
         assert_eq!(fmt_energy_kwh(0.0000148), "14.80 mWh");
         assert_eq!(fmt_co2e_g(1500.0), "1.500 kg");
         assert_eq!(fmt_co2e_g(0.0065), "6.50 mg");
-        assert_eq!(fmt_power(None), "—");
+        assert_eq!(fmt_power(None::<f64>), "—");
         assert_eq!(fmt_duration(3725.0), "1:02:05");
     }
 }

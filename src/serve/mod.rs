@@ -174,12 +174,12 @@ impl Metrics {
             .enumerate()
         {
             if let Some(w) = w {
-                self.power.with_label_values(&[n, c]).set(w);
+                self.power.with_label_values(&[n, c]).set(w.0);
             }
             advance(&self.energy, &[n, c], it[k], &mut self.at.it_j[k]);
         }
         if let Some(w) = now.facility_w {
-            self.facility_power.with_label_values(&[n]).set(w);
+            self.facility_power.with_label_values(&[n]).set(w.0);
         }
         advance(
             &self.facility_energy,
@@ -187,15 +187,15 @@ impl Metrics {
             s.facility_j(),
             &mut self.at.facility_j,
         );
-        advance(&self.co2e, &[n, &a.zone], s.co2e_g, &mut self.at.co2e_g);
+        advance(&self.co2e, &[n, &a.zone], s.co2e_g.0, &mut self.at.co2e_g);
         if let Some(e) = s.embodied {
-            self.embodied.with_label_values(&[n]).set(e.g);
+            self.embodied.with_label_values(&[n]).set(e.g.0);
         }
         if let Some(i) = &s.intensity {
             self.intensity.reset();
             self.intensity
                 .with_label_values(&[n, &a.zone, &i.source.to_string()])
-                .set(i.g_per_kwh);
+                .set(i.g_per_kwh.0);
         }
         let (mut rx, mut tx) = (self.at.net.0 as f64, self.at.net.1 as f64);
         advance(&self.net_bytes, &[n, "rx"], s.net_rx_bytes as f64, &mut rx);

@@ -930,8 +930,8 @@ fn draw_milestones(f: &mut Frame, area: Rect, s: &Snapshot, th: &Theme) {
             "  {:<3} {:<7}  {:<7}  {:<7}  {}",
             b.point,
             clock(b.elapsed_s),
-            fmt_sig(b.energy_kwh),
-            fmt_sig(b.co2e_g),
+            fmt_sig(b.energy_kwh.0),
+            fmt_sig(b.co2e_g.0),
             fmt_co2e_g(b.cost_g)
         )));
     }
