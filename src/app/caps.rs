@@ -259,11 +259,13 @@ mod tests {
     //! job and the Ledger all read the same scripted seconds, so the choice does not depend on
     //! how busy the machine is (tests/caps.rs keeps what only a real process shows).
     use super::*;
+    use crate::app::session::{Effect, Event, Session, SessionConfig};
     use crate::cli::MeasureOpts;
     use crate::control::sim::{ScriptedClock, SimGpus};
-    use crate::engine::{Ledger, LedgerConfig};
+    use crate::engine::{Ledger, LedgerConfig, Meter};
     use crate::sample::{CpuReading, Intensity, Sample};
     use crate::source::GpuSource;
+    use crate::ui::model::{Dashboard, Mode, RunInfo};
     use chrono::TimeZone;
     use std::path::Path;
     use std::time::Duration;
@@ -290,10 +292,11 @@ mod tests {
         serde_json::from_value(v["caps_w"].clone()).unwrap()
     }
 
-    /// Two simulated A40s governed as the binary does it, one tick every 100 ms of scripted
-    /// time for `secs`: each tick reads the GPUs at its time, closes a Ledger row, takes the
-    /// changes made during the interval it closes, then lets the governor see it.
-    fn governed_run(state: &Path, secs: f64) -> (CapSide, Vec<Tick>) {
+    /// Two simulated A40s governed as the binary does it — through the Session, one sample
+    /// every 100 ms of scripted time for `secs`: the session closes a Ledger row, puts the
+    /// changes made during its interval on it, then lets the governor see it. The rows
+    /// recorded, and the session (whose cap side still holds the caps).
+    fn governed_run(state: &Path, secs: f64) -> (Session, Vec<Tick>) {
         let dir = state.parent().unwrap();
         let s = governed_settings(dir);
         let clock = ScriptedClock::default();
@@ -302,18 +305,35 @@ mod tests {
         let mut caps = CapSide::new(Ok(Box::new(sim.actuator())), &s);
         caps.start_governor().unwrap();
         let mut src = sim.source();
-        let mut ledger = Ledger::new(LedgerConfig::default());
+        let dash = Dashboard::new(
+            RunInfo {
+                title: "record".into(),
+                zone: "fixed".into(),
+                cpu_estimate: false,
+                gpus: src.models(),
+                cap_mode: caps.mode(),
+                samples_path: None,
+                mode: Mode::Live,
+            },
+            Meter::new(Default::default(), false),
+        );
+        let cfg = SessionConfig {
+            screen: false,
+            child: false,
+            duration_s: None,
+            recording: true,
+            hold: false,
+        };
+        let mut session = Session::new(dash, Ledger::new(LedgerConfig::default()), caps, cfg);
         let t0 = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let mut rows = Vec::new();
         for k in 0..=(secs * 10.0).round() as u32 {
             let t = f64::from(k) / 10.0;
             clock.set(t);
-            let gpus = src.read();
-            let progress = src.progress().unwrap_or_default();
-            let mut tick = ledger.push(Sample {
+            let sample = Sample {
                 time: t0 + chrono::TimeDelta::milliseconds(i64::from(k) * 100),
                 elapsed_s: t,
-                gpus,
+                gpus: src.read(),
                 cpu: CpuReading::Unknown,
                 mem: None,
                 net: None,
@@ -321,21 +341,28 @@ mod tests {
                     g_per_kwh: 400.0,
                     source: crate::sample::SourceKind::Fixed.into(),
                 }),
-                progress,
+                progress: src.progress().unwrap_or_default(),
                 process: None,
-            });
-            tick.cap_change = caps.take_log();
-            caps.on_tick(&tick, None);
-            rows.push(tick);
+            };
+            let ev = Event::Sample {
+                sample: Box::new(sample),
+                warnings: vec![],
+                grid: None,
+            };
+            for fx in session.handle(t, ev) {
+                if let Effect::Record(tick) = fx {
+                    rows.push(*tick);
+                }
+            }
         }
-        (caps, rows)
+        (session, rows)
     }
 
     #[test]
     fn the_governor_profiles_decides_logs_every_change_and_restores() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("caps.json");
-        let (mut caps, rows) = governed_run(&state, 9.0);
+        let (mut session, rows) = governed_run(&state, 9.0);
         let changes: Vec<&Tick> = rows.iter().filter(|r| !r.cap_change.is_empty()).collect();
         // Profiling from the top down in 25 W steps, on both GPUs, each change on the row whose
         // interval it applied to, and the GPUs' caps read back on that row.
@@ -374,7 +401,7 @@ mod tests {
         let (_, rows2) = governed_run(&again, 9.0);
         assert_eq!(rows2, rows);
         // At the end: what the governor saved, and the caps put back, said.
-        let notes = caps.finish();
+        let notes = session.caps.finish();
         assert!(
             notes
                 .iter()
@@ -394,10 +421,10 @@ mod tests {
     fn dropping_the_cap_side_puts_the_caps_back() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("caps.json");
-        let (caps, _) = governed_run(&state, 3.0);
+        let (session, _) = governed_run(&state, 3.0);
         assert!(caps_in(&state).iter().all(|&c| c < 300.0));
         // No finish(): an early return, a signal or a panic unwinding only drops it.
-        drop(caps);
+        drop(session);
         assert_eq!(caps_in(&state), [300.0, 300.0]);
     }
 }
