@@ -53,12 +53,27 @@ fn report_json(path: &Path) -> (serde_json::Value, String) {
     (serde_json::from_slice(&o.stdout).unwrap(), err)
 }
 
-/// Every row follows the one before: none twice, none out of order, and no hole wider than a
-/// few ticks (the sampler skips the deadlines it slept through on a starved machine).
-fn assert_contiguous(rows: &[Vec<String>], el: usize, interval: f64) {
-    for w in rows.windows(2) {
-        let d = num(&w[1][el]) - num(&w[0][el]);
-        assert!(d > 0.0 && d < 4.5 * interval, "gap {d} s between {w:?}");
+/// Every row follows the one before: none twice, none out of order, and none lost. A lost row
+/// shows as energy no written row accounts for: each row's energy is its own interval's,
+/// `energy_kwh[k] − energy_kwh[k−1] = total_power_w[k] × Δt × PUE / 3.6e6` (PUE 1 in these
+/// runs). A gap in time is no verdict: on a starved machine the sampler skips the deadlines it
+/// slept through and the next row covers the whole gap, so nothing here depends on how busy
+/// the machine is.
+fn assert_contiguous(h: &[String], rows: &[Vec<String>]) {
+    let (el, e, w) = (
+        col(h, "elapsed_s"),
+        col(h, "energy_kwh"),
+        col(h, "total_power_w"),
+    );
+    for pair in rows.windows(2) {
+        let dt = num(&pair[1][el]) - num(&pair[0][el]);
+        assert!(dt > 0.0, "rows out of order or twice: {pair:?}");
+        let de = num(&pair[1][e]) - num(&pair[0][e]);
+        let want = num(&pair[1][w]) * dt / 3.6e6;
+        assert!(
+            (de - want).abs() <= 1e-9 * want.abs().max(1e-12),
+            "energy {de} kWh between rows where the second accounts for {want}: {pair:?}"
+        );
     }
 }
 
@@ -80,7 +95,7 @@ fn a_crashing_or_killed_command_ends_the_run_with_its_signal_and_a_whole_record(
         assert!(err.contains(said), "{err}");
         let (h, rows) = read_csv(&out.join("samples.csv"));
         assert!(rows.len() >= 4, "{rows:?}");
-        assert_contiguous(&rows, col(&h, "elapsed_s"), 0.1);
+        assert_contiguous(&h, &rows);
         let (j, _) = report_json(&out.join("samples.csv"));
         assert_eq!(j["runs"][0]["samples"].as_u64(), Some(rows.len() as u64));
         assert!(out.join("emissions.csv").exists());
@@ -123,7 +138,7 @@ fn sigterm_sighup_and_sigint_end_the_run_cleanly_and_put_the_caps_back() {
         assert_eq!(caps_in(&state), [300.0, 300.0], "{sig}: {err}");
         let samples = dir.path().join("r/samples.csv");
         let (h, rows) = read_csv(&samples);
-        assert_contiguous(&rows, col(&h, "elapsed_s"), 0.1);
+        assert_contiguous(&h, &rows);
         report_json(&samples);
         assert!(dir.path().join("r/emissions.csv").exists(), "{sig}");
     }
@@ -146,13 +161,14 @@ fn kill_9_loses_at_most_the_last_tick_and_report_reads_what_is_left() {
     assert!(whole.len() + 1 >= lines.len(), "{lines:?}");
     let (h, rows) = read_csv(&samples);
     let el = col(&h, "elapsed_s");
-    assert_contiguous(&rows, el, 0.1);
+    assert_contiguous(&h, &rows);
     let (j, _) = report_json(&samples);
     assert_eq!(j["runs"][0]["samples"].as_u64(), Some(whole.len() as u64));
-    // The file reaches (nearly) the moment of the kill: the ticks before it are all there.
+    // The file reaches (nearly) the moment of the kill: the ticks before it are all there (a
+    // generous bound: a starved machine may start the sampler and write late).
     let last = num(&rows.last().unwrap()[el]);
     assert!(
-        last > alive - 1.0,
+        last > alive - 3.0,
         "last row at {last} s, killed after {alive} s"
     );
 
@@ -229,10 +245,9 @@ fn a_full_disk_holds_the_rows_and_nothing_already_written_is_lost() {
     let (h0, rows) = read_csv(&whole);
     assert_eq!(h, h0);
     assert_eq!(on_disk + rest.len() as u64, ticks, "{err}");
-    let el = col(&h, "elapsed_s");
     let mut all: Vec<Vec<String>> = rows[..on_disk as usize].to_vec();
     all.extend(rest);
-    assert_contiguous(&all, el, 0.1);
+    assert_contiguous(&h, &all);
 }
 
 #[test]
@@ -265,7 +280,7 @@ fn a_wall_clock_jump_moves_no_energy() {
         assert_eq!(jumped.len(), 1, "{jump}: {steps:?}");
         assert!((jumped[0] - num(jump)).abs() < 1.0, "{jump}: {steps:?}");
         // ... while energy is power × monotonic time, row by row, exactly (PUE 1).
-        assert_contiguous(&rows, el, 0.1);
+        assert_contiguous(&h, &rows);
         for w in rows.windows(2) {
             let de = num(&w[1][e]) - num(&w[0][e]);
             let want = num(&w[1][p]) * (num(&w[1][el]) - num(&w[0][el])) / 3.6e6;
@@ -303,9 +318,13 @@ fn a_lost_gpu_is_said_once_and_monitoring_goes_on() {
     assert!(last[g1].is_empty(), "{last:?}");
     assert!(rows.iter().all(|r| !r[g0].is_empty()));
     assert!(close(num(&last[total]), num(&last[g0]), 1e-12), "{last:?}");
-    // The GPU still there got its cap back; the lost one could not be reached, and that is said.
+    // The GPU still there got its cap back. The lost one, if the governor had moved its cap
+    // before it went (how soon it decides depends on how busy the machine is), could not be
+    // reached, and that is said; if it never moved, there is nothing to put back.
     assert_eq!(caps_in(&state)[0], 300.0, "{err}");
-    assert!(err.contains("GPU 1 is lost"), "{err}");
+    let change = col(&h, "cap_change");
+    let gpu1_moved = rows.iter().any(|r| r[change].contains("gpu1"));
+    assert_eq!(err.contains("GPU 1 is lost"), gpu1_moved, "{err}");
 }
 
 #[test]
