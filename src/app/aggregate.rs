@@ -38,7 +38,7 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
     let out = if use_screen {
         let themes =
             crate::ui::theme::resolve(s.theme.as_deref(), crate::ui::theme::user_dir().as_deref())
-                .map_err(AppError::Usage)?;
+                .map_err(|e| AppError::Usage(e.to_string()))?;
         let sc = Screen::start(&dash, UiState::new(themes.0, themes.1, false, true))
             .map_err(AppError::Runtime)?;
         let tx = tx.clone();

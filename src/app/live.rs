@@ -393,7 +393,7 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
             .push(caps.start_governor().unwrap_or_else(|e| e));
     }
     let themes = theme::resolve(s.theme.as_deref(), theme::user_dir().as_deref())
-        .map_err(AppError::Usage)?;
+        .map_err(|e| AppError::Usage(e.to_string()))?;
     let dir = match (job, &s.out) {
         (Job::Watch | Job::Serve { .. }, None) => None,
         _ => Some(out_dir(s)),
