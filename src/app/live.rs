@@ -63,7 +63,8 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
     let (gpu, gpu_models): (Option<Box<dyn GpuSource>>, Vec<String>) = if let Some(n) =
         s.simulate_gpus
     {
-        let sim = SimGpus::new(n, s.sim_state.clone()).map_err(AppError::Usage)?;
+        let sim =
+            SimGpus::new(n, s.sim_state.clone()).map_err(|e| AppError::Usage(e.to_string()))?;
         facts.push((
             "GPU".into(),
             format!(
@@ -94,7 +95,8 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
                     ),
                 ));
                 caps = NvmlCap::open(info.iter().map(|g| g.index).collect())
-                    .map(|c| Box::new(c) as Box<dyn PowerCap>);
+                    .map(|c| Box::new(c) as Box<dyn PowerCap>)
+                    .map_err(|e| e.to_string());
                 let models = src.models();
                 (Some(Box::new(src)), models)
             }
