@@ -368,12 +368,12 @@ fn cli_or_file<T: Clone>(cli: &[T], file: Option<Vec<T>>) -> Vec<T> {
 }
 
 /// `config FILE: key `KEY`: REASON`.
-fn key_error(p: &Path, key: &'static str) -> impl Fn(String) -> ConfigError {
+fn key_error<E: std::fmt::Display>(p: &Path, key: &'static str) -> impl Fn(E) -> ConfigError {
     let path = p.to_path_buf();
     move |reason| ConfigError::BadValue {
         path: path.clone(),
         key,
-        reason,
+        reason: reason.to_string(),
     }
 }
 

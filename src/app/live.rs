@@ -55,7 +55,7 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
     let mut notices = s.warnings.clone();
     // Bad grid settings are usage errors, found before any hardware is touched; a live
     // provider's first request goes out now, while the rest starts.
-    let grid = crate::source::grid::build(&s.grid).map_err(AppError::Usage)?;
+    let grid = crate::source::grid::build(&s.grid).map_err(|e| AppError::Usage(e.to_string()))?;
     notices.extend(grid.notices);
 
     // GPUs and their caps: simulated, NVML, or none (and why, for the cap keys).
