@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
-    let agents = Agents::new(addrs).map_err(AppError::Runtime)?;
+    let agents = Agents::new(addrs).map_err(|e| AppError::Runtime(e.to_string()))?;
     let use_screen = crate::app::screen::wanted(s.headless);
     let info = RunInfo {
         title: format!("watch {} agent(s)", addrs.len()),

@@ -456,8 +456,10 @@ fn start_exporter(
         zone: s.grid.zone_label(),
         gpu_models: built.gpu_models.clone(),
     })
-    .map_err(AppError::Runtime)?;
-    let at = ex.listen(listen).map_err(AppError::Usage)?;
+    .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let at = ex
+        .listen(listen)
+        .map_err(|e| AppError::Usage(e.to_string()))?;
     say(&crate::serve::serving_line(at));
     Ok(ex)
 }
