@@ -405,6 +405,7 @@ pub fn parse_unit(s: &str) -> Result<f64, String> {
 
 fn parse_provider(s: &str) -> Result<ProviderKind, String> {
     s.parse()
+        .map_err(|e: crate::source::grid::GridError| e.to_string())
 }
 
 fn parse_latitude(s: &str) -> Result<f64, String> {

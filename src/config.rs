@@ -148,30 +148,121 @@ pub fn redact(msg: &str, secrets: &[String]) -> String {
         .fold(msg.to_owned(), |m, s| m.replace(s.as_str(), "***"))
 }
 
-/// Parses config text; errors name the file, the line and the key (never a secret's value).
-pub fn parse(text: &str, path: &Path) -> Result<FileConfig, String> {
-    toml::from_str::<FileConfig>(text).map_err(|e| {
-        redact(
-            &toml_error("config", &path.display().to_string(), text, &e),
-            &secrets_in_text(text),
-        )
-    })
+/// Why a config file, or its merge with the command line, failed. Each text is one line naming
+/// the file (and the line and key where known); none quotes a secret once `redacted`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The named file could not be read.
+    #[error("config {}: cannot read: {error}", .path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A key no config file may hold (the text is TOML's own, listing the known keys).
+    #[error("config {}{}: {message}", .path.display(), at_line(*.line))]
+    UnknownKey {
+        path: PathBuf,
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
+    /// Not TOML, or a value of the wrong type.
+    #[error("config {}{}: {message}", .path.display(), at_line(*.line))]
+    Syntax {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    /// A key's value is out of range or not understood; `reason` quotes it.
+    #[error("config {}: key `{key}`: {reason}", .path.display())]
+    BadValue {
+        path: PathBuf,
+        key: &'static str,
+        reason: String,
+    },
+    /// `lat` without `lon` (or the reverse), or either out of range.
+    #[error("config {}: keys `lat` and `lon` go together, within ±90 and ±180", .path.display())]
+    LatLon { path: PathBuf },
 }
 
-/// One line for a TOML error: `KIND FILE, line N: message` (the message names the key).
-pub(crate) fn toml_error(kind: &str, file: &str, text: &str, e: &toml::de::Error) -> String {
-    let line = e
-        .span()
-        .map(|s| format!(", line {}", line_of(text, s.start)))
-        .unwrap_or_default();
-    format!(
-        "{kind} {file}{line}: {}",
-        e.message().trim().replace('\n', " ")
+impl ConfigError {
+    /// The same error with every secret in its quoted text replaced by `***`.
+    fn redacted(self, secrets: &[String]) -> Self {
+        let r = |s: String| redact(&s, secrets);
+        match self {
+            ConfigError::UnknownKey {
+                path,
+                line,
+                key,
+                message,
+            } => ConfigError::UnknownKey {
+                path,
+                line,
+                key: r(key),
+                message: r(message),
+            },
+            ConfigError::Syntax {
+                path,
+                line,
+                message,
+            } => ConfigError::Syntax {
+                path,
+                line,
+                message: r(message),
+            },
+            ConfigError::BadValue { path, key, reason } => ConfigError::BadValue {
+                path,
+                key,
+                reason: r(reason),
+            },
+            e @ (ConfigError::Read { .. } | ConfigError::LatLon { .. }) => e,
+        }
+    }
+}
+
+/// `, line N`, or nothing when the line is not known.
+pub(crate) fn at_line(line: Option<usize>) -> String {
+    line.map(|n| format!(", line {n}")).unwrap_or_default()
+}
+
+/// A TOML error's line (1-based) and its message on one line (the message names the key).
+pub(crate) fn toml_parts(text: &str, e: &toml::de::Error) -> (Option<usize>, String) {
+    (
+        e.span().map(|s| line_of(text, s.start)),
+        e.message().trim().replace('\n', " "),
     )
 }
 
+/// The key serde names in an `unknown field `KEY`, expected …` message.
+pub(crate) fn unknown_key(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(k, _)| k.to_owned())
+}
+
+/// Parses config text; errors name the file, the line and the key (never a secret's value).
+pub fn parse(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+    toml::from_str::<FileConfig>(text).map_err(|e| {
+        let (line, message) = toml_parts(text, &e);
+        let path = path.to_path_buf();
+        let err = match unknown_key(&message) {
+            Some(key) => ConfigError::UnknownKey {
+                path,
+                line,
+                key,
+                message,
+            },
+            None => ConfigError::Syntax {
+                path,
+                line,
+                message,
+            },
+        };
+        err.redacted(&secrets_in_text(text))
+    })
+}
+
 /// Loads the named file (which must exist) or the default one (if it exists).
-pub fn load(named: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), String> {
+pub fn load(named: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), ConfigError> {
     let path = match named {
         Some(p) => p.to_path_buf(),
         None => match default_path() {
@@ -179,26 +270,29 @@ pub fn load(named: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), Strin
             _ => return Ok((FileConfig::default(), None)),
         },
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("config {}: cannot read: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Read {
+        path: path.clone(),
+        error,
+    })?;
     Ok((parse(&text, &path)?, Some(path)))
 }
 
+/// `v` if `f` (a reason when not) accepts it.
 fn check<T>(
     path: &Path,
-    key: &str,
+    key: &'static str,
     v: Option<T>,
     f: impl Fn(&T) -> Result<(), String>,
-) -> Result<Option<T>, String> {
+) -> Result<Option<T>, ConfigError> {
     if let Some(x) = &v {
-        f(x).map_err(|e| format!("config {}: key `{key}`: {e}", path.display()))?;
+        f(x).map_err(key_error(path, key))?;
     }
     Ok(v)
 }
 
 /// Merges the command line over the config file over the defaults; errors never quote a
 /// secret of the file's or the environment's.
-pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
+pub fn resolve(cli: &MeasureOpts) -> Result<Settings, ConfigError> {
     let (file, path) = load(cli.config.as_deref())?;
     let secrets: Vec<String> = [
         file.electricitymaps_api_key.clone(),
@@ -209,14 +303,14 @@ pub fn resolve(cli: &MeasureOpts) -> Result<Settings, String> {
     .into_iter()
     .flatten()
     .collect();
-    resolve_loaded(cli, file, path).map_err(|e| redact(&e, &secrets))
+    resolve_loaded(cli, file, path).map_err(|e| e.redacted(&secrets))
 }
 
 fn resolve_loaded(
     cli: &MeasureOpts,
     file: FileConfig,
     path: Option<PathBuf>,
-) -> Result<Settings, String> {
+) -> Result<Settings, ConfigError> {
     let p = path.unwrap_or_default();
     // Checked concern by concern, in this order: the first bad key is the one reported.
     let basis = basis_settings(cli, &file, &p)?;
@@ -273,11 +367,14 @@ fn cli_or_file<T: Clone>(cli: &[T], file: Option<Vec<T>>) -> Vec<T> {
     }
 }
 
-/// `config FILE: key `KEY`: ERROR`.
-fn key_error(p: &Path, key: &str) -> impl Fn(String) -> String {
-    let p = p.display().to_string();
-    let key = key.to_owned();
-    move |e| format!("config {p}: key `{key}`: {e}")
+/// `config FILE: key `KEY`: REASON`.
+fn key_error<E: std::fmt::Display>(p: &Path, key: &'static str) -> impl Fn(E) -> ConfigError {
+    let path = p.to_path_buf();
+    move |reason| ConfigError::BadValue {
+        path: path.clone(),
+        key,
+        reason: reason.to_string(),
+    }
 }
 
 fn positive(v: &f64) -> Result<(), String> {
@@ -306,7 +403,7 @@ struct Basis {
     embodied_kg: Option<f64>,
 }
 
-fn basis_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<Basis, String> {
+fn basis_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<Basis, ConfigError> {
     let file_interval = file
         .interval
         .as_deref()
@@ -345,7 +442,7 @@ fn target_setting(
     cli: &MeasureOpts,
     file: &FileConfig,
     p: &Path,
-) -> Result<Option<crate::ui::model::Target>, String> {
+) -> Result<Option<crate::ui::model::Target>, ConfigError> {
     let file_epochs = check(p, "epochs", file.epochs, positive)?;
     let file_target_acc = check(p, "target_accuracy", file.target_accuracy, |v| {
         if *v > 0.0 && *v <= 100.0 {
@@ -369,7 +466,11 @@ fn target_setting(
 }
 
 /// The grid: zone, fixed intensity, live provider and its credentials (the environment's first).
-fn grid_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<GridSettings, String> {
+fn grid_settings(
+    cli: &MeasureOpts,
+    file: &FileConfig,
+    p: &Path,
+) -> Result<GridSettings, ConfigError> {
     let file_int = check(p, "intensity", file.intensity, |v| {
         cli::parse_intensity(&v.to_string()).map(|_| ())
     })?;
@@ -391,10 +492,9 @@ fn grid_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<GridS
         }
         (None, None) => None,
         _ => {
-            return Err(format!(
-                "config {}: keys `lat` and `lon` go together, within ±90 and ±180",
-                p.display()
-            ));
+            return Err(ConfigError::LatLon {
+                path: p.to_path_buf(),
+            });
         }
     };
     Ok(GridSettings {
@@ -436,16 +536,19 @@ struct Governor {
     cap_step: f64,
 }
 
-fn governor_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<Governor, String> {
+fn governor_settings(
+    cli: &MeasureOpts,
+    file: &FileConfig,
+    p: &Path,
+) -> Result<Governor, ConfigError> {
     let file_gov = match file.governor.as_deref() {
         None => None,
         Some("off") => Some(false),
         Some("carbon") => Some(true),
         Some(other) => {
-            return Err(format!(
-                "config {}: key `governor`: {other:?} is not off or carbon",
-                p.display()
-            ));
+            return Err(key_error(p, "governor")(format!(
+                "{other:?} is not off or carbon"
+            )));
         }
     };
     let file_eta = check(p, "eta", file.eta, |v| {
@@ -492,7 +595,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_file_line_and_key() {
-        let err = parse("zone = \"FR\"\n\nintervall = \"2s\"\n", Path::new("c.toml")).unwrap_err();
+        let err = parse("zone = \"FR\"\n\nintervall = \"2s\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("config c.toml, line 3:"), "{err}");
         assert!(err.contains("intervall"), "{err}");
         assert!(!err.contains('\n'));
@@ -500,7 +605,9 @@ mod tests {
 
     #[test]
     fn wrong_type_is_an_error() {
-        let err = parse("pue = true\n", Path::new("c.toml")).unwrap_err();
+        let err = parse("pue = true\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 1"), "{err}");
     }
 
@@ -523,7 +630,7 @@ mod tests {
         assert_eq!(s.grid.zone.as_deref(), Some("DE"));
         assert_eq!(s.pue, 1.5);
         std::fs::write(&f, "pue = 0.5\n").unwrap();
-        let err = resolve(&cli).unwrap_err();
+        let err = resolve(&cli).unwrap_err().to_string();
         assert!(err.contains("`pue`"), "{err}");
     }
 
@@ -557,9 +664,19 @@ mod tests {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(resolve(&cli).unwrap().warnings.is_empty());
         std::fs::write(&f, "provider = \"bing\"\n").unwrap();
-        assert!(resolve(&cli).unwrap_err().contains("`provider`"));
+        assert!(
+            resolve(&cli)
+                .unwrap_err()
+                .to_string()
+                .contains("`provider`")
+        );
         std::fs::write(&f, "lat = 10.0\n").unwrap();
-        assert!(resolve(&cli).unwrap_err().contains("`lat` and `lon`"));
+        assert!(
+            resolve(&cli)
+                .unwrap_err()
+                .to_string()
+                .contains("`lat` and `lon`")
+        );
     }
 
     #[test]
@@ -583,8 +700,102 @@ mod tests {
         assert!(s.governor);
         assert_eq!((s.eta, s.embodied_kg), (0.3, Some(100.0)));
         std::fs::write(&f, "target_accuracy = 150.0\n").unwrap();
-        assert!(resolve(&cli).unwrap_err().contains("`target_accuracy`"));
+        assert!(
+            resolve(&cli)
+                .unwrap_err()
+                .to_string()
+                .contains("`target_accuracy`")
+        );
         std::fs::write(&f, "governor = \"max\"\n").unwrap();
-        assert!(resolve(&cli).unwrap_err().contains("`governor`"));
+        assert!(
+            resolve(&cli)
+                .unwrap_err()
+                .to_string()
+                .contains("`governor`")
+        );
+    }
+
+    #[test]
+    fn errors_are_typed_and_keep_their_one_line_texts() {
+        let err = parse("zone = \"FR\"\n\nintervall = \"2s\"\n", Path::new("c.toml")).unwrap_err();
+        let ConfigError::UnknownKey {
+            line, key, message, ..
+        } = &err
+        else {
+            panic!("{err:?}");
+        };
+        assert_eq!((*line, key.as_str()), (Some(3), "intervall"));
+        assert!(message.starts_with("unknown field `intervall`, expected one of"));
+        assert_eq!(err.to_string(), format!("config c.toml, line 3: {message}"));
+        let err = parse("pue = true\n", Path::new("c.toml")).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Syntax { line: Some(1), .. }),
+            "{err:?}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let cli = MeasureOpts {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
+        let err = resolve(&cli).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("config {}: cannot read: ", f.display()))
+        );
+        std::fs::write(&f, "pue = 0.5\n").unwrap();
+        let err = resolve(&cli).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::BadValue { key: "pue", .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "config {}: key `pue`: \"0.5\": PUE must be between 1.0 and 10",
+                f.display()
+            )
+        );
+        std::fs::write(&f, "governor = \"max\"\n").unwrap();
+        assert_eq!(
+            resolve(&cli).unwrap_err().to_string(),
+            format!(
+                "config {}: key `governor`: \"max\" is not off or carbon",
+                f.display()
+            )
+        );
+        std::fs::write(&f, "lon = 1.0\n").unwrap();
+        let err = resolve(&cli).unwrap_err();
+        assert!(matches!(err, ConfigError::LatLon { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "config {}: keys `lat` and `lon` go together, within ±90 and ±180",
+                f.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_secret_under_the_wrong_key_is_redacted_in_the_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "watttime_password = \"hunter22\"\npue = \"hunter22\"\n").unwrap();
+        let cli = MeasureOpts {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
+        let err = resolve(&cli).unwrap_err();
+        let ConfigError::BadValue { key, reason, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(*key, "pue");
+        assert!(
+            !reason.contains("hunter22") && reason.contains("***"),
+            "{reason}"
+        );
+        assert!(!err.to_string().contains("hunter22"));
     }
 }

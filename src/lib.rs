@@ -26,19 +26,19 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         agents: Vec::new(),
     }) {
         Command::Run { opts, cmd } => {
-            let s = config::resolve(&opts).map_err(AppError::Usage)?;
+            let s = config::resolve(&opts).map_err(|e| AppError::Usage(e.to_string()))?;
             live(&s, Job::Run(&cmd))
         }
         Command::Record { opts } => {
-            let s = config::resolve(&opts).map_err(AppError::Usage)?;
+            let s = config::resolve(&opts).map_err(|e| AppError::Usage(e.to_string()))?;
             live(&s, Job::Record)
         }
         Command::Watch { opts, agents } if !agents.is_empty() => {
-            let s = config::resolve(&opts).map_err(AppError::Usage)?;
+            let s = config::resolve(&opts).map_err(|e| AppError::Usage(e.to_string()))?;
             app::aggregate::run(&s, &agents)
         }
         Command::Watch { opts, .. } => {
-            let s = config::resolve(&opts).map_err(AppError::Usage)?;
+            let s = config::resolve(&opts).map_err(|e| AppError::Usage(e.to_string()))?;
             live(&s, Job::Watch)
         }
         Command::Serve {
@@ -48,7 +48,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             replay,
             speed,
         } => {
-            let s = config::resolve(&opts).map_err(AppError::Usage)?;
+            let s = config::resolve(&opts).map_err(|e| AppError::Usage(e.to_string()))?;
             app::serve::run(&s, &listen, node, replay.as_deref(), speed)
         }
         Command::Replay {

@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
-    let agents = Agents::new(addrs).map_err(AppError::Runtime)?;
+    let agents = Agents::new(addrs).map_err(|e| AppError::Runtime(e.to_string()))?;
     let use_screen = crate::app::screen::wanted(s.headless);
     let info = RunInfo {
         title: format!("watch {} agent(s)", addrs.len()),
@@ -38,7 +38,7 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
     let out = if use_screen {
         let themes =
             crate::ui::theme::resolve(s.theme.as_deref(), crate::ui::theme::user_dir().as_deref())
-                .map_err(AppError::Usage)?;
+                .map_err(|e| AppError::Usage(e.to_string()))?;
         let sc = Screen::start(&dash, UiState::new(themes.0, themes.1, false, true))
             .map_err(AppError::Runtime)?;
         let tx = tx.clone();

@@ -58,7 +58,7 @@ impl CapSide {
     fn refused(&self) -> Option<String> {
         match &self.control {
             None => Some(self.why.clone()),
-            Some(c) => c.refused().map(str::to_owned),
+            Some(c) => c.refused().map(ToString::to_string),
         }
     }
 

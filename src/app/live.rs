@@ -55,7 +55,7 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
     let mut notices = s.warnings.clone();
     // Bad grid settings are usage errors, found before any hardware is touched; a live
     // provider's first request goes out now, while the rest starts.
-    let grid = crate::source::grid::build(&s.grid).map_err(AppError::Usage)?;
+    let grid = crate::source::grid::build(&s.grid).map_err(|e| AppError::Usage(e.to_string()))?;
     notices.extend(grid.notices);
 
     // GPUs and their caps: simulated, NVML, or none (and why, for the cap keys).
@@ -63,7 +63,8 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
     let (gpu, gpu_models): (Option<Box<dyn GpuSource>>, Vec<String>) = if let Some(n) =
         s.simulate_gpus
     {
-        let sim = SimGpus::new(n, s.sim_state.clone()).map_err(AppError::Usage)?;
+        let sim =
+            SimGpus::new(n, s.sim_state.clone()).map_err(|e| AppError::Usage(e.to_string()))?;
         facts.push((
             "GPU".into(),
             format!(
@@ -94,7 +95,8 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
                     ),
                 ));
                 caps = NvmlCap::open(info.iter().map(|g| g.index).collect())
-                    .map(|c| Box::new(c) as Box<dyn PowerCap>);
+                    .map(|c| Box::new(c) as Box<dyn PowerCap>)
+                    .map_err(|e| e.to_string());
                 let models = src.models();
                 (Some(Box::new(src)), models)
             }
@@ -393,7 +395,7 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
             .push(caps.start_governor().unwrap_or_else(|e| e));
     }
     let themes = theme::resolve(s.theme.as_deref(), theme::user_dir().as_deref())
-        .map_err(AppError::Usage)?;
+        .map_err(|e| AppError::Usage(e.to_string()))?;
     let dir = match (job, &s.out) {
         (Job::Watch | Job::Serve { .. }, None) => None,
         _ => Some(out_dir(s)),
@@ -454,8 +456,10 @@ fn start_exporter(
         zone: s.grid.zone_label(),
         gpu_models: built.gpu_models.clone(),
     })
-    .map_err(AppError::Runtime)?;
-    let at = ex.listen(listen).map_err(AppError::Usage)?;
+    .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let at = ex
+        .listen(listen)
+        .map_err(|e| AppError::Usage(e.to_string()))?;
     say(&crate::serve::serving_line(at));
     Ok(ex)
 }

@@ -54,7 +54,8 @@ fn replay_info(rec: &Recorded, speed: Option<f64>, samples: Option<String>) -> R
 pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
     crate::app::survive_file_size_limit();
     let rec = Recorded::open(o.file, o.pue).map_err(|e| AppError::Usage(format!("replay {e}")))?;
-    let themes = theme::resolve(o.theme, theme::user_dir().as_deref()).map_err(AppError::Usage)?;
+    let themes = theme::resolve(o.theme, theme::user_dir().as_deref())
+        .map_err(|e| AppError::Usage(e.to_string()))?;
     let writer = match o.out {
         Some(dir) => Some(open_writer(
             dir,

@@ -101,7 +101,7 @@ fn write_pngs(
         Some(o.theme.unwrap_or("light")),
         crate::ui::theme::user_dir().as_deref(),
     )
-    .map_err(AppError::Usage)?;
+    .map_err(|e| AppError::Usage(e.to_string()))?;
     let size = crate::report::png::DEFAULT_SIZE;
     let failed =
         |path: &Path, e: String| AppError::Runtime(format!("--png {}: {e}", path.display()));

@@ -32,8 +32,10 @@ pub fn run(
                 zone,
                 gpu_models: Vec::new(),
             })
-            .map_err(AppError::Runtime)?;
-            let at = ex.listen(listen).map_err(AppError::Usage)?;
+            .map_err(|e| AppError::Runtime(e.to_string()))?;
+            let at = ex
+                .listen(listen)
+                .map_err(|e| AppError::Usage(e.to_string()))?;
             say(&format!(
                 "{} (replay of {})",
                 crate::serve::serving_line(at),

@@ -18,16 +18,44 @@ pub struct CapLimits {
     pub default_w: f64,
 }
 
+/// Why a cap could not be read or set, or the actuator not opened.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CapError {
+    /// NVML refused: setting caps needs root. Remembered by `CapControl`.
     #[error(
         "no permission to change GPU power caps: run carbontop as root (sudo), with persistence mode on (nvidia-smi -pm 1)"
     )]
     NoPermission,
+    /// This GPU has no settable cap. Remembered by `CapControl`.
     #[error("this GPU does not support setting a power cap")]
     NotSupported,
+    /// Every GPU's range is unknown, so nothing can be changed.
+    #[error("these GPUs report no power-cap range: caps cannot be changed")]
+    NoRange,
+    /// The GPU fell off the bus.
+    #[error("GPU {0} is lost")]
+    Lost(usize),
+    /// No such GPU (an index past the last).
+    #[error("no {}GPU {gpu}", if *.simulated { "simulated " } else { "" })]
+    NoSuchGpu { gpu: usize, simulated: bool },
+    /// A cap outside the simulated GPU's range.
+    #[error("{watts} W is outside the simulated A40's {min_w}–{max_w} W")]
+    OutOfRange { watts: f64, min_w: f64, max_w: f64 },
+    /// The simulated GPUs' state file could not be written.
+    #[error("simulated GPU state {}: {reason}", .path.display())]
+    StateFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    /// The simulated GPUs' embedded measurements are missing.
+    #[error("the embedded Zeus A40 measurements could not be read")]
+    NoCurve,
+    /// NVML could not be opened (the text says why, as the GPU source does).
     #[error("{0}")]
-    Other(String),
+    Unavailable(String),
+    /// Any other NVML failure.
+    #[error("NVML: {0}")]
+    Nvml(String),
 }
 
 /// Reads and sets power caps.
@@ -58,7 +86,7 @@ pub struct CapControl {
     /// Changes not yet written to samples.csv.
     pending: Vec<Change>,
     /// Why caps cannot be changed, once that is known (said instead of acting).
-    refused: Option<String>,
+    refused: Option<CapError>,
 }
 
 impl CapControl {
@@ -67,8 +95,7 @@ impl CapControl {
         let n = act.count();
         let limits: Vec<_> = (0..n).map(|i| act.limits(i).ok()).collect();
         let originals: Vec<_> = (0..n).map(|i| act.get(i).ok()).collect();
-        let refused = (limits.iter().all(Option::is_none) && n > 0)
-            .then(|| "these GPUs report no power-cap range: caps cannot be changed".to_owned());
+        let refused = (limits.iter().all(Option::is_none) && n > 0).then_some(CapError::NoRange);
         Self {
             current: originals.clone(),
             act,
@@ -93,8 +120,8 @@ impl CapControl {
     }
 
     /// Why nothing can be changed, if so.
-    pub fn refused(&self) -> Option<&str> {
-        self.refused.as_deref()
+    pub fn refused(&self) -> Option<&CapError> {
+        self.refused.as_ref()
     }
 
     /// The range every targeted GPU accepts (the narrowest), for the governor.
@@ -118,17 +145,22 @@ impl CapControl {
 
     /// Sets `target` to `watts`, clamped to each GPU's range. Returns the changes made; an error
     /// says why not (permission is remembered: later calls say it without trying).
-    pub fn set(&mut self, target: Target, watts: f64, who: Who) -> Result<Vec<Change>, String> {
+    pub fn set(&mut self, target: Target, watts: f64, who: Who) -> Result<Vec<Change>, CapError> {
         self.apply(target, who, |_, _| watts)
     }
 
     /// Moves `target` by `delta_w` from its present cap.
-    pub fn step(&mut self, target: Target, delta_w: f64, who: Who) -> Result<Vec<Change>, String> {
+    pub fn step(
+        &mut self,
+        target: Target,
+        delta_w: f64,
+        who: Who,
+    ) -> Result<Vec<Change>, CapError> {
         self.apply(target, who, |cur, _| cur + delta_w)
     }
 
     /// Puts `target` back to each GPU's default cap.
-    pub fn to_default(&mut self, target: Target, who: Who) -> Result<Vec<Change>, String> {
+    pub fn to_default(&mut self, target: Target, who: Who) -> Result<Vec<Change>, CapError> {
         self.apply(target, who, |_, l| l.default_w)
     }
 
@@ -137,7 +169,7 @@ impl CapControl {
         target: Target,
         who: Who,
         want: impl Fn(f64, CapLimits) -> f64,
-    ) -> Result<Vec<Change>, String> {
+    ) -> Result<Vec<Change>, CapError> {
         if let Some(r) = &self.refused {
             return Err(r.clone());
         }
@@ -164,9 +196,9 @@ impl CapControl {
                 }
                 Err(e) => {
                     if matches!(e, CapError::NoPermission | CapError::NotSupported) {
-                        self.refused = Some(e.to_string());
+                        self.refused = Some(e.clone());
                     }
-                    return Err(e.to_string());
+                    return Err(e);
                 }
             }
         }
@@ -314,8 +346,45 @@ mod tests {
     fn permission_is_said_and_remembered() {
         let (mut c, _) = control(true);
         let e = c.step(Target::All, -10.0, Who::User).unwrap_err();
+        assert_eq!(e, CapError::NoPermission);
+        let e = e.to_string();
         assert!(e.contains("root") && e.contains("nvidia-smi -pm 1"), "{e}");
-        assert_eq!(c.refused(), Some(e.as_str()));
-        assert_eq!(c.step(Target::All, 10.0, Who::User).unwrap_err(), e);
+        assert_eq!(c.refused().map(ToString::to_string), Some(e.clone()));
+        assert_eq!(
+            c.step(Target::All, 10.0, Who::User)
+                .unwrap_err()
+                .to_string(),
+            e
+        );
+    }
+
+    /// GPUs whose range cannot be read.
+    struct NoLimits;
+
+    impl PowerCap for NoLimits {
+        fn count(&self) -> usize {
+            2
+        }
+        fn limits(&self, _: usize) -> Result<CapLimits, CapError> {
+            Err(CapError::NotSupported)
+        }
+        fn get(&mut self, _: usize) -> Result<f64, CapError> {
+            Ok(250.0)
+        }
+        fn set(&mut self, _: usize, _: f64) -> Result<(), CapError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn no_range_is_refused_as_a_variant() {
+        let mut c = CapControl::new(Box::new(NoLimits), false);
+        assert_eq!(c.refused(), Some(&CapError::NoRange));
+        assert_eq!(
+            c.set(Target::All, 200.0, Who::User)
+                .unwrap_err()
+                .to_string(),
+            "these GPUs report no power-cap range: caps cannot be changed"
+        );
     }
 }

@@ -18,7 +18,7 @@ fn map(e: NvmlError) -> CapError {
     match e {
         NvmlError::NoPermission => CapError::NoPermission,
         NvmlError::NotSupported => CapError::NotSupported,
-        other => CapError::Other(format!("NVML: {other}")),
+        other => CapError::Nvml(other.to_string()),
     }
 }
 
@@ -28,16 +28,17 @@ fn w(mw: u32) -> f64 {
 
 impl NvmlCap {
     /// Opens NVML (its own handle: NVML counts initialisations) for these GPU indices.
-    pub fn open(indices: Vec<u32>) -> Result<Self, String> {
-        let nvml = Nvml::init().map_err(|e| crate::source::gpu_nvml::explain(&e))?;
+    pub fn open(indices: Vec<u32>) -> Result<Self, CapError> {
+        let nvml = Nvml::init()
+            .map_err(|e| CapError::Unavailable(crate::source::gpu_nvml::explain(&e)))?;
         Ok(Self { nvml, indices })
     }
 
     fn index(&self, gpu: usize) -> Result<u32, CapError> {
-        self.indices
-            .get(gpu)
-            .copied()
-            .ok_or_else(|| CapError::Other(format!("no GPU {gpu}")))
+        self.indices.get(gpu).copied().ok_or(CapError::NoSuchGpu {
+            gpu,
+            simulated: false,
+        })
     }
 }
 

@@ -177,7 +177,10 @@ impl State {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, body)
             .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| CapError::Other(format!("simulated GPU state {}: {e}", path.display())))
+            .map_err(|e| CapError::StateFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })
     }
 }
 
@@ -187,7 +190,7 @@ pub struct SimGpus(Arc<Mutex<State>>);
 
 impl SimGpus {
     /// `n` A40s at their default (maximum) cap, on the wall clock.
-    pub fn new(n: usize, state_file: Option<PathBuf>) -> Result<Self, String> {
+    pub fn new(n: usize, state_file: Option<PathBuf>) -> Result<Self, CapError> {
         Self::with_clock(n, state_file, Box::new(WallClock::new()))
     }
 
@@ -196,11 +199,11 @@ impl SimGpus {
         n: usize,
         state_file: Option<PathBuf>,
         clock: Box<dyn SimClock>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, CapError> {
         let curve = Curve::a40();
         let (_, max) = curve.range();
         if max <= 0.0 {
-            return Err("the embedded Zeus A40 measurements could not be read".into());
+            return Err(CapError::NoCurve);
         }
         let st = State {
             curve,
@@ -214,7 +217,7 @@ impl SimGpus {
             lost: None,
             warning: None,
         };
-        st.write_state().map_err(|e| e.to_string())?;
+        st.write_state()?;
         Ok(Self(Arc::new(Mutex::new(st))))
     }
 
@@ -315,28 +318,35 @@ impl PowerCap for SimCap {
     fn get(&mut self, gpu: usize) -> Result<f64, CapError> {
         let st = self.0.lock();
         if st.lost == Some(gpu) {
-            return Err(CapError::Other(format!("GPU {gpu} is lost")));
+            return Err(CapError::Lost(gpu));
         }
-        st.caps
-            .get(gpu)
-            .copied()
-            .ok_or_else(|| CapError::Other(format!("no simulated GPU {gpu}")))
+        st.caps.get(gpu).copied().ok_or(CapError::NoSuchGpu {
+            gpu,
+            simulated: true,
+        })
     }
 
     fn set(&mut self, gpu: usize, watts: f64) -> Result<(), CapError> {
         let mut st = self.0.lock();
         if st.lost == Some(gpu) {
-            return Err(CapError::Other(format!("GPU {gpu} is lost")));
+            return Err(CapError::Lost(gpu));
         }
         let (min, max) = st.curve.range();
         if !(min..=max).contains(&watts) {
-            return Err(CapError::Other(format!(
-                "{watts} W is outside the simulated A40's {min}–{max} W"
-            )));
+            return Err(CapError::OutOfRange {
+                watts,
+                min_w: min,
+                max_w: max,
+            });
         }
         match st.caps.get_mut(gpu) {
             Some(c) => *c = watts,
-            None => return Err(CapError::Other(format!("no simulated GPU {gpu}"))),
+            None => {
+                return Err(CapError::NoSuchGpu {
+                    gpu,
+                    simulated: true,
+                });
+            }
         }
         st.write_state()
     }
@@ -377,7 +387,19 @@ mod tests {
         let state: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
         assert_eq!(state["caps_w"], serde_json::json!([300.0, 150.0]));
-        assert!(cap.set(0, 99.0).is_err());
+        assert_eq!(
+            cap.set(0, 99.0).unwrap_err(),
+            CapError::OutOfRange {
+                watts: 99.0,
+                min_w: 100.0,
+                max_w: 300.0
+            }
+        );
+        assert_eq!(
+            cap.set(0, 99.0).unwrap_err().to_string(),
+            "99 W is outside the simulated A40's 100–300 W"
+        );
+        assert_eq!(cap.get(5).unwrap_err().to_string(), "no simulated GPU 5");
         assert!(src.progress().unwrap().step.is_some());
     }
 

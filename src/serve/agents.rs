@@ -2,6 +2,7 @@
 //! totals. An agent that does not answer keeps its last values, marked stale, and the totals
 //! say how many nodes are in them.
 
+use super::ServeError;
 use crate::engine::job::NodeFigures;
 use std::time::{Duration, Instant};
 
@@ -30,10 +31,12 @@ pub fn counted(nodes: &[Node]) -> Vec<&NodeFigures> {
 }
 
 /// Parses one agent's exposition into a Node.
-pub fn parse(agent: &str, text: &str) -> Result<Node, String> {
+pub fn parse(agent: &str, text: &str) -> Result<Node, ServeError> {
     let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines)
-        .map_err(|e| format!("agent {agent}: not the Prometheus text format: {e}"))?;
+    let scrape = prometheus_parse::Scrape::parse(lines).map_err(|e| ServeError::NotExposition {
+        agent: agent.to_owned(),
+        reason: e.to_string(),
+    })?;
     let mut n = Node {
         agent: agent.to_owned(),
         ..Default::default()
@@ -51,10 +54,18 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, String> {
         // one in a total would poison the job's sum: refuse the scrape, keep the last values.
         let kept = s.metric.starts_with("carbontop_");
         if kept && !v.is_finite() {
-            return Err(format!("agent {agent}: {} is {v}", s.metric));
+            return Err(ServeError::NotFinite {
+                agent: agent.to_owned(),
+                metric: s.metric.clone(),
+                value: v,
+            });
         }
         if kept && v < 0.0 && s.metric != "carbontop_progress" {
-            return Err(format!("agent {agent}: {} is negative ({v})", s.metric));
+            return Err(ServeError::Negative {
+                agent: agent.to_owned(),
+                metric: s.metric.clone(),
+                value: v,
+            });
         }
         if n.node.is_empty() {
             n.node = label("node");
@@ -91,9 +102,7 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, String> {
         }
     }
     if !seen {
-        return Err(format!(
-            "agent {agent}: no carbontop_samples_total: not a carbontop agent?"
-        ));
+        return Err(ServeError::NotAnAgent(agent.to_owned()));
     }
     Ok(n)
 }
@@ -105,13 +114,13 @@ pub struct Agents {
 }
 
 impl Agents {
-    pub fn new(addrs: &[String]) -> Result<Self, String> {
+    pub fn new(addrs: &[String]) -> Result<Self, ServeError> {
         crate::source::grid::http::tls_ready();
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(2))
             .no_proxy()
             .build()
-            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+            .map_err(|e| ServeError::Client(e.to_string()))?;
         let nodes = addrs
             .iter()
             .map(|a| Node {
@@ -133,14 +142,17 @@ impl Agents {
                 .send()
                 .and_then(reqwest::blocking::Response::error_for_status)
                 .and_then(reqwest::blocking::Response::text)
-                .map_err(|e| format!("agent {}: {}", n.agent, e.without_url()))
+                .map_err(|e| ServeError::Unreachable {
+                    agent: n.agent.clone(),
+                    reason: e.without_url().to_string(),
+                })
                 .and_then(|t| parse(&n.agent, &t));
             match got {
                 Ok(mut fresh) => {
                     fresh.answered = Some(Instant::now());
                     *n = fresh;
                 }
-                Err(e) => n.fault = Some(e),
+                Err(e) => n.fault = Some(e.to_string()),
             }
         }
     }
@@ -177,13 +189,34 @@ mod tests {
         // NaN, Inf and negative totals would poison the job's sum: the scrape is refused.
         for bad in ["NaN", "+Inf", "-4"] {
             let t = text.replace("} 12.5", &format!("}} {bad}"));
-            let e = parse("a:1", &t).unwrap_err();
+            let e = parse("a:1", &t).unwrap_err().to_string();
             assert!(e.contains("carbontop_co2e_grams_total"), "{e}");
         }
         assert!(
             parse("a:1", "up 1\n")
                 .unwrap_err()
+                .to_string()
                 .contains("not a carbontop agent")
+        );
+        // The refusals are variants a caller can tell apart; their texts are one line each.
+        let e = parse("a:1", &text.replace("} 12.5", "} -4")).unwrap_err();
+        assert_eq!(
+            e,
+            ServeError::Negative {
+                agent: "a:1".into(),
+                metric: "carbontop_co2e_grams_total".into(),
+                value: -4.0
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "agent a:1: carbontop_co2e_grams_total is negative (-4)"
+        );
+        let e = parse("a:1", &text.replace("} 12.5", "} NaN")).unwrap_err();
+        assert!(matches!(e, ServeError::NotFinite { .. }), "{e:?}");
+        assert_eq!(
+            parse("a:1", "up 1\n").unwrap_err(),
+            ServeError::NotAnAgent("a:1".into())
         );
     }
 }

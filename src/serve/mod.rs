@@ -11,6 +11,49 @@ use prometheus::{CounterVec, Encoder, GaugeVec, Opts, Registry, TextEncoder};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+/// Why the exporter could not start, or an agent's scrape was refused. Each text is one line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ServeError {
+    /// The Prometheus registry refused a metric (a bug, not the user's).
+    #[error("cannot set up the metrics: {0}")]
+    Metrics(String),
+    /// `--listen ADDR` could not be bound.
+    #[error("--listen {addr}: cannot listen: {reason}")]
+    Listen { addr: String, reason: String },
+    /// `--listen ADDR` bound, but not to an IP address.
+    #[error("--listen {0}: not an IP address")]
+    NotIp(String),
+    /// The HTTP thread could not be started.
+    #[error("cannot start the metrics server: {0}")]
+    Thread(String),
+    /// The scraper's HTTP client could not be built.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+    /// The agent did not answer (or answered with an HTTP error).
+    #[error("agent {agent}: {reason}")]
+    Unreachable { agent: String, reason: String },
+    /// The answer is not the Prometheus text format.
+    #[error("agent {agent}: not the Prometheus text format: {reason}")]
+    NotExposition { agent: String, reason: String },
+    /// A carbontop metric that is NaN or infinite.
+    #[error("agent {agent}: {metric} is {value}")]
+    NotFinite {
+        agent: String,
+        metric: String,
+        value: f64,
+    },
+    /// A carbontop total below zero.
+    #[error("agent {agent}: {metric} is negative ({value})")]
+    Negative {
+        agent: String,
+        metric: String,
+        value: f64,
+    },
+    /// The answer has no `carbontop_samples_total`.
+    #[error("agent {0}: no carbontop_samples_total: not a carbontop agent?")]
+    NotAnAgent(String),
+}
+
 /// Static facts of this agent.
 #[derive(Debug, Clone)]
 pub struct AgentInfo {
@@ -243,8 +286,8 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    pub fn new(info: AgentInfo) -> Result<Self, String> {
-        let m = Metrics::new().map_err(|e| format!("cannot set up the metrics: {e}"))?;
+    pub fn new(info: AgentInfo) -> Result<Self, ServeError> {
+        let m = Metrics::new().map_err(|e| ServeError::Metrics(e.to_string()))?;
         Ok(Self {
             info: Arc::new(info),
             metrics: Arc::new(Mutex::new(m)),
@@ -272,13 +315,15 @@ impl Exporter {
 
     /// Serves `GET /metrics` on `addr` from a thread of its own; the address it listens on
     /// (port 0 picks a free one).
-    pub fn listen(&self, addr: &str) -> Result<SocketAddr, String> {
-        let server = tiny_http::Server::http(addr)
-            .map_err(|e| format!("--listen {addr}: cannot listen: {e}"))?;
+    pub fn listen(&self, addr: &str) -> Result<SocketAddr, ServeError> {
+        let server = tiny_http::Server::http(addr).map_err(|e| ServeError::Listen {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        })?;
         let local = server
             .server_addr()
             .to_ip()
-            .ok_or_else(|| format!("--listen {addr}: not an IP address"))?;
+            .ok_or_else(|| ServeError::NotIp(addr.to_owned()))?;
         let me = self.clone();
         std::thread::Builder::new()
             .name("carbontop-serve".into())
@@ -303,7 +348,7 @@ impl Exporter {
                     let _ = req.respond(resp);
                 }
             })
-            .map_err(|e| format!("cannot start the metrics server: {e}"))?;
+            .map_err(|e| ServeError::Thread(e.to_string()))?;
         Ok(local)
     }
 }

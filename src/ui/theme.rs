@@ -3,6 +3,7 @@
 //! names only the colours it changes. An unknown key or a bad colour is one line naming the
 //! file, the line and the key.
 
+use crate::config::{at_line, line_of, toml_parts, unknown_key};
 use ratatui::style::Color;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -82,33 +83,101 @@ struct ColorsFile {
     loss: C,
 }
 
+/// Why a colour is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ColourError {
+    /// `#` but not six hex digits.
+    #[error("`{0}` is not a colour: use #rrggbb")]
+    BadHex(String),
+    /// Not a name, an index or `reset` either.
+    #[error("`{0}` is not a colour (use #rrggbb, a name like `lightblue`, 0–255 or `reset`)")]
+    Unknown(String),
+}
+
+/// Why a theme could not be loaded or chosen; each text is one line naming the file, the line
+/// and the key where known.
+#[derive(Debug, thiserror::Error)]
+pub enum ThemeError {
+    /// The theme file could not be read.
+    #[error("theme {}: cannot read: {error}", .path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A key no theme may hold (the text is TOML's own, listing the known keys).
+    #[error("theme {file}{}: {message}", at_line(*.line))]
+    UnknownKey {
+        file: String,
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
+    /// Not TOML, or a value of the wrong type.
+    #[error("theme {file}{}: {message}", at_line(*.line))]
+    Syntax {
+        file: String,
+        line: Option<usize>,
+        message: String,
+    },
+    /// `colors.KEY` is not a colour.
+    #[error("theme {file}, line {line}: key `colors.{key}`: {error}")]
+    BadColour {
+        file: String,
+        line: usize,
+        key: &'static str,
+        error: ColourError,
+    },
+    /// `colors.gpu = []`.
+    #[error("theme {file}, line {line}: key `colors.gpu`: needs at least one colour")]
+    NoGpuColours { file: String, line: usize },
+    /// `--theme NAME` names no built-in or user theme.
+    #[error(
+        "--theme {choice}: no such theme (known: {}; or give a path to a .toml file)",
+        .known.join(", ")
+    )]
+    NoSuchTheme { choice: String, known: Vec<String> },
+}
+
 /// Parses one colour: `#rrggbb`, a name, an index 0–255 or `reset`.
-pub fn parse_color(s: &str) -> Result<Color, String> {
+pub fn parse_color(s: &str) -> Result<Color, ColourError> {
     let t = s.trim();
     if t.starts_with('#') && (t.len() != 7 || !t[1..].chars().all(|c| c.is_ascii_hexdigit())) {
-        return Err(format!("`{s}` is not a colour: use #rrggbb"));
+        return Err(ColourError::BadHex(s.to_owned()));
     }
-    Color::from_str(t).map_err(|_| {
-        format!("`{s}` is not a colour (use #rrggbb, a name like `lightblue`, 0–255 or `reset`)")
-    })
+    Color::from_str(t).map_err(|_| ColourError::Unknown(s.to_owned()))
 }
 
 /// Parses a theme file's text over `base`; errors are `theme FILE, line N: key `k`: …`.
-pub fn parse(text: &str, file: &str, base: &Theme) -> Result<Theme, String> {
-    let f: ThemeFile =
-        toml::from_str(text).map_err(|e| crate::config::toml_error("theme", file, text, &e))?;
+pub fn parse(text: &str, file: &str, base: &Theme) -> Result<Theme, ThemeError> {
+    let f: ThemeFile = toml::from_str(text).map_err(|e| {
+        let (line, message) = toml_parts(text, &e);
+        let file = file.to_owned();
+        match unknown_key(&message) {
+            Some(key) => ThemeError::UnknownKey {
+                file,
+                line,
+                key,
+                message,
+            },
+            None => ThemeError::Syntax {
+                file,
+                line,
+                message,
+            },
+        }
+    })?;
     let mut t = base.clone();
     if let Some(n) = f.name {
         t.name = n;
     }
     let c = f.colors;
-    let one = |key: &str, v: &C, slot: &mut Color| -> Result<(), String> {
+    let one = |key: &'static str, v: &C, slot: &mut Color| -> Result<(), ThemeError> {
         if let Some(v) = v {
-            *slot = parse_color(v.get_ref()).map_err(|e| {
-                format!(
-                    "theme {file}, line {}: key `colors.{key}`: {e}",
-                    crate::config::line_of(text, v.span().start)
-                )
+            *slot = parse_color(v.get_ref()).map_err(|error| ThemeError::BadColour {
+                file: file.to_owned(),
+                line: line_of(text, v.span().start),
+                key,
+                error,
             })?;
         }
         Ok(())
@@ -131,10 +200,10 @@ pub fn parse(text: &str, file: &str, base: &Theme) -> Result<Theme, String> {
     one("loss", &c.loss, &mut t.loss)?;
     if let Some(list) = &c.gpu {
         if list.get_ref().is_empty() {
-            return Err(format!(
-                "theme {file}, line {}: key `colors.gpu`: needs at least one colour",
-                crate::config::line_of(text, list.span().start)
-            ));
+            return Err(ThemeError::NoGpuColours {
+                file: file.to_owned(),
+                line: line_of(text, list.span().start),
+            });
         }
         let mut gpus = Vec::new();
         for v in list.get_ref() {
@@ -179,7 +248,7 @@ pub fn builtins() -> Vec<Theme> {
         match parse(text, &format!("themes/{name}.toml"), &base) {
             Ok(t) => out.push(t),
             // Unreachable for the files shipped (a unit test parses each); never panic.
-            Err(e) => crate::app::say(&e),
+            Err(e) => crate::app::say(&e.to_string()),
         }
     }
     if out.is_empty() {
@@ -194,9 +263,11 @@ pub fn user_dir() -> Option<PathBuf> {
 }
 
 /// Loads a theme file over the default theme.
-pub fn load_file(path: &Path, base: &Theme) -> Result<Theme, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("theme {}: cannot read: {e}", path.display()))?;
+pub fn load_file(path: &Path, base: &Theme) -> Result<Theme, ThemeError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ThemeError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
     let mut t = parse(&text, &path.display().to_string(), base)?;
     if t.name == base.name {
         // A file without `name` is called after its stem.
@@ -210,7 +281,10 @@ pub fn load_file(path: &Path, base: &Theme) -> Result<Theme, String> {
 
 /// Every theme `t` cycles through (built-ins, then the user dir's, sorted), and the index of
 /// the one `--theme NAME|PATH` picks (default: `default`).
-pub fn resolve(choice: Option<&str>, dir: Option<&Path>) -> Result<(Vec<Theme>, usize), String> {
+pub fn resolve(
+    choice: Option<&str>,
+    dir: Option<&Path>,
+) -> Result<(Vec<Theme>, usize), ThemeError> {
     let mut all = builtins();
     let base = all[0].clone();
     if let Some(d) = dir
@@ -249,13 +323,10 @@ pub fn resolve(choice: Option<&str>, dir: Option<&Path>) -> Result<(Vec<Theme>, 
     }
     match all.iter().position(|t| t.name == choice) {
         Some(i) => Ok((all, i)),
-        None => Err(format!(
-            "--theme {choice}: no such theme (known: {}; or give a path to a .toml file)",
-            all.iter()
-                .map(|t| t.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+        None => Err(ThemeError::NoSuchTheme {
+            choice: choice.to_owned(),
+            known: all.into_iter().map(|t| t.name).collect(),
+        }),
     }
 }
 
@@ -287,10 +358,14 @@ mod tests {
     #[test]
     fn unknown_key_names_file_line_and_key() {
         let base = builtins().remove(0);
-        let e = parse("name = \"x\"\n[colors]\ncarbn = \"red\"\n", "x.toml", &base).unwrap_err();
+        let e = parse("name = \"x\"\n[colors]\ncarbn = \"red\"\n", "x.toml", &base)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("theme x.toml, line 3:"), "{e}");
         assert!(e.contains("carbn"), "{e}");
-        let e = parse("colour = 1\n", "x.toml", &base).unwrap_err();
+        let e = parse("colour = 1\n", "x.toml", &base)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("theme x.toml, line 1:") && e.contains("colour"),
             "{e}"
@@ -305,27 +380,36 @@ mod tests {
             "b.toml",
             &base,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             e,
             "theme b.toml, line 2: key `colors.text`: `#fff` is not a colour: use #rrggbb"
         );
-        let e = parse("[colors]\ncpu = \"blurple\"\n", "b.toml", &base).unwrap_err();
+        let e = parse("[colors]\ncpu = \"blurple\"\n", "b.toml", &base)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("theme b.toml, line 2: key `colors.cpu`: `blurple`"),
             "{e}"
         );
-        let e = parse("[colors]\n\ngpu = [\"red\", \"nope\"]\n", "b.toml", &base).unwrap_err();
+        let e = parse("[colors]\n\ngpu = [\"red\", \"nope\"]\n", "b.toml", &base)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("theme b.toml, line 3: key `colors.gpu`"),
             "{e}"
         );
-        let e = parse("[colors]\ngpu = []\n", "b.toml", &base).unwrap_err();
+        let e = parse("[colors]\ngpu = []\n", "b.toml", &base)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least one"), "{e}");
-        let e = parse("[colors]\ncpu = 7\n", "b.toml", &base).unwrap_err();
+        let e = parse("[colors]\ncpu = 7\n", "b.toml", &base)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("theme b.toml, line 2:"), "{e}");
         // Not TOML at all.
-        let e = parse("[colors\n", "b.toml", &base).unwrap_err();
+        let e = parse("[colors\n", "b.toml", &base).unwrap_err().to_string();
         assert!(e.starts_with("theme b.toml, line 1:"), "{e}");
     }
 
@@ -333,7 +417,7 @@ mod tests {
     fn resolve_by_name_path_and_user_dir() {
         let (all, i) = resolve(Some("light"), None).unwrap();
         assert_eq!(all[i].name, "light");
-        let e = resolve(Some("nope"), None).unwrap_err();
+        let e = resolve(Some("nope"), None).unwrap_err().to_string();
         assert!(e.starts_with("--theme nope: no such theme (known: default, light, colorblind"));
 
         let dir = tempfile::tempdir().unwrap();
@@ -348,14 +432,57 @@ mod tests {
 
         let p = dir.path().join("bad.toml");
         std::fs::write(&p, "[colors]\ncarbon = \"#ff00\"\n").unwrap();
-        let e = resolve(None, Some(dir.path())).unwrap_err();
+        let e = resolve(None, Some(dir.path())).unwrap_err().to_string();
         assert!(e.contains("bad.toml, line 2: key `colors.carbon`"), "{e}");
-        let e = resolve(Some(p.to_str().unwrap()), None).unwrap_err();
+        let e = resolve(Some(p.to_str().unwrap()), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2"), "{e}");
-        let e = resolve(Some("/no/such/theme.toml"), None).unwrap_err();
+        let e = resolve(Some("/no/such/theme.toml"), None)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("theme /no/such/theme.toml: cannot read"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn errors_are_typed_and_keep_their_one_line_texts() {
+        let base = builtins().remove(0);
+        let e = parse("[colors]\ntext = \"#fff\"\n", "b.toml", &base).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ThemeError::BadColour { line: 2, key: "text", error: ColourError::BadHex(s), .. }
+                    if s == "#fff"
+            ),
+            "{e:?}"
+        );
+        let e = parse("[colors]\ncarbn = \"red\"\n", "x.toml", &base).unwrap_err();
+        assert!(
+            matches!(&e, ThemeError::UnknownKey { key, line: Some(2), .. } if key == "carbn"),
+            "{e:?}"
+        );
+        let e = parse("[colors]\ngpu = []\n", "b.toml", &base).unwrap_err();
+        assert!(
+            matches!(e, ThemeError::NoGpuColours { line: 2, .. }),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "theme b.toml, line 2: key `colors.gpu`: needs at least one colour"
+        );
+        let e = resolve(Some("nope"), None).unwrap_err();
+        assert!(matches!(&e, ThemeError::NoSuchTheme { choice, .. } if choice == "nope"));
+        assert_eq!(
+            e.to_string(),
+            "--theme nope: no such theme (known: default, light, colorblind; \
+             or give a path to a .toml file)"
+        );
+        assert_eq!(
+            parse_color("blurple").unwrap_err().to_string(),
+            "`blurple` is not a colour (use #rrggbb, a name like `lightblue`, 0–255 or `reset`)"
         );
     }
 }

@@ -99,11 +99,14 @@ pub struct Http {
 
 impl Http {
     /// `base` is the provider's root (the default, or `--grid-url`), without a trailing slash.
-    pub fn new(base: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, super::GridError> {
         let base = base.trim_end_matches('/').to_owned();
-        let url = reqwest::Url::parse(&base).map_err(|e| format!("--grid-url {base}: {e}"))?;
+        let url = reqwest::Url::parse(&base).map_err(|e| super::GridError::BadUrl {
+            url: base.clone(),
+            reason: e.to_string(),
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("--grid-url {base}: only http and https URLs"));
+            return Err(super::GridError::NotHttp(base));
         }
         tls_ready();
         let mut b = reqwest::blocking::Client::builder()
@@ -120,9 +123,7 @@ impl Http {
             // A proxy from the environment must not swallow a local test or sidecar server.
             b = b.no_proxy();
         }
-        let client = b
-            .build()
-            .map_err(|e| format!("cannot set up the HTTP client: {}", chain(&e)))?;
+        let client = b.build().map_err(|e| super::GridError::Client(chain(&e)))?;
         Ok(Self { client, base })
     }
 
@@ -268,6 +269,11 @@ mod tests {
         let e = Http::new("ftp://127.0.0.1", Duration::from_secs(1))
             .err()
             .unwrap();
+        assert_eq!(
+            e,
+            super::super::GridError::NotHttp("ftp://127.0.0.1".into())
+        );
+        let e = e.to_string();
         assert!(e.contains("only http"), "{e}");
         assert!(Http::new("http://127.0.0.1:9/", Duration::from_secs(1)).is_ok());
     }

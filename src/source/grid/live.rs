@@ -255,7 +255,7 @@ impl LiveGrid {
         fallback: Fallback,
         fallback_desc: &str,
         plan: PollPlan,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, super::GridError> {
         let state = GridHandle(Arc::new((
             Mutex::new(LiveState::new(provider.label(), fallback)),
             Condvar::new(),
@@ -309,7 +309,7 @@ impl LiveGrid {
                     }
                 }
             })
-            .map_err(|e| format!("cannot start the grid poller: {e}"))?;
+            .map_err(|e| super::GridError::Poller(e.to_string()))?;
         Ok(Self {
             state,
             describe,

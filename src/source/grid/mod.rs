@@ -62,6 +62,63 @@ pub trait Provider: Send {
     fn fetch(&mut self, http: &Http, now: DateTime<Utc>) -> Result<Answer, FetchError>;
 }
 
+/// Why the grid source could not be set up: a bad zone, provider, URL or missing credentials
+/// (usage errors), or a client or thread that would not start. Each text is one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GridError {
+    /// `--provider` / `provider` names none.
+    #[error("{0:?} is not a provider: use auto, emaps, uk, watttime or table")]
+    UnknownProvider(String),
+    /// A zone the embedded table does not know.
+    #[error(
+        "--zone {0}: not in the embedded intensity table (known: {known}); or give --intensity G",
+        known = table::known_codes()
+    )]
+    NotInTable(String),
+    /// `--provider uk` with a zone outside GB.
+    #[error("--zone {0}: not a GB zone for the GB Carbon Intensity API")]
+    NotGb(String),
+    /// `GB-N` with N outside 1–17.
+    #[error("--zone {0}: GB region ids run from 1 to 17")]
+    GbRegion(String),
+    /// `GB-…` that is neither a region id nor an outward postcode.
+    #[error(
+        "--zone {0}: give GB (national), GB-<region id 1-17> or GB-<outward postcode, e.g. RG10>; \
+         the GB API does not cover Northern Ireland"
+    )]
+    GbZoneShape(String),
+    /// `--provider emaps` without a token.
+    #[error(
+        "--provider emaps needs a token: set ELECTRICITYMAPS_API_KEY or \
+         electricitymaps_api_key in the config file"
+    )]
+    EmapsToken,
+    /// `--provider emaps` without a place.
+    #[error("--provider emaps needs --zone or --lat/--lon")]
+    EmapsPlace,
+    /// `--provider watttime` without a login.
+    #[error(
+        "--provider watttime needs WATTTIME_USERNAME and WATTTIME_PASSWORD \
+                            (or watttime_username/watttime_password in the config file)"
+    )]
+    WattTimeLogin,
+    /// `--provider watttime` without a region.
+    #[error("--provider watttime needs --zone REGION (a WattTime region, e.g. CAISO_NORTH)")]
+    WattTimeRegion,
+    /// `--grid-url` is not a URL.
+    #[error("--grid-url {url}: {reason}")]
+    BadUrl { url: String, reason: String },
+    /// `--grid-url` is not http or https.
+    #[error("--grid-url {0}: only http and https URLs")]
+    NotHttp(String),
+    /// The HTTP client could not be built (TLS set-up).
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+    /// The poller thread could not be started.
+    #[error("cannot start the grid poller: {0}")]
+    Poller(String),
+}
+
 /// `--provider`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProviderKind {
@@ -75,17 +132,15 @@ pub enum ProviderKind {
 }
 
 impl std::str::FromStr for ProviderKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = GridError;
+    fn from_str(s: &str) -> Result<Self, GridError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(Self::Auto),
             "emaps" | "electricitymaps" => Ok(Self::Emaps),
             "uk" | "gb" => Ok(Self::Uk),
             "watttime" => Ok(Self::WattTime),
             "table" => Ok(Self::Table),
-            _ => Err(format!(
-                "{s:?} is not a provider: use auto, emaps, uk, watttime or table"
-            )),
+            _ => Err(GridError::UnknownProvider(s.to_owned())),
         }
     }
 }
@@ -128,7 +183,7 @@ fn is_gb(zone: Option<&str>) -> bool {
 }
 
 /// Chooses the grid source for these settings; errors are usage errors (one line).
-pub fn build(g: &GridSettings) -> Result<BuiltGrid, String> {
+pub fn build(g: &GridSettings) -> Result<BuiltGrid, GridError> {
     let mut notices = Vec::new();
     if let Some(v) = g.intensity {
         if !matches!(g.provider, ProviderKind::Auto | ProviderKind::Table) {
@@ -170,15 +225,12 @@ pub fn build(g: &GridSettings) -> Result<BuiltGrid, String> {
             Box::new(uk::Uk::new(target))
         }
         ProviderKind::Emaps => {
-            let token = g.emaps_token.clone().ok_or(
-                "--provider emaps needs a token: set ELECTRICITYMAPS_API_KEY or \
-                 electricitymaps_api_key in the config file",
-            )?;
+            let token = g.emaps_token.clone().ok_or(GridError::EmapsToken)?;
             let target = match (g.lat_lon, zone) {
                 (Some((lat, lon)), _) => emaps::Target::LatLon(lat, lon),
                 (None, Some(z)) => emaps::Target::Zone(z.to_owned()),
                 (None, None) => {
-                    return Err("--provider emaps needs --zone or --lat/--lon".into());
+                    return Err(GridError::EmapsPlace);
                 }
             };
             Box::new(emaps::Emaps::new(target, Some(token)))
@@ -186,15 +238,9 @@ pub fn build(g: &GridSettings) -> Result<BuiltGrid, String> {
         ProviderKind::WattTime => {
             let (Some(user), Some(pw)) = (g.watttime_user.clone(), g.watttime_password.clone())
             else {
-                return Err(
-                    "--provider watttime needs WATTTIME_USERNAME and WATTTIME_PASSWORD \
-                            (or watttime_username/watttime_password in the config file)"
-                        .into(),
-                );
+                return Err(GridError::WattTimeLogin);
             };
-            let region = zone.ok_or(
-                "--provider watttime needs --zone REGION (a WattTime region, e.g. CAISO_NORTH)",
-            )?;
+            let region = zone.ok_or(GridError::WattTimeRegion)?;
             Box::new(watttime::WattTime::new(region.to_owned(), user, pw))
         }
     };
@@ -286,7 +332,8 @@ mod tests {
             ..gs()
         })
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
         assert!(e.contains("ELECTRICITYMAPS_API_KEY"), "{e}");
         let e = build(&GridSettings {
             provider: ProviderKind::WattTime,
@@ -295,7 +342,8 @@ mod tests {
             ..gs()
         })
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
         assert!(e.contains("WATTTIME_PASSWORD"), "{e}");
         let e = build(&GridSettings {
             provider: ProviderKind::Uk,
@@ -303,7 +351,8 @@ mod tests {
             ..gs()
         })
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
         assert!(e.starts_with("--zone FR"), "{e}");
         let e = build(&GridSettings {
             provider: ProviderKind::Uk,
@@ -311,7 +360,8 @@ mod tests {
             ..gs()
         })
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
         assert!(e.starts_with("--grid-url"), "{e}");
     }
 
@@ -327,5 +377,55 @@ mod tests {
         assert_eq!(b.notices.len(), 1);
         assert_eq!("EMAPS".parse::<ProviderKind>(), Ok(ProviderKind::Emaps));
         assert!("x".parse::<ProviderKind>().is_err());
+    }
+
+    #[test]
+    fn errors_are_typed_and_keep_their_texts() {
+        let e = build(&GridSettings {
+            provider: ProviderKind::Emaps,
+            ..gs()
+        })
+        .err()
+        .unwrap();
+        assert_eq!(e, GridError::EmapsToken);
+        assert_eq!(
+            e.to_string(),
+            "--provider emaps needs a token: set ELECTRICITYMAPS_API_KEY or \
+             electricitymaps_api_key in the config file"
+        );
+        let e = build(&GridSettings {
+            provider: ProviderKind::WattTime,
+            ..gs()
+        })
+        .err()
+        .unwrap();
+        assert_eq!(e, GridError::WattTimeLogin);
+        assert_eq!(
+            e.to_string(),
+            "--provider watttime needs WATTTIME_USERNAME and WATTTIME_PASSWORD \
+             (or watttime_username/watttime_password in the config file)"
+        );
+        let e = build(&GridSettings {
+            zone: Some("XX".into()),
+            ..gs()
+        })
+        .err()
+        .unwrap();
+        assert_eq!(e, GridError::NotInTable("XX".into()));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "--zone XX: not in the embedded intensity table (known: {}); or give --intensity G",
+                table::known_codes()
+            )
+        );
+        assert_eq!(
+            "bing".parse::<ProviderKind>().unwrap_err().to_string(),
+            "\"bing\" is not a provider: use auto, emaps, uk, watttime or table"
+        );
+        assert_eq!(
+            uk::Target::from_zone("GB-18"),
+            Err(GridError::GbRegion("GB-18".into()))
+        );
     }
 }

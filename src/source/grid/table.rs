@@ -82,7 +82,7 @@ pub struct TableIntensity {
 
 impl TableIntensity {
     /// `zone` None → the WORLD row.
-    pub fn new(zone: Option<&str>) -> Result<Self, String> {
+    pub fn new(zone: Option<&str>) -> Result<Self, super::GridError> {
         match zone {
             None => Ok(Self {
                 entry: WORLD,
@@ -93,13 +93,7 @@ impl TableIntensity {
                     entry,
                     zone_given: true,
                 })
-                .ok_or_else(|| {
-                    format!(
-                        "--zone {z}: not in the embedded intensity table (known: {}); \
-                         or give --intensity G",
-                        known_codes()
-                    )
-                }),
+                .ok_or_else(|| super::GridError::NotInTable(z.to_owned())),
         }
     }
 
@@ -144,7 +138,7 @@ mod tests {
 
     #[test]
     fn unknown_zone_error_names_it() {
-        let err = TableIntensity::new(Some("XX")).err().unwrap();
+        let err = TableIntensity::new(Some("XX")).err().unwrap().to_string();
         assert!(err.starts_with("--zone XX:"), "{err}");
         let mut t = TableIntensity::new(None).unwrap();
         assert_eq!(t.intensity(Utc::now()).g_per_kwh, 436.0);

@@ -27,22 +27,20 @@ pub enum Target {
 
 impl Target {
     /// `GB` → national; `GB-13` → region 13; `GB-RG10` → postcode RG10.
-    pub fn from_zone(zone: &str) -> Result<Self, String> {
+    pub fn from_zone(zone: &str) -> Result<Self, super::GridError> {
         let z = zone.trim().to_ascii_uppercase();
         let rest = match z.as_str() {
             "GB" | "GBR" | "UK" => return Ok(Target::National),
             _ => z
                 .strip_prefix("GB-")
                 .or_else(|| z.strip_prefix("UK-"))
-                .ok_or_else(|| {
-                    format!("--zone {zone}: not a GB zone for the GB Carbon Intensity API")
-                })?,
+                .ok_or_else(|| super::GridError::NotGb(zone.to_owned()))?,
         };
         if let Ok(id) = rest.parse::<u8>() {
             return if (1..=17).contains(&id) {
                 Ok(Target::Region(id))
             } else {
-                Err(format!("--zone {zone}: GB region ids run from 1 to 17"))
+                Err(super::GridError::GbRegion(zone.to_owned()))
             };
         }
         // Outward code: one or two letters, a digit, then at most one more letter or digit.
@@ -55,10 +53,7 @@ impl Target {
         if ok {
             Ok(Target::Postcode(rest.to_owned()))
         } else {
-            Err(format!(
-                "--zone {zone}: give GB (national), GB-<region id 1-17> or GB-<outward postcode, e.g. RG10>; \
-                 the GB API does not cover Northern Ireland"
-            ))
+            Err(super::GridError::GbZoneShape(zone.to_owned()))
         }
     }
 }
@@ -230,6 +225,7 @@ mod tests {
         assert!(
             Target::from_zone("GB-NIR")
                 .unwrap_err()
+                .to_string()
                 .contains("Northern Ireland")
         );
         assert!(Target::from_zone("FR").is_err());
