@@ -233,6 +233,12 @@ impl CapSide {
             ));
         }
         if let Some(c) = self.control.as_mut() {
+            // A change made on the last tick had no row left to go on: said here, apart from
+            // the restore, so "caps put back" only ever lists what the end put back.
+            let unrecorded = c.take_log();
+            if !unrecorded.is_empty() {
+                notes.push(format!("changed after the last row: {unrecorded}"));
+            }
             if c.restores_on_exit() {
                 let errs = c.restore();
                 let log = c.take_log();
