@@ -28,7 +28,9 @@ fn sample(k: u64) -> Sample {
         gpus: (0..4)
             .map(|i| GpuReading {
                 index: i,
-                power: Some(PowerReading::Instant(200.0 + f64::from(i))),
+                power: Some(PowerReading::Instant(carbontop::units::Watts(
+                    200.0 + f64::from(i),
+                ))),
                 energy_mj: Some(k * 200_000),
                 util_pct: Some(95.0),
                 mem_used_mib: Some(14_336.0),
@@ -45,14 +47,14 @@ fn sample(k: u64) -> Sample {
                 })
                 .collect(),
         ),
-        mem: Some(PowerReading::Average(95.4)),
+        mem: Some(PowerReading::Average(carbontop::units::Watts(95.4))),
         net: Some(NetReading {
             rx_bytes: k * 40_000,
             tx_bytes: k * 13_000,
             power: None,
         }),
         intensity: Some(Intensity {
-            g_per_kwh: 350.0 + (k % 7) as f64,
+            g_per_kwh: carbontop::units::GPerKwh(350.0 + (k % 7) as f64),
             source: "uk".into(),
         }),
         progress: Progress {

@@ -2,6 +2,7 @@
 //!
 //! Sources report raw counters and readings; every bit of arithmetic on them lives in `engine`.
 
+use crate::units::{GPerKwh, Watts};
 use chrono::{DateTime, Utc};
 use std::fmt;
 
@@ -9,15 +10,15 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PowerReading {
     /// Instantaneous power at the sample's time (W); integrated with the trapezoid rule.
-    Instant(f64),
+    Instant(Watts),
     /// Average power over the interval that ends at this sample (W); integrated as power × Δt.
     /// A CPU estimate from utilisation since the last tick is one; a replayed samples.csv row,
     /// whose power columns hold interval averages, is another.
-    Average(f64),
+    Average(Watts),
 }
 
 impl PowerReading {
-    pub fn watts(self) -> f64 {
+    pub fn watts(self) -> Watts {
         match self {
             PowerReading::Instant(w) | PowerReading::Average(w) => w,
         }
@@ -76,7 +77,7 @@ pub struct NetReading {
 /// Grid carbon intensity valid at the sample's time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Intensity {
-    pub g_per_kwh: f64,
+    pub g_per_kwh: GPerKwh,
     pub source: IntensitySource,
 }
 

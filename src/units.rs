@@ -139,6 +139,12 @@ impl ItKwh {
 }
 
 impl FacilityKwh {
+    /// E_facility = E_it × PUE, from IT joules (in the Ledger's order of operations, so the
+    /// recorded figures stay bit for bit what they were).
+    pub fn from_it_joules(j: f64, pue: Pue) -> FacilityKwh {
+        FacilityKwh(j * pue.0 / J_PER_KWH)
+    }
+
     pub fn joules(self) -> f64 {
         self.0 * J_PER_KWH
     }

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut ledger = Ledger::new(LedgerConfig {
-        pue: 1.2,
+        pue: carbontop::units::Pue::saturating(1.2),
         net_kwh_per_gb: 0.06894,
         embodied_kg: 2650.0,
     });

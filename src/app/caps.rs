@@ -344,7 +344,7 @@ mod tests {
                 mem: None,
                 net: None,
                 intensity: Some(Intensity {
-                    g_per_kwh: 400.0,
+                    g_per_kwh: crate::units::GPerKwh(400.0),
                     source: crate::sample::SourceKind::Fixed.into(),
                 }),
                 progress: src.progress().unwrap_or_default(),

@@ -425,7 +425,7 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
             .push("not recording: give --out DIR to keep samples.csv".into());
     }
     let ledger = Ledger::new(LedgerConfig {
-        pue: s.pue,
+        pue: Pue::saturating(s.pue),
         net_kwh_per_gb: s.net_kwh_per_gb,
         embodied_kg: embodied_te(s, &built.gpu_models).kg,
     });

@@ -47,7 +47,7 @@ pub enum Event {
     Tick {
         tick: Box<Tick>,
         totals: Totals,
-        pue: f64,
+        pue: Pue,
     },
     /// The agents' figures as scraped at `at` (`watch --agent`).
     Agents {
@@ -294,8 +294,8 @@ impl Session {
     }
 
     /// A recording's tick: shown and recorded as a live one is (its PUE is the recording's).
-    fn on_tick(&mut self, tick: Tick, totals: Totals, pue: f64, fx: &mut Vec<Effect>) {
-        self.dash.meter.basis.pue = Pue::saturating(pue);
+    fn on_tick(&mut self, tick: Tick, totals: Totals, pue: Pue, fx: &mut Vec<Effect>) {
+        self.dash.meter.basis.pue = pue;
         self.dash.push(&tick, totals);
         fx.push(Effect::Record(Box::new(tick)));
         fx.push(Effect::Ticked);
@@ -601,11 +601,11 @@ mod tests {
                     + chrono::TimeDelta::milliseconds((t * 1000.0) as i64),
                 elapsed_s: t,
                 gpus: vec![],
-                cpu: CpuReading::Power(PowerReading::Average(36.0)),
+                cpu: CpuReading::Power(PowerReading::Average(crate::units::Watts(36.0))),
                 mem: None,
                 net: None,
                 intensity: Some(Intensity {
-                    g_per_kwh: 500.0,
+                    g_per_kwh: crate::units::GPerKwh(500.0),
                     source: "fixed".into(),
                 }),
                 progress: Progress::default(),
@@ -789,7 +789,9 @@ mod tests {
                 let Event::Sample { mut sample, .. } = sample(st.at) else {
                     unreachable!()
                 };
-                sample.cpu = CpuReading::Power(PowerReading::Average(st.power_w.unwrap()));
+                sample.cpu = CpuReading::Power(PowerReading::Average(crate::units::Watts(
+                    st.power_w.unwrap(),
+                )));
                 Event::Sample {
                     sample,
                     warnings: vec![],

@@ -268,7 +268,7 @@ impl GpuSource for SimSource {
             st.energy_mj[i] += w * dt * 1000.0;
             out.push(GpuReading {
                 index: i as u32,
-                power: Some(PowerReading::Average(w)),
+                power: Some(PowerReading::Average(crate::units::Watts(w))),
                 energy_mj: Some(st.energy_mj[i] as u64),
                 util_pct: Some(95.0),
                 mem_used_mib: Some(14_336.0),
@@ -382,7 +382,12 @@ mod tests {
         assert_eq!(src.read()[0].cap_w, Some(300.0));
         cap.set(1, 150.0).unwrap();
         let r = src.read();
-        assert_eq!(r[1].power, Some(PowerReading::Average(141.60988713420585)));
+        assert_eq!(
+            r[1].power,
+            Some(PowerReading::Average(crate::units::Watts(
+                141.60988713420585
+            )))
+        );
         assert_eq!(r[1].cap_w, Some(150.0));
         let state: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();

@@ -12,10 +12,11 @@
 //! samples.csv, and replaying a recording reproduces it exactly.
 
 use crate::engine::caplog::CapLog;
-use crate::engine::constants::{J_PER_KWH, network_energy_j};
+use crate::engine::constants::network_energy_j;
 use crate::sample::{
     CpuReading, GpuReading, Intensity, IntensitySource, PowerReading, Progress, RaplCounter, Sample,
 };
+use crate::units::{FacilityKwh, GPerKwh, GramsCo2e, Pue};
 use chrono::{DateTime, Utc};
 
 /// A RAPL package draws far less than this; a "wrap" implying more is a counter reset.
@@ -24,7 +25,7 @@ const RAPL_MAX_PLAUSIBLE_W: f64 = 5_000.0;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LedgerConfig {
     /// Power usage effectiveness, ≥ 1.
-    pub pue: f64,
+    pub pue: Pue,
     /// Network energy intensity (kWh per GB), used when a sample carries bytes but no power.
     pub net_kwh_per_gb: f64,
     /// Embodied emissions of the hardware (TE, kg) amortised over the run: each tick's
@@ -35,7 +36,7 @@ pub struct LedgerConfig {
 impl Default for LedgerConfig {
     fn default() -> Self {
         Self {
-            pue: 1.0,
+            pue: Pue::default(),
             net_kwh_per_gb: crate::engine::constants::NETWORK_KWH_PER_GB,
             embodied_kg: 0.0,
         }
@@ -158,7 +159,7 @@ impl Ledger {
     }
 
     /// Changes the PUE for the ticks that follow (replay learns it from the recording).
-    pub fn set_pue(&mut self, pue: f64) {
+    pub fn set_pue(&mut self, pue: Pue) {
         self.cfg.pue = pue;
     }
 
@@ -192,10 +193,11 @@ impl Ledger {
             net,
             process_cpu_w,
         };
-        let facility_kwh = iv.it_j() * self.cfg.pue / J_PER_KWH;
+        // E_facility = E_it × PUE; C = E_facility × I(t) (DESIGN.md §5).
+        let facility = FacilityKwh::from_it_joules(iv.it_j(), self.cfg.pue);
         let (intensity, source) = self.intensity_at(&s);
-        let co2e_tick = intensity.map_or(0.0, |i| facility_kwh * i);
-        self.add_to_totals(&s, &iv, facility_kwh, co2e_tick);
+        let co2e_tick = intensity.map_or(GramsCo2e(0.0), |i| facility * GPerKwh(i));
+        self.add_to_totals(&s, &iv, facility, co2e_tick);
         let tick = self.tick(&s, iv, intensity, source);
         self.prev = Some(s);
         tick
@@ -341,13 +343,13 @@ impl Ledger {
             self.last_intensity = Some(i.clone());
         }
         match &self.last_intensity {
-            Some(i) => (Some(i.g_per_kwh), Some(i.source.clone())),
+            Some(i) => (Some(i.g_per_kwh.0), Some(i.source.clone())),
             None => (None, None),
         }
     }
 
     /// Adds the interval's energy and carbon to the running totals.
-    fn add_to_totals(&mut self, s: &Sample, iv: &Interval, facility_kwh: f64, co2e_tick: f64) {
+    fn add_to_totals(&mut self, s: &Sample, iv: &Interval, facility: FacilityKwh, co2e: GramsCo2e) {
         let t = &mut self.totals;
         t.ticks += 1;
         t.elapsed_s = s.elapsed_s;
@@ -355,8 +357,8 @@ impl Ledger {
         t.cpu_j += iv.cpu.0.unwrap_or(0.0);
         t.mem_j += iv.mem.0.unwrap_or(0.0);
         t.net_j += iv.net.0.unwrap_or(0.0);
-        t.energy_kwh += facility_kwh;
-        t.co2e_g += co2e_tick;
+        t.energy_kwh += facility.0;
+        t.co2e_g += co2e.0;
     }
 
     /// The tick's row: the interval's powers beside the running totals.
@@ -453,13 +455,13 @@ fn power_interval(
     first: bool,
 ) -> (Option<f64>, Option<f64>) {
     if first || dt <= 0.0 {
-        return (Some(0.0), Some(cur.watts()));
+        return (Some(0.0), Some(cur.watts().0));
     }
     let avg = match (cur, prev) {
-        (PowerReading::Average(w), _) => w,
-        (PowerReading::Instant(w1), Some(p0)) => (p0.watts() + w1) / 2.0,
+        (PowerReading::Average(w), _) => w.0,
+        (PowerReading::Instant(w1), Some(p0)) => (p0.watts().0 + w1.0) / 2.0,
         // No earlier reading: hold the current one over the interval.
-        (PowerReading::Instant(w1), None) => w1,
+        (PowerReading::Instant(w1), None) => w1.0,
     };
     (Some(avg * dt), Some(avg))
 }
@@ -541,7 +543,7 @@ mod tests {
             mem: None,
             net: None,
             intensity: Some(Intensity {
-                g_per_kwh: 500.0,
+                g_per_kwh: crate::units::GPerKwh(500.0),
                 source: crate::sample::SourceKind::Fixed.into(),
             }),
             progress: Progress::default(),
@@ -674,7 +676,7 @@ mod tests {
         let mut l = Ledger::new(LedgerConfig::default());
         let gpu = |p: f64, mj: Option<u64>| GpuReading {
             index: 0,
-            power: Some(PowerReading::Instant(p)),
+            power: Some(PowerReading::Instant(crate::units::Watts(p))),
             energy_mj: mj,
             cap_w: Some(300.0),
             ..Default::default()
@@ -701,16 +703,16 @@ mod tests {
     fn intensity_changing_mid_run_weights_each_tick() {
         // 1 kW constant for 3 intervals of 1 h each at 100, 300, 500 g/kWh (PUE 1.5).
         let mut l = Ledger::new(LedgerConfig {
-            pue: 1.5,
+            pue: Pue::new(1.5).unwrap(),
             ..Default::default()
         });
         let intensities = [100.0, 100.0, 300.0, 500.0];
         let mut last = None;
         for (k, g) in intensities.into_iter().enumerate() {
             let mut s = at(k as f64 * 3600.0);
-            s.mem = Some(PowerReading::Average(1000.0));
+            s.mem = Some(PowerReading::Average(crate::units::Watts(1000.0)));
             s.intensity = Some(Intensity {
-                g_per_kwh: g,
+                g_per_kwh: crate::units::GPerKwh(g),
                 source: crate::sample::SourceKind::Fixed.into(),
             });
             last = Some(l.push(s));
@@ -725,7 +727,7 @@ mod tests {
     #[test]
     fn network_bytes_become_energy_and_restart_is_not_negative() {
         let mut l = Ledger::new(LedgerConfig {
-            pue: 1.0,
+            pue: Pue::default(),
             net_kwh_per_gb: 0.05,
             embodied_kg: 0.0,
         });
@@ -777,7 +779,7 @@ mod tests {
         use crate::sample::ProcessCpu;
         let mut l = Ledger::new(LedgerConfig::default());
         let mut s = at(0.0);
-        s.cpu = CpuReading::Power(PowerReading::Average(100.0));
+        s.cpu = CpuReading::Power(PowerReading::Average(crate::units::Watts(100.0)));
         s.process = Some(ProcessCpu {
             tree_ticks: 0,
             busy_ticks: 1000,
@@ -799,7 +801,7 @@ mod tests {
     fn the_commands_gpu_share_is_its_sm_part_of_each_gpu() {
         use crate::sample::GpuReading;
         let gpu = |w: f64, share: Option<f64>| GpuReading {
-            power: Some(PowerReading::Average(w)),
+            power: Some(PowerReading::Average(crate::units::Watts(w))),
             tree_share: share,
             ..Default::default()
         };
@@ -846,7 +848,7 @@ mod tests {
         let mut expect = 0.0;
         for (k, p) in powers.into_iter().enumerate() {
             let mut s = at(k as f64 * 0.5);
-            s.cpu = CpuReading::Power(PowerReading::Average(p));
+            s.cpu = CpuReading::Power(PowerReading::Average(crate::units::Watts(p)));
             if k > 0 {
                 expect += p * 0.5;
             }
@@ -859,10 +861,10 @@ mod tests {
     fn clock_going_backwards_adds_nothing() {
         let mut l = Ledger::new(LedgerConfig::default());
         let mut s = at(5.0);
-        s.mem = Some(PowerReading::Average(10.0));
+        s.mem = Some(PowerReading::Average(crate::units::Watts(10.0)));
         l.push(s);
         let mut s = at(4.0);
-        s.mem = Some(PowerReading::Average(10.0));
+        s.mem = Some(PowerReading::Average(crate::units::Watts(10.0)));
         let t = l.push(s);
         assert_eq!(t.dt_s, 0.0);
         assert_eq!(l.totals().mem_j, 0.0);
@@ -881,15 +883,15 @@ mod properties {
             time: chrono::DateTime::UNIX_EPOCH,
             elapsed_s: t,
             gpus: vec![GpuReading {
-                power: gpu_w.map(PowerReading::Instant),
+                power: gpu_w.map(|w| PowerReading::Instant(crate::units::Watts(w))),
                 tree_share: Some(0.5),
                 ..Default::default()
             }],
             cpu,
-            mem: Some(PowerReading::Average(5.0)),
+            mem: Some(PowerReading::Average(crate::units::Watts(5.0))),
             net: None,
             intensity: Some(Intensity {
-                g_per_kwh: g,
+                g_per_kwh: crate::units::GPerKwh(g),
                 source: "p".into(),
             }),
             progress: Default::default(),
@@ -918,7 +920,7 @@ mod properties {
                 1..40),
             pue in 1.0f64..3.0,
         ) {
-            let mut l = Ledger::new(LedgerConfig { pue, ..Default::default() });
+            let mut l = Ledger::new(LedgerConfig { pue: Pue::saturating(pue), ..Default::default() });
             let (mut t, mut kwh, mut g, mut proc_j) = (0.0, 0.0, 0.0, 0.0);
             for (dt, cpu_w, gpu_w, i, uj, max, rapl) in steps {
                 t += dt;
@@ -929,7 +931,7 @@ mod properties {
                         max_energy_range_uj: max,
                     }])
                 } else {
-                    CpuReading::Power(PowerReading::Average(cpu_w))
+                    CpuReading::Power(PowerReading::Average(crate::units::Watts(cpu_w)))
                 };
                 let tick = l.push(sample(t, cpu, gpu_w, i));
                 prop_assert!(tick.energy_kwh.is_finite() && tick.co2e_g.is_finite());

@@ -1013,11 +1013,11 @@ mod tests {
             time: chrono::DateTime::UNIX_EPOCH + chrono::Duration::milliseconds((t * 1e3) as i64),
             elapsed_s: t,
             gpus: vec![],
-            cpu: CpuReading::Power(PowerReading::Average(w)),
+            cpu: CpuReading::Power(PowerReading::Average(Watts(w))),
             mem: None,
             net: None,
             intensity: Some(Intensity {
-                g_per_kwh: i,
+                g_per_kwh: GPerKwh(i),
                 source: crate::sample::SourceKind::Fixed.into(),
             }),
             progress: Progress {
@@ -1030,7 +1030,7 @@ mod tests {
 
     fn fold(basis: Basis, samples: impl IntoIterator<Item = Sample>) -> Meter {
         let mut l = Ledger::new(LedgerConfig {
-            pue: basis.pue.get(),
+            pue: basis.pue,
             embodied_kg: basis.embodied.map_or(0.0, |e| e.kg),
             ..Default::default()
         });
@@ -1151,7 +1151,7 @@ mod tests {
             }
             let mut s = sample(t, 1.0, 400.0, None);
             s.gpus = vec![GpuReading {
-                power: Some(PowerReading::Average(w)),
+                power: Some(PowerReading::Average(Watts(w))),
                 cap_w: Some(cap),
                 ..Default::default()
             }];

@@ -37,7 +37,7 @@ impl Recorded {
         let te = recording_te(rp.gpu_count());
         Ok(Self {
             ledger: Ledger::new(LedgerConfig {
-                pue: pue.unwrap_or(1.0),
+                pue: Pue::saturating(pue.unwrap_or(1.0)),
                 embodied_kg: te.kg,
                 ..Default::default()
             }),
@@ -53,7 +53,7 @@ impl Recorded {
     /// What the figures rest on: the recording's PUE (as learnt so far), its GPUs and TE.
     pub fn basis(&self) -> Basis {
         Basis {
-            pue: Pue::saturating(self.ledger.config().pue),
+            pue: self.ledger.config().pue,
             embodied: Some(self.te),
             gpu_count: self.rp.gpu_count(),
             ..Default::default()
@@ -92,7 +92,7 @@ impl Recorded {
     /// Steps a tick into `meter` (its PUE following what the recording implies).
     pub fn step_into(&mut self, meter: &mut Meter) -> Option<Tick> {
         let tick = self.step()?;
-        meter.basis.pue = Pue::saturating(self.ledger.config().pue);
+        meter.basis.pue = self.ledger.config().pue;
         meter.push(&tick, self.ledger.totals());
         Some(tick)
     }

@@ -191,7 +191,7 @@ mod tests {
     /// 100 s at 36 W of CPU and 72 W of memory, PUE 1.2, at 500 g/kWh.
     fn snapshot() -> Snapshot {
         let mut l = Ledger::new(LedgerConfig {
-            pue: 1.2,
+            pue: crate::units::Pue::new(1.2).unwrap(),
             ..Default::default()
         });
         let mut m = Meter::new(
@@ -210,11 +210,11 @@ mod tests {
                 time: t0 + chrono::Duration::seconds(t as i64),
                 elapsed_s: t,
                 gpus: vec![],
-                cpu: CpuReading::Power(PowerReading::Average(36.0)),
-                mem: Some(PowerReading::Average(72.0)),
+                cpu: CpuReading::Power(PowerReading::Average(Watts(36.0))),
+                mem: Some(PowerReading::Average(Watts(72.0))),
                 net: None,
                 intensity: Some(Intensity {
-                    g_per_kwh: 500.0,
+                    g_per_kwh: crate::units::GPerKwh(500.0),
                     source: crate::sample::SourceKind::Fixed.into(),
                 }),
                 progress: Default::default(),

@@ -202,7 +202,9 @@ pub const GPU: [GpuColumn; 5] = [
         suffix: "power_w",
         write: |g| opt(g.and_then(|g| g.power_w)),
         read: Some(|r, line, col, g| {
-            g.power = r.watts_at(line, col)?.map(PowerReading::Average);
+            g.power = r
+                .watts_at(line, col)?
+                .map(|w| PowerReading::Average(crate::units::Watts(w)));
             Ok(())
         }),
     },
@@ -848,7 +850,7 @@ impl SamplesReader {
         self.recorded_energy_kwh = row.energy_kwh;
         self.recorded_embodied_g = row.embodied_g;
         self.cap_change = row.cap_change;
-        let avg = |v: Option<f64>| v.map(PowerReading::Average);
+        let avg = |v: Option<f64>| v.map(|w| PowerReading::Average(crate::units::Watts(w)));
         let net =
             (row.rx.is_some() || row.tx.is_some() || row.net_w.is_some()).then(|| NetReading {
                 rx_bytes: row.rx.unwrap_or(0),
@@ -856,7 +858,7 @@ impl SamplesReader {
                 power: avg(row.net_w),
             });
         let intensity = row.intensity.map(|g| Intensity {
-            g_per_kwh: g,
+            g_per_kwh: crate::units::GPerKwh(g),
             source: row
                 .source
                 .unwrap_or_else(|| IntensitySource::fresh(SourceKind::Replay)),
@@ -866,7 +868,7 @@ impl SamplesReader {
             elapsed_s: row.elapsed_s,
             gpus: row.gpus,
             cpu: match row.cpu_w {
-                Some(w) => CpuReading::Power(PowerReading::Average(w)),
+                Some(w) => CpuReading::Power(PowerReading::Average(crate::units::Watts(w))),
                 None => CpuReading::Unknown,
             },
             mem: avg(row.mem_w),
@@ -927,7 +929,7 @@ mod tests {
                 time: chrono::DateTime::UNIX_EPOCH,
                 elapsed_s: t,
                 gpus: vec![],
-                cpu: CpuReading::Power(PowerReading::Average(10.0)),
+                cpu: CpuReading::Power(PowerReading::Average(crate::units::Watts(10.0))),
                 mem: None,
                 net: None,
                 intensity: None,
@@ -1045,20 +1047,23 @@ mod tests {
         assert!(r.next_sample().is_none());
         assert_eq!(s.time, t.timestamp);
         assert_eq!(s.elapsed_s, t.elapsed_s);
-        assert_eq!(s.cpu, CpuReading::Power(PowerReading::Average(65.25)));
-        assert_eq!(s.mem, Some(PowerReading::Average(7.5)));
+        assert_eq!(
+            s.cpu,
+            CpuReading::Power(PowerReading::Average(crate::units::Watts(65.25)))
+        );
+        assert_eq!(s.mem, Some(PowerReading::Average(crate::units::Watts(7.5))));
         assert_eq!(
             s.net,
             Some(NetReading {
                 rx_bytes: 123_456,
                 tx_bytes: 654_321,
-                power: Some(PowerReading::Average(1.125)),
+                power: Some(PowerReading::Average(crate::units::Watts(1.125))),
             })
         );
         assert_eq!(
             s.intensity,
             Some(Intensity {
-                g_per_kwh: 436.5,
+                g_per_kwh: crate::units::GPerKwh(436.5),
                 source: "uk-stale".into(),
             })
         );
@@ -1069,7 +1074,9 @@ mod tests {
             .enumerate()
             .map(|(i, g)| GpuReading {
                 index: i as u32,
-                power: g.power_w.map(PowerReading::Average),
+                power: g
+                    .power_w
+                    .map(|w| PowerReading::Average(crate::units::Watts(w))),
                 util_pct: g.util_pct,
                 mem_used_mib: g.mem_used_mib,
                 cap_w: g.cap_w,
@@ -1242,11 +1249,11 @@ mod tests {
                 time: chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(t as i64),
                 elapsed_s: t,
                 gpus: vec![GpuReading {
-                    power: Some(PowerReading::Average(100.0 + t)),
+                    power: Some(PowerReading::Average(crate::units::Watts(100.0 + t))),
                     tree_share: Some(0.5),
                     ..Default::default()
                 }],
-                cpu: CpuReading::Power(PowerReading::Average(20.0)),
+                cpu: CpuReading::Power(PowerReading::Average(crate::units::Watts(20.0))),
                 mem: None,
                 net: None,
                 intensity: None,

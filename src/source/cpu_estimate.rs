@@ -91,9 +91,8 @@ impl CpuSource for CpuEstimate {
             return CpuReading::Unknown;
         }
         let load = f64::from(self.sys.global_cpu_usage()) / 100.0;
-        CpuReading::Power(PowerReading::Average(cpu_estimate_power_w(
-            self.tdp.watts,
-            load,
+        CpuReading::Power(PowerReading::Average(crate::units::Watts(
+            cpu_estimate_power_w(self.tdp.watts, load),
         )))
     }
 
@@ -137,7 +136,9 @@ mod tests {
         let mut e = CpuEstimate::new(Some(100.0), "test".into()).unwrap();
         assert_eq!(e.read(), CpuReading::Unknown);
         match e.read() {
-            CpuReading::Power(PowerReading::Average(w)) => assert!((10.0..=100.0).contains(&w)),
+            CpuReading::Power(PowerReading::Average(crate::units::Watts(w))) => {
+                assert!((10.0..=100.0).contains(&w))
+            }
             other => panic!("unexpected {other:?}"),
         }
         assert!(e.describe().contains("estimate"));

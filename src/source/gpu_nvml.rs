@@ -121,7 +121,7 @@ impl GpuSource for NvmlSource {
                     r.power = d
                         .power_usage()
                         .ok()
-                        .map(|mw| PowerReading::Instant(mw_to_w(mw)));
+                        .map(|mw| PowerReading::Instant(crate::units::Watts(mw_to_w(mw))));
                     r.energy_mj = if g.has_energy_counter {
                         d.total_energy_consumption().ok()
                     } else {

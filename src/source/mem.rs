@@ -27,10 +27,10 @@ impl MemEstimate {
 
 impl MemSource for MemEstimate {
     fn read(&mut self) -> Option<PowerReading> {
-        Some(PowerReading::Average(memory_power_w(
+        Some(PowerReading::Average(crate::units::Watts(memory_power_w(
             self.bytes,
             self.w_per_gib,
-        )))
+        ))))
     }
 
     fn describe(&self) -> String {

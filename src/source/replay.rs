@@ -101,7 +101,9 @@ impl Replay {
 
     /// Sets the ledger's PUE to `explicit`, or else to the recording's once it is known.
     pub fn apply_pue(&self, ledger: &mut crate::engine::Ledger, explicit: Option<f64>) {
-        if let Some(p) = explicit.or(self.inferred_pue)
+        if let Some(p) = explicit
+            .or(self.inferred_pue)
+            .map(crate::units::Pue::saturating)
             && p != ledger.config().pue
         {
             ledger.set_pue(p);
@@ -120,14 +122,14 @@ impl Replay {
         let it_w: f64 = s
             .gpus
             .iter()
-            .filter_map(|g| g.power.map(|p| p.watts()))
+            .filter_map(|g| g.power.map(|p| p.watts().0))
             .sum::<f64>()
             + match &s.cpu {
-                crate::sample::CpuReading::Power(p) => p.watts(),
+                crate::sample::CpuReading::Power(p) => p.watts().0,
                 _ => 0.0,
             }
-            + s.mem.map_or(0.0, |m| m.watts())
-            + s.net.and_then(|n| n.power).map_or(0.0, |p| p.watts());
+            + s.mem.map_or(0.0, |m| m.watts().0)
+            + s.net.and_then(|n| n.power).map_or(0.0, |p| p.watts().0);
         let it_j = it_w * gap;
         if it_j > 0.0 && after > before {
             let pue = (after - before) * crate::engine::constants::J_PER_KWH / it_j;

@@ -126,7 +126,7 @@ impl LiveState {
     /// else the last value held up to MAX_HOLD past its slot (stale), else the table.
     pub fn intensity(&self, at: DateTime<Utc>) -> Intensity {
         let stale = |g: f64| Intensity {
-            g_per_kwh: g,
+            g_per_kwh: crate::units::GPerKwh(g),
             source: IntensitySource::held(self.label.clone()),
         };
         if let Some(p) = self.series.at(at) {
@@ -134,7 +134,7 @@ impl LiveState {
                 stale(p.g_per_kwh)
             } else {
                 Intensity {
-                    g_per_kwh: p.g_per_kwh,
+                    g_per_kwh: crate::units::GPerKwh(p.g_per_kwh),
                     source: self.label.clone().into(),
                 }
             };
@@ -145,7 +145,7 @@ impl LiveState {
             return stale(p.g_per_kwh);
         }
         Intensity {
-            g_per_kwh: self.fallback.g_per_kwh,
+            g_per_kwh: crate::units::GPerKwh(self.fallback.g_per_kwh),
             source: SourceKind::Table.into(),
         }
     }
@@ -384,7 +384,7 @@ mod tests {
         let mut s = LiveState::new(SourceKind::GbCarbonIntensity, Fallback { g_per_kwh: 237.6 });
         let i = s.intensity(t(12, 10));
         assert_eq!(
-            (i.g_per_kwh, i.source.to_string().as_str()),
+            (i.g_per_kwh.0, i.source.to_string().as_str()),
             (237.6, "table")
         );
         s.on_answer(
@@ -392,9 +392,12 @@ mod tests {
             answer(vec![slot(12, 0, 200.0), slot(12, 30, 150.0)]),
         );
         let i = s.intensity(t(12, 10));
-        assert_eq!((i.g_per_kwh, i.source.to_string().as_str()), (200.0, "uk"));
+        assert_eq!(
+            (i.g_per_kwh.0, i.source.to_string().as_str()),
+            (200.0, "uk")
+        );
         // The tick's own time picks the slot: a change mid-run without a new request.
-        assert_eq!(s.intensity(t(12, 45)).g_per_kwh, 150.0);
+        assert_eq!(s.intensity(t(12, 45)).g_per_kwh.0, 150.0);
     }
 
     #[test]
@@ -416,14 +419,14 @@ mod tests {
         // Inside the slot: the value, marked stale.
         let i = s.intensity(t(12, 20));
         assert_eq!(
-            (i.g_per_kwh, i.source.to_string().as_str()),
+            (i.g_per_kwh.0, i.source.to_string().as_str()),
             (300.0, "emaps-stale")
         );
         // Past the slot: held up to MAX_HOLD, then the table.
         assert_eq!(s.intensity(t(14, 0)).source.to_string(), "emaps-stale");
         let i = s.intensity(t(15, 31));
         assert_eq!(
-            (i.g_per_kwh, i.source.to_string().as_str()),
+            (i.g_per_kwh.0, i.source.to_string().as_str()),
             (381.0, "table")
         );
         // A different kind of fault is said again.
@@ -435,7 +438,7 @@ mod tests {
         assert!(m[0].contains("answering again"), "{m:?}");
         let i = s.intensity(t(15, 40));
         assert_eq!(
-            (i.g_per_kwh, i.source.to_string().as_str()),
+            (i.g_per_kwh.0, i.source.to_string().as_str()),
             (250.0, "emaps")
         );
     }

@@ -31,7 +31,7 @@ pub struct FixedIntensity(pub f64);
 impl GridSource for FixedIntensity {
     fn intensity(&mut self, _at: DateTime<Utc>) -> Intensity {
         Intensity {
-            g_per_kwh: self.0,
+            g_per_kwh: crate::units::GPerKwh(self.0),
             source: SourceKind::Fixed.into(),
         }
     }

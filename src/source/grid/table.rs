@@ -105,7 +105,7 @@ impl TableIntensity {
 impl GridSource for TableIntensity {
     fn intensity(&mut self, _at: DateTime<Utc>) -> Intensity {
         Intensity {
-            g_per_kwh: self.entry.g_per_kwh,
+            g_per_kwh: crate::units::GPerKwh(self.entry.g_per_kwh),
             source: SourceKind::Table.into(),
         }
     }
@@ -141,6 +141,6 @@ mod tests {
         let err = TableIntensity::new(Some("XX")).err().unwrap().to_string();
         assert!(err.starts_with("--zone XX:"), "{err}");
         let mut t = TableIntensity::new(None).unwrap();
-        assert_eq!(t.intensity(Utc::now()).g_per_kwh, 436.0);
+        assert_eq!(t.intensity(Utc::now()).g_per_kwh.0, 436.0);
     }
 }
