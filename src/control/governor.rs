@@ -15,8 +15,6 @@
 //! Training", NSDI '23 (cost function, 25 W profiling steps); Zeus carbon-aware branch (η=0.24,
 //! I_ref = 750 g/kWh, 30-minute decisions).
 
-use crate::engine::constants::J_PER_KWH;
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GovernorConfig {
     pub eta: f64,
@@ -143,50 +141,7 @@ impl Window {
     }
 }
 
-/// The carbon saved against running uncapped, estimated from the profile.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Savings {
-    /// GPU energy used while governing (J) and what the same work would have used at the
-    /// maximum cap.
-    pub energy_j: f64,
-    pub uncapped_energy_j: f64,
-    /// Operational carbon of both (g, before PUE).
-    pub co2e_g: f64,
-    pub uncapped_co2e_g: f64,
-    /// Time governed (s) and what the same work would have taken at the maximum cap.
-    pub time_s: f64,
-    pub uncapped_time_s: f64,
-}
-
-impl Savings {
-    /// Adds another stretch of governing (a governor switched off and on again).
-    pub fn add(&mut self, o: &Savings) {
-        self.energy_j += o.energy_j;
-        self.uncapped_energy_j += o.uncapped_energy_j;
-        self.co2e_g += o.co2e_g;
-        self.uncapped_co2e_g += o.uncapped_co2e_g;
-        self.time_s += o.time_s;
-        self.uncapped_time_s += o.uncapped_time_s;
-    }
-
-    pub fn saved_g(&self) -> f64 {
-        self.uncapped_co2e_g - self.co2e_g
-    }
-    pub fn saved_pct(&self) -> f64 {
-        if self.uncapped_co2e_g > 0.0 {
-            self.saved_g() / self.uncapped_co2e_g * 100.0
-        } else {
-            0.0
-        }
-    }
-    pub fn extra_time_pct(&self) -> f64 {
-        if self.uncapped_time_s > 0.0 {
-            (self.time_s / self.uncapped_time_s - 1.0) * 100.0
-        } else {
-            0.0
-        }
-    }
-}
+pub use crate::engine::savings::Savings;
 
 #[derive(Debug, Clone)]
 pub struct Governor {
@@ -411,15 +366,8 @@ impl Governor {
         if max.throughput <= 0.0 {
             return;
         }
-        let work = here.throughput * dt;
-        let s = &mut self.savings;
-        s.energy_j += w * dt;
-        s.co2e_g += w * dt / J_PER_KWH * i;
-        let e_max = work * max.power_w / max.throughput;
-        s.uncapped_energy_j += e_max;
-        s.uncapped_co2e_g += e_max / J_PER_KWH * i;
-        s.time_s += dt;
-        s.uncapped_time_s += work / max.throughput;
+        self.savings
+            .record(w, dt, here.throughput, max.power_w, max.throughput, i);
     }
 
     /// True when the present cap's throughput has left its profiled value by more than the

@@ -9,6 +9,7 @@ pub mod forecast;
 pub mod job;
 pub mod ledger;
 pub mod meter;
+pub mod savings;
 pub mod series;
 
 pub use caplog::CapLog;
