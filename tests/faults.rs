@@ -40,19 +40,6 @@ fn data_lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// `report FILE --json`: must read the file, whatever happened to its writer.
-fn report_json(path: &Path) -> (serde_json::Value, String) {
-    let o = bin()
-        .arg("report")
-        .arg(path)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(0), "report {}: {err}", path.display());
-    (serde_json::from_slice(&o.stdout).unwrap(), err)
-}
-
 /// Every row follows the one before: none twice, none out of order, and none lost. A lost row
 /// shows as energy no written row accounts for: each row's energy is its own interval's,
 /// `energy_kwh[k] − energy_kwh[k−1] = total_power_w[k] × Δt × PUE / 3.6e6` (PUE 1 in these

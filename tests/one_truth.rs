@@ -81,12 +81,7 @@ fn every_output_shows_the_same_figures() {
         assert_shows("report", &String::from_utf8_lossy(&o.stdout), &s);
 
         // report --json: the same numbers, at full precision.
-        let o = bin()
-            .args(["report", "--json"])
-            .arg(fixture(file))
-            .output()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let (v, _) = report_json(&fixture(file));
         let r = &v["runs"][0];
         let f = |k: &str| r.pointer(k).and_then(serde_json::Value::as_f64).unwrap();
         assert_eq!(f("/energy_kwh"), s.energy_kwh.0);

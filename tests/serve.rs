@@ -11,12 +11,7 @@ use std::time::Duration;
 
 /// report --json's totals for a fixture.
 fn report(file: &str) -> (f64, f64) {
-    let o = bin()
-        .args(["report", "--json"])
-        .arg(fixture(file))
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (v, _) = report_json(&fixture(file));
     (
         v["runs"][0]["energy_kwh"].as_f64().unwrap(),
         v["runs"][0]["co2e_g"].as_f64().unwrap(),

@@ -308,3 +308,16 @@ pub fn value(s: &prometheus_parse::Scrape, metric: &str) -> f64 {
         })
         .unwrap_or_else(|| panic!("no {metric}"))
 }
+
+/// `report FILE --json`: must read the file, whatever happened to its writer.
+pub fn report_json(path: &Path) -> (serde_json::Value, String) {
+    let o = bin()
+        .arg("report")
+        .arg(path)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "report {}: {err}", path.display());
+    (serde_json::from_slice(&o.stdout).unwrap(), err)
+}
