@@ -9,6 +9,7 @@ fuzz_target!(|data: &[u8]| {
     static BASE: std::sync::OnceLock<theme::Theme> = std::sync::OnceLock::new();
     let base = BASE.get_or_init(|| theme::builtins().remove(0));
     if let Err(e) = theme::parse(&text, "fuzz.toml", base) {
+        let e = e.to_string();
         assert!(e.contains("fuzz.toml"), "{e}");
     }
     let _ = theme::parse_color(&text);
