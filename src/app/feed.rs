@@ -35,10 +35,15 @@ impl Feed {
         }
     }
 
-    /// What the feed has now (only a recording is read by the loop).
+    /// What the feed has now, if its time has come (only a recording is read by the loop):
+    /// the loop also wakes for its own deadlines and owed frames, and a paused or paced
+    /// recording must not move then.
     pub fn take(&mut self) -> Option<Event> {
         match self {
-            Feed::Playback(p) => p.take(),
+            Feed::Playback(p) => {
+                let due = p.due().is_some_and(|d| d <= Instant::now());
+                if due { p.take() } else { None }
+            }
             Feed::Sampler(_) | Feed::Agents(_) => None,
         }
     }
