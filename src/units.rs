@@ -132,10 +132,6 @@ impl ItKwh {
     pub fn from_joules(j: f64) -> ItKwh {
         ItKwh(j / J_PER_KWH)
     }
-
-    pub fn joules(self) -> f64 {
-        self.0 * J_PER_KWH
-    }
 }
 
 impl FacilityKwh {
@@ -222,10 +218,6 @@ impl Pue {
     /// at 1 where it is not one, so facility energy is never below IT energy.
     pub fn saturating(x: f64) -> Pue {
         Pue::new(x).unwrap_or_default()
-    }
-
-    pub fn get(self) -> f64 {
-        self.0
     }
 }
 

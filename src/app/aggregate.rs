@@ -62,16 +62,7 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
     };
     let caps = CapSide::without_control("caps are each node's own");
     let mut session = Session::new(dash, Ledger::new(LedgerConfig::default()), caps, cfg);
-    let mut io = Io::new(
-        rx,
-        Instant::now(),
-        out,
-        Feed::Agents(feed),
-        None,
-        None,
-        None,
-        None,
-    );
+    let mut io = Io::new(rx, Instant::now(), out, Feed::Agents(feed));
     drive(&mut session, &mut io)?;
     sig.close();
     let Io { feed, out, .. } = io;

@@ -112,28 +112,20 @@ pub struct Io {
 }
 
 impl Io {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        rx: Receiver<Raw>,
-        start: Instant,
-        out: Output,
-        feed: Feed,
-        child: Option<Child>,
-        grid: Option<GridHandle>,
-        writer: Option<SamplesWriter>,
-        exporter: Option<crate::serve::Exporter>,
-    ) -> Self {
+    /// What every command has: its channel, clock, output and feed. The rest (a command, a
+    /// live grid, samples.csv, /metrics, where `e` writes) is set by the commands that have it.
+    pub fn new(rx: Receiver<Raw>, start: Instant, out: Output, feed: Feed) -> Self {
         Self {
             rx,
             start,
             out,
             feed,
-            child,
-            grid,
+            child: None,
+            grid: None,
             grid_seen: 0,
-            writer,
+            writer: None,
             write_failed: false,
-            exporter,
+            exporter: None,
             export_dir: PathBuf::from("."),
             meta: Box::new(RunMeta::default),
         }

@@ -15,7 +15,6 @@ use crate::control::sim::SimGpus;
 use crate::engine::{Basis, Ledger, LedgerConfig, Meter, Tick};
 use crate::report::emissions::{self, RunMeta};
 use crate::report::samples::SamplesWriter;
-pub use crate::report::summary::describe_progress;
 use crate::report::summary::{RunFacts, summary};
 use crate::source::cpu_estimate::CpuEstimate;
 use crate::source::cpu_rapl::{RaplSource, RaplUnavailable};
@@ -323,10 +322,11 @@ pub fn live(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     };
     let mut session = Session::new(p.dash, p.ledger, p.caps, cfg);
     let feed = Feed::Sampler(sampler);
-    let mut io = Io::new(rx, start, out, feed, child, p.grid, p.writer, p.exporter);
-    io.export_dir = p.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let mut io = Io::new(rx, start, out, feed);
+    (io.child, io.grid, io.writer, io.exporter) = (child, p.grid, p.writer, p.exporter);
+    io.export_dir = p.end.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     io.meta = {
-        let (zone, gpus) = (settings.grid.zone.clone(), p.gpu_models.clone());
+        let (zone, gpus) = (settings.grid.zone.clone(), p.end.gpu_models.clone());
         Box::new(move || machine_meta(zone.as_deref(), &gpus))
     };
     drive(&mut session, &mut io)?;
@@ -337,16 +337,7 @@ pub fn live(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     sig_handle.close();
     // Give the terminal back before anything is printed.
     drop(out);
-    finish(
-        settings,
-        job,
-        session,
-        writer,
-        p.dir,
-        p.facts,
-        p.gpu_models,
-        screen,
-    )
+    finish(settings, job, session, writer, p.end, screen)
 }
 
 /// The run's progress parser: the built-in formats plus --metric patterns (bad ones are usage
@@ -370,10 +361,17 @@ struct Prepared {
     ui: Option<UiState>,
     ledger: Ledger,
     caps: CapSide,
-    dir: Option<PathBuf>,
     writer: Option<SamplesWriter>,
     exporter: Option<crate::serve::Exporter>,
     grid: Option<GridHandle>,
+    end: RunEnd,
+}
+
+/// What the summary and emissions.csv need at the end of a run beside its Snapshot.
+struct RunEnd {
+    /// The run's directory (samples.csv, emissions.csv, output.log), when it records.
+    dir: Option<PathBuf>,
+    /// (component, how it was measured), for the summary's sources.
     facts: Vec<(String, String)>,
     gpu_models: Vec<String>,
 }
@@ -434,12 +432,14 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
         dash,
         ledger,
         caps,
-        dir,
         writer,
         exporter,
         grid: built.grid,
-        facts: built.facts,
-        gpu_models: built.gpu_models,
+        end: RunEnd {
+            dir,
+            facts: built.facts,
+            gpu_models: built.gpu_models,
+        },
     };
     Ok((p, built.sources))
 }
@@ -490,6 +490,7 @@ fn start_threads(
             let output = if screen {
                 // Every byte of the command's output is kept in output.log beside samples.csv.
                 let log = p
+                    .end
                     .dir
                     .as_ref()
                     .and_then(|d| std::fs::File::create(d.join("output.log")).ok());
@@ -525,17 +526,19 @@ fn start_threads(
 }
 
 /// The summary, emissions.csv beside samples.csv, and the exit code.
-#[allow(clippy::too_many_arguments)]
 fn finish(
     settings: &Settings,
     job: Job<'_>,
     session: Session,
     mut writer: Option<SamplesWriter>,
-    dir: Option<PathBuf>,
-    facts: Vec<(String, String)>,
-    gpu_models: Vec<String>,
+    end: RunEnd,
     screen: bool,
 ) -> Result<i32, AppError> {
+    let RunEnd {
+        dir,
+        facts,
+        gpu_models,
+    } = end;
     let had_child = matches!(job, Job::Run(_));
     let outcome = session.finish();
     let mut notes = outcome.notes;

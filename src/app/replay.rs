@@ -104,16 +104,9 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
     let caps = CapSide::without_control("a recording's caps are what was recorded");
     let mut session = Session::new(dash, Ledger::new(LedgerConfig::default()), caps, cfg);
     let feed = Feed::Playback(Box::new(playback));
-    let mut io = Io::new(
-        rx,
-        Instant::now(),
-        out,
-        feed,
-        None,
-        None,
-        writer,
-        o.exporter.clone(),
-    );
+    let mut io = Io::new(rx, Instant::now(), out, feed);
+    io.writer = writer;
+    io.exporter = o.exporter.clone();
     io.export_dir = o.out.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let gpus = session.dash.info.gpus.clone();
     io.meta = Box::new(move || RunMeta {

@@ -634,18 +634,12 @@ impl Meter {
         let bytes = (t.net_rx_bytes + t.net_tx_bytes) as f64;
         let at = |kwh_per_gb: f64| ItKwh(bytes / BYTES_PER_GB * kwh_per_gb) * pue * i;
         let g = ItKwh::from_joules(t.net_j) * pue * i;
+        // The recorded energy stays inside the band whatever kWh/GB it was recorded with.
+        let (low, high) = (at(NETWORK_KWH_PER_GB_LOW), at(NETWORK_KWH_PER_GB));
         (bytes > 0.0 || g.0 > 0.0).then(|| Band {
             g,
-            low: if at(NETWORK_KWH_PER_GB_LOW) < g {
-                at(NETWORK_KWH_PER_GB_LOW)
-            } else {
-                g
-            },
-            high: if at(NETWORK_KWH_PER_GB) > g {
-                at(NETWORK_KWH_PER_GB)
-            } else {
-                g
-            },
+            low: if low < g { low } else { g },
+            high: if high > g { high } else { g },
         })
     }
 

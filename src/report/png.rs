@@ -219,10 +219,12 @@ fn constants_lines() -> Vec<(String, bool)> {
     ]
 }
 
-/// An empty history, for a meter that keeps none.
-fn no_history() -> &'static History {
+/// A meter's history, or an empty one for a meter that keeps none.
+fn history_of(m: &Meter) -> &History {
     static EMPTY: OnceLock<History> = OnceLock::new();
-    EMPTY.get_or_init(|| History::new(Vec::new()))
+    m.history
+        .as_ref()
+        .unwrap_or_else(|| EMPTY.get_or_init(|| History::new(Vec::new())))
 }
 
 type Chart<'a, 'b> =
@@ -381,7 +383,7 @@ pub fn write(
     path: &Path,
     size: (u32, u32),
 ) -> Result<(), String> {
-    let h = run.meter.history.as_ref().unwrap_or_else(|| no_history());
+    let h = history_of(run.meter);
     let (root, body, pal, s) = canvas(path, size, th, &format!("carbontop report · {title}"))?;
     let cx = Ctx { th, pal, s };
     let (charts, side) = body.split_horizontally((f64::from(size.0) * 0.70) as u32);
@@ -630,12 +632,7 @@ fn draw_compare_carbon(
 ) -> Result<(), String> {
     let co2: Vec<Vec<(f64, f64)>> = runs
         .iter()
-        .map(|m| {
-            m.history
-                .as_ref()
-                .unwrap_or_else(|| no_history())
-                .window(col::CO2E, None)
-        })
+        .map(|m| history_of(m).window(col::CO2E, None))
         .collect();
     let (_, xmax) = range(co2.iter().flatten().map(|p| p.0), true);
     let (_, cmax) = range(co2.iter().flatten().map(|p| p.1), true);
@@ -665,12 +662,7 @@ fn draw_compare_carbon(
 fn draw_compare_accuracy(area: &Area<'_>, runs: &[&Meter], cx: &Ctx<'_>) -> Result<(), String> {
     let acc: Vec<Vec<(f64, f64)>> = runs
         .iter()
-        .map(|m| {
-            m.history
-                .as_ref()
-                .unwrap_or_else(|| no_history())
-                .xy(col::CO2E, col::ACCURACY, None)
-        })
+        .map(|m| history_of(m).xy(col::CO2E, col::ACCURACY, None))
         .collect();
     let (ax0, ax1) = range(acc.iter().flatten().map(|p| p.0), true);
     let (ay0, ay1) = range(acc.iter().flatten().map(|p| p.1), false);

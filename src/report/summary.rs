@@ -233,7 +233,7 @@ pub fn summary(s: &Snapshot, f: &RunFacts) -> String {
     for (k, v) in figure_lines(s) {
         let _ = writeln!(out, "  {k:<10} {v}");
     }
-    if let Some(p) = crate::report::summary::describe_progress(&s.progress) {
+    if let Some(p) = describe_progress(&s.progress) {
         let _ = writeln!(out, "  progress   {p}");
     }
     for (i, (what, how)) in f.sources.iter().enumerate() {

@@ -156,11 +156,6 @@ impl Agents {
             }
         }
     }
-
-    /// The figures of the nodes that ever answered (the stale ones with their last values).
-    pub fn counted(&self) -> Vec<&NodeFigures> {
-        counted(&self.nodes)
-    }
 }
 
 #[cfg(test)]

@@ -321,3 +321,30 @@ pub fn report_json(path: &Path) -> (serde_json::Value, String) {
     assert_eq!(o.status.code(), Some(0), "report {}: {err}", path.display());
     (serde_json::from_slice(&o.stdout).unwrap(), err)
 }
+
+/// `watch --headless --agent …` for `secs`: its stdout and stderr (it must exit 0).
+pub fn aggregate(addrs: &[&str], secs: &str) -> (String, String) {
+    let mut c = bin();
+    c.args([
+        "watch",
+        "--headless",
+        "--interval",
+        "200ms",
+        "--duration",
+        secs,
+    ]);
+    for a in addrs {
+        c.args(["--agent", a]);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    (String::from_utf8_lossy(&o.stdout).into_owned(), stderr(&o))
+}
+
+/// The number after `k=` in a `key=value …` line.
+pub fn field(line: &str, k: &str) -> f64 {
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(&format!("{k}=")))
+        .map(num)
+        .unwrap_or_else(|| panic!("no {k} in {line}"))
+}
