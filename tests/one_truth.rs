@@ -202,26 +202,7 @@ fn agents_and_the_aggregator_show_the_files_figures() {
             1e-9
         ));
     }
-    let o = bin()
-        .args([
-            "watch",
-            "--headless",
-            "--interval",
-            "200ms",
-            "--duration",
-            "0.5s",
-        ])
-        .args(["--agent", &p1, "--agent", &p2])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    let field = |line: &str, k: &str| {
-        line.split_whitespace()
-            .find_map(|f| f.strip_prefix(&format!("{k}=")))
-            .map(num)
-            .unwrap_or_else(|| panic!("no {k} in {line}"))
-    };
+    let (out, _) = aggregate(&[&p1, &p2], "0.5s");
     let job = out.lines().find(|l| l.starts_with("nodes=")).unwrap();
     assert!(close(
         field(job, "energy_kwh"),

@@ -18,31 +18,6 @@ fn report(file: &str) -> (f64, f64) {
     )
 }
 
-fn aggregate(addrs: &[&str], secs: &str) -> (String, String) {
-    let mut c = bin();
-    c.args([
-        "watch",
-        "--headless",
-        "--interval",
-        "200ms",
-        "--duration",
-        secs,
-    ]);
-    for a in addrs {
-        c.args(["--agent", a]);
-    }
-    let o = c.output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    (String::from_utf8_lossy(&o.stdout).into_owned(), stderr(&o))
-}
-
-fn field(line: &str, k: &str) -> f64 {
-    line.split_whitespace()
-        .find_map(|f| f.strip_prefix(&format!("{k}=")))
-        .map(num)
-        .unwrap_or_else(|| panic!("no {k} in {line}"))
-}
-
 #[test]
 fn two_agents_and_an_aggregator_give_totals_equal_to_the_sum() {
     let (_a1, p1) = agent("traces/a40x4-cifar100.csv", "n1");
