@@ -257,11 +257,20 @@ pub struct MeasureOpts {
     /// The run stops at this accuracy (percent): the screen forecasts what reaching it costs.
     #[arg(long, value_parser = parse_percent, value_name = "A")]
     pub target_accuracy: Option<f64>,
-    /// Embodied emissions of this machine in kg CO2e (default: per GPU by model, e.g. 150 for
-    /// an A100 [BLOOM; range to 318, Chien et al.], + 2,500 for the server [BLOOM]), amortised
-    /// over 6 years into samples.csv's embodied_co2e_g; 0 leaves it out.
+    /// Embodied emissions charged to this run in kg CO2e (default: each GPU in use by model,
+    /// e.g. 150 for an A100 [BLOOM; range to 318, Chien et al.], + the run's share of a 2,500 kg
+    /// server [BLOOM]), amortised over 6 years into samples.csv's embodied_co2e_g; 0 leaves it
+    /// out.
     #[arg(long, value_parser = parse_non_negative, value_name = "KG", allow_negative_numbers = true)]
     pub embodied_kg: Option<f64>,
+    /// Hardware threads of the host this machine runs on (a VM's host cannot be seen from
+    /// inside): the server's embodied carbon is charged by this machine's threads over N.
+    #[arg(long, value_parser = parse_threads, value_name = "N")]
+    pub host_threads: Option<usize>,
+    /// The share of the server's embodied carbon this run holds (0–1), instead of the share
+    /// carbontop finds (GPUs in use over the server's, else threads over the host's).
+    #[arg(long, value_parser = parse_share, value_name = "X")]
+    pub embodied_share: Option<f64>,
     /// Simulate N NVIDIA A40s training CIFAR-100 instead of reading NVML: their power and speed
     /// follow Zeus's measurements at each power cap, so caps and the governor can be tried
     /// without a GPU.
@@ -382,6 +391,23 @@ pub fn parse_intensity(s: &str) -> Result<f64, String> {
 }
 
 /// A percentage above 0 and at most 100.
+pub fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a thread count (1 or more)")),
+    }
+}
+
+/// A share of the hardware, (0, 1].
+pub fn parse_share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
+        _ => Err(format!(
+            "{s:?} is not a share (a number above 0, at most 1)"
+        )),
+    }
+}
+
 fn parse_percent(s: &str) -> Result<f64, String> {
     let v = parse_number(s.trim_end_matches('%'))?;
     if v > 0.0 && v <= 100.0 {

@@ -22,6 +22,8 @@ pub struct FileConfig {
     pub net_kwh_per_gb: Option<f64>,
     pub memory_w_per_gib: Option<f64>,
     pub embodied_kg: Option<f64>,
+    pub host_threads: Option<usize>,
+    pub embodied_share: Option<f64>,
     /// `--metric` patterns, NAME=REGEX each.
     pub metric: Option<Vec<String>>,
     pub metrics_file: Option<PathBuf>,
@@ -73,6 +75,10 @@ pub struct Settings {
     pub memory_w_per_gib: f64,
     /// TE of this machine (kg); None: from its GPUs and one server (BLOOM).
     pub embodied_kg: Option<f64>,
+    /// `--host-threads`: the threads of the host a VM runs on.
+    pub host_threads: Option<usize>,
+    /// `--embodied-share`: the server share the run holds.
+    pub embodied_share: Option<f64>,
     /// `--epochs` / `--target-accuracy`.
     pub target: Option<crate::ui::model::Target>,
     /// `--metric NAME=REGEX` patterns.
@@ -342,6 +348,8 @@ fn resolve_loaded(
         net_kwh_per_gb: basis.net_kwh_per_gb,
         memory_w_per_gib: basis.memory_w_per_gib,
         embodied_kg: basis.embodied_kg,
+        host_threads: basis.host_threads,
+        embodied_share: basis.embodied_share,
         metrics: cli_or_file(&cli.metrics, file.metric),
         metrics_file: cli.metrics_file.clone().or(file.metrics_file),
         target_metric: cli
@@ -401,6 +409,8 @@ struct Basis {
     net_kwh_per_gb: f64,
     memory_w_per_gib: f64,
     embodied_kg: Option<f64>,
+    host_threads: Option<usize>,
+    embodied_share: Option<f64>,
 }
 
 fn basis_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<Basis, ConfigError> {
@@ -421,6 +431,16 @@ fn basis_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<Basi
     let file_net = check(p, "net_kwh_per_gb", file.net_kwh_per_gb, non_negative)?;
     let file_mem = check(p, "memory_w_per_gib", file.memory_w_per_gib, non_negative)?;
     let file_embodied = check(p, "embodied_kg", file.embodied_kg, non_negative)?;
+    let file_host_threads = file
+        .host_threads
+        .map(|n| cli::parse_threads(&n.to_string()))
+        .transpose()
+        .map_err(key_error(p, "host_threads"))?;
+    let file_share = file
+        .embodied_share
+        .map(|x| cli::parse_share(&x.to_string()))
+        .transpose()
+        .map_err(key_error(p, "embodied_share"))?;
     Ok(Basis {
         interval: cli
             .interval
@@ -434,6 +454,8 @@ fn basis_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<Basi
             .unwrap_or(crate::engine::constants::NETWORK_KWH_PER_GB),
         memory_w_per_gib: file_mem.unwrap_or(crate::engine::constants::MEMORY_W_PER_GIB),
         embodied_kg: cli.embodied_kg.or(file_embodied),
+        host_threads: cli.host_threads.or(file_host_threads),
+        embodied_share: cli.embodied_share.or(file_share),
     })
 }
 

@@ -698,17 +698,40 @@ fn each_log_format_reaches_samples_csv_as_its_accuracy_series() {
 fn embodied_carbon_is_amortised_per_row_and_can_be_left_out() {
     let dir = tempfile::tempdir().unwrap();
     let o = quick("record", &dir.path().join("a"))
-        .args(["--no-gpu", "--duration", "1s"])
+        .args(["--no-gpu", "--duration", "1s", "--embodied-share", "0.25"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let (h, rows) = read_csv(&dir.path().join("a/samples.csv"));
     let (e, t) = (col(&h, "embodied_co2e_g"), col(&h, "elapsed_s"));
-    // No GPU: one server, 2,500 kg (BLOOM) over 6 years, by each row's elapsed time.
+    // No GPU: a quarter of a server, 2,500 kg (BLOOM) over 6 years, by each row's elapsed time.
     for r in &rows {
-        let want = 2500e3 * num(&r[t]) / (6.0 * 365.25 * 86_400.0);
+        let want = 0.25 * 2500e3 * num(&r[t]) / (6.0 * 365.25 * 86_400.0);
         assert!(close(num(&r[e]), want, 1e-12), "{} vs {want}", r[e]);
     }
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("a/run.json")).unwrap())
+            .unwrap();
+    assert_eq!(run["embodied"]["te_kg"], 625.0, "{run}");
+    assert_eq!(run["embodied"]["share"], 0.25, "{run}");
+    // The host's threads, as a user knows them for a VM: this machine's threads over them.
+    let o = quick("record", &dir.path().join("c"))
+        .args(["--no-gpu", "--duration", "1s", "--host-threads", "1000000"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("c/run.json")).unwrap())
+            .unwrap();
+    let share = run["embodied"]["share"].as_f64().unwrap();
+    assert!(share > 0.0 && share < 1e-3, "{run}");
+    assert!(
+        run["embodied"]["basis"]
+            .as_str()
+            .unwrap()
+            .ends_with("threads (--host-threads)"),
+        "{run}"
+    );
     let o = quick("record", &dir.path().join("b"))
         .args(["--no-gpu", "--duration", "1s", "--embodied-kg", "0"])
         .output()

@@ -12,14 +12,18 @@ use crate::config::Settings;
 use crate::control::PowerCap;
 use crate::control::nvml::NvmlCap;
 use crate::control::sim::SimGpus;
-use crate::engine::{Basis, Ledger, LedgerConfig, Meter, Tick};
-use crate::report::emissions::{self, RunMeta};
+use crate::engine::constants::{NVML_POWER_ERROR, RAPL_ERROR};
+use crate::engine::embodied::{Holding, Share};
+use crate::engine::{Bands, Basis, Ledger, LedgerConfig, Meter, Tick};
+use crate::report::emissions;
+use crate::report::run_file::{self, Embodied, Machine, RunFile};
 use crate::report::samples::SamplesWriter;
 use crate::report::summary::{RunFacts, summary};
 use crate::source::cpu_estimate::CpuEstimate;
 use crate::source::cpu_rapl::{RaplSource, RaplUnavailable};
 use crate::source::gpu_nvml::{NvmlOpenError, NvmlSource};
 use crate::source::grid::live::GridHandle;
+use crate::source::host::HostFacts;
 use crate::source::mem::MemEstimate;
 use crate::source::net::{NetError, SysinfoNet};
 use crate::source::progress::Parser;
@@ -40,6 +44,10 @@ pub struct Built {
     pub cpu_estimate: bool,
     pub gpu_count: usize,
     pub gpu_models: Vec<String>,
+    /// The run's share of the server, for its embodied carbon.
+    pub share: Share,
+    /// Each component's band (measurement error or estimate range).
+    pub bands: Bands,
     /// Missing hardware and fallbacks, said once the settings are known to be good.
     pub notices: Vec<String>,
     /// The live grid provider's shared state (forecast, staleness), when one is used.
@@ -145,6 +153,30 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
     facts.push(("grid".into(), grid.source.describe()));
 
     let gpu_count = gpu_models.len();
+    let share = server_share(s, gpu_count, gpu_count);
+    let bands = Bands {
+        gpu: Bands::pm(NVML_POWER_ERROR),
+        cpu: if cpu_estimate {
+            (1.0, 1.0)
+        } else {
+            Bands::pm(RAPL_ERROR)
+        },
+        mem: (1.0, 1.0),
+    };
+    facts.push((
+        "embodied".into(),
+        match s.embodied_kg {
+            Some(kg) => format!("{kg} kg CO2e charged (--embodied-kg), over a 6-year life"),
+            None if gpu_count > 0 => format!(
+                "{gpu_count} GPU(s) whole + the server (2,500 kg, BLOOM) × {}; 6-year life",
+                share.basis
+            ),
+            None => format!(
+                "the server (2,500 kg, BLOOM) × {}; 6-year life",
+                share.basis
+            ),
+        },
+    ));
     Ok(Built {
         sources: Sources {
             gpu,
@@ -157,6 +189,8 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
         cpu_estimate,
         gpu_count,
         gpu_models,
+        share,
+        bands,
         notices,
         grid: grid.live,
         caps,
@@ -245,19 +279,36 @@ fn run_info(
 fn basis(s: &Settings, built: &Built) -> Basis {
     Basis {
         pue: Pue::saturating(s.pue),
-        embodied: Some(embodied_te(s, &built.gpu_models)),
+        embodied: Some(embodied_te(s, built)),
         target: s.target,
         target_metric: s.target_metric.clone(),
         gpu_count: built.gpu_count,
+        bands: built.bands,
     }
 }
 
-/// The TE behind embodied_co2e_g: `--embodied-kg` as given, else this machine's GPUs by model
-/// and one server (the embodied table in `engine::constants`, with its published range).
-fn embodied_te(s: &Settings, gpu_models: &[String]) -> crate::engine::constants::EmbodiedKg {
-    use crate::engine::constants::{EmbodiedKg, machine_embodied};
-    s.embodied_kg
-        .map_or_else(|| machine_embodied(gpu_models, 1), EmbodiedKg::exact)
+/// The TE behind embodied_co2e_g: `--embodied-kg` as given, else the GPUs in use by model and
+/// the run's share of the server (`engine::embodied`, each with its published range).
+fn embodied_te(s: &Settings, built: &Built) -> crate::engine::constants::EmbodiedKg {
+    use crate::engine::constants::EmbodiedKg;
+    s.embodied_kg.map_or_else(
+        || crate::engine::embodied::scoped_te(&built.gpu_models, &built.share),
+        EmbodiedKg::exact,
+    )
+}
+
+/// The run's share of the server, from what the machine and the user say.
+fn server_share(s: &Settings, gpus_used: usize, gpus_on_server: usize) -> Share {
+    let host = HostFacts::detect(&s.sysfs_root);
+    crate::engine::embodied::server_share(&Holding {
+        gpus_used,
+        gpus_on_server,
+        visible_threads: host.visible_threads,
+        online_threads: host.online_threads,
+        virtual_machine: host.virtual_machine,
+        host_threads: s.host_threads,
+        share: s.embodied_share,
+    })
 }
 
 /// One carbontop per rank (`srun carbontop run -- python train.py`, or a launcher that wraps
@@ -326,8 +377,8 @@ pub fn live(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     (io.child, io.grid, io.writer, io.exporter) = (child, p.grid, p.writer, p.exporter);
     io.export_dir = p.end.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     io.meta = {
-        let (zone, gpus) = (settings.grid.zone.clone(), p.end.gpu_models.clone());
-        Box::new(move || machine_meta(zone.as_deref(), &gpus))
+        let meta = p.end.run.meta("carbontop");
+        Box::new(move || meta.clone())
     };
     drive(&mut session, &mut io)?;
     let Io {
@@ -373,7 +424,8 @@ struct RunEnd {
     dir: Option<PathBuf>,
     /// (component, how it was measured), for the summary's sources.
     facts: Vec<(String, String)>,
-    gpu_models: Vec<String>,
+    /// What run.json holds (written beside samples.csv at the start).
+    run: RunFile,
 }
 
 /// Chooses the sources, the caps, samples.csv, /metrics and the output; says the notices.
@@ -402,6 +454,15 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
         Some(d) => Some(open_writer(d, built.gpu_count, &parser.metric_names())?),
         None => None,
     };
+    let run = run_file(s, job, &built, dir.as_deref());
+    if let Some(d) = &dir
+        && let Err(e) = run_file::write(d, &run)
+    {
+        built.notices.push(format!(
+            "cannot write {}: {e}",
+            d.join("run.json").display()
+        ));
+    }
     let use_screen = screen::wanted(s.headless || matches!(job, Job::Serve { .. }));
     let exporter = match job {
         Job::Serve { listen, node } => Some(start_exporter(s, listen, node, &built)?),
@@ -425,7 +486,7 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
     let ledger = Ledger::new(LedgerConfig {
         pue: Pue::saturating(s.pue),
         net_kwh_per_gb: s.net_kwh_per_gb,
-        embodied_kg: embodied_te(s, &built.gpu_models).kg,
+        embodied_kg: embodied_te(s, &built).kg,
     });
     let p = Prepared {
         ui: use_screen.then(|| UiState::new(themes.0, themes.1, false, matches!(job, Job::Run(_)))),
@@ -438,7 +499,7 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
         end: RunEnd {
             dir,
             facts: built.facts,
-            gpu_models: built.gpu_models,
+            run,
         },
     };
     Ok((p, built.sources))
@@ -534,11 +595,7 @@ fn finish(
     end: RunEnd,
     screen: bool,
 ) -> Result<i32, AppError> {
-    let RunEnd {
-        dir,
-        facts,
-        gpu_models,
-    } = end;
+    let RunEnd { dir, facts, run } = end;
     let had_child = matches!(job, Job::Run(_));
     let outcome = session.finish();
     let mut notes = outcome.notes;
@@ -564,7 +621,7 @@ fn finish(
     match (samples_path, &dir) {
         (Some(file), Some(d)) => {
             let em_path = d.join("emissions.csv");
-            let meta = machine_meta(settings.grid.zone.as_deref(), &gpu_models);
+            let meta = run.meta("carbontop");
             if let Err(e) = emissions::append(&em_path, &file, snap, &meta) {
                 say(&format!("cannot write {}: {e}", em_path.display()));
             }
@@ -595,8 +652,8 @@ pub fn test_panic(elapsed_s: f64) {
     }
 }
 
-/// The machine facts emissions.csv wants (read once, at the end).
-fn machine_meta(zone: Option<&str>, gpu_models: &[String]) -> RunMeta {
+/// What is fixed for the run, for run.json and emissions.csv (read once, at the start).
+fn run_file(s: &Settings, job: Job<'_>, built: &Built, dir: Option<&std::path::Path>) -> RunFile {
     use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
     let sys = System::new_with_specifics(
         RefreshKind::nothing()
@@ -604,16 +661,52 @@ fn machine_meta(zone: Option<&str>, gpu_models: &[String]) -> RunMeta {
             .with_memory(MemoryRefreshKind::nothing().with_ram()),
     )
     .ok();
-    let zone = zone.and_then(crate::source::grid::table::lookup);
-    RunMeta {
-        project_name: "carbontop".into(),
-        country: zone.map(|e| (e.code3.to_owned(), e.name.to_owned())),
-        cpu_count: sys.as_ref().map(|x| x.cpus().len()),
-        cpu_model: sys
-            .as_ref()
-            .and_then(|x| x.cpus().first().map(|c| c.brand().trim().to_owned())),
-        gpu_models: gpu_models.to_vec(),
-        ram_total_gb: sys.as_ref().map(|x| x.total_memory() as f64 / 1e9),
+    let started = chrono::Utc::now();
+    let (country_iso_code, country_name) =
+        run_file::country_of(s.grid.zone.as_deref(), s.grid.intensity.is_some());
+    let (mode, command) = match job {
+        Job::Run(c) => ("run", c.to_vec()),
+        Job::Record => ("record", vec![]),
+        Job::Watch => ("watch", vec![]),
+        Job::Serve { .. } => ("serve", vec![]),
+    };
+    let embodied_basis = match s.embodied_kg {
+        Some(_) => "--embodied-kg".to_owned(),
+        None => built.share.basis.clone(),
+    };
+    RunFile {
+        run_id: run_file::new_run_id(&started, dir.unwrap_or(std::path::Path::new("."))),
+        carbontop_version: env!("CARGO_PKG_VERSION").into(),
+        started: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        mode: mode.into(),
+        command,
+        zone: s.grid.zone.clone(),
+        country_iso_code,
+        country_name,
+        region: None,
+        intensity: built
+            .facts
+            .iter()
+            .find(|(k, _)| k == "grid")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default(),
+        pue: s.pue,
+        machine: Machine {
+            cpu_count: sys.as_ref().map(|x| x.cpus().len()),
+            cpu_model: sys
+                .as_ref()
+                .and_then(|x| x.cpus().first().map(|c| c.brand().trim().to_owned())),
+            gpus: built.gpu_models.clone(),
+            ram_total_gib: sys
+                .as_ref()
+                .map(|x| x.total_memory() as f64 / (1u64 << 30) as f64),
+            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+        },
+        embodied: Some(Embodied::new(
+            embodied_te(s, built),
+            s.embodied_kg.is_none().then_some(&built.share),
+            embodied_basis,
+        )),
     }
 }
 

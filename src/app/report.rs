@@ -37,6 +37,9 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
     for f in o.files {
         let r = account_file(f, o.pue, o.png.is_some())
             .map_err(|e| AppError::Usage(format!("report {e}")))?;
+        if let Err(e) = &r.run {
+            crate::errln!("carbontop: {e}; reading {} without it", r.file);
+        }
         if let Some(line) = r.truncated_tail {
             crate::errln!(
                 "carbontop: {}: the last row (line {line}) was cut off mid-write (the recorder \
@@ -54,20 +57,35 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
         write_pngs(o, out, &runs, &named)?;
     }
     if let Some(path) = o.emissions {
-        let meta = RunMeta {
-            project_name: o.project.to_owned(),
-            country,
-            ..Default::default()
-        };
-        for (file, snap) in &named {
-            emissions::append(path, file, snap, &meta)
+        for r in &runs {
+            // run.json's facts (its run_id and place) where the recording has one; --zone
+            // names the place where it has none, or corrects it.
+            let mut meta = match &r.run {
+                Ok(Some(f)) => f.meta(o.project),
+                _ => RunMeta {
+                    project_name: o.project.to_owned(),
+                    ..Default::default()
+                },
+            };
+            if country.is_some() {
+                meta.country.clone_from(&country);
+                meta.region = None;
+            }
+            emissions::append(path, &r.file, &r.snapshot, &meta)
                 .map_err(|e| AppError::Usage(format!("--emissions {}: {e}", path.display())))?;
         }
     }
     if o.json {
-        let json: Vec<_> = named
+        let json: Vec<_> = runs
             .iter()
-            .map(|(f, s)| crate::report::json::summary(f, s))
+            .map(|r| {
+                let id = r
+                    .run
+                    .as_ref()
+                    .ok()
+                    .and_then(|f| Some(f.as_ref()?.run_id.as_str()));
+                crate::report::json::summary(&r.file, &r.snapshot, id)
+            })
             .collect();
         crate::outln!(
             "{}",

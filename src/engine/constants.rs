@@ -170,6 +170,15 @@ pub fn embodied_g_of(te_kg: f64, run_secs: f64) -> f64 {
     te_kg * 1000.0 * run_secs.max(0.0) / life_s
 }
 
+/// Error of NVML's power and energy readings, relative: "accurate to within +/- 5% of current
+/// power draw" (NVIDIA, NVML API Reference, `nvmlDeviceGetPowerUsage`). The band of GPU energy.
+pub const NVML_POWER_ERROR: f64 = 0.05;
+/// Error band carbontop gives RAPL's package and DRAM energy, relative. Khan, Hirki, Niemi,
+/// Nurminen & Ou, "RAPL in Action: Experiences in Using RAPL for Power Measurements" (ACM
+/// TOMPECS 3(2), 2018) found both tracking a plug meter closely from Haswell on (correlation
+/// 0.99), but not on every workload and P-state; ±5% is the envelope taken here, as NVML's.
+pub const RAPL_ERROR: f64 = 0.05;
+
 /// Joules per kilowatt-hour (exact).
 pub const J_PER_KWH: f64 = 3.6e6;
 

@@ -5,6 +5,7 @@
 //! the headless lines format the same Snapshot.
 
 use crate::engine::constants::J_PER_KWH;
+use crate::engine::ledger::ByComponent;
 use crate::engine::{Tick, Totals};
 use crate::sample::SourceKind;
 use chrono::{DateTime, Utc};
@@ -122,15 +123,24 @@ pub fn tick(
         process_cpu_w: None,
         process_gpu_w: None,
     };
+    let joules = ByComponent {
+        gpu: sum_j("gpu"),
+        cpu: sum_j("cpu"),
+        mem: sum_j("memory"),
+        net: sum_j("network"),
+    };
     let totals = Totals {
         ticks: k,
         elapsed_s,
-        gpu_j: sum_j("gpu"),
-        cpu_j: sum_j("cpu"),
-        mem_j: sum_j("memory"),
-        net_j: sum_j("network"),
+        gpu_j: joules.gpu,
+        cpu_j: joules.cpu,
+        mem_j: joules.mem,
+        net_j: joules.net,
         energy_kwh: kwh,
         co2e_g: g,
+        // The nodes export their carbon, not each component's: split by energy (exact where
+        // the nodes' intensities were alike).
+        co2e_by: joules.split(g),
         net_rx_bytes: rx,
         net_tx_bytes: tx,
         ..Default::default()

@@ -104,6 +104,9 @@ pub struct Totals {
     /// Facility energy (kWh, with PUE).
     pub energy_kwh: f64,
     pub co2e_g: f64,
+    /// Operational carbon per component (g, with PUE): each tick's carbon split by its
+    /// components' energy, so each is Σ E_c × PUE × I(t) and they add up to `co2e_g`.
+    pub co2e_by: ByComponent,
     pub net_rx_bytes: u64,
     pub net_tx_bytes: u64,
     /// Ticks whose interval saw a RAPL counter go backwards implausibly (reset, not wrap).
@@ -118,6 +121,40 @@ pub struct Totals {
     /// whose processes were known, for its share.
     pub process_gpu_j: f64,
     pub process_machine_gpu_j: f64,
+}
+
+/// One figure per IT component.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ByComponent {
+    pub gpu: f64,
+    pub cpu: f64,
+    pub mem: f64,
+    pub net: f64,
+}
+
+impl ByComponent {
+    /// `total` split in proportion to these parts (all zero when they sum to zero).
+    pub fn split(&self, total: f64) -> ByComponent {
+        let sum = self.gpu + self.cpu + self.mem + self.net;
+        if sum > 0.0 {
+            let k = total / sum;
+            ByComponent {
+                gpu: self.gpu * k,
+                cpu: self.cpu * k,
+                mem: self.mem * k,
+                net: self.net * k,
+            }
+        } else {
+            ByComponent::default()
+        }
+    }
+
+    pub fn add(&mut self, o: &ByComponent) {
+        self.gpu += o.gpu;
+        self.cpu += o.cpu;
+        self.mem += o.mem;
+        self.net += o.net;
+    }
 }
 
 impl Totals {
@@ -351,14 +388,21 @@ impl Ledger {
     /// Adds the interval's energy and carbon to the running totals.
     fn add_to_totals(&mut self, s: &Sample, iv: &Interval, facility: FacilityKwh, co2e: GramsCo2e) {
         let t = &mut self.totals;
+        let joules = ByComponent {
+            gpu: iv.gpu.sum_j,
+            cpu: iv.cpu.0.unwrap_or(0.0),
+            mem: iv.mem.0.unwrap_or(0.0),
+            net: iv.net.0.unwrap_or(0.0),
+        };
         t.ticks += 1;
         t.elapsed_s = s.elapsed_s;
-        t.gpu_j += iv.gpu.sum_j;
-        t.cpu_j += iv.cpu.0.unwrap_or(0.0);
-        t.mem_j += iv.mem.0.unwrap_or(0.0);
-        t.net_j += iv.net.0.unwrap_or(0.0);
+        t.gpu_j += joules.gpu;
+        t.cpu_j += joules.cpu;
+        t.mem_j += joules.mem;
+        t.net_j += joules.net;
         t.energy_kwh += facility.0;
         t.co2e_g += co2e.0;
+        t.co2e_by.add(&joules.split(co2e.0));
     }
 
     /// The tick's row: the interval's powers beside the running totals.

@@ -58,6 +58,35 @@ pub struct Basis {
     pub target_metric: Option<String>,
     /// GPUs measured (a column group each); 0: GPU energy unknown, never 0.
     pub gpu_count: usize,
+    /// Each measured or estimated component's band, as factors of its point value.
+    pub bands: Bands,
+}
+
+/// The low and high ends of each component's energy as factors of its point value (DESIGN.md
+/// §5 "Bands"): a measurement's error, or an estimate's published range. The network's band is
+/// the comms band (its kWh/GB range). (1, 1): no band known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bands {
+    pub gpu: (f64, f64),
+    pub cpu: (f64, f64),
+    pub mem: (f64, f64),
+}
+
+impl Default for Bands {
+    fn default() -> Self {
+        Bands {
+            gpu: (1.0, 1.0),
+            cpu: (1.0, 1.0),
+            mem: (1.0, 1.0),
+        }
+    }
+}
+
+impl Bands {
+    /// A band of ± `rel` around the point value.
+    pub fn pm(rel: f64) -> (f64, f64) {
+        (1.0 - rel, 1.0 + rel)
+    }
 }
 
 /// The forecast to the end of the run at the recent rate (DESIGN.md §5 "Forecast").
@@ -633,7 +662,8 @@ impl Meter {
         let pue = self.basis.pue;
         let bytes = (t.net_rx_bytes + t.net_tx_bytes) as f64;
         let at = |kwh_per_gb: f64| ItKwh(bytes / BYTES_PER_GB * kwh_per_gb) * pue * i;
-        let g = ItKwh::from_joules(t.net_j) * pue * i;
+        // The network's own carbon, tick by tick (Σ E_net × PUE × I(t)).
+        let g = GramsCo2e(t.co2e_by.net);
         // The recorded energy stays inside the band whatever kWh/GB it was recorded with.
         let (low, high) = (at(NETWORK_KWH_PER_GB_LOW), at(NETWORK_KWH_PER_GB));
         (bytes > 0.0 || g.0 > 0.0).then(|| Band {
@@ -641,6 +671,24 @@ impl Meter {
             low: if low < g { low } else { g },
             high: if high > g { high } else { g },
         })
+    }
+
+    /// Operational carbon with the band of its components' sum: each component's carbon (Σ E_c
+    /// × PUE × I(t)) times its band's factors, the network's band being the comms band.
+    fn operational(&self, comms: Option<&Band>) -> Band {
+        let by = &self.totals.co2e_by;
+        let b = &self.basis.bands;
+        let (net_low, net_high) = comms.map_or((by.net, by.net), |c| (c.low.0, c.high.0));
+        let end = |k: fn((f64, f64)) -> f64, net: f64| {
+            GramsCo2e(by.gpu * k(b.gpu) + by.cpu * k(b.cpu) + by.mem * k(b.mem) + net)
+        };
+        let g = self.carbon();
+        let (low, high) = (end(|x| x.0, net_low), end(|x| x.1, net_high));
+        Band {
+            g,
+            low: if low < g { low } else { g },
+            high: if high > g { high } else { g },
+        }
     }
 
     /// Energy-weighted mean intensity over the run: C / E_facility.
@@ -667,6 +715,16 @@ impl Meter {
         // A machine's GPU columns, or a job whose agents measured GPU energy.
         let gpu_measured = self.basis.gpu_count > 0 || t.gpu_j > 0.0;
         let co2e = self.carbon();
+        let comms = self.comms();
+        let operational = self.operational(comms.as_ref());
+        let total = match embodied {
+            Some(e) => Band {
+                g: operational.g + e.g,
+                low: operational.low + e.low,
+                high: operational.high + e.high,
+            },
+            None => operational,
+        };
         Snapshot {
             ticks: t.ticks,
             elapsed_s: t.elapsed_s,
@@ -677,11 +735,13 @@ impl Meter {
             energy_kwh: self.facility_energy(),
             it: ItEnergy::of(t, gpu_measured),
             co2e_g: co2e,
-            total_co2e_g: co2e + embodied.map_or(GramsCo2e(0.0), |e| e.g),
+            total_co2e_g: total.g,
+            co2e_band: operational,
+            total_band: total,
             mean_intensity: self.mean_intensity(),
             intensity,
             embodied,
-            comms: self.comms(),
+            comms,
             equivalents: Equivalents {
                 tree_days: tree_days(co2e.0),
                 car_km: car_km(co2e.0),
@@ -931,6 +991,11 @@ pub struct Snapshot {
     pub it: ItEnergy,
     /// Operational carbon: Σ E_tick × I(t_tick), with PUE.
     pub co2e_g: GramsCo2e,
+    /// Operational carbon with the band of its components (measurement error, estimates'
+    /// ranges, the network's kWh/GB range).
+    pub co2e_band: Band,
+    /// Operational + embodied, with the band of their sum.
+    pub total_band: Band,
     /// Operational + embodied.
     pub total_co2e_g: GramsCo2e,
     /// Energy-weighted mean intensity (g/kWh).
@@ -1103,6 +1168,47 @@ mod tests {
             [0.0, 3600.0].map(|t| sample(t, 100.0, 400.0, None)),
         );
         assert_eq!(m.snapshot().embodied.unwrap().range(), None);
+    }
+
+    #[test]
+    fn bands_add_up_component_by_component_then_with_embodied() {
+        use crate::engine::constants::EmbodiedKg;
+        // CPU at 100 W, memory at 50 W for an hour each, at 400 then 100 g/kWh.
+        let mut samples: Vec<Sample> = [0.0, 3600.0, 7200.0]
+            .map(|t| sample(t, 100.0, if t <= 3600.0 { 400.0 } else { 100.0 }, None))
+            .into();
+        for s in &mut samples {
+            s.mem = Some(PowerReading::Average(Watts(50.0)));
+        }
+        let b = Basis {
+            bands: Bands {
+                cpu: Bands::pm(0.05),
+                mem: (0.4, 1.2),
+                ..Default::default()
+            },
+            embodied: Some(EmbodiedKg {
+                kg: 100.0,
+                low: 50.0,
+                high: 400.0,
+            }),
+            ..basis()
+        };
+        let m = fold(b, samples);
+        let t = &m.totals;
+        let by = t.co2e_by;
+        assert!((by.cpu + by.mem + by.gpu + by.net - t.co2e_g).abs() < 1e-9);
+        // Each component priced tick by tick: 0.1 kWh × 1.5 × (400 + 100) for the CPU.
+        assert!((by.cpu - 0.1 * 1.5 * 500.0).abs() < 1e-9, "{by:?}");
+        let s = m.snapshot();
+        let op = s.co2e_band;
+        assert!((op.low.0 - (by.cpu * 0.95 + by.mem * 0.4)).abs() < 1e-9);
+        assert!((op.high.0 - (by.cpu * 1.05 + by.mem * 1.2)).abs() < 1e-9);
+        let e = s.embodied.unwrap();
+        assert!(e.low < e.g && e.g < e.high);
+        let tot = s.total_band;
+        assert_eq!(tot.g, s.total_co2e_g);
+        assert!((tot.low.0 - (op.low.0 + e.low.0)).abs() < 1e-9);
+        assert!((tot.high.0 - (op.high.0 + e.high.0)).abs() < 1e-9);
     }
 
     #[test]

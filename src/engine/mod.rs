@@ -4,6 +4,7 @@
 
 pub mod caplog;
 pub mod constants;
+pub mod embodied;
 pub mod estimate;
 pub mod forecast;
 pub mod job;
@@ -14,4 +15,4 @@ pub mod series;
 
 pub use caplog::CapLog;
 pub use ledger::{GpuTick, Ledger, LedgerConfig, Tick, Totals};
-pub use meter::{Basis, Meter, Snapshot};
+pub use meter::{Bands, Basis, Meter, Snapshot};

@@ -4,6 +4,7 @@
 
 use crate::engine::constants::{EmbodiedKg, machine_embodied};
 use crate::engine::{Basis, Ledger, LedgerConfig, Meter, Snapshot, Tick};
+use crate::report::run_file::{self, RunFile};
 use crate::report::samples::ReadError;
 use crate::sample::Sample;
 use crate::source::replay::Replay;
@@ -28,13 +29,31 @@ pub struct Recorded {
     pending: Option<Sample>,
     pub error: Option<ReadError>,
     pub ended: bool,
+    /// run.json beside the recording: None when there is none; Err(one line) when it is bad
+    /// (the recording is still read, with what it holds alone).
+    pub run: Result<Option<RunFile>, String>,
+}
+
+/// run.json beside a recording given as a file (not for standard input).
+fn run_file_of(path: &Path) -> Result<Option<RunFile>, String> {
+    if path.as_os_str() == "-" || !path.is_file() {
+        return Ok(None);
+    }
+    run_file::read_beside(path)
 }
 
 impl Recorded {
     /// `pue`: the user's, else what the recording implies.
     pub fn open(path: &Path, pue: Option<f64>) -> Result<Self, ReadError> {
         let rp = Replay::open(path)?;
-        let te = recording_te(rp.gpu_count());
+        let run = run_file_of(path);
+        // The TE the run was charged with (its GPUs and its share of the server), where
+        // run.json says; else the table's figures for the recording's GPUs and one server.
+        let te = run
+            .as_ref()
+            .ok()
+            .and_then(|r| r.as_ref()?.embodied.as_ref()?.te())
+            .unwrap_or_else(|| recording_te(rp.gpu_count()));
         Ok(Self {
             ledger: Ledger::new(LedgerConfig {
                 pue: Pue::saturating(pue.unwrap_or(1.0)),
@@ -47,6 +66,7 @@ impl Recorded {
             pending: None,
             error: None,
             ended: false,
+            run,
         })
     }
 
@@ -107,6 +127,8 @@ pub struct Recording {
     pub snapshot: Snapshot,
     /// The line of a last row cut off mid-write (the recorder killed or out of disk), left out.
     pub truncated_tail: Option<u64>,
+    /// run.json beside it (see [`Recorded::run`]).
+    pub run: Result<Option<RunFile>, String>,
 }
 
 /// Streams `path` through the Ledger and a Meter (bounded memory, whatever the file's length).
@@ -122,6 +144,7 @@ pub fn account_file(path: &Path, pue: Option<f64>, history: bool) -> Result<Reco
         snapshot: meter.snapshot(),
         meter,
         truncated_tail: r.rp.truncated_tail(),
+        run: r.run,
     })
 }
 

@@ -53,24 +53,42 @@ pub const HEADER: [&str; 38] = [
     "wue",
 ];
 
+/// The country columns when the run's place is the world mean (no zone): the World Bank's
+/// aggregate code, as OWID's and the UN's tables use it beside ISO 3166's countries.
+pub const WORLD_COUNTRY: (&str, &str) = ("WLD", "World");
+/// The country columns when the place is not known (a recording without run.json and no
+/// `--zone`): ISO 3166's user-assigned `ZZZ`, never a guessed country. CodeCarbon's own
+/// carbonboard fails on an empty country code.
+pub const UNKNOWN_COUNTRY: (&str, &str) = ("ZZZ", "Unknown");
+
 /// What the recording does not hold and the machine or the user supplies.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunMeta {
     pub project_name: String,
-    /// (ISO alpha-3, country name), when the zone is known.
+    /// run.json's run id; else one derived from the recording (see [`run_id`]).
+    pub run_id: Option<String>,
+    /// (ISO alpha-3, country name); None: the place is not known.
     pub country: Option<(String, String)>,
+    /// The sub-national region (a US state, a Canadian province), lower case as CodeCarbon's.
+    pub region: Option<String>,
+    /// The figures are the command's share (CodeCarbon's `tracking_mode = process`).
+    pub process: bool,
     pub cpu_count: Option<usize>,
     pub cpu_model: Option<String>,
     pub gpu_models: Vec<String>,
-    pub ram_total_gb: Option<f64>,
+    /// GiB (2^30 bytes): CodeCarbon's `ram_total_size` is psutil's total / 1024³
+    /// (codecarbon/external/ram.py, `B_TO_GB`).
+    pub ram_total_gib: Option<f64>,
 }
 
-/// A stable run id for a recording: UUID v5 of its first timestamp and file name, so `run`'s
-/// row and a later `report` of the same file agree.
+/// The run id of a recording without run.json: UUID v5 of its first timestamp as samples.csv
+/// holds it (to the millisecond) and its file name, so every report of the file agrees.
 pub fn run_id(file: &str, s: &Snapshot) -> String {
     let key = format!(
         "carbontop:{}:{}",
-        s.start.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        s.start
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            .unwrap_or_default(),
         Path::new(file)
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
@@ -86,10 +104,12 @@ fn num(v: Option<impl std::fmt::Display>) -> String {
 /// The row's 38 cells.
 pub fn row(file: &str, s: &Snapshot, m: &RunMeta) -> Vec<String> {
     let it = &s.it;
-    let (country_iso, country_name) = m
-        .country
-        .clone()
-        .map_or((String::new(), String::new()), |(c, n)| (c, n));
+    let (country_iso, country_name) = m.country.clone().unwrap_or_else(|| {
+        let (c, n) = UNKNOWN_COUNTRY;
+        (c.to_owned(), n.to_owned())
+    });
+    // CodeCarbon multiplies power as well as energy by the PUE (emissions_tracker.py).
+    let facility = |w: Option<Watts>| w.map(|w| w * s.pue);
     let gpu_model = if m.gpu_models.is_empty() {
         String::new()
     } else {
@@ -105,15 +125,15 @@ pub fn row(file: &str, s: &Snapshot, m: &RunMeta) -> Vec<String> {
             .map(|e| e.format("%Y-%m-%dT%H:%M:%S").to_string())
             .unwrap_or_default(),
         m.project_name.clone(),
-        run_id(file, s),
+        m.run_id.clone().unwrap_or_else(|| run_id(file, s)),
         String::new(),
         s.elapsed_s.to_string(),
         s.co2e_kg().to_string(),
         num(s.co2e_kg_per_s()),
-        num(s.mean_power_w.cpu_w),
+        num(facility(s.mean_power_w.cpu_w)),
         // CodeCarbon writes 0 for a machine without a GPU.
-        num(s.mean_power_w.gpu_w.or(Some(Watts(0.0)))),
-        num(s.mean_power_w.mem_w),
+        num(facility(s.mean_power_w.gpu_w.or(Some(Watts(0.0))))),
+        num(facility(s.mean_power_w.mem_w)),
         s.facility_kwh(it.cpu_kwh).to_string(),
         s.facility_kwh(it.gpu_kwh.unwrap_or_default()).to_string(),
         s.facility_kwh(it.mem_kwh).to_string(),
@@ -121,7 +141,7 @@ pub fn row(file: &str, s: &Snapshot, m: &RunMeta) -> Vec<String> {
         String::new(),
         country_name,
         country_iso,
-        String::new(),
+        m.region.clone().unwrap_or_default(),
         String::new(),
         String::new(),
         format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
@@ -133,8 +153,8 @@ pub fn row(file: &str, s: &Snapshot, m: &RunMeta) -> Vec<String> {
         gpu_model,
         String::new(),
         String::new(),
-        num(m.ram_total_gb),
-        "machine".into(),
+        num(m.ram_total_gib),
+        if m.process { "process" } else { "machine" }.into(),
         String::new(),
         num(s.gpu_util_mean),
         String::new(),
@@ -233,8 +253,9 @@ mod tests {
         let get = |k: &str| r[HEADER.iter().position(|h| *h == k).unwrap()].clone();
         assert_eq!(get("timestamp"), "2026-01-01T00:01:40");
         assert_eq!(get("duration"), "100");
-        assert_eq!(get("cpu_power"), "36");
-        assert_eq!(get("ram_power"), "72");
+        // Power with PUE, as CodeCarbon's.
+        assert_eq!(get("cpu_power"), (36.0 * 1.2).to_string());
+        assert_eq!(get("ram_power"), (72.0 * 1.2).to_string());
         assert_eq!(get("gpu_power"), "0");
         assert_eq!(get("cpu_energy"), (3600.0 / 3.6e6 * 1.2).to_string());
         let kwh: f64 = get("energy_consumed").parse().unwrap();
@@ -244,6 +265,28 @@ mod tests {
         assert_eq!(get("pue"), "1.2");
         assert_eq!(get("tracking_mode"), "machine");
         assert_eq!(get("run_id").len(), 36);
+        assert_eq!(
+            (get("country_iso_code"), get("country_name")),
+            ("ZZZ".into(), "Unknown".into())
+        );
+        let named = RunMeta {
+            run_id: Some("abc".into()),
+            country: Some(("USA".into(), "United States".into())),
+            region: Some("california".into()),
+            process: true,
+            ..Default::default()
+        };
+        let r = row("x/samples.csv", &snapshot(), &named);
+        let get = |k: &str| r[HEADER.iter().position(|h| *h == k).unwrap()].clone();
+        assert_eq!(
+            [
+                get("run_id"),
+                get("country_iso_code"),
+                get("region"),
+                get("tracking_mode")
+            ],
+            ["abc", "USA", "california", "process"]
+        );
     }
 
     #[test]

@@ -5,14 +5,15 @@ use crate::engine::Snapshot;
 use crate::report::emissions::run_id;
 use serde_json::{Value, json};
 
-pub fn summary(file: &str, s: &Snapshot) -> Value {
+/// `run_id`: run.json's, where the recording has one (else derived as emissions.csv derives it).
+pub fn summary(file: &str, s: &Snapshot, run: Option<&str>) -> Value {
     let p = &s.progress;
     let band = |b: Option<crate::engine::meter::Band>| {
         b.map(|b| json!({ "g": b.g, "low_g": b.low, "high_g": b.high }))
     };
     json!({
         "file": file,
-        "run_id": run_id(file, s),
+        "run_id": run.map_or_else(|| run_id(file, s), str::to_owned),
         "start": s.start.map(|t| t.to_rfc3339()),
         "end": s.end.map(|t| t.to_rfc3339()),
         "duration_s": s.elapsed_s,
@@ -20,6 +21,7 @@ pub fn summary(file: &str, s: &Snapshot) -> Value {
         "pue": s.pue,
         "energy_kwh": s.energy_kwh,
         "co2e_g": s.co2e_g,
+        "co2e_band": band(Some(s.co2e_band)),
         "mean_intensity_g_per_kwh": s.mean_intensity,
         "it_energy_kwh": {
             "gpu": s.it.gpu_kwh,
@@ -30,6 +32,7 @@ pub fn summary(file: &str, s: &Snapshot) -> Value {
         "embodied_co2e": band(s.embodied),
         "comms_co2e": band(s.comms),
         "total_co2e_g": s.total_co2e_g,
+        "total_co2e": band(Some(s.total_band)),
         "tree_days": s.equivalents.tree_days,
         "car_km": s.equivalents.car_km,
         "per_point": s.per_point.map(|p| json!({

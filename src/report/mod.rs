@@ -4,5 +4,6 @@ pub mod account;
 pub mod emissions;
 pub mod json;
 pub mod png;
+pub mod run_file;
 pub mod samples;
 pub mod summary;

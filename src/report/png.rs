@@ -137,7 +137,10 @@ pub fn summary_lines(sn: &Snapshot, title: &str) -> Vec<(String, bool)> {
     }
     l.extend([
         (
-            format!("total         {} CO2e", fmt_co2e_g(sn.total_co2e_g)),
+            format!(
+                "total         {}",
+                fmt_co2e_band(sn.total_band.g, sn.total_band.range(), "")
+            ),
             true,
         ),
         (

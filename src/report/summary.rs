@@ -144,7 +144,17 @@ pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
     let mean = s
         .mean_intensity
         .map_or(String::new(), |m| format!(" (mean intensity {m:.1} g/kWh)"));
-    l.push(("carbon", format!("{} CO2e{mean}", fmt_co2e_g(s.co2e_g))));
+    let band = s.co2e_band.range().map_or(String::new(), |(lo, hi)| {
+        format!(
+            ", {}–{} by the components' bands",
+            fmt_co2e_g(lo),
+            fmt_co2e_g(hi)
+        )
+    });
+    l.push((
+        "carbon",
+        format!("{} CO2e{mean}{band}", fmt_co2e_g(s.co2e_g)),
+    ));
     if let Some(c) = s.comms {
         let band = c.range().map_or(String::new(), |(lo, hi)| {
             format!(
@@ -162,9 +172,10 @@ pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
         l.push(("embodied", fmt_co2e_band(e.g, e.range(), "SCI M")));
         l.push((
             "total",
-            format!(
-                "{} CO2e (operational + embodied)",
-                fmt_co2e_g(s.total_co2e_g)
+            fmt_co2e_band(
+                s.total_band.g,
+                s.total_band.range(),
+                "operational + embodied",
             ),
         ));
     }

@@ -7,6 +7,7 @@ pub mod cpu_rapl;
 pub mod cpu_tdp;
 pub mod gpu_nvml;
 pub mod grid;
+pub mod host;
 pub mod mem;
 pub mod net;
 pub mod process;

@@ -474,7 +474,7 @@ fn draw_totals(f: &mut Frame, area: Rect, (d, s): View, th: &Theme, focus: bool)
     let mut lines = headline_rows(s, th);
     lines.extend(this_run_row(s, th));
     lines.extend(to_go_row(s, th));
-    lines.extend(embodied_row(s, th));
+    lines.extend(embodied_rows(s, th));
     lines.extend(grid_rows((d, s), th));
     lines.extend(cap_effect_row(s, th));
     if let Some(n) = &d.cap_note {
@@ -564,19 +564,22 @@ fn to_go_row(s: &Snapshot, th: &Theme) -> Option<Line<'static>> {
     Some(kv_row("to go", text, th.carbon, th))
 }
 
-/// SCI M: the hardware's manufacturing emissions, amortised over the run.
-/// Sources disagree on TE by 2× and more: the published range beside the point value.
-fn embodied_row(s: &Snapshot, th: &Theme) -> Option<Line<'static>> {
-    let e = s.embodied?;
-    let band = e.range().map_or(String::new(), |(lo, hi)| {
-        format!(" ({}–{})", fmt_co2e_g(lo), fmt_co2e_g(hi))
-    });
-    Some(kv_row(
-        "embodied",
-        format!("{}{band}", fmt_co2e_g(e.g)),
-        th.muted,
-        th,
-    ))
+/// SCI M: the hardware's manufacturing emissions, amortised over the run, then the total
+/// (operational + embodied). Sources disagree on TE by 2× and more: each with its band.
+fn embodied_rows(s: &Snapshot, th: &Theme) -> Vec<Line<'static>> {
+    let Some(e) = s.embodied else {
+        return Vec::new();
+    };
+    let with_band = |b: crate::engine::meter::Band| {
+        let band = b.range().map_or(String::new(), |(lo, hi)| {
+            format!(" ({}–{})", fmt_co2e_g(lo), fmt_co2e_g(hi))
+        });
+        format!("{}{band}", fmt_co2e_g(b.g))
+    };
+    vec![
+        kv_row("embodied", with_band(e), th.muted, th),
+        kv_row("total", with_band(s.total_band), th.carbon, th),
+    ]
 }
 
 /// With a grid source: the carbon forecast for the window ahead and the greener window.

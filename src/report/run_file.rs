@@ -1,0 +1,266 @@
+//! `run.json` beside samples.csv (DESIGN.md §4): what is fixed for the run — its id, the
+//! command, the machine, the zone and its country, the PUE, the embodied basis — so `report`
+//! of the same file gives the same run_id and country as the run did, and samples.csv stays
+//! plain CSV.
+
+use crate::engine::constants::EmbodiedKg;
+use crate::engine::embodied::Share;
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The largest run.json read: its fields are short; anything bigger is not ours.
+const MAX_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    #[serde(default)]
+    pub cpu_model: Option<String>,
+    #[serde(default)]
+    pub cpu_count: Option<usize>,
+    #[serde(default)]
+    pub gpus: Vec<String>,
+    /// GiB (2^30 bytes), CodeCarbon's `ram_total_size` unit.
+    #[serde(default)]
+    pub ram_total_gib: Option<f64>,
+    #[serde(default)]
+    pub os: String,
+}
+
+/// The TE the run was charged with and the server share behind it (both with their bands).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Embodied {
+    pub te_kg: f64,
+    pub te_low_kg: f64,
+    pub te_high_kg: f64,
+    #[serde(default)]
+    pub share: Option<f64>,
+    #[serde(default)]
+    pub share_low: Option<f64>,
+    #[serde(default)]
+    pub share_high: Option<f64>,
+    #[serde(default)]
+    pub basis: String,
+}
+
+impl Embodied {
+    pub fn new(te: EmbodiedKg, share: Option<&Share>, basis: String) -> Self {
+        Embodied {
+            te_kg: te.kg,
+            te_low_kg: te.low,
+            te_high_kg: te.high,
+            share: share.map(|s| s.point),
+            share_low: share.map(|s| s.low),
+            share_high: share.map(|s| s.high),
+            basis,
+        }
+    }
+
+    /// The TE, when its figures are sane (a hand-edited file may hold anything).
+    pub fn te(&self) -> Option<EmbodiedKg> {
+        let ok = |x: f64| x.is_finite() && x >= 0.0;
+        (ok(self.te_kg) && ok(self.te_low_kg) && ok(self.te_high_kg)).then_some(EmbodiedKg {
+            kg: self.te_kg,
+            low: self.te_low_kg.min(self.te_kg),
+            high: self.te_high_kg.max(self.te_kg),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunFile {
+    pub run_id: String,
+    #[serde(default)]
+    pub carbontop_version: String,
+    /// RFC 3339, when the run started.
+    #[serde(default)]
+    pub started: String,
+    /// `run`, `record`, `watch`, `serve`.
+    #[serde(default)]
+    pub mode: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// The zone as given (`--zone`), or none (the world mean).
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// ISO alpha-3 and name of the zone's country (`WLD`, "World" for the world mean).
+    #[serde(default)]
+    pub country_iso_code: String,
+    #[serde(default)]
+    pub country_name: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Where the intensity came from, and its basis.
+    #[serde(default)]
+    pub intensity: String,
+    #[serde(default = "one")]
+    pub pue: f64,
+    #[serde(default)]
+    pub machine: Machine,
+    #[serde(default)]
+    pub embodied: Option<Embodied>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl RunFile {
+    /// What emissions.csv takes from run.json.
+    pub fn meta(&self, project_name: &str) -> crate::report::emissions::RunMeta {
+        let country = (!self.country_iso_code.trim().is_empty())
+            .then(|| (self.country_iso_code.clone(), self.country_name.clone()));
+        crate::report::emissions::RunMeta {
+            project_name: project_name.to_owned(),
+            run_id: Some(self.run_id.clone()),
+            country,
+            region: self.region.clone(),
+            process: false,
+            cpu_count: self.machine.cpu_count,
+            cpu_model: self.machine.cpu_model.clone(),
+            gpu_models: self.machine.gpus.clone(),
+            ram_total_gib: self.machine.ram_total_gib,
+        }
+    }
+}
+
+/// The country columns of a zone: its country when the table knows it, the world's when there
+/// is no zone (the world mean prices the run), unknown otherwise (a fixed `--intensity`).
+pub fn country_of(zone: Option<&str>, fixed_intensity: bool) -> (String, String) {
+    use crate::report::emissions::{UNKNOWN_COUNTRY, WORLD_COUNTRY};
+    let pair = |(c, n): (&str, &str)| (c.to_owned(), n.to_owned());
+    match zone {
+        None if fixed_intensity => pair(UNKNOWN_COUNTRY),
+        None => pair(WORLD_COUNTRY),
+        Some(z) => crate::source::grid::table::lookup(z)
+            .filter(|e| e.code3 != "WORLD")
+            .map_or_else(
+                || {
+                    if z.trim().eq_ignore_ascii_case("WORLD") {
+                        pair(WORLD_COUNTRY)
+                    } else {
+                        pair(UNKNOWN_COUNTRY)
+                    }
+                },
+                |e| (e.code3.to_owned(), e.name.to_owned()),
+            ),
+    }
+}
+
+/// run.json's path for a samples.csv.
+pub fn beside(samples: &Path) -> PathBuf {
+    samples.with_file_name("run.json")
+}
+
+/// A fresh run id: UUID v5 of the start time (to the nanosecond), the directory and the
+/// process id — unique per run, and written once to run.json so every later reader agrees.
+pub fn new_run_id(started: &chrono::DateTime<chrono::Utc>, dir: &Path) -> String {
+    let key = format!(
+        "carbontop-run:{}:{}:{}",
+        started.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        dir.display(),
+        std::process::id()
+    );
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes()).to_string()
+}
+
+/// Writes run.json into `dir` (through a temporary file, so a reader never sees half of it).
+pub fn write(dir: &Path, f: &RunFile) -> io::Result<()> {
+    let tmp = dir.join(".run.json.tmp");
+    {
+        let mut out = std::fs::File::create(&tmp)?;
+        serde_json::to_writer_pretty(&mut out, f).map_err(io::Error::other)?;
+        out.write_all(b"\n")?;
+        out.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join("run.json"))
+}
+
+/// The run.json beside `samples`, if there is one: None when there is none; an error (one
+/// line naming the file) when it is unreadable, too big or not carbontop's.
+pub fn read_beside(samples: &Path) -> Result<Option<RunFile>, String> {
+    let path = beside(samples);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: cannot open: {e}", path.display())),
+    };
+    let mut text = String::new();
+    file.take(MAX_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    if text.len() as u64 > MAX_BYTES {
+        return Err(format!(
+            "{}: larger than {} KiB: not a carbontop run.json",
+            path.display(),
+            MAX_BYTES >> 10
+        ));
+    }
+    let f: RunFile = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a carbontop run.json: {e}", path.display()))?;
+    if f.run_id.trim().is_empty() || f.run_id.len() > 100 {
+        return Err(format!("{}: run_id is empty or too long", path.display()));
+    }
+    Ok(Some(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_and_read_back_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples = dir.path().join("samples.csv");
+        assert_eq!(read_beside(&samples), Ok(None));
+        let f = RunFile {
+            run_id: new_run_id(&chrono::Utc::now(), dir.path()),
+            country_iso_code: "FRA".into(),
+            country_name: "France".into(),
+            pue: 1.2,
+            embodied: Some(Embodied::new(
+                EmbodiedKg {
+                    kg: 52.0,
+                    low: 13.0,
+                    high: 2500.0,
+                },
+                None,
+                "x".into(),
+            )),
+            ..Default::default()
+        };
+        write(dir.path(), &f).unwrap();
+        assert_eq!(read_beside(&samples), Ok(Some(f)));
+    }
+
+    #[test]
+    fn a_foreign_or_huge_file_is_refused_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples = dir.path().join("samples.csv");
+        std::fs::write(beside(&samples), "[1,2]").unwrap();
+        let e = read_beside(&samples).unwrap_err();
+        assert!(e.contains("run.json: not a carbontop run.json"), "{e}");
+        assert!(!e.contains('\n'));
+        std::fs::write(beside(&samples), vec![b' '; (MAX_BYTES + 10) as usize]).unwrap();
+        assert!(read_beside(&samples).unwrap_err().contains("larger than"));
+        std::fs::write(beside(&samples), r#"{"run_id":""}"#).unwrap();
+        assert!(read_beside(&samples).unwrap_err().contains("run_id"));
+    }
+
+    #[test]
+    fn a_hand_edited_te_is_kept_sane() {
+        let e = Embodied {
+            te_kg: 10.0,
+            te_low_kg: 20.0,
+            te_high_kg: 5.0,
+            ..Default::default()
+        };
+        let te = e.te().unwrap();
+        assert_eq!((te.low, te.high), (10.0, 10.0));
+        let bad = Embodied {
+            te_kg: f64::NAN,
+            ..Default::default()
+        };
+        assert_eq!(bad.te(), None);
+    }
+}
