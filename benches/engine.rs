@@ -35,6 +35,7 @@ fn sample(k: u64) -> Sample {
                 util_pct: Some(95.0),
                 mem_used_mib: Some(14_336.0),
                 cap_w: Some(300.0),
+                sm_clock_mhz: Some(1740.0),
                 tree_share: None,
             })
             .collect(),

@@ -57,6 +57,8 @@ pub struct GpuReading {
     pub mem_used_mib: Option<f64>,
     /// Current power-management limit (W).
     pub cap_w: Option<f64>,
+    /// SM clock (MHz): with utilisation, the governor's throughput proxy without a step count.
+    pub sm_clock_mhz: Option<f64>,
     /// `run -- CMD`: the share (0–1) of this GPU's work that belongs to the command's process
     /// tree, from NVML's per-process accounting (`source::process::gpu_tree_share`); `None`
     /// where the driver does not say.

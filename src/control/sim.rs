@@ -89,7 +89,19 @@ impl Curve {
     pub fn power_w(&self, cap: f64) -> f64 {
         self.at(cap).1
     }
+
+    /// SM clock (MHz) at `cap`: a cap works by lowering the clock, and a compute-bound step's
+    /// time follows it, so the simulated clock is the A40's boost clock (1,740 MHz, NVIDIA A40
+    /// datasheet) scaled by the measured speed against the uncapped one. Utilisation stays at
+    /// 95% whatever the cap, as NVML's does.
+    pub fn sm_clock_mhz(&self, cap: f64) -> f64 {
+        let top = self.range().1;
+        A40_BOOST_MHZ * self.steps_per_s(cap) / self.steps_per_s(top)
+    }
 }
+
+/// NVIDIA A40 boost clock (NVIDIA A40 datasheet).
+const A40_BOOST_MHZ: f64 = 1740.0;
 
 /// Where the simulated GPUs' time comes from.
 pub trait SimClock: Send {
@@ -273,6 +285,7 @@ impl GpuSource for SimSource {
                 util_pct: Some(95.0),
                 mem_used_mib: Some(14_336.0),
                 cap_w: Some(st.caps[i]),
+                sm_clock_mhz: Some(st.curve.sm_clock_mhz(st.caps[i])),
                 // The simulated job is not a process of the watched command's.
                 tree_share: None,
             });

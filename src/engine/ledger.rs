@@ -52,6 +52,8 @@ pub struct GpuTick {
     pub util_pct: Option<f64>,
     pub mem_used_mib: Option<f64>,
     pub cap_w: Option<f64>,
+    /// SM clock (MHz), not recorded (the governor's proxy).
+    pub sm_clock_mhz: Option<f64>,
 }
 
 /// One row of samples.csv: everything the outputs need about one tick.
@@ -290,6 +292,7 @@ impl Ledger {
                 util_pct: g.util_pct,
                 mem_used_mib: g.mem_used_mib,
                 cap_w: g.cap_w,
+                sm_clock_mhz: g.sm_clock_mhz,
             });
         }
         part

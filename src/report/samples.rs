@@ -978,6 +978,7 @@ mod tests {
             util_pct: Some(95.0 - k),
             mem_used_mib: Some(14_336.0 + k),
             cap_w: Some(275.0 - k),
+            sm_clock_mhz: None,
         };
         Tick {
             timestamp: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
