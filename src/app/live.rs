@@ -326,8 +326,8 @@ pub fn live(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     (io.child, io.grid, io.writer, io.exporter) = (child, p.grid, p.writer, p.exporter);
     io.export_dir = p.end.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     io.meta = {
-        let (zone, gpus) = (settings.grid.zone.clone(), p.end.gpu_models.clone());
-        Box::new(move || machine_meta(zone.as_deref(), &gpus))
+        let (country, gpus) = (settings.grid.country(), p.end.gpu_models.clone());
+        Box::new(move || machine_meta(country.clone(), &gpus))
     };
     drive(&mut session, &mut io)?;
     let Io {
@@ -564,7 +564,7 @@ fn finish(
     match (samples_path, &dir) {
         (Some(file), Some(d)) => {
             let em_path = d.join("emissions.csv");
-            let meta = machine_meta(settings.grid.zone.as_deref(), &gpu_models);
+            let meta = machine_meta(settings.grid.country(), &gpu_models);
             if let Err(e) = emissions::append(&em_path, &file, snap, &meta) {
                 say(&format!("cannot write {}: {e}", em_path.display()));
             }
@@ -596,7 +596,7 @@ pub fn test_panic(elapsed_s: f64) {
 }
 
 /// The machine facts emissions.csv wants (read once, at the end).
-fn machine_meta(zone: Option<&str>, gpu_models: &[String]) -> RunMeta {
+fn machine_meta(country: (String, String), gpu_models: &[String]) -> RunMeta {
     use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
     let sys = System::new_with_specifics(
         RefreshKind::nothing()
@@ -604,10 +604,9 @@ fn machine_meta(zone: Option<&str>, gpu_models: &[String]) -> RunMeta {
             .with_memory(MemoryRefreshKind::nothing().with_ram()),
     )
     .ok();
-    let zone = zone.and_then(crate::source::grid::table::lookup);
     RunMeta {
         project_name: "carbontop".into(),
-        country: zone.map(|e| (e.code3.to_owned(), e.name.to_owned())),
+        country: Some(country),
         cpu_count: sys.as_ref().map(|x| x.cpus().len()),
         cpu_model: sys
             .as_ref()

@@ -21,13 +21,10 @@ pub struct ReportOpts<'a> {
 pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
     let country = match o.zone {
         Some(z) => {
-            let e = table::lookup(z).ok_or_else(|| {
-                AppError::Usage(format!(
-                    "--zone {z}: unknown zone (known: {})",
-                    table::known_codes()
-                ))
-            })?;
-            Some((e.code3.to_owned(), e.name.to_owned()))
+            let e = table::place(z, table::Names::Table)
+                .ok_or_else(|| AppError::Usage(table::unknown_zone(z).to_string()))?
+                .entry;
+            Some((e.country.iso3.clone(), e.country.name.clone()))
         }
         None => None,
     };

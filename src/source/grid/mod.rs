@@ -57,6 +57,8 @@ pub trait Provider: Send {
     /// The `intensity_source` it writes (`emaps`, `uk`, `watttime-moer`).
     fn label(&self) -> SourceKind;
     fn describe(&self) -> String;
+    /// What its figures count (life-cycle, operational, marginal).
+    fn basis(&self) -> table::Basis;
     /// How often its data changes: it is never asked more often by default.
     fn cadence(&self) -> Duration;
     fn fetch(&mut self, http: &Http, now: DateTime<Utc>) -> Result<Answer, FetchError>;
@@ -69,12 +71,17 @@ pub enum GridError {
     /// `--provider` / `provider` names none.
     #[error("{0:?} is not a provider: use auto, emaps, uk, watttime or table")]
     UnknownProvider(String),
-    /// A zone the embedded table does not know.
+    /// A zone no embedded table knows, with the nearest ones.
     #[error(
-        "--zone {0}: not in the embedded intensity table (known: {known}); or give --intensity G",
-        known = table::known_codes()
+        "--zone {}: not a zone in the embedded intensity tables{}; `carbontop zones` lists \
+         them, or give --intensity G",
+        .zone.escape_debug(),
+        did_you_mean(.suggestions)
     )]
-    NotInTable(String),
+    NotInTable {
+        zone: String,
+        suggestions: Vec<String>,
+    },
     /// `--provider uk` with a zone outside GB.
     #[error("--zone {0}: not a GB zone for the GB Carbon Intensity API")]
     NotGb(String),
@@ -119,6 +126,14 @@ pub enum GridError {
     Poller(String),
 }
 
+fn did_you_mean(s: &[String]) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", s.join(", "))
+    }
+}
+
 /// `--provider`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProviderKind {
@@ -160,11 +175,33 @@ pub struct GridSettings {
 }
 
 impl GridSettings {
-    /// The zone as the screen and the metrics name it: upper case, WORLD when none is given.
+    /// The zone as the screen and the metrics name it: a table zone by its own code
+    /// (`gcp:europe-west1`, `FR` for `fra`), a provider's zone upper case, WORLD when none is
+    /// given.
     pub fn zone_label(&self) -> String {
-        self.zone
-            .as_deref()
-            .map_or("WORLD".into(), str::to_uppercase)
+        self.zone.as_deref().map_or("WORLD".into(), |z| {
+            table::lookup(z).map_or_else(|| z.trim().to_uppercase(), |e| e.zone.clone())
+        })
+    }
+
+    /// Whose zone names `--zone` is read in first: WattTime's for `--provider watttime`.
+    pub fn names(&self) -> table::Names {
+        match self.provider {
+            ProviderKind::WattTime => table::Names::WattTime,
+            _ => table::Names::Table,
+        }
+    }
+
+    /// The country of the grid these settings price, (ISO alpha-3, name), for emissions.csv:
+    /// the zone's (a US state's is USA), else WORLD's (no zone, or one placed nowhere). With
+    /// `--provider uk` and no zone, Great Britain's.
+    pub fn country(&self) -> (String, String) {
+        let (iso3, name) = match (self.zone.as_deref(), self.provider) {
+            (Some(z), _) => table::country_in(z, self.names()),
+            (None, ProviderKind::Uk) => table::country_of("GB"),
+            (None, _) => table::country_of("WORLD"),
+        };
+        (iso3.to_owned(), name.to_owned())
     }
 }
 
@@ -206,9 +243,13 @@ pub fn build(g: &GridSettings) -> Result<BuiltGrid, GridError> {
         ProviderKind::Auto => ProviderKind::Table,
         k => k,
     };
-    // The table answers for a zone it knows; live providers' zones it does not know fall back
-    // to the world mean.
-    let fallback_entry = zone.and_then(table::lookup).unwrap_or(table::WORLD);
+    // A live provider's fallback: its zone's place in the tables (a WattTime region or an
+    // Electricity Maps sub-zone in its US state or country), the world mean only when the zone
+    // fits nowhere; the GB API without a zone is Great Britain's.
+    let fallback = match (kind, zone) {
+        (ProviderKind::Uk, None) => table::fallback_for(Some("GB"), g.names()),
+        _ => table::fallback_for(zone, g.names()),
+    };
     let provider: Box<dyn Provider> = match kind {
         ProviderKind::Table | ProviderKind::Auto => {
             return Ok(BuiltGrid {
@@ -253,15 +294,20 @@ pub fn build(g: &GridSettings) -> Result<BuiltGrid, GridError> {
         .to_owned()
     });
     let http = Http::new(&base, TIMEOUT)?;
-    let fallback_desc = format!(
-        "{} {} gCO2e/kWh ({} annual mean, OWID/Ember)",
-        fallback_entry.code, fallback_entry.g_per_kwh, fallback_entry.year
-    );
+    let mut fallback_desc = fallback.describe();
+    if fallback.entry.basis != provider.basis() {
+        fallback_desc.push_str(&format!(
+            " [{}, not the provider's {} basis]",
+            fallback.entry.basis.label(),
+            provider.basis().label()
+        ));
+    }
     let src = live::LiveGrid::start(
         provider,
         http,
         live::Fallback {
-            g_per_kwh: fallback_entry.g_per_kwh,
+            g_per_kwh: fallback.entry.g_per_kwh,
+            label: fallback.entry.short(),
         },
         &fallback_desc,
         live::PollPlan { fixed: g.grid_poll },
@@ -317,11 +363,10 @@ mod tests {
         };
         let b = build(&g).unwrap();
         assert!(b.source.describe().starts_with("Electricity Maps"));
-        assert!(
-            b.source.describe().contains("DE 381"),
-            "{}",
-            b.source.describe()
-        );
+        // Its fallback is Germany's row, on the provider's own (life-cycle) basis.
+        let d = b.source.describe();
+        assert!(d.contains("table: DE Germany 380.9 gCO2e/kWh (2023"), "{d}");
+        assert!(!d.contains("in place of"), "{d}");
     }
 
     #[test]
@@ -411,14 +456,39 @@ mod tests {
         })
         .err()
         .unwrap();
-        assert_eq!(e, GridError::NotInTable("XX".into()));
+        assert!(matches!(&e, GridError::NotInTable { zone, .. } if zone == "XX"));
         assert_eq!(
             e.to_string(),
             format!(
-                "--zone XX: not in the embedded intensity table (known: {}); or give --intensity G",
-                table::known_codes()
+                "--zone XX: not a zone in the embedded intensity tables (did you mean {}?); \
+                 `carbontop zones` lists them, or give --intensity G",
+                table::suggest("XX", 5).join(", ")
             )
         );
+        let e = build(&GridSettings {
+            zone: Some("gcp:europe-west7".into()),
+            ..gs()
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.starts_with(
+                "--zone gcp:europe-west7: not a zone in the embedded intensity tables (did you \
+                 mean gcp:europe-west1, gcp:europe-west2, gcp:europe-west3, gcp:europe-west4, \
+                 gcp:europe-west6?)"
+            ),
+            "{e}"
+        );
+        // One line, whatever was typed.
+        let e = build(&GridSettings {
+            zone: Some("a\nb".into()),
+            ..gs()
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(!e.contains('\n') && e.starts_with("--zone a\\nb:"), "{e}");
         assert_eq!(
             "bing".parse::<ProviderKind>().unwrap_err().to_string(),
             "\"bing\" is not a provider: use auto, emaps, uk, watttime or table"
