@@ -410,6 +410,26 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_before_any_answer_names_the_table_row_and_its_basis() {
+        let mut s = LiveState::new(
+            SourceKind::WattTimeMoer,
+            Fallback {
+                g_per_kwh: 179.1,
+                label: "US-CA 179.1 g/kWh, combustion at the plant".into(),
+            },
+        );
+        s.on_error(&FetchError::Malformed("x: not JSON".into()));
+        let m = s.take_messages();
+        assert!(
+            m[0].ends_with(
+                "using the table (US-CA 179.1 g/kWh, combustion at the plant) meanwhile, retrying"
+            ),
+            "{m:?}"
+        );
+        assert_eq!(s.intensity(t(12, 0)).g_per_kwh.0, 179.1);
+    }
+
+    #[test]
     fn faults_hold_stale_then_table_then_recover() {
         let mut s = LiveState::new(
             SourceKind::ElectricityMaps,

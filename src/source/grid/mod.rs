@@ -215,6 +215,16 @@ pub struct BuiltGrid {
     pub notices: Vec<String>,
 }
 
+/// Whether Electricity Maps may know the zone by this name: a country or Canadian province
+/// (its codes are ISO's) or a zone the tables do not have (`US-CAL-CISO`, `DK-DK2`). A US state
+/// (`US-CA`; its zones are balancing authorities), a cloud region or WORLD stays with the table
+/// under `--provider auto`.
+fn emaps_may_know(zone: &str) -> bool {
+    table::lookup(zone).is_none_or(|e| {
+        e.stands_in.is_none() && matches!(e.source, table::Source::Owid | table::Source::CanadaMix)
+    })
+}
+
 fn is_gb(zone: Option<&str>) -> bool {
     zone.is_some_and(|z| uk::Target::from_zone(z).is_ok())
 }
@@ -236,7 +246,8 @@ pub fn build(g: &GridSettings) -> Result<BuiltGrid, GridError> {
     let kind = match g.provider {
         ProviderKind::Auto if is_gb(zone) => ProviderKind::Uk,
         ProviderKind::Auto
-            if g.emaps_token.is_some() && (zone.is_some() || g.lat_lon.is_some()) =>
+            if g.emaps_token.is_some()
+                && (zone.is_some_and(emaps_may_know) || g.lat_lon.is_some()) =>
         {
             ProviderKind::Emaps
         }
@@ -333,6 +344,18 @@ mod tests {
         let b = build(&gs()).unwrap();
         assert!(b.live.is_none());
         assert!(b.source.describe().starts_with("table: WORLD"));
+        // A token and a zone Electricity Maps does not name so (a US state, a cloud region):
+        // the table.
+        for z in ["US-CA", "gcp:europe-west1", "aws:us-east-1", "WORLD"] {
+            let g = GridSettings {
+                zone: Some(z.into()),
+                emaps_token: Secret::new(Some("t".into())),
+                ..gs()
+            };
+            let b = build(&g).unwrap();
+            assert!(b.live.is_none(), "{z}");
+            assert!(b.source.describe().starts_with("table: "), "{z}");
+        }
         // A token but no zone: still the table.
         let g = GridSettings {
             emaps_token: Secret::new(Some("t".into())),
@@ -366,7 +389,109 @@ mod tests {
         // Its fallback is Germany's row, on the provider's own (life-cycle) basis.
         let d = b.source.describe();
         assert!(d.contains("table: DE Germany 380.9 gCO2e/kWh (2023"), "{d}");
-        assert!(!d.contains("in place of"), "{d}");
+        assert!(!d.contains("not the provider's"), "{d}");
+        // Electricity Maps' own zones: a province by its ISO code; a US balancing authority,
+        // whose fallback is its state's eGRID figure, on another basis, and says so.
+        for (z, fallback) in [
+            ("CA-QC", "table: CA-QC Quebec 27.4"),
+            (
+                "US-CAL-CISO",
+                "table: US-CAL-CISO (California Independent System Operator) → US-CA California",
+            ),
+        ] {
+            let b = build(&GridSettings {
+                zone: Some(z.into()),
+                ..g.clone()
+            })
+            .unwrap();
+            let d = b.source.describe();
+            assert!(
+                d.starts_with(&format!("Electricity Maps v3, zone {z}")),
+                "{d}"
+            );
+            assert!(d.contains(fallback), "{d}");
+        }
+        let d = build(&GridSettings {
+            zone: Some("US-CAL-CISO".into()),
+            ..g
+        })
+        .unwrap()
+        .source
+        .describe();
+        assert!(
+            d.ends_with("[combustion at the plant, not the provider's life-cycle basis]"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn live_fallbacks_are_the_zones_place_never_the_world_when_known() {
+        let g = GridSettings {
+            provider: ProviderKind::WattTime,
+            watttime_user: Some("u".into()),
+            watttime_password: Secret::new(Some("p".into())),
+            grid_url: Some("http://127.0.0.1:9".into()),
+            grid_poll: Some(Duration::from_secs(3600)),
+            ..gs()
+        };
+        for (z, want) in [
+            ("CAISO_NORTH", "→ US-CA California"),
+            ("ERCOT_WEST", "→ US-TX Texas"),
+            ("SC", "→ US-SC South Carolina"),
+            ("MISO_NOWHERE", "→ US United States"),
+        ] {
+            let b = build(&GridSettings {
+                zone: Some(z.into()),
+                ..g.clone()
+            })
+            .unwrap();
+            let d = b.source.describe();
+            assert!(
+                d.contains(&format!("table: {z} (")) && d.contains(want),
+                "{d}"
+            );
+            assert!(d.contains("not the provider's marginal basis"), "{d}");
+        }
+        // The GB API without a zone falls back to Great Britain, not the world.
+        let d = build(&GridSettings {
+            provider: ProviderKind::Uk,
+            grid_url: Some("http://127.0.0.1:9".into()),
+            grid_poll: Some(Duration::from_secs(3600)),
+            ..gs()
+        })
+        .unwrap()
+        .source
+        .describe();
+        assert!(d.contains("table: GB United Kingdom"), "{d}");
+        // Settings name the country emissions.csv writes.
+        let c = |zone: Option<&str>, provider| {
+            GridSettings {
+                zone: zone.map(Into::into),
+                provider,
+                ..gs()
+            }
+            .country()
+        };
+        let us = ("USA".to_owned(), "United States".to_owned());
+        assert_eq!(c(Some("SC"), ProviderKind::WattTime), us);
+        assert_eq!(c(Some("SC"), ProviderKind::Table).0, "SYC");
+        assert_eq!(c(Some("aws:us-east-1"), ProviderKind::Auto), us);
+        assert_eq!(
+            c(None, ProviderKind::Auto),
+            ("WORLD".into(), "World".into())
+        );
+        assert_eq!(c(None, ProviderKind::Uk).0, "GBR");
+        // The screen's label: a table zone by its own code.
+        let label = |z: &str| {
+            GridSettings {
+                zone: Some(z.into()),
+                ..gs()
+            }
+            .zone_label()
+        };
+        assert_eq!(label(" GCP:Europe-West1 "), "gcp:europe-west1");
+        assert_eq!(label("fra"), "FR");
+        assert_eq!(label("caiso_north"), "CAISO_NORTH");
     }
 
     #[test]
