@@ -11,12 +11,16 @@ Constants (DESIGN.md §5; override where a flag exists):
   CPU without RAPL   TDP × (0.1 + 0.9 × load³); unknown model 4 W/thread   CodeCarbon 3.x
   memory             0.3725 W per GiB installed                           Green Algorithms
   network            0.06894 kWh/GB (published range 0.001–0.069)         CUMULATOR / Shift Project
-  grid (offline)     annual means by zone (`carbontop zones`): 213 countries OWID / Ember, CC BY 4.0
-                     (life-cycle), US states (combustion), Canadian provinces EPA eGRID2023,
-                     (mix × life-cycle factors), gcp:/aws:/azure: regions     IPCC AR5, Google
-                     WORLD 436 g/kWh (Ember 2022; CodeCarbon uses 475, IEA 2019)
+  grid (offline)     annual mean by zone, with year and basis: `carbontop zones`
+                     213 countries (life-cycle)                           OWID / Ember, CC BY 4.0
+                     US states, US-CA (combustion at the plant)           EPA eGRID2023
+                     Canadian provinces, CA-QC (mix × life-cycle factors) IPCC AR5 medians
+                     gcp:REGION (Google's own figure)                     Google Cloud 2023
+                     aws:REGION, azure:REGION (their country or state)    AWS, Azure lists
+                     WORLD 436 g/kWh (CodeCarbon uses 475, IEA 2019)      Ember 2022
   grid (live)        Electricity Maps v3, GB Carbon Intensity API, WattTime v3 MOER
-                     (lbs/MWh × 0.45359237 = g/kWh, marginal); last value held 3 h, then table
+                     (lbs/MWh × 0.45359237 = g/kWh, marginal); last value held 3 h, then the
+                     table's row for the zone's state or country (CAISO_NORTH → US-CA)
   PUE presets        local 1.0, gcp 1.12, aws 1.2, azure 1.12, datacenter 1.56  Green Algorithms v3
   tree-days          kgCO2e / (11 kg per tree-year / 365)                  Green Algorithms
   car-km             gCO2e / 175 g/km (EU average car; US 251)             Green Algorithms
