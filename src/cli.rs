@@ -11,9 +11,16 @@ Constants (DESIGN.md §5; override where a flag exists):
   CPU without RAPL   TDP × (0.1 + 0.9 × load³); unknown model 4 W/thread   CodeCarbon 3.x
   memory             0.3725 W per GiB installed                           Green Algorithms
   network            0.06894 kWh/GB (published range 0.001–0.069)         CUMULATOR / Shift Project
-  grid (offline)     per-country annual means, WORLD 436 g/kWh            OWID / Ember, CC BY 4.0
+  grid (offline)     annual mean by zone, with year and basis: `carbontop zones`
+                     213 countries (life-cycle)                           OWID / Ember, CC BY 4.0
+                     US states, US-CA (combustion at the plant)           EPA eGRID2023
+                     Canadian provinces, CA-QC (mix × life-cycle factors) IPCC AR5 medians
+                     gcp:REGION (Google's own figure)                     Google Cloud 2023
+                     aws:REGION, azure:REGION (their country or state)    AWS, Azure lists
+                     WORLD 436 g/kWh (CodeCarbon uses 475, IEA 2019)      Ember 2022
   grid (live)        Electricity Maps v3, GB Carbon Intensity API, WattTime v3 MOER
-                     (lbs/MWh × 0.45359237 = g/kWh, marginal); last value held 3 h, then table
+                     (lbs/MWh × 0.45359237 = g/kWh, marginal); last value held 3 h, then the
+                     table's row for the zone's state or country (CAISO_NORTH → US-CA)
   PUE presets        local 1.0, gcp 1.12, aws 1.2, azure 1.12, datacenter 1.56  Green Algorithms v3
   tree-days          kgCO2e / (11 kg per tree-year / 365)                  Green Algorithms
   car-km             gCO2e / 175 g/km (EU average car; US 251)             Green Algorithms
@@ -142,6 +149,15 @@ pub enum Command {
         #[arg(long, value_name = "NAME|PATH")]
         theme: Option<String>,
     },
+    /// The embedded grid zones: code, gCO2e/kWh, year, basis (life-cycle, combustion at the
+    /// plant, operational) and source of each.
+    Zones {
+        /// Keep the zones whose code, name, region or country contains this (any case).
+        filter: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// What-if before any run: energy, operational and embodied carbon of N GPUs for H hours
     /// in a zone, from rated power (Green Algorithms) and the embodied table (per GPU model,
     /// with the published low–high range).
@@ -156,7 +172,7 @@ pub enum Command {
         /// Run time in hours.
         #[arg(long, value_parser = parse_positive, value_name = "H")]
         hours: f64,
-        /// Grid zone (ISO country) for the table's annual intensity; default WORLD.
+        /// Grid zone for the table's annual intensity (see `carbontop zones`); default WORLD.
         #[arg(long, value_name = "CODE")]
         zone: Option<String>,
         /// Fixed grid intensity in gCO2e/kWh instead of the zone's.
@@ -192,7 +208,10 @@ pub struct MeasureOpts {
     /// Stop after this long (e.g. 30s, 10m, 2h).
     #[arg(long, value_parser = parse_duration, value_name = "D")]
     pub duration: Option<Duration>,
-    /// Grid zone: ISO country (FR, FRA) or provider zone (US-CAL-CISO → US); default WORLD.
+    /// Grid zone: ISO country (FR, FRA), US state (US-CA), Canadian province (CA-QC), cloud
+    /// region (gcp:europe-west1, aws:us-east-1, azure:westeurope) or a provider's zone
+    /// (CAISO_NORTH, US-CAL-CISO: its state is the fallback); `carbontop zones` lists them;
+    /// default WORLD.
     #[arg(long, value_name = "CODE")]
     pub zone: Option<String>,
     /// Grid intensity provider: auto (GB zones → uk; an Electricity Maps token → emaps; else

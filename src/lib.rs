@@ -90,6 +90,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             memory_gib,
             json,
         }),
+        Command::Zones { filter, json } => zones(filter.as_deref(), json),
         Command::Report {
             files,
             emissions,
@@ -110,4 +111,24 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             project: &project,
         }),
     }
+}
+
+/// `carbontop zones [FILTER] [--json]`: exit 1 when nothing matches.
+fn zones(filter: Option<&str>, json: bool) -> Result<i32, AppError> {
+    use source::grid::table;
+    let (found, aliases) = (table::matching(filter), table::matching_aliases(filter));
+    let none = found.is_empty() && aliases.is_empty();
+    if json {
+        let text = serde_json::to_string_pretty(&table::listing_json(&found, &aliases))
+            .map_err(|e| AppError::Runtime(e.to_string()))?;
+        outln!("{text}")?;
+    } else if none {
+        errln!(
+            "carbontop: no zone matches {:?}",
+            filter.unwrap_or_default()
+        );
+    } else {
+        app::out(&table::listing_text(&found, &aliases))?;
+    }
+    Ok(if none { 1 } else { 0 })
 }

@@ -1,10 +1,11 @@
 //! The three providers' answer parsers (Electricity Maps, GB Carbon Intensity, WattTime): any
 //! body gives points or an error, never a panic, and every point they accept is a real slot
-//! with a grid's intensity. The first byte picks the parser.
+//! with a grid's intensity; and any `--zone` gives a place or a one-line error. The first byte
+//! picks the parser.
 #![no_main]
 
 use carbontop::source::grid::series::{MAX_G_PER_KWH, Point, Series};
-use carbontop::source::grid::{emaps, uk, watttime};
+use carbontop::source::grid::{emaps, table, uk, watttime};
 use libfuzzer_sys::fuzz_target;
 
 fn check(points: &[Point]) {
@@ -50,6 +51,16 @@ fuzz_target!(|data: &[u8]| {
         4 => {
             let _ = uk::parse_time(&body);
             let _ = uk::Target::from_zone(&body);
+            // Any --zone: a place, a fallback or a one-line error with suggestions.
+            match table::resolve(&body) {
+                Ok(r) => assert!(r.entry.g_per_kwh.is_finite()),
+                Err(e) => assert!(!e.to_string().contains('\n')),
+            }
+            let _ = table::place(&body, table::Names::WattTime);
+            let f = table::fallback_for(Some(&body), table::Names::Table);
+            assert!(f.entry.g_per_kwh.is_finite());
+            let (iso3, name) = table::country_of(&body);
+            assert!(!iso3.is_empty() && !name.is_empty());
         }
         5 => {
             if let Ok(v) = watttime::parse_moer(&body, "fuzz") {

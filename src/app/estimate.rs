@@ -28,22 +28,11 @@ pub fn run(o: &EstimateOpts<'_>) -> Result<i32, AppError> {
     let (g_per_kwh, grid) = match (o.intensity, o.zone) {
         (Some(g), _) => (g, format!("fixed {g} gCO2e/kWh (--intensity)")),
         (None, z) => {
-            let e = match z {
-                None => table::WORLD,
-                Some(z) => table::lookup(z).ok_or_else(|| {
-                    AppError::Usage(format!(
-                        "--zone {z}: not in the embedded intensity table (known: {}); or give --intensity G",
-                        table::known_codes()
-                    ))
-                })?,
+            let r = match z {
+                None => table::fallback_for(None, table::Names::Table),
+                Some(z) => table::resolve(z).map_err(|e| AppError::Usage(e.to_string()))?,
             };
-            (
-                e.g_per_kwh,
-                format!(
-                    "{} {} gCO2e/kWh ({} annual mean, OWID/Ember, CC BY 4.0)",
-                    e.code, e.g_per_kwh, e.year
-                ),
-            )
+            (r.entry.g_per_kwh, r.describe())
         }
     };
     let plan = Plan {

@@ -662,8 +662,7 @@ fn run_file(s: &Settings, job: Job<'_>, built: &Built, dir: Option<&std::path::P
     )
     .ok();
     let started = chrono::Utc::now();
-    let (country_iso_code, country_name) =
-        run_file::country_of(s.grid.zone.as_deref(), s.grid.intensity.is_some());
+    let ((country_iso_code, country_name), region) = run_file::place_of(&s.grid);
     let (mode, command) = match job {
         Job::Run(c) => ("run", c.to_vec()),
         Job::Record => ("record", vec![]),
@@ -683,7 +682,7 @@ fn run_file(s: &Settings, job: Job<'_>, built: &Built, dir: Option<&std::path::P
         zone: s.grid.zone.clone(),
         country_iso_code,
         country_name,
-        region: None,
+        region,
         intensity: built
             .facts
             .iter()

@@ -19,15 +19,16 @@ pub struct ReportOpts<'a> {
 }
 
 pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
-    let country = match o.zone {
+    let place = match o.zone {
         Some(z) => {
-            let e = table::lookup(z).ok_or_else(|| {
-                AppError::Usage(format!(
-                    "--zone {z}: unknown zone (known: {})",
-                    table::known_codes()
-                ))
-            })?;
-            Some((e.code3.to_owned(), e.name.to_owned()))
+            table::place(z, table::Names::Table)
+                .ok_or_else(|| AppError::Usage(table::unknown_zone(z).to_string()))?;
+            Some(crate::report::run_file::place_of(
+                &crate::source::grid::GridSettings {
+                    zone: Some(z.to_owned()),
+                    ..Default::default()
+                },
+            ))
         }
         None => None,
     };
@@ -67,9 +68,9 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
                     ..Default::default()
                 },
             };
-            if country.is_some() {
-                meta.country.clone_from(&country);
-                meta.region = None;
+            if let Some((country, region)) = &place {
+                meta.country = Some(country.clone());
+                meta.region.clone_from(region);
             }
             emissions::append(path, &r.file, &r.snapshot, &meta)
                 .map_err(|e| AppError::Usage(format!("--emissions {}: {e}", path.display())))?;

@@ -124,27 +124,39 @@ impl RunFile {
     }
 }
 
-/// The country columns of a zone: its country when the table knows it, the world's when there
-/// is no zone (the world mean prices the run), unknown otherwise (a fixed `--intensity`).
-pub fn country_of(zone: Option<&str>, fixed_intensity: bool) -> (String, String) {
+/// The place columns of the grid these settings price: (ISO alpha-3, country name) and the
+/// region (a US state or Canadian province, lower case as CodeCarbon writes it). The world
+/// mean is `WLD`/World; a fixed `--intensity` without a zone, or a zone placed nowhere, is
+/// `ZZZ`/Unknown — never a guessed country.
+pub fn place_of(g: &crate::source::grid::GridSettings) -> ((String, String), Option<String>) {
     use crate::report::emissions::{UNKNOWN_COUNTRY, WORLD_COUNTRY};
+    use crate::source::grid::table;
     let pair = |(c, n): (&str, &str)| (c.to_owned(), n.to_owned());
-    match zone {
-        None if fixed_intensity => pair(UNKNOWN_COUNTRY),
-        None => pair(WORLD_COUNTRY),
-        Some(z) => crate::source::grid::table::lookup(z)
-            .filter(|e| e.code3 != "WORLD")
-            .map_or_else(
-                || {
-                    if z.trim().eq_ignore_ascii_case("WORLD") {
-                        pair(WORLD_COUNTRY)
-                    } else {
-                        pair(UNKNOWN_COUNTRY)
-                    }
-                },
-                |e| (e.code3.to_owned(), e.name.to_owned()),
-            ),
+    if g.zone.is_none() && g.intensity.is_some() {
+        return (pair(UNKNOWN_COUNTRY), None);
     }
+    let (iso3, name) = g.country();
+    if iso3 != "WORLD" {
+        let region = g
+            .zone
+            .as_deref()
+            .and_then(|z| table::place(z, g.names()))
+            .and_then(|r| r.entry.region.clone())
+            .map(|r| r.to_lowercase());
+        return ((iso3, name), region);
+    }
+    let world = g
+        .zone
+        .as_deref()
+        .is_none_or(|z| z.trim().eq_ignore_ascii_case("WORLD"));
+    (
+        pair(if world {
+            WORLD_COUNTRY
+        } else {
+            UNKNOWN_COUNTRY
+        }),
+        None,
+    )
 }
 
 /// run.json's path for a samples.csv.

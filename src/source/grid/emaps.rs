@@ -163,6 +163,11 @@ impl Provider for Emaps {
         format!("Electricity Maps v3, {at} (lifecycle average, live)")
     }
 
+    /// Electricity Maps' default emission factors are life-cycle (`emissionFactorType=lifecycle`).
+    fn basis(&self) -> super::table::Basis {
+        super::table::Basis::LifeCycle
+    }
+
     fn cadence(&self) -> Duration {
         Duration::from_secs(3600)
     }

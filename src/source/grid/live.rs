@@ -26,10 +26,13 @@ const PUBLISH_LAG: TimeDelta = TimeDelta::seconds(90);
 /// Never more often than this on the provider's own cadence (unless --grid-poll says so).
 const MIN_POLL: Duration = Duration::from_secs(300);
 
-/// The fallback value: the table's annual mean for the zone.
+/// The fallback value: the table's annual mean for the zone's place.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fallback {
     pub g_per_kwh: f64,
+    /// Which row and basis, for the status line (`US-CA 179.1 g/kWh, combustion at the
+    /// plant`); empty says just "the table".
+    pub label: String,
 }
 
 /// What the poller has learnt; pure, driven by the times it is given.
@@ -107,10 +110,10 @@ impl LiveState {
         let kind = std::mem::discriminant(e);
         let new_kind = self.failure.is_none() || self.last_kind != Some(kind);
         if new_kind {
-            let hold = if self.series.is_empty() {
-                "using the table meanwhile"
-            } else {
-                "holding the last value (stale)"
+            let hold = match (self.series.is_empty(), self.fallback.label.as_str()) {
+                (true, "") => "using the table meanwhile".to_owned(),
+                (true, l) => format!("using the table ({l}) meanwhile"),
+                (false, _) => "holding the last value (stale)".to_owned(),
             };
             self.messages.push(format!(
                 "grid: {} failed: {msg}; {hold}, retrying",
@@ -381,7 +384,13 @@ mod tests {
 
     #[test]
     fn table_until_the_first_answer_then_live() {
-        let mut s = LiveState::new(SourceKind::GbCarbonIntensity, Fallback { g_per_kwh: 237.6 });
+        let mut s = LiveState::new(
+            SourceKind::GbCarbonIntensity,
+            Fallback {
+                g_per_kwh: 237.6,
+                label: String::new(),
+            },
+        );
         let i = s.intensity(t(12, 10));
         assert_eq!(
             (i.g_per_kwh.0, i.source.to_string().as_str()),
@@ -401,8 +410,34 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_before_any_answer_names_the_table_row_and_its_basis() {
+        let mut s = LiveState::new(
+            SourceKind::WattTimeMoer,
+            Fallback {
+                g_per_kwh: 179.1,
+                label: "US-CA 179.1 g/kWh, combustion at the plant".into(),
+            },
+        );
+        s.on_error(&FetchError::Malformed("x: not JSON".into()));
+        let m = s.take_messages();
+        assert!(
+            m[0].ends_with(
+                "using the table (US-CA 179.1 g/kWh, combustion at the plant) meanwhile, retrying"
+            ),
+            "{m:?}"
+        );
+        assert_eq!(s.intensity(t(12, 0)).g_per_kwh.0, 179.1);
+    }
+
+    #[test]
     fn faults_hold_stale_then_table_then_recover() {
-        let mut s = LiveState::new(SourceKind::ElectricityMaps, Fallback { g_per_kwh: 381.0 });
+        let mut s = LiveState::new(
+            SourceKind::ElectricityMaps,
+            Fallback {
+                g_per_kwh: 381.0,
+                label: String::new(),
+            },
+        );
         s.on_answer(t(12, 0), answer(vec![slot(12, 0, 300.0)]));
         assert!(s.take_messages().is_empty());
         s.on_error(&FetchError::Status {
@@ -445,7 +480,13 @@ mod tests {
 
     #[test]
     fn notes_are_said_once() {
-        let mut s = LiveState::new(SourceKind::ElectricityMaps, Fallback { g_per_kwh: 1.0 });
+        let mut s = LiveState::new(
+            SourceKind::ElectricityMaps,
+            Fallback {
+                g_per_kwh: 1.0,
+                label: String::new(),
+            },
+        );
         for _ in 0..3 {
             s.on_answer(
                 t(12, 0),
@@ -460,7 +501,13 @@ mod tests {
 
     #[test]
     fn polls_follow_the_data() {
-        let mut s = LiveState::new(SourceKind::GbCarbonIntensity, Fallback { g_per_kwh: 1.0 });
+        let mut s = LiveState::new(
+            SourceKind::GbCarbonIntensity,
+            Fallback {
+                g_per_kwh: 1.0,
+                label: String::new(),
+            },
+        );
         let cadence = Duration::from_secs(1800);
         // No data: the shortest regular wait.
         assert_eq!(s.next_poll(t(12, 0), cadence, None), MIN_POLL);
@@ -480,7 +527,13 @@ mod tests {
 
     #[test]
     fn view_holds_the_forecast_ahead() {
-        let mut s = LiveState::new(SourceKind::GbCarbonIntensity, Fallback { g_per_kwh: 1.0 });
+        let mut s = LiveState::new(
+            SourceKind::GbCarbonIntensity,
+            Fallback {
+                g_per_kwh: 1.0,
+                label: String::new(),
+            },
+        );
         s.on_answer(
             t(12, 0),
             answer(vec![slot(11, 0, 5.0), slot(12, 0, 1.0), slot(12, 30, 2.0)]),

@@ -57,6 +57,8 @@ pub trait Provider: Send {
     /// The `intensity_source` it writes (`emaps`, `uk`, `watttime-moer`).
     fn label(&self) -> SourceKind;
     fn describe(&self) -> String;
+    /// What its figures count (life-cycle, operational, marginal).
+    fn basis(&self) -> table::Basis;
     /// How often its data changes: it is never asked more often by default.
     fn cadence(&self) -> Duration;
     fn fetch(&mut self, http: &Http, now: DateTime<Utc>) -> Result<Answer, FetchError>;
@@ -69,12 +71,17 @@ pub enum GridError {
     /// `--provider` / `provider` names none.
     #[error("{0:?} is not a provider: use auto, emaps, uk, watttime or table")]
     UnknownProvider(String),
-    /// A zone the embedded table does not know.
+    /// A zone no embedded table knows, with the nearest ones.
     #[error(
-        "--zone {0}: not in the embedded intensity table (known: {known}); or give --intensity G",
-        known = table::known_codes()
+        "--zone {}: not a zone in the embedded intensity tables{}; `carbontop zones` lists \
+         them, or give --intensity G",
+        .zone.escape_debug(),
+        did_you_mean(.suggestions)
     )]
-    NotInTable(String),
+    NotInTable {
+        zone: String,
+        suggestions: Vec<String>,
+    },
     /// `--provider uk` with a zone outside GB.
     #[error("--zone {0}: not a GB zone for the GB Carbon Intensity API")]
     NotGb(String),
@@ -119,6 +126,14 @@ pub enum GridError {
     Poller(String),
 }
 
+fn did_you_mean(s: &[String]) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", s.join(", "))
+    }
+}
+
 /// `--provider`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProviderKind {
@@ -160,11 +175,33 @@ pub struct GridSettings {
 }
 
 impl GridSettings {
-    /// The zone as the screen and the metrics name it: upper case, WORLD when none is given.
+    /// The zone as the screen and the metrics name it: a table zone by its own code
+    /// (`gcp:europe-west1`, `FR` for `fra`), a provider's zone upper case, WORLD when none is
+    /// given.
     pub fn zone_label(&self) -> String {
-        self.zone
-            .as_deref()
-            .map_or("WORLD".into(), str::to_uppercase)
+        self.zone.as_deref().map_or("WORLD".into(), |z| {
+            table::lookup(z).map_or_else(|| z.trim().to_uppercase(), |e| e.zone.clone())
+        })
+    }
+
+    /// Whose zone names `--zone` is read in first: WattTime's for `--provider watttime`.
+    pub fn names(&self) -> table::Names {
+        match self.provider {
+            ProviderKind::WattTime => table::Names::WattTime,
+            _ => table::Names::Table,
+        }
+    }
+
+    /// The country of the grid these settings price, (ISO alpha-3, name), for emissions.csv:
+    /// the zone's (a US state's is USA), else WORLD's (no zone, or one placed nowhere). With
+    /// `--provider uk` and no zone, Great Britain's.
+    pub fn country(&self) -> (String, String) {
+        let (iso3, name) = match (self.zone.as_deref(), self.provider) {
+            (Some(z), _) => table::country_in(z, self.names()),
+            (None, ProviderKind::Uk) => table::country_of("GB"),
+            (None, _) => table::country_of("WORLD"),
+        };
+        (iso3.to_owned(), name.to_owned())
     }
 }
 
@@ -176,6 +213,16 @@ pub struct BuiltGrid {
     pub source: Box<dyn GridSource>,
     pub live: Option<live::GridHandle>,
     pub notices: Vec<String>,
+}
+
+/// Whether Electricity Maps may know the zone by this name: a country or Canadian province
+/// (its codes are ISO's) or a zone the tables do not have (`US-CAL-CISO`, `DK-DK2`). A US state
+/// (`US-CA`; its zones are balancing authorities), a cloud region or WORLD stays with the table
+/// under `--provider auto`.
+fn emaps_may_know(zone: &str) -> bool {
+    table::lookup(zone).is_none_or(|e| {
+        e.stands_in.is_none() && matches!(e.source, table::Source::Owid | table::Source::CanadaMix)
+    })
 }
 
 fn is_gb(zone: Option<&str>) -> bool {
@@ -199,16 +246,21 @@ pub fn build(g: &GridSettings) -> Result<BuiltGrid, GridError> {
     let kind = match g.provider {
         ProviderKind::Auto if is_gb(zone) => ProviderKind::Uk,
         ProviderKind::Auto
-            if g.emaps_token.is_some() && (zone.is_some() || g.lat_lon.is_some()) =>
+            if g.emaps_token.is_some()
+                && (zone.is_some_and(emaps_may_know) || g.lat_lon.is_some()) =>
         {
             ProviderKind::Emaps
         }
         ProviderKind::Auto => ProviderKind::Table,
         k => k,
     };
-    // The table answers for a zone it knows; live providers' zones it does not know fall back
-    // to the world mean.
-    let fallback_entry = zone.and_then(table::lookup).unwrap_or(table::WORLD);
+    // A live provider's fallback: its zone's place in the tables (a WattTime region or an
+    // Electricity Maps sub-zone in its US state or country), the world mean only when the zone
+    // fits nowhere; the GB API without a zone is Great Britain's.
+    let fallback = match (kind, zone) {
+        (ProviderKind::Uk, None) => table::fallback_for(Some("GB"), g.names()),
+        _ => table::fallback_for(zone, g.names()),
+    };
     let provider: Box<dyn Provider> = match kind {
         ProviderKind::Table | ProviderKind::Auto => {
             return Ok(BuiltGrid {
@@ -253,15 +305,20 @@ pub fn build(g: &GridSettings) -> Result<BuiltGrid, GridError> {
         .to_owned()
     });
     let http = Http::new(&base, TIMEOUT)?;
-    let fallback_desc = format!(
-        "{} {} gCO2e/kWh ({} annual mean, OWID/Ember)",
-        fallback_entry.code, fallback_entry.g_per_kwh, fallback_entry.year
-    );
+    let mut fallback_desc = fallback.describe();
+    if fallback.entry.basis != provider.basis() {
+        fallback_desc.push_str(&format!(
+            " [{}, not the provider's {} basis]",
+            fallback.entry.basis.label(),
+            provider.basis().label()
+        ));
+    }
     let src = live::LiveGrid::start(
         provider,
         http,
         live::Fallback {
-            g_per_kwh: fallback_entry.g_per_kwh,
+            g_per_kwh: fallback.entry.g_per_kwh,
+            label: fallback.entry.short(),
         },
         &fallback_desc,
         live::PollPlan { fixed: g.grid_poll },
@@ -287,6 +344,18 @@ mod tests {
         let b = build(&gs()).unwrap();
         assert!(b.live.is_none());
         assert!(b.source.describe().starts_with("table: WORLD"));
+        // A token and a zone Electricity Maps does not name so (a US state, a cloud region):
+        // the table.
+        for z in ["US-CA", "gcp:europe-west1", "aws:us-east-1", "WORLD"] {
+            let g = GridSettings {
+                zone: Some(z.into()),
+                emaps_token: Secret::new(Some("t".into())),
+                ..gs()
+            };
+            let b = build(&g).unwrap();
+            assert!(b.live.is_none(), "{z}");
+            assert!(b.source.describe().starts_with("table: "), "{z}");
+        }
         // A token but no zone: still the table.
         let g = GridSettings {
             emaps_token: Secret::new(Some("t".into())),
@@ -317,11 +386,112 @@ mod tests {
         };
         let b = build(&g).unwrap();
         assert!(b.source.describe().starts_with("Electricity Maps"));
+        // Its fallback is Germany's row, on the provider's own (life-cycle) basis.
+        let d = b.source.describe();
+        assert!(d.contains("table: DE Germany 380.9 gCO2e/kWh (2023"), "{d}");
+        assert!(!d.contains("not the provider's"), "{d}");
+        // Electricity Maps' own zones: a province by its ISO code; a US balancing authority,
+        // whose fallback is its state's eGRID figure, on another basis, and says so.
+        for (z, fallback) in [
+            ("CA-QC", "table: CA-QC Quebec 27.4"),
+            (
+                "US-CAL-CISO",
+                "table: US-CAL-CISO (California Independent System Operator) → US-CA California",
+            ),
+        ] {
+            let b = build(&GridSettings {
+                zone: Some(z.into()),
+                ..g.clone()
+            })
+            .unwrap();
+            let d = b.source.describe();
+            assert!(
+                d.starts_with(&format!("Electricity Maps v3, zone {z}")),
+                "{d}"
+            );
+            assert!(d.contains(fallback), "{d}");
+        }
+        let d = build(&GridSettings {
+            zone: Some("US-CAL-CISO".into()),
+            ..g
+        })
+        .unwrap()
+        .source
+        .describe();
         assert!(
-            b.source.describe().contains("DE 381"),
-            "{}",
-            b.source.describe()
+            d.ends_with("[combustion at the plant, not the provider's life-cycle basis]"),
+            "{d}"
         );
+    }
+
+    #[test]
+    fn live_fallbacks_are_the_zones_place_never_the_world_when_known() {
+        let g = GridSettings {
+            provider: ProviderKind::WattTime,
+            watttime_user: Some("u".into()),
+            watttime_password: Secret::new(Some("p".into())),
+            grid_url: Some("http://127.0.0.1:9".into()),
+            grid_poll: Some(Duration::from_secs(3600)),
+            ..gs()
+        };
+        for (z, want) in [
+            ("CAISO_NORTH", "→ US-CA California"),
+            ("ERCOT_WEST", "→ US-TX Texas"),
+            ("SC", "→ US-SC South Carolina"),
+            ("MISO_NOWHERE", "→ US United States"),
+        ] {
+            let b = build(&GridSettings {
+                zone: Some(z.into()),
+                ..g.clone()
+            })
+            .unwrap();
+            let d = b.source.describe();
+            assert!(
+                d.contains(&format!("table: {z} (")) && d.contains(want),
+                "{d}"
+            );
+            assert!(d.contains("not the provider's marginal basis"), "{d}");
+        }
+        // The GB API without a zone falls back to Great Britain, not the world.
+        let d = build(&GridSettings {
+            provider: ProviderKind::Uk,
+            grid_url: Some("http://127.0.0.1:9".into()),
+            grid_poll: Some(Duration::from_secs(3600)),
+            ..gs()
+        })
+        .unwrap()
+        .source
+        .describe();
+        assert!(d.contains("table: GB United Kingdom"), "{d}");
+        // Settings name the country emissions.csv writes.
+        let c = |zone: Option<&str>, provider| {
+            GridSettings {
+                zone: zone.map(Into::into),
+                provider,
+                ..gs()
+            }
+            .country()
+        };
+        let us = ("USA".to_owned(), "United States".to_owned());
+        assert_eq!(c(Some("SC"), ProviderKind::WattTime), us);
+        assert_eq!(c(Some("SC"), ProviderKind::Table).0, "SYC");
+        assert_eq!(c(Some("aws:us-east-1"), ProviderKind::Auto), us);
+        assert_eq!(
+            c(None, ProviderKind::Auto),
+            ("WORLD".into(), "World".into())
+        );
+        assert_eq!(c(None, ProviderKind::Uk).0, "GBR");
+        // The screen's label: a table zone by its own code.
+        let label = |z: &str| {
+            GridSettings {
+                zone: Some(z.into()),
+                ..gs()
+            }
+            .zone_label()
+        };
+        assert_eq!(label(" GCP:Europe-West1 "), "gcp:europe-west1");
+        assert_eq!(label("fra"), "FR");
+        assert_eq!(label("caiso_north"), "CAISO_NORTH");
     }
 
     #[test]
@@ -411,14 +581,39 @@ mod tests {
         })
         .err()
         .unwrap();
-        assert_eq!(e, GridError::NotInTable("XX".into()));
+        assert!(matches!(&e, GridError::NotInTable { zone, .. } if zone == "XX"));
         assert_eq!(
             e.to_string(),
             format!(
-                "--zone XX: not in the embedded intensity table (known: {}); or give --intensity G",
-                table::known_codes()
+                "--zone XX: not a zone in the embedded intensity tables (did you mean {}?); \
+                 `carbontop zones` lists them, or give --intensity G",
+                table::suggest("XX", 5).join(", ")
             )
         );
+        let e = build(&GridSettings {
+            zone: Some("gcp:europe-west7".into()),
+            ..gs()
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.starts_with(
+                "--zone gcp:europe-west7: not a zone in the embedded intensity tables (did you \
+                 mean gcp:europe-west1, gcp:europe-west2, gcp:europe-west3, gcp:europe-west4, \
+                 gcp:europe-west6?)"
+            ),
+            "{e}"
+        );
+        // One line, whatever was typed.
+        let e = build(&GridSettings {
+            zone: Some("a\nb".into()),
+            ..gs()
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(!e.contains('\n') && e.starts_with("--zone a\\nb:"), "{e}");
         assert_eq!(
             "bing".parse::<ProviderKind>().unwrap_err().to_string(),
             "\"bing\" is not a provider: use auto, emaps, uk, watttime or table"

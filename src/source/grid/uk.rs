@@ -176,6 +176,11 @@ impl Provider for Uk {
         format!("GB Carbon Intensity API (NESO, CC BY 4.0), {at}, half-hourly, live")
     }
 
+    /// NESO's factors count emissions at generation only (wind, solar and nuclear at zero): operational, not life-cycle.
+    fn basis(&self) -> super::table::Basis {
+        super::table::Basis::Operational
+    }
+
     fn cadence(&self) -> Duration {
         Duration::from_secs(1800)
     }

@@ -165,6 +165,11 @@ impl Provider for WattTime {
         )
     }
 
+    /// MOER: the marginal generator's rate, not an average.
+    fn basis(&self) -> super::table::Basis {
+        super::table::Basis::Marginal
+    }
+
     fn cadence(&self) -> Duration {
         Duration::from_secs(300)
     }
