@@ -3,8 +3,8 @@
 
 use crate::sample::{GpuReading, PowerReading};
 use crate::source::GpuSource;
-use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::{Device, Nvml};
 
 /// Static facts about one GPU, read once at start.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,17 +21,39 @@ pub struct GpuInfo {
 pub struct NvmlSource {
     nvml: Nvml,
     gpus: Vec<GpuInfo>,
-    warning: Option<String>,
+    /// Said at the next read: GPUs left out at start, GPUs lost or silent since.
+    warnings: Vec<String>,
     lost: Vec<bool>,
     /// Per GPU: the newest per-process utilisation sample seen (µs, NVML's clock), so each
     /// call asks only for the samples since.
     proc_seen_us: Vec<u64>,
 }
 
+/// Names the NVML library to load instead of `libnvidia-ml.so.1` from the loader's path: a
+/// driver installed elsewhere, or the tests' fake (tests/fake_nvml).
+pub const LIB_ENV: &str = "CARBONTOP_NVML_LIB";
+
+/// Opens NVML: the library `CARBONTOP_NVML_LIB` names, else `libnvidia-ml.so.1` (nvml-wrapper's
+/// default, found through the loader's path, so `LD_LIBRARY_PATH` works too).
+pub fn init() -> Result<Nvml, NvmlError> {
+    match std::env::var_os(LIB_ENV).filter(|p| !p.is_empty()) {
+        Some(path) => Nvml::builder().lib_path(&path).init(),
+        None => Nvml::init(),
+    }
+}
+
 /// One line saying why GPU power is not measured.
 pub fn explain(e: &NvmlError) -> String {
     match e {
-        NvmlError::LibloadingError(_) => "no NVIDIA driver: GPU power not measured".into(),
+        NvmlError::LibloadingError(why) => {
+            match std::env::var_os(LIB_ENV).filter(|p| !p.is_empty()) {
+                Some(path) => format!(
+                    "{LIB_ENV}={}: cannot load it ({why}): GPU power not measured",
+                    path.to_string_lossy()
+                ),
+                None => "no NVIDIA driver: GPU power not measured".into(),
+            }
+        }
         NvmlError::DriverNotLoaded => {
             "NVIDIA library present but the kernel driver is not loaded: GPU power not measured"
                 .into()
@@ -63,7 +85,7 @@ impl NvmlSource {
     /// Opens NVML and the selected GPUs (all when `only` is empty).
     pub fn open(only: &[u32]) -> Result<Self, NvmlOpenError> {
         let unavailable = |e: NvmlError| NvmlOpenError::Unavailable(explain(&e));
-        let nvml = Nvml::init().map_err(unavailable)?;
+        let nvml = init().map_err(unavailable)?;
         let count = nvml.device_count().map_err(unavailable)?;
         if count == 0 {
             return Err(NvmlOpenError::Unavailable(
@@ -73,14 +95,27 @@ impl NvmlSource {
         if let Some(&index) = only.iter().find(|&&i| i >= count) {
             return Err(NvmlOpenError::NoSuchIndex { index, count });
         }
-        let indices: Vec<u32> = if only.is_empty() {
-            (0..count).collect()
-        } else {
-            only.to_vec()
-        };
+        // Each GPU once, in the order asked (`--gpu-index 2,2` must not count GPU 2 twice).
+        let mut indices: Vec<u32> = Vec::new();
+        for &i in only {
+            if !indices.contains(&i) {
+                indices.push(i);
+            }
+        }
+        if indices.is_empty() {
+            indices = (0..count).collect();
+        }
         let mut gpus = Vec::new();
+        let mut skipped = Vec::new();
         for i in indices {
-            let d = nvml.device_by_index(i).map_err(unavailable)?;
+            // One GPU that fails (fallen off the bus before the run) leaves the others measured.
+            let d = match nvml.device_by_index(i) {
+                Ok(d) => d,
+                Err(e) => {
+                    skipped.push(format!("GPU {i} not measured: {e}"));
+                    continue;
+                }
+            };
             gpus.push(GpuInfo {
                 index: i,
                 name: d.name().unwrap_or_else(|_| format!("GPU {i}")),
@@ -93,12 +128,18 @@ impl NvmlSource {
                 has_energy_counter: d.total_energy_consumption().is_ok(),
             });
         }
+        if gpus.is_empty() {
+            return Err(NvmlOpenError::Unavailable(format!(
+                "{}: GPU power not measured",
+                skipped.join("; ")
+            )));
+        }
         let lost = vec![false; gpus.len()];
         Ok(Self {
             nvml,
             proc_seen_us: vec![0; gpus.len()],
             gpus,
-            warning: None,
+            warnings: skipped,
             lost,
         })
     }
@@ -108,50 +149,67 @@ impl NvmlSource {
     }
 }
 
+/// One GPU's readings this tick; every one optional (unknown is never 0). A GPU that fell off
+/// the bus (`GpuLost` from any query) is an error, so the caller says so.
+fn read_one(d: &Device<'_>, g: &GpuInfo) -> Result<GpuReading, NvmlError> {
+    fn opt<T>(r: Result<T, NvmlError>) -> Result<Option<T>, NvmlError> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(NvmlError::GpuLost) => Err(NvmlError::GpuLost),
+            Err(_) => Ok(None),
+        }
+    }
+    Ok(GpuReading {
+        index: g.index,
+        power: opt(d.power_usage())?
+            .map(|mw| PowerReading::Instant(crate::units::Watts(mw_to_w(mw)))),
+        energy_mj: if g.has_energy_counter {
+            opt(d.total_energy_consumption())?
+        } else {
+            None
+        },
+        util_pct: opt(d.utilization_rates())?.map(|u| f64::from(u.gpu)),
+        mem_used_mib: opt(d.memory_info())?.map(|m| m.used as f64 / (1u64 << 20) as f64),
+        cap_w: opt(d.power_management_limit())?.map(mw_to_w),
+        tree_share: None,
+    })
+}
+
 impl GpuSource for NvmlSource {
     fn read(&mut self) -> Vec<GpuReading> {
         let mut out = Vec::with_capacity(self.gpus.len());
         for (k, g) in self.gpus.iter().enumerate() {
-            let mut r = GpuReading {
-                index: g.index,
-                ..Default::default()
-            };
-            match self.nvml.device_by_index(g.index) {
-                Ok(d) => {
-                    r.power = d
-                        .power_usage()
-                        .ok()
-                        .map(|mw| PowerReading::Instant(crate::units::Watts(mw_to_w(mw))));
-                    r.energy_mj = if g.has_energy_counter {
-                        d.total_energy_consumption().ok()
+            let read = self
+                .nvml
+                .device_by_index(g.index)
+                .and_then(|d| read_one(&d, g));
+            match read {
+                Ok(r) => {
+                    if r.power.is_none() && r.energy_mj.is_none() {
+                        if !self.lost[k] {
+                            self.lost[k] = true;
+                            self.warnings
+                                .push(format!("GPU {} ({}) stopped answering", g.index, g.name));
+                        }
                     } else {
-                        None
-                    };
-                    r.util_pct = d.utilization_rates().ok().map(|u| f64::from(u.gpu));
-                    r.mem_used_mib = d
-                        .memory_info()
-                        .ok()
-                        .map(|m| m.used as f64 / (1u64 << 20) as f64);
-                    r.cap_w = d.power_management_limit().ok().map(mw_to_w);
-                    if r.power.is_none() && r.energy_mj.is_none() && !self.lost[k] {
-                        self.lost[k] = true;
-                        self.warning =
-                            Some(format!("GPU {} ({}) stopped answering", g.index, g.name));
-                    } else if r.power.is_some() {
                         self.lost[k] = false;
                     }
+                    out.push(r);
                 }
                 Err(e) => {
                     if !self.lost[k] {
                         self.lost[k] = true;
-                        self.warning = Some(format!(
+                        self.warnings.push(format!(
                             "GPU {} ({}) lost: {e}; its power is unknown from now",
                             g.index, g.name
                         ));
                     }
+                    out.push(GpuReading {
+                        index: g.index,
+                        ..Default::default()
+                    });
                 }
             }
-            out.push(r);
         }
         out
     }
@@ -203,8 +261,10 @@ impl GpuSource for NvmlSource {
         out
     }
 
+    /// Everything to say since the last call, on one line (two GPUs lost in one tick are
+    /// both said).
     fn take_warning(&mut self) -> Option<String> {
-        self.warning.take()
+        (!self.warnings.is_empty()).then(|| std::mem::take(&mut self.warnings).join("; "))
     }
 }
 
