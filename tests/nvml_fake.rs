@@ -435,25 +435,27 @@ fn wait_for_rows(
 }
 
 #[test]
-fn a_lost_gpu_is_said_once_its_energy_up_to_the_loss_kept_and_the_run_goes_on() {
+fn lost_gpus_are_said_once_their_energy_up_to_the_loss_kept_and_the_run_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    // GPU 1 falls off the bus when the test says (the file appears): every call about it
-    // answers NVML_ERROR_GPU_IS_LOST from then on.
-    let gone = dir.path().join("gpu1-gone");
+    // GPUs 1 and 2 fall off the bus together when the test says (the file appears): every
+    // call about them answers NVML_ERROR_GPU_IS_LOST from then on. The governor has moved
+    // every cap before.
+    let gone = dir.path().join("gone");
     let scenario = format!(
-        "gpus = 2\n[gpu.*]\npower_mw = \"0:150000\"\n[gpu.1]\nname = \"NVIDIA A100-SXM4-80GB\"\n\
-         lost_when_exists = \"{}\"\n",
-        gone.display()
-    );
+        "{CAPS}[gpu.1]\nname = \"NVIDIA A100-SXM4-80GB\"\nlost_when_exists = \"{g}\"\n\
+         [gpu.2]\nlost_when_exists = \"{g}\"\n",
+        g = gone.display()
+    )
+    .replace("gpus = 2", "gpus = 3");
     let Some(f) = FakeNvml::new(dir.path(), &scenario) else {
         return;
     };
     let samples = dir.path().join("r/samples.csv");
-    let mut child = through(&f, "record", dir.path())
-        .args(["--duration", "60s"])
+    let mut child = governed(&f, dir.path(), &["sleep", "60"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    wait_for_a_set(&f, dir.path(), &mut child);
     wait_for_rows(&samples, &mut child, "three rows", |_, rows| {
         rows.len() >= 3
     });
@@ -467,15 +469,43 @@ fn a_lost_gpu_is_said_once_its_energy_up_to_the_loss_kept_and_the_run_goes_on() 
             rows.iter().rev().take(3).all(|r| r[p1].is_empty())
         },
     );
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let pid = child.id();
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
     let o = child.wait_with_output().unwrap();
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    let told: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("carbontop: GPU 1 (NVIDIA A100-SXM4-80GB) lost"))
-        .collect();
-    assert_eq!(told.len(), 1, "said once: {err}");
+    assert_eq!(o.status.code(), Some(143), "{err}");
+    // Each loss said once as it happens (the two on one line when they come in one tick),
+    // and again only as the summary's last warning.
+    for gpu in [
+        "GPU 1 (NVIDIA A100-SXM4-80GB) lost",
+        "GPU 2 (NVIDIA A40) lost",
+    ] {
+        let said = err
+            .lines()
+            .filter(|l| l.starts_with("carbontop: ") && l.contains(gpu));
+        assert_eq!(said.count(), 1, "{gpu} said once: {err}");
+    }
+    // GPU 0's cap is back; the lost GPUs' could not be reached, and that is said.
+    assert_eq!(f.caps_mw()[0], 280_000, "{err}");
+    let last_set = |gpu| {
+        f.sets()
+            .iter()
+            .rev()
+            .find(|s| s.gpu == gpu)
+            .copied()
+            .unwrap()
+    };
+    assert_eq!(last_set(0).new_mw, 280_000);
+    assert_ne!(
+        last_set(1).new_mw,
+        280_000,
+        "GPU 1 was moved before it was lost"
+    );
+    assert!(
+        err.contains("carbontop: GPU 1: cannot restore the 280 W cap: GPU 1 is lost"),
+        "{err}"
+    );
+
     let (h, rows) = read_csv(&samples);
     let (p0, p1, e1) = (
         col(&h, "gpu0_power_w"),
@@ -496,6 +526,35 @@ fn a_lost_gpu_is_said_once_its_energy_up_to_the_loss_kept_and_the_run_goes_on() 
     for r in &rows[lost_at..] {
         assert!(near(num(&r[e1]), kept_j, 1e-9), "{r:?} vs {kept_j} J");
     }
+}
+
+#[test]
+fn a_gpu_lost_before_the_start_leaves_the_others_measured() {
+    let scenario =
+        "gpus = 3\n[gpu.*]\nname = \"Tesla V100-SXM2-32GB\"\n[gpu.1]\nlost_after_s = 0\n";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(f) = FakeNvml::new(dir.path(), scenario) else {
+        return;
+    };
+    let o = through(&f, "record", dir.path())
+        .args(["--duration", "0.5s"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("NVML (measured): 2 × Tesla V100-SXM2-32GB"),
+        "{err}"
+    );
+    let said = err
+        .lines()
+        .filter(|l| l.starts_with("carbontop: GPU 1 not measured: "));
+    assert_eq!(said.count(), 1, "{err}");
+    let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
+    assert!(!h.iter().any(|c| c.starts_with("gpu2_")), "{h:?}");
+    assert!(rows.iter().all(|r| !r[col(&h, "gpu1_power_w")].is_empty()));
+    // Read: NVML's GPUs 0 and 2, never 1.
+    assert!(f.served("power", 1).is_empty() && !f.served("power", 2).is_empty());
 }
 
 #[test]
@@ -570,7 +629,7 @@ power_mw = "0:72000"
         return;
     };
     let o = through(&f, "record", dir.path())
-        .args(["--duration", "0.5s", "--gpu-index", "2"])
+        .args(["--duration", "0.5s", "--gpu-index", "2,2"])
         .output()
         .unwrap();
     let err = stderr(&o);
@@ -579,8 +638,9 @@ power_mw = "0:72000"
     let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
     assert!(!h.iter().any(|c| c.starts_with("gpu1_")), "{h:?}");
     assert_eq!(rows[0][col(&h, "gpu0_power_w")], "72");
-    // Only GPU 2 was read.
-    assert!(f.served("power", 0).is_empty() && !f.served("power", 2).is_empty());
+    // Only GPU 2 was read, and once a tick.
+    assert!(f.served("power", 0).is_empty());
+    assert_eq!(f.served("power", 2).len(), rows.len());
 
     let o = through(&f, "record", &dir.path().join("x"))
         .args(["--duration", "0.5s", "--gpu-index", "4"])
