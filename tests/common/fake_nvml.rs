@@ -117,8 +117,20 @@ impl FakeNvml {
     }
 
     /// The scenario, state and log variables alone (for a test that loads the library another
-    /// way, e.g. `LD_LIBRARY_PATH`).
+    /// way, e.g. `LD_LIBRARY_PATH`). The variables that say which GPUs a job was given are
+    /// removed: they are about the machine running the tests, not the scenario's (a test sets
+    /// the ones it means after this).
     pub fn apply_env<'a>(&self, c: &'a mut Command) -> &'a mut Command {
+        for v in [
+            "CUDA_VISIBLE_DEVICES",
+            "CUDA_DEVICE_ORDER",
+            "SLURM_STEP_GPUS",
+            "SLURM_JOB_GPUS",
+            "GPU_DEVICE_ORDINAL",
+            "NVIDIA_VISIBLE_DEVICES",
+        ] {
+            c.env_remove(v);
+        }
         c.env("FAKE_NVML_SCENARIO", &self.scenario)
             .env("FAKE_NVML_STATE", &self.state)
             .env("FAKE_NVML_LOG", &self.log)

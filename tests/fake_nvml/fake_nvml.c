@@ -112,6 +112,7 @@ typedef struct {
 #define MAX_GPUS 64
 #define MAX_STEPS 128
 #define MAX_PROCS 32
+#define MAX_MIGS_PER_GPU 7
 #define NOT_AVAILABLE 0xFFFFFFFFu
 
 struct step {
@@ -128,6 +129,9 @@ struct proc {
 
 struct nvmlDevice_st {
     unsigned int index;
+    unsigned int minor; /* /dev/nvidiaN */
+    int nmigs;
+    char mig_uuids[MAX_MIGS_PER_GPU][96]; /* MIG devices on it (new-style MIG-<uuid>) */
     char name[96];
     char uuid[96];
     char pci_bus_id[32];
@@ -163,6 +167,8 @@ static nvmlReturn_t init_answer = NVML_SUCCESS;
 static char driver_version[80] = "550.54.15";
 static unsigned int ngpus = 1;
 static struct nvmlDevice_st devs[MAX_GPUS];
+/* MIG device handles: mig_devs[g * MAX_MIGS_PER_GPU + k] is MIG device k of GPU g. */
+static struct nvmlDevice_st mig_devs[MAX_GPUS * MAX_MIGS_PER_GPU];
 static long long t0_ns = -1;
 
 static void complain(const char *fmt, ...)
@@ -300,6 +306,7 @@ static void defaults(struct nvmlDevice_st *d, unsigned int i)
 {
     memset(d, 0, sizeof *d);
     d->index = i;
+    d->minor = i;
     snprintf(d->name, sizeof d->name, "NVIDIA A100-SXM4-40GB");
     snprintf(d->uuid, sizeof d->uuid, "GPU-00000000-0000-4000-8000-%012x", i);
     snprintf(d->pci_bus_id, sizeof d->pci_bus_id, "00000000:%02X:00.0", 0x10 + i);
@@ -329,6 +336,18 @@ static int gpu_key(struct nvmlDevice_st *d, const char *k, char *v)
         snprintf(d->uuid, sizeof d->uuid, "%s", v);
     else if (!strcmp(k, "pci_bus_id"))
         snprintf(d->pci_bus_id, sizeof d->pci_bus_id, "%s", v);
+    else if (!strcmp(k, "minor")) {
+        if (parse_uint(v, &n) || n > 0xFFFFFFFFull)
+            return -1;
+        d->minor = (unsigned int)n;
+    } else if (!strcmp(k, "mig_devices")) {
+        d->nmigs = 0;
+        for (char *tok = strtok(v, " \t,"); tok; tok = strtok(NULL, " \t,")) {
+            if (d->nmigs >= MAX_MIGS_PER_GPU)
+                return -1;
+            snprintf(d->mig_uuids[d->nmigs++], sizeof d->mig_uuids[0], "%s", tok);
+        }
+    }
     else if (!strcmp(k, "power_mw"))
         return strcmp(v, "not_supported") == 0 ? (d->power_answer = NVML_ERROR_NOT_SUPPORTED, 0)
                                                : parse_trace(v, d->power, &d->nsteps);
@@ -482,6 +501,13 @@ static int parse_scenario(void)
         devs[i].index = i;
         if (devs[i].cap_initial == 0)
             devs[i].cap_initial = devs[i].cap_default;
+        for (int k = 0; k < devs[i].nmigs; k++) {
+            struct nvmlDevice_st *m = &mig_devs[i * MAX_MIGS_PER_GPU + k];
+            memset(m, 0, sizeof *m);
+            m->index = i; /* its parent's */
+            m->lost_after = -1;
+            snprintf(m->uuid, sizeof m->uuid, "%s", devs[i].mig_uuids[k]);
+        }
     }
     return rc;
 }
@@ -799,13 +825,62 @@ EXPORT nvmlReturn_t nvmlDeviceGetHandleByUUID(const char *uuid, nvmlDevice_t *de
         LEAVE(NVML_ERROR_UNINITIALIZED);
     if (!uuid || !device)
         LEAVE(NVML_ERROR_INVALID_ARGUMENT);
-    for (unsigned int i = 0; i < ngpus; i++)
+    for (unsigned int i = 0; i < ngpus; i++) {
         if (strcmp(devs[i].uuid, uuid) == 0) {
             DEVICE(&devs[i]);
             *device = &devs[i];
             LEAVE(NVML_SUCCESS);
         }
+        for (int k = 0; k < devs[i].nmigs; k++)
+            if (strcmp(devs[i].mig_uuids[k], uuid) == 0) {
+                DEVICE(&devs[i]);
+                *device = &mig_devs[i * MAX_MIGS_PER_GPU + k];
+                LEAVE(NVML_SUCCESS);
+            }
+    }
     LEAVE(NVML_ERROR_NOT_FOUND);
+    EXIT();
+}
+
+/* The GPU a MIG handle is on; NULL when `d` is no MIG handle this library gave. */
+static struct nvmlDevice_st *mig_parent(nvmlDevice_t d)
+{
+    uintptr_t p = (uintptr_t)d, lo = (uintptr_t)mig_devs, hi = (uintptr_t)(mig_devs + MAX_GPUS * MAX_MIGS_PER_GPU);
+    if (p < lo || p >= hi || (p - lo) % sizeof mig_devs[0] != 0)
+        return NULL;
+    size_t k = (p - lo) / sizeof mig_devs[0];
+    if ((int)(k % MAX_MIGS_PER_GPU) >= devs[k / MAX_MIGS_PER_GPU].nmigs)
+        return NULL;
+    return &devs[k / MAX_MIGS_PER_GPU];
+}
+
+EXPORT nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t d, unsigned int *is_mig)
+{
+    ENTER();
+    if (refcount <= 0)
+        LEAVE(NVML_ERROR_UNINITIALIZED);
+    if (!is_mig)
+        LEAVE(NVML_ERROR_INVALID_ARGUMENT);
+    if (mig_parent(d)) {
+        *is_mig = 1;
+        LEAVE(NVML_SUCCESS);
+    }
+    DEVICE(d);
+    *is_mig = 0;
+    EXIT();
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t mig,
+                                                                 nvmlDevice_t *device)
+{
+    ENTER();
+    if (refcount <= 0)
+        LEAVE(NVML_ERROR_UNINITIALIZED);
+    struct nvmlDevice_st *parent = mig_parent(mig);
+    if (!parent || !device)
+        LEAVE(NVML_ERROR_INVALID_ARGUMENT);
+    DEVICE(parent);
+    *device = parent;
     EXIT();
 }
 
@@ -833,6 +908,16 @@ EXPORT nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t d, unsigned int *index)
     if (!index)
         LEAVE(NVML_ERROR_INVALID_ARGUMENT);
     *index = d->index;
+    EXIT();
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t d, unsigned int *minor)
+{
+    ENTER();
+    DEVICE(d);
+    if (!minor)
+        LEAVE(NVML_ERROR_INVALID_ARGUMENT);
+    *minor = d->minor;
     EXIT();
 }
 
