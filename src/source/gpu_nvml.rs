@@ -1,6 +1,10 @@
 //! GPU power, energy and state through NVML (nvml-wrapper, which dlopens `libnvidia-ml.so.1` at
 //! `Nvml::init()`: the binary builds and runs on machines without a driver).
 
+mod visible;
+
+pub use visible::{Ident, Pick};
+
 use crate::sample::{GpuReading, PowerReading};
 use crate::source::GpuSource;
 use nvml_wrapper::error::NvmlError;
@@ -18,9 +22,22 @@ pub struct GpuInfo {
     pub has_energy_counter: bool,
 }
 
+/// Which GPUs to open.
+#[derive(Clone, Copy)]
+pub enum Which<'a> {
+    /// Every GPU of the machine (`record`, `watch`, `serve`, `--all-gpus`).
+    All,
+    /// These NVML indices (`--gpu-index`).
+    Indices(&'a [u32]),
+    /// The GPUs the job was given, as its environment (read through this) says: `run -- CMD`.
+    Job(&'a dyn Fn(&str) -> Option<String>),
+}
+
 pub struct NvmlSource {
     nvml: Nvml,
     gpus: Vec<GpuInfo>,
+    /// Which GPUs are counted and why, when the environment narrowed them (or could not).
+    selection: Option<String>,
     /// Said at the next read: GPUs left out at start, GPUs lost or silent since.
     warnings: Vec<String>,
     lost: Vec<bool>,
@@ -82,8 +99,8 @@ fn mw_to_w(mw: u32) -> f64 {
 }
 
 impl NvmlSource {
-    /// Opens NVML and the selected GPUs (all when `only` is empty).
-    pub fn open(only: &[u32]) -> Result<Self, NvmlOpenError> {
+    /// Opens NVML and the GPUs `which` selects.
+    pub fn open(which: Which<'_>) -> Result<Self, NvmlOpenError> {
         let unavailable = |e: NvmlError| NvmlOpenError::Unavailable(explain(&e));
         let nvml = init().map_err(unavailable)?;
         let count = nvml.device_count().map_err(unavailable)?;
@@ -92,12 +109,29 @@ impl NvmlSource {
                 "NVIDIA driver found but no GPU: GPU power not measured".into(),
             ));
         }
-        if let Some(&index) = only.iter().find(|&&i| i >= count) {
-            return Err(NvmlOpenError::NoSuchIndex { index, count });
-        }
+        let (only, selection): (Vec<u32>, Option<String>) = match which {
+            Which::All => (vec![], None),
+            Which::Indices(only) => {
+                if let Some(&index) = only.iter().find(|&&i| i >= count) {
+                    return Err(NvmlOpenError::NoSuchIndex { index, count });
+                }
+                (only.to_vec(), None)
+            }
+            Which::Job(env) => {
+                let pick = job_pick(&nvml, count, env);
+                let said = visible::describe(&pick, count as usize);
+                match pick {
+                    Pick::Some { indices, .. } => (indices, said),
+                    Pick::Hidden { .. } => {
+                        return Err(NvmlOpenError::Unavailable(said.unwrap_or_default()));
+                    }
+                    Pick::All | Pick::Unknown { .. } => (vec![], said),
+                }
+            }
+        };
         // Each GPU once, in the order asked (`--gpu-index 2,2` must not count GPU 2 twice).
         let mut indices: Vec<u32> = Vec::new();
-        for &i in only {
+        for &i in &only {
             if !indices.contains(&i) {
                 indices.push(i);
             }
@@ -139,14 +173,53 @@ impl NvmlSource {
             nvml,
             proc_seen_us: vec![0; gpus.len()],
             gpus,
+            selection,
             warnings: skipped,
             lost,
         })
     }
 
+    /// Which GPUs are counted and why, when the job's environment narrowed them (or named
+    /// GPUs that could not be matched): for the screen and the summary.
+    pub fn selection(&self) -> Option<&str> {
+        self.selection.as_deref()
+    }
+
     pub fn info(&self) -> &[GpuInfo] {
         &self.gpus
     }
+}
+
+/// The job's GPUs among NVML's `count`, from its environment: NVML is asked for each GPU's
+/// identity only when a variable that decides is set.
+fn job_pick(nvml: &Nvml, count: u32, env: &dyn Fn(&str) -> Option<String>) -> Pick {
+    if visible::VARS.iter().all(|v| env(v).is_none()) {
+        return Pick::All;
+    }
+    let idents: Vec<Ident> = (0..count)
+        .filter_map(|i| {
+            let d = nvml.device_by_index(i).ok()?;
+            Some(Ident {
+                index: i,
+                name: d.name().unwrap_or_default(),
+                uuid: d.uuid().unwrap_or_default(),
+                pci: d.pci_info().ok().map(|p| (p.domain, p.bus, p.device)),
+                minor: d.minor_number().ok(),
+            })
+        })
+        .collect();
+    let mig = |uuid: &str| -> Result<Option<u32>, String> {
+        match nvml.device_by_uuid(uuid) {
+            Ok(m) => m
+                .mig_parent_device()
+                .and_then(|p| p.index())
+                .map(Some)
+                .map_err(|e| format!("NVML cannot say which GPU {uuid} is on ({e})")),
+            Err(NvmlError::NotFound | NvmlError::InvalidArg) => Ok(None),
+            Err(e) => Err(format!("NVML cannot look {uuid} up ({e})")),
+        }
+    };
+    visible::pick(env, &idents, &mig)
 }
 
 /// One GPU's readings this tick; every one optional (unknown is never 0). A GPU that fell off
