@@ -668,3 +668,124 @@ fn a_broken_scenario_fails_loudly() {
     );
     assert!(err.contains("GPU power not measured"), "{err}");
 }
+
+/// Eight A100s whose NVML order is not their PCI order (GPU 0 sits on the last bus), with
+/// distinct powers, so which GPUs were counted shows in the figures.
+const EIGHT: &str = r#"
+gpus = 8
+[gpu.*]
+name = "NVIDIA A100-SXM4-80GB"
+[gpu.0]
+pci_bus_id = "00000000:F0:00.0"
+power_mw = "0:100000"
+[gpu.1]
+power_mw = "0:110000"
+[gpu.2]
+power_mw = "0:120000"
+[gpu.3]
+power_mw = "0:130000"
+uuid = "GPU-3a3a3a3a-0000-4000-8000-000000000003"
+mig_devices = "MIG-5c5c5c5c-0000-4000-8000-000000000001"
+[gpu.4]
+power_mw = "0:140000"
+[gpu.5]
+power_mw = "0:150000"
+minor = 6
+[gpu.6]
+power_mw = "0:160000"
+minor = 5
+[gpu.7]
+power_mw = "0:170000"
+"#;
+
+/// `run -- sleep 0.3` on the eight GPUs with `vars` set (and every other deciding variable
+/// unset):
+/// stderr, and the first row's per-GPU powers (W).
+fn job_run(vars: &[(&str, &str)], extra: &[&str]) -> Option<(String, Vec<f64>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let f = FakeNvml::new(dir.path(), EIGHT)?;
+    let mut c = through(&f, "run", dir.path());
+    c.envs(vars.iter().copied());
+    let o = c.args(extra).args(["--", "sleep", "0.3"]).output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{vars:?}: {err}");
+    let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
+    let powers = (0..)
+        .map_while(|i| h.iter().position(|c| *c == format!("gpu{i}_power_w")))
+        .map(|c| num(&rows[0][c]))
+        .collect();
+    Some((err, powers))
+}
+
+#[test]
+fn run_counts_only_the_gpus_its_job_was_given() {
+    // CUDA's ordinal 3 in PCI order (NVML's GPU 0 is on the last bus) is NVML's GPU 4.
+    let Some((err, w)) = job_run(&[("CUDA_VISIBLE_DEVICES", "3")], &[]) else {
+        return;
+    };
+    assert_eq!(w, [140.0], "{err}");
+    let said = "GPU 4 of 8 counted, from CUDA_VISIBLE_DEVICES=3 (--all-gpus counts all 8)";
+    assert_eq!(
+        err.lines()
+            .filter(|l| *l == format!("carbontop: {said}"))
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("NVML (measured): 1 × NVIDIA A100-SXM4-80GB; energy counter on 1, power trapezoid on the rest; {said}")),
+        "the summary says it: {err}"
+    );
+
+    for (vars, want) in [
+        // A GPU UUID prefix, and a MIG device (its GPU counted).
+        (vec![("CUDA_VISIBLE_DEVICES", "GPU-3a3a3a3a")], vec![130.0]),
+        (
+            vec![(
+                "CUDA_VISIBLE_DEVICES",
+                "MIG-5c5c5c5c-0000-4000-8000-000000000001",
+            )],
+            vec![130.0],
+        ),
+        // SLURM's ids are /dev/nvidiaN: 5 is NVML's GPU 6; the step's narrower list wins.
+        (
+            vec![("SLURM_JOB_GPUS", "1,5"), ("SLURM_STEP_GPUS", "5")],
+            vec![160.0],
+        ),
+        // The container runtime's host indices are NVML's.
+        (vec![("NVIDIA_VISIBLE_DEVICES", "2,7")], vec![120.0, 170.0]),
+    ] {
+        let (err, w) = job_run(&vars, &[]).unwrap();
+        assert_eq!(w, want, "{vars:?}: {err}");
+    }
+
+    // --all-gpus and --gpu-index override the environment.
+    let (_, w) = job_run(&[("CUDA_VISIBLE_DEVICES", "3")], &["--all-gpus"]).unwrap();
+    assert_eq!(w.len(), 8);
+    let (_, w) = job_run(&[("CUDA_VISIBLE_DEVICES", "3")], &["--gpu-index", "1"]).unwrap();
+    assert_eq!(w, [110.0]);
+
+    // Hidden from the job: no GPU charged, said in one line.
+    let (err, w) = job_run(&[("CUDA_VISIBLE_DEVICES", "")], &[]).unwrap();
+    assert!(w.is_empty(), "{err}");
+    assert!(
+        err.contains("carbontop: no GPU counted: CUDA_VISIBLE_DEVICES= shows the job none (--all-gpus counts all 8)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn record_counts_the_machine_whatever_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(f) = FakeNvml::new(dir.path(), EIGHT) else {
+        return;
+    };
+    let o = through(&f, "record", dir.path())
+        .env("CUDA_VISIBLE_DEVICES", "3")
+        .args(["--duration", "0.3s"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("NVML (measured): 8 × "), "{err}");
+}
