@@ -32,7 +32,9 @@ fn align(rows: usize, served: usize, matches: impl Fn(usize, usize) -> bool) -> 
     assert!(served >= rows, "{served} readings served for {rows} rows");
     (0..=served - rows)
         .find(|&o| (0..rows).all(|k| matches(o, k)))
-        .unwrap_or_else(|| panic!("no alignment of {rows} rows with {served} readings"))
+        .unwrap_or_else(|| {
+            panic!("the {rows} rows follow none of the {served} readings served, at any offset")
+        })
 }
 
 fn near(a: f64, b: f64, abs: f64) -> bool {
