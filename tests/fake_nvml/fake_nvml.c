@@ -1182,7 +1182,10 @@ EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsi
 
 /*
  * One sample per process with a non-zero SM utilisation, stamped now (µs since the origin,
- * plus one so it is never 0); none newer than `last_seen` is NVML_ERROR_NOT_FOUND.
+ * plus one so it is never 0). As the driver does (seen on an H200, driver 580.159.04): a NULL
+ * buffer asks for the buffer's size, answered NVML_ERROR_INSUFFICIENT_SIZE with the most
+ * samples it may hold whatever there is; with a buffer, none newer than `last_seen` is
+ * NVML_ERROR_NOT_FOUND.
  */
 EXPORT nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t d,
                                                     nvmlProcessUtilizationSample_t *util,
@@ -1201,11 +1204,15 @@ EXPORT nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t d,
     for (int i = 0; i < m; i++)
         if (all[i].sm > 0 && stamp > last_seen)
             ps[n++] = all[i];
+    if (!util) {
+        *count = MAX_PROCS;
+        LEAVE(NVML_ERROR_INSUFFICIENT_SIZE);
+    }
     if (n == 0) {
         *count = 0;
         LEAVE(NVML_ERROR_NOT_FOUND);
     }
-    if (!util || *count < (unsigned int)n) {
+    if (*count < (unsigned int)n) {
         *count = (unsigned int)n;
         LEAVE(NVML_ERROR_INSUFFICIENT_SIZE);
     }
