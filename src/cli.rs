@@ -250,9 +250,14 @@ pub struct MeasureOpts {
     /// Network energy intensity, kWh per GB transferred.
     #[arg(long, value_parser = parse_non_negative, value_name = "KWH", allow_negative_numbers = true)]
     pub net_kwh_per_gb: Option<f64>,
-    /// Only these GPUs (comma-separated NVML indices); default all.
+    /// Only these GPUs (comma-separated NVML indices, as nvidia-smi numbers them). Default:
+    /// `run` counts the GPUs its job was given (CUDA_VISIBLE_DEVICES, SLURM_STEP_GPUS,
+    /// SLURM_JOB_GPUS, GPU_DEVICE_ORDINAL, NVIDIA_VISIBLE_DEVICES), the others every GPU.
     #[arg(long, value_delimiter = ',', value_name = "I")]
     pub gpu_index: Vec<u32>,
+    /// `run`: count every GPU of the machine, whatever the job was given.
+    #[arg(long, conflicts_with = "gpu_index")]
+    pub all_gpus: bool,
     /// Do not load NVML even when a driver is present.
     #[arg(long)]
     pub no_gpu: bool,

@@ -86,6 +86,8 @@ pub struct Settings {
     pub target_metric: Option<String>,
     pub metrics_file: Option<PathBuf>,
     pub gpu_index: Vec<u32>,
+    /// `run` counts every GPU, not only those its job was given.
+    pub all_gpus: bool,
     pub no_gpu: bool,
     pub simulate_gpus: Option<usize>,
     pub sim_state: Option<PathBuf>,
@@ -359,6 +361,7 @@ fn resolve_loaded(
             .map(|m| m.trim().to_ascii_lowercase()),
         target,
         gpu_index: cli_or_file(&cli.gpu_index, file.gpu_index),
+        all_gpus: cli.all_gpus,
         no_gpu: cli.no_gpu || file.no_gpu.unwrap_or(false),
         quiet: cli.quiet,
         headless: cli.headless,

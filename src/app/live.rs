@@ -21,7 +21,7 @@ use crate::report::samples::SamplesWriter;
 use crate::report::summary::{RunFacts, summary};
 use crate::source::cpu_estimate::CpuEstimate;
 use crate::source::cpu_rapl::{RaplSource, RaplUnavailable};
-use crate::source::gpu_nvml::{NvmlOpenError, NvmlSource};
+use crate::source::gpu_nvml::{NvmlOpenError, NvmlSource, Which};
 use crate::source::grid::live::GridHandle;
 use crate::source::host::HostFacts;
 use crate::source::mem::MemEstimate;
@@ -56,8 +56,9 @@ pub struct Built {
     pub caps: Result<Box<dyn PowerCap>, String>,
 }
 
-/// Chooses every source; notices about missing hardware are printed once here.
-pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
+/// Chooses every source; notices about missing hardware are printed once here. `run` counts
+/// only the GPUs its job was given (`source::gpu_nvml::Which::Job`).
+pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
     let mut facts = Vec::new();
     let mut notices = s.warnings.clone();
     // Bad grid settings are usage errors, found before any hardware is touched; a live
@@ -89,18 +90,28 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
         caps = Err("--no-gpu: GPUs are not watched".into());
         (None, vec![])
     } else {
-        match NvmlSource::open(&s.gpu_index) {
+        let env = |k: &str| std::env::var(k).ok();
+        let which = if !s.gpu_index.is_empty() {
+            Which::Indices(&s.gpu_index)
+        } else if run && !s.all_gpus {
+            Which::Job(&env)
+        } else {
+            Which::All
+        };
+        match NvmlSource::open(which) {
             Ok(src) => {
                 let info = src.info();
                 let counters = info.iter().filter(|g| g.has_energy_counter).count();
-                facts.push((
-                    "GPU".into(),
-                    format!(
-                        "NVML (measured): {} × {}; energy counter on {counters}, power trapezoid on the rest",
-                        info.len(),
-                        info.first().map(|g| g.name.as_str()).unwrap_or("GPU")
-                    ),
-                ));
+                let mut fact = format!(
+                    "NVML (measured): {} × {}; energy counter on {counters}, power trapezoid on the rest",
+                    info.len(),
+                    info.first().map(|g| g.name.as_str()).unwrap_or("GPU")
+                );
+                if let Some(why) = src.selection() {
+                    notices.push(why.to_owned());
+                    fact = format!("{fact}; {why}");
+                }
+                facts.push(("GPU".into(), fact));
                 caps = NvmlCap::open(info.iter().map(|g| g.index).collect())
                     .map(|c| Box::new(c) as Box<dyn PowerCap>)
                     .map_err(|e| e.to_string());
@@ -430,7 +441,7 @@ struct RunEnd {
 
 /// Chooses the sources, the caps, samples.csv, /metrics and the output; says the notices.
 fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sources), AppError> {
-    let mut built = build_sources(s)?;
+    let mut built = build_sources(s, matches!(job, Job::Run(_)))?;
     if let Job::Run(_) = job
         && let Some(n) = local_rank_notice(|k| std::env::var(k).ok())
     {

@@ -14,10 +14,12 @@ pub struct NvmlCap {
     indices: Vec<u32>,
 }
 
-fn map(e: NvmlError) -> CapError {
-    match e {
+/// NVML's answer about carbontop's GPU `gpu` as a `CapError`.
+fn map(gpu: usize) -> impl Fn(NvmlError) -> CapError {
+    move |e| match e {
         NvmlError::NoPermission => CapError::NoPermission,
         NvmlError::NotSupported => CapError::NotSupported,
+        NvmlError::GpuLost => CapError::Lost(gpu),
         other => CapError::Nvml(other.to_string()),
     }
 }
@@ -29,7 +31,7 @@ fn w(mw: u32) -> f64 {
 impl NvmlCap {
     /// Opens NVML (its own handle: NVML counts initialisations) for these GPU indices.
     pub fn open(indices: Vec<u32>) -> Result<Self, CapError> {
-        let nvml = Nvml::init()
+        let nvml = crate::source::gpu_nvml::init()
             .map_err(|e| CapError::Unavailable(crate::source::gpu_nvml::explain(&e)))?;
         Ok(Self { nvml, indices })
     }
@@ -48,9 +50,12 @@ impl PowerCap for NvmlCap {
     }
 
     fn limits(&self, gpu: usize) -> Result<CapLimits, CapError> {
-        let d = self.nvml.device_by_index(self.index(gpu)?).map_err(map)?;
-        let c = d.power_management_limit_constraints().map_err(map)?;
-        let default = d.power_management_limit_default().map_err(map)?;
+        let d = self
+            .nvml
+            .device_by_index(self.index(gpu)?)
+            .map_err(map(gpu))?;
+        let c = d.power_management_limit_constraints().map_err(map(gpu))?;
+        let default = d.power_management_limit_default().map_err(map(gpu))?;
         Ok(CapLimits {
             min_w: w(c.min_limit),
             max_w: w(c.max_limit),
@@ -59,13 +64,19 @@ impl PowerCap for NvmlCap {
     }
 
     fn get(&mut self, gpu: usize) -> Result<f64, CapError> {
-        let d = self.nvml.device_by_index(self.index(gpu)?).map_err(map)?;
-        d.power_management_limit().map(w).map_err(map)
+        let d = self
+            .nvml
+            .device_by_index(self.index(gpu)?)
+            .map_err(map(gpu))?;
+        d.power_management_limit().map(w).map_err(map(gpu))
     }
 
     fn set(&mut self, gpu: usize, watts: f64) -> Result<(), CapError> {
-        let mut d = self.nvml.device_by_index(self.index(gpu)?).map_err(map)?;
+        let mut d = self
+            .nvml
+            .device_by_index(self.index(gpu)?)
+            .map_err(map(gpu))?;
         let mw = (watts * 1000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32;
-        d.set_power_management_limit(mw).map_err(map)
+        d.set_power_management_limit(mw).map_err(map(gpu))
     }
 }

@@ -1,10 +1,14 @@
 //! GPU power, energy and state through NVML (nvml-wrapper, which dlopens `libnvidia-ml.so.1` at
 //! `Nvml::init()`: the binary builds and runs on machines without a driver).
 
+mod visible;
+
+pub use visible::{Ident, Pick};
+
 use crate::sample::{GpuReading, PowerReading};
 use crate::source::GpuSource;
-use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::{Device, Nvml};
 
 /// Static facts about one GPU, read once at start.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,20 +22,55 @@ pub struct GpuInfo {
     pub has_energy_counter: bool,
 }
 
+/// Which GPUs to open.
+#[derive(Clone, Copy)]
+pub enum Which<'a> {
+    /// Every GPU of the machine (`record`, `watch`, `serve`, `--all-gpus`).
+    All,
+    /// These NVML indices (`--gpu-index`).
+    Indices(&'a [u32]),
+    /// The GPUs the job was given, as its environment (read through this) says: `run -- CMD`.
+    Job(&'a dyn Fn(&str) -> Option<String>),
+}
+
 pub struct NvmlSource {
     nvml: Nvml,
     gpus: Vec<GpuInfo>,
-    warning: Option<String>,
+    /// Which GPUs are counted and why, when the environment narrowed them (or could not).
+    selection: Option<String>,
+    /// Said at the next read: GPUs left out at start, GPUs lost or silent since.
+    warnings: Vec<String>,
     lost: Vec<bool>,
     /// Per GPU: the newest per-process utilisation sample seen (µs, NVML's clock), so each
     /// call asks only for the samples since.
     proc_seen_us: Vec<u64>,
 }
 
+/// Names the NVML library to load instead of `libnvidia-ml.so.1` from the loader's path: a
+/// driver installed elsewhere, or the tests' fake (tests/fake_nvml).
+pub const LIB_ENV: &str = "CARBONTOP_NVML_LIB";
+
+/// Opens NVML: the library `CARBONTOP_NVML_LIB` names, else `libnvidia-ml.so.1` (nvml-wrapper's
+/// default, found through the loader's path, so `LD_LIBRARY_PATH` works too).
+pub fn init() -> Result<Nvml, NvmlError> {
+    match std::env::var_os(LIB_ENV).filter(|p| !p.is_empty()) {
+        Some(path) => Nvml::builder().lib_path(&path).init(),
+        None => Nvml::init(),
+    }
+}
+
 /// One line saying why GPU power is not measured.
 pub fn explain(e: &NvmlError) -> String {
     match e {
-        NvmlError::LibloadingError(_) => "no NVIDIA driver: GPU power not measured".into(),
+        NvmlError::LibloadingError(why) => {
+            match std::env::var_os(LIB_ENV).filter(|p| !p.is_empty()) {
+                Some(path) => format!(
+                    "{LIB_ENV}={}: cannot load it ({why}): GPU power not measured",
+                    path.to_string_lossy()
+                ),
+                None => "no NVIDIA driver: GPU power not measured".into(),
+            }
+        }
         NvmlError::DriverNotLoaded => {
             "NVIDIA library present but the kernel driver is not loaded: GPU power not measured"
                 .into()
@@ -60,27 +99,57 @@ fn mw_to_w(mw: u32) -> f64 {
 }
 
 impl NvmlSource {
-    /// Opens NVML and the selected GPUs (all when `only` is empty).
-    pub fn open(only: &[u32]) -> Result<Self, NvmlOpenError> {
+    /// Opens NVML and the GPUs `which` selects.
+    pub fn open(which: Which<'_>) -> Result<Self, NvmlOpenError> {
         let unavailable = |e: NvmlError| NvmlOpenError::Unavailable(explain(&e));
-        let nvml = Nvml::init().map_err(unavailable)?;
+        let nvml = init().map_err(unavailable)?;
         let count = nvml.device_count().map_err(unavailable)?;
         if count == 0 {
             return Err(NvmlOpenError::Unavailable(
                 "NVIDIA driver found but no GPU: GPU power not measured".into(),
             ));
         }
-        if let Some(&index) = only.iter().find(|&&i| i >= count) {
-            return Err(NvmlOpenError::NoSuchIndex { index, count });
-        }
-        let indices: Vec<u32> = if only.is_empty() {
-            (0..count).collect()
-        } else {
-            only.to_vec()
+        let (only, selection): (Vec<u32>, Option<String>) = match which {
+            Which::All => (vec![], None),
+            Which::Indices(only) => {
+                if let Some(&index) = only.iter().find(|&&i| i >= count) {
+                    return Err(NvmlOpenError::NoSuchIndex { index, count });
+                }
+                (only.to_vec(), None)
+            }
+            Which::Job(env) => {
+                let pick = job_pick(&nvml, count, env);
+                let said = visible::describe(&pick, count as usize);
+                match pick {
+                    Pick::Some { indices, .. } => (indices, said),
+                    Pick::Hidden { .. } => {
+                        return Err(NvmlOpenError::Unavailable(said.unwrap_or_default()));
+                    }
+                    Pick::All | Pick::Unknown { .. } => (vec![], said),
+                }
+            }
         };
+        // Each GPU once, in the order asked (`--gpu-index 2,2` must not count GPU 2 twice).
+        let mut indices: Vec<u32> = Vec::new();
+        for &i in &only {
+            if !indices.contains(&i) {
+                indices.push(i);
+            }
+        }
+        if indices.is_empty() {
+            indices = (0..count).collect();
+        }
         let mut gpus = Vec::new();
+        let mut skipped = Vec::new();
         for i in indices {
-            let d = nvml.device_by_index(i).map_err(unavailable)?;
+            // One GPU that fails (fallen off the bus before the run) leaves the others measured.
+            let d = match nvml.device_by_index(i) {
+                Ok(d) => d,
+                Err(e) => {
+                    skipped.push(format!("GPU {i} not measured: {e}"));
+                    continue;
+                }
+            };
             gpus.push(GpuInfo {
                 index: i,
                 name: d.name().unwrap_or_else(|_| format!("GPU {i}")),
@@ -93,14 +162,27 @@ impl NvmlSource {
                 has_energy_counter: d.total_energy_consumption().is_ok(),
             });
         }
+        if gpus.is_empty() {
+            return Err(NvmlOpenError::Unavailable(format!(
+                "{}: GPU power not measured",
+                skipped.join("; ")
+            )));
+        }
         let lost = vec![false; gpus.len()];
         Ok(Self {
             nvml,
             proc_seen_us: vec![0; gpus.len()],
             gpus,
-            warning: None,
+            selection,
+            warnings: skipped,
             lost,
         })
+    }
+
+    /// Which GPUs are counted and why, when the job's environment narrowed them (or named
+    /// GPUs that could not be matched): for the screen and the summary.
+    pub fn selection(&self) -> Option<&str> {
+        self.selection.as_deref()
     }
 
     pub fn info(&self) -> &[GpuInfo] {
@@ -108,50 +190,99 @@ impl NvmlSource {
     }
 }
 
+/// The job's GPUs among NVML's `count`, from its environment: NVML is asked for each GPU's
+/// identity only when a variable that decides is set.
+fn job_pick(nvml: &Nvml, count: u32, env: &dyn Fn(&str) -> Option<String>) -> Pick {
+    if visible::VARS.iter().all(|v| env(v).is_none()) {
+        return Pick::All;
+    }
+    let idents: Vec<Ident> = (0..count)
+        .filter_map(|i| {
+            let d = nvml.device_by_index(i).ok()?;
+            Some(Ident {
+                index: i,
+                name: d.name().unwrap_or_default(),
+                uuid: d.uuid().unwrap_or_default(),
+                pci: d.pci_info().ok().map(|p| (p.domain, p.bus, p.device)),
+                minor: d.minor_number().ok(),
+            })
+        })
+        .collect();
+    let mig = |uuid: &str| -> Result<Option<u32>, String> {
+        match nvml.device_by_uuid(uuid) {
+            Ok(m) => m
+                .mig_parent_device()
+                .and_then(|p| p.index())
+                .map(Some)
+                .map_err(|e| format!("NVML cannot say which GPU {uuid} is on ({e})")),
+            Err(NvmlError::NotFound | NvmlError::InvalidArg) => Ok(None),
+            Err(e) => Err(format!("NVML cannot look {uuid} up ({e})")),
+        }
+    };
+    visible::pick(env, &idents, &mig)
+}
+
+/// One GPU's readings this tick; every one optional (unknown is never 0). A GPU that fell off
+/// the bus (`GpuLost` from any query) is an error, so the caller says so.
+fn read_one(d: &Device<'_>, g: &GpuInfo) -> Result<GpuReading, NvmlError> {
+    fn opt<T>(r: Result<T, NvmlError>) -> Result<Option<T>, NvmlError> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(NvmlError::GpuLost) => Err(NvmlError::GpuLost),
+            Err(_) => Ok(None),
+        }
+    }
+    Ok(GpuReading {
+        index: g.index,
+        power: opt(d.power_usage())?
+            .map(|mw| PowerReading::Instant(crate::units::Watts(mw_to_w(mw)))),
+        energy_mj: if g.has_energy_counter {
+            opt(d.total_energy_consumption())?
+        } else {
+            None
+        },
+        util_pct: opt(d.utilization_rates())?.map(|u| f64::from(u.gpu)),
+        mem_used_mib: opt(d.memory_info())?.map(|m| m.used as f64 / (1u64 << 20) as f64),
+        cap_w: opt(d.power_management_limit())?.map(mw_to_w),
+        tree_share: None,
+    })
+}
+
 impl GpuSource for NvmlSource {
     fn read(&mut self) -> Vec<GpuReading> {
         let mut out = Vec::with_capacity(self.gpus.len());
         for (k, g) in self.gpus.iter().enumerate() {
-            let mut r = GpuReading {
-                index: g.index,
-                ..Default::default()
-            };
-            match self.nvml.device_by_index(g.index) {
-                Ok(d) => {
-                    r.power = d
-                        .power_usage()
-                        .ok()
-                        .map(|mw| PowerReading::Instant(crate::units::Watts(mw_to_w(mw))));
-                    r.energy_mj = if g.has_energy_counter {
-                        d.total_energy_consumption().ok()
+            let read = self
+                .nvml
+                .device_by_index(g.index)
+                .and_then(|d| read_one(&d, g));
+            match read {
+                Ok(r) => {
+                    if r.power.is_none() && r.energy_mj.is_none() {
+                        if !self.lost[k] {
+                            self.lost[k] = true;
+                            self.warnings
+                                .push(format!("GPU {} ({}) stopped answering", g.index, g.name));
+                        }
                     } else {
-                        None
-                    };
-                    r.util_pct = d.utilization_rates().ok().map(|u| f64::from(u.gpu));
-                    r.mem_used_mib = d
-                        .memory_info()
-                        .ok()
-                        .map(|m| m.used as f64 / (1u64 << 20) as f64);
-                    r.cap_w = d.power_management_limit().ok().map(mw_to_w);
-                    if r.power.is_none() && r.energy_mj.is_none() && !self.lost[k] {
-                        self.lost[k] = true;
-                        self.warning =
-                            Some(format!("GPU {} ({}) stopped answering", g.index, g.name));
-                    } else if r.power.is_some() {
                         self.lost[k] = false;
                     }
+                    out.push(r);
                 }
                 Err(e) => {
                     if !self.lost[k] {
                         self.lost[k] = true;
-                        self.warning = Some(format!(
+                        self.warnings.push(format!(
                             "GPU {} ({}) lost: {e}; its power is unknown from now",
                             g.index, g.name
                         ));
                     }
+                    out.push(GpuReading {
+                        index: g.index,
+                        ..Default::default()
+                    });
                 }
             }
-            out.push(r);
         }
         out
     }
@@ -203,8 +334,10 @@ impl GpuSource for NvmlSource {
         out
     }
 
+    /// Everything to say since the last call, on one line (two GPUs lost in one tick are
+    /// both said).
     fn take_warning(&mut self) -> Option<String> {
-        self.warning.take()
+        (!self.warnings.is_empty()).then(|| std::mem::take(&mut self.warnings).join("; "))
     }
 }
 

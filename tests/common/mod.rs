@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 pub mod fake_api;
+pub mod fake_nvml;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ pub fn bin() -> Command {
     c.env("XDG_CONFIG_HOME", "/nonexistent-carbontop-test")
         .env_remove("CARBONTOP_CONFIG")
         .env_remove("CARBONTOP_SYSFS_ROOT")
+        .env_remove("CARBONTOP_NVML_LIB")
         .env_remove("ELECTRICITYMAPS_API_KEY")
         .env_remove("WATTTIME_USERNAME")
         .env_remove("WATTTIME_PASSWORD");
