@@ -244,6 +244,8 @@ fn read_one(d: &Device<'_>, g: &GpuInfo) -> Result<GpuReading, NvmlError> {
         util_pct: opt(d.utilization_rates())?.map(|u| f64::from(u.gpu)),
         mem_used_mib: opt(d.memory_info())?.map(|m| m.used as f64 / (1u64 << 20) as f64),
         cap_w: opt(d.power_management_limit())?.map(mw_to_w),
+        sm_clock_mhz: opt(d.clock_info(nvml_wrapper::enum_wrappers::device::Clock::SM))?
+            .map(f64::from),
         tree_share: None,
     })
 }

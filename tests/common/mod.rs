@@ -353,14 +353,14 @@ pub fn field(line: &str, k: &str) -> f64 {
 
 /// Whether a test that needs something outside the project (a system package, root, a Python
 /// package) can run: true when `have`; else it says why in one line and the test skips, unless
-/// `CARBONTOP_CI_STRICT` is set (`.ci/run` sets it), where a skip is a failure: CI never passes
-/// by skipping.
+/// `CI` or `CARBONTOP_CI_STRICT` is set (`.ci/run` sets the latter; see `fake_nvml::strict`),
+/// where a skip is a failure: CI never passes by skipping.
 pub fn need(what: &str, have: bool) -> bool {
     if have {
         return true;
     }
-    if std::env::var_os("CARBONTOP_CI_STRICT").is_some_and(|v| !v.is_empty()) {
-        panic!("CARBONTOP_CI_STRICT is set and this test needs {what}");
+    if fake_nvml::strict() {
+        panic!("CI or CARBONTOP_CI_STRICT is set and this test needs {what}");
     }
     eprintln!("skipped: needs {what}");
     false

@@ -147,6 +147,8 @@ struct nvmlDevice_st {
     nvmlReturn_t set_answer;
     nvmlReturn_t util_answer;
     unsigned int util_gpu, util_mem;
+    nvmlReturn_t clock_answer;
+    unsigned long long sm_clock_mhz;
     unsigned long long mem_total_mib, mem_used_mib;
     double lost_after; /* < 0: never */
     char lost_file[512]; /* lost once this file exists (a test decides when) */
@@ -319,6 +321,7 @@ static void defaults(struct nvmlDevice_st *d, unsigned int i)
     d->cap_initial = 0; /* the default */
     d->util_gpu = 50;
     d->util_mem = 20;
+    d->sm_clock_mhz = 1410;
     d->mem_total_mib = 40960;
     d->mem_used_mib = 1024;
     d->lost_after = -1;
@@ -376,7 +379,11 @@ static int gpu_key(struct nvmlDevice_st *d, const char *k, char *v)
         if (parse_uint(v, &n) || n > 100)
             return -1;
         *(!strcmp(k, "util_gpu") ? &d->util_gpu : &d->util_mem) = (unsigned int)n;
-    } else if (!strcmp(k, "mem_total_mib"))
+    } else if (!strcmp(k, "clock"))
+        return parse_answer(v, &d->clock_answer);
+    else if (!strcmp(k, "sm_clock_mhz"))
+        return parse_uint(v, &d->sm_clock_mhz);
+    else if (!strcmp(k, "mem_total_mib"))
         return parse_uint(v, &d->mem_total_mib);
     else if (!strcmp(k, "mem_used_mib"))
         return parse_uint(v, &d->mem_used_mib);
@@ -994,6 +1001,21 @@ EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilizatio
         LEAVE(d->util_answer);
     u->gpu = d->util_gpu;
     u->memory = d->util_mem;
+    EXIT();
+}
+
+/* nvmlClockType_t: NVML_CLOCK_GRAPHICS 0, NVML_CLOCK_SM 1, NVML_CLOCK_MEM 2, NVML_CLOCK_VIDEO 3. */
+EXPORT nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t d, int type, unsigned int *clock)
+{
+    ENTER();
+    DEVICE(d);
+    if (!clock || type < 0 || type > 3)
+        LEAVE(NVML_ERROR_INVALID_ARGUMENT);
+    if (d->clock_answer != NVML_SUCCESS)
+        LEAVE(d->clock_answer);
+    if (type != 1)
+        LEAVE(NVML_ERROR_NOT_SUPPORTED);
+    *clock = (unsigned int)d->sm_clock_mhz;
     EXIT();
 }
 
