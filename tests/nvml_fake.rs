@@ -341,6 +341,12 @@ fn a_refused_cap_says_why_once_and_monitoring_goes_on() {
         assert_eq!(o.status.code(), Some(0), "{answer}: {err}");
         let told = err.lines().filter(|l| *l == format!("carbontop: {said}"));
         assert_eq!(told.count(), 1, "{answer}: said once: {err}");
+        // And in the summary, which a --quiet run prints too.
+        assert!(
+            err.lines()
+                .any(|l| l.trim_start().starts_with("note") && l.ends_with(said)),
+            "{answer}: in the summary: {err}"
+        );
         let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
         assert!(rows.len() >= 5, "{answer}: {err}");
         // Nothing was changed, and the GPUs were measured throughout.

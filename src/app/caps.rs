@@ -18,7 +18,8 @@ pub struct CapSide {
     step_w: f64,
     /// Savings of governors switched off earlier in the run.
     past: Savings,
-    /// The last governor's "not enough signal" reason, if it ended blind.
+    /// Why the last governor ended without savings to show: "not enough signal", or stopped by
+    /// a refused cap (said in the summary, which a --quiet run still prints).
     past_blind: Option<String>,
 }
 
@@ -167,7 +168,10 @@ impl CapSide {
             Ok(_) => Some(format!("governor: {reason}")),
             Err(e) => {
                 self.stop_governor();
-                Some(format!("governor stopped: {e}"))
+                let msg = format!("governor stopped: {e}");
+                // Said again in the summary: a --quiet run shows no notes while it runs.
+                self.past_blind = Some(msg.clone());
+                Some(msg)
             }
         }
     }
@@ -230,7 +234,10 @@ impl CapSide {
         let mut notes = Vec::new();
         let s = self.past;
         if let Some(why) = &self.past_blind {
-            notes.push(format!("governor (η={}): {why}", self.cfg.eta));
+            notes.push(match why.strip_prefix("governor stopped: ") {
+                Some(_) => why.clone(),
+                None => format!("governor (η={}): {why}", self.cfg.eta),
+            });
         }
         if s.uncapped_time_s > 0.0 {
             notes.push(format!(
