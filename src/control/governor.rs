@@ -552,6 +552,17 @@ mod tests {
     use super::*;
     use crate::control::sim::Curve;
 
+    /// A governor for one A40 (100–300 W) with 1 s to settle and 2 s windows.
+    fn quick_governor(eta: f64) -> Governor {
+        let cfg = GovernorConfig {
+            eta,
+            warmup_s: 1.0,
+            measure_s: 2.0,
+            ..Default::default()
+        };
+        Governor::new(cfg, 100.0, 300.0)
+    }
+
     /// Scripted seconds by which every cap is profiled (9 caps × ~20 s at ~5.6 steps/s).
     const PROFILED_BY: f64 = 400.0;
 
@@ -559,13 +570,7 @@ mod tests {
     /// caps it asks for are applied at once. Returns (caps over time, governor).
     fn drive(eta: f64, intensity: impl Fn(f64) -> f64, secs: f64) -> (Vec<(f64, f64)>, Governor) {
         let curve = Curve::a40();
-        let cfg = GovernorConfig {
-            eta,
-            warmup_s: 1.0,
-            measure_s: 2.0,
-            ..Default::default()
-        };
-        let mut g = Governor::new(cfg, 100.0, 300.0);
+        let mut g = quick_governor(eta);
         let (mut t, mut steps, mut cap) = (0.0, 0.0, 300.0);
         let mut caps = Vec::new();
         while t <= secs {
@@ -700,13 +705,7 @@ mod tests {
                 rng ^= rng >> 27;
                 (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
             };
-            let cfg = GovernorConfig {
-                eta: 1.0,
-                warmup_s: 1.0,
-                measure_s: 2.0,
-                ..Default::default()
-            };
-            let mut g = Governor::new(cfg, 100.0, 300.0);
+            let mut g = quick_governor(1.0);
             let (mut t, mut steps, mut cap) = (0.0, 0.0_f64, 300.0);
             while t < PROFILED_BY + 300.0 {
                 let o = Obs {
@@ -743,13 +742,7 @@ mod tests {
     fn without_steps_utilisation_alone_is_not_enough_signal_but_times_the_clock_is() {
         let curve = Curve::a40();
         for clock in [false, true] {
-            let cfg = GovernorConfig {
-                eta: 1.0,
-                warmup_s: 1.0,
-                measure_s: 2.0,
-                ..Default::default()
-            };
-            let mut g = Governor::new(cfg, 100.0, 300.0);
+            let mut g = quick_governor(1.0);
             let (mut t, mut cap) = (0.0, 300.0);
             while t < PROFILED_BY {
                 let o = Obs {
@@ -791,13 +784,7 @@ mod tests {
     #[test]
     fn throughput_drift_profiles_again() {
         let curve = Curve::a40();
-        let cfg = GovernorConfig {
-            eta: 1.0,
-            warmup_s: 1.0,
-            measure_s: 2.0,
-            ..Default::default()
-        };
-        let mut g = Governor::new(cfg, 100.0, 300.0);
+        let mut g = quick_governor(1.0);
         let (mut t, mut steps, mut cap) = (0.0, 0.0, 300.0);
         while t < PROFILED_BY + 150.0 {
             // After the profile the job becomes twice as slow (a new phase, another model).
