@@ -120,7 +120,8 @@ pub fn build_sources(s: &Settings) -> Result<Built, AppError> {
             } else {
                 format!("CPU power is an estimate: {why}")
             });
-            let est = CpuEstimate::new(s.cpu_tdp, why.to_string()).map_err(AppError::Runtime)?;
+            let est = CpuEstimate::new(s.cpu_tdp, why.to_string(), &s.sysfs_root)
+                .map_err(AppError::Runtime)?;
             (Box::new(est), true)
         }
     };

@@ -16,8 +16,12 @@ pub const NETWORK_KWH_PER_GB_LOW: f64 = 0.001;
 /// CPU power without RAPL: TDP × (IDLE + (1 − IDLE) × load³). CodeCarbon 3.x CPU load model
 /// (as summarised in DESIGN.md §5).
 pub const CPU_IDLE_SHARE: f64 = 0.1;
-/// CodeCarbon 3.x: a CPU model missing from the TDP table is counted at 4 W per hardware thread.
+/// CodeCarbon 3.x: a CPU model missing from the TDP table is counted at 4 W per hardware thread
+/// (`DEFAULT_POWER_PER_CORE = 4` in `codecarbon/core/cpu.py`, × `psutil.cpu_count()`).
 pub const CPU_UNKNOWN_W_PER_THREAD: f64 = 4.0;
+/// CodeCarbon 3.x's constant mode (no utilisation available): half the TDP
+/// (`CONSUMPTION_PERCENTAGE_CONSTANT = 0.5`, `codecarbon/external/hardware.py`). Used for the band.
+pub const CPU_CONSTANT_SHARE: f64 = 0.5;
 
 /// World-average lifecycle grid intensity, gCO2e/kWh: Ember, Global Electricity Review 2023
 /// (2022 data), as published by Our World in Data (CC BY 4.0). CodeCarbon uses 475 (IEA 2019).
@@ -202,6 +206,21 @@ pub fn memory_power_w(bytes: u64, w_per_gib: f64) -> f64 {
     bytes as f64 / (1u64 << 30) as f64 * w_per_gib
 }
 
+/// The band of the CPU estimate at machine load `load` (0–1), as factors of
+/// [`cpu_estimate_power_w`]'s value: the spread of CodeCarbon's own CPU models for the same TDP
+/// and load — its 3.x curve 0.1 + 0.9 × load³, its linear model max(load, 0.1)
+/// (`CPU._calculate_power_from_cpu_load`, the 2.x load model) and its constant mode 0.5 —
+/// with the low end scaled by `tdp_low_factor` (≤ 1: a lower TDP that is as plausible, e.g. a
+/// VM's own threads at 4 W each instead of the host CPU's whole TDP).
+pub fn cpu_estimate_band(load: f64, tdp_low_factor: f64) -> (f64, f64) {
+    let load = load.clamp(0.0, 1.0);
+    let curve = CPU_IDLE_SHARE + (1.0 - CPU_IDLE_SHARE) * load.powi(3);
+    let models = [curve, load.max(CPU_IDLE_SHARE), CPU_CONSTANT_SHARE];
+    let lo = models.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = models.iter().copied().fold(0.0, f64::max);
+    (lo / curve * tdp_low_factor.clamp(0.0, 1.0), hi / curve)
+}
+
 /// Energy (J) to move `bytes` over the network at `kwh_per_gb`.
 pub fn network_energy_j(bytes: u64, kwh_per_gb: f64) -> f64 {
     bytes as f64 / BYTES_PER_GB * kwh_per_gb * J_PER_KWH
@@ -268,6 +287,18 @@ mod tests {
         // A server alone has one figure: no band.
         assert_eq!(machine_embodied::<&str>(&[], 1).band_factors(), None);
         assert_eq!(EmbodiedKg::exact(0.0).band_factors(), None);
+    }
+
+    #[test]
+    fn cpu_band_spans_codecarbons_models() {
+        // Full load: the curve and the linear model say TDP, constant mode half of it.
+        assert_eq!(cpu_estimate_band(1.0, 1.0), (0.5, 1.0));
+        // Idle: the curve's 10 % is the lowest; constant mode's 50 % is 5× it.
+        let (lo, hi) = cpu_estimate_band(0.0, 1.0);
+        assert!((lo - 1.0).abs() < 1e-12 && (hi - 5.0).abs() < 1e-12);
+        // Half load: curve 0.2125, linear 0.5, constant 0.5.
+        let (lo, hi) = cpu_estimate_band(0.5, 0.25);
+        assert!((lo - 0.25).abs() < 1e-12 && (hi - 0.5 / 0.2125).abs() < 1e-12);
     }
 
     #[test]

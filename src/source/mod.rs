@@ -45,6 +45,13 @@ pub trait CpuSource: Send {
     fn take_warning(&mut self) -> Option<String> {
         None
     }
+    /// The estimate's low–high band as factors of the power `read` last returned: the true
+    /// figure plausibly lies between `low × P` and `high × P` (DESIGN.md §5, "Bands"). It may
+    /// change with the load, so take it after each `read`. `None` for a measured source
+    /// (RAPL) and before the first figure.
+    fn band(&self) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// Memory power.
