@@ -57,7 +57,17 @@ pub trait CpuSource: Send {
 /// Memory power.
 pub trait MemSource: Send {
     fn read(&mut self) -> Option<PowerReading>;
+    /// How the figure is obtained, e.g. "RAPL DRAM (measured)" or the estimate's modules.
     fn describe(&self) -> String;
+    /// A problem seen while reading (a RAPL counter gone unreadable), reported once.
+    fn take_warning(&mut self) -> Option<String> {
+        None
+    }
+    /// The estimate's low–high band as factors of the power `read` returns (see
+    /// [`CpuSource::band`]); `None` for a measured source (RAPL DRAM).
+    fn band(&self) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// Network traffic since start.
