@@ -24,7 +24,6 @@ use crate::source::cpu_rapl::{RaplSource, RaplUnavailable};
 use crate::source::gpu_nvml::{NvmlOpenError, NvmlSource, Which};
 use crate::source::grid::live::GridHandle;
 use crate::source::host::HostFacts;
-use crate::source::mem::MemEstimate;
 use crate::source::net::{NetError, SysinfoNet};
 use crate::source::progress::Parser;
 use crate::source::sampler::{self, Sampler, SamplerHandle, Sources};
@@ -139,14 +138,21 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
             } else {
                 format!("CPU power is an estimate: {why}")
             });
-            let est = CpuEstimate::new(s.cpu_tdp, why.to_string()).map_err(AppError::Runtime)?;
+            let est = CpuEstimate::new(s.cpu_tdp, why.to_string(), &s.sysfs_root)
+                .map_err(AppError::Runtime)?;
             (Box::new(est), true)
         }
     };
     facts.push(("CPU".into(), cpu.describe()));
 
-    let mem = MemEstimate::detect(s.memory_w_per_gib).map_err(AppError::Runtime)?;
-    facts.push(("memory".into(), crate::source::MemSource::describe(&mem)));
+    let proc_root = std::path::Path::new("/proc");
+    let (mem, _) = crate::source::mem::detect(
+        &s.sysfs_root,
+        proc_root,
+        crate::source::cpu_estimate::is_vm(proc_root),
+    )
+    .map_err(AppError::Runtime)?;
+    facts.push(("memory".into(), mem.describe()));
 
     let net = SysinfoNet::new(&s.net_iface, &s.sysfs_root).map_err(|e| match e {
         NetError::NoSuchInterface { .. } => AppError::Usage(e.to_string()),
@@ -192,7 +198,7 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
         sources: Sources {
             gpu,
             cpu: Some(cpu),
-            mem: Some(Box::new(mem)),
+            mem: Some(mem),
             net: Some(Box::new(net)),
             grid: grid.source,
         },

@@ -1,10 +1,30 @@
 //! Every constant the engine uses, with its source (DESIGN.md §5, "Constants to start from").
 //! Config and command-line flags may override the ones marked "overridable".
 
-/// Memory power per GiB installed (overridable). Green Algorithms (Lannelongue, Grealey & Inouye,
-/// "Green Algorithms: Quantifying the Carbon Footprint of Computation", Adv. Sci. 2021):
-/// 0.3725 W per GB of memory.
+/// Memory power per GiB, for memory a job *requested* (the pre-run estimate; DESIGN.md §5 keeps it
+/// off a machine's installed memory). Green Algorithms (Lannelongue, Grealey & Inouye, "Green
+/// Algorithms: Quantifying the Carbon Footprint of Computation", Adv. Sci. 2021): 0.3725 W per GB.
 pub const MEMORY_W_PER_GIB: f64 = 0.3725;
+
+/// Power of one memory module (DIMM) on x86, W. CodeCarbon 3.x `RAM_SLOT_POWER_X86 = 5`
+/// (`codecarbon/external/ram.py`; methodology: "5 Watts for each RAM slot").
+pub const DIMM_W_X86: f64 = 5.0;
+/// Power of one memory module on ARM, W (CodeCarbon 3.x `_calculate_ram_power`: 1.5 W, "ARM
+/// systems typically use lower power memory").
+pub const DIMM_W_ARM: f64 = 1.5;
+/// CodeCarbon 3.x's floor on the size heuristic's memory power: two x86 DIMMs (10 W) or 3 W on ARM.
+pub const MEMORY_MIN_W_X86: f64 = 2.0 * DIMM_W_X86;
+/// See [`MEMORY_MIN_W_X86`].
+pub const MEMORY_MIN_W_ARM: f64 = 3.0;
+/// Low end of the measured power of one DDR4 module under load, W: Tom's Hardware, "Intel Core
+/// i7-5960X (Haswell-E) review: Measuring DDR4 power consumption" (2014): 4 GB DDR4-2133 and
+/// DDR4-2666 modules at 1.49–1.52 W each (8 GB: 2.98–3.06 W).
+pub const DIMM_W_LOW: f64 = 1.5;
+/// High end of the measured power of one module under full load, W: TecChannel/ChannelPartner,
+/// "Xeon-Server optimal konfigurieren" (Asus RS700-E6, SPECpower_ssj2008 at 100 %): twelve 4 GB
+/// DDR3 RDIMMs drew 32 W more than six, 5.3 W per module. No measured figure was found for
+/// high-capacity DDR4/DDR5 LRDIMMs or 3DS RDIMMs, which may draw more.
+pub const DIMM_W_HIGH: f64 = 32.0 / 6.0;
 
 /// Network energy intensity in kWh per GB transferred (overridable with `--net-kwh-per-gb`).
 /// CUMULATOR (Trébaol, EPFL 2020), after the Shift Project's 1-byte model:
@@ -16,8 +36,12 @@ pub const NETWORK_KWH_PER_GB_LOW: f64 = 0.001;
 /// CPU power without RAPL: TDP × (IDLE + (1 − IDLE) × load³). CodeCarbon 3.x CPU load model
 /// (as summarised in DESIGN.md §5).
 pub const CPU_IDLE_SHARE: f64 = 0.1;
-/// CodeCarbon 3.x: a CPU model missing from the TDP table is counted at 4 W per hardware thread.
+/// CodeCarbon 3.x: a CPU model missing from the TDP table is counted at 4 W per hardware thread
+/// (`DEFAULT_POWER_PER_CORE = 4` in `codecarbon/core/cpu.py`, × `psutil.cpu_count()`).
 pub const CPU_UNKNOWN_W_PER_THREAD: f64 = 4.0;
+/// CodeCarbon 3.x's constant mode (no utilisation available): half the TDP
+/// (`CONSUMPTION_PERCENTAGE_CONSTANT = 0.5`, `codecarbon/external/hardware.py`). Used for the band.
+pub const CPU_CONSTANT_SHARE: f64 = 0.5;
 
 /// World-average life-cycle grid intensity, gCO2e/kWh: Ember, Global Electricity Review 2023
 /// (2022 data), as published by Our World in Data (CC BY 4.0); the same basis as the embedded
@@ -209,9 +233,62 @@ pub fn unknown_cpu_tdp_w(threads: usize) -> f64 {
     CPU_UNKNOWN_W_PER_THREAD * threads.max(1) as f64
 }
 
-/// Memory power estimate (W) for `bytes` installed (Green Algorithms).
+/// Memory power estimate (W) for `bytes` of memory at `w_per_gib` (Green Algorithms; for memory
+/// a job requested, not a machine's installed memory).
 pub fn memory_power_w(bytes: u64, w_per_gib: f64) -> f64 {
     bytes as f64 / (1u64 << 30) as f64 * w_per_gib
+}
+
+/// The band of the CPU estimate at machine load `load` (0–1), as factors of
+/// [`cpu_estimate_power_w`]'s value: the spread of CodeCarbon's own CPU models for the same TDP
+/// and load — its 3.x curve 0.1 + 0.9 × load³, its linear model max(load, 0.1)
+/// (`CPU._calculate_power_from_cpu_load`, the 2.x load model) and its constant mode 0.5 —
+/// with the low end scaled by `tdp_low_factor` (≤ 1: a lower TDP that is as plausible, e.g. a
+/// VM's own threads at 4 W each instead of the host CPU's whole TDP).
+pub fn cpu_estimate_band(load: f64, tdp_low_factor: f64) -> (f64, f64) {
+    let load = load.clamp(0.0, 1.0);
+    let curve = CPU_IDLE_SHARE + (1.0 - CPU_IDLE_SHARE) * load.powi(3);
+    let models = [curve, load.max(CPU_IDLE_SHARE), CPU_CONSTANT_SHARE];
+    let lo = models.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = models.iter().copied().fold(0.0, f64::max);
+    (lo / curve * tdp_low_factor.clamp(0.0, 1.0), hi / curve)
+}
+
+/// CodeCarbon 3.x's guess of the number of memory modules from the memory size in GiB
+/// (`RAM._estimate_dimm_count`, `codecarbon/external/ram.py`), reproduced exactly, its jumps
+/// included (192 GiB → 12 modules but 256 GiB → 8, as 256/8 fits 32 GiB modules):
+/// ≤ 2 GiB: 1; ≤ 16: 2; ≤ 64: 4; ≤ 128: 8; above, ⌈size / s⌉ capped at 32 for the largest
+/// common module size s ∈ {128, 64, 32, 16, 8, 4} GiB with s ≤ size / 8.
+pub fn dimm_count_from_size(gib: f64) -> usize {
+    if gib <= 2.0 {
+        1
+    } else if gib <= 16.0 {
+        2
+    } else if gib <= 64.0 {
+        4
+    } else if gib <= 128.0 {
+        8
+    } else {
+        [128.0, 64.0, 32.0, 16.0, 8.0, 4.0]
+            .iter()
+            .find(|&&s| s <= gib / 8.0)
+            .map_or(8, |&s| ((gib / s).ceil() as usize).min(32))
+    }
+}
+
+/// Memory power (W) of `dimms` modules at `w_per_dimm` each, with CodeCarbon 3.x's taper
+/// (`RAM._calculate_ram_power`): full power for the first 4 modules, 90 % for the 5th–8th, 80 %
+/// for the 9th–16th, 70 % beyond.
+pub fn memory_modules_power_w(dimms: usize, w_per_dimm: f64) -> f64 {
+    let tiers = [(4, 1.0), (4, 0.9), (8, 0.8), (usize::MAX, 0.7)];
+    let mut left = dimms;
+    let mut w = 0.0;
+    for (n, share) in tiers {
+        let k = left.min(n);
+        w += k as f64 * w_per_dimm * share;
+        left -= k;
+    }
+    w
 }
 
 /// Energy (J) to move `bytes` over the network at `kwh_per_gb`.
@@ -246,6 +323,7 @@ mod tests {
         // 1 GB at 0.06894 kWh/GB = 248,184 J.
         assert!((network_energy_j(1_000_000_000, NETWORK_KWH_PER_GB) - 248_184.0).abs() < 1e-6);
         assert_eq!(unknown_cpu_tdp_w(2), 8.0);
+        assert!((DIMM_W_HIGH - 5.333_333_333_333_333).abs() < 1e-12);
         assert_eq!(pue_preset("AWS"), Some(1.2));
         assert_eq!(pue_preset("nowhere"), None);
     }
@@ -280,6 +358,56 @@ mod tests {
         // A server alone has one figure: no band.
         assert_eq!(machine_embodied::<&str>(&[], 1).band_factors(), None);
         assert_eq!(EmbodiedKg::exact(0.0).band_factors(), None);
+    }
+
+    #[test]
+    fn memory_modules_as_codecarbon_counts_them() {
+        // CodeCarbon 3.3.2's RAM()._estimate_dimm_count and _calculate_ram_power (x86), run on
+        // these sizes: (GiB, modules, W).
+        let cc = [
+            (1.0, 1, 10.0),
+            (2.0, 1, 10.0),
+            (3.8, 2, 10.0),
+            (8.0, 2, 10.0),
+            (15.6, 2, 10.0),
+            (16.0, 2, 10.0),
+            (23.54, 4, 20.0),
+            (32.0, 4, 20.0),
+            (64.0, 4, 20.0),
+            (96.0, 8, 38.0),
+            (128.0, 8, 38.0),
+            (192.0, 12, 54.0),
+            (256.0, 8, 38.0),
+            (384.0, 12, 54.0),
+            (512.0, 8, 38.0),
+            (768.0, 12, 54.0),
+            (1024.0, 8, 38.0),
+            (1536.0, 12, 54.0),
+            (2048.0, 16, 70.0),
+            (4096.0, 32, 126.0),
+        ];
+        for (gib, n, w) in cc {
+            assert_eq!(dimm_count_from_size(gib), n, "{gib} GiB");
+            let got = memory_modules_power_w(n, DIMM_W_X86).max(MEMORY_MIN_W_X86);
+            assert!(
+                (got - w).abs() < 1e-9,
+                "{gib} GiB: {got} W, CodeCarbon {w} W"
+            );
+        }
+        assert_eq!(memory_modules_power_w(0, DIMM_W_X86), 0.0);
+        assert!((memory_modules_power_w(40, 1.0) - (4.0 + 3.6 + 6.4 + 24.0 * 0.7)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cpu_band_spans_codecarbons_models() {
+        // Full load: the curve and the linear model say TDP, constant mode half of it.
+        assert_eq!(cpu_estimate_band(1.0, 1.0), (0.5, 1.0));
+        // Idle: the curve's 10 % is the lowest; constant mode's 50 % is 5× it.
+        let (lo, hi) = cpu_estimate_band(0.0, 1.0);
+        assert!((lo - 1.0).abs() < 1e-12 && (hi - 5.0).abs() < 1e-12);
+        // Half load: curve 0.2125, linear 0.5, constant 0.5.
+        let (lo, hi) = cpu_estimate_band(0.5, 0.25);
+        assert!((lo - 0.25).abs() < 1e-12 && (hi - 0.5 / 0.2125).abs() < 1e-12);
     }
 
     #[test]

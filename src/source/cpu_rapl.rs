@@ -3,8 +3,10 @@
 //! `<sysfs>/class/powercap/intel-rapl:N/{name,energy_uj,max_energy_range_uj}`; `name` is
 //! `package-N` (or `psys`). Only top-level package zones are read: sub-zones (`intel-rapl:N:M`,
 //! core/uncore/dram) are inside or beside their package and adding them would count twice, and
-//! `psys` covers the whole platform including the packages. AMD Zen exposes the same names
-//! (kernel ≥ 5.11). Wrap-around is handled by the engine.
+//! `psys` covers the whole platform including the packages. A `dram` zone (a sub-zone, or
+//! top-level on some platforms) is memory: `mem::RaplDram` reads it, so DRAM energy is counted
+//! once, as memory. AMD Zen exposes the same names (kernel ≥ 5.11). Wrap-around is handled by
+//! the engine.
 
 use crate::sample::{CpuReading, RaplCounter};
 use crate::source::CpuSource;

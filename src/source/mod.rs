@@ -46,12 +46,29 @@ pub trait CpuSource: Send {
     fn take_warning(&mut self) -> Option<String> {
         None
     }
+    /// The estimate's low–high band as factors of the power `read` last returned: the true
+    /// figure plausibly lies between `low × P` and `high × P` (DESIGN.md §5, "Bands"). It may
+    /// change with the load, so take it after each `read`. `None` for a measured source
+    /// (RAPL) and before the first figure.
+    fn band(&self) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// Memory power.
 pub trait MemSource: Send {
     fn read(&mut self) -> Option<PowerReading>;
+    /// How the figure is obtained, e.g. "RAPL DRAM (measured)" or the estimate's modules.
     fn describe(&self) -> String;
+    /// A problem seen while reading (a RAPL counter gone unreadable), reported once.
+    fn take_warning(&mut self) -> Option<String> {
+        None
+    }
+    /// The estimate's low–high band as factors of the power `read` returns (see
+    /// [`CpuSource::band`]); `None` for a measured source (RAPL DRAM).
+    fn band(&self) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// Network traffic since start.
