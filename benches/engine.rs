@@ -66,6 +66,7 @@ fn sample(k: u64) -> Sample {
             metrics: vec![("f1".into(), 0.5)],
         },
         process: None,
+        bands: Default::default(),
     }
 }
 

@@ -8,8 +8,11 @@ use std::time::Duration;
 
 const AFTER_HELP: &str = "\
 Constants (DESIGN.md §5; override where a flag exists):
-  CPU without RAPL   TDP × (0.1 + 0.9 × load³); unknown model 4 W/thread   CodeCarbon 3.x
-  memory             0.3725 W per GiB installed                           Green Algorithms
+  CPU without RAPL   TDP × sockets × (0.1 + 0.9 × load³); TDP from         CodeCarbon 3.x
+                     CodeCarbon 3.3.2's 4,918-CPU table, its matching;
+                     unknown model 4 W/thread
+  memory             RAPL DRAM, else 5 W per module (SMBIOS count or the  CodeCarbon 3.x
+                     size heuristic), band 1.5–5.3 W per module
   network            0.06894 kWh/GB (published range 0.001–0.069)         CUMULATOR / Shift Project
   grid (offline)     annual mean by zone, with year and basis: `carbontop zones`
                      213 countries (life-cycle)                           OWID / Ember, CC BY 4.0
@@ -310,7 +313,8 @@ pub struct MeasureOpts {
     /// The governor's knob: 0 = pure speed, 1 = least energy per step; default 0.5.
     #[arg(long, value_parser = parse_unit, value_name = "X", allow_negative_numbers = true)]
     pub eta: Option<f64>,
-    /// How long the governor measures each candidate cap (plus half as long to settle).
+    /// How long the governor measures each candidate cap at least (plus half as long to
+    /// settle); longer, up to ten times or a minute, until its throughput is known to ±2%.
     #[arg(long, value_parser = parse_duration, value_name = "D")]
     pub governor_profile: Option<Duration>,
     /// How far `+`/`-` move a cap, in W (default 10).

@@ -324,7 +324,14 @@ fn resolve_loaded(
     let basis = basis_settings(cli, &file, &p)?;
     let target = target_setting(cli, &file, &p)?;
     let grid = grid_settings(cli, &file, &p)?;
-    let warnings = secret_warnings(&file, &p);
+    let mut warnings = secret_warnings(&file, &p);
+    if file.memory_w_per_gib.is_some() {
+        warnings.push(format!(
+            "config {}: key `memory_w_per_gib` is no longer used: memory is RAPL's DRAM \
+             counter, else 5 W per module (CodeCarbon 3.x); remove the key",
+            p.display()
+        ));
+    }
     let gov = governor_settings(cli, &file, &p)?;
     Ok(Settings {
         simulate_gpus: cli.simulate_gpus.map(usize::from),

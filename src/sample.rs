@@ -273,6 +273,16 @@ pub struct Sample {
     pub progress: Progress,
     /// `run -- CMD`: the command's process tree against the machine.
     pub process: Option<ProcessCpu>,
+    /// The estimates' bands at this tick, as factors of their point values.
+    pub bands: EstimateBands,
+}
+
+/// An estimated component's low and high ends as factors of the power it reported this tick
+/// (`CpuSource::band`, `MemSource::band`); None: measured, or no band known.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EstimateBands {
+    pub cpu: Option<(f64, f64)>,
+    pub mem: Option<(f64, f64)>,
 }
 
 #[cfg(test)]

@@ -371,6 +371,7 @@ mod tests {
                 }),
                 progress: src.progress().unwrap_or_default(),
                 process: None,
+                bands: Default::default(),
             };
             let ev = Event::Sample {
                 sample: Box::new(sample),

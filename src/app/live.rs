@@ -67,6 +67,8 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
 
     // GPUs and their caps: simulated, NVML, or none (and why, for the cap keys).
     let caps: Result<Box<dyn PowerCap>, String>;
+    // GPUs the server has (NVML's count), for the embodied share; the simulated ones are all.
+    let mut gpus_on_server = 0;
     let (gpu, gpu_models): (Option<Box<dyn GpuSource>>, Vec<String>) = if let Some(n) =
         s.simulate_gpus
     {
@@ -115,6 +117,7 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
                     .map(|c| Box::new(c) as Box<dyn PowerCap>)
                     .map_err(|e| e.to_string());
                 let models = src.models();
+                gpus_on_server = src.machine_gpus();
                 (Some(Box::new(src)), models)
             }
             Err(e @ NvmlOpenError::NoSuchIndex { .. }) => {
@@ -170,7 +173,7 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
     facts.push(("grid".into(), grid.source.describe()));
 
     let gpu_count = gpu_models.len();
-    let share = server_share(s, gpu_count, gpu_count);
+    let share = server_share(s, gpu_count, gpus_on_server.max(gpu_count));
     let bands = Bands {
         gpu: Bands::pm(NVML_POWER_ERROR),
         cpu: if cpu_estimate {
@@ -178,7 +181,12 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
         } else {
             Bands::pm(RAPL_ERROR)
         },
-        mem: (1.0, 1.0),
+        // An estimate's band comes with each reading; RAPL's DRAM counter is measured.
+        mem: if mem.band().is_none() {
+            Bands::pm(RAPL_ERROR)
+        } else {
+            (1.0, 1.0)
+        },
     };
     facts.push((
         "embodied".into(),

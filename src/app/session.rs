@@ -610,6 +610,7 @@ mod tests {
                 }),
                 progress: Progress::default(),
                 process: None,
+                bands: Default::default(),
             }),
             warnings: vec![],
             grid: None,

@@ -141,6 +141,8 @@ pub fn tick(
         // The nodes export their carbon, not each component's: split by energy (exact where
         // the nodes' intensities were alike).
         co2e_by: joules.split(g),
+        co2e_low_by: joules.split(g),
+        co2e_high_by: joules.split(g),
         net_rx_bytes: rx,
         net_tx_bytes: tx,
         ..Default::default()

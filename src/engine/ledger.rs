@@ -109,6 +109,10 @@ pub struct Totals {
     /// Operational carbon per component (g, with PUE): each tick's carbon split by its
     /// components' energy, so each is Σ E_c × PUE × I(t) and they add up to `co2e_g`.
     pub co2e_by: ByComponent,
+    /// Each component's carbon at the low and high ends of its estimate's band, tick by tick
+    /// (the band the source gave for that tick; a measured one's point value).
+    pub co2e_low_by: ByComponent,
+    pub co2e_high_by: ByComponent,
     pub net_rx_bytes: u64,
     pub net_tx_bytes: u64,
     /// Ticks whose interval saw a RAPL counter go backwards implausibly (reset, not wrap).
@@ -405,7 +409,19 @@ impl Ledger {
         t.net_j += joules.net;
         t.energy_kwh += facility.0;
         t.co2e_g += co2e.0;
-        t.co2e_by.add(&joules.split(co2e.0));
+        let by = joules.split(co2e.0);
+        let (cpu, mem) = (
+            s.bands.cpu.unwrap_or((1.0, 1.0)),
+            s.bands.mem.unwrap_or((1.0, 1.0)),
+        );
+        let end = |k: fn((f64, f64)) -> f64| ByComponent {
+            cpu: by.cpu * k(cpu),
+            mem: by.mem * k(mem),
+            ..by
+        };
+        t.co2e_low_by.add(&end(|b| b.0));
+        t.co2e_high_by.add(&end(|b| b.1));
+        t.co2e_by.add(&by);
     }
 
     /// The tick's row: the interval's powers beside the running totals.
@@ -595,6 +611,7 @@ mod tests {
             }),
             progress: Progress::default(),
             process: None,
+            bands: Default::default(),
         }
     }
 
@@ -943,6 +960,7 @@ mod properties {
             }),
             progress: Default::default(),
             process: None,
+            bands: Default::default(),
         }
     }
 

@@ -676,14 +676,20 @@ impl Meter {
     /// Operational carbon with the band of its components' sum: each component's carbon (Σ E_c
     /// × PUE × I(t)) times its band's factors, the network's band being the comms band.
     fn operational(&self, comms: Option<&Band>) -> Band {
-        let by = &self.totals.co2e_by;
+        let t = &self.totals;
         let b = &self.basis.bands;
-        let (net_low, net_high) = comms.map_or((by.net, by.net), |c| (c.low.0, c.high.0));
-        let end = |k: fn((f64, f64)) -> f64, net: f64| {
+        let net = t.co2e_by.net;
+        let (net_low, net_high) = comms.map_or((net, net), |c| (c.low.0, c.high.0));
+        // The estimates' per-tick bands are in the totals' ends; a measurement's error is the
+        // basis's factor on top (1 for an estimate).
+        let end = |by: &crate::engine::ledger::ByComponent, k: fn((f64, f64)) -> f64, net: f64| {
             GramsCo2e(by.gpu * k(b.gpu) + by.cpu * k(b.cpu) + by.mem * k(b.mem) + net)
         };
         let g = self.carbon();
-        let (low, high) = (end(|x| x.0, net_low), end(|x| x.1, net_high));
+        let (low, high) = (
+            end(&t.co2e_low_by, |x| x.0, net_low),
+            end(&t.co2e_high_by, |x| x.1, net_high),
+        );
         Band {
             g,
             low: if low < g { low } else { g },
@@ -1084,6 +1090,7 @@ mod tests {
                 ..Default::default()
             },
             process: None,
+            bands: Default::default(),
         }
     }
 

@@ -239,6 +239,7 @@ mod tests {
                 }),
                 progress: Default::default(),
                 process: None,
+                bands: Default::default(),
             };
             let tick = l.push(s);
             m.push(&tick, l.totals());

@@ -876,6 +876,8 @@ impl SamplesReader {
             intensity,
             progress: row.progress,
             process: None,
+            // A recording's estimates carry the band run.json records, not a per-row one.
+            bands: Default::default(),
         })
     }
 }
@@ -935,6 +937,7 @@ mod tests {
                 intensity: None,
                 progress: Default::default(),
                 process: None,
+                bands: Default::default(),
             })
         };
         let rows: Vec<Tick> = (0..10).map(|k| tick(f64::from(k))).collect();
@@ -1260,6 +1263,7 @@ mod tests {
                 intensity: None,
                 progress: Default::default(),
                 process: None,
+                bands: Default::default(),
             };
             w.write(&l.push(s)).unwrap();
         }

@@ -38,6 +38,8 @@ pub struct NvmlSource {
     gpus: Vec<GpuInfo>,
     /// Which GPUs are counted and why, when the environment narrowed them (or could not).
     selection: Option<String>,
+    /// GPUs the machine has (NVML's count), counted or not: the embodied share's denominator.
+    machine_gpus: usize,
     /// Said at the next read: GPUs left out at start, GPUs lost or silent since.
     warnings: Vec<String>,
     lost: Vec<bool>,
@@ -174,9 +176,15 @@ impl NvmlSource {
             proc_seen_us: vec![0; gpus.len()],
             gpus,
             selection,
+            machine_gpus: count as usize,
             warnings: skipped,
             lost,
         })
+    }
+
+    /// GPUs the machine has, counted or not.
+    pub fn machine_gpus(&self) -> usize {
+        self.machine_gpus
     }
 
     /// Which GPUs are counted and why, when the job's environment narrowed them (or named

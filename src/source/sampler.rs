@@ -61,15 +61,22 @@ impl Sampler {
             }
             None => Vec::new(),
         };
+        let mut bands = crate::sample::EstimateBands::default();
         let cpu = match s.cpu.as_mut() {
             Some(c) => {
                 let r = c.read();
                 warnings.extend(c.take_warning());
+                bands.cpu = c.band();
                 r
             }
             None => CpuReading::Unknown,
         };
-        let mem = s.mem.as_mut().and_then(|m| m.read());
+        let mem = s.mem.as_mut().and_then(|m| {
+            let r = m.read();
+            warnings.extend(m.take_warning());
+            bands.mem = m.band();
+            r
+        });
         let net = s.net.as_mut().and_then(|n| n.read());
         let elapsed_s = self.start.elapsed().as_secs_f64();
         // Wall-clock time is for display, the CSV and the grid slot only; energy integrates
@@ -99,6 +106,7 @@ impl Sampler {
                 intensity,
                 progress,
                 process,
+                bands,
             },
             warnings,
         )
