@@ -14,8 +14,7 @@
 //! only at its last batch, so a batch's value is never the run's accuracy.
 
 use crate::sample::Progress;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Accuracy keys of a held-out set (validation, evaluation, test), most preferred first.
 const HELD_OUT_ACCURACY_KEYS: &[&str] = &[
@@ -251,24 +250,44 @@ fn shape(line: &str) -> Shape {
     Shape::Plain
 }
 
-/// Whatever progress a line reports, and whether its accuracy is a held-out set's.
-fn read_line(line: &str) -> (Progress, bool) {
+/// What a line reports, and what it says about the run's accuracy names.
+#[derive(Debug, Default)]
+struct Reading {
+    progress: Progress,
+    /// Its accuracy is a held-out set's (by its key, or by the line's shape).
+    held_out: bool,
+    /// The key its accuracy came from.
+    key: Option<String>,
+    /// Names this line shows to be the training set's: other accuracy keys beside a held-out
+    /// one (`accuracy` beside `val_accuracy`), or the key a validation line used (`acc@1` in
+    /// `Test: […]`: the same name on other lines is the training set's).
+    training: Vec<String>,
+}
+
+fn read_line(line: &str) -> Reading {
     let shape = shape(line);
     if shape == Shape::Ignore {
-        return (Progress::default(), false);
+        return Reading::default();
     }
     let ps = pairs(line, line.trim_start().starts_with('*'));
     if ps.is_empty() {
-        return (Progress::default(), false);
+        return Reading::default();
     }
-    let (accuracy, held_out) = match first_of(&ps, HELD_OUT_ACCURACY_KEYS) {
+    let validation = matches!(shape, Shape::Validation { .. });
+    let (chosen, held_out) = match first_of(&ps, HELD_OUT_ACCURACY_KEYS) {
         Some(p) => (Some(p), true),
-        None => (
-            first_of(&ps, OTHER_ACCURACY_KEYS),
-            matches!(shape, Shape::Validation { .. }),
-        ),
+        None => (first_of(&ps, OTHER_ACCURACY_KEYS), validation),
     };
-    let accuracy = accuracy
+    let training = if held_out {
+        ps.iter()
+            .filter(|p| OTHER_ACCURACY_KEYS.contains(&p.key.as_str()))
+            .filter(|p| validation || chosen.is_none_or(|c| c.key != p.key))
+            .map(|p| p.key.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let accuracy = chosen
         .filter(|_| shape != Shape::Validation { last: false })
         .map(|p| as_percent(p.value, p.percent))
         .filter(|v| (0.0..=100.0).contains(v));
@@ -276,7 +295,7 @@ fn read_line(line: &str) -> (Progress, bool) {
         Shape::TimmTrain(n) => Some(n),
         _ => first_of(&ps, &["epoch"]).map(|p| p.value),
     };
-    let p = Progress {
+    let progress = Progress {
         epoch: epoch.filter(|v| *v >= 0.0),
         step: first_of(&ps, STEP_KEYS)
             .map(|p| p.value)
@@ -286,13 +305,19 @@ fn read_line(line: &str) -> (Progress, bool) {
         loss: first_of(&ps, LOSS_KEYS).map(|p| p.value),
         metrics: Vec::new(),
     };
-    let held_out = held_out && p.accuracy.is_some();
-    (p, held_out)
+    Reading {
+        held_out: held_out && progress.accuracy.is_some(),
+        key: chosen
+            .filter(|_| progress.accuracy.is_some())
+            .map(|p| p.key.clone()),
+        progress,
+        training,
+    }
 }
 
 /// Extracts whatever progress a line reports (a held-out accuracy preferred to any other).
 pub fn parse_line(line: &str) -> Progress {
-    read_line(line).0
+    read_line(line).progress
 }
 
 /// Where a `--metric NAME=REGEX` value goes.
@@ -357,13 +382,14 @@ impl Parser {
 
     /// Whatever progress `line` reports.
     pub fn parse(&self, line: &str) -> Progress {
-        self.read(line).0
+        self.read(line).progress
     }
 
-    /// Whatever progress `line` reports, and whether its accuracy is a held-out one (an
-    /// accuracy the user's own `--metric accuracy=…` pattern found always is).
-    fn read(&self, line: &str) -> (Progress, bool) {
-        let (mut p, mut held_out) = read_line(line);
+    /// What `line` reports (an accuracy the user's own `--metric accuracy=…` pattern found
+    /// counts as a held-out one).
+    fn read(&self, line: &str) -> Reading {
+        let mut r = read_line(line);
+        let p = &mut r.progress;
         for (field, re) in &self.custom {
             let Some(c) = re.captures(line) else {
                 continue;
@@ -382,7 +408,8 @@ impl Parser {
             match field {
                 Field::Accuracy => {
                     p.accuracy = Some(as_percent(v, percent)).filter(|a| (0.0..=100.0).contains(a));
-                    held_out = true;
+                    r.held_out = true;
+                    r.key = None;
                 }
                 Field::Loss => p.loss = Some(v),
                 Field::Epoch => p.epoch = Some(v).filter(|e| *e >= 0.0),
@@ -394,7 +421,7 @@ impl Parser {
                 Field::Named(n) => p.metrics.push((n.clone(), v)),
             }
         }
-        (p, held_out)
+        r
     }
 
     /// A CSV metrics file's row as the `key=value` text the parser reads.
@@ -410,28 +437,51 @@ impl Parser {
 
 /// A run's log read line by line: what each line reports, where a training accuracy stops
 /// counting once the run has reported a held-out one (so Keras's `accuracy:` while epoch 2
-/// trains does not replace epoch 1's `val_accuracy`). Until then the training accuracy is the
-/// best the run says. Clones share that memory: a run's stdout and stderr are one log.
+/// trains does not replace epoch 1's `val_accuracy`). A training accuracy is one under a
+/// `train_` key, or under a name the run itself showed to be the training set's: printed beside
+/// a held-out accuracy (`accuracy` beside `val_accuracy`), or used by a validation line for its
+/// own (`Acc@1` in `Test: […]` and ` * Acc@1`, then `Acc@1` in the training lines). Until a
+/// held-out accuracy comes, the training one is the best the run says. Clones share this
+/// memory: a run's stdout and stderr are one log.
 #[derive(Debug, Clone, Default)]
 pub struct LogReader {
     parser: Parser,
-    held_out_seen: Arc<AtomicBool>,
+    names: Arc<Mutex<AccuracyNames>>,
+}
+
+/// What a run has shown about its accuracy names.
+#[derive(Debug, Default)]
+struct AccuracyNames {
+    held_out_seen: bool,
+    training: Vec<String>,
 }
 
 impl LogReader {
     pub fn new(parser: Parser) -> Self {
         Self {
             parser,
-            held_out_seen: Arc::new(AtomicBool::new(false)),
+            names: Arc::default(),
         }
     }
 
     /// The progress one line (or one redraw of a progress bar) reports.
     pub fn line(&self, text: &str) -> Progress {
-        let (mut p, held_out) = self.parser.read(text);
-        if held_out {
-            self.held_out_seen.store(true, Ordering::Relaxed);
-        } else if p.accuracy.is_some() && self.held_out_seen.load(Ordering::Relaxed) {
+        let r = self.parser.read(text);
+        let mut p = r.progress;
+        let Ok(mut names) = self.names.lock() else {
+            return p;
+        };
+        for t in r.training {
+            if !names.training.contains(&t) && names.training.len() < 16 {
+                names.training.push(t);
+            }
+        }
+        if r.held_out {
+            names.held_out_seen = true;
+        } else if let Some(k) = &r.key
+            && names.held_out_seen
+            && (k.starts_with("train") || names.training.contains(k))
+        {
             p.accuracy = None;
         }
         p
@@ -604,11 +654,12 @@ mod tests {
             "Test: [   0/19]  Time: 0.112 (0.210)  Loss:   1.204 ( 1.204)  Acc@1:  51.852 ( 51.852)  Acc@5:  76.852 ( 76.852)",
         );
         assert_eq!((mid.accuracy, mid.loss), (None, Some(1.204)));
-        let (last, held_out) = read_line(
+        let r = read_line(
             "Test: [  19/19]  Time: 0.131 (0.210)  Loss:   1.360 ( 1.372)  Acc@1:  45.606 ( 45.120)  Acc@5:  70.606 ( 70.120)",
         );
+        let last = &r.progress;
         assert_eq!(
-            (last.accuracy, last.loss, held_out),
+            (last.accuracy, last.loss, r.held_out),
             (Some(45.12), Some(1.372), true)
         );
         // With --model-ema the EMA model is validated next, and its numbers are the epoch's.
@@ -715,6 +766,23 @@ mod tests {
         let u = LogReader::new(Parser::new(&["accuracy=top1 ([0-9.]+)".into()]).unwrap());
         u.line("val_acc=0.5");
         assert!(close(u.line("train top1 0.7").accuracy, 70.0));
+        // A name the run never showed to be the training set's still counts.
+        let kv = LogReader::new(Parser::default());
+        kv.line("epoch=1 step=200 loss=1.2125 val_accuracy=0.7362 time=1.1s");
+        assert!(close(
+            kv.line("epoch 2 | step 400 | accuracy: 82.44%").accuracy,
+            82.44
+        ));
+        // The PyTorch ImageNet example: Acc@1 in the training lines is the training set's
+        // once the validation summary used the name.
+        let im = LogReader::new(Parser::default());
+        let train = "Epoch: [1][ 10/5005]\tAcc@1  75.00 ( 72.11)";
+        assert!(close(im.line(train).accuracy, 72.11));
+        assert!(close(
+            im.line(" * Acc@1 76.130 Acc@5 92.862").accuracy,
+            76.13
+        ));
+        assert_eq!(im.line(train).accuracy, None);
         // A metrics file reads the same way.
         let mut m = MetricsLines::new(Parser::default(), false);
         assert!(close(m.line(br#"{"val_acc": 0.5}"#).accuracy, 50.0));
@@ -741,8 +809,9 @@ mod tests {
             let text = std::fs::read_to_string(format!("{dir}/{}", f[0])).unwrap();
             let mut got = Vec::new();
             let mut last_epoch = None;
+            let reader = LogReader::new(Parser::default());
             for line in text.lines() {
-                let p = parse_line(line);
+                let p = reader.line(line);
                 // A value repeated by the next line (a summary after its validation lines) is
                 // one reading.
                 if let Some(a) = p.accuracy
