@@ -51,6 +51,40 @@ fn wait_for(go: &Path) -> String {
     format!("while [ ! -e '{}' ]; do sleep 0.05; done", go.display())
 }
 
+/// A shell command printing `s` exactly (`\r`, `\n` as escapes; `%` as itself).
+fn printf(s: &str) -> String {
+    let s = s
+        .replace('%', "%%")
+        .replace('\r', "\\r")
+        .replace('\n', "\\n");
+    format!("printf '{s}'")
+}
+
+/// carbontop running a command that waits for `go`: a failing test still ends both (the
+/// command let go, carbontop killed).
+struct Running {
+    child: std::process::Child,
+    go: std::path::PathBuf,
+}
+
+impl Running {
+    /// Lets the command finish; carbontop's exit status.
+    fn finish(mut self) -> std::process::ExitStatus {
+        std::fs::write(&self.go, "").unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.go, "");
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 #[test]
 fn carriage_returns_are_forwarded_and_output_after_the_command_exits_is_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,16 +110,18 @@ fn a_progress_bar_is_forwarded_and_read_as_it_is_drawn() {
     let go = dir.path().join("go");
     let first = "\rEpoch 1:  50%|#####     | 5/10 [00:01<00:01, v_num=0, val_acc=0.625]";
     let last = "\rEpoch 1: 100%|##########| 10/10 [00:02<00:00, v_num=0, val_acc=0.750]\n";
-    let printf = |s: &str| format!("printf '{}'", s.replace('%', "%%").replace('\n', "\\n"));
     let script = format!("{}; {}; {}", printf(first), wait_for(&go), printf(last));
     let out = dir.path().join("out");
-    let mut child = quick("run", &out)
-        .args(["--", "sh", "-c", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = chunks(child.stdout.take().unwrap());
+    let mut child = Running {
+        child: quick("run", &out)
+            .args(["--", "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("err")).unwrap())
+            .spawn()
+            .unwrap(),
+        go: go.clone(),
+    };
+    let rx = chunks(child.child.stdout.take().unwrap());
     let mut got = Vec::new();
     until(&rx, &mut got, |g| g.len() >= first.len());
     assert_eq!(String::from_utf8_lossy(&got), first);
@@ -105,12 +141,43 @@ fn a_progress_bar_is_forwarded_and_read_as_it_is_drawn() {
         assert!(Instant::now() < end, "no row with the bar's accuracy");
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::fs::write(&go, "").unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.finish().success());
     until(&rx, &mut got, |g| g.len() >= first.len() + last.len());
     assert_eq!(String::from_utf8_lossy(&got), format!("{first}{last}"));
-    let (h, rows) = read_csv(&out.join("samples.csv"));
-    assert_eq!(rows.last().unwrap()[col(&h, "accuracy")], "75");
+    // The last redraw's accuracy is the run's (the summary has what came after the last row).
+    let err = std::fs::read_to_string(dir.path().join("err")).unwrap();
+    assert!(err.contains("accuracy 75.00%"), "{err}");
+}
+
+#[test]
+fn carbontops_own_lines_start_below_a_bar_being_drawn() {
+    // Headless, the status line each tick goes to stderr, where the bar is being drawn: it
+    // starts on a line of its own instead of being glued to the bar's end.
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let bar = "\r 50%|#####     | 5/10";
+    let script = format!("{} >&2; {}", printf(bar), wait_for(&go));
+    let mut child = Running {
+        child: common::bin()
+            .args(["run", "--headless", "--interval", "100ms", "--out"])
+            .arg(dir.path().join("out"))
+            .args(["--", "sh", "-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        go,
+    };
+    let rx = chunks(child.child.stderr.take().unwrap());
+    let mut got = Vec::new();
+    let at = |g: &[u8]| g.windows(bar.len()).position(|w| w == bar.as_bytes());
+    until(&rx, &mut got, |g| {
+        at(g).is_some_and(|i| g.len() > i + bar.len())
+    });
+    let i = at(&got).unwrap() + bar.len();
+    assert!(child.finish().success());
+    let next = String::from_utf8_lossy(&got[i..]).into_owned();
+    assert!(next.starts_with('\n'), "{next:?}");
 }
 
 /// carbontop's peak memory (VmHWM, KiB) while `body` is written by the command, which then
@@ -118,16 +185,19 @@ fn a_progress_bar_is_forwarded_and_read_as_it_is_drawn() {
 fn peak_while(dir: &Path, name: &str, body: &str, bytes: usize) -> (u64, Vec<u8>, String) {
     let go = dir.join(format!("{name}.go"));
     let script = format!("{body}; {}", wait_for(&go));
-    let mut child = common::bin()
-        .args(["run", "--headless", "--interval", "1s", "--out"])
-        .arg(dir.join(name))
-        .args(["--", "sh", "-c", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = chunks(child.stdout.take().unwrap());
-    let err = chunks(child.stderr.take().unwrap());
+    let mut child = Running {
+        child: common::bin()
+            .args(["run", "--headless", "--interval", "1s", "--out"])
+            .arg(dir.join(name))
+            .args(["--", "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        go,
+    };
+    let rx = chunks(child.child.stdout.take().unwrap());
+    let err = chunks(child.child.stderr.take().unwrap());
     let mut got = Vec::new();
     until(&rx, &mut got, |g| g.len() >= bytes);
     // Started in full: its first row written.
@@ -137,14 +207,13 @@ fn peak_while(dir: &Path, name: &str, body: &str, bytes: usize) -> (u64, Vec<u8>
         assert!(Instant::now() < end, "no first row");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.child.id())).unwrap();
     let peak = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap();
-    std::fs::write(&go, "").unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.finish().success());
     let said: Vec<u8> = err.iter().flatten().collect();
     (peak, got, String::from_utf8_lossy(&said).into_owned())
 }

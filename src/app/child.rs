@@ -10,10 +10,30 @@ use nix::unistd::Pid;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Bytes read from the command's output at a time.
 const CHUNK: usize = 64 * 1024;
+
+/// The command's forwarded stdout / stderr left its line unfinished (a progress bar being
+/// redrawn): a line of carbontop's own on stderr then starts on a fresh line rather than glued
+/// to the bar ([`mid_line`]).
+static OUT_MID_LINE: AtomicBool = AtomicBool::new(false);
+static ERR_MID_LINE: AtomicBool = AtomicBool::new(false);
+
+/// Whether a line carbontop writes to stderr now would land in the middle of one of the
+/// command's (its stderr's, or its stdout's on the same terminal); cleared, as that line will
+/// end it. Called with stderr locked.
+pub fn mid_line() -> bool {
+    use std::io::IsTerminal;
+    static SHARED: OnceLock<bool> = OnceLock::new();
+    let shared =
+        *SHARED.get_or_init(|| std::io::stdout().is_terminal() && std::io::stderr().is_terminal());
+    let err = ERR_MID_LINE.swap(false, Ordering::Relaxed);
+    let out = OUT_MID_LINE.swap(false, Ordering::Relaxed) && shared;
+    err || out
+}
 
 /// What the child's threads report.
 pub enum ChildEvent {
@@ -72,7 +92,7 @@ impl Child {
             .map_err(|e| format!("cannot start `{prog}`: {e}"))?;
         let pid = Pid::from_raw(i32::try_from(child.id()).map_err(|e| e.to_string())?);
         let reader = LogReader::new(parser.clone());
-        let cut_said = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cut_said = Arc::new(AtomicBool::new(false));
         let (out_dst, err_dst) = match output {
             Output::Forward => (Dest::Stdout, Dest::Stderr),
             Output::Capture(log) => {
@@ -142,15 +162,25 @@ struct Reading {
     /// Shared by the command's two streams: they are one log.
     reader: LogReader,
     /// A line was cut at ROW_CAP and that was said (once for the run).
-    cut_said: Arc<std::sync::atomic::AtomicBool>,
+    cut_said: Arc<AtomicBool>,
 }
 
 impl Reading {
     /// One chunk: every byte on to its destination, then what it shows and reports.
     fn chunk<F: Fn(ChildEvent)>(&self, term: &mut Term, bytes: &[u8], paused: bool, emit: &F) {
+        let unfinished = !bytes.ends_with(b"\n");
         match &self.dst {
-            Dest::Stdout => write_all(&mut std::io::stdout().lock(), bytes),
-            Dest::Stderr => write_all(&mut std::io::stderr().lock(), bytes),
+            Dest::Stdout => {
+                let mut out = std::io::stdout().lock();
+                write_all(&mut out, bytes);
+                OUT_MID_LINE.store(unfinished, Ordering::Relaxed);
+            }
+            Dest::Stderr => {
+                // The flag is set under the lock carbontop's own lines take too.
+                let mut err = std::io::stderr().lock();
+                write_all(&mut err, bytes);
+                ERR_MID_LINE.store(unfinished, Ordering::Relaxed);
+            }
             Dest::Capture(Some(log)) => {
                 if let Ok(mut f) = log.lock() {
                     let _ = f.write_all(bytes);
