@@ -100,33 +100,17 @@ impl Child {
                 (Dest::Capture(log.clone()), Dest::Capture(log))
             }
         };
-        for (src, stream, dst) in [
-            (
-                child
-                    .stdout
-                    .take()
-                    .map(|r| Box::new(r) as Box<dyn Read + Send>),
-                Stream::Out,
-                out_dst,
-            ),
-            (
-                child
-                    .stderr
-                    .take()
-                    .map(|r| Box::new(r) as Box<dyn Read + Send>),
-                Stream::Err,
-                err_dst,
-            ),
-        ] {
-            if let Some(src) = src {
-                let to = Reading {
-                    stream,
-                    dst,
-                    reader: reader.clone(),
-                    cut_said: cut_said.clone(),
-                };
-                forward(src, to, emit.clone());
-            }
+        let reading = |stream, dst| Reading {
+            stream,
+            dst,
+            reader: reader.clone(),
+            cut_said: cut_said.clone(),
+        };
+        if let Some(out) = child.stdout.take() {
+            forward(out, reading(Stream::Out, out_dst), emit.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            forward(err, reading(Stream::Err, err_dst), emit.clone());
         }
         std::thread::Builder::new()
             .name("carbontop-child-wait".into())
