@@ -27,6 +27,8 @@ pub const SHOWN_MAX: usize = 1000;
 /// Rows above the cursor a command may still go back to (stacked progress bars); a row that
 /// was never redrawn is final as soon as the cursor leaves it.
 pub const REACH: usize = 4;
+/// Longest row handed on when the command pauses in the middle of it (a progress bar).
+const PAUSED_ROW_MAX: usize = 4096;
 /// Parameters of one escape sequence kept (the rest are ignored).
 const MAX_PARAMS: usize = 32;
 
@@ -202,7 +204,9 @@ impl Term {
             joined.extend_from_slice(bytes);
             self.decode(&joined);
         }
-        if paused {
+        // A bar is short; a long row without end (a data dump) is read when it ends or is cut,
+        // not again at each pause.
+        if paused && self.rows[self.y].chars.len() <= PAUSED_ROW_MAX {
             self.segment();
         }
         self.take()
@@ -250,11 +254,11 @@ impl Term {
     fn decode(&mut self, mut s: &[u8]) {
         loop {
             match std::str::from_utf8(s) {
-                Ok(t) => return t.chars().for_each(|c| self.put(c)),
+                Ok(t) => return self.text(t),
                 Err(e) => {
                     let (good, bad) = s.split_at(e.valid_up_to());
                     if let Ok(t) = std::str::from_utf8(good) {
-                        t.chars().for_each(|c| self.put(c));
+                        self.text(t);
                     }
                     match e.error_len() {
                         Some(n) => {
@@ -268,6 +272,29 @@ impl Term {
                     }
                 }
             }
+        }
+    }
+
+    /// Decoded output: runs of printable ASCII written at once (most of any output), the rest
+    /// a character at a time.
+    fn text(&mut self, mut t: &str) {
+        while !t.is_empty() {
+            if self.seq == Seq::Text {
+                let n = t
+                    .bytes()
+                    .position(|b| !(0x20..0x7f).contains(&b))
+                    .unwrap_or(t.len());
+                if n > 0 {
+                    self.write_ascii(&t[..n]);
+                    t = &t[n..];
+                    continue;
+                }
+            }
+            let mut rest = t.chars();
+            if let Some(c) = rest.next() {
+                self.put(c);
+            }
+            t = rest.as_str();
         }
     }
 
@@ -474,6 +501,39 @@ impl Term {
         row.dirty = true;
         self.x += 1;
         self.live_changed = true;
+    }
+
+    /// Printable ASCII at the cursor: what `write` does for each character, at once.
+    fn write_ascii(&mut self, mut s: &str) {
+        while !s.is_empty() {
+            if self.x >= ROW_CAP {
+                self.cut();
+            }
+            let k = (ROW_CAP - self.x).min(s.len());
+            let (now, rest) = s.split_at(k);
+            let (x, styled, pen) = (self.x, self.styled, self.pen);
+            let row = &mut self.rows[self.y];
+            if row.chars.len() < x {
+                row.chars.resize(x, ' ');
+            }
+            let over = (row.chars.len() - x).min(k);
+            for (slot, b) in row.chars[x..x + over].iter_mut().zip(now.bytes()) {
+                *slot = char::from(b);
+            }
+            row.chars
+                .extend(now.as_bytes()[over..].iter().map(|&b| char::from(b)));
+            if styled && x < SHOWN_MAX {
+                let end = (x + k).min(SHOWN_MAX);
+                if row.pens.len() < end {
+                    row.pens.resize(end, Pen::default());
+                }
+                row.pens[x..end].fill(pen);
+            }
+            row.dirty = true;
+            self.x += k;
+            self.live_changed = true;
+            s = rest;
+        }
     }
 
     /// Hands on the cursor row's text if it changed since it was last handed on.
@@ -704,6 +764,20 @@ mod tests {
         assert_eq!(runs[2], ("==", green));
         assert_eq!(runs[3].1.fg, Some(Colour::Indexed(208)));
         assert_eq!(runs[4].1.fg, Some(Colour::Rgb(1, 2, 3)));
+        // Overwriting keeps the pens of what was not overwritten.
+        t.feed(b"\x1b[1mabcdef\x1b[0m\r\x1b[31mXY\x1b[0m\n", false);
+        let ch = t.finish();
+        let runs: Vec<_> = ch.shown.done[0]
+            .runs()
+            .map(|(s, p)| (s, p.fg, p.bold))
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                ("XY", Some(Colour::Indexed(1)), false),
+                ("cdef", None, true)
+            ]
+        );
         // Headless keeps no colours and builds nothing for the pane.
         let mut h = Term::new(false);
         let ch = h.feed(b"\x1b[32mx\x1b[0m\n", false);
