@@ -835,6 +835,64 @@ mod tests {
         assert!(l.text.ends_with('…'));
     }
 
+    /// Bytes biased to what terminals interpret: escapes, controls, digits, a bar character.
+    fn output_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            Just(b"\x1b[".to_vec()),
+            Just(b"\x1b]".to_vec()),
+            Just(b"\x1b\\".to_vec()),
+            Just("█━é".as_bytes().to_vec()),
+            Just(b"val_acc=0.5 ".to_vec()),
+            prop::sample::select(b"\r\n\x08\t\x07;0123456789mKGCDABEFHJ?x ".to_vec())
+                .prop_map(|b| vec![b]),
+            any::<u8>().prop_map(|b| vec![b]),
+        ];
+        prop::collection::vec(piece, 0..200).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        /// However the output is cut into chunks, it reads the same; what is kept stays
+        /// within its caps.
+        #[test]
+        fn chunks_do_not_change_what_is_read(bytes in output_bytes(), cuts in proptest::collection::vec(0usize..64, 0..8)) {
+            let whole = {
+                let mut t = Term::new(true);
+                let mut a = t.feed(&bytes, false);
+                let b = t.finish();
+                a.segments.extend(b.segments);
+                a.shown.done.extend(b.shown.done);
+                a
+            };
+            let mut t = Term::new(true);
+            let mut parts = Changes::default();
+            let mut rest = &bytes[..];
+            for c in cuts {
+                let (now, later) = rest.split_at(c.min(rest.len()));
+                let ch = t.feed(now, false);
+                if let Some(live) = &ch.shown.live {
+                    proptest::prop_assert!(live.len() <= 2 * REACH + 1);
+                }
+                parts.segments.extend(ch.segments);
+                parts.shown.done.extend(ch.shown.done);
+                rest = later;
+            }
+            let ch = t.feed(rest, false);
+            parts.segments.extend(ch.segments);
+            parts.shown.done.extend(ch.shown.done);
+            let end = t.finish();
+            parts.segments.extend(end.segments);
+            parts.shown.done.extend(end.shown.done);
+            proptest::prop_assert_eq!(&parts.segments, &whole.segments);
+            proptest::prop_assert_eq!(&parts.shown.done, &whole.shown.done);
+            for l in &whole.shown.done {
+                proptest::prop_assert!(l.text.chars().count() <= SHOWN_MAX + 1);
+                let joined: String = l.runs().map(|(s, _)| s).collect();
+                proptest::prop_assert_eq!(&joined, &l.text);
+            }
+        }
+    }
+
     #[test]
     fn plain_text_for_the_pane() {
         assert_eq!(
