@@ -1,9 +1,12 @@
-//! Training log lines and metrics files (`--metric`, `--metrics-file` JSON lines or CSV): any
-//! bytes give progress or nothing, never a panic, and what is reported is in range.
+//! Training log lines and metrics files (`--metric`, `--metrics-file` JSON lines or CSV), and a
+//! command's output as a terminal shows it (progress bars, escapes, chunks cut anywhere): any
+//! bytes give progress or nothing, never a panic, and what is reported is in range; the rows
+//! kept stay within their caps.
 #![no_main]
 
 use carbontop::sample::Progress;
-use carbontop::source::progress::{MetricsLines, Parser};
+use carbontop::source::progress::{LogReader, MetricsLines, Parser};
+use carbontop::source::term::{Changes, REACH, ROW_CAP, SHOWN_MAX, Term};
 use libfuzzer_sys::fuzz_target;
 
 fn check(p: &Progress) {
@@ -21,6 +24,23 @@ fn check(p: &Progress) {
     }
 }
 
+fn check_changes(ch: &Changes, reader: &LogReader) {
+    for s in &ch.segments {
+        assert!(s.chars().count() <= ROW_CAP);
+        check(&reader.line(s));
+    }
+    let live = ch.shown.live.iter().flatten();
+    for l in ch.shown.done.iter().chain(live) {
+        assert!(l.text.chars().count() <= SHOWN_MAX + 1);
+        assert!(l.pens.windows(2).all(|w| w[0].0 < w[1].0));
+        // Every run is a slice of the text on character boundaries.
+        assert_eq!(l.runs().map(|(t, _)| t.len()).sum::<usize>(), l.text.len());
+    }
+    if let Some(live) = &ch.shown.live {
+        assert!(live.len() <= 2 * REACH + 1);
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else {
         return;
@@ -30,11 +50,23 @@ fuzz_target!(|data: &[u8]| {
     let parser = PARSER
         .get_or_init(|| Parser::new(&["f1=f1[=:] *([0-9.eE+-]+%?)".to_owned()]).unwrap_or_default())
         .clone();
-    match pick % 3 {
+    match pick % 4 {
         0 => {
             for line in String::from_utf8_lossy(rest).lines() {
                 check(&parser.parse(line));
             }
+        }
+        // A command's output, read in chunks cut where the input says (its first byte).
+        3 => {
+            let Some((&cut, rest)) = rest.split_first() else {
+                return;
+            };
+            let reader = LogReader::new(parser);
+            let mut term = Term::new(true);
+            for (i, chunk) in rest.chunks(usize::from(cut) + 1).enumerate() {
+                check_changes(&term.feed(chunk, i % 2 == 0), &reader);
+            }
+            check_changes(&term.finish(), &reader);
         }
         // A metrics file, line by line, as `--metrics-file` reads it (CSV or JSON lines).
         k => {

@@ -40,6 +40,10 @@ macro_rules! outln {
 pub fn err_out(text: &str) {
     use std::io::Write;
     let mut e = std::io::stderr().lock();
+    // Not glued to the end of a progress bar the command is drawing.
+    if child::mid_line() {
+        let _ = e.write_all(b"\n");
+    }
     let _ = e.write_all(text.as_bytes()).and_then(|()| e.flush());
 }
 

@@ -392,12 +392,13 @@ impl Session {
                 self.dash.meter.observe_progress(&p);
                 self.progress.merge(&p);
             }
-            ChildEvent::Line(l) => {
+            ChildEvent::Output(stream, shown) => {
                 if self.cfg.screen {
-                    self.dash.push_output(&l);
+                    self.dash.show_output(stream, *shown);
                     fx.push(Effect::DrawSoon);
                 }
             }
+            ChildEvent::Note(m) => fx.push(Effect::Note(m)),
             ChildEvent::OutputClosed => self.outputs_open = self.outputs_open.saturating_sub(1),
             ChildEvent::Exited(st) => {
                 self.child_exit = Some((st, now));
@@ -617,6 +618,16 @@ mod tests {
         }
     }
 
+    /// The command printed `text` on stdout, as the pane receives it.
+    fn output(text: &str) -> Event {
+        let mut t = crate::source::term::Term::new(true);
+        let shown = t.feed(text.as_bytes(), false).shown;
+        Event::Child(ChildEvent::Output(
+            crate::source::term::Stream::Out,
+            Box::new(shown),
+        ))
+    }
+
     fn exited(code: i32) -> Event {
         Event::Child(ChildEvent::Exited(ExitStatus::from_raw(code << 8)))
     }
@@ -692,9 +703,12 @@ mod tests {
     fn the_screen_stays_after_the_run_until_q_and_q_asks_the_command_to_stop_first() {
         let mut s = session(true, true, None);
         s.handle(0.0, sample(0.0));
-        let fx = s.handle(0.5, Event::Child(ChildEvent::Line("epoch 1\n".into())));
+        let fx = s.handle(0.5, output("epoch 1\n"));
         assert_eq!(fx, [Effect::DrawSoon]);
-        assert_eq!(s.dash.output.back().map(String::as_str), Some("epoch 1"));
+        assert_eq!(
+            s.dash.output.back().map(|l| l.text.as_str()),
+            Some("epoch 1")
+        );
         // q while the command runs: SIGTERM, SIGKILL 5 s later if it lingers.
         let fx = s.handle(1.0, Event::Action(Action::Quit));
         assert_eq!(fx, [Effect::SignalChild(Signal::SIGTERM), Effect::Draw]);
@@ -806,7 +820,7 @@ mod tests {
                 Event::Child(ChildEvent::Exited(ExitStatus::from_raw(st.signal.unwrap())))
             }
             "output_closed" => Event::Child(ChildEvent::OutputClosed),
-            "child_line" => Event::Child(ChildEvent::Line(st.text.clone().unwrap())),
+            "child_line" => output(st.text.as_deref().unwrap()),
             "signal" => Event::Signal(st.signal.unwrap()),
             "key" => Event::Action(match st.key.as_deref().unwrap() {
                 "quit" => Action::Quit,

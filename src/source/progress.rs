@@ -1,22 +1,40 @@
 //! Progress from a training run's log lines: epoch, step, accuracy (percent) and loss.
 //!
 //! A tolerant scanner for `key=value`, `key: value`, `'key': value` (Python dicts, JSON) and a few
-//! space-separated forms (`Epoch 3/10`, `Acc@1 75.2`). It covers Keras epoch lines, Hugging Face
-//! Trainer dicts, Lightning progress bars, the PyTorch examples' `Accuracy: 9848/10000 (98%)`,
-//! timm and JSON lines. A line that does not parse yields nothing, never an error.
+//! space-separated forms (`Epoch 3/10`, `Acc@1 75.2`). It covers Keras epoch lines and progress
+//! bars, Hugging Face Trainer dicts, Lightning progress bars, the PyTorch examples' `Accuracy:
+//! 9848/10000 (98%)`, timm and JSON lines. A line that does not parse yields nothing, never an
+//! error.
+//!
+//! Which accuracy counts: a held-out one (validation, evaluation, test) beats any other, in a
+//! line and across the run: once the run has reported a held-out accuracy, a training accuracy
+//! (Keras's `accuracy:` while an epoch trains, Lightning's `train_acc`) no longer counts
+//! ([`LogReader`]). `key: value (average)`, the running-average convention of timm and the
+//! PyTorch ImageNet example, reads the average; a timm validation line reports its accuracy
+//! only at its last batch, so a batch's value is never the run's accuracy.
 
 use crate::sample::Progress;
+use std::sync::{Arc, Mutex};
 
-/// Accuracy keys, most preferred first: validation beats training accuracy.
-const ACCURACY_KEYS: &[&str] = &[
+/// Accuracy keys of a held-out set (validation, evaluation, test), most preferred first.
+const HELD_OUT_ACCURACY_KEYS: &[&str] = &[
     "val_accuracy",
     "val_acc",
     "val/acc",
     "val/accuracy",
+    "val_acc_epoch",
+    "val_accuracy_epoch",
     "eval_accuracy",
     "eval_acc",
+    // timm's summary.csv (`--metrics-file`): epoch,train_loss,eval_loss,eval_top1,eval_top5,lr
+    "eval_top1",
     "test_accuracy",
     "test_acc",
+];
+/// Other accuracy keys, most preferred first: which set they measure the line does not say
+/// (`accuracy` is training accuracy in a Keras bar, the test set's in the PyTorch examples), or
+/// it is the training set.
+const OTHER_ACCURACY_KEYS: &[&str] = &[
     "accuracy",
     "acc",
     "acc@1",
@@ -71,7 +89,28 @@ fn number_at(s: &[u8], i: usize) -> Option<(f64, usize)> {
     v.is_finite().then_some((v, j - i))
 }
 
-fn pairs(line: &str) -> Vec<Pair> {
+/// `( 45.120)` at `s[i..]` (spaces allowed inside and before): the number and the bytes up to
+/// and with the closing parenthesis.
+fn paren_number_at(s: &[u8], i: usize) -> Option<(f64, usize)> {
+    let skip = |mut j: usize| {
+        while j < s.len() && s[j] == b' ' {
+            j += 1;
+        }
+        j
+    };
+    let open = skip(i);
+    if s.get(open) != Some(&b'(') {
+        return None;
+    }
+    let start = skip(open + 1);
+    let (v, used) = number_at(s, start)?;
+    let close = skip(start + used);
+    (s.get(close) == Some(&b')')).then_some((v, close + 1 - i))
+}
+
+/// The `key value` pairs of a line. `summary`: the line is a summary (`* Acc@1 75.2 (24.8)`,
+/// timm's validate.py), where a spaced key's parenthesised number is not an average.
+fn pairs(line: &str, summary: bool) -> Vec<Pair> {
     let s = line.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -92,10 +131,15 @@ fn pairs(line: &str) -> Vec<Pair> {
         while j < s.len() && s[j] == b' ' {
             j += 1;
         }
-        let sep = j < s.len() && (s[j] == b':' || s[j] == b'=');
+        let colon = j < s.len() && s[j] == b':';
+        let sep = colon || (j < s.len() && s[j] == b'=');
         if sep {
             j += 1;
             while j < s.len() && (s[j] == b' ' || s[j] == b'\'' || s[j] == b'"') {
+                j += 1;
+            }
+            // `Epoch: [3]` (the PyTorch ImageNet example, DeiT).
+            if key == "epoch" && s.get(j) == Some(&b'[') {
                 j += 1;
             }
         } else if !(j > i && SPACED_KEYS.contains(&key.as_str())) {
@@ -106,6 +150,7 @@ fn pairs(line: &str) -> Vec<Pair> {
         };
         let mut k = j + used;
         let mut percent = false;
+        let mut fraction = false;
         // `9848/10000` is a count of correct answers over the total.
         if s.get(k) == Some(&b'/')
             && let Some((den, used2)) = number_at(s, k + 1)
@@ -114,10 +159,18 @@ fn pairs(line: &str) -> Vec<Pair> {
                 value = value / den * 100.0;
                 percent = true;
             }
+            fraction = true;
             k += 1 + used2;
         }
         if s.get(k) == Some(&b'%') {
             percent = true;
+        } else if !fraction
+            && (colon || (!sep && !summary))
+            && let Some((avg, used3)) = paren_number_at(s, k)
+        {
+            // `Acc@1: 46.000 ( 45.120)`: this batch's value, then the running average.
+            value = avg;
+            k += used3;
         }
         out.push(Pair {
             key,
@@ -142,26 +195,129 @@ fn as_percent(value: f64, percent: bool) -> f64 {
     }
 }
 
-/// Extracts whatever progress a line reports.
-pub fn parse_line(line: &str) -> Progress {
-    let ps = pairs(line);
-    if ps.is_empty() {
-        return Progress::default();
+/// `[  78/78]` in `line`: the first bracketed count, as (done, of).
+fn bracket_count(line: &str) -> Option<(f64, f64)> {
+    let s = line.as_bytes();
+    let open = line.find('[')?;
+    let mut j = open + 1;
+    while s.get(j) == Some(&b' ') {
+        j += 1;
     }
-    Progress {
-        epoch: first_of(&ps, &["epoch"])
-            .map(|p| p.value)
-            .filter(|v| *v >= 0.0),
+    let (done, used) = number_at(s, j)?;
+    j += used;
+    if s.get(j) != Some(&b'/') {
+        return None;
+    }
+    let (of, _) = number_at(s, j + 1)?;
+    Some((done, of))
+}
+
+/// What the shape of a line says beyond its pairs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Shape {
+    /// Nothing special.
+    Plain,
+    /// A validation line (`Test: [  78/78]  … Acc@1: …`, timm, the PyTorch ImageNet example;
+    /// `Test set: …`, the PyTorch MNIST example) or the summary after one (` * Acc@1 75.2`):
+    /// its accuracy is a held-out one. `last`: false for a running average part-way through
+    /// the validation set, which is no accuracy of the run yet.
+    Validation { last: bool },
+    /// `Train: 3 [  50/1251 (  4%)]` (timm): the number after `Train:` is the epoch.
+    TimmTrain(f64),
+    /// Says nothing about the run now (`*** Best metric: 81.2 (epoch 7)`, timm's last line).
+    Ignore,
+}
+
+fn shape(line: &str) -> Shape {
+    let t = line.trim_start();
+    if t.starts_with("*** Best metric") {
+        return Shape::Ignore;
+    }
+    if t.starts_with('*') {
+        return Shape::Validation { last: true };
+    }
+    if t.starts_with("Test") {
+        let last = bracket_count(t).is_none_or(|(done, of)| done >= of);
+        return Shape::Validation { last };
+    }
+    if let Some(rest) = t.strip_prefix("Train: ")
+        && let Some((n, used)) = number_at(rest.as_bytes(), 0)
+        && rest[used..].starts_with(" [")
+        && n >= 0.0
+    {
+        return Shape::TimmTrain(n);
+    }
+    Shape::Plain
+}
+
+/// What a line reports, and what it says about the run's accuracy names.
+#[derive(Debug, Default)]
+struct Reading {
+    progress: Progress,
+    /// Its accuracy is a held-out set's (by its key, or by the line's shape).
+    held_out: bool,
+    /// The key its accuracy came from.
+    key: Option<String>,
+    /// Names this line shows to be the training set's: other accuracy keys beside a held-out
+    /// one (`accuracy` beside `val_accuracy`), or the key a validation line used (`acc@1` in
+    /// `Test: […]`: the same name on other lines is the training set's).
+    training: Vec<String>,
+}
+
+fn read_line(line: &str) -> Reading {
+    let shape = shape(line);
+    if shape == Shape::Ignore {
+        return Reading::default();
+    }
+    let ps = pairs(line, line.trim_start().starts_with('*'));
+    if ps.is_empty() {
+        return Reading::default();
+    }
+    let validation = matches!(shape, Shape::Validation { .. });
+    let (chosen, held_out) = match first_of(&ps, HELD_OUT_ACCURACY_KEYS) {
+        Some(p) => (Some(p), true),
+        None => (first_of(&ps, OTHER_ACCURACY_KEYS), validation),
+    };
+    let training = if held_out {
+        ps.iter()
+            .filter(|p| OTHER_ACCURACY_KEYS.contains(&p.key.as_str()))
+            .filter(|p| validation || chosen.is_none_or(|c| c.key != p.key))
+            .map(|p| p.key.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let accuracy = chosen
+        .filter(|_| shape != Shape::Validation { last: false })
+        .map(|p| as_percent(p.value, p.percent))
+        .filter(|v| (0.0..=100.0).contains(v));
+    let epoch = match shape {
+        Shape::TimmTrain(n) => Some(n),
+        _ => first_of(&ps, &["epoch"]).map(|p| p.value),
+    };
+    let progress = Progress {
+        epoch: epoch.filter(|v| *v >= 0.0),
         step: first_of(&ps, STEP_KEYS)
             .map(|p| p.value)
             .filter(|v| *v >= 0.0 && v.fract() == 0.0 && *v < 1e15)
             .map(|v| v as u64),
-        accuracy: first_of(&ps, ACCURACY_KEYS)
-            .map(|p| as_percent(p.value, p.percent))
-            .filter(|v| (0.0..=100.0).contains(v)),
+        accuracy,
         loss: first_of(&ps, LOSS_KEYS).map(|p| p.value),
         metrics: Vec::new(),
+    };
+    Reading {
+        held_out: held_out && progress.accuracy.is_some(),
+        key: chosen
+            .filter(|_| progress.accuracy.is_some())
+            .map(|p| p.key.clone()),
+        progress,
+        training,
     }
+}
+
+/// Extracts whatever progress a line reports (a held-out accuracy preferred to any other).
+pub fn parse_line(line: &str) -> Progress {
+    read_line(line).progress
 }
 
 /// Where a `--metric NAME=REGEX` value goes.
@@ -226,7 +382,14 @@ impl Parser {
 
     /// Whatever progress `line` reports.
     pub fn parse(&self, line: &str) -> Progress {
-        let mut p = parse_line(line);
+        self.read(line).progress
+    }
+
+    /// What `line` reports (an accuracy the user's own `--metric accuracy=…` pattern found
+    /// counts as a held-out one).
+    fn read(&self, line: &str) -> Reading {
+        let mut r = read_line(line);
+        let p = &mut r.progress;
         for (field, re) in &self.custom {
             let Some(c) = re.captures(line) else {
                 continue;
@@ -245,6 +408,8 @@ impl Parser {
             match field {
                 Field::Accuracy => {
                     p.accuracy = Some(as_percent(v, percent)).filter(|a| (0.0..=100.0).contains(a));
+                    r.held_out = true;
+                    r.key = None;
                 }
                 Field::Loss => p.loss = Some(v),
                 Field::Epoch => p.epoch = Some(v).filter(|e| *e >= 0.0),
@@ -256,7 +421,7 @@ impl Parser {
                 Field::Named(n) => p.metrics.push((n.clone(), v)),
             }
         }
-        p
+        r
     }
 
     /// A CSV metrics file's row as the `key=value` text the parser reads.
@@ -270,11 +435,69 @@ impl Parser {
     }
 }
 
+/// A run's log read line by line: what each line reports, where a training accuracy stops
+/// counting once the run has reported a held-out one (so Keras's `accuracy:` while epoch 2
+/// trains does not replace epoch 1's `val_accuracy`). A training accuracy is one under a
+/// `train_` key, or under a name the run itself showed to be the training set's: printed beside
+/// a held-out accuracy (`accuracy` beside `val_accuracy`), or used by a validation line for its
+/// own (`Acc@1` in `Test: […]` and ` * Acc@1`, then `Acc@1` in the training lines). Until a
+/// held-out accuracy comes, the training one is the best the run says. Clones share this
+/// memory: a run's stdout and stderr are one log.
+#[derive(Debug, Clone, Default)]
+pub struct LogReader {
+    parser: Parser,
+    names: Arc<Mutex<AccuracyNames>>,
+}
+
+/// What a run has shown about its accuracy names.
+#[derive(Debug, Default)]
+struct AccuracyNames {
+    held_out_seen: bool,
+    training: Vec<String>,
+}
+
+impl LogReader {
+    pub fn new(parser: Parser) -> Self {
+        Self {
+            parser,
+            names: Arc::default(),
+        }
+    }
+
+    /// The progress one line (or one redraw of a progress bar) reports.
+    pub fn line(&self, text: &str) -> Progress {
+        let r = self.parser.read(text);
+        let mut p = r.progress;
+        let Ok(mut names) = self.names.lock() else {
+            return p;
+        };
+        for t in r.training {
+            if !names.training.contains(&t) && names.training.len() < 16 {
+                names.training.push(t);
+            }
+        }
+        if r.held_out {
+            names.held_out_seen = true;
+        } else if let Some(k) = &r.key
+            && names.held_out_seen
+            && (k.starts_with("train") || names.training.contains(k))
+        {
+            p.accuracy = None;
+        }
+        p
+    }
+
+    /// The names of the user's own metrics (see [`Parser::metric_names`]).
+    pub fn metric_names(&self) -> Vec<String> {
+        self.parser.metric_names()
+    }
+}
+
 /// The lines of a metrics file (JSON lines, or CSV: a header line, then rows) turned into
 /// progress; bytes that are not UTF-8 are replaced, never an error.
 #[derive(Debug, Clone)]
 pub struct MetricsLines {
-    parser: Parser,
+    reader: LogReader,
     csv: bool,
     header: Option<Vec<String>>,
 }
@@ -282,7 +505,7 @@ pub struct MetricsLines {
 impl MetricsLines {
     pub fn new(parser: Parser, csv: bool) -> Self {
         Self {
-            parser,
+            reader: LogReader::new(parser),
             csv,
             header: None,
         }
@@ -293,14 +516,14 @@ impl MetricsLines {
         let whole = String::from_utf8_lossy(bytes);
         let text = whole.trim_end();
         if !self.csv {
-            return self.parser.parse(text);
+            return self.reader.line(text);
         }
         match &self.header {
             None => {
                 self.header = Some(text.split(',').map(|h| h.trim().to_owned()).collect());
                 Progress::default()
             }
-            Some(h) => self.parser.parse(&Parser::csv_row(h, text)),
+            Some(h) => self.reader.line(&Parser::csv_row(h, text)),
         }
     }
 
@@ -419,6 +642,153 @@ mod tests {
         assert_eq!(p.accuracy, Some(75.214));
     }
 
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() < 1e-9)
+    }
+
+    #[test]
+    fn timm_validation_reports_the_average_at_its_last_batch_only() {
+        // timm 1.x train.py, validate(): `Acc@1: {top1_m.val:>7.3f} ({top1_m.avg:>7.3f})`,
+        // logged every log_interval batches and at the last (batch_idx == last_idx).
+        let mid = parse_line(
+            "Test: [   0/19]  Time: 0.112 (0.210)  Loss:   1.204 ( 1.204)  Acc@1:  51.852 ( 51.852)  Acc@5:  76.852 ( 76.852)",
+        );
+        assert_eq!((mid.accuracy, mid.loss), (None, Some(1.204)));
+        let r = read_line(
+            "Test: [  19/19]  Time: 0.131 (0.210)  Loss:   1.360 ( 1.372)  Acc@1:  45.606 ( 45.120)  Acc@5:  70.606 ( 70.120)",
+        );
+        let last = &r.progress;
+        assert_eq!(
+            (last.accuracy, last.loss, r.held_out),
+            (Some(45.12), Some(1.372), true)
+        );
+        // With --model-ema the EMA model is validated next, and its numbers are the epoch's.
+        let ema = parse_line(
+            "Test (EMA): [  19/19]  Time: 0.131 (0.210)  Loss:   1.301 ( 1.330)  Acc@1:  47.000 ( 46.250)  Acc@5:  71.000 ( 70.900)",
+        );
+        assert_eq!(ema.accuracy, Some(46.25));
+        // train_one_epoch: the epoch and the running loss.
+        let t = parse_line(
+            "Train: 2 [  50/120 ( 42%)]  Loss: 2.84 (2.97)  Time: 0.320s,  800.88/s  (0.325s,  787.69/s)  LR: 2.500e-04  Data: 0.002 (0.012)",
+        );
+        assert_eq!((t.epoch, t.loss, t.accuracy), (Some(2.0), Some(2.97), None));
+        // The checkpoint list and the best metric at the end say nothing about the run now.
+        assert!(
+            parse_line(
+                " ('./output/train/20260101-120000-resnet18-224/checkpoint-1.pth.tar', 58.342)"
+            )
+            .is_empty()
+        );
+        assert!(parse_line("*** Best metric: 63.904999999999994 (epoch 2)").is_empty());
+        // validate.py's summary: top-1 then its error, not an average.
+        let s = parse_line(" * Acc@1 45.120 (54.880) Acc@5 71.920 (28.080)");
+        assert_eq!(s.accuracy, Some(45.12));
+        // summary.csv, followed with --metrics-file.
+        let h: Vec<String> = [
+            "epoch",
+            "train_loss",
+            "eval_loss",
+            "eval_top1",
+            "eval_top5",
+            "lr",
+        ]
+        .map(String::from)
+        .to_vec();
+        let p = parse_line(&Parser::csv_row(&h, "2,2.85,0.902,63.905,88.905,0.00025"));
+        assert_eq!((p.epoch, p.accuracy), (Some(2.0), Some(63.905)));
+    }
+
+    #[test]
+    fn the_pytorch_imagenet_examples_running_averages() {
+        // ProgressMeter: `Acc@1  75.00 ( 72.11)` (value, then the average); `Epoch: [3]`.
+        let p = parse_line(
+            "Epoch: [3][ 10/5005]\tTime  0.312 ( 0.330)\tLoss 1.2e+00 (1.3e+00)\tAcc@1  75.00 ( 72.11)\tAcc@5  90.62 ( 89.50)",
+        );
+        assert_eq!((p.epoch, p.accuracy), (Some(3.0), Some(72.11)));
+        // Part-way through validation: no accuracy of the run yet; the summary gives it.
+        let p = parse_line("Test: [ 10/196]\tTime  0.101 ( 0.150)\tAcc@1  80.00 ( 76.42)");
+        assert_eq!(p.accuracy, None);
+        assert_eq!(
+            parse_line(" * Acc@1 76.130 Acc@5 92.862").accuracy,
+            Some(76.13)
+        );
+    }
+
+    #[test]
+    fn progress_bars_and_their_postfix() {
+        // Lightning 2.x TQDMProgressBar: tqdm's postfix, `k=v` joined by ", ".
+        let p = parse_line(
+            "Epoch 3: 100%|██████████| 938/938 [00:12<00:00, 75.1it/s, v_num=0, train_loss=0.123, val_acc=0.812]",
+        );
+        assert_eq!(p.epoch, Some(3.0));
+        assert!(close(p.accuracy, 81.2));
+        assert_eq!(p.loss, Some(0.123));
+        // A bar's percentage and rate, and train_loss, are no accuracy.
+        for noise in [
+            "Epoch 0:  42%|████▏     | 10/24 [00:00<00:00, 76.92it/s, v_num=0, train_loss=0.654]",
+            "Validation DataLoader 0: 100%|██████████| 6/6 [00:00<00:00, 150.00it/s]",
+            " 50%|█████     | 20/40 [00:01<00:01, 16.67it/s]",
+            "Sanity Checking DataLoader 0:  50%|█████     | 1/2 [00:00<?, ?it/s]",
+        ] {
+            assert_eq!(parse_line(noise).accuracy, None, "{noise}");
+        }
+        // transformers 5.x ProgressCallback: floats printed as f"{v:.4g}" strings.
+        let p = parse_line(
+            "{'eval_loss': '0.3669', 'eval_accuracy': '0.8312', 'eval_runtime': '1.203', 'eval_samples_per_second': '831.2', 'eval_steps_per_second': '104.1', 'epoch': '1'}",
+        );
+        assert_eq!((p.epoch, p.loss), (Some(1.0), Some(0.3669)));
+        assert!(close(p.accuracy, 83.12));
+        let p = parse_line(
+            "{'loss': '0.35', 'grad_norm': '2.133', 'learning_rate': '3.75e-05', 'epoch': '0.5'}",
+        );
+        assert_eq!((p.epoch, p.loss, p.accuracy), (Some(0.5), Some(0.35), None));
+    }
+
+    #[test]
+    fn a_held_out_accuracy_outranks_training_accuracy_for_the_rest_of_the_run() {
+        let r = LogReader::new(Parser::default());
+        // Keras 3 while epoch 1 trains: the training accuracy stands in …
+        let p = r.line("10/30 ━━━━━━ 0s 21ms/step - accuracy: 0.6012 - loss: 0.6400");
+        assert!(close(p.accuracy, 60.12));
+        // … until the epoch's end reports the validation accuracy …
+        let p = r.line(
+            "30/30 ━━━━━━━━━━━━━━━━━━━━ 1s 21ms/step - accuracy: 0.7000 - loss: 0.4800 - val_accuracy: 0.9456 - val_loss: 0.0816",
+        );
+        assert!(close(p.accuracy, 94.56));
+        // … and epoch 2's training accuracy no longer counts (its loss still does).
+        let p = r.line(" 5/30 ━━━━━━ 0s 21ms/step - accuracy: 0.9800 - loss: 0.0300");
+        assert_eq!((p.accuracy, p.loss), (None, Some(0.03)));
+        // Clones are the same run (its stdout and stderr); a new reader is a new run.
+        assert_eq!(r.clone().line("train_acc=0.99").accuracy, None);
+        let fresh = LogReader::new(Parser::default());
+        assert!(close(fresh.line("train_acc=0.99").accuracy, 99.0));
+        // The user's own accuracy pattern always counts.
+        let u = LogReader::new(Parser::new(&["accuracy=top1 ([0-9.]+)".into()]).unwrap());
+        u.line("val_acc=0.5");
+        assert!(close(u.line("train top1 0.7").accuracy, 70.0));
+        // A name the run never showed to be the training set's still counts.
+        let kv = LogReader::new(Parser::default());
+        kv.line("epoch=1 step=200 loss=1.2125 val_accuracy=0.7362 time=1.1s");
+        assert!(close(
+            kv.line("epoch 2 | step 400 | accuracy: 82.44%").accuracy,
+            82.44
+        ));
+        // The PyTorch ImageNet example: Acc@1 in the training lines is the training set's
+        // once the validation summary used the name.
+        let im = LogReader::new(Parser::default());
+        let train = "Epoch: [1][ 10/5005]\tAcc@1  75.00 ( 72.11)";
+        assert!(close(im.line(train).accuracy, 72.11));
+        assert!(close(
+            im.line(" * Acc@1 76.130 Acc@5 92.862").accuracy,
+            76.13
+        ));
+        assert_eq!(im.line(train).accuracy, None);
+        // A metrics file reads the same way.
+        let mut m = MetricsLines::new(Parser::default(), false);
+        assert!(close(m.line(br#"{"val_acc": 0.5}"#).accuracy, 50.0));
+        assert_eq!(m.line(br#"{"train_acc": 0.9}"#).accuracy, None);
+    }
+
     #[test]
     fn noise_yields_nothing() {
         assert!(parse_line("Downloading shards: 100%").is_empty());
@@ -439,9 +809,16 @@ mod tests {
             let text = std::fs::read_to_string(format!("{dir}/{}", f[0])).unwrap();
             let mut got = Vec::new();
             let mut last_epoch = None;
+            let reader = LogReader::new(Parser::default());
             for line in text.lines() {
-                let p = parse_line(line);
-                got.extend(p.accuracy);
+                let p = reader.line(line);
+                // A value repeated by the next line (a summary after its validation lines) is
+                // one reading.
+                if let Some(a) = p.accuracy
+                    && got.last() != Some(&a)
+                {
+                    got.push(a);
+                }
                 last_epoch = p.epoch.or(last_epoch);
             }
             assert_eq!(got.len(), want.len(), "{}: {got:?}", f[0]);

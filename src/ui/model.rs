@@ -5,12 +5,11 @@
 
 pub use crate::engine::meter::{GREENER_HORIZON, GridInfo, Target, col};
 use crate::engine::{Meter, Tick, Totals};
+use crate::source::term::{Shown, Stream, StyledLine};
 use std::collections::VecDeque;
 
 /// Lines of the command's output the pane keeps (the whole log goes to output.log).
 pub const OUTPUT_LINES: usize = 1000;
-/// Longest output line kept for the pane, in bytes.
-const OUTPUT_LINE_MAX: usize = 1000;
 
 /// What the screen is watching.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,10 +46,13 @@ pub struct RunInfo {
 pub struct Dashboard {
     pub info: RunInfo,
     pub meter: Meter,
-    /// The command's latest output lines (bounded).
-    pub output: VecDeque<String>,
+    /// The command's latest final output lines (bounded), as a terminal shows them.
+    pub output: VecDeque<StyledLine>,
     /// Lines the pane dropped (they are still in output.log).
     pub output_dropped: u64,
+    /// The rows each of the command's streams may still redraw (a progress bar in its latest
+    /// state), stdout's then stderr's: shown below the final lines, as on a terminal.
+    pub output_live: [Vec<StyledLine>; 2],
     /// Standing notices (e.g. "CPU power is an estimate …").
     pub notices: Vec<String>,
     /// The latest warning and the elapsed time it came at.
@@ -68,6 +70,7 @@ impl Dashboard {
             meter,
             output: VecDeque::new(),
             output_dropped: 0,
+            output_live: [Vec::new(), Vec::new()],
             notices: Vec::new(),
             warning: None,
             ended: None,
@@ -85,35 +88,39 @@ impl Dashboard {
         self.meter.last.as_ref()
     }
 
-    /// Adds a line of the command's output to the pane.
+    /// Adds a line of text to the pane (control characters applied, as a terminal would).
     pub fn push_output(&mut self, line: &str) {
-        let mut l = line.trim_end_matches(['\n', '\r']).to_owned();
-        // A progress bar redrawn with \r: keep what the terminal would show last.
-        if let Some(pos) = l.rfind('\r') {
-            l = l[pos + 1..].to_owned();
-        }
-        if l.len() > OUTPUT_LINE_MAX {
-            let mut cut = OUTPUT_LINE_MAX;
-            while !l.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            l.truncate(cut);
-            l.push('…');
-        }
-        // Tabs and control characters would break the pane's layout.
-        let l: String = l
-            .chars()
-            .map(|c| match c {
-                '\t' => ' ',
-                c if c.is_control() => '·',
-                c => c,
-            })
-            .collect();
+        self.push_line(StyledLine::plain(line));
+    }
+
+    fn push_line(&mut self, line: StyledLine) {
         if self.output.len() == OUTPUT_LINES {
             self.output.pop_front();
             self.output_dropped += 1;
         }
-        self.output.push_back(l);
+        self.output.push_back(line);
+    }
+
+    /// What a chunk of the command's output changed: its final lines, and the rows it may still
+    /// redraw.
+    pub fn show_output(&mut self, stream: Stream, shown: Shown) {
+        for l in shown.done {
+            self.push_line(l);
+        }
+        if let Some(live) = shown.live {
+            self.output_live[stream.index()] = live;
+        }
+    }
+
+    /// The pane's lines: the final ones, then the rows still being drawn.
+    pub fn output_rows(&self) -> impl Iterator<Item = &StyledLine> {
+        self.output
+            .iter()
+            .chain(self.output_live.iter().flat_map(|l| l.iter()))
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.output.len() + self.output_live.iter().map(Vec::len).sum::<usize>()
     }
 
     pub fn warn(&mut self, w: String) {
@@ -150,10 +157,30 @@ mod tests {
         }
         assert_eq!(d.output.len(), OUTPUT_LINES);
         assert_eq!(d.output_dropped, 5);
-        assert_eq!(d.output.front().map(String::as_str), Some("line 5"));
+        assert_eq!(d.output.front().map(|l| l.text.as_str()), Some("line 5"));
         d.push_output("10%|##   \r50%|#####\tx\u{1b}[0m\n");
-        assert_eq!(d.output.back().map(String::as_str), Some("50%|##### x·[0m"));
-        d.push_output(&"é".repeat(900));
-        assert!(d.output.back().unwrap().ends_with('…'));
+        assert_eq!(
+            d.output.back().map(|l| l.text.as_str()),
+            Some("50%|#####       x")
+        );
+        d.push_output(&"é".repeat(1200));
+        assert!(d.output.back().unwrap().text.ends_with('…'));
+        // A bar being redrawn shows below the final lines, in its latest state.
+        let mut t = crate::source::term::Term::new(true);
+        d.show_output(Stream::Err, t.feed(b"\r 10%|#\r 20%|##", false).shown);
+        let mut out = crate::source::term::Term::new(true);
+        d.show_output(
+            Stream::Out,
+            out.feed(b"{'eval_accuracy': 0.8}\n", false).shown,
+        );
+        let rows: Vec<_> = d.output_rows().map(|l| l.text.as_str()).collect();
+        assert_eq!(
+            rows[rows.len() - 2..],
+            ["{'eval_accuracy': 0.8}", " 20%|##"]
+        );
+        assert_eq!(d.output_len(), OUTPUT_LINES + 1);
+        d.show_output(Stream::Err, t.finish().shown);
+        assert_eq!(d.output.back().map(|l| l.text.as_str()), Some(" 20%|##"));
+        assert!(d.output_live.iter().all(Vec::is_empty));
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::engine::Snapshot;
 use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh, fmt_power, fmt_share};
+use crate::source::term::{Colour, Pen, StyledLine};
 use crate::ui::model::{Dashboard, Mode, Target, col};
 use crate::ui::state::{KEYS, Panel, UiState, window_label};
 use crate::ui::theme::Theme;
@@ -950,7 +951,7 @@ fn draw_milestones(f: &mut Frame, area: Rect, s: &Snapshot, th: &Theme) {
 }
 
 fn draw_output(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Theme, focus: bool) {
-    let n = d.output.len();
+    let n = d.output_len();
     let rows = area.height.saturating_sub(2) as usize;
     let scroll = ui.output_scroll.min(n.saturating_sub(rows));
     let end = n - scroll;
@@ -964,9 +965,10 @@ fn draw_output(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Them
     }
     let block = panel_block(title("Output", Some(extra), th), focus, th);
     let lines: Vec<Line> = d
-        .output
-        .range(start..end)
-        .map(|l| Line::raw(l.as_str()))
+        .output_rows()
+        .skip(start)
+        .take(end - start)
+        .map(output_line)
         .collect();
     let text = if lines.is_empty() {
         vec![Line::styled("(no output yet)", Style::new().fg(th.muted))]
@@ -974,6 +976,59 @@ fn draw_output(f: &mut Frame, area: Rect, d: &Dashboard, ui: &UiState, th: &Them
         lines
     };
     f.render_widget(Paragraph::new(text).block(block), area);
+}
+
+/// A line of the command's output in the colours it asked for (SGR escapes).
+fn output_line(l: &StyledLine) -> Line<'_> {
+    Line::from(
+        l.runs()
+            .map(|(text, pen)| Span::styled(text, pen_style(pen)))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn pen_style(p: Pen) -> Style {
+    let colour = |c: Colour| match c {
+        Colour::Indexed(i) => match i {
+            0 => Color::Black,
+            1 => Color::Red,
+            2 => Color::Green,
+            3 => Color::Yellow,
+            4 => Color::Blue,
+            5 => Color::Magenta,
+            6 => Color::Cyan,
+            7 => Color::Gray,
+            8 => Color::DarkGray,
+            9 => Color::LightRed,
+            10 => Color::LightGreen,
+            11 => Color::LightYellow,
+            12 => Color::LightBlue,
+            13 => Color::LightMagenta,
+            14 => Color::LightCyan,
+            15 => Color::White,
+            i => Color::Indexed(i),
+        },
+        Colour::Rgb(r, g, b) => Color::Rgb(r, g, b),
+    };
+    let mut s = Style::new();
+    if let Some(c) = p.fg {
+        s = s.fg(colour(c));
+    }
+    if let Some(c) = p.bg {
+        s = s.bg(colour(c));
+    }
+    for (on, m) in [
+        (p.bold, Modifier::BOLD),
+        (p.dim, Modifier::DIM),
+        (p.italic, Modifier::ITALIC),
+        (p.underline, Modifier::UNDERLINED),
+        (p.reverse, Modifier::REVERSED),
+    ] {
+        if on {
+            s = s.add_modifier(m);
+        }
+    }
+    s
 }
 
 fn draw_help(f: &mut Frame, area: Rect, ui: &UiState, th: &Theme) {
