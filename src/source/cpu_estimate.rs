@@ -118,12 +118,8 @@ pub fn count_sockets(sysfs_root: &Path, proc_root: &Path) -> Option<usize> {
 /// True when `<proc>/cpuinfo`'s flags include `hypervisor` (the CPUID bit a hypervisor sets for
 /// its guests, x86).
 pub fn is_vm(proc_root: &Path) -> bool {
-    std::fs::read_to_string(proc_root.join("cpuinfo")).is_ok_and(|s| {
-        s.lines()
-            .filter_map(|l| l.split_once(':'))
-            .filter(|(k, _)| k.trim() == "flags")
-            .any(|(_, v)| v.split_whitespace().any(|f| f == "hypervisor"))
-    })
+    std::fs::read_to_string(proc_root.join("cpuinfo"))
+        .is_ok_and(|s| crate::source::host::has_hypervisor_flag(&s))
 }
 
 /// What the estimate knows of the machine's CPUs.

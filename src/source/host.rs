@@ -116,11 +116,14 @@ pub fn count_cpu_list(text: &str) -> Option<usize> {
     (n > 0).then_some(n)
 }
 
-fn has_hypervisor_flag(cpuinfo: &str) -> bool {
+/// `/proc/cpuinfo`'s flags include `hypervisor` (CPUID leaf 1, ECX bit 31, which every x86
+/// hypervisor sets for its guests).
+pub fn has_hypervisor_flag(cpuinfo: &str) -> bool {
     cpuinfo
         .lines()
-        .filter(|l| l.starts_with("flags"))
-        .any(|l| l.split_whitespace().any(|f| f == "hypervisor"))
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim() == "flags")
+        .any(|(_, v)| v.split_whitespace().any(|f| f == "hypervisor"))
 }
 
 #[cfg(test)]
