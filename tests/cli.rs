@@ -861,3 +861,42 @@ fn the_commands_share_of_a_shared_machine_is_reported() {
     }
     assert!(rows.iter().all(|r| r[g].is_empty()));
 }
+
+#[test]
+fn duration_signals_the_whole_job_not_only_its_wrapper() {
+    // A bash wrapper around a Python child, as a launcher script is: --duration must stop the
+    // Python process too (it used to go on training, unmeasured, with parent 1).
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("child.pid");
+    let script = format!(
+        "python3 -c 'import os,time; open(\"{p}.tmp\",\"w\").write(str(os.getpid())); \
+         os.rename(\"{p}.tmp\",\"{p}\"); time.sleep(600)'; echo wrapper-done",
+        p = pidfile.display()
+    );
+    let o = quick("run", &dir.path().join("r"))
+        .args(["--duration", "4s", "--", "bash", "-c", &script])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap_or_else(|e| panic!("the Python child never started ({e}): {err}"))
+        .trim()
+        .parse()
+        .unwrap();
+    // Gone (or a zombie no one has reaped yet), within a generous bound.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while alive() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !alive(),
+        "the wrapper's Python child {pid} outlived the run: {err}"
+    );
+}

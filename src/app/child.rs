@@ -127,9 +127,19 @@ impl Child {
         u32::try_from(self.pid.as_raw()).unwrap_or(0)
     }
 
-    /// Sends a signal; a child already gone is not an error.
+    /// Sends a signal to the command and every process under it, as a terminal's Ctrl-C or
+    /// GNU `timeout` reach the whole job: a `bash` wrapper's Python child must not go on
+    /// training, unmeasured, with parent 1. The tree is read from /proc at the moment (the
+    /// command first, then its descendants); a process already gone is not an error.
     pub fn signal(&self, sig: Signal) {
-        let _ = kill(self.pid, sig);
+        let mut tree = crate::source::process::ProcessTree::new(
+            u32::try_from(self.pid.as_raw()).unwrap_or(0),
+            "/proc".into(),
+        );
+        let pids = tree.scan_now().to_vec();
+        for p in pids {
+            let _ = kill(Pid::from_raw(p), sig);
+        }
     }
 }
 

@@ -125,6 +125,12 @@ impl ProcessTree {
             .and_then(|s| parse_stat(&s))
     }
 
+    /// The root and every descendant now (one pass over /proc).
+    pub fn scan_now(&mut self) -> &[i32] {
+        self.scan();
+        &self.pids
+    }
+
     /// The root and every descendant, from one pass over /proc.
     fn scan(&mut self) {
         let mut parent: HashMap<i32, i32> = HashMap::new();
