@@ -327,9 +327,12 @@ impl Session {
         for (n, said) in nodes.iter().zip(self.faults_said.iter_mut()) {
             if n.fault != *said {
                 if let Some(f) = &n.fault {
-                    fx.push(Effect::Warn(format!(
-                        "{f}; its last values are kept, marked stale"
-                    )));
+                    let kept = if n.answered.is_some() {
+                        "its last values are kept, marked stale"
+                    } else {
+                        "not counted until it answers"
+                    };
+                    fx.push(Effect::Warn(format!("{f}; {kept}")));
                 }
                 said.clone_from(&n.fault);
             }
