@@ -276,11 +276,31 @@ pub fn load(named: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), Confi
             _ => return Ok((FileConfig::default(), None)),
         },
     };
-    let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Read {
+    let text = read_small(&path, MAX_CONFIG_BYTES).map_err(|error| ConfigError::Read {
         path: path.clone(),
         error,
     })?;
     Ok((parse(&text, &path)?, Some(path)))
+}
+
+/// The largest config or theme file read: a full config is about 2 KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// A small text file, refused past `max` bytes rather than read whole (`--config /dev/zero`
+/// would never end).
+pub fn read_small(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB: not a carbontop file", max >> 10),
+        ));
+    }
+    Ok(text)
 }
 
 /// `v` if `f` (a reason when not) accepts it.
