@@ -231,6 +231,8 @@ impl Session {
     fn stop(&mut self, fx: &mut Vec<Effect>) {
         if !self.stopping {
             self.stopping = true;
+            // Before the closing sample, so its row records the caps put back.
+            self.caps.restore_at_stop();
             fx.push(Effect::StopSampler);
         }
     }
