@@ -182,6 +182,17 @@ pub struct Parser {
     custom: Vec<(Field, regex::Regex)>,
 }
 
+/// The NAME a `--metric` gave for a field.
+fn field_name(f: &Field) -> &str {
+    match f {
+        Field::Accuracy => "accuracy",
+        Field::Loss => "loss",
+        Field::Epoch => "epoch",
+        Field::Step => "step",
+        Field::Named(n) => n,
+    }
+}
+
 impl Parser {
     /// From `NAME=REGEX` specs; errors name the flag and the spec.
     pub fn new(specs: &[String]) -> Result<Self, String> {
@@ -202,6 +213,13 @@ impl Parser {
             let re = regex::Regex::new(pat)
                 .map_err(|e| format!("--metric {spec:?}: {}", e.to_string().replace('\n', " ")))?;
             let field = match name.as_str() {
+                // One column per name: a second pattern would make a second `metric_NAME`.
+                _ if custom.iter().any(|(f, _)| field_name(f) == name) => {
+                    return Err(format!(
+                        "--metric {spec:?}: {name} is already given: one pattern per NAME \
+                         (alternatives go in one REGEX, with |)"
+                    ));
+                }
                 "accuracy" | "acc" => Field::Accuracy,
                 "loss" => Field::Loss,
                 "epoch" => Field::Epoch,
