@@ -173,7 +173,7 @@ pub enum Command {
         #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         count: u32,
         /// Run time in hours.
-        #[arg(long, value_parser = parse_positive, value_name = "H")]
+        #[arg(long, value_parser = parse_hours, value_name = "H")]
         hours: f64,
         /// Grid zone for the table's annual intensity (see `carbontop zones`); default WORLD.
         #[arg(long, value_name = "CODE")]
@@ -188,7 +188,7 @@ pub enum Command {
         #[arg(long, value_parser = parse_unit, default_value = "1", value_name = "X", allow_negative_numbers = true)]
         utilisation: f64,
         /// Memory per 8-GPU server in GiB, counted at 0.3725 W/GiB (default: not counted).
-        #[arg(long, value_parser = parse_non_negative, default_value = "0", value_name = "GIB")]
+        #[arg(long, value_parser = parse_memory_gib, default_value = "0", value_name = "GIB")]
         memory_gib: f64,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -242,7 +242,7 @@ pub struct MeasureOpts {
     #[arg(long, value_parser = parse_pue, allow_negative_numbers = true)]
     pub pue: Option<f64>,
     /// CPU thermal design power in W, for the estimate when RAPL is absent.
-    #[arg(long, value_parser = parse_positive, value_name = "W", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_cpu_tdp, value_name = "W", allow_negative_numbers = true)]
     pub cpu_tdp: Option<f64>,
     /// Root of the sysfs tree to read RAPL and network facts from (for tests and containers).
     #[arg(long, env = "CARBONTOP_SYSFS_ROOT", value_name = "DIR")]
@@ -251,7 +251,7 @@ pub struct MeasureOpts {
     #[arg(long, value_delimiter = ',', value_name = "IFACE")]
     pub net_iface: Vec<String>,
     /// Network energy intensity, kWh per GB transferred.
-    #[arg(long, value_parser = parse_non_negative, value_name = "KWH", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_net_kwh_per_gb, value_name = "KWH", allow_negative_numbers = true)]
     pub net_kwh_per_gb: Option<f64>,
     /// Only these GPUs (comma-separated NVML indices, as nvidia-smi numbers them). Default:
     /// `run` counts the GPUs its job was given (CUDA_VISIBLE_DEVICES, SLURM_STEP_GPUS,
@@ -279,7 +279,7 @@ pub struct MeasureOpts {
     pub target_metric: Option<String>,
     /// The run will train this many epochs: the screen forecasts the time, energy and carbon
     /// to the end at the recent rate (with the grid's forecast where the provider has one).
-    #[arg(long, value_parser = parse_positive, value_name = "N", conflicts_with = "target_accuracy")]
+    #[arg(long, value_parser = parse_epochs, value_name = "N", conflicts_with = "target_accuracy")]
     pub epochs: Option<f64>,
     /// The run stops at this accuracy (percent): the screen forecasts what reaching it costs.
     #[arg(long, value_parser = parse_percent, value_name = "A")]
@@ -288,7 +288,7 @@ pub struct MeasureOpts {
     /// e.g. 150 for an A100 [BLOOM; range to 318, Chien et al.], + the run's share of a 2,500 kg
     /// server [BLOOM]), amortised over 6 years into samples.csv's embodied_co2e_g; 0 leaves it
     /// out.
-    #[arg(long, value_parser = parse_non_negative, value_name = "KG", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_embodied_kg, value_name = "KG", allow_negative_numbers = true)]
     pub embodied_kg: Option<f64>,
     /// Hardware threads of the host this machine runs on (a VM's host cannot be seen from
     /// inside): the server's embodied carbon is charged by this machine's threads over N.
@@ -318,7 +318,7 @@ pub struct MeasureOpts {
     #[arg(long, value_parser = parse_duration, value_name = "D")]
     pub governor_profile: Option<Duration>,
     /// How far `+`/`-` move a cap, in W (default 10).
-    #[arg(long, value_parser = parse_positive, value_name = "W", allow_negative_numbers = true)]
+    #[arg(long, value_parser = parse_cap_step, value_name = "W", allow_negative_numbers = true)]
     pub cap_step: Option<f64>,
     /// Leave the caps as they are on exit instead of putting the original ones back.
     #[arg(long)]
@@ -351,7 +351,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "d" => v * 86_400.0,
         _ => return Err(bad()),
     };
-    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+    let max = crate::engine::constants::MAX_DURATION_S;
+    if !secs.is_finite() || secs > max {
+        return Err(format!(
+            "{s:?}: a duration is at most {max} s (about 31 years)"
+        ));
+    }
+    if secs <= 0.0 {
         return Err(format!("{s:?}: a duration must be positive"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -372,8 +378,9 @@ pub fn parse_pue(s: &str) -> Result<f64, String> {
         return Ok(v);
     }
     match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && (1.0..=10.0).contains(&v) => Ok(v),
-        Ok(_) => Err(format!("{s:?}: PUE must be between 1.0 and 10")),
+        Ok(v) => crate::engine::constants::PUE_BOUND
+            .check(v)
+            .map_err(|e| format!("{s:?}: {e}")),
         Err(_) => Err(format!(
             "{s:?} is not a PUE: give a number ≥ 1.0 or one of local, gcp, aws, azure, datacenter"
         )),
@@ -406,16 +413,46 @@ pub fn parse_non_negative(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A grid intensity in gCO2e/kWh: 0 to 3000 (the dirtiest grids are near 1000).
+/// A grid intensity in gCO2e/kWh, within [`INTENSITY_BOUND`](crate::engine::constants::INTENSITY_BOUND).
 pub fn parse_intensity(s: &str) -> Result<f64, String> {
-    let v = parse_non_negative(s)?;
-    if v <= 3000.0 {
-        Ok(v)
-    } else {
-        Err(format!(
-            "{s:?}: an intensity above 3000 gCO2e/kWh is not plausible"
-        ))
-    }
+    bounded(s, &crate::engine::constants::INTENSITY_BOUND)
+}
+
+/// A number within a physical bound (`engine::constants`); the error quotes it and the range.
+pub fn bounded(s: &str, b: &crate::engine::constants::Bound) -> Result<f64, String> {
+    let v = s
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    b.check(v).map_err(|e| format!("{s:?}: {e}"))
+}
+
+pub fn parse_cpu_tdp(s: &str) -> Result<f64, String> {
+    bounded(s, &crate::engine::constants::CPU_TDP_BOUND)
+}
+
+pub fn parse_net_kwh_per_gb(s: &str) -> Result<f64, String> {
+    bounded(s, &crate::engine::constants::NET_KWH_PER_GB_BOUND)
+}
+
+pub fn parse_embodied_kg(s: &str) -> Result<f64, String> {
+    bounded(s, &crate::engine::constants::EMBODIED_KG_BOUND)
+}
+
+pub fn parse_cap_step(s: &str) -> Result<f64, String> {
+    bounded(s, &crate::engine::constants::CAP_STEP_BOUND)
+}
+
+pub fn parse_epochs(s: &str) -> Result<f64, String> {
+    bounded(s, &crate::engine::constants::EPOCHS_BOUND)
+}
+
+fn parse_hours(s: &str) -> Result<f64, String> {
+    bounded(s, &crate::engine::constants::HOURS_BOUND)
+}
+
+fn parse_memory_gib(s: &str) -> Result<f64, String> {
+    bounded(s, &crate::engine::constants::SERVER_MEMORY_GIB_BOUND)
 }
 
 /// A percentage above 0 and at most 100.

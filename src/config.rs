@@ -1,6 +1,10 @@
 //! The config file (TOML) and the resolved settings: defaults < config file < command line.
 
 use crate::cli::{self, MeasureOpts};
+use crate::engine::constants::{
+    Bound, CAP_STEP_BOUND, CPU_TDP_BOUND, EMBODIED_KG_BOUND, EPOCHS_BOUND, INTENSITY_BOUND,
+    MEMORY_W_PER_GIB_BOUND, NET_KWH_PER_GB_BOUND,
+};
 use crate::source::grid::http::Secret;
 use crate::source::grid::{GridSettings, ProviderKind};
 use serde::Deserialize;
@@ -278,11 +282,31 @@ pub fn load(named: Option<&Path>) -> Result<(FileConfig, Option<PathBuf>), Confi
             _ => return Ok((FileConfig::default(), None)),
         },
     };
-    let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Read {
+    let text = read_small(&path, MAX_CONFIG_BYTES).map_err(|error| ConfigError::Read {
         path: path.clone(),
         error,
     })?;
     Ok((parse(&text, &path)?, Some(path)))
+}
+
+/// The largest config or theme file read: a full config is about 2 KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// A small text file, refused past `max` bytes rather than read whole (`--config /dev/zero`
+/// would never end).
+pub fn read_small(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB: not a carbontop file", max >> 10),
+        ));
+    }
+    Ok(text)
 }
 
 /// `v` if `f` (a reason when not) accepts it.
@@ -395,19 +419,12 @@ fn key_error<E: std::fmt::Display>(p: &Path, key: &'static str) -> impl Fn(E) ->
     }
 }
 
-fn positive(v: &f64) -> Result<(), String> {
-    if v.is_finite() && *v > 0.0 {
-        Ok(())
-    } else {
-        Err(format!("{v} must be greater than 0"))
-    }
-}
-
-fn non_negative(v: &f64) -> Result<(), String> {
-    if v.is_finite() && *v >= 0.0 {
-        Ok(())
-    } else {
-        Err(format!("{v} must not be negative"))
+/// A check that `v` is within the physical bound `b` (its reason quotes the value and range).
+fn within(b: &'static Bound) -> impl Fn(&f64) -> Result<(), String> {
+    move |v| {
+        b.check(*v)
+            .map(|_| ())
+            .map_err(|e| format!("{}: {e}", Bound::show(*v)))
     }
 }
 
@@ -431,16 +448,31 @@ fn basis_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<Basi
         .transpose()
         .map_err(key_error(p, "interval"))?;
     let file_pue = match &file.pue {
-        Some(PueValue::Number(n)) => Some(cli::parse_pue(&n.to_string())),
+        Some(PueValue::Number(n)) => Some(cli::parse_pue(&Bound::show(*n))),
         Some(PueValue::Preset(s)) => Some(cli::parse_pue(s)),
         None => None,
     }
     .transpose()
     .map_err(key_error(p, "pue"))?;
-    let file_tdp = check(p, "cpu_tdp", file.cpu_tdp, positive)?;
-    let file_net = check(p, "net_kwh_per_gb", file.net_kwh_per_gb, non_negative)?;
-    let file_mem = check(p, "memory_w_per_gib", file.memory_w_per_gib, non_negative)?;
-    let file_embodied = check(p, "embodied_kg", file.embodied_kg, non_negative)?;
+    let file_tdp = check(p, "cpu_tdp", file.cpu_tdp, within(&CPU_TDP_BOUND))?;
+    let file_net = check(
+        p,
+        "net_kwh_per_gb",
+        file.net_kwh_per_gb,
+        within(&NET_KWH_PER_GB_BOUND),
+    )?;
+    let file_mem = check(
+        p,
+        "memory_w_per_gib",
+        file.memory_w_per_gib,
+        within(&MEMORY_W_PER_GIB_BOUND),
+    )?;
+    let file_embodied = check(
+        p,
+        "embodied_kg",
+        file.embodied_kg,
+        within(&EMBODIED_KG_BOUND),
+    )?;
     let file_host_threads = file
         .host_threads
         .map(|n| cli::parse_threads(&n.to_string()))
@@ -475,7 +507,7 @@ fn target_setting(
     file: &FileConfig,
     p: &Path,
 ) -> Result<Option<crate::ui::model::Target>, ConfigError> {
-    let file_epochs = check(p, "epochs", file.epochs, positive)?;
+    let file_epochs = check(p, "epochs", file.epochs, within(&EPOCHS_BOUND))?;
     let file_target_acc = check(p, "target_accuracy", file.target_accuracy, |v| {
         if *v > 0.0 && *v <= 100.0 {
             Ok(())
@@ -503,9 +535,7 @@ fn grid_settings(
     file: &FileConfig,
     p: &Path,
 ) -> Result<GridSettings, ConfigError> {
-    let file_int = check(p, "intensity", file.intensity, |v| {
-        cli::parse_intensity(&v.to_string()).map(|_| ())
-    })?;
+    let file_int = check(p, "intensity", file.intensity, within(&INTENSITY_BOUND))?;
     let file_provider = file
         .provider
         .as_deref()
@@ -586,7 +616,7 @@ fn governor_settings(
     let file_eta = check(p, "eta", file.eta, |v| {
         cli::parse_unit(&v.to_string()).map(|_| ())
     })?;
-    let file_cap_step = check(p, "cap_step", file.cap_step, positive)?;
+    let file_cap_step = check(p, "cap_step", file.cap_step, within(&CAP_STEP_BOUND))?;
     let file_profile = file
         .governor_profile
         .as_deref()
@@ -786,7 +816,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "config {}: key `pue`: \"0.5\": PUE must be between 1.0 and 10",
+                "config {}: key `pue`: \"0.5\": a PUE is from 1 to 3",
                 f.display()
             )
         );

@@ -18,7 +18,10 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
-    let agents = Agents::new(addrs).map_err(|e| AppError::Runtime(e.to_string()))?;
+    let agents = Agents::new(addrs).map_err(|e| match e {
+        crate::serve::ServeError::BadAgent { .. } => AppError::Usage(e.to_string()),
+        _ => AppError::Runtime(e.to_string()),
+    })?;
     let use_screen = crate::app::screen::wanted(s.headless);
     let info = RunInfo {
         title: format!("watch {} agent(s)", addrs.len()),
@@ -71,8 +74,15 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
     final_lines(session.nodes())
 }
 
-/// One line per node for the screen's pane.
+/// One line per node for the screen's pane: a node that never answered has no figures to show
+/// (it is not in the totals either), only why.
 pub fn node_line(n: &Node) -> String {
+    if n.answered.is_none() {
+        return match &n.fault {
+            Some(f) => format!("{} [{}]  no answer yet: {f}", n.node, n.agent),
+            None => format!("{} [{}]  no answer yet", n.node, n.agent),
+        };
+    }
     let stale = if n.fault.is_some() { "  (stale)" } else { "" };
     let comms = n
         .fig

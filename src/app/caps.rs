@@ -21,6 +21,9 @@ pub struct CapSide {
     /// Why the last governor ended without savings to show: "not enough signal", or stopped by
     /// a refused cap (said in the summary, which a --quiet run still prints).
     past_blind: Option<String>,
+    /// What the stop put back (and could not), for the summary.
+    put_back: CapLog,
+    put_back_errs: Vec<String>,
 }
 
 impl CapSide {
@@ -43,6 +46,8 @@ impl CapSide {
             step_w: s.cap_step,
             past: Savings::default(),
             past_blind: None,
+            put_back: CapLog::default(),
+            put_back_errs: Vec::new(),
         }
     }
 
@@ -56,6 +61,8 @@ impl CapSide {
             step_w: 25.0,
             past: Savings::default(),
             past_blind: None,
+            put_back: CapLog::default(),
+            put_back_errs: Vec::new(),
         }
     }
 
@@ -228,6 +235,20 @@ impl CapSide {
             .unwrap_or_default()
     }
 
+    /// The run is stopping (its command ended, `--duration`, `q`, a signal): the governor stops
+    /// and the caps go back now (unless --no-restore), so the closing row's `cap_change`
+    /// records the restore (issue 20: it was made after the last row and recorded nowhere).
+    pub fn restore_at_stop(&mut self) {
+        self.stop_governor();
+        if let Some(c) = self.control.as_mut()
+            && c.restores_on_exit()
+        {
+            let (log, errs) = c.restore_logged();
+            self.put_back.0.extend(log.0);
+            self.put_back_errs.extend(errs);
+        }
+    }
+
     /// At the end: put the caps back (unless --no-restore) and say what the governor saved.
     pub fn finish(&mut self) -> Vec<String> {
         self.stop_governor();
@@ -253,16 +274,26 @@ impl CapSide {
         if let Some(c) = self.control.as_mut() {
             // A change made on the last tick had no row left to go on: said here, apart from
             // the restore, so "caps put back" only ever lists what the end put back.
-            let unrecorded = c.take_log();
+            let unrecorded: Vec<_> = c
+                .take_log()
+                .0
+                .into_iter()
+                .filter(|ch| ch.who != crate::control::Who::Restore)
+                .collect();
             if !unrecorded.is_empty() {
-                notes.push(format!("changed after the last row: {unrecorded}"));
+                notes.push(format!(
+                    "changed after the last row: {}",
+                    CapLog(unrecorded)
+                ));
             }
             if c.restores_on_exit() {
-                let errs = c.restore();
-                let log = c.take_log();
-                if !log.is_empty() {
-                    notes.push(format!("caps put back: {log}"));
+                let (log, errs) = c.restore_logged();
+                c.take_log();
+                self.put_back.0.extend(log.0);
+                if !self.put_back.is_empty() {
+                    notes.push(format!("caps put back: {}", self.put_back));
                 }
+                notes.append(&mut self.put_back_errs);
                 notes.extend(errs);
             } else if c.changed() {
                 notes.push("caps left as they are (--no-restore)".into());
@@ -325,6 +356,11 @@ mod tests {
     /// changes made during its interval on it, then lets the governor see it. The rows
     /// recorded, and the session (whose cap side still holds the caps).
     fn governed_run(state: &Path, secs: f64) -> (Session, Vec<Tick>) {
+        governed(state, secs, false)
+    }
+
+    /// [`governed_run`], and with `stop` a SIGTERM after `secs`, then the closing sample.
+    fn governed(state: &Path, secs: f64, stop: bool) -> (Session, Vec<Tick>) {
         let dir = state.parent().unwrap();
         let s = governed_settings(dir);
         let clock = ScriptedClock::default();
@@ -355,8 +391,13 @@ mod tests {
         let mut session = Session::new(dash, Ledger::new(LedgerConfig::default()), caps, cfg);
         let t0 = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let mut rows = Vec::new();
-        for k in 0..=(secs * 10.0).round() as u32 {
+        let last = (secs * 10.0).round() as u32;
+        for k in 0..=last + u32::from(stop) {
             let t = f64::from(k) / 10.0;
+            if stop && k == last + 1 {
+                let fx = session.handle(t - 0.05, Event::Signal(signal_hook::consts::SIGTERM));
+                assert!(fx.contains(&Effect::StopSampler), "{fx:?}");
+            }
             clock.set(t);
             let sample = Sample {
                 time: t0 + chrono::TimeDelta::milliseconds(i64::from(k) * 100),
@@ -448,6 +489,44 @@ mod tests {
             "{notes:?}"
         );
         assert_eq!(caps_in(&state), [300.0, 300.0]);
+    }
+
+    #[test]
+    fn the_caps_put_back_at_the_stop_are_on_the_closing_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("caps.json");
+        let (mut session, rows) = governed(&state, 40.0, true);
+        let before = &rows[rows.len() - 2];
+        assert!(
+            before
+                .gpus
+                .iter()
+                .all(|g| g.cap_w.is_some_and(|c| c < 300.0)),
+            "{before:?}"
+        );
+        // Issue 20: the restore at quit was made after the last row and recorded nowhere.
+        let closing = rows.last().unwrap();
+        let cell = closing.cap_change.to_string();
+        assert!(
+            cell.contains("restore gpu0") && cell.contains("->300 W"),
+            "{cell}"
+        );
+        assert!(cell.contains("restore gpu1"), "{cell}");
+        assert_eq!(caps_in(&state), [300.0, 300.0]);
+        // The summary still says what was put back, once, and nothing "after the last row".
+        let notes = session.caps.finish();
+        assert_eq!(
+            notes
+                .iter()
+                .filter(|n| n.starts_with("caps put back: "))
+                .count(),
+            1,
+            "{notes:?}"
+        );
+        assert!(
+            !notes.iter().any(|n| n.contains("after the last row")),
+            "{notes:?}"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::source::sampler::SamplerEvent;
 use ratatui::crossterm::event::Event as CtEvent;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What the threads send the loop.
 pub enum Raw {
@@ -218,7 +218,7 @@ pub fn drive(s: &mut Session, io: &mut Io) -> Result<(), AppError> {
     loop {
         let due = s
             .next_deadline()
-            .map(|t| io.start + Duration::from_secs_f64(t.max(0.0)));
+            .and_then(|t| io.start.checked_add(crate::app::feed::secs(t)));
         let deadline = [due, io.out.owed(), io.feed.due()]
             .into_iter()
             .flatten()

@@ -88,6 +88,13 @@ pub struct Playback {
     end_sent: bool,
     /// Seeking back would rewrite rows already written with --out: refused.
     pub writing: bool,
+    /// The recording time a pause stopped at, played on from when play resumes.
+    paused_at: Option<f64>,
+}
+
+/// `s` seconds as a Duration: none below 0 (or NaN), the longest one above what it holds.
+pub fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 impl Playback {
@@ -104,6 +111,7 @@ impl Playback {
             done_sent: false,
             end_sent: false,
             writing: false,
+            paused_at: None,
         }
     }
 
@@ -136,13 +144,20 @@ impl Playback {
         if !self.playing {
             return None;
         }
-        Some(match self.speed {
-            None => now,
+        match self.speed {
+            None => Some(now),
             Some(x) => {
                 let (t0, e0) = *self.origin.get_or_insert((now, el));
-                t0 + Duration::from_secs_f64(((el - e0) / x).max(0.0))
+                // A wait too long for the clock is no wait the loop needs to keep.
+                t0.checked_add(secs((el - e0) / x))
             }
-        })
+        }
+    }
+
+    /// Where the playback stands in recording time at `now`, while it is paced.
+    fn position(&self, now: Instant) -> Option<f64> {
+        let (t0, e0) = self.origin?;
+        Some(e0 + now.saturating_duration_since(t0).as_secs_f64() * self.speed?)
     }
 
     fn take(&mut self) -> Option<Event> {
@@ -171,18 +186,19 @@ impl Playback {
     pub fn control(&mut self, a: Action, s: &mut Session) -> Option<String> {
         match a {
             Action::TogglePlay => {
+                // Paused where it stands, and played on from there.
+                let now = Instant::now();
+                if self.playing {
+                    self.paused_at = self.position(now);
+                    self.origin = None;
+                } else {
+                    self.origin = self.paused_at.take().map(|e| (now, e));
+                }
                 self.playing = !self.playing;
-                self.origin = None;
                 None
             }
             Action::Speed(f) => {
-                self.speed = match self.speed {
-                    None if f < 1.0 => Some(MAX_SPEED / 2.0),
-                    None => None,
-                    Some(x) if x * f > MAX_SPEED => None,
-                    Some(x) => Some((x * f).max(MIN_SPEED)),
-                };
-                self.origin = None;
+                self.set_speed(f);
                 Some(format!(
                     "speed {}",
                     self.speed.map_or("max".into(), |x| format!("{x}×"))
@@ -191,6 +207,24 @@ impl Playback {
             Action::Seek(dt) => self.seek(s.dash.elapsed_s() + dt, s),
             Action::Restart => self.seek(f64::NEG_INFINITY, s),
             _ => None,
+        }
+    }
+
+    /// `<` (×0.5) and `>` (×2), between MIN_SPEED and max. The pacing goes on from where the
+    /// playback stands: a change neither plays the next row at once nor starts its wait over
+    /// (issue 20: at the slowest speed each `<` stepped one row), and a press at the end of the
+    /// range changes nothing.
+    pub fn set_speed(&mut self, f: f64) {
+        let new = match self.speed {
+            None if f < 1.0 => Some(MAX_SPEED / 2.0),
+            None => None,
+            Some(x) if x * f > MAX_SPEED => None,
+            Some(x) => Some((x * f).max(MIN_SPEED)),
+        };
+        if new != self.speed {
+            let now = Instant::now();
+            self.origin = self.position(now).map(|e| (now, e));
+            self.speed = new;
         }
     }
 
@@ -251,4 +285,96 @@ pub fn spawn_agents(
         stop: stop_tx,
         join,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/traces/a40x4-cifar100.csv")
+    }
+
+    /// A replay's session (pause and speed do not touch it; a seek would).
+    fn session() -> Session {
+        use crate::engine::{Basis, Ledger, LedgerConfig, Meter};
+        use crate::ui::model::{Dashboard, RunInfo};
+        let info = RunInfo {
+            title: "replay".into(),
+            zone: "FR".into(),
+            cpu_estimate: false,
+            gpus: vec![],
+            cap_mode: "replay".into(),
+            samples_path: None,
+            mode: Mode::Live,
+        };
+        let cfg = crate::app::session::SessionConfig {
+            screen: false,
+            child: false,
+            duration_s: None,
+            recording: false,
+            hold: false,
+        };
+        Session::new(
+            Dashboard::new(info, Meter::new(Basis::default(), false)),
+            Ledger::new(LedgerConfig::default()),
+            crate::app::caps::CapSide::without_control("replay"),
+            cfg,
+        )
+    }
+
+    /// How long until the next row is due.
+    fn wait(p: &mut Playback) -> Duration {
+        p.due()
+            .expect("a row is due")
+            .saturating_duration_since(Instant::now())
+    }
+
+    #[test]
+    fn a_speed_key_neither_steps_a_row_nor_restarts_its_wait() {
+        let f = fixture();
+        let rec = Recorded::open(&f, None).unwrap();
+        let mut p = Playback::new(rec, f, None, Some(MIN_SPEED));
+        // The first row is due at once, the second (1.003 s of recording later) 8 s later.
+        assert_eq!(wait(&mut p), Duration::ZERO);
+        assert!(p.take().is_some());
+        assert!(wait(&mut p) > Duration::from_secs(6));
+        // Issue 20: at the slowest speed each `<` made the next row due at once.
+        for _ in 0..5 {
+            p.set_speed(0.5);
+            assert_eq!(p.speed, Some(MIN_SPEED));
+            assert!(wait(&mut p) > Duration::from_secs(6));
+        }
+        // Twice as fast from where it stands: about half of the ~8 s wait, not 0, not 8.
+        p.set_speed(2.0);
+        assert_eq!(p.speed, Some(2.0 * MIN_SPEED));
+        let w = wait(&mut p);
+        assert!(
+            w > Duration::from_secs(2) && w < Duration::from_millis(4100),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn a_pause_holds_the_playback_where_it_stands() {
+        let f = fixture();
+        let rec = Recorded::open(&f, None).unwrap();
+        let mut p = Playback::new(rec, f, None, Some(MIN_SPEED));
+        assert_eq!(wait(&mut p), Duration::ZERO);
+        assert!(p.take().is_some());
+        let mut s = session();
+        assert_eq!(p.control(Action::TogglePlay, &mut s), None);
+        assert_eq!(p.due(), None);
+        p.control(Action::TogglePlay, &mut s);
+        // Played on from where it paused: the row's wait goes on, it does not start at once.
+        assert!(wait(&mut p) > Duration::from_secs(6));
+    }
+
+    #[test]
+    fn a_wait_beyond_the_clock_is_no_panic() {
+        assert_eq!(secs(f64::INFINITY), Duration::MAX);
+        assert_eq!(secs(f64::NAN), Duration::ZERO);
+        assert_eq!(secs(-1.0), Duration::ZERO);
+        assert!(Instant::now().checked_add(secs(1e300)).is_none());
+    }
 }

@@ -385,6 +385,9 @@ pub fn live(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         Err(e) => {
             sig_handle.close();
             drop(out);
+            if let AppError::Spawn(_) = e {
+                discard_unstarted(p);
+            }
             return Err(e);
         }
     };
@@ -414,6 +417,28 @@ pub fn live(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     // Give the terminal back before anything is printed.
     drop(out);
     finish(settings, job, session, writer, p.end, screen)
+}
+
+/// A command that could not start measured nothing: its samples.csv (the header alone),
+/// run.json and empty output.log go, and the directory if this run made it, so the same
+/// `--out` can be used again (issue 20: the header-only file blocked the rerun).
+fn discard_unstarted(p: Prepared) {
+    if let Some(w) = p.writer {
+        let path = w.path().to_path_buf();
+        drop(w);
+        let _ = std::fs::remove_file(path);
+    }
+    if let Some(d) = &p.end.dir {
+        let _ = std::fs::remove_file(d.join("run.json"));
+        let log = d.join("output.log");
+        if std::fs::metadata(&log).is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(log);
+        }
+        if p.end.made_dir {
+            // Only when empty: anything else in it is not this run's.
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }
 
 /// The run's progress parser: the built-in formats plus --metric patterns (bad ones are usage
@@ -451,6 +476,8 @@ struct RunEnd {
     facts: Vec<(String, String)>,
     /// What run.json holds (written beside samples.csv at the start).
     run: RunFile,
+    /// `dir` did not exist before this run.
+    made_dir: bool,
 }
 
 /// Chooses the sources, the caps, samples.csv, /metrics and the output; says the notices.
@@ -475,6 +502,7 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
         (Job::Watch | Job::Serve { .. }, None) => None,
         _ => Some(out_dir(s)),
     };
+    let made_dir = dir.as_ref().is_some_and(|d| !d.exists());
     let writer = match &dir {
         Some(d) => Some(open_writer(d, built.gpu_count, &parser.metric_names())?),
         None => None,
@@ -525,6 +553,7 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
             dir,
             facts: built.facts,
             run,
+            made_dir,
         },
     };
     Ok((p, built.sources))
@@ -620,7 +649,9 @@ fn finish(
     end: RunEnd,
     screen: bool,
 ) -> Result<i32, AppError> {
-    let RunEnd { dir, facts, run } = end;
+    let RunEnd {
+        dir, facts, run, ..
+    } = end;
     let had_child = matches!(job, Job::Run(_));
     let outcome = session.finish();
     let mut notes = outcome.notes;

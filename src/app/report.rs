@@ -55,6 +55,12 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
         .map(|r| (r.file.as_str(), &r.snapshot))
         .collect();
     if let Some(out) = o.png {
+        if out.is_dir() {
+            return Err(AppError::Usage(format!(
+                "--png {}: is a directory: give the PNG's file name, e.g. report.png",
+                out.display()
+            )));
+        }
         write_pngs(o, out, &runs, &named)?;
     }
     if let Some(path) = o.emissions {

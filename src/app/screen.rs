@@ -125,12 +125,13 @@ pub fn export(
     dir: &std::path::Path,
     meta: &crate::report::emissions::RunMeta,
 ) {
-    let stem = format!(
-        "report-{}",
-        crate::ui::render::clock(d.elapsed_s()).replace(':', "-")
-    );
-    let png = dir.join(format!("{stem}.png"));
-    let csv = dir.join(format!("{stem}.csv"));
+    let (png, csv) = match export_paths(dir, d.elapsed_s()) {
+        Ok(p) => p,
+        Err(e) => {
+            sc.ui.flash = Some(format!("cannot export to {}: {e}", dir.display()));
+            return;
+        }
+    };
     // The printable theme, whatever the screen shows.
     let theme = sc
         .ui
@@ -173,6 +174,44 @@ pub fn export(
         (Err(e), _) | (_, Err(e)) => e,
     };
     sc.ui.flash = Some(msg);
+}
+
+/// An export's PNG and CSV: `report-HH-MM-SS` after the run's elapsed time, then `-2`, `-3`, …
+/// while an earlier export holds the name (one of this run's in the same second, or another
+/// run's at the same elapsed time in the same directory). The CSV is created here, empty, so
+/// two exports never share a file (issue 20: they appended duplicate rows to one).
+pub fn export_paths(
+    dir: &std::path::Path,
+    elapsed_s: f64,
+) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let stem = format!(
+        "report-{}",
+        crate::ui::render::clock(elapsed_s).replace(':', "-")
+    );
+    for k in 1..=1000 {
+        let name = if k == 1 {
+            stem.clone()
+        } else {
+            format!("{stem}-{k}")
+        };
+        let png = dir.join(format!("{name}.png"));
+        let csv = dir.join(format!("{name}.csv"));
+        if png.exists() {
+            continue;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&csv)
+        {
+            Ok(_) => return Ok((png, csv)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "1,000 exports named {stem} already"
+    )))
 }
 
 /// Reads terminal events on a thread of its own (blocking, so no polling loop) and hands each

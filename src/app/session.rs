@@ -139,6 +139,8 @@ pub struct Session {
     stop_reason: Option<String>,
     last_warning: Option<String>,
     grid_hint: Option<String>,
+    /// The live provider's faults ended so far, as last said.
+    grid_recoveries: u64,
     /// `watch --agent`: the nodes as last scraped, and each one's fault as last said.
     nodes: Vec<Node>,
     faults_said: Vec<Option<String>>,
@@ -161,6 +163,7 @@ impl Session {
             stop_reason: None,
             last_warning: None,
             grid_hint: None,
+            grid_recoveries: 0,
             nodes: Vec::new(),
             faults_said: Vec::new(),
             cfg,
@@ -231,6 +234,8 @@ impl Session {
     fn stop(&mut self, fx: &mut Vec<Effect>) {
         if !self.stopping {
             self.stopping = true;
+            // Before the closing sample, so its row records the caps put back.
+            self.caps.restore_at_stop();
             fx.push(Effect::StopSampler);
         }
     }
@@ -270,6 +275,12 @@ impl Session {
     /// A live provider's new state: the forecast ahead of this tick over the window the hint
     /// looks at (what is left of --duration, else an hour; at least 30 min).
     fn on_grid(&mut self, v: GridView, t: &Tick, fx: &mut Vec<Effect>) {
+        // A fault that ended is news, not a warning: said, and never the summary's "last
+        // warning".
+        if v.recoveries > self.grid_recoveries {
+            self.grid_recoveries = v.recoveries;
+            fx.extend(v.recovered.clone().map(Effect::Note));
+        }
         let left = self.cfg.duration_s.map(|d| d - t.elapsed_s);
         let window =
             chrono::TimeDelta::seconds(left.map_or(3600.0, |s| s.max(1800.0)).min(86_400.0) as i64);
@@ -327,9 +338,12 @@ impl Session {
         for (n, said) in nodes.iter().zip(self.faults_said.iter_mut()) {
             if n.fault != *said {
                 if let Some(f) = &n.fault {
-                    fx.push(Effect::Warn(format!(
-                        "{f}; its last values are kept, marked stale"
-                    )));
+                    let kept = if n.answered.is_some() {
+                        "its last values are kept, marked stale"
+                    } else {
+                        "not counted until it answers"
+                    };
+                    fx.push(Effect::Warn(format!("{f}; {kept}")));
                 }
                 said.clone_from(&n.fault);
             }
@@ -750,6 +764,53 @@ mod tests {
             s.finish()
                 .notes
                 .contains(&"last warning: GPU 1 is lost".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_recovery_is_said_but_is_not_the_last_warning() {
+        let mut s = session(false, false, None);
+        let grid = |recoveries: u64, failure: Option<&str>| GridView {
+            label: "uk".into(),
+            failure: failure.map(str::to_owned),
+            recoveries,
+            recovered: (recoveries > 0)
+                .then(|| "grid: uk answering again (after: HTTP 500)".into()),
+            ..GridView::default()
+        };
+        let fault = "grid: uk failed: HTTP 500; holding the last value (stale), retrying";
+        for (t, warnings, view) in [
+            (0.0, vec![fault.to_owned()], grid(0, Some("HTTP 500"))),
+            (1.0, vec![], grid(1, None)),
+            (2.0, vec![], grid(1, None)),
+        ] {
+            let Event::Sample { sample, .. } = sample(t) else {
+                unreachable!()
+            };
+            let fx = s.handle(
+                t,
+                Event::Sample {
+                    sample,
+                    warnings,
+                    grid: Some(view),
+                },
+            );
+            let said: Vec<&Effect> = fx
+                .iter()
+                .filter(|e| matches!(e, Effect::Note(m) if m.contains("answering again")))
+                .collect();
+            assert_eq!(said.len(), usize::from(t == 1.0), "at {t}: {fx:?}");
+        }
+        let notes = s.finish().notes;
+        assert!(
+            notes.contains(&format!("last warning: {fault}")),
+            "{notes:?}"
+        );
+        assert!(
+            !notes
+                .iter()
+                .any(|n| n.contains("last warning: grid: uk answering again")),
+            "{notes:?}"
         );
     }
 

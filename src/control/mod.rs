@@ -242,6 +242,14 @@ impl CapControl {
         errs
     }
 
+    /// [`restore`](Self::restore), and the changes it made (also left in the log, for the
+    /// row the restore happens in).
+    pub fn restore_logged(&mut self) -> (CapLog, Vec<String>) {
+        let from = self.pending.len();
+        let errs = self.restore();
+        (CapLog(self.pending[from..].to_vec()), errs)
+    }
+
     /// `--no-restore` state.
     pub fn restores_on_exit(&self) -> bool {
         self.restore_on_exit

@@ -296,6 +296,171 @@ pub fn network_energy_j(bytes: u64, kwh_per_gb: f64) -> f64 {
     bytes as f64 / BYTES_PER_GB * kwh_per_gb * J_PER_KWH
 }
 
+/// A physical bound on a figure the user configures or carbontop infers: beyond it the figure
+/// describes no machine, and what is computed from it would be nonsense or infinite (issue 20:
+/// `--cpu-tdp 1e308` gave 300-digit figures). Each bound below says why it is where it is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bound {
+    /// What the figure is, for the message ("a CPU TDP").
+    pub what: &'static str,
+    pub unit: &'static str,
+    pub min: f64,
+    /// Whether `min` itself is allowed (0 W is no TDP; 0 kg leaves embodied carbon out).
+    pub min_ok: bool,
+    pub max: f64,
+}
+
+impl Bound {
+    /// `v` when it is within the bound; else why not, in words that say the range (the caller
+    /// quotes the value and where it was given).
+    pub fn check(&self, v: f64) -> Result<f64, String> {
+        let above_min = v > self.min || (self.min_ok && v == self.min);
+        if v.is_finite() && above_min && v <= self.max {
+            Ok(v)
+        } else {
+            Err(format!("{} is {}", self.what, self.range()))
+        }
+    }
+
+    /// A value as an error quotes it: `1e308`, not its 309 digits.
+    pub fn show(v: f64) -> String {
+        if v != 0.0 && v.is_finite() && !(1e-6..1e15).contains(&v.abs()) {
+            format!("{v:e}")
+        } else {
+            v.to_string()
+        }
+    }
+
+    /// "from 0 to 10 W/GiB", "above 0 and at most 8000 W".
+    pub fn range(&self) -> String {
+        let u = if self.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.unit)
+        };
+        if self.min_ok {
+            format!("from {} to {}{u}", self.min, self.max)
+        } else {
+            format!("above {} and at most {}{u}", self.min, self.max)
+        }
+    }
+}
+
+/// PUE: 1 is no overhead; the Uptime Institute's surveys put the worst data centres near 2.5
+/// (2007's industry average) and today's average at 1.56, so a PUE above 3 is no facility's.
+/// Bounds `--pue`, `pue`, and the PUE a replay infers from a recording.
+pub const PUE_BOUND: Bound = Bound {
+    what: "a PUE",
+    unit: "",
+    min: 1.0,
+    min_ok: true,
+    max: 3.0,
+};
+
+/// `--cpu-tdp` is the machine's CPUs together: no CPU's TDP reaches 1,000 W per socket (the
+/// largest, EPYC 9965 and Xeon 6980P, are 500 W) and servers have at most 8 sockets.
+pub const CPU_TDP_BOUND: Bound = Bound {
+    what: "a CPU TDP",
+    unit: "W",
+    min: 0.0,
+    min_ok: false,
+    max: 8000.0,
+};
+
+/// `memory_w_per_gib`: DDR4/DDR5 draw about 0.3–0.4 W per GiB (Green Algorithms' 0.3725);
+/// even the oldest DIMMs drew under 2 W/GiB, so 10 W/GiB is memory no machine has.
+pub const MEMORY_W_PER_GIB_BOUND: Bound = Bound {
+    what: "memory power",
+    unit: "W/GiB",
+    min: 0.0,
+    min_ok: true,
+    max: 10.0,
+};
+
+/// `--net-kwh-per-gb`: today's published figures span 0.001–0.069 kWh/GB; the highest ever
+/// published is 136 kWh/GB, for the Internet of 2000 (reviewed by Aslan et al., J. Ind. Ecol.
+/// 2018). Above 200 no estimate exists.
+pub const NET_KWH_PER_GB_BOUND: Bound = Bound {
+    what: "a network energy intensity",
+    unit: "kWh/GB",
+    min: 0.0,
+    min_ok: true,
+    max: 200.0,
+};
+
+/// `--embodied-kg`: one server is about 2,500 kg (BLOOM) and a GPU 60–318 kg, so an 8-GPU
+/// machine is under 5 t; 100 t per machine is twenty of them.
+pub const EMBODIED_KG_BOUND: Bound = Bound {
+    what: "a machine's embodied carbon",
+    unit: "kg",
+    min: 0.0,
+    min_ok: true,
+    max: 100_000.0,
+};
+
+/// `--intensity` (gCO2e/kWh): 0 is an all-renewable or nuclear grid; the dirtiest (lignite)
+/// plants emit about 1,100–1,200 g/kWh over their life cycle, and marginal rates (WattTime's
+/// MOER) stay below 1,000, so no grid averages 2,000.
+pub const INTENSITY_BOUND: Bound = Bound {
+    what: "a grid intensity",
+    unit: "gCO2e/kWh",
+    min: 0.0,
+    min_ok: true,
+    max: 2000.0,
+};
+
+/// `--cap-step`: how far a key press moves a GPU's power cap. No GPU's cap range spans more
+/// than about 1,000 W (a B200's is 200–1,000 W).
+pub const CAP_STEP_BOUND: Bound = Bound {
+    what: "a cap step",
+    unit: "W",
+    min: 0.0,
+    min_ok: false,
+    max: 1000.0,
+};
+
+/// `--epochs`: the longest published trainings run a few thousand epochs; a million is no
+/// run's, and the forecast's time to the end would overflow long before 1e308.
+pub const EPOCHS_BOUND: Bound = Bound {
+    what: "a number of epochs",
+    unit: "",
+    min: 0.0,
+    min_ok: false,
+    max: 1e6,
+};
+
+/// `estimate --hours`: a century of running is beyond any hardware's life (6 years here).
+pub const HOURS_BOUND: Bound = Bound {
+    what: "a run time",
+    unit: "h",
+    min: 0.0,
+    min_ok: false,
+    max: 876_600.0,
+};
+
+/// `estimate --memory-gib` (per 8-GPU server): the largest servers hold 32 TiB.
+pub const SERVER_MEMORY_GIB_BOUND: Bound = Bound {
+    what: "a server's memory",
+    unit: "GiB",
+    min: 0.0,
+    min_ok: true,
+    max: 65_536.0,
+};
+
+/// A duration (`--duration`, `--grid-poll`, `--governor-profile`): above 0 and at most about
+/// 31 years (1e9 s), longer than any run or hardware life.
+pub const MAX_DURATION_S: f64 = 1e9;
+
+/// Replay speed: from 1/1,000 of real time (a 1 s row every 17 min) to a million times (a
+/// year in 30 s; `max` is faster still). Beyond them a row's wait is no useful time.
+pub const SPEED_BOUND: Bound = Bound {
+    what: "a replay speed",
+    unit: "×",
+    min: 0.001,
+    min_ok: true,
+    max: 1e6,
+};
+
 /// Looks up a PUE preset by name (case-insensitive).
 pub fn pue_preset(name: &str) -> Option<f64> {
     PUE_PRESETS

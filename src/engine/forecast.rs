@@ -98,9 +98,14 @@ impl Greener {
     }
 }
 
+/// How much greener a later window must be to be worth a hint: below this, the forecast's own
+/// error (GB's is ±10–20%) is larger than the saving, and a "0% below now" hint is no hint
+/// (issue 20).
+pub const MIN_SAVING_PCT: f64 = 5.0;
+
 /// The window of length `len` starting at now or at a slot boundary within `horizon` that has
-/// the lowest mean intensity, when it is lower than starting now. Starts only where the
-/// forecast covers the whole window.
+/// the lowest mean intensity, when it is at least [`MIN_SAVING_PCT`] lower than starting now.
+/// Starts only where the forecast covers the whole window.
 pub fn greener_window(
     slots: &[Slot],
     now: DateTime<Utc>,
@@ -122,12 +127,13 @@ pub fn greener_window(
         }
     }
     let (start, mean_g) = best?;
-    (mean_g < now_mean).then_some(Greener {
+    let g = Greener {
         start,
         end: start + len,
         mean_g,
         now_mean_g: now_mean,
-    })
+    };
+    (g.saving_pct() >= MIN_SAVING_PCT).then_some(g)
 }
 
 #[cfg(test)]
@@ -196,5 +202,15 @@ mod tests {
             greener_window(&flat, t(12, 0), TimeDelta::hours(48), TimeDelta::hours(1)),
             None
         );
+        // Issue 20: a window 0.2% greener was hinted as "0% below now"; under 5% is no hint,
+        // and 6% is one.
+        let nearly = day(&[100.0, 100.0, 99.8, 99.8, 100.0, 100.0]);
+        assert_eq!(
+            greener_window(&nearly, t(12, 0), TimeDelta::hours(48), TimeDelta::hours(1)),
+            None
+        );
+        let enough = day(&[100.0, 100.0, 94.0, 94.0, 100.0, 100.0]);
+        let g = greener_window(&enough, t(12, 0), TimeDelta::hours(48), TimeDelta::hours(1));
+        assert_eq!(g.map(|g| g.saving_pct().round()), Some(6.0));
     }
 }

@@ -58,11 +58,16 @@ impl NodeFigures {
     }
 }
 
+/// Σ over the nodes, from +0 (an empty `Iterator::sum` of floats is −0, which prints `-0`).
+fn sum(nodes: &[&NodeFigures], f: impl Fn(&NodeFigures) -> f64) -> f64 {
+    nodes.iter().fold(0.0, |a, n| a + f(n))
+}
+
 /// The job's totals over the nodes counted: facility kWh and operational gCO2e.
 pub fn totals(nodes: &[&NodeFigures]) -> (f64, f64) {
     (
-        nodes.iter().map(|n| n.facility_j).sum::<f64>() / J_PER_KWH,
-        nodes.iter().map(|n| n.co2e_g).sum(),
+        sum(nodes, |n| n.facility_j) / J_PER_KWH,
+        sum(nodes, |n| n.co2e_g),
     )
 }
 
@@ -83,16 +88,11 @@ pub fn tick(
             .copied()
             .reduce(|a, b| a + b)
     };
-    let sum_j = |c: &str| nodes.iter().filter_map(|n| n.it_j.get(c)).sum::<f64>();
+    let sum_j = |c: &str| sum(nodes, |n| n.it_j.get(c).copied().unwrap_or(0.0));
     let (kwh, g) = totals(nodes);
-    let fw: f64 = nodes.iter().map(|n| n.facility_w).sum();
-    let intensity = (fw > 0.0).then(|| {
-        nodes
-            .iter()
-            .map(|n| n.facility_w * n.intensity.unwrap_or(0.0))
-            .sum::<f64>()
-            / fw
-    });
+    let fw = sum(nodes, |n| n.facility_w);
+    let intensity =
+        (fw > 0.0).then(|| sum(nodes, |n| n.facility_w * n.intensity.unwrap_or(0.0)) / fw);
     let parts = COMPONENTS.map(sum_w);
     let rx: u64 = nodes.iter().map(|n| n.net_rx_bytes).sum();
     let tx: u64 = nodes.iter().map(|n| n.net_tx_bytes).sum();

@@ -45,7 +45,8 @@ fn run_file_of(path: &Path) -> Result<Option<RunFile>, String> {
 impl Recorded {
     /// `pue`: the user's, else what the recording implies.
     pub fn open(path: &Path, pue: Option<f64>) -> Result<Self, ReadError> {
-        let rp = Replay::open(path)?;
+        let mut rp = Replay::open(path)?;
+        rp.pue_given(pue.is_some());
         let run = run_file_of(path);
         // The TE the run was charged with (its GPUs and its share of the server), where
         // run.json says; else the table's figures for the recording's GPUs and one server.

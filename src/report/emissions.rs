@@ -8,7 +8,7 @@
 use crate::engine::Snapshot;
 use crate::units::Watts;
 use std::fs::OpenOptions;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 /// CodeCarbon 3.3's emissions.csv header, in order (DESIGN.md §5).
@@ -97,8 +97,17 @@ pub fn run_id(file: &str, s: &Snapshot) -> String {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes()).to_string()
 }
 
+/// A cell: empty for None, and for a figure that is not finite (no `inf` or `NaN` reaches
+/// a CodeCarbon file: unknown is what such a figure is).
 fn num(v: Option<impl std::fmt::Display>) -> String {
-    v.map(|x| x.to_string()).unwrap_or_default()
+    v.map(|x| x.to_string())
+        .filter(|t| !matches!(t.as_str(), "inf" | "-inf" | "NaN"))
+        .unwrap_or_default()
+}
+
+/// A figure every row has (see [`num`]).
+fn fig(v: impl std::fmt::Display) -> String {
+    num(Some(v))
 }
 
 /// The row's 38 cells.
@@ -127,17 +136,17 @@ pub fn row(file: &str, s: &Snapshot, m: &RunMeta) -> Vec<String> {
         m.project_name.clone(),
         m.run_id.clone().unwrap_or_else(|| run_id(file, s)),
         String::new(),
-        s.elapsed_s.to_string(),
-        s.co2e_kg().to_string(),
+        fig(s.elapsed_s),
+        fig(s.co2e_kg()),
         num(s.co2e_kg_per_s()),
         num(facility(s.mean_power_w.cpu_w)),
         // CodeCarbon writes 0 for a machine without a GPU.
         num(facility(s.mean_power_w.gpu_w.or(Some(Watts(0.0))))),
         num(facility(s.mean_power_w.mem_w)),
-        s.facility_kwh(it.cpu_kwh).to_string(),
-        s.facility_kwh(it.gpu_kwh.unwrap_or_default()).to_string(),
-        s.facility_kwh(it.mem_kwh).to_string(),
-        s.energy_kwh.to_string(),
+        fig(s.facility_kwh(it.cpu_kwh)),
+        fig(s.facility_kwh(it.gpu_kwh.unwrap_or_default())),
+        fig(s.facility_kwh(it.mem_kwh)),
+        fig(s.energy_kwh),
         String::new(),
         country_name,
         country_iso,
@@ -160,18 +169,30 @@ pub fn row(file: &str, s: &Snapshot, m: &RunMeta) -> Vec<String> {
         String::new(),
         String::new(),
         "N".into(),
-        s.pue.to_string(),
+        fig(s.pue),
         String::new(),
     ]
 }
 
+/// How much of an existing emissions.csv is read to check its header: CodeCarbon's is 480
+/// bytes; a file whose first line is longer is not one (issue 20: a 300 MB file without a
+/// newline was read whole).
+const MAX_HEADER_BYTES: u64 = 4 << 10;
+
 /// Appends the row to `path`, writing the header first if the file is new or empty, as
-/// CodeCarbon does. A file with another header is refused rather than corrupted.
+/// CodeCarbon does. A file with another header is refused rather than corrupted. What is not
+/// a regular file (a pipe, `/dev/stdout`) is written to, never read: reading `/dev/full` or a
+/// terminal would never end.
 pub fn append(path: &Path, file: &str, s: &Snapshot, m: &RunMeta) -> io::Result<()> {
     let has_content = match std::fs::File::open(path) {
+        Ok(f) if !f.metadata()?.is_file() => false,
         Ok(f) => {
             let mut first = String::new();
-            BufReader::new(f).read_line(&mut first)?;
+            let read = BufReader::new(f.take(MAX_HEADER_BYTES)).read_line(&mut first);
+            // Bytes that are not UTF-8 are no CodeCarbon header either.
+            if read.is_err() {
+                first = "(not text)".into();
+            }
             let first = first.trim_end();
             if !first.is_empty() && first != HEADER.join(",") {
                 return Err(io::Error::new(

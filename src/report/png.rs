@@ -79,8 +79,9 @@ fn palette(th: &Theme) -> Palette {
     }
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
-    format!("cannot draw the PNG: {e:?}")
+/// plotters' error in one line (its Display: the Debug form printed the enum's insides).
+fn err<E: std::fmt::Display>(e: E) -> String {
+    format!("cannot draw the PNG: {}", e.to_string().replace('\n', " "))
 }
 
 /// Range with a little room, never empty.
@@ -352,6 +353,10 @@ fn canvas<'b>(
     th: &Theme,
     title: &str,
 ) -> Result<(Area<'b>, Area<'b>, Palette, f64), String> {
+    // Said before drawing: the file is only written at the end.
+    if path.is_dir() {
+        return Err("is a directory: give the PNG's file name, e.g. report.png".into());
+    }
     register_font()?;
     let pal = palette(th);
     let root = BitMapBackend::new(path, size).into_drawing_area();

@@ -55,7 +55,7 @@ pub const BASE: [Column; 19] = [
     },
     Column {
         name: "elapsed_s",
-        write: |t| t.elapsed_s.to_string(),
+        write: |t| fin(t.elapsed_s),
         read: Some(SamplesReader::read_elapsed),
     },
     Column {
@@ -110,7 +110,7 @@ pub const BASE: [Column; 19] = [
     },
     Column {
         name: "energy_kwh",
-        write: |t| t.energy_kwh.to_string(),
+        write: |t| fin(t.energy_kwh),
         read: Some(|r, row, col| {
             row.energy_kwh = r.ranged_at(row.line, col, 0.0, f64::MAX, "an energy")?;
             Ok(())
@@ -146,7 +146,7 @@ pub const BASE: [Column; 19] = [
     },
     Column {
         name: "co2e_g",
-        write: |t| t.co2e_g.to_string(),
+        write: |t| fin(t.co2e_g),
         read: None, // energy × intensity, recomputed
     },
     Column {
@@ -302,8 +302,17 @@ pub fn header(n_gpus: usize, metrics: &[String]) -> Vec<String> {
     h
 }
 
+/// A cell: empty for None, and for a number that is not finite (`inf`, `NaN`: the reader
+/// refuses them, so a recording must never hold one; unknown is what such a figure is).
 fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map(|x| x.to_string()).unwrap_or_default()
+    v.map(|x| x.to_string())
+        .filter(|t| !matches!(t.as_str(), "inf" | "-inf" | "NaN"))
+        .unwrap_or_default()
+}
+
+/// A figure every row has: empty only when it is not finite (see [`opt`]).
+fn fin(v: f64) -> String {
+    opt(Some(v))
 }
 
 /// One CSV record as bytes, newline included (the csv crate's quoting).
@@ -478,18 +487,55 @@ pub enum ReadError {
     },
 }
 
+/// The longest line a recording may hold: a 16-GPU row with a busy `cap_change` cell is under
+/// 4 KiB. A longer one is refused before it is held whole (issue 20: `report /dev/zero`).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// A reader that remembers the last byte it handed out, so the end of a recording can be told
-/// apart from a row cut off mid-write (no newline at the very end).
+/// apart from a row cut off mid-write (no newline at the very end), and that refuses a line
+/// longer than [`MAX_LINE_BYTES`], so no input makes the CSV reader hold more.
 struct LastByte {
     inner: Box<dyn Read + Send>,
     last: Option<u8>,
+    /// Bytes since the last newline, and that line's number.
+    line_len: usize,
+    line: u64,
+}
+
+impl LastByte {
+    fn new(inner: Box<dyn Read + Send>) -> Self {
+        Self {
+            inner,
+            last: None,
+            line_len: 0,
+            line: 1,
+        }
+    }
 }
 
 impl Read for LastByte {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if n > 0 {
-            self.last = Some(buf[n - 1]);
+        let got = &buf[..n];
+        if let Some(&b) = got.last() {
+            self.last = Some(b);
+        }
+        match got.iter().rposition(|&b| b == b'\n') {
+            Some(i) => {
+                self.line += got.iter().filter(|&&b| b == b'\n').count() as u64;
+                self.line_len = n - 1 - i;
+            }
+            None => self.line_len += n,
+        }
+        if self.line_len > MAX_LINE_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "line {} is longer than {} KiB: not a carbontop samples.csv (read no further)",
+                    self.line,
+                    MAX_LINE_BYTES >> 10
+                ),
+            ));
         }
         Ok(n)
     }
@@ -556,10 +602,7 @@ impl SamplesReader {
         let p = name.to_owned();
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
-            .from_reader(LastByte {
-                inner: input,
-                last: None,
-            });
+            .from_reader(LastByte::new(input));
         let headers = rdr
             .headers()
             .map_err(|e| ReadError::File {
@@ -661,6 +704,11 @@ impl SamplesReader {
         &self.path
     }
 
+    /// The line of the row last read.
+    pub fn line(&self) -> u64 {
+        self.record.position().map_or(0, |p| p.line())
+    }
+
     fn cell_err(&self, line: u64, col: usize, msg: String) -> ReadError {
         let column = self
             .names
@@ -744,7 +792,8 @@ impl SamplesReader {
         self.ahead = self.read_raw();
         // The last record, and the stream did not end with a newline (or the record is short
         // of fields): the writer stopped mid-row. Left out; the rows before it stand.
-        if self.ahead.is_none() {
+        let failed = matches!(&cur, Err(e) if e.is_io_error());
+        if self.ahead.is_none() && !failed {
             let unfinished = self.rdr.get_ref().last != Some(b'\n');
             let short = matches!(&cur, Err(e) if matches!(e.kind(),
                 csv::ErrorKind::UnequalLengths { expected_len, len, .. } if len < expected_len));
@@ -762,6 +811,11 @@ impl SamplesReader {
                 self.record = r;
                 Some(self.parse_record())
             }
+            // Reading failed (a line past MAX_LINE_BYTES, a disk error): the message says where.
+            Err(e) if e.is_io_error() => Some(Err(ReadError::File {
+                path: self.path.clone(),
+                msg: e.to_string(),
+            })),
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
                 let msg = match e.kind() {
@@ -1015,6 +1069,54 @@ mod tests {
             process_cpu_w: Some(40.5),
             process_gpu_w: Some(75.25),
         }
+    }
+
+    #[test]
+    fn a_figure_that_is_not_finite_is_written_unknown_and_the_row_reads_back() {
+        // Issue 20: a recording carbontop wrote with `inf` in it could not be read back.
+        let disk = Disk(std::sync::Arc::new(std::sync::Mutex::new((
+            Vec::new(),
+            1 << 20,
+        ))));
+        let metrics = ["f1".to_owned()];
+        let mut w = SamplesWriter::to_sink(Box::new(disk.clone()), Path::new("s.csv"), 2, &metrics)
+            .unwrap();
+        let mut t = full_tick();
+        t.energy_kwh = f64::INFINITY;
+        t.co2e_g = f64::NAN;
+        t.cpu_power_w = Some(f64::INFINITY);
+        t.gpus[1].power_w = Some(f64::NEG_INFINITY);
+        t.progress.metrics = vec![("f1".into(), f64::NAN)];
+        w.write(&t).unwrap();
+        let text = String::from_utf8(disk.0.lock().unwrap().0.clone()).unwrap();
+        for bad in ["inf", "NaN"] {
+            assert!(!text.to_lowercase().contains(&bad.to_lowercase()), "{text}");
+        }
+        let mut r = SamplesReader::from_reader("s.csv", Box::new(io::Cursor::new(text))).unwrap();
+        let s = r.next_sample().unwrap().unwrap();
+        assert_eq!(s.cpu, CpuReading::Unknown);
+        assert_eq!(s.gpus[1].power, None);
+        assert_eq!(r.recorded_energy_kwh(), None);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_bound_is_refused_before_it_is_held() {
+        // Issue 20: `report /dev/zero` read one endless line.
+        let endless = io::repeat(b'x');
+        let e = SamplesReader::from_reader("zero", Box::new(endless))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with("zero: cannot read the header: line 1 is longer than 1024 KiB"),
+            "{e}"
+        );
+        // A good header, then a row that never ends: refused at its line.
+        let head = header(0, &[]).join(",") + "\n";
+        let input = io::Cursor::new(head.into_bytes()).chain(io::repeat(b'1'));
+        let mut r = SamplesReader::from_reader("s.csv", Box::new(input)).unwrap();
+        let e = r.next_sample().unwrap().unwrap_err().to_string();
+        assert!(e.contains("line 2 is longer than 1024 KiB"), "{e}");
     }
 
     #[test]

@@ -311,7 +311,12 @@ pub fn describe_progress(p: &crate::sample::Progress) -> Option<String> {
     if let Some(l) = p.loss {
         parts.push(format!("loss {l}"));
     }
-    Some(parts.join(", "))
+    // The user's own metrics (`--metric f1=…`): a run that reports only those has a progress
+    // line all the same (issue 20: it printed an empty one).
+    for (name, v) in &p.metrics {
+        parts.push(format!("{name} {v}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// The name a comparison shows for a recording: a run directory's samples.csv by its

@@ -30,6 +30,10 @@ pub fn counted(nodes: &[Node]) -> Vec<&NodeFigures> {
         .collect()
 }
 
+/// Above any figure an agent can report, in its unit: a 10 MW machine running 30 years is
+/// 3e17 J, and 100 Gbit/s for 30 years moves 1.2e19 bytes. Sums of many such stay finite.
+pub const MAX_FIGURE: f64 = 1e20;
+
 /// Parses one agent's exposition into a Node.
 pub fn parse(agent: &str, text: &str) -> Result<Node, ServeError> {
     let lines = text.lines().map(|l| Ok(l.to_owned()));
@@ -55,6 +59,15 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, ServeError> {
         let kept = s.metric.starts_with("carbontop_");
         if kept && !v.is_finite() {
             return Err(ServeError::NotFinite {
+                agent: agent.to_owned(),
+                metric: s.metric.clone(),
+                value: v,
+            });
+        }
+        // Finite is not enough: two agents at 1e308 J sum to infinity. No carbontop figure
+        // comes near MAX_FIGURE (issue 20).
+        if kept && v.abs() > MAX_FIGURE {
+            return Err(ServeError::TooLarge {
                 agent: agent.to_owned(),
                 metric: s.metric.clone(),
                 value: v,
@@ -107,20 +120,67 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, ServeError> {
     Ok(n)
 }
 
+/// The largest `/metrics` answer read from an agent: a 16-GPU agent's exposition is about
+/// 20 kB, so 1 MiB is 50 times that; a larger answer is refused unread (issue 20: a 50 MB body
+/// once took the aggregator to 686 MB).
+pub const MAX_SCRAPE_BYTES: u64 = 1 << 20;
+
+/// How long one scrape may take, answer included.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `--agent`'s URL: `HOST:PORT`, or an `http://` or `https://` URL; its path `/metrics`
+/// unless it names another.
+pub fn agent_url(agent: &str) -> Result<reqwest::Url, ServeError> {
+    let bad = |reason: String| ServeError::BadAgent {
+        agent: agent.to_owned(),
+        reason,
+    };
+    let a = agent.trim();
+    let text = if a.contains("://") {
+        a.to_owned()
+    } else {
+        format!("http://{a}")
+    };
+    let mut url = reqwest::Url::parse(&text).map_err(|e| bad(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(format!(
+            "{}:// is not served by agents: give HOST:PORT or an http:// URL",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host: give HOST:PORT".into()));
+    }
+    if url.port_or_known_default().is_none() {
+        return Err(bad("no port: give HOST:PORT".into()));
+    }
+    if url.path() == "/" {
+        url.set_path("/metrics");
+    }
+    Ok(url)
+}
+
 /// The agents and what they last said.
 pub struct Agents {
     client: reqwest::blocking::Client,
+    urls: Vec<reqwest::Url>,
     pub nodes: Vec<Node>,
 }
 
 impl Agents {
+    /// An agent that cannot be a URL is refused here, before any scrape.
     pub fn new(addrs: &[String]) -> Result<Self, ServeError> {
+        let urls = addrs
+            .iter()
+            .map(|a| agent_url(a))
+            .collect::<Result<Vec<_>, _>>()?;
         crate::source::grid::http::tls_ready();
         let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(2))
+            .timeout(SCRAPE_TIMEOUT)
+            .connect_timeout(SCRAPE_TIMEOUT)
             .no_proxy()
             .build()
-            .map_err(|e| ServeError::Client(e.to_string()))?;
+            .map_err(|e| ServeError::Client(crate::source::grid::http::chain(&e)))?;
         let nodes = addrs
             .iter()
             .map(|a| Node {
@@ -129,22 +189,20 @@ impl Agents {
                 ..Default::default()
             })
             .collect();
-        Ok(Self { client, nodes })
+        Ok(Self {
+            client,
+            urls,
+            nodes,
+        })
     }
 
     /// Asks every agent once; an agent that fails keeps its last figures, with the fault.
     pub fn scrape(&mut self) {
-        for n in &mut self.nodes {
-            let url = format!("http://{}/metrics", n.agent);
-            let got = self
-                .client
-                .get(&url)
-                .send()
-                .and_then(reqwest::blocking::Response::error_for_status)
-                .and_then(reqwest::blocking::Response::text)
-                .map_err(|e| ServeError::Unreachable {
+        for (n, url) in self.nodes.iter_mut().zip(&self.urls) {
+            let got = fetch(&self.client, url)
+                .map_err(|reason| ServeError::Unreachable {
                     agent: n.agent.clone(),
-                    reason: e.without_url().to_string(),
+                    reason,
                 })
                 .and_then(|t| parse(&n.agent, &t));
             match got {
@@ -158,9 +216,80 @@ impl Agents {
     }
 }
 
+/// One agent's answer, at most [`MAX_SCRAPE_BYTES`] of it; why not, in one line without the
+/// URL (reqwest's own texts, "builder error" and the like, say neither what nor where).
+fn fetch(client: &reqwest::blocking::Client, url: &reqwest::Url) -> Result<String, String> {
+    use std::io::Read;
+    let why = |e: &reqwest::Error| {
+        if e.is_timeout() {
+            format!("no answer within {} s", SCRAPE_TIMEOUT.as_secs())
+        } else {
+            crate::source::grid::http::chain(e)
+        }
+    };
+    let resp = client.get(url.clone()).send().map_err(|e| why(&e))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    let too_big = || {
+        format!(
+            "answer larger than {} MiB: not read",
+            MAX_SCRAPE_BYTES >> 20
+        )
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_SCRAPE_BYTES) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    resp.take(MAX_SCRAPE_BYTES + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("answer cut off: {e}"))?;
+    if body.len() as u64 > MAX_SCRAPE_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(body).map_err(|_| "answer is not UTF-8".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_addresses_take_host_port_or_an_http_url() {
+        // Issue 20: `http://` was refused (as "builder error").
+        for (given, url) in [
+            ("127.0.0.1:9184", "http://127.0.0.1:9184/metrics"),
+            ("http://127.0.0.1:9184", "http://127.0.0.1:9184/metrics"),
+            ("http://node-1:9184/", "http://node-1:9184/metrics"),
+            ("https://node-1/custom", "https://node-1/custom"),
+            ("[::1]:9184", "http://[::1]:9184/metrics"),
+        ] {
+            assert_eq!(agent_url(given).unwrap().as_str(), url, "{given}");
+        }
+        for (given, why) in [
+            ("ftp://node:21", "ftp:// is not served"),
+            ("node name:1", "invalid"),
+            ("", "empty host"),
+            ("http://:9184", "empty host"),
+        ] {
+            let e = agent_url(given).unwrap_err();
+            assert!(matches!(e, ServeError::BadAgent { .. }), "{e:?}");
+            let e = e.to_string();
+            assert!(e.starts_with(&format!("--agent {given}: ")), "{e}");
+            assert!(e.contains(why), "{given}: {e}");
+            assert!(!e.contains("builder error") && !e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn figures_beyond_any_machine_are_refused() {
+        let text = "# TYPE carbontop_facility_energy_joules_total counter\n\
+            carbontop_facility_energy_joules_total{node=\"n1\"} 1e308\n\
+            # TYPE carbontop_samples_total counter\ncarbontop_samples_total{node=\"n1\"} 3\n";
+        let e = parse("a:1", text).unwrap_err();
+        assert!(matches!(e, ServeError::TooLarge { .. }), "{e:?}");
+    }
 
     #[test]
     fn parses_an_exposition_and_rejects_others() {

@@ -1,5 +1,5 @@
 //! Past one machine (issue 8): `carbontop serve` exposes the Ledger's figures at `/metrics` in
-//! the Prometheus text format (crate `prometheus`, served by `tiny_http`), named by Prometheus'
+//! the Prometheus text format (crate `prometheus`, served by `hyper` within [`LIMITS`]), named by Prometheus'
 //! conventions (base units, `_total` counters, labels for node, component, GPU and zone); and
 //! `watch --agent` scrapes such agents back (`agents.rs`). Nothing here can change a cap: the
 //! HTTP side only reads.
@@ -7,9 +7,12 @@
 pub mod agents;
 
 use crate::engine::{Snapshot, Tick};
+use http_body_util::Full;
+use hyper::body::Bytes;
 use prometheus::{CounterVec, Encoder, GaugeVec, Opts, Registry, TextEncoder};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Why the exporter could not start, or an agent's scrape was refused. Each text is one line.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -20,12 +23,12 @@ pub enum ServeError {
     /// `--listen ADDR` could not be bound.
     #[error("--listen {addr}: cannot listen: {reason}")]
     Listen { addr: String, reason: String },
-    /// `--listen ADDR` bound, but not to an IP address.
-    #[error("--listen {0}: not an IP address")]
-    NotIp(String),
     /// The HTTP thread could not be started.
     #[error("cannot start the metrics server: {0}")]
     Thread(String),
+    /// `--agent` is not an address an agent can be asked at.
+    #[error("--agent {agent}: {reason}")]
+    BadAgent { agent: String, reason: String },
     /// The scraper's HTTP client could not be built.
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
@@ -38,6 +41,13 @@ pub enum ServeError {
     /// A carbontop metric that is NaN or infinite.
     #[error("agent {agent}: {metric} is {value}")]
     NotFinite {
+        agent: String,
+        metric: String,
+        value: f64,
+    },
+    /// A carbontop figure above any machine's ([`agents::MAX_FIGURE`]).
+    #[error("agent {agent}: {metric} is {value}, beyond what any machine reports")]
+    TooLarge {
         agent: String,
         metric: String,
         value: f64,
@@ -314,44 +324,127 @@ impl Exporter {
     }
 
     /// Serves `GET /metrics` on `addr` from a thread of its own; the address it listens on
-    /// (port 0 picks a free one).
+    /// (port 0 picks a free one). What a client can hold of the agent is bounded ([`LIMITS`]).
     pub fn listen(&self, addr: &str) -> Result<SocketAddr, ServeError> {
-        let server = tiny_http::Server::http(addr).map_err(|e| ServeError::Listen {
+        self.listen_with(addr, LIMITS)
+    }
+
+    /// [`Exporter::listen`] under other bounds (the tests' shorter timeouts).
+    pub fn listen_with(&self, addr: &str, limits: Limits) -> Result<SocketAddr, ServeError> {
+        let listen_error = |e: std::io::Error| ServeError::Listen {
             addr: addr.to_owned(),
             reason: e.to_string(),
-        })?;
-        let local = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| ServeError::NotIp(addr.to_owned()))?;
+        };
+        let listener = std::net::TcpListener::bind(addr).map_err(listen_error)?;
+        let local = listener.local_addr().map_err(listen_error)?;
+        listener.set_nonblocking(true).map_err(listen_error)?;
+        // One thread for every connection: an idle socket costs a task, not a thread.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| ServeError::Thread(e.to_string()))?;
         let me = self.clone();
         std::thread::Builder::new()
             .name("carbontop-serve".into())
-            .spawn(move || {
-                for req in server.incoming_requests() {
-                    let ok = req.method() == &tiny_http::Method::Get
-                        && req.url().split('?').next() == Some("/metrics");
-                    let resp = if ok {
-                        let ct = tiny_http::Header::from_bytes(
-                            "Content-Type",
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        );
-                        let r = tiny_http::Response::from_string(me.render());
-                        match ct {
-                            Ok(h) => r.with_header(h),
-                            Err(()) => r,
-                        }
-                    } else {
-                        tiny_http::Response::from_string("only GET /metrics is served here\n")
-                            .with_status_code(404)
-                    };
-                    let _ = req.respond(resp);
-                }
-            })
+            .spawn(move || rt.block_on(me.serve(listener, limits)))
             .map_err(|e| ServeError::Thread(e.to_string()))?;
         Ok(local)
     }
+
+    /// Accepts connections while the process lives: each served by hyper within the limits,
+    /// those beyond `max_connections` answered 503 and closed at once.
+    async fn serve(self, listener: std::net::TcpListener, limits: Limits) {
+        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+            return;
+        };
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+        loop {
+            let stream = match listener.accept().await {
+                Ok((s, _)) => s,
+                // Out of file descriptors, or a connection reset before it was accepted: the
+                // next one may fare better, after a pause that keeps this from spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                let _ = stream.try_write(BUSY);
+                continue;
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let answer = me.answer(&req);
+                    async move { Ok::<_, std::convert::Infallible>(answer) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(limits.header_timeout)
+                    .max_buf_size(limits.max_header_bytes)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                // Whatever the client does, the connection and its slot end by then.
+                let _ = tokio::time::timeout(limits.connection_timeout, conn).await;
+                drop(slot);
+            });
+        }
+    }
+
+    /// `GET /metrics`: the exposition; anything else: 404.
+    fn answer<B>(&self, req: &hyper::Request<B>) -> hyper::Response<Full<Bytes>> {
+        let ok = req.method() == hyper::Method::GET && req.uri().path() == "/metrics";
+        let (status, content_type, body) = if ok {
+            (
+                hyper::StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.render(),
+            )
+        } else {
+            (
+                hyper::StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "only GET /metrics is served here\n".to_owned(),
+            )
+        };
+        let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static(content_type),
+        );
+        resp
+    }
 }
+
+/// What one client can hold of an agent (issue 20: a 1.5 GB header without CRLF, and 500 idle
+/// sockets making 506 threads, under tiny_http).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Connections served at once; one more is answered 503 and closed. Prometheus and
+    /// `watch --agent` each hold one.
+    pub max_connections: usize,
+    /// The request line and headers, in bytes (hyper's smallest buffer, 8 KiB: a scrape's
+    /// request is about 200 B); a longer one is answered 431 and closed.
+    pub max_header_bytes: usize,
+    /// Time to send the request line and headers, from the connection's start or the end of
+    /// the last answer; a client that takes longer is closed.
+    pub header_timeout: Duration,
+    /// The longest a connection lives, busy or idle (a scrape takes milliseconds).
+    pub connection_timeout: Duration,
+}
+
+/// The agents' bounds.
+pub const LIMITS: Limits = Limits {
+    max_connections: 32,
+    max_header_bytes: 8 << 10,
+    header_timeout: Duration::from_secs(5),
+    connection_timeout: Duration::from_secs(30),
+};
+
+/// The answer to a connection beyond `max_connections`.
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// `--listen`: loopback unless an address is given explicitly.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";

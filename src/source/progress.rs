@@ -338,6 +338,17 @@ pub struct Parser {
     custom: Vec<(Field, regex::Regex)>,
 }
 
+/// The NAME a `--metric` gave for a field.
+fn field_name(f: &Field) -> &str {
+    match f {
+        Field::Accuracy => "accuracy",
+        Field::Loss => "loss",
+        Field::Epoch => "epoch",
+        Field::Step => "step",
+        Field::Named(n) => n,
+    }
+}
+
 impl Parser {
     /// From `NAME=REGEX` specs; errors name the flag and the spec.
     pub fn new(specs: &[String]) -> Result<Self, String> {
@@ -358,6 +369,13 @@ impl Parser {
             let re = regex::Regex::new(pat)
                 .map_err(|e| format!("--metric {spec:?}: {}", e.to_string().replace('\n', " ")))?;
             let field = match name.as_str() {
+                // One column per name: a second pattern would make a second `metric_NAME`.
+                _ if custom.iter().any(|(f, _)| field_name(f) == name) => {
+                    return Err(format!(
+                        "--metric {spec:?}: {name} is already given: one pattern per NAME \
+                         (alternatives go in one REGEX, with |)"
+                    ));
+                }
                 "accuracy" | "acc" => Field::Accuracy,
                 "loss" => Field::Loss,
                 "epoch" => Field::Epoch,
@@ -533,6 +551,9 @@ impl MetricsLines {
     }
 }
 
+/// The longest metrics-file line read: a JSON line of a few hundred metrics is under 16 KiB.
+const MAX_METRICS_LINE: usize = 64 << 10;
+
 /// `--metrics-file PATH`: follows a JSON-lines or CSV file (a header line, then rows) that a
 /// run launched elsewhere writes, from its first line on, and hands each line's progress to
 /// `emit` until it returns false. A file that does not exist yet is waited for.
@@ -540,7 +561,7 @@ pub fn follow_file<F>(path: std::path::PathBuf, parser: Parser, emit: F) -> std:
 where
     F: Fn(Progress) -> bool + Send + 'static,
 {
-    use std::io::{BufRead, Seek};
+    use std::io::{BufRead, Read, Seek};
     let csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
@@ -551,6 +572,8 @@ where
             let mut lines = MetricsLines::new(parser, csv);
             let mut pos = 0u64;
             let mut pending = Vec::new();
+            // The rest of a line longer than MAX_METRICS_LINE is being skipped.
+            let mut skipping = false;
             loop {
                 let Ok(f) = std::fs::File::open(&path) else {
                     std::thread::sleep(pause);
@@ -561,6 +584,7 @@ where
                     pos = 0;
                     lines.restart();
                     pending.clear();
+                    skipping = false;
                 }
                 let mut r = std::io::BufReader::new(f);
                 if r.seek(std::io::SeekFrom::Start(pos)).is_err() {
@@ -569,12 +593,25 @@ where
                 }
                 loop {
                     // Bytes, not read_line: a line that is not UTF-8 must not stall the follower.
-                    match r.read_until(b'\n', &mut pending) {
+                    // At most MAX_METRICS_LINE of a line is held (issue 20: `/dev/zero` took
+                    // 4.7 GB): a longer line is skipped to its end.
+                    let room = (MAX_METRICS_LINE + 1).saturating_sub(pending.len()) as u64;
+                    match (&mut r).take(room).read_until(b'\n', &mut pending) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => pos += n as u64,
                     }
                     // A line still being written is read again once it is whole.
                     if pending.last() != Some(&b'\n') {
+                        if pending.len() > MAX_METRICS_LINE {
+                            pending.clear();
+                            skipping = true;
+                            // Paced, so an endless line costs no CPU to skip.
+                            std::thread::sleep(pause);
+                        }
+                        continue;
+                    }
+                    if std::mem::take(&mut skipping) {
+                        pending.clear();
                         continue;
                     }
                     let p = lines.line(&std::mem::take(&mut pending));

@@ -3,6 +3,7 @@
 //! The reader lives in `report::samples`; this module paces it and recovers the recording's PUE.
 
 use crate::engine::CapLog;
+use crate::engine::constants::Bound;
 use crate::report::samples::{ReadError, SamplesReader};
 use crate::sample::Sample;
 use std::path::Path;
@@ -24,9 +25,12 @@ impl std::str::FromStr for Speed {
         }
         let t = s.trim().trim_end_matches(['x', 'X']);
         match t.parse::<f64>() {
-            Ok(v) if v.is_finite() && v > 0.0 => Ok(Speed::Times(v)),
+            Ok(v) => crate::engine::constants::SPEED_BOUND
+                .check(v)
+                .map(Speed::Times)
+                .map_err(|e| format!("{s:?}: {e}, or max")),
             _ => Err(format!(
-                "{s:?} is not a speed: give a factor > 0 like 10 or 2.5x, or max"
+                "{s:?} is not a speed: give a factor like 10 or 2.5x, or max"
             )),
         }
     }
@@ -38,6 +42,8 @@ pub struct Replay {
     prev_elapsed: Option<f64>,
     prev_recorded_kwh: Option<f64>,
     inferred_pue: Option<f64>,
+    /// The user gives the PUE: the recording's is not inferred (nor checked).
+    pue_given: bool,
 }
 
 impl Replay {
@@ -47,7 +53,13 @@ impl Replay {
             prev_elapsed: None,
             prev_recorded_kwh: None,
             inferred_pue: None,
+            pue_given: false,
         })
+    }
+
+    /// The PUE is the user's (`--pue`): none is inferred from the recording.
+    pub fn pue_given(&mut self, given: bool) {
+        self.pue_given = given;
     }
 
     /// The recording's own metrics (`metric_<name>` columns).
@@ -87,7 +99,9 @@ impl Replay {
         let gap = self
             .prev_elapsed
             .map_or(0.0, |p| (s.elapsed_s - p).max(0.0));
-        self.infer_pue(&s, gap);
+        if let Err(e) = self.infer_pue(&s, gap) {
+            return Some(Err(e));
+        }
         self.prev_elapsed = Some(s.elapsed_s);
         self.prev_recorded_kwh = self.reader.recorded_energy_kwh();
         Some(Ok((s, gap)))
@@ -110,14 +124,18 @@ impl Replay {
         }
     }
 
-    fn infer_pue(&mut self, s: &Sample, gap: f64) {
-        if self.inferred_pue.is_some() || gap <= 0.0 {
-            return;
+    /// The PUE the first interval that used energy implies, checked against
+    /// [`PUE_BOUND`](crate::engine::constants::PUE_BOUND): one outside it is no facility's, and
+    /// the recording is refused at that row rather than read with it (issue 20: a jump in
+    /// `energy_kwh` inferred a PUE of 8,035,873 and then infinite energy).
+    fn infer_pue(&mut self, s: &Sample, gap: f64) -> Result<(), ReadError> {
+        if self.pue_given || self.inferred_pue.is_some() || gap <= 0.0 {
+            return Ok(());
         }
         let (Some(before), Some(after)) =
             (self.prev_recorded_kwh, self.reader.recorded_energy_kwh())
         else {
-            return;
+            return Ok(());
         };
         let it_w: f64 = s
             .gpus
@@ -134,8 +152,28 @@ impl Replay {
         if it_j > 0.0 && after > before {
             let pue = (after - before) * crate::engine::constants::J_PER_KWH / it_j;
             // Round away float noise: PUEs are given to a few decimals.
-            self.inferred_pue = Some((pue * 1e6).round() / 1e6);
+            let pue = (pue * 1e6).round() / 1e6;
+            // Up to 1% under 1 is the recorded figures' rounding, read as no overhead.
+            let pue = if (0.99..1.0).contains(&pue) { 1.0 } else { pue };
+            if crate::engine::constants::PUE_BOUND.check(pue).is_err() {
+                let b = crate::engine::constants::PUE_BOUND;
+                return Err(ReadError::Cell {
+                    path: self.reader.path().to_owned(),
+                    line: self.reader.line(),
+                    column: "energy_kwh".into(),
+                    msg: format!(
+                        "rises by {} kWh over {gap} s at {it_w} W of IT power: a PUE of {}, \
+                         and {} is {} (give --pue to read it with one)",
+                        Bound::show(after - before),
+                        Bound::show(pue),
+                        b.what,
+                        b.range()
+                    ),
+                });
+            }
+            self.inferred_pue = Some(pue);
         }
+        Ok(())
     }
 }
 
@@ -150,5 +188,11 @@ mod tests {
         assert_eq!("2.5x".parse::<Speed>(), Ok(Speed::Times(2.5)));
         assert!("0".parse::<Speed>().is_err());
         assert!("fast".parse::<Speed>().is_err());
+        // Issue 20: `--speed 1e-30` panicked converting a row's wait to a Duration.
+        for bad in ["1e-30", "1e-300", "1e300", "inf", "NaN", "-2"] {
+            let e = bad.parse::<Speed>().unwrap_err();
+            assert!(e.contains("from 0.001 to 1000000"), "{bad}: {e}");
+        }
+        assert_eq!("0.001".parse::<Speed>(), Ok(Speed::Times(0.001)));
     }
 }

@@ -264,10 +264,13 @@ pub fn user_dir() -> Option<PathBuf> {
 
 /// Loads a theme file over the default theme.
 pub fn load_file(path: &Path, base: &Theme) -> Result<Theme, ThemeError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ThemeError::Read {
-        path: path.to_path_buf(),
-        error,
-    })?;
+    let text =
+        crate::config::read_small(path, crate::config::MAX_CONFIG_BYTES).map_err(|error| {
+            ThemeError::Read {
+                path: path.to_path_buf(),
+                error,
+            }
+        })?;
     let mut t = parse(&text, &path.display().to_string(), base)?;
     if t.name == base.name {
         // A file without `name` is called after its stem.

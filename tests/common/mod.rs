@@ -85,6 +85,69 @@ impl Agent {
     pub fn adopt(c: Child) -> Self {
         Agent(c)
     }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+/// A `VmHWM:`/`Threads:`-style field of /proc/PID/status (kB for memory), while it runs.
+pub fn proc_status(pid: u32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The memory bound of issue 20: no input takes carbontop past this peak (VmHWM).
+pub const PEAK_BOUND_KIB: u64 = 32 << 10;
+
+/// Runs `c` to its end with its output captured, reading its peak resident memory (VmHWM,
+/// KiB) every few milliseconds; the output and the highest peak read. A peak only grows, so
+/// the last read before the process exits holds all of it but its last few milliseconds:
+/// a reproduction that reads 100 MB is caught well before that.
+pub fn run_peak(c: &mut Command) -> (Output, u64) {
+    use std::io::Read;
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let mut peak = 0;
+    let status = loop {
+        if let Some(kib) = proc_status(pid, "VmHWM") {
+            peak = peak.max(kib);
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let o = Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    };
+    (o, peak)
+}
+
+/// A file of `len` bytes without a newline (sparse: zeros, no disk used).
+pub fn endless_line(path: &Path, len: u64) {
+    std::fs::File::create(path).unwrap().set_len(len).unwrap();
 }
 
 impl Drop for Agent {

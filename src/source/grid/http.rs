@@ -211,7 +211,8 @@ fn classify(path: &str, e: &reqwest::Error) -> FetchError {
     FetchError::Connect(format!("{path}: {}", chain(e)))
 }
 
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its causes on one line, without the URL reqwest's outer message may carry.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {

@@ -54,6 +54,10 @@ pub struct LiveState {
     said: Vec<String>,
     /// Bumped on every change, so readers can tell when to look again.
     version: u64,
+    /// How many faults have ended, and the line that says the last one did: a recovery is
+    /// news, not a warning, so it travels in the view rather than with the warnings.
+    recoveries: u64,
+    recovered: Option<String>,
 }
 
 /// What the screen and summary show of the grid.
@@ -66,6 +70,9 @@ pub struct GridView {
     /// The current slot and the forecast, in time order.
     pub ahead: Vec<Point>,
     pub version: u64,
+    /// Faults ended so far, and the line saying the last one did.
+    pub recoveries: u64,
+    pub recovered: Option<String>,
 }
 
 impl LiveState {
@@ -81,6 +88,8 @@ impl LiveState {
             messages: Vec::new(),
             said: Vec::new(),
             version: 0,
+            recoveries: 0,
+            recovered: None,
         }
     }
 
@@ -89,8 +98,8 @@ impl LiveState {
         self.last_ok = Some(now);
         self.last_kind = None;
         if let Some(f) = self.failure.take() {
-            self.messages
-                .push(format!("grid: {} answering again (after: {f})", self.label));
+            self.recoveries += 1;
+            self.recovered = Some(format!("grid: {} answering again (after: {f})", self.label));
         }
         for n in ans.notes {
             if !self.said.contains(&n) {
@@ -170,6 +179,8 @@ impl LiveState {
                 .copied()
                 .collect(),
             version: self.version,
+            recoveries: self.recoveries,
+            recovered: self.recovered.clone(),
         }
     }
 
@@ -467,10 +478,19 @@ mod tests {
         // A different kind of fault is said again.
         s.on_error(&FetchError::Malformed("x: not JSON".into()));
         assert_eq!(s.take_messages().len(), 1);
-        // Recovery.
+        // Recovery: said in the view, not among the warnings (issue 20: the summary called it
+        // the "last warning").
         s.on_answer(t(15, 31), answer(vec![slot(15, 30, 250.0)]));
-        let m = s.take_messages();
-        assert!(m[0].contains("answering again"), "{m:?}");
+        assert_eq!(s.take_messages(), Vec::<String>::new());
+        let v = s.view(t(15, 31));
+        assert_eq!(v.recoveries, 1);
+        assert!(
+            v.recovered
+                .as_deref()
+                .unwrap_or("")
+                .contains("answering again"),
+            "{v:?}"
+        );
         let i = s.intensity(t(15, 40));
         assert_eq!(
             (i.g_per_kwh.0, i.source.to_string().as_str()),
