@@ -181,7 +181,7 @@ pub enum Command {
         /// Fixed grid intensity in gCO2e/kWh instead of the zone's.
         #[arg(long, value_parser = parse_intensity, value_name = "G", allow_negative_numbers = true)]
         intensity: Option<f64>,
-        /// Power usage effectiveness: a number ≥ 1 or a preset (local, gcp, aws, azure, datacenter).
+        /// Power usage effectiveness: a number from 1 to 3 or a preset (local, gcp, aws, azure, datacenter).
         #[arg(long, value_parser = parse_pue, default_value = "1", allow_negative_numbers = true)]
         pue: f64,
         /// Average share of the GPUs' rated power drawn, 0–1 (Green Algorithms' usage factor).
@@ -238,7 +238,7 @@ pub struct MeasureOpts {
     /// Fixed grid intensity in gCO2e/kWh; overrides the zone.
     #[arg(long, value_parser = parse_intensity, value_name = "G", allow_negative_numbers = true)]
     pub intensity: Option<f64>,
-    /// Power usage effectiveness: a number ≥ 1 or a preset (local, gcp, aws, azure, datacenter).
+    /// Power usage effectiveness: a number from 1 to 3 or a preset (local, gcp, aws, azure, datacenter).
     #[arg(long, value_parser = parse_pue, allow_negative_numbers = true)]
     pub pue: Option<f64>,
     /// CPU thermal design power in W, for the estimate when RAPL is absent.
@@ -372,7 +372,7 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// A PUE: a number ≥ 1 or a preset name.
+/// A PUE: a number from 1 to 3 (`PUE_BOUND`) or a preset name.
 pub fn parse_pue(s: &str) -> Result<f64, String> {
     if let Some(v) = crate::engine::constants::pue_preset(s.trim()) {
         return Ok(v);
@@ -382,7 +382,7 @@ pub fn parse_pue(s: &str) -> Result<f64, String> {
             .check(v)
             .map_err(|e| format!("{s:?}: {e}")),
         Err(_) => Err(format!(
-            "{s:?} is not a PUE: give a number ≥ 1.0 or one of local, gcp, aws, azure, datacenter"
+            "{s:?} is not a PUE: give a number from 1 to 3 or one of local, gcp, aws, azure, datacenter"
         )),
     }
 }
