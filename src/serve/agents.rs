@@ -85,11 +85,16 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, ServeError> {
                 n.zone = label("zone");
             }
             "carbontop_embodied_co2e_grams" => f.embodied_g = Some(v),
-            "carbontop_network_bytes_total" => match label("direction").as_str() {
-                "rx" => f.net_rx_bytes = v as u64,
-                "tx" => f.net_tx_bytes = v as u64,
-                _ => {}
-            },
+            // The interfaces' counters (agents before `scope` have only those).
+            "carbontop_network_bytes_total"
+                if matches!(label("scope").as_str(), "" | "machine") =>
+            {
+                match label("direction").as_str() {
+                    "rx" => f.net_rx_bytes = v as u64,
+                    "tx" => f.net_tx_bytes = v as u64,
+                    _ => {}
+                }
+            }
             "carbontop_grid_intensity_grams_per_kwh" => {
                 f.intensity = Some(v);
                 n.intensity_source = label("source");

@@ -705,7 +705,7 @@ fn shares_line((d, s): View, th: &Theme) -> Line<'static> {
     ])
 }
 
-/// Communication, at both ends of the published kWh/GB range (a band: sources disagree by 70×).
+/// Communication: the machine's network carbon at both ends of the port model's range.
 fn comms_row(s: &Snapshot, th: &Theme) -> Option<Line<'static>> {
     let (lo, hi) = s.comms.and_then(|c| c.range())?;
     Some(kv_row(
@@ -768,18 +768,7 @@ fn fmt_window(w: chrono::TimeDelta) -> String {
 
 pub use crate::report::summary::fmt_sig;
 
-pub fn fmt_bytes(b: u64) -> String {
-    let b = b as f64;
-    if b >= 1e9 {
-        format!("{:.2} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.1} MB", b / 1e6)
-    } else if b >= 1e3 {
-        format!("{:.1} kB", b / 1e3)
-    } else {
-        format!("{b:.0} B")
-    }
-}
+pub use crate::report::summary::fmt_bytes;
 
 fn draw_intensity(f: &mut Frame, area: Rect, (d, s): View, ui: &UiState, th: &Theme, focus: bool) {
     let w = ui.window();
