@@ -219,4 +219,17 @@ mod tests {
             ServeError::NotAnAgent("a:1".into())
         );
     }
+
+    #[test]
+    fn a_nodes_bytes_are_its_interfaces_not_the_commands_part_of_them() {
+        let text = "# TYPE carbontop_network_bytes_total counter\n\
+            carbontop_network_bytes_total{direction=\"tx\",node=\"n1\",scope=\"machine\"} 1000\n\
+            carbontop_network_bytes_total{direction=\"tx\",node=\"n1\",scope=\"cluster\"} 600\n\
+            carbontop_network_bytes_total{direction=\"tx\",node=\"n1\",scope=\"internet\"} 7\n\
+            carbontop_network_bytes_total{direction=\"rx\",node=\"n1\"} 50\n\
+            # TYPE carbontop_samples_total counter\ncarbontop_samples_total{node=\"n1\"} 3\n";
+        let n = parse("a:1", text).unwrap();
+        // scope=machine, or no scope (an agent from before scopes), is the node's traffic.
+        assert_eq!((n.fig.net_tx_bytes, n.fig.net_rx_bytes), (1000, 50));
+    }
 }
