@@ -35,7 +35,7 @@ pub fn fmt_bytes(b: u64) -> String {
 /// `1.2 g CO2e (tag, 1.1 g–2.3 g)`: a figure with the published range beside it (DESIGN.md
 /// §5: where sources disagree by 2× and more), or without one where there is none.
 pub fn fmt_co2e_band<C: Carbon>(g: C, band: Option<(C, C)>, tag: &str) -> String {
-    let range = band.map(|(lo, hi)| format!("{}–{}", fmt_co2e_g(lo), fmt_co2e_g(hi)));
+    let range = band.and_then(|(lo, hi)| fmt_range(fmt_co2e_g(lo), fmt_co2e_g(hi)));
     let inside: Vec<String> = [Some(tag.to_owned()).filter(|t| !t.is_empty()), range]
         .into_iter()
         .flatten()
@@ -45,6 +45,11 @@ pub fn fmt_co2e_band<C: Carbon>(g: C, band: Option<(C, C)>, tag: &str) -> String
     } else {
         format!("{} CO2e ({})", fmt_co2e_g(g), inside.join(", "))
     }
+}
+
+/// `lo–hi`, unless both ends read the same at the precision shown (a band too narrow to see).
+fn fmt_range(lo: String, hi: String) -> Option<String> {
+    (lo != hi).then(|| format!("{lo}–{hi}"))
 }
 
 pub fn fmt_co2e_g(g: impl Carbon) -> String {
@@ -158,13 +163,11 @@ pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
     let mean = s
         .mean_intensity
         .map_or(String::new(), |m| format!(" (mean intensity {m:.1} g/kWh)"));
-    let band = s.co2e_band.range().map_or(String::new(), |(lo, hi)| {
-        format!(
-            ", {}–{} by the components' bands",
-            fmt_co2e_g(lo),
-            fmt_co2e_g(hi)
-        )
-    });
+    let band = s
+        .co2e_band
+        .range()
+        .and_then(|(lo, hi)| fmt_range(fmt_co2e_g(lo), fmt_co2e_g(hi)))
+        .map_or(String::new(), |r| format!(", {r} by the components' bands"));
     l.push((
         "carbon",
         format!("{} CO2e{mean}{band}", fmt_co2e_g(s.co2e_g)),
