@@ -52,7 +52,7 @@ fn sample(k: u64) -> Sample {
         net: Some(NetReading {
             rx_bytes: k * 40_000,
             tx_bytes: k * 13_000,
-            power: None,
+            ..Default::default()
         }),
         intensity: Some(Intensity {
             g_per_kwh: carbontop::units::GPerKwh(350.0 + (k % 7) as f64),

@@ -250,9 +250,22 @@ pub struct MeasureOpts {
     /// Network interfaces to count (repeat or comma-separate); default: physical interfaces.
     #[arg(long, value_delimiter = ',', value_name = "IFACE")]
     pub net_iface: Vec<String>,
-    /// Network energy intensity, kWh per GB transferred.
+    /// The internet path's energy intensity, kWh per GB: the footprint of `run`'s traffic to
+    /// public addresses (default 0.00265, Aslan et al. 2018's trend; range 0.001–0.069).
     #[arg(long, value_parser = parse_net_kwh_per_gb, value_name = "KWH", allow_negative_numbers = true)]
     pub net_kwh_per_gb: Option<f64>,
+    /// Address ranges of this cluster or site, beside the private ones (repeat or
+    /// comma-separate, e.g. 203.0.113.0/24): `run`'s traffic to them is costed on the port
+    /// model, not the internet's.
+    #[arg(long, value_delimiter = ',', value_name = "CIDR", value_parser = parse_cidr)]
+    pub cluster_cidr: Vec<crate::source::sockdiag::Cidr>,
+    /// Link speed (Gb/s) assumed where an interface does not say (virtual NICs); default 10.
+    #[arg(long, value_parser = parse_link_gbps, value_name = "GBPS", allow_negative_numbers = true)]
+    pub net_link_gbps: Option<f64>,
+    /// Power (W) of one NIC port plus its switch port at line rate, instead of the model's
+    /// table by link speed.
+    #[arg(long, value_parser = parse_port_w, value_name = "W", allow_negative_numbers = true)]
+    pub net_port_w: Option<f64>,
     /// Only these GPUs (comma-separated NVML indices, as nvidia-smi numbers them). Default:
     /// `run` counts the GPUs its job was given (CUDA_VISIBLE_DEVICES, SLURM_STEP_GPUS,
     /// SLURM_JOB_GPUS, GPU_DEVICE_ORDINAL, NVIDIA_VISIBLE_DEVICES), the others every GPU.
@@ -404,6 +417,11 @@ pub fn parse_positive(s: &str) -> Result<f64, String> {
     }
 }
 
+/// An address range, `10.0.0.0/8` or `fd00::/8` (an address alone is one host).
+pub fn parse_cidr(s: &str) -> Result<crate::source::sockdiag::Cidr, String> {
+    s.parse()
+}
+
 pub fn parse_non_negative(s: &str) -> Result<f64, String> {
     let v = parse_number(s)?;
     if v >= 0.0 {
@@ -433,6 +451,14 @@ pub fn parse_cpu_tdp(s: &str) -> Result<f64, String> {
 
 pub fn parse_net_kwh_per_gb(s: &str) -> Result<f64, String> {
     bounded(s, &crate::engine::constants::NET_KWH_PER_GB_BOUND)
+}
+
+pub fn parse_link_gbps(s: &str) -> Result<f64, String> {
+    bounded(s, &crate::engine::constants::LINK_GBPS_BOUND)
+}
+
+pub fn parse_port_w(s: &str) -> Result<f64, String> {
+    bounded(s, &crate::engine::constants::PORT_W_BOUND)
 }
 
 pub fn parse_embodied_kg(s: &str) -> Result<f64, String> {

@@ -3,7 +3,7 @@
 use crate::cli::{self, MeasureOpts};
 use crate::engine::constants::{
     Bound, CAP_STEP_BOUND, CPU_TDP_BOUND, EMBODIED_KG_BOUND, EPOCHS_BOUND, INTENSITY_BOUND,
-    MEMORY_W_PER_GIB_BOUND, NET_KWH_PER_GB_BOUND,
+    LINK_GBPS_BOUND, MEMORY_W_PER_GIB_BOUND, NET_KWH_PER_GB_BOUND, PORT_W_BOUND,
 };
 use crate::source::grid::http::Secret;
 use crate::source::grid::{GridSettings, ProviderKind};
@@ -24,6 +24,9 @@ pub struct FileConfig {
     pub sysfs_root: Option<PathBuf>,
     pub net_iface: Option<Vec<String>>,
     pub net_kwh_per_gb: Option<f64>,
+    pub cluster_cidr: Option<Vec<String>>,
+    pub net_link_gbps: Option<f64>,
+    pub net_port_w: Option<f64>,
     pub memory_w_per_gib: Option<f64>,
     pub embodied_kg: Option<f64>,
     pub host_threads: Option<usize>,
@@ -76,6 +79,10 @@ pub struct Settings {
     pub sysfs_root: PathBuf,
     pub net_iface: Vec<String>,
     pub net_kwh_per_gb: f64,
+    /// `--cluster-cidr`: the site's own address ranges (cluster traffic, not internet).
+    pub cluster_cidr: Vec<crate::source::sockdiag::Cidr>,
+    /// The port power model: `--net-link-gbps`, `--net-port-w`.
+    pub port: crate::engine::constants::PortModel,
     pub memory_w_per_gib: f64,
     /// TE of this machine (kg); None: from its GPUs and one server (BLOOM).
     pub embodied_kg: Option<f64>,
@@ -379,6 +386,8 @@ fn resolve_loaded(
             .unwrap_or_else(|| PathBuf::from("/sys")),
         net_iface: cli_or_file(&cli.net_iface, file.net_iface),
         net_kwh_per_gb: basis.net_kwh_per_gb,
+        cluster_cidr: basis.cluster_cidr,
+        port: basis.port,
         memory_w_per_gib: basis.memory_w_per_gib,
         embodied_kg: basis.embodied_kg,
         host_threads: basis.host_threads,
@@ -434,6 +443,8 @@ struct Basis {
     pue: f64,
     cpu_tdp: Option<f64>,
     net_kwh_per_gb: f64,
+    cluster_cidr: Vec<crate::source::sockdiag::Cidr>,
+    port: crate::engine::constants::PortModel,
     memory_w_per_gib: f64,
     embodied_kg: Option<f64>,
     host_threads: Option<usize>,
@@ -473,6 +484,24 @@ fn basis_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<Basi
         file.embodied_kg,
         within(&EMBODIED_KG_BOUND),
     )?;
+    let file_link = check(
+        p,
+        "net_link_gbps",
+        file.net_link_gbps,
+        within(&LINK_GBPS_BOUND),
+    )?;
+    let file_port = check(p, "net_port_w", file.net_port_w, within(&PORT_W_BOUND))?;
+    let file_cidrs = file
+        .cluster_cidr
+        .as_deref()
+        .map(|v| {
+            v.iter()
+                .map(|c| cli::parse_cidr(c))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+        .map_err(key_error(p, "cluster_cidr"))?;
+    let cluster_cidr = cli_or_file(&cli.cluster_cidr, file_cidrs);
     let file_host_threads = file
         .host_threads
         .map(|n| cli::parse_threads(&n.to_string()))
@@ -494,6 +523,14 @@ fn basis_settings(cli: &MeasureOpts, file: &FileConfig, p: &Path) -> Result<Basi
             .net_kwh_per_gb
             .or(file_net)
             .unwrap_or(crate::engine::constants::NETWORK_KWH_PER_GB),
+        cluster_cidr,
+        port: crate::engine::constants::PortModel {
+            assumed_gbps: cli
+                .net_link_gbps
+                .or(file_link)
+                .unwrap_or(crate::engine::constants::ASSUMED_LINK_GBPS),
+            port_w: cli.net_port_w.or(file_port),
+        },
         memory_w_per_gib: file_mem.unwrap_or(crate::engine::constants::MEMORY_W_PER_GIB),
         embodied_kg: cli.embodied_kg.or(file_embodied),
         host_threads: cli.host_threads.or(file_host_threads),

@@ -65,15 +65,66 @@ pub struct GpuReading {
     pub tree_share: Option<f64>,
 }
 
+/// Bytes received and sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Traffic {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+impl Traffic {
+    pub fn total(&self) -> u64 {
+        self.rx_bytes.saturating_add(self.tx_bytes)
+    }
+}
+
+/// `run -- CMD`: the command's own TCP traffic since it started, by where its peers are
+/// (loopback never counts; UDP and what cannot be attributed stay the machine's).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct OwnTraffic {
+    /// Peers in the same site or cluster (private, link-local, CGNAT, ULA, `--cluster-cidr`).
+    pub cluster: Traffic,
+    /// Public peers.
+    pub internet: Traffic,
+}
+
+/// What a replayed row recorded of the command's network figures, so a replay reproduces them
+/// whatever the model's constants are now.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct OwnRecorded {
+    /// The port power of the command's traffic over the interval (W).
+    pub port_w: Option<f64>,
+    /// The internet-path energy of its traffic so far (kWh, cumulative).
+    pub internet_kwh: Option<f64>,
+}
+
+/// The links the machine's counted interfaces are, for the port power model.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Links {
+    /// Counted interfaces whose link speed sysfs gives, and their summed speed (Gb/s).
+    pub known: u16,
+    pub known_gbps: f64,
+    /// Counted interfaces whose speed is unknown (virtual NICs report −1 or nothing): the
+    /// model assumes its stated link class for them.
+    pub unknown: u16,
+}
+
 /// Network traffic counted since the start of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct NetReading {
+    /// The machine's counted interfaces (loopback never).
     pub rx_bytes: u64,
     pub tx_bytes: u64,
     /// Set by replay: the recorded network power, so a replay reproduces the recording exactly
-    /// whatever kWh/GB constant is configured now. Live sources leave it `None` and the engine
-    /// derives the energy from the bytes.
+    /// whatever model is configured now. Live sources leave it `None` and the engine derives
+    /// the energy from the bytes.
     pub power: Option<PowerReading>,
+    /// The counted interfaces' links (None: not known, as in a replay).
+    pub links: Option<Links>,
+    /// `run -- CMD`: the command's own traffic, where sock_diag could read it.
+    pub own: Option<OwnTraffic>,
+    /// Set by replay: what the recording says the command's traffic cost.
+    pub own_recorded: Option<OwnRecorded>,
 }
 
 /// Grid carbon intensity valid at the sample's time.

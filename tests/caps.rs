@@ -61,9 +61,10 @@ fn the_governed_binary_logs_its_changes_and_restores() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
     // After the GPU groups: the cap changes, then the command's own share (none here: the
-    // simulated GPUs' job is not a process of the watched command's).
+    // simulated GPUs' job is not a process of the watched command's), then its network.
+    let gpu_end = h.iter().rposition(|c| c.starts_with("gpu")).unwrap();
     assert_eq!(
-        h[h.len() - 3..],
+        h[gpu_end + 1..gpu_end + 4],
         ["cap_change", "process_cpu_w", "process_gpu_w"]
     );
     assert!(rows.iter().all(|r| r[col(&h, "process_gpu_w")].is_empty()));

@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         pue: carbontop::units::Pue::saturating(1.2),
         net_kwh_per_gb: 0.06894,
         embodied_kg: 2650.0,
+        ..Default::default()
     });
     let (mut kwh, mut g) = (0.0f64, 0.0f64);
     let mut rows = 0;

@@ -161,14 +161,7 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
         NetError::NoSuchInterface { .. } => AppError::Usage(e.to_string()),
         NetError::CannotList(_) => AppError::Runtime(e.to_string()),
     })?;
-    facts.push((
-        "network".into(),
-        format!(
-            "{}, {} kWh/GB (CUMULATOR; published range 0.001–0.069)",
-            crate::source::NetSource::describe(&net),
-            s.net_kwh_per_gb
-        ),
-    ));
+    facts.push(("network".into(), describe_network(s, &net)));
 
     facts.push(("grid".into(), grid.source.describe()));
 
@@ -209,6 +202,7 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
             mem: Some(mem),
             net: Some(Box::new(net)),
             grid: grid.source,
+            cluster: s.cluster_cidr.clone(),
         },
         facts,
         cpu_estimate,
@@ -220,6 +214,40 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
         grid: grid.live,
         caps,
     })
+}
+
+/// How the network is costed: the counted interfaces, the port model's bound for them (the
+/// link class assumed where the speed is unknown, said so), and the internet model.
+fn describe_network(s: &Settings, net: &SysinfoNet) -> String {
+    let links = net.links();
+    let b = s.port.bound(Some(links));
+    let speed = if b.assumed {
+        format!(
+            "link speed unknown for {} interface(s): {} Gb/s assumed (--net-link-gbps)",
+            links.unknown.max(1),
+            s.port.assumed_gbps
+        )
+    } else {
+        format!("{} Gb/s", b.gbps)
+    };
+    let cidrs: Vec<String> = s.cluster_cidr.iter().map(ToString::to_string).collect();
+    format!(
+        "{}; port model: NIC + switch port ≤ {:.1} W at line rate ({}; band {:.1}–{:.1} W); \
+         run's own TCP traffic by socket (sock_diag), cluster = private, link-local, CGNAT, ULA{}; \
+         internet path {} kWh/GB (Aslan et al. 2018 trend; range 0.001–0.069), apart from this \
+         machine's energy",
+        crate::source::NetSource::describe(net),
+        b.w,
+        speed,
+        b.low_w,
+        b.high_w,
+        if cidrs.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", cidrs.join(", "))
+        },
+        s.net_kwh_per_gb
+    )
 }
 
 /// The output directory: --out, or ./carbontop-runs/<UTC start time>.
@@ -539,6 +567,7 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
     let ledger = Ledger::new(LedgerConfig {
         pue: Pue::saturating(s.pue),
         net_kwh_per_gb: s.net_kwh_per_gb,
+        port: s.port,
         embodied_kg: embodied_te(s, &built).kg,
     });
     let p = Prepared {

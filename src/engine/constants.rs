@@ -26,12 +26,234 @@ pub const DIMM_W_LOW: f64 = 1.5;
 /// high-capacity DDR4/DDR5 LRDIMMs or 3DS RDIMMs, which may draw more.
 pub const DIMM_W_HIGH: f64 = 32.0 / 6.0;
 
-/// Network energy intensity in kWh per GB transferred (overridable with `--net-kwh-per-gb`).
-/// CUMULATOR (Trébaol, EPFL 2020), after the Shift Project's 1-byte model:
-/// 6.894e-8 kWh/kB = 0.06894 kWh/GB (GB = 10^9 bytes).
-pub const NETWORK_KWH_PER_GB: f64 = 0.06894;
-/// Low end of the published range: Cloud Carbon Footprint / Impact Framework `e-net`, 0.001 kWh/GB.
+/// Internet path: energy intensity of moving data across the internet's access and core
+/// networks, kWh per GB (GB = 10^9 bytes), overridable with `--net-kwh-per-gb`. This is energy
+/// spent by other people's equipment along the path, never power of the measuring machine: it
+/// is the comms footprint, shown apart (DESIGN.md §5).
+///
+/// Point value: Aslan, Mayers, Koomey & France, "Electricity Intensity of Internet Data
+/// Transmission: Untangling the Estimates", J. Industrial Ecology 22(4) 2018: 0.06 kWh/GB in
+/// 2015 for core and fixed-line access networks, halving about every 2 years since 2000;
+/// carried to 2024: 0.06 × 2^(−9/2) ≈ 0.00265 kWh/GB. Extrapolating a trend past its data is
+/// itself uncertain, hence the wide range below.
+pub const NETWORK_KWH_PER_GB: f64 = 0.00265;
+/// Low end of the published range: Cloud Carbon Footprint / Impact Framework `e-net`,
+/// 0.001 kWh/GB; Malmodin (Ericsson, 2020–2024) finds the network's power nearly independent
+/// of its traffic, so the marginal intensity of more bytes is lower still.
 pub const NETWORK_KWH_PER_GB_LOW: f64 = 0.001;
+/// High end: CUMULATOR (Trébaol, EPFL 2020), after the Shift Project's 2019 1-byte model,
+/// 6.894e-8 kWh/kB = 0.06894 kWh/GB, which carbontop used before (about 26× the point value:
+/// where sources disagree by more than 2× the range is shown, DESIGN.md §5).
+pub const NETWORK_KWH_PER_GB_HIGH: f64 = 0.06894;
+// The range holds its point value.
+const _: () = assert!(
+    NETWORK_KWH_PER_GB_LOW < NETWORK_KWH_PER_GB && NETWORK_KWH_PER_GB < NETWORK_KWH_PER_GB_HIGH
+);
+
+/// One link class of the port power model: the power at line rate (W, point and published
+/// range) of one server NIC port plus the switch port at the other end of its cable, both
+/// moving traffic at full speed. Typical (not maximum) figures from vendors' datasheets:
+/// NIC figures are per port of dual-port cards with passive copper (DAC) or short-reach optics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PortClass {
+    pub gbps: f64,
+    pub w: f64,
+    pub low_w: f64,
+    pub high_w: f64,
+}
+
+/// The port power model's classes, by line rate. Sources (typical power):
+/// - 1 GbE: Intel I350 server adapters, about 1 W per port; access-switch ports about 1 W
+///   (Lanzisera, Nordman & Brown, "Data network equipment energy use and savings potential in
+///   buildings", LBNL 2010). 2 W, range 1–4 W.
+/// - 10 GbE: NIC 1.7 W per SFP+ port (Intel X710-DA2, about 3.3 W for two) to 5.5 W per
+///   10GBASE-T port (Intel X550-T2); switch port 5 W (Arista 7124SX data sheet: "typical power
+///   consumption 5W/port"), about 1.5 W on current 10G ASICs. 7.5 W, range 3–11 W.
+/// - 40 GbE: switch port under 14 W (Arista 7250QX-64: "typical power consumption under 14W
+///   per 40GbE port"), NIC about 4 W per port (ConnectX-3 Pro class). 16 W, range 8–20 W.
+/// - 100 GbE: NIC about 8–10 W per port (ConnectX-5/6 Dx dual-port cards, 15–20 W typical),
+///   switch port about 5–12 W (32-port 100G 1U switches, 150–400 W typical). 20 W, range
+///   10–30 W.
+/// - 400 GbE: NIC about 20 W (ConnectX-7 single-port), switch port with optics about 20 W.
+///   40 W, range 25–60 W.
+///
+/// The 1 GbE and 100–400 GbE figures are approximate readings of the named datasheets, not
+/// re-checked here; the 10 and 40 GbE switch figures are quoted from Arista's data sheets.
+/// Between classes the power is interpolated on a log–log scale; below 1 Gb/s it scales with
+/// the speed, above 400 Gb/s at the 400 GbE class's W per Gb/s.
+pub const PORT_CLASSES: [PortClass; 5] = [
+    PortClass {
+        gbps: 1.0,
+        w: 2.0,
+        low_w: 1.0,
+        high_w: 4.0,
+    },
+    PortClass {
+        gbps: 10.0,
+        w: 7.5,
+        low_w: 3.0,
+        high_w: 11.0,
+    },
+    PortClass {
+        gbps: 40.0,
+        w: 16.0,
+        low_w: 8.0,
+        high_w: 20.0,
+    },
+    PortClass {
+        gbps: 100.0,
+        w: 20.0,
+        low_w: 10.0,
+        high_w: 30.0,
+    },
+    PortClass {
+        gbps: 400.0,
+        w: 40.0,
+        low_w: 25.0,
+        high_w: 60.0,
+    },
+];
+
+/// The link class assumed where the link speed is unknown (virtual NICs report −1 or nothing
+/// in `/sys/class/net/IFACE/speed`): 10 GbE, the common cloud VM and server NIC; overridable
+/// with `--net-link-gbps`.
+pub const ASSUMED_LINK_GBPS: f64 = 10.0;
+
+/// The port power at line rate (W: point, low, high) of one link of `gbps`.
+pub fn port_class_w(gbps: f64) -> (f64, f64, f64) {
+    let c = &PORT_CLASSES;
+    let g = if gbps.is_finite() && gbps > 0.0 {
+        gbps
+    } else {
+        ASSUMED_LINK_GBPS
+    };
+    let first = c[0];
+    let last = c[c.len() - 1];
+    if g <= first.gbps {
+        let k = g / first.gbps;
+        return (first.w * k, first.low_w * k, first.high_w * k);
+    }
+    if g >= last.gbps {
+        let k = g / last.gbps;
+        return (last.w * k, last.low_w * k, last.high_w * k);
+    }
+    let i = c
+        .iter()
+        .position(|x| x.gbps >= g)
+        .unwrap_or(c.len() - 1)
+        .max(1);
+    let (a, b) = (c[i - 1], c[i]);
+    if g == b.gbps {
+        return (b.w, b.low_w, b.high_w);
+    }
+    let t = (g / a.gbps).ln() / (b.gbps / a.gbps).ln();
+    let lerp = |x: f64, y: f64| (x.ln() + t * (y.ln() - x.ln())).exp();
+    (
+        lerp(a.w, b.w),
+        lerp(a.low_w, b.low_w),
+        lerp(a.high_w, b.high_w),
+    )
+}
+
+/// The port model: every byte a machine moves crosses its NIC port and the switch port at the
+/// other end of the cable, and a port moving bits at its line rate draws its power at line
+/// rate. So the energy of `bytes` is bytes × 8 × (P_line / line rate), and the power over an
+/// interval is P_line × min(1, bits per second / line rate): never more than the ports draw at
+/// line rate, whatever the counters say (DESIGN.md §5). This attributes the ports' power to
+/// traffic in proportion to it; ports draw most of it even idle, which is the machine's baseline
+/// and not traffic's. Switches beyond the first port (aggregation, spine) are not counted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PortModel {
+    /// The line rate assumed for links whose speed is unknown (Gb/s).
+    pub assumed_gbps: f64,
+    /// The power at line rate of each link (W), overriding the class table (`--net-port-w`).
+    pub port_w: Option<f64>,
+}
+
+impl Default for PortModel {
+    fn default() -> Self {
+        Self {
+            assumed_gbps: ASSUMED_LINK_GBPS,
+            port_w: None,
+        }
+    }
+}
+
+/// The ports a machine's traffic crosses: their line rate and their power at line rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PortBound {
+    pub gbps: f64,
+    /// Power at line rate (W): point, low and high.
+    pub w: f64,
+    pub low_w: f64,
+    pub high_w: f64,
+    /// Whether any link's speed was assumed.
+    pub assumed: bool,
+}
+
+impl PortModel {
+    /// The bound of `links`: each link at its own speed, or the assumed class where unknown;
+    /// no link known at all (a replay, or no interface counted): one link of the assumed class.
+    pub fn bound(&self, links: Option<crate::sample::Links>) -> PortBound {
+        let l = links.unwrap_or_default();
+        let mut b = PortBound {
+            gbps: 0.0,
+            w: 0.0,
+            low_w: 0.0,
+            high_w: 0.0,
+            assumed: false,
+        };
+        if l.known > 0 && l.known_gbps > 0.0 {
+            // Links of one machine are alike as a rule (bonds, rails): each at the mean speed.
+            self.add_links(&mut b, l.known, l.known_gbps / f64::from(l.known));
+        }
+        let unknown = if b.gbps > 0.0 {
+            l.unknown
+        } else {
+            l.unknown.max(1)
+        };
+        self.add_links(&mut b, unknown, self.assumed_gbps);
+        b.assumed = unknown > 0;
+        b
+    }
+
+    /// Adds `n` links of `gbps` to the bound.
+    fn add_links(&self, b: &mut PortBound, n: u16, gbps: f64) {
+        if n == 0 {
+            return;
+        }
+        let (w, lo, hi) = match self.port_w {
+            Some(w) => (w, w, w),
+            None => port_class_w(gbps),
+        };
+        let n = f64::from(n);
+        b.gbps += n * gbps;
+        b.w += n * w;
+        b.low_w += n * lo;
+        b.high_w += n * hi;
+    }
+}
+
+impl PortBound {
+    /// The band's ends as factors of the point value ((1, 1) for a model of no power).
+    pub fn factors(&self) -> (f64, f64) {
+        if self.w > 0.0 {
+            (self.low_w / self.w, self.high_w / self.w)
+        } else {
+            (1.0, 1.0)
+        }
+    }
+
+    /// The ports' power (W) for `bytes` moved over `dt_s` seconds, with the band's ends:
+    /// P_line × min(1, bits/s ÷ line rate).
+    pub fn power_w(&self, bytes: u64, dt_s: f64) -> (f64, f64, f64) {
+        if dt_s.is_nan() || dt_s <= 0.0 || self.gbps <= 0.0 {
+            return (0.0, 0.0, 0.0);
+        }
+        let u = (bytes as f64 * 8.0 / dt_s / (self.gbps * 1e9)).min(1.0);
+        (self.w * u, self.low_w * u, self.high_w * u)
+    }
+}
 
 /// CPU power without RAPL: TDP × (IDLE + (1 − IDLE) × load³). CodeCarbon 3.x CPU load model
 /// (as summarised in DESIGN.md §5).
@@ -359,6 +581,25 @@ pub const PUE_BOUND: Bound = Bound {
 
 /// `--cpu-tdp` is the machine's CPUs together: no CPU's TDP reaches 1,000 W per socket (the
 /// largest, EPYC 9965 and Xeon 6980P, are 500 W) and servers have at most 8 sockets.
+/// `--net-link-gbps`: the fastest Ethernet port standardised is 1.6 Tb/s (IEEE 802.3dj).
+pub const LINK_GBPS_BOUND: Bound = Bound {
+    what: "a link speed",
+    unit: "Gb/s",
+    min: 0.0,
+    min_ok: false,
+    max: 1600.0,
+};
+
+/// `--net-port-w`: a NIC port and its switch port at line rate draw tens of watts at 400 GbE
+/// with optics (the port model's table); 200 W is beyond any pair of ports.
+pub const PORT_W_BOUND: Bound = Bound {
+    what: "a port's power",
+    unit: "W",
+    min: 0.0,
+    min_ok: true,
+    max: 200.0,
+};
+
 pub const CPU_TDP_BOUND: Bound = Bound {
     what: "a CPU TDP",
     unit: "W",
@@ -486,11 +727,63 @@ mod tests {
     fn memory_and_network_constants() {
         assert!((memory_power_w(16 << 30, MEMORY_W_PER_GIB) - 5.96).abs() < 1e-12);
         // 1 GB at 0.06894 kWh/GB = 248,184 J.
-        assert!((network_energy_j(1_000_000_000, NETWORK_KWH_PER_GB) - 248_184.0).abs() < 1e-6);
+        assert!(
+            (network_energy_j(1_000_000_000, NETWORK_KWH_PER_GB_HIGH) - 248_184.0).abs() < 1e-6
+        );
         assert_eq!(unknown_cpu_tdp_w(2), 8.0);
         assert!((DIMM_W_HIGH - 5.333_333_333_333_333).abs() < 1e-12);
         assert_eq!(pue_preset("AWS"), Some(1.2));
         assert_eq!(pue_preset("nowhere"), None);
+    }
+
+    #[test]
+    fn the_port_model_is_bounded_by_the_ports_at_line_rate() {
+        let m = PortModel::default();
+        // A virtual NIC (speed unknown): the stated 10 GbE class.
+        let vm = m.bound(Some(crate::sample::Links {
+            known: 0,
+            known_gbps: 0.0,
+            unknown: 1,
+        }));
+        assert_eq!((vm.gbps, vm.w, vm.assumed), (10.0, 7.5, true));
+        // 1 GB in one second is 8 Gb/s: 80% of the line, 6 W; the same at 30 Gb/s (faster than
+        // the line, as a veth allows) is held at the ports' 7.5 W.
+        let (w, lo, hi) = vm.power_w(1_000_000_000, 1.0);
+        assert!((w - 6.0).abs() < 1e-12 && (lo - 2.4).abs() < 1e-12 && (hi - 8.8).abs() < 1e-12);
+        assert_eq!(vm.power_w(30_000_000_000 / 8, 1.0).0, 7.5);
+        assert_eq!(vm.power_w(u64::MAX, 1e-9).0, 7.5);
+        assert_eq!(vm.power_w(1, 0.0).0, 0.0);
+        // 1 GB over 10 minutes: about 10 mW, where 0.069 kWh/GB said 414 W.
+        assert!((vm.power_w(1_000_000_000, 600.0).0 - 0.01).abs() < 1e-12);
+        // Two known 100 GbE links: 200 Gb/s, 40 W at line rate.
+        let two = m.bound(Some(crate::sample::Links {
+            known: 2,
+            known_gbps: 200.0,
+            unknown: 0,
+        }));
+        assert_eq!((two.gbps, two.w, two.assumed), (200.0, 40.0, false));
+        // Nothing known (a replay): one link of the assumed class; --net-port-w overrides.
+        assert_eq!(m.bound(None).w, 7.5);
+        let o = PortModel {
+            assumed_gbps: 25.0,
+            port_w: Some(12.0),
+        };
+        assert_eq!((o.bound(None).gbps, o.bound(None).w), (25.0, 12.0));
+    }
+
+    #[test]
+    fn port_classes_interpolate_monotonically_inside_their_bands() {
+        let mut prev = 0.0;
+        for g in [
+            0.1, 1.0, 2.5, 10.0, 25.0, 40.0, 50.0, 100.0, 200.0, 400.0, 800.0,
+        ] {
+            let (w, lo, hi) = port_class_w(g);
+            assert!(w >= prev && lo <= w && w <= hi, "{g}: {lo} {w} {hi}");
+            prev = w;
+        }
+        assert_eq!(port_class_w(10.0), (7.5, 3.0, 11.0));
+        assert_eq!(port_class_w(-1.0), port_class_w(ASSUMED_LINK_GBPS));
+        assert_eq!(port_class_w(800.0).0, 80.0);
     }
 
     #[test]

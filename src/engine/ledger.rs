@@ -12,9 +12,10 @@
 //! samples.csv, and replaying a recording reproduces it exactly.
 
 use crate::engine::caplog::CapLog;
-use crate::engine::constants::network_energy_j;
+use crate::engine::constants::{J_PER_KWH, PortModel, network_energy_j};
 use crate::sample::{
-    CpuReading, GpuReading, Intensity, IntensitySource, PowerReading, Progress, RaplCounter, Sample,
+    CpuReading, GpuReading, Intensity, IntensitySource, NetReading, OwnTraffic, PowerReading,
+    Progress, RaplCounter, Sample, Traffic,
 };
 use crate::units::{FacilityKwh, GPerKwh, GramsCo2e, Pue};
 use chrono::{DateTime, Utc};
@@ -26,8 +27,12 @@ const RAPL_MAX_PLAUSIBLE_W: f64 = 5_000.0;
 pub struct LedgerConfig {
     /// Power usage effectiveness, ≥ 1.
     pub pue: Pue,
-    /// Network energy intensity (kWh per GB), used when a sample carries bytes but no power.
+    /// The internet path's energy intensity (kWh per GB) for the command's traffic to public
+    /// addresses: its comms footprint, apart from the machine's energy.
     pub net_kwh_per_gb: f64,
+    /// The port power model that turns bytes into the power of this machine's NICs and switch
+    /// ports, bounded by their power at line rate.
+    pub port: PortModel,
     /// Embodied emissions of the hardware (TE, kg) amortised over the run: each tick's
     /// `embodied_co2e_g` is TE × elapsed / lifetime (SCI M). 0: not counted.
     pub embodied_kg: f64,
@@ -38,6 +43,7 @@ impl Default for LedgerConfig {
         Self {
             pue: Pue::default(),
             net_kwh_per_gb: crate::engine::constants::NETWORK_KWH_PER_GB,
+            port: PortModel::default(),
             embodied_kg: 0.0,
         }
     }
@@ -91,6 +97,25 @@ pub struct Tick {
     /// `run -- CMD`: the GPU power attributed to the command's process tree: Σ over GPUs whose
     /// driver reports processes of the tree's share × the GPU's power (Kepler's SM split).
     pub process_gpu_w: Option<f64>,
+    /// `run -- CMD`: the command's own network traffic and what it cost, where known.
+    pub cmd_net: Option<CmdNet>,
+}
+
+/// `run -- CMD`: the command's own TCP traffic at a tick (samples.csv's `net_cmd_*` columns).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CmdNet {
+    /// Bytes since the command started, to cluster and to internet peers.
+    pub cluster: Traffic,
+    pub internet: Traffic,
+    /// The port power of its traffic over the interval (W): its share of this machine's NIC
+    /// and switch-port power (part of the machine's network power, like `process_cpu_w` of the
+    /// CPU's); None on the first interval.
+    pub port_w: Option<f64>,
+    /// The internet path's energy for its public traffic so far (kWh): other people's
+    /// equipment, never this machine's energy.
+    pub internet_kwh: f64,
+    /// That energy's carbon so far (g, at the tick's intensity, without this site's PUE).
+    pub internet_co2e_g: f64,
 }
 
 /// Cumulative totals, by component.
@@ -127,6 +152,29 @@ pub struct Totals {
     /// whose processes were known, for its share.
     pub process_gpu_j: f64,
     pub process_machine_gpu_j: f64,
+    /// The machine's network energy at the ends of the port model's band (J, IT).
+    pub net_low_j: f64,
+    pub net_high_j: f64,
+    /// `run -- CMD`: the command's own traffic and its cost.
+    pub cmd_net: CmdNetTotals,
+}
+
+/// `run -- CMD`: the command's own network traffic and its cost, so far.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CmdNetTotals {
+    /// Whether any sample carried the command's traffic.
+    pub known: bool,
+    pub cluster: Traffic,
+    pub internet: Traffic,
+    /// Port energy of its traffic (J, IT; a share of `net_j`), the cluster traffic's part of
+    /// it, and the band's ends.
+    pub port_j: f64,
+    pub port_cluster_j: f64,
+    pub port_low_j: f64,
+    pub port_high_j: f64,
+    /// The internet path's energy (J; not this machine's) and its carbon (g).
+    pub internet_j: f64,
+    pub internet_co2e_g: f64,
 }
 
 /// One figure per IT component.
@@ -186,6 +234,11 @@ pub struct Ledger {
     /// The last RAPL counters read and when: a tick whose read failed loses no energy, the
     /// next good read counts the whole gap.
     last_rapl: Option<(Vec<RaplCounter>, f64)>,
+    /// The command's traffic as last accounted, and when (its bytes since then are the next
+    /// interval's, however many ticks had none).
+    last_own: Option<(OwnTraffic, f64)>,
+    /// A replay's last recorded internet-path energy (kWh).
+    last_internet_kwh: f64,
 }
 
 impl Ledger {
@@ -198,6 +251,8 @@ impl Ledger {
             gpu_has_energy: Vec::new(),
             last_intensity: None,
             last_rapl: None,
+            last_own: None,
+            last_internet_kwh: 0.0,
         }
     }
 
@@ -226,7 +281,11 @@ impl Ledger {
         let mem = s
             .mem
             .map_or((None, None), |m| power_interval(old_mem, m, dt, first));
+        let (intensity, source) = self.intensity_at(&s);
         let net = self.fold_net(&s, p, dt, first);
+        let cmd_net = s
+            .net
+            .and_then(|n| self.fold_cmd_net(&n, s.elapsed_s, intensity));
         let process_cpu_w = self.fold_process_cpu(&s, p, cpu);
         let iv = Interval {
             dt,
@@ -235,10 +294,10 @@ impl Ledger {
             mem,
             net,
             process_cpu_w,
+            cmd_net,
         };
         // E_facility = E_it × PUE; C = E_facility × I(t) (DESIGN.md §5).
         let facility = FacilityKwh::from_it_joules(iv.it_j(), self.cfg.pue);
-        let (intensity, source) = self.intensity_at(&s);
         let co2e_tick = intensity.map_or(GramsCo2e(0.0), |i| facility * GPerKwh(i));
         self.add_to_totals(&s, &iv, facility, co2e_tick);
         let tick = self.tick(&s, iv, intensity, source);
@@ -336,29 +395,98 @@ impl Ledger {
         }
     }
 
-    /// The network over the interval: its power reading, else its byte counters' deltas at
-    /// the configured kWh/GB; the counters themselves go into the totals.
+    /// The machine's network over the interval: its power reading (a replay), else its
+    /// interface counters' deltas through the port model, never above the ports' power at line
+    /// rate; the counters themselves go into the totals.
     fn fold_net(&mut self, s: &Sample, prev: Option<&Sample>, dt: f64, first: bool) -> Part {
-        let part = match (s.net, prev.and_then(|p| p.net)) {
-            (Some(cur), old) => match cur.power {
-                Some(p) => power_interval(old.and_then(|o| o.power), p, dt, first),
-                None => match old {
-                    Some(old) if dt > 0.0 => {
-                        let bytes = counter_delta(old.rx_bytes, cur.rx_bytes)
-                            + counter_delta(old.tx_bytes, cur.tx_bytes);
-                        let j = network_energy_j(bytes, self.cfg.net_kwh_per_gb);
-                        (Some(j), Some(j / dt))
-                    }
-                    _ => (None, None),
-                },
-            },
-            (None, _) => (None, None),
+        let Some(cur) = s.net else {
+            return (None, None);
         };
-        if let Some(n) = s.net {
-            self.totals.net_rx_bytes = n.rx_bytes;
-            self.totals.net_tx_bytes = n.tx_bytes;
-        }
+        let old = prev.and_then(|p| p.net);
+        let bound = self.cfg.port.bound(cur.links);
+        let (part, (lo, hi)) = match cur.power {
+            Some(p) => {
+                let part = power_interval(old.and_then(|o| o.power), p, dt, first);
+                // A recording's power, at the band of the links it is replayed against.
+                let j = part.0.unwrap_or(0.0);
+                let (lo, hi) = bound.factors();
+                (part, (j * lo, j * hi))
+            }
+            None => match old {
+                Some(old) if dt > 0.0 => {
+                    let bytes = counter_delta(old.rx_bytes, cur.rx_bytes)
+                        + counter_delta(old.tx_bytes, cur.tx_bytes);
+                    let (w, lo, hi) = bound.power_w(bytes, dt);
+                    ((Some(w * dt), Some(w)), (lo * dt, hi * dt))
+                }
+                _ => ((None, None), (0.0, 0.0)),
+            },
+        };
+        let t = &mut self.totals;
+        t.net_low_j += lo;
+        t.net_high_j += hi;
+        t.net_rx_bytes = cur.rx_bytes;
+        t.net_tx_bytes = cur.tx_bytes;
         part
+    }
+
+    /// `run -- CMD`: the command's own traffic since the last time it was accounted: its port
+    /// power (its share of the machine's, bounded like it) and the internet path's energy of
+    /// its public traffic at the configured kWh/GB (a replay: as recorded).
+    fn fold_cmd_net(&mut self, n: &NetReading, at: f64, intensity: Option<f64>) -> Option<CmdNet> {
+        let own = n.own?;
+        let bound = self.cfg.port.bound(n.links);
+        let (old, since) = self.last_own.unwrap_or((OwnTraffic::default(), at));
+        let dt = at - since;
+        let rec = n.own_recorded.unwrap_or_default();
+        let t = &mut self.totals.cmd_net;
+        t.known = true;
+        t.cluster = own.cluster;
+        t.internet = own.internet;
+        let cluster = traffic_delta(old.cluster, own.cluster);
+        let internet = traffic_delta(old.internet, own.internet);
+        // With no interval yet (the first reading), the bytes wait for the next one.
+        let port_w = if dt > 0.0 {
+            let (w, lo, hi) = match rec.port_w {
+                Some(w) => {
+                    let (lo, hi) = bound.factors();
+                    (w, w * lo, w * hi)
+                }
+                None => bound.power_w(cluster + internet, dt),
+            };
+            t.port_j += w * dt;
+            t.port_low_j += lo * dt;
+            t.port_high_j += hi * dt;
+            if cluster + internet > 0 {
+                t.port_cluster_j += w * dt * cluster as f64 / (cluster + internet) as f64;
+            }
+            let path_j = match rec.internet_kwh {
+                Some(kwh) => {
+                    let j = (kwh - self.last_internet_kwh).max(0.0) * J_PER_KWH;
+                    self.last_internet_kwh = kwh;
+                    j
+                }
+                None => network_energy_j(internet, self.cfg.net_kwh_per_gb),
+            };
+            t.internet_j += path_j;
+            // The path's carbon at the tick's intensity, without this site's PUE: the path is
+            // other people's equipment, its overheads are in the kWh/GB figure's boundary.
+            t.internet_co2e_g += path_j / J_PER_KWH * intensity.unwrap_or(0.0);
+            self.last_own = Some((own, at));
+            Some(w)
+        } else {
+            if self.last_own.is_none() {
+                self.last_own = Some((OwnTraffic::default(), at));
+            }
+            None
+        };
+        Some(CmdNet {
+            cluster: own.cluster,
+            internet: own.internet,
+            port_w,
+            internet_kwh: t.internet_j / J_PER_KWH,
+            internet_co2e_g: t.internet_co2e_g,
+        })
     }
 
     /// The command's share of the machine's busy CPU time over this interval, applied to the
@@ -458,6 +586,7 @@ impl Ledger {
             cap_change: CapLog::default(),
             process_cpu_w: iv.process_cpu_w,
             process_gpu_w: iv.gpu.process_w,
+            cmd_net: iv.cmd_net,
         }
     }
 }
@@ -489,6 +618,8 @@ struct Interval {
     net: Part,
     /// The command's share of the CPU power (W).
     process_cpu_w: Option<f64>,
+    /// The command's own traffic.
+    cmd_net: Option<CmdNet>,
 }
 
 impl Interval {
@@ -585,6 +716,11 @@ fn rapl_delta_j(old: &[RaplCounter], cur: &[RaplCounter], dt: f64) -> (f64, u64,
 /// Delta of a monotonic byte counter; a smaller value means it restarted from zero.
 fn counter_delta(old: u64, new: u64) -> u64 {
     if new >= old { new - old } else { new }
+}
+
+/// Bytes moved both ways between two cumulative readings.
+fn traffic_delta(old: Traffic, new: Traffic) -> u64 {
+    counter_delta(old.rx_bytes, new.rx_bytes) + counter_delta(old.tx_bytes, new.tx_bytes)
 }
 
 #[cfg(test)]
@@ -788,35 +924,97 @@ mod tests {
         assert!(close(l.totals().mean_intensity().unwrap_or(0.0), 300.0));
     }
 
+    fn links_unknown() -> Option<crate::sample::Links> {
+        Some(crate::sample::Links {
+            known: 0,
+            known_gbps: 0.0,
+            unknown: 1,
+        })
+    }
+
     #[test]
-    fn network_bytes_become_energy_and_restart_is_not_negative() {
-        let mut l = Ledger::new(LedgerConfig {
-            pue: Pue::default(),
-            net_kwh_per_gb: 0.05,
-            embodied_kg: 0.0,
-        });
+    fn the_machines_bytes_go_through_the_port_model_and_never_exceed_its_bound() {
+        let mut l = Ledger::new(LedgerConfig::default());
         let net = |rx, tx| {
             Some(NetReading {
                 rx_bytes: rx,
                 tx_bytes: tx,
-                power: None,
+                links: links_unknown(),
+                ..Default::default()
             })
         };
         let mut s = at(0.0);
         s.net = net(0, 0);
         l.push(s);
+        // 1 GB over 10 s on a virtual NIC (the assumed 10 GbE class, 7.5 W at line rate):
+        // 0.8 Gb/s is 8% of the line, 0.6 W; 0.069 kWh/GB said 25 kW.
         let mut s = at(10.0);
-        s.net = net(1_000_000_000, 0); // 1 GB → 0.05 kWh = 180 kJ
+        s.net = net(1_000_000_000, 0);
         let t = l.push(s);
-        assert!(close(t.net_power_w.unwrap_or(0.0), 18_000.0));
+        assert!(close(t.net_power_w.unwrap_or(0.0), 0.6));
+        // 100 GB in 10 s (80 Gb/s: more than the link): held at the ports' 7.5 W.
         let mut s = at(20.0);
-        s.net = net(500, 500); // counters restarted: 1000 bytes, never negative
+        s.net = net(1_000_000_000, 100_000_000_000);
+        let t = l.push(s);
+        assert_eq!(t.net_power_w, Some(7.5));
+        // Counters restarted: 1000 bytes, never negative.
+        let mut s = at(30.0);
+        s.net = net(500, 500);
         let t = l.push(s);
         assert!(t.net_power_w.unwrap_or(-1.0) >= 0.0);
-        assert!(close(
-            l.totals().net_j,
-            180_000.0 + 1000.0 / 1e9 * 0.05 * 3.6e6
-        ));
+        let tot = l.totals();
+        let j = 6.0 + 75.0 + 7.5 * 1000.0 * 8.0 / 1e10;
+        assert!(close(tot.net_j, j));
+        assert!(close(tot.net_low_j, j * 3.0 / 7.5) && close(tot.net_high_j, j * 11.0 / 7.5));
+        assert!(!tot.cmd_net.known, "no command traffic in these samples");
+    }
+
+    #[test]
+    fn the_commands_traffic_costs_port_power_and_an_internet_footprint_apart() {
+        use crate::sample::{OwnTraffic, Traffic};
+        let mut l = Ledger::new(LedgerConfig {
+            net_kwh_per_gb: 0.01,
+            ..Default::default()
+        });
+        let own = |cluster_tx, internet_rx| NetReading {
+            rx_bytes: 0,
+            tx_bytes: 0,
+            links: links_unknown(),
+            own: Some(OwnTraffic {
+                cluster: Traffic {
+                    rx_bytes: 0,
+                    tx_bytes: cluster_tx,
+                },
+                internet: Traffic {
+                    rx_bytes: internet_rx,
+                    tx_bytes: 0,
+                },
+            }),
+            ..Default::default()
+        };
+        let mut s = at(0.0);
+        s.net = Some(own(0, 0));
+        let t = l.push(s);
+        assert_eq!(t.cmd_net.map(|c| c.port_w), Some(None), "no interval yet");
+        // 1 s: 0.75 GB to a cluster peer, 0.25 GB from the internet: 8 Gb/s, 80% of 10 GbE.
+        let mut s = at(1.0);
+        s.net = Some(own(750_000_000, 250_000_000));
+        let t = l.push(s);
+        let c = t.cmd_net.unwrap_or_default();
+        assert!(close(c.port_w.unwrap_or(0.0), 6.0));
+        // The internet path: 0.25 GB × 0.01 kWh/GB = 2.5 Wh, at 500 g/kWh: 1.25 g.
+        assert!(close(c.internet_kwh, 0.0025) && close(c.internet_co2e_g, 1.25));
+        // Not this machine's energy: the machine's counters moved nothing, its energy is 0.
+        assert_eq!(t.energy_kwh, 0.0);
+        let tot = l.totals().cmd_net;
+        assert!(close(tot.port_j, 6.0) && close(tot.port_cluster_j, 4.5));
+        assert!(close(tot.port_low_j, 2.4) && close(tot.port_high_j, 8.8));
+        // A burst faster than the link is held at the ports' power.
+        let mut s = at(2.0);
+        s.net = Some(own(750_000_000 + 10_000_000_000, 250_000_000));
+        let t = l.push(s);
+        assert_eq!(t.cmd_net.and_then(|c| c.port_w), Some(7.5));
+        assert_eq!(l.totals().cmd_net.cluster.tx_bytes, 10_750_000_000);
     }
 
     #[test]

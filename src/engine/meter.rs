@@ -10,12 +10,13 @@
 //! samples give the same Snapshot.
 
 use crate::engine::constants::{
-    BYTES_PER_GB, EmbodiedKg, NETWORK_KWH_PER_GB, NETWORK_KWH_PER_GB_LOW, car_km, tree_days,
+    BYTES_PER_GB, EmbodiedKg, J_PER_KWH, NETWORK_KWH_PER_GB_HIGH, NETWORK_KWH_PER_GB_LOW, car_km,
+    tree_days,
 };
 use crate::engine::forecast::{self, Greener, Slot};
 use crate::engine::ledger::{GpuTick, Tick, Totals};
 use crate::engine::series::{Agg, History};
-use crate::sample::{IntensitySource, Progress};
+use crate::sample::{IntensitySource, Progress, Traffic};
 use crate::units::{FacilityKwh, GPerKwh, GramsCo2e, ItKwh, Pue, Watts};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::VecDeque;
@@ -64,7 +65,7 @@ pub struct Basis {
 
 /// The low and high ends of each component's energy as factors of its point value (DESIGN.md
 /// §5 "Bands"): a measurement's error, or an estimate's published range. The network's band is
-/// the comms band (its kWh/GB range). (1, 1): no band known.
+/// the comms band (the port model's range, which the Ledger accounts). (1, 1): no band known.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bands {
     pub gpu: (f64, f64),
@@ -653,23 +654,61 @@ impl Meter {
         })
     }
 
-    /// Communication: the network's IT energy × PUE × the run's mean intensity, with the band
-    /// of the bytes at both ends of the published kWh/GB range (IF e-net 0.001 … CUMULATOR
-    /// 0.069: sources disagree by 70×).
+    /// Communication: the machine's network energy (its NICs and switch ports, by the port
+    /// model) as carbon, tick by tick (Σ E_net × PUE × I(t)), with the band of the port
+    /// model's published range.
     fn comms(&self) -> Option<Band> {
         let t = &self.totals;
-        let i = self.mean_intensity()?;
-        let pue = self.basis.pue;
-        let bytes = (t.net_rx_bytes + t.net_tx_bytes) as f64;
-        let at = |kwh_per_gb: f64| ItKwh(bytes / BYTES_PER_GB * kwh_per_gb) * pue * i;
-        // The network's own carbon, tick by tick (Σ E_net × PUE × I(t)).
         let g = GramsCo2e(t.co2e_by.net);
-        // The recorded energy stays inside the band whatever kWh/GB it was recorded with.
-        let (low, high) = (at(NETWORK_KWH_PER_GB_LOW), at(NETWORK_KWH_PER_GB));
-        (bytes > 0.0 || g.0 > 0.0).then(|| Band {
-            g,
-            low: if low < g { low } else { g },
-            high: if high > g { high } else { g },
+        let bytes = t.net_rx_bytes + t.net_tx_bytes;
+        // No band accounted (a job's sum of agents): none shown rather than a wrong one.
+        let banded = t.net_j > 0.0 && t.net_high_j > 0.0;
+        let k = |j: f64| if banded { j / t.net_j } else { 1.0 };
+        (bytes > 0 || g.0 > 0.0).then(|| Band::around(g, k(t.net_low_j), k(t.net_high_j)))
+    }
+
+    /// `run -- CMD`: the command's own traffic, its share of the machine's port energy and the
+    /// internet path's footprint of its public traffic, each with its band.
+    fn cmd_net(&self) -> Option<CmdComms> {
+        let c = &self.totals.cmd_net;
+        if !c.known {
+            return None;
+        }
+        let pue = self.basis.pue;
+        let i = self.mean_intensity().unwrap_or(GPerKwh(0.0));
+        let port_kwh = ItKwh::from_joules(c.port_j);
+        let k = |j: f64| {
+            if c.port_j > 0.0 && c.port_high_j > 0.0 {
+                j / c.port_j
+            } else {
+                1.0
+            }
+        };
+        let port_co2e = Band::around(port_kwh * pue * i, k(c.port_low_j), k(c.port_high_j));
+        // The path's band: its bytes at both ends of the published kWh/GB range, at the
+        // intensity its energy was priced at (the run's mean where it has none yet).
+        let kwh = c.internet_j / J_PER_KWH;
+        let path_i = if kwh > 0.0 {
+            c.internet_co2e_g / kwh
+        } else {
+            i.0
+        };
+        let gb = c.internet.total() as f64 / BYTES_PER_GB;
+        let g = GramsCo2e(c.internet_co2e_g);
+        let at = |kwh_per_gb: f64| GramsCo2e(gb * kwh_per_gb * path_i);
+        let (low, high) = (at(NETWORK_KWH_PER_GB_LOW), at(NETWORK_KWH_PER_GB_HIGH));
+        Some(CmdComms {
+            cluster: c.cluster,
+            internet: c.internet,
+            port_kwh,
+            port_cluster_kwh: ItKwh::from_joules(c.port_cluster_j),
+            port_co2e,
+            internet_kwh: kwh,
+            internet_co2e: Band {
+                g,
+                low: if low < g { low } else { g },
+                high: if high > g { high } else { g },
+            },
         })
     }
 
@@ -722,15 +761,18 @@ impl Meter {
         let gpu_measured = self.basis.gpu_count > 0 || t.gpu_j > 0.0;
         let co2e = self.carbon();
         let comms = self.comms();
+        let cmd_net = self.cmd_net();
         let operational = self.operational(comms.as_ref());
-        let total = match embodied {
-            Some(e) => Band {
-                g: operational.g + e.g,
-                low: operational.low + e.low,
-                high: operational.high + e.high,
-            },
-            None => operational,
-        };
+        // Operational + embodied + the internet path's footprint of the command's traffic
+        // (other people's equipment: in the total, never in this machine's energy).
+        let total = [embodied, cmd_net.map(|c| c.internet_co2e)]
+            .into_iter()
+            .flatten()
+            .fold(operational, |a, b| Band {
+                g: a.g + b.g,
+                low: a.low + b.low,
+                high: a.high + b.high,
+            });
         Snapshot {
             ticks: t.ticks,
             elapsed_s: t.elapsed_s,
@@ -748,6 +790,7 @@ impl Meter {
             intensity,
             embodied,
             comms,
+            cmd_net,
             equivalents: Equivalents {
                 tree_days: tree_days(co2e.0),
                 car_km: car_km(co2e.0),
@@ -821,6 +864,16 @@ pub struct Band {
 }
 
 impl Band {
+    /// `g` with its ends at factors `lo` and `hi` of it, widened to hold `g` itself.
+    pub fn around(g: GramsCo2e, lo: f64, hi: f64) -> Self {
+        let (low, high) = (g * lo, g * hi);
+        Band {
+            g,
+            low: if low < g { low } else { g },
+            high: if high > g { high } else { g },
+        }
+    }
+
     /// The band, where it is one (low < high).
     pub fn range(&self) -> Option<(GramsCo2e, GramsCo2e)> {
         (self.low < self.high).then_some((self.low, self.high))
@@ -983,6 +1036,23 @@ pub struct ProcessShare {
     pub of_kwh: ItKwh,
 }
 
+/// `run -- CMD`: the command's own TCP traffic, by where its peers are, and what it cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CmdComms {
+    pub cluster: Traffic,
+    pub internet: Traffic,
+    /// Its share of this machine's port energy (IT, before PUE; part of the machine's
+    /// network energy) and the cluster traffic's part of that.
+    pub port_kwh: ItKwh,
+    pub port_cluster_kwh: ItKwh,
+    /// That share's carbon (× PUE × the run's mean intensity), with the port model's band.
+    pub port_co2e: Band,
+    /// The internet path's energy for its public traffic (kWh; other people's equipment, not
+    /// this machine's) and its carbon, with the band of the published kWh/GB range.
+    pub internet_kwh: f64,
+    pub internet_co2e: Band,
+}
+
 /// Every figure any output shows, made once by the engine (DESIGN.md §2).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -1008,8 +1078,11 @@ pub struct Snapshot {
     pub mean_intensity: Option<GPerKwh>,
     pub intensity: Option<IntensityNow>,
     pub embodied: Option<Band>,
-    /// The network's part of the operational carbon, with its band.
+    /// The machine's network (its NICs' and switch ports' share, by the port model): its part
+    /// of the operational carbon, with its band.
     pub comms: Option<Band>,
+    /// `run -- CMD`: the command's own traffic and what it cost.
+    pub cmd_net: Option<CmdComms>,
     pub equivalents: Equivalents,
     pub progress: Progress,
     pub first_accuracy: Option<f64>,
@@ -1219,26 +1292,66 @@ mod tests {
     }
 
     #[test]
-    fn comms_is_the_network_energy_with_the_published_kwh_per_gb_band() {
-        use crate::sample::NetReading;
+    fn comms_is_the_network_energy_with_the_port_models_band() {
+        use crate::sample::{Links, NetReading};
         let mut samples: Vec<Sample> = [0.0, 3600.0].map(|t| sample(t, 100.0, 400.0, None)).into();
-        samples[1].net = Some(NetReading {
-            rx_bytes: 1_000_000_000,
-            tx_bytes: 0,
-            power: None,
-        });
-        samples[0].net = Some(NetReading {
-            rx_bytes: 0,
-            tx_bytes: 0,
-            power: None,
-        });
+        for (s, rx) in samples.iter_mut().zip([0, 1_000_000_000]) {
+            s.net = Some(NetReading {
+                rx_bytes: rx,
+                links: Some(Links {
+                    known: 1,
+                    known_gbps: 10.0,
+                    unknown: 0,
+                }),
+                ..Default::default()
+            });
+        }
         let s = fold(basis(), samples).snapshot();
         let c = s.comms.unwrap();
         let i = s.mean_intensity.unwrap().0;
-        // 1 GB at the default 0.06894 kWh/GB, × PUE 1.5 × the mean intensity.
-        assert!((c.g.0 - 0.06894 * 1.5 * i).abs() < 1e-9, "{c:?}");
-        assert!((c.low.0 - 0.001 * 1.5 * i).abs() < 1e-9);
-        assert!((c.high.0 - c.g.0).abs() < 1e-9);
+        // 1 GB in an hour on 10 GbE: 7.5 W × 8e9 / 3.6e13 of the line for 3600 s = 6 J,
+        // × PUE 1.5 × the mean intensity; the band is the 10 GbE class's 3–11 W.
+        let kwh = 6.0 / 3.6e6;
+        assert!((c.g.0 - kwh * 1.5 * i).abs() < 1e-12, "{c:?}");
+        assert!((c.low.0 - c.g.0 * 3.0 / 7.5).abs() < 1e-12);
+        assert!((c.high.0 - c.g.0 * 11.0 / 7.5).abs() < 1e-12);
+        assert!(s.cmd_net.is_none(), "not a run");
+    }
+
+    #[test]
+    fn the_commands_internet_footprint_is_in_the_total_not_in_the_machines_energy() {
+        use crate::sample::{NetReading, OwnTraffic, Traffic};
+        let own = |b| {
+            Some(NetReading {
+                own: Some(OwnTraffic {
+                    cluster: Traffic::default(),
+                    internet: Traffic {
+                        rx_bytes: b,
+                        tx_bytes: 0,
+                    },
+                }),
+                ..Default::default()
+            })
+        };
+        let mut samples: Vec<Sample> = [0.0, 10.0].map(|t| sample(t, 100.0, 400.0, None)).into();
+        samples[0].net = own(0);
+        samples[1].net = own(2_000_000_000);
+        let m = fold(basis(), samples);
+        let s = m.snapshot();
+        let c = s.cmd_net.unwrap();
+        // 2 GB at the default 0.00265 kWh/GB, at 400 g/kWh.
+        assert!((c.internet_kwh - 0.0053).abs() < 1e-12);
+        assert!((c.internet_co2e.g.0 - 0.0053 * 400.0).abs() < 1e-9);
+        assert!((c.internet_co2e.low.0 - 2.0 * 0.001 * 400.0).abs() < 1e-9);
+        assert!((c.internet_co2e.high.0 - 2.0 * 0.06894 * 400.0).abs() < 1e-9);
+        // The machine's energy is the CPU's alone (100 W × 10 s × PUE 1.5); the total adds
+        // the path's footprint, with its band.
+        assert!((s.energy_kwh.0 - 1000.0 * 1.5 / 3.6e6).abs() < 1e-15);
+        assert!((s.total_band.g.0 - (s.co2e_g.0 + c.internet_co2e.g.0)).abs() < 1e-9);
+        assert!((s.total_band.high.0 - (s.co2e_band.high.0 + c.internet_co2e.high.0)).abs() < 1e-9);
+        // 2 GB in 10 s is 1.6 Gb/s of the assumed 10 GbE: 1.2 W of port power, 12 J.
+        assert!((c.port_kwh.0 - 12.0 / 3.6e6).abs() < 1e-15);
+        assert_eq!(c.port_cluster_kwh.0, 0.0);
     }
 
     #[test]

@@ -136,6 +136,15 @@ pub fn summary_lines(sn: &Snapshot, title: &str) -> Vec<(String, bool)> {
             false,
         ));
     }
+    if let Some(c) = sn.cmd_net.filter(|c| c.internet.total() > 0) {
+        l.push((
+            format!(
+                "internet path {}",
+                fmt_co2e_band(c.internet_co2e.g, c.internet_co2e.range(), "")
+            ),
+            false,
+        ));
+    }
     l.extend([
         (
             format!(

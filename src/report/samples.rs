@@ -7,8 +7,8 @@
 use crate::engine::caplog::{CapChangeError, CapLog};
 use crate::engine::{GpuTick, Tick};
 use crate::sample::{
-    CpuReading, GpuReading, Intensity, IntensitySource, NetReading, PowerReading, Progress, Sample,
-    SourceKind,
+    CpuReading, GpuReading, Intensity, IntensitySource, NetReading, OwnRecorded, OwnTraffic,
+    PowerReading, Progress, Sample, SourceKind, Traffic,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::fs::File;
@@ -246,7 +246,13 @@ pub const GPU: [GpuColumn; 5] = [
 /// - `process_cpu_w`, `process_gpu_w`: `run -- CMD`'s own share of the machine, beside the
 ///   machine's figures (CPU by its CPU-time share, GPU by NVML's per-process SM share); empty
 ///   when not known.
-pub const TAIL: [Column; 3] = [
+/// - `net_cmd_{cluster,internet}_{rx,tx}_bytes`: `run -- CMD`'s own TCP bytes since it
+///   started, by where its peers are (beside the machine's `net_rx_bytes`/`net_tx_bytes`);
+///   `net_cmd_power_w`: the port power of its traffic over the interval (its share of
+///   `net_power_w`'s kind: this machine's NIC and switch ports); `net_internet_kwh` and
+///   `net_internet_co2e_g`: the internet path's energy and carbon for its public traffic so far
+///   (other people's equipment: not in `energy_kwh` or `co2e_g`). Empty when not a run.
+pub const TAIL: [Column; 10] = [
     Column {
         name: "cap_change",
         write: |t| t.cap_change.to_string(),
@@ -267,6 +273,59 @@ pub const TAIL: [Column; 3] = [
         name: "process_gpu_w",
         write: |t| opt(t.process_gpu_w),
         read: None, // likewise
+    },
+    Column {
+        name: "net_cmd_cluster_rx_bytes",
+        write: |t| opt(t.cmd_net.map(|c| c.cluster.rx_bytes)),
+        read: Some(|r, row, col| {
+            row.cmd_bytes[0] = r.u64_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_cmd_cluster_tx_bytes",
+        write: |t| opt(t.cmd_net.map(|c| c.cluster.tx_bytes)),
+        read: Some(|r, row, col| {
+            row.cmd_bytes[1] = r.u64_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_cmd_internet_rx_bytes",
+        write: |t| opt(t.cmd_net.map(|c| c.internet.rx_bytes)),
+        read: Some(|r, row, col| {
+            row.cmd_bytes[2] = r.u64_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_cmd_internet_tx_bytes",
+        write: |t| opt(t.cmd_net.map(|c| c.internet.tx_bytes)),
+        read: Some(|r, row, col| {
+            row.cmd_bytes[3] = r.u64_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_cmd_power_w",
+        write: |t| opt(t.cmd_net.and_then(|c| c.port_w)),
+        read: Some(|r, row, col| {
+            row.cmd_w = r.watts_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_internet_kwh",
+        write: |t| opt(t.cmd_net.map(|c| c.internet_kwh)),
+        read: Some(|r, row, col| {
+            row.internet_kwh = r.ranged_at(row.line, col, 0.0, f64::MAX, "an energy")?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_internet_co2e_g",
+        write: |t| opt(t.cmd_net.map(|c| c.internet_co2e_g)),
+        read: None, // the energy × the intensity, recomputed
     },
 ];
 
@@ -585,6 +644,10 @@ struct Row {
     progress: Progress,
     gpus: Vec<GpuReading>,
     cap_change: CapLog,
+    /// `net_cmd_{cluster,internet}_{rx,tx}_bytes`, in that order.
+    cmd_bytes: [Option<u64>; 4],
+    cmd_w: Option<f64>,
+    internet_kwh: Option<f64>,
 }
 
 impl SamplesReader {
@@ -905,11 +968,33 @@ impl SamplesReader {
         self.recorded_embodied_g = row.embodied_g;
         self.cap_change = row.cap_change;
         let avg = |v: Option<f64>| v.map(|w| PowerReading::Average(crate::units::Watts(w)));
-        let net =
-            (row.rx.is_some() || row.tx.is_some() || row.net_w.is_some()).then(|| NetReading {
+        let b = row.cmd_bytes.map(|b| b.unwrap_or(0));
+        let own = row
+            .cmd_bytes
+            .iter()
+            .any(Option::is_some)
+            .then(|| OwnTraffic {
+                cluster: Traffic {
+                    rx_bytes: b[0],
+                    tx_bytes: b[1],
+                },
+                internet: Traffic {
+                    rx_bytes: b[2],
+                    tx_bytes: b[3],
+                },
+            });
+        let own_recorded = own.map(|_| OwnRecorded {
+            port_w: row.cmd_w,
+            internet_kwh: row.internet_kwh,
+        });
+        let net = (row.rx.is_some() || row.tx.is_some() || row.net_w.is_some() || own.is_some())
+            .then(|| NetReading {
                 rx_bytes: row.rx.unwrap_or(0),
                 tx_bytes: row.tx.unwrap_or(0),
                 power: avg(row.net_w),
+                links: None,
+                own,
+                own_recorded,
             });
         let intensity = row.intensity.map(|g| Intensity {
             g_per_kwh: crate::units::GPerKwh(g),
@@ -1068,6 +1153,19 @@ mod tests {
                 .unwrap(),
             process_cpu_w: Some(40.5),
             process_gpu_w: Some(75.25),
+            cmd_net: Some(crate::engine::ledger::CmdNet {
+                cluster: Traffic {
+                    rx_bytes: 11,
+                    tx_bytes: 22,
+                },
+                internet: Traffic {
+                    rx_bytes: 33,
+                    tx_bytes: 44,
+                },
+                port_w: Some(0.25),
+                internet_kwh: 0.5,
+                internet_co2e_g: 218.25,
+            }),
         }
     }
 
@@ -1164,6 +1262,21 @@ mod tests {
                 rx_bytes: 123_456,
                 tx_bytes: 654_321,
                 power: Some(PowerReading::Average(crate::units::Watts(1.125))),
+                links: None,
+                own: Some(OwnTraffic {
+                    cluster: Traffic {
+                        rx_bytes: 11,
+                        tx_bytes: 22,
+                    },
+                    internet: Traffic {
+                        rx_bytes: 33,
+                        tx_bytes: 44,
+                    },
+                }),
+                own_recorded: Some(OwnRecorded {
+                    port_w: Some(0.25),
+                    internet_kwh: Some(0.5),
+                }),
             })
         );
         assert_eq!(
@@ -1217,6 +1330,7 @@ mod tests {
                 "power_cap_w",
                 "process_cpu_w",
                 "process_gpu_w",
+                "net_internet_co2e_g",
                 "gpu0_energy_j"
             ]
         );
@@ -1237,7 +1351,7 @@ mod tests {
                     .unwrap_or(h.starts_with(METRIC_PREFIX))
             })
             .collect();
-        assert_eq!(read_at.len(), 15 + 2 * 4 + 1 + 2);
+        assert_eq!(read_at.len(), 15 + 2 * 4 + 1 + 6 + 2);
         for i in read_at {
             if head[i] == "intensity_source" {
                 continue; // text: any label is valid (an unknown one is kept as it is)
@@ -1292,7 +1406,7 @@ mod tests {
     fn cap_change_cells_read_as_typed_changes_and_a_bad_one_is_located() {
         let head = header(0, &[]).join(",");
         let row = |k: u32, src: &str, cap: &str| {
-            format!("2026-01-01T00:00:0{k}Z,{k},,10,,,,,,0,436,{src},0,,,,,,,\"{cap}\",,\n")
+            format!("2026-01-01T00:00:0{k}Z,{k},,10,,,,,,0,436,{src},0,,,,,,,\"{cap}\",,,,,,,,,\n")
         };
         let two = "governor gpu0 300->275 W; governor gpu1 300->275 W";
         let text = format!(
@@ -1372,15 +1486,19 @@ mod tests {
         drop(w);
         let text = std::fs::read_to_string(&path).unwrap();
         let head = text.lines().next().unwrap();
-        assert!(head.ends_with("gpu0_cap_w,cap_change,process_cpu_w,process_gpu_w,metric_f1"));
+        assert!(head.ends_with(
+            "gpu0_cap_w,cap_change,process_cpu_w,process_gpu_w,net_cmd_cluster_rx_bytes,\
+             net_cmd_cluster_tx_bytes,net_cmd_internet_rx_bytes,net_cmd_internet_tx_bytes,\
+             net_cmd_power_w,net_internet_kwh,net_internet_co2e_g,metric_f1"
+        ));
         // The command's GPU share was written: half of each GPU's power.
         assert!(text.lines().nth(2).unwrap().contains(",,,50.5,"), "{text}");
         let new = read_all(text.clone());
-        // The same recording as an older carbontop wrote it: no cap_change, process or metric
-        // columns after the GPU groups.
+        // The same recording as an older carbontop wrote it: no cap_change, process, command
+        // network or metric columns after the GPU groups.
         let cut = |line: &str| {
             let f: Vec<&str> = line.split(',').collect();
-            f[..f.len() - 4].join(",")
+            f[..f.len() - 11].join(",")
         };
         let old: String = text.lines().map(|l| cut(l) + "\n").collect();
         assert!(old.lines().next().unwrap().ends_with("gpu0_cap_w"));

@@ -17,11 +17,25 @@ pub fn fmt_energy_kwh(kwh: impl Energy) -> String {
     }
 }
 
+/// Bytes with a decimal unit (kB, MB, GB: 10^3, 10^6, 10^9).
+pub fn fmt_bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
 /// Mass of CO2e with a readable unit.
 /// `1.2 g CO2e (tag, 1.1 g–2.3 g)`: a figure with the published range beside it (DESIGN.md
 /// §5: where sources disagree by 2× and more), or without one where there is none.
 pub fn fmt_co2e_band<C: Carbon>(g: C, band: Option<(C, C)>, tag: &str) -> String {
-    let range = band.map(|(lo, hi)| format!("{}–{}", fmt_co2e_g(lo), fmt_co2e_g(hi)));
+    let range = band.and_then(|(lo, hi)| fmt_range(fmt_co2e_g(lo), fmt_co2e_g(hi)));
     let inside: Vec<String> = [Some(tag.to_owned()).filter(|t| !t.is_empty()), range]
         .into_iter()
         .flatten()
@@ -31,6 +45,11 @@ pub fn fmt_co2e_band<C: Carbon>(g: C, band: Option<(C, C)>, tag: &str) -> String
     } else {
         format!("{} CO2e ({})", fmt_co2e_g(g), inside.join(", "))
     }
+}
+
+/// `lo–hi`, unless both ends read the same at the precision shown (a band too narrow to see).
+fn fmt_range(lo: String, hi: String) -> Option<String> {
+    (lo != hi).then(|| format!("{lo}–{hi}"))
 }
 
 pub fn fmt_co2e_g(g: impl Carbon) -> String {
@@ -144,13 +163,11 @@ pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
     let mean = s
         .mean_intensity
         .map_or(String::new(), |m| format!(" (mean intensity {m:.1} g/kWh)"));
-    let band = s.co2e_band.range().map_or(String::new(), |(lo, hi)| {
-        format!(
-            ", {}–{} by the components' bands",
-            fmt_co2e_g(lo),
-            fmt_co2e_g(hi)
-        )
-    });
+    let band = s
+        .co2e_band
+        .range()
+        .and_then(|(lo, hi)| fmt_range(fmt_co2e_g(lo), fmt_co2e_g(hi)))
+        .map_or(String::new(), |r| format!(", {r} by the components' bands"));
     l.push((
         "carbon",
         format!("{} CO2e{mean}{band}", fmt_co2e_g(s.co2e_g)),
@@ -158,25 +175,37 @@ pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
     if let Some(c) = s.comms {
         let band = c.range().map_or(String::new(), |(lo, hi)| {
             format!(
-                ", {}–{} by the published kWh/GB range",
+                ", {}–{} by the port model's range",
                 fmt_co2e_g(lo),
                 fmt_co2e_g(hi)
             )
         });
         l.push((
             "comms",
-            format!("{} CO2e of it is the network's{band}", fmt_co2e_g(c.g)),
+            format!(
+                "{} CO2e of it is the network's (this machine's NIC and switch ports){band}",
+                fmt_co2e_g(c.g)
+            ),
         ));
     }
-    if let Some(e) = s.embodied {
-        l.push(("embodied", fmt_co2e_band(e.g, e.range(), "SCI M")));
+    if let Some(c) = &s.cmd_net {
+        l.extend(traffic_lines(c));
+    }
+    if s.embodied.is_some() || s.cmd_net.is_some_and(|c| c.internet.total() > 0) {
+        if let Some(e) = s.embodied {
+            l.push(("embodied", fmt_co2e_band(e.g, e.range(), "SCI M")));
+        }
+        let parts = match (
+            s.embodied.is_some(),
+            s.cmd_net.is_some_and(|c| c.internet.total() > 0),
+        ) {
+            (true, true) => "operational + embodied + internet path",
+            (false, true) => "operational + internet path",
+            _ => "operational + embodied",
+        };
         l.push((
             "total",
-            fmt_co2e_band(
-                s.total_band.g,
-                s.total_band.range(),
-                "operational + embodied",
-            ),
+            fmt_co2e_band(s.total_band.g, s.total_band.range(), parts),
         ));
     }
     if let Some(p) = s.per_point {
@@ -217,6 +246,47 @@ pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
             fmt_sig(s.equivalents.car_km)
         ),
     ));
+    l
+}
+
+/// `run -- CMD`: the command's own traffic, its share of the ports, and the internet path's
+/// footprint of its public traffic (apart from the machine's energy).
+fn traffic_lines(c: &crate::engine::meter::CmdComms) -> Vec<(&'static str, String)> {
+    if c.cluster.total() + c.internet.total() == 0 {
+        return vec![(
+            "traffic",
+            "the command's own: no TCP traffic off this machine (loopback never counts)".into(),
+        )];
+    }
+    let mut l = vec![(
+        "traffic",
+        format!(
+            "the command's own: cluster {} ↓ {} ↑, internet {} ↓ {} ↑; its share of the ports \
+             {} ({} of it to the cluster), {}",
+            fmt_bytes(c.cluster.rx_bytes),
+            fmt_bytes(c.cluster.tx_bytes),
+            fmt_bytes(c.internet.rx_bytes),
+            fmt_bytes(c.internet.tx_bytes),
+            fmt_energy_kwh(c.port_kwh),
+            fmt_energy_kwh(c.port_cluster_kwh),
+            fmt_co2e_band(c.port_co2e.g, c.port_co2e.range(), "")
+        ),
+    )];
+    if c.internet.total() > 0 {
+        l.push((
+            "internet",
+            format!(
+                "{} along the internet path ({}, other people's equipment: not this machine's \
+                 energy)",
+                fmt_co2e_band(
+                    c.internet_co2e.g,
+                    c.internet_co2e.range(),
+                    "published kWh/GB range"
+                ),
+                fmt_energy_kwh(c.internet_kwh)
+            ),
+        ));
+    }
     l
 }
 

@@ -98,11 +98,16 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, ServeError> {
                 n.zone = label("zone");
             }
             "carbontop_embodied_co2e_grams" => f.embodied_g = Some(v),
-            "carbontop_network_bytes_total" => match label("direction").as_str() {
-                "rx" => f.net_rx_bytes = v as u64,
-                "tx" => f.net_tx_bytes = v as u64,
-                _ => {}
-            },
+            // The interfaces' counters (agents before `scope` have only those).
+            "carbontop_network_bytes_total"
+                if matches!(label("scope").as_str(), "" | "machine") =>
+            {
+                match label("direction").as_str() {
+                    "rx" => f.net_rx_bytes = v as u64,
+                    "tx" => f.net_tx_bytes = v as u64,
+                    _ => {}
+                }
+            }
             "carbontop_grid_intensity_grams_per_kwh" => {
                 f.intensity = Some(v);
                 n.intensity_source = label("source");
@@ -342,5 +347,18 @@ mod tests {
             parse("a:1", "up 1\n").unwrap_err(),
             ServeError::NotAnAgent("a:1".into())
         );
+    }
+
+    #[test]
+    fn a_nodes_bytes_are_its_interfaces_not_the_commands_part_of_them() {
+        let text = "# TYPE carbontop_network_bytes_total counter\n\
+            carbontop_network_bytes_total{direction=\"tx\",node=\"n1\",scope=\"machine\"} 1000\n\
+            carbontop_network_bytes_total{direction=\"tx\",node=\"n1\",scope=\"cluster\"} 600\n\
+            carbontop_network_bytes_total{direction=\"tx\",node=\"n1\",scope=\"internet\"} 7\n\
+            carbontop_network_bytes_total{direction=\"rx\",node=\"n1\"} 50\n\
+            # TYPE carbontop_samples_total counter\ncarbontop_samples_total{node=\"n1\"} 3\n";
+        let n = parse("a:1", text).unwrap();
+        // scope=machine, or no scope (an agent from before scopes), is the node's traffic.
+        assert_eq!((n.fig.net_tx_bytes, n.fig.net_rx_bytes), (1000, 50));
     }
 }

@@ -82,6 +82,7 @@ struct Metrics {
     embodied: GaugeVec,
     intensity: GaugeVec,
     net_bytes: CounterVec,
+    comms_energy: CounterVec,
     gpu_power: GaugeVec,
     gpu_energy: CounterVec,
     gpu_util: GaugeVec,
@@ -100,6 +101,10 @@ struct Advanced {
     facility_j: f64,
     co2e_g: f64,
     net: (u64, u64),
+    /// The command's (cluster rx, cluster tx, internet rx, internet tx) bytes, and its
+    /// (port on cluster traffic, internet path) joules.
+    cmd_net: [f64; 4],
+    comms_j: [f64; 2],
     gpu_j: Vec<f64>,
     ticks: u64,
 }
@@ -178,8 +183,19 @@ impl Metrics {
             net_bytes: counter(
                 &r,
                 "carbontop_network_bytes_total",
-                "Network traffic counted",
-                &["node", "direction"],
+                "Network traffic: scope=machine the counted interfaces (all traffic, the \
+                 command's included); scope=cluster|internet the watched command's own TCP \
+                 traffic by where its peers are (run only)",
+                &["node", "direction", "scope"],
+            )?,
+            comms_energy: counter(
+                &r,
+                "carbontop_comms_energy_joules_total",
+                "The watched command's communication energy: scope=cluster its share of this \
+                 machine's NIC and switch-port energy for cluster traffic (part of \
+                 component=network); scope=internet the internet path's energy for its public \
+                 traffic (other people's equipment, not this machine's)",
+                &["node", "scope"],
             )?,
             gpu_power: gauge(
                 &r,
@@ -251,9 +267,48 @@ impl Metrics {
                 .set(i.g_per_kwh.0);
         }
         let (mut rx, mut tx) = (self.at.net.0 as f64, self.at.net.1 as f64);
-        advance(&self.net_bytes, &[n, "rx"], s.net_rx_bytes as f64, &mut rx);
-        advance(&self.net_bytes, &[n, "tx"], s.net_tx_bytes as f64, &mut tx);
+        advance(
+            &self.net_bytes,
+            &[n, "rx", "machine"],
+            s.net_rx_bytes as f64,
+            &mut rx,
+        );
+        advance(
+            &self.net_bytes,
+            &[n, "tx", "machine"],
+            s.net_tx_bytes as f64,
+            &mut tx,
+        );
         self.at.net = (rx as u64, tx as u64);
+        if let Some(c) = s.cmd_net {
+            let bytes = [
+                ("rx", "cluster", c.cluster.rx_bytes),
+                ("tx", "cluster", c.cluster.tx_bytes),
+                ("rx", "internet", c.internet.rx_bytes),
+                ("tx", "internet", c.internet.tx_bytes),
+            ];
+            for (k, (dir, scope, b)) in bytes.into_iter().enumerate() {
+                advance(
+                    &self.net_bytes,
+                    &[n, dir, scope],
+                    b as f64,
+                    &mut self.at.cmd_net[k],
+                );
+            }
+            let joules = [
+                (
+                    "cluster",
+                    c.port_cluster_kwh.0 * crate::engine::constants::J_PER_KWH,
+                ),
+                (
+                    "internet",
+                    c.internet_kwh * crate::engine::constants::J_PER_KWH,
+                ),
+            ];
+            for (k, (scope, j)) in joules.into_iter().enumerate() {
+                advance(&self.comms_energy, &[n, scope], j, &mut self.at.comms_j[k]);
+            }
+        }
         self.at.gpu_j.resize(now.gpus.len(), 0.0);
         for (i, g) in now.gpus.iter().enumerate() {
             let model = a.gpu_models.get(i).map_or("GPU", String::as_str);

@@ -14,6 +14,7 @@ pub mod process;
 pub mod progress;
 pub mod replay;
 pub mod sampler;
+pub mod sockdiag;
 pub mod term;
 
 use crate::sample::{CpuReading, GpuReading, NetReading, PowerReading, Progress};

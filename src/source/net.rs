@@ -1,11 +1,12 @@
-//! Network traffic from sysinfo, per interface, counted since the start of the run.
+//! Network traffic from sysinfo, per interface, counted since the start of the run, with the
+//! interfaces' link speeds (read once, at the start) for the port power model.
 //!
 //! By default the machine's physical interfaces are counted: loopback is never, and virtual
 //! interfaces (bridges, veths, ifb, tunnels — whose traffic also crosses a physical one) are left
 //! out when sysfs says which they are; in a container, where every interface is virtual, all but
 //! loopback count. `--net-iface` names the interfaces explicitly.
 
-use crate::sample::NetReading;
+use crate::sample::{Links, NetReading};
 use crate::source::NetSource;
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,6 +19,7 @@ pub struct SysinfoNet {
     last: HashMap<String, (u64, u64)>,
     rx: u64,
     tx: u64,
+    links: Links,
 }
 
 /// Why the network interfaces to count could not be chosen.
@@ -38,6 +40,26 @@ pub enum NetError {
 fn is_virtual(sysfs_root: &Path, iface: &str) -> Option<bool> {
     let link = std::fs::read_link(sysfs_root.join("class/net").join(iface)).ok()?;
     Some(link.to_string_lossy().contains("/devices/virtual/"))
+}
+
+/// The link speeds of `ifaces` from `/sys/class/net/IFACE/speed` (Mb/s): virtual NICs report
+/// −1, or an error, and count as unknown.
+pub fn links_of(sysfs_root: &Path, ifaces: &[String]) -> Links {
+    let mut l = Links::default();
+    for i in ifaces {
+        let mbps = std::fs::read_to_string(sysfs_root.join("class/net").join(i).join("speed"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .filter(|m| *m > 0);
+        match mbps {
+            Some(m) => {
+                l.known += 1;
+                l.known_gbps += m as f64 / 1000.0;
+            }
+            None => l.unknown += 1,
+        }
+    }
+    l
 }
 
 /// Chooses which interfaces to count.
@@ -82,12 +104,14 @@ impl SysinfoNet {
             .collect();
         available.sort();
         let chosen = choose_interfaces(&available, wanted, sysfs_root)?;
+        let links = links_of(sysfs_root, &chosen);
         let mut me = Self {
             nets,
             chosen,
             last: HashMap::new(),
             rx: 0,
             tx: 0,
+            links,
         };
         me.absorb();
         me.rx = 0;
@@ -97,6 +121,11 @@ impl SysinfoNet {
 
     pub fn interfaces(&self) -> &[String] {
         &self.chosen
+    }
+
+    /// The counted interfaces' links.
+    pub fn links(&self) -> Links {
+        self.links
     }
 
     fn absorb(&mut self) {
@@ -122,7 +151,8 @@ impl NetSource for SysinfoNet {
         Some(NetReading {
             rx_bytes: self.rx,
             tx_bytes: self.tx,
-            power: None,
+            links: Some(self.links),
+            ..NetReading::default()
         })
     }
 
@@ -151,6 +181,24 @@ mod tests {
         );
         let ok = choose_interfaces(&have, &["lo".into()], Path::new("/nonexistent")).unwrap();
         assert_eq!(ok, vec!["lo"]);
+    }
+
+    #[test]
+    fn link_speeds_come_from_sysfs_and_virtual_nics_are_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("class/net");
+        for (i, speed) in [
+            ("eth0", Some("25000\n")),
+            ("eth1", Some("-1\n")),
+            ("eth2", None),
+        ] {
+            std::fs::create_dir_all(net.join(i)).unwrap();
+            if let Some(s) = speed {
+                std::fs::write(net.join(i).join("speed"), s).unwrap();
+            }
+        }
+        let l = links_of(dir.path(), &["eth0".into(), "eth1".into(), "eth2".into()]);
+        assert_eq!((l.known, l.known_gbps, l.unknown), (1, 25.0, 2));
     }
 
     #[test]

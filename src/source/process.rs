@@ -22,6 +22,11 @@ pub struct ProcessTree {
     root: i32,
     pids: Vec<i32>,
     scanned: Option<Instant>,
+    /// How many times the tree has been scanned (a new scan may have found new processes).
+    generation: u64,
+    /// The parent of every process seen at the last scan: a scan between the full ones reads
+    /// the `stat` of new processes only.
+    parents: HashMap<i32, i32>,
 }
 
 /// `utime + stime + cutime + cstime` (fields 14–17) and the parent pid of a `/proc/PID/stat`
@@ -104,10 +109,41 @@ pub fn gpu_tree_share(procs: &[GpuProc], tree: &[i32]) -> f64 {
         .clamp(0.0, 1.0)
 }
 
+/// The tree as the command's sockets are judged against it (`source::sockdiag`).
+impl crate::source::sockdiag::Tree for ProcessTree {
+    fn inodes(&mut self) -> std::collections::HashSet<u32> {
+        crate::source::sockdiag::socket_inodes(&self.proc_root, &self.pids)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// A new socket of the tree's user that no process of the tree holds: a child started
+    /// since the last scan may hold it. Looked for at once, reading only new processes' `stat`
+    /// (one listing of /proc), so a short-lived child's connection is not missed.
+    fn rescan(&mut self) -> bool {
+        self.scan_new();
+        true
+    }
+
+    fn uid(&self) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.proc_root.join(self.root.to_string()))
+            .ok()
+            .map(|m| m.uid())
+    }
+}
+
 impl ProcessTree {
     /// The root and its descendants as last scanned.
     pub fn pids(&self) -> &[i32] {
         &self.pids
+    }
+
+    /// A number that changes each time the tree is scanned again.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn new(root: u32, proc_root: PathBuf) -> Self {
@@ -116,6 +152,8 @@ impl ProcessTree {
             root: i32::try_from(root).unwrap_or(i32::MAX),
             pids: Vec::new(),
             scanned: None,
+            generation: 0,
+            parents: HashMap::new(),
         }
     }
 
@@ -131,27 +169,45 @@ impl ProcessTree {
         &self.pids
     }
 
-    /// The root and every descendant, from one pass over /proc.
+    /// The root and every descendant, from one pass over /proc (every process's `stat` read
+    /// again: a pid reused since the last full scan is seen for what it is now).
     fn scan(&mut self) {
-        let mut parent: HashMap<i32, i32> = HashMap::new();
+        self.parents.clear();
+        self.scan_new();
+        self.scanned = Some(Instant::now());
+    }
+
+    /// The tree again, reading the `stat` of processes not seen at the last scan only.
+    fn scan_new(&mut self) {
+        let mut present = std::collections::HashSet::new();
         if let Ok(dir) = std::fs::read_dir(&self.proc_root) {
             for e in dir.flatten() {
-                if let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok())
+                let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                    continue;
+                };
+                present.insert(pid);
+                if !self.parents.contains_key(&pid)
                     && let Some((ppid, _)) = self.stat(pid)
                 {
-                    parent.insert(pid, ppid);
+                    self.parents.insert(pid, ppid);
                 }
             }
         }
+        self.parents.retain(|p, _| present.contains(p));
         let mut tree = vec![self.root];
         let mut i = 0;
         while i < tree.len() {
             let p = tree[i];
-            tree.extend(parent.iter().filter(|(_, pp)| **pp == p).map(|(c, _)| *c));
+            tree.extend(
+                self.parents
+                    .iter()
+                    .filter(|(_, pp)| **pp == p)
+                    .map(|(c, _)| *c),
+            );
             i += 1;
         }
         self.pids = tree;
-        self.scanned = Some(Instant::now());
+        self.generation += 1;
     }
 
     pub fn read(&mut self) -> Option<ProcessCpu> {

@@ -4,6 +4,7 @@
 use crate::sample::{CpuReading, Progress, Sample};
 use crate::source::grid::GridSource;
 use crate::source::process::{ProcessTree, gpu_tree_share};
+use crate::source::sockdiag::{Cidr, SockDiag};
 use crate::source::{CpuSource, GpuSource, MemSource, NetSource};
 use chrono::Utc;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ pub struct Sources {
     pub mem: Option<Box<dyn MemSource>>,
     pub net: Option<Box<dyn NetSource>>,
     pub grid: Box<dyn GridSource>,
+    /// `run -- CMD`: the site's own address ranges, for the command's traffic (sock_diag).
+    pub cluster: Vec<Cidr>,
 }
 
 /// Reads every source once per call.
@@ -28,6 +31,8 @@ pub struct Sampler {
     /// `run -- CMD`: the command's pid once it has started (0 until then).
     pid: Arc<AtomicU32>,
     tree: Option<ProcessTree>,
+    /// The command's own traffic, once it has started.
+    sockets: Option<SockDiag>,
 }
 
 impl Sampler {
@@ -37,6 +42,7 @@ impl Sampler {
             start: Instant::now(),
             pid: Arc::new(AtomicU32::new(0)),
             tree: None,
+            sockets: None,
         }
     }
 
@@ -77,7 +83,7 @@ impl Sampler {
             bands.mem = m.band();
             r
         });
-        let net = s.net.as_mut().and_then(|n| n.read());
+        let mut net = s.net.as_mut().and_then(|n| n.read());
         let elapsed_s = self.start.elapsed().as_secs_f64();
         // Wall-clock time is for display, the CSV and the grid slot only; energy integrates
         // over `elapsed_s` (monotonic), so an NTP step or a manual clock change moves no joule.
@@ -85,8 +91,16 @@ impl Sampler {
         let pid = self.pid.load(Ordering::Relaxed);
         if self.tree.is_none() && pid != 0 {
             self.tree = Some(ProcessTree::new(pid, "/proc".into()));
+            self.sockets = Some(SockDiag::new(std::mem::take(&mut s.cluster)));
         }
         let process = self.tree.as_mut().and_then(ProcessTree::read);
+        // The command's own TCP traffic, from its tree's sockets.
+        if let (Some(tree), Some(sd), Some(n)) =
+            (self.tree.as_mut(), self.sockets.as_mut(), net.as_mut())
+        {
+            n.own = sd.read(tree);
+            warnings.extend(sd.take_warning());
+        }
         // The tree's share of each GPU, where the driver reports its processes.
         if let (Some(tree), Some(g)) = (self.tree.as_ref(), s.gpu.as_mut()) {
             for (r, procs) in gpus.iter_mut().zip(g.processes()) {

@@ -483,6 +483,7 @@ fn draw_totals(f: &mut Frame, area: Rect, (d, s): View, th: &Theme, focus: bool)
     }
     lines.extend(equivalent_rows((d, s), th));
     lines.extend(comms_row(s, th));
+    lines.extend(traffic_rows(s, th));
     lines.push(mean_row(s, th));
     if let Some(p) = &d.info.samples_path {
         lines.push(Line::styled(format!("→ {p}"), Style::new().fg(th.muted)));
@@ -706,7 +707,37 @@ fn shares_line((d, s): View, th: &Theme) -> Line<'static> {
     ])
 }
 
-/// Communication, at both ends of the published kWh/GB range (a band: sources disagree by 70×).
+/// `run -- CMD`: the command's own traffic by scope, and the internet path's footprint of its
+/// public traffic (other people's equipment: in the total, not in this machine's energy).
+fn traffic_rows(s: &Snapshot, th: &Theme) -> Vec<Line<'static>> {
+    let Some(c) = s.cmd_net else {
+        return Vec::new();
+    };
+    let mut rows = vec![kv_row(
+        "traffic",
+        format!(
+            "cluster {} · internet {}",
+            fmt_bytes(c.cluster.total()),
+            fmt_bytes(c.internet.total())
+        ),
+        th.network,
+        th,
+    )];
+    if c.internet.total() > 0 {
+        let band = c.internet_co2e.range().map_or(String::new(), |(lo, hi)| {
+            format!(" ({}–{})", fmt_co2e_g(lo), fmt_co2e_g(hi))
+        });
+        rows.push(kv_row(
+            "internet",
+            format!("{} CO2e path{band}", fmt_co2e_g(c.internet_co2e.g)),
+            th.network,
+            th,
+        ));
+    }
+    rows
+}
+
+/// Communication: the machine's network carbon at both ends of the port model's range.
 fn comms_row(s: &Snapshot, th: &Theme) -> Option<Line<'static>> {
     let (lo, hi) = s.comms.and_then(|c| c.range())?;
     Some(kv_row(
@@ -769,18 +800,7 @@ fn fmt_window(w: chrono::TimeDelta) -> String {
 
 pub use crate::report::summary::fmt_sig;
 
-pub fn fmt_bytes(b: u64) -> String {
-    let b = b as f64;
-    if b >= 1e9 {
-        format!("{:.2} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.1} MB", b / 1e6)
-    } else if b >= 1e3 {
-        format!("{:.1} kB", b / 1e3)
-    } else {
-        format!("{b:.0} B")
-    }
-}
+pub use crate::report::summary::fmt_bytes;
 
 fn draw_intensity(f: &mut Frame, area: Rect, (d, s): View, ui: &UiState, th: &Theme, focus: bool) {
     let w = ui.window();
