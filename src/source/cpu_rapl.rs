@@ -84,16 +84,25 @@ fn is_top_level_zone(name: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The names of the zones under `<sysfs_root>/class/powercap` that `keep` accepts (unsorted).
+pub fn powercap_zones(
+    sysfs_root: &Path,
+    keep: fn(&str) -> bool,
+) -> Result<Vec<String>, RaplUnavailable> {
+    let root = sysfs_root.join("class/powercap");
+    let entries = fs::read_dir(&root).map_err(|e| classify_io_error(&root, &e))?;
+    Ok(entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| keep(n))
+        .collect())
+}
+
 impl RaplSource {
     /// Finds the package zones under `sysfs_root` and checks they can be read.
     pub fn probe(sysfs_root: &Path) -> Result<Self, RaplUnavailable> {
         let root = sysfs_root.join("class/powercap");
-        let entries = fs::read_dir(&root).map_err(|e| classify_io_error(&root, &e))?;
-        let mut dirs: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| is_top_level_zone(n))
-            .collect();
+        let mut dirs = powercap_zones(sysfs_root, is_top_level_zone)?;
         dirs.sort_by_key(|d| {
             d.rsplit(':')
                 .next()

@@ -79,12 +79,7 @@ impl RaplDram {
     /// Finds the `dram` zones under `<sysfs_root>/class/powercap` and checks they can be read.
     pub fn probe(sysfs_root: &Path) -> Result<Self, RaplUnavailable> {
         let root = sysfs_root.join("class/powercap");
-        let entries = fs::read_dir(&root).map_err(|e| classify_io_error(&root, &e))?;
-        let mut dirs: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| is_rapl_zone(n))
-            .collect();
+        let mut dirs = crate::source::cpu_rapl::powercap_zones(sysfs_root, is_rapl_zone)?;
         dirs.sort();
         let mut zones = Vec::new();
         for dir in dirs {
