@@ -65,87 +65,8 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
     let grid = crate::source::grid::build(&s.grid).map_err(|e| AppError::Usage(e.to_string()))?;
     notices.extend(grid.notices);
 
-    // GPUs and their caps: simulated, NVML, or none (and why, for the cap keys).
-    let caps: Result<Box<dyn PowerCap>, String>;
-    // GPUs the server has (NVML's count), for the embodied share; the simulated ones are all.
-    let mut gpus_on_server = 0;
-    let (gpu, gpu_models): (Option<Box<dyn GpuSource>>, Vec<String>) = if let Some(n) =
-        s.simulate_gpus
-    {
-        let sim =
-            SimGpus::new(n, s.sim_state.clone()).map_err(|e| AppError::Usage(e.to_string()))?;
-        facts.push((
-            "GPU".into(),
-            format!(
-                "simulated: {n} × {} (power and speed per cap as Zeus measured, CIFAR-100/ShuffleNetV2)",
-                crate::control::sim::MODEL
-            ),
-        ));
-        notices.push(format!("GPUs are simulated ({n} × A40, --simulate-gpus)"));
-        caps = Ok(Box::new(sim.actuator()));
-        let src = sim.source();
-        let models = src.models();
-        (Some(Box::new(src)), models)
-    } else if s.no_gpu {
-        facts.push(("GPU".into(), "not measured (--no-gpu)".into()));
-        caps = Err("--no-gpu: GPUs are not watched".into());
-        (None, vec![])
-    } else {
-        let env = |k: &str| std::env::var(k).ok();
-        let which = if !s.gpu_index.is_empty() {
-            Which::Indices(&s.gpu_index)
-        } else if run && !s.all_gpus {
-            Which::Job(&env)
-        } else {
-            Which::All
-        };
-        match NvmlSource::open(which) {
-            Ok(src) => {
-                let info = src.info();
-                let counters = info.iter().filter(|g| g.has_energy_counter).count();
-                let mut fact = format!(
-                    "NVML (measured): {} × {}; energy counter on {counters}, power trapezoid on the rest",
-                    info.len(),
-                    info.first().map(|g| g.name.as_str()).unwrap_or("GPU")
-                );
-                if let Some(why) = src.selection() {
-                    notices.push(why.to_owned());
-                    fact = format!("{fact}; {why}");
-                }
-                facts.push(("GPU".into(), fact));
-                caps = NvmlCap::open(info.iter().map(|g| g.index).collect())
-                    .map(|c| Box::new(c) as Box<dyn PowerCap>)
-                    .map_err(|e| e.to_string());
-                let models = src.models();
-                gpus_on_server = src.machine_gpus();
-                (Some(Box::new(src)), models)
-            }
-            Err(e @ NvmlOpenError::NoSuchIndex { .. }) => {
-                return Err(AppError::Usage(e.to_string()));
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                notices.push(msg.clone());
-                caps = Err(format!("{msg}: there is no cap to change"));
-                facts.push(("GPU".into(), msg));
-                (None, vec![])
-            }
-        }
-    };
-
-    let (cpu, cpu_estimate): (Box<dyn CpuSource>, bool) = match RaplSource::probe(&s.sysfs_root) {
-        Ok(r) => (Box::new(r), false),
-        Err(why) => {
-            notices.push(if matches!(why, RaplUnavailable::PermissionDenied(_)) {
-                format!("{why}; using the CPU estimate meanwhile")
-            } else {
-                format!("CPU power is an estimate: {why}")
-            });
-            let est = CpuEstimate::new(s.cpu_tdp, why.to_string(), &s.sysfs_root)
-                .map_err(AppError::Runtime)?;
-            (Box::new(est), true)
-        }
-    };
+    let gpus = choose_gpus(s, run, &mut facts, &mut notices)?;
+    let (cpu, cpu_estimate) = choose_cpu(s, &mut notices)?;
     facts.push(("CPU".into(), cpu.describe()));
 
     let proc_root = std::path::Path::new("/proc");
@@ -165,8 +86,8 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
 
     facts.push(("grid".into(), grid.source.describe()));
 
-    let gpu_count = gpu_models.len();
-    let share = server_share(s, gpu_count, gpus_on_server.max(gpu_count));
+    let gpu_count = gpus.models.len();
+    let share = server_share(s, gpu_count, gpus.on_server.max(gpu_count));
     let bands = Bands {
         gpu: Bands::pm(NVML_POWER_ERROR),
         cpu: if cpu_estimate {
@@ -181,23 +102,10 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
             (1.0, 1.0)
         },
     };
-    facts.push((
-        "embodied".into(),
-        match s.embodied_kg {
-            Some(kg) => format!("{kg} kg CO2e charged (--embodied-kg), over a 6-year life"),
-            None if gpu_count > 0 => format!(
-                "{gpu_count} GPU(s) whole + the server (2,500 kg, BLOOM) × {}; 6-year life",
-                share.basis
-            ),
-            None => format!(
-                "the server (2,500 kg, BLOOM) × {}; 6-year life",
-                share.basis
-            ),
-        },
-    ));
+    facts.push(("embodied".into(), describe_embodied(s, gpu_count, &share)));
     Ok(Built {
         sources: Sources {
-            gpu,
+            gpu: gpus.source,
             cpu: Some(cpu),
             mem: Some(mem),
             net: Some(Box::new(net)),
@@ -207,13 +115,135 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
         facts,
         cpu_estimate,
         gpu_count,
-        gpu_models,
+        gpu_models: gpus.models,
         share,
         bands,
         notices,
         grid: grid.live,
-        caps,
+        caps: gpus.caps,
     })
+}
+
+/// The GPUs chosen: their source, models, caps (or why there are none to change) and how many
+/// the server has (NVML's count, for the embodied share; the simulated ones are all).
+struct Gpus {
+    source: Option<Box<dyn GpuSource>>,
+    models: Vec<String>,
+    caps: Result<Box<dyn PowerCap>, String>,
+    on_server: usize,
+}
+
+/// GPUs and their caps: simulated, NVML, or none (and why, for the cap keys).
+fn choose_gpus(
+    s: &Settings,
+    run: bool,
+    facts: &mut Vec<(String, String)>,
+    notices: &mut Vec<String>,
+) -> Result<Gpus, AppError> {
+    if let Some(n) = s.simulate_gpus {
+        let sim =
+            SimGpus::new(n, s.sim_state.clone()).map_err(|e| AppError::Usage(e.to_string()))?;
+        facts.push((
+            "GPU".into(),
+            format!(
+                "simulated: {n} × {} (power and speed per cap as Zeus measured, CIFAR-100/ShuffleNetV2)",
+                crate::control::sim::MODEL
+            ),
+        ));
+        notices.push(format!("GPUs are simulated ({n} × A40, --simulate-gpus)"));
+        let src = sim.source();
+        return Ok(Gpus {
+            models: src.models(),
+            source: Some(Box::new(src)),
+            caps: Ok(Box::new(sim.actuator())),
+            on_server: 0,
+        });
+    }
+    let none = |caps: String| Gpus {
+        source: None,
+        models: vec![],
+        caps: Err(caps),
+        on_server: 0,
+    };
+    if s.no_gpu {
+        facts.push(("GPU".into(), "not measured (--no-gpu)".into()));
+        return Ok(none("--no-gpu: GPUs are not watched".into()));
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    let which = if !s.gpu_index.is_empty() {
+        Which::Indices(&s.gpu_index)
+    } else if run && !s.all_gpus {
+        Which::Job(&env)
+    } else {
+        Which::All
+    };
+    match NvmlSource::open(which) {
+        Ok(src) => {
+            let info = src.info();
+            let counters = info.iter().filter(|g| g.has_energy_counter).count();
+            let mut fact = format!(
+                "NVML (measured): {} × {}; energy counter on {counters}, power trapezoid on the rest",
+                info.len(),
+                info.first().map(|g| g.name.as_str()).unwrap_or("GPU")
+            );
+            if let Some(why) = src.selection() {
+                notices.push(why.to_owned());
+                fact = format!("{fact}; {why}");
+            }
+            facts.push(("GPU".into(), fact));
+            let caps = NvmlCap::open(info.iter().map(|g| g.index).collect())
+                .map(|c| Box::new(c) as Box<dyn PowerCap>)
+                .map_err(|e| e.to_string());
+            Ok(Gpus {
+                models: src.models(),
+                on_server: src.machine_gpus(),
+                source: Some(Box::new(src)),
+                caps,
+            })
+        }
+        Err(e @ NvmlOpenError::NoSuchIndex { .. }) => Err(AppError::Usage(e.to_string())),
+        Err(e) => {
+            let msg = e.to_string();
+            notices.push(msg.clone());
+            facts.push(("GPU".into(), msg.clone()));
+            Ok(none(format!("{msg}: there is no cap to change")))
+        }
+    }
+}
+
+/// RAPL where readable, else the estimate (and why, said once); true when it is the estimate.
+fn choose_cpu(
+    s: &Settings,
+    notices: &mut Vec<String>,
+) -> Result<(Box<dyn CpuSource>, bool), AppError> {
+    match RaplSource::probe(&s.sysfs_root) {
+        Ok(r) => Ok((Box::new(r), false)),
+        Err(why) => {
+            notices.push(if matches!(why, RaplUnavailable::PermissionDenied(_)) {
+                format!("{why}; using the CPU estimate meanwhile")
+            } else {
+                format!("CPU power is an estimate: {why}")
+            });
+            let est = CpuEstimate::new(s.cpu_tdp, why.to_string(), &s.sysfs_root)
+                .map_err(AppError::Runtime)?;
+            Ok((Box::new(est), true))
+        }
+    }
+}
+
+/// The sources line for embodied carbon: what is charged, and the server share's basis.
+fn describe_embodied(s: &Settings, gpu_count: usize, share: &Share) -> String {
+    match s.embodied_kg {
+        Some(kg) => format!("{kg} kg CO2e charged (--embodied-kg), over a 6-year life"),
+        None if gpu_count > 0 => format!(
+            "{gpu_count} GPU(s) whole + the server (2,500 kg, BLOOM) × {}; 6-year life",
+            share.basis
+        ),
+        None => format!(
+            "the server (2,500 kg, BLOOM) × {}; 6-year life",
+            share.basis
+        ),
+    }
 }
 
 /// How the network is costed: the counted interfaces, the port model's bound for them (the
