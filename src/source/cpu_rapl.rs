@@ -14,17 +14,18 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// One RAPL energy counter: its zone directory, its `energy_uj` and where it wraps.
 #[derive(Debug, Clone)]
-struct Zone {
-    dir: String,
-    energy: PathBuf,
-    max_uj: u64,
+pub struct CounterZone {
+    pub dir: String,
+    pub energy: PathBuf,
+    pub max_uj: u64,
 }
 
 /// Measured CPU package energy.
 #[derive(Debug)]
 pub struct RaplSource {
-    zones: Vec<Zone>,
+    zones: Vec<CounterZone>,
     root: PathBuf,
     warning: Option<String>,
     failing: bool,
@@ -68,7 +69,8 @@ pub fn classify_io_error(path: &Path, e: &io::Error) -> RaplUnavailable {
     }
 }
 
-fn read_u64(path: &Path) -> io::Result<u64> {
+/// A counter file's value (`energy_uj`, `max_energy_range_uj`).
+pub fn read_u64(path: &Path) -> io::Result<u64> {
     let s = fs::read_to_string(path)?;
     s.trim().parse::<u64>().map_err(|e| {
         io::Error::new(
@@ -84,53 +86,75 @@ fn is_top_level_zone(name: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The names of the zones under `<sysfs_root>/class/powercap` that `keep` accepts (unsorted).
-pub fn powercap_zones(
+/// What to do with a zone whose `name` cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unnamed {
+    /// It is the reason RAPL is unavailable (the package zones: their names are world-readable).
+    Fail,
+    /// It is passed over (the DRAM sub-zones, looked for among zones of every kind).
+    Skip,
+}
+
+/// The readable counters under `<sysfs_root>/class/powercap` whose directory `keep_dir` and
+/// whose `name` `keep_name` accept, in zone-number order (`intel-rapl:1` before
+/// `intel-rapl:10`), with the powercap directory; none is `Absent`.
+pub fn counter_zones(
     sysfs_root: &Path,
-    keep: fn(&str) -> bool,
-) -> Result<Vec<String>, RaplUnavailable> {
+    keep_dir: fn(&str) -> bool,
+    keep_name: fn(&str) -> bool,
+    unnamed: Unnamed,
+) -> Result<(PathBuf, Vec<CounterZone>), RaplUnavailable> {
     let root = sysfs_root.join("class/powercap");
     let entries = fs::read_dir(&root).map_err(|e| classify_io_error(&root, &e))?;
-    Ok(entries
+    let mut dirs: Vec<String> = entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| keep(n))
-        .collect())
+        .filter(|n| keep_dir(n))
+        .collect();
+    dirs.sort_by_key(|d| {
+        d.split(':')
+            .skip(1)
+            .map(|n| n.parse::<u32>().unwrap_or(u32::MAX))
+            .collect::<Vec<_>>()
+    });
+    let mut zones = Vec::new();
+    for dir in dirs {
+        let base = root.join(&dir);
+        let name_path = base.join("name");
+        let name = match fs::read_to_string(&name_path) {
+            Ok(n) => n,
+            Err(_) if unnamed == Unnamed::Skip => continue,
+            Err(e) => return Err(classify_io_error(&name_path, &e)),
+        };
+        if !keep_name(name.trim()) {
+            continue;
+        }
+        let max_path = base.join("max_energy_range_uj");
+        let max_uj = read_u64(&max_path).map_err(|e| classify_io_error(&max_path, &e))?;
+        let energy = base.join("energy_uj");
+        read_u64(&energy).map_err(|e| classify_io_error(&energy, &e))?;
+        zones.push(CounterZone {
+            dir,
+            energy,
+            max_uj,
+        });
+    }
+    if zones.is_empty() {
+        return Err(RaplUnavailable::Absent(root));
+    }
+    Ok((root, zones))
 }
 
 impl RaplSource {
-    /// Finds the package zones under `sysfs_root` and checks they can be read.
+    /// Finds the package zones under `sysfs_root` and checks they can be read; psys and
+    /// anything else would double count the packages.
     pub fn probe(sysfs_root: &Path) -> Result<Self, RaplUnavailable> {
-        let root = sysfs_root.join("class/powercap");
-        let mut dirs = powercap_zones(sysfs_root, is_top_level_zone)?;
-        dirs.sort_by_key(|d| {
-            d.rsplit(':')
-                .next()
-                .and_then(|n| n.parse::<u32>().ok())
-                .unwrap_or(u32::MAX)
-        });
-        let mut zones = Vec::new();
-        for dir in dirs {
-            let base = root.join(&dir);
-            let name_path = base.join("name");
-            let name =
-                fs::read_to_string(&name_path).map_err(|e| classify_io_error(&name_path, &e))?;
-            if !name.trim().starts_with("package") {
-                continue; // psys and anything else: would double count the packages
-            }
-            let max_path = base.join("max_energy_range_uj");
-            let max_uj = read_u64(&max_path).map_err(|e| classify_io_error(&max_path, &e))?;
-            let energy = base.join("energy_uj");
-            read_u64(&energy).map_err(|e| classify_io_error(&energy, &e))?;
-            zones.push(Zone {
-                dir,
-                energy,
-                max_uj,
-            });
-        }
-        if zones.is_empty() {
-            return Err(RaplUnavailable::Absent(root));
-        }
+        let (root, zones) = counter_zones(
+            sysfs_root,
+            is_top_level_zone,
+            |n| n.starts_with("package"),
+            Unnamed::Fail,
+        )?;
         Ok(Self {
             zones,
             root,

@@ -21,7 +21,9 @@ use crate::engine::constants::{
 };
 use crate::sample::PowerReading;
 use crate::source::MemSource;
-use crate::source::cpu_rapl::{RaplUnavailable, classify_io_error};
+use crate::source::cpu_rapl::{
+    CounterZone, RaplUnavailable, Unnamed, classify_io_error, counter_zones, read_u64,
+};
 use crate::units::Watts;
 use std::fs;
 use std::io;
@@ -37,31 +39,15 @@ const DRAM_MAX_PLAUSIBLE_W: f64 = 2_000.0;
 // RAPL DRAM
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone)]
-struct DramZone {
-    energy: PathBuf,
-    max_uj: u64,
-}
-
 /// Measured DRAM power from the RAPL `dram` zones: the energy counters' advance between two
 /// reads over the time between them (the first read has no interval and gives nothing).
 #[derive(Debug)]
 pub struct RaplDram {
-    zones: Vec<DramZone>,
+    zones: Vec<CounterZone>,
     root: PathBuf,
     last: Option<(Instant, Vec<u64>)>,
     warning: Option<String>,
     failing: bool,
-}
-
-fn read_u64(path: &Path) -> io::Result<u64> {
-    let s = fs::read_to_string(path)?;
-    s.trim().parse::<u64>().map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{:?} is not a counter: {e}", s.trim()),
-        )
-    })
 }
 
 /// `intel-rapl:N` or `intel-rapl:N:M`.
@@ -78,27 +64,8 @@ fn is_rapl_zone(name: &str) -> bool {
 impl RaplDram {
     /// Finds the `dram` zones under `<sysfs_root>/class/powercap` and checks they can be read.
     pub fn probe(sysfs_root: &Path) -> Result<Self, RaplUnavailable> {
-        let root = sysfs_root.join("class/powercap");
-        let mut dirs = crate::source::cpu_rapl::powercap_zones(sysfs_root, is_rapl_zone)?;
-        dirs.sort();
-        let mut zones = Vec::new();
-        for dir in dirs {
-            let base = root.join(&dir);
-            let Ok(name) = fs::read_to_string(base.join("name")) else {
-                continue;
-            };
-            if name.trim() != "dram" {
-                continue;
-            }
-            let max_path = base.join("max_energy_range_uj");
-            let max_uj = read_u64(&max_path).map_err(|e| classify_io_error(&max_path, &e))?;
-            let energy = base.join("energy_uj");
-            read_u64(&energy).map_err(|e| classify_io_error(&energy, &e))?;
-            zones.push(DramZone { energy, max_uj });
-        }
-        if zones.is_empty() {
-            return Err(RaplUnavailable::Absent(root));
-        }
+        let (root, zones) =
+            counter_zones(sysfs_root, is_rapl_zone, |n| n == "dram", Unnamed::Skip)?;
         Ok(Self {
             zones,
             root,
