@@ -11,7 +11,7 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `record --headless` on two simulated A40s with the governor (η=1, short profile).
 fn governed(dir: &Path, extra: &[&str]) -> std::process::Command {
@@ -24,15 +24,9 @@ fn governed(dir: &Path, extra: &[&str]) -> std::process::Command {
 
 /// Waits until the simulated caps are no longer all at 300 W.
 fn wait_for_a_cap_change(state: &Path, child: &mut Child) {
-    let end = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < end {
-        if state.exists() && caps_in(state).iter().any(|&c| c < 300.0) {
-            return;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "carbontop ended early");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the governor never changed a cap");
+    wait_while_running(child, 60, "the governor to change a cap", || {
+        state.exists() && caps_in(state).iter().any(|&c| c < 300.0)
+    });
 }
 
 /// What only a real process shows, and what holds however busy the machine: the governor ran,

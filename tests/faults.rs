@@ -12,22 +12,11 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Polls `done` every 20 ms for up to 20 s, failing if `child` ends first.
-fn wait_until(child: &mut Child, what: &str, mut done: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end {
-        if done() {
-            return;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "carbontop ended before {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
+fn wait_until(child: &mut Child, what: &str, done: impl FnMut() -> bool) {
+    wait_while_running(child, 20, what, done);
 }
 
 /// Data rows in a samples.csv as written so far (a partial last line included).

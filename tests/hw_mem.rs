@@ -27,14 +27,7 @@ fn rapl_dram_is_memory_measured_once() {
         f = f.display()
     );
     let out = dir.path().join("out");
-    let o = bin()
-        .args(["run", "--headless", "--interval", "100ms", "--sysfs-root"])
-        .arg(&root)
-        .arg("--out")
-        .arg(&out)
-        .args(["--", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let o = run_on_sysfs(&root, &out, &script);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("RAPL DRAM (measured), 1 zone"), "{err}");

@@ -16,7 +16,6 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// `CMD --headless --quiet --interval 100ms --out DIR/r` through the fake.
 fn through(f: &FakeNvml, cmd: &str, dir: &Path) -> Command {
@@ -180,22 +179,17 @@ fn governed(f: &FakeNvml, dir: &Path, cmd: &[&str]) -> Command {
 /// Polls until the fake was asked to set a cap and a row of samples.csv has read the new cap
 /// back, for up to 60 s; fails if `child` ends first.
 fn wait_for_a_set(f: &FakeNvml, dir: &Path, child: &mut Child) {
-    let end = Instant::now() + Duration::from_secs(60);
     let samples = dir.join("r/samples.csv");
-    while Instant::now() < end {
-        if let Some(s) = f.sets().first() {
-            let (h, rows) = rows_so_far(&samples);
-            let want = (f64::from(s.new_mw) / 1000.0).to_string();
-            if let Some(cap) = h.iter().position(|c| c == "gpu0_cap_w")
-                && rows.iter().any(|r| r[cap] == want)
-            {
-                return;
-            }
-        }
-        assert!(child.try_wait().unwrap().is_none(), "carbontop ended early");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("no cap was set and read back");
+    wait_while_running(child, 60, "a cap set and read back", || {
+        let Some(s) = f.sets().first().copied() else {
+            return false;
+        };
+        let (h, rows) = rows_so_far(&samples);
+        let want = (f64::from(s.new_mw) / 1000.0).to_string();
+        h.iter()
+            .position(|c| c == "gpu0_cap_w")
+            .is_some_and(|cap| rows.iter().any(|r| r[cap] == want))
+    });
 }
 
 /// Carbontop moved the caps through NVML, read them back through NVML (each row's
@@ -427,19 +421,10 @@ fn wait_for_rows(
     what: &str,
     done: impl Fn(&[String], &[Vec<String>]) -> bool,
 ) {
-    let end = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < end {
+    wait_while_running(child, 60, what, || {
         let (h, rows) = rows_so_far(samples);
-        if !h.is_empty() && done(&h, &rows) {
-            return;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "carbontop ended before {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
+        !h.is_empty() && done(&h, &rows)
+    });
 }
 
 #[test]

@@ -280,14 +280,7 @@ pub fn rapl_run(
         f = f.display()
     );
     let out = dir.join("out");
-    let o = bin()
-        .args(["run", "--headless", "--interval", "100ms", "--sysfs-root"])
-        .arg(&root)
-        .arg("--out")
-        .arg(&out)
-        .args(["--", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let o = run_on_sysfs(&root, &out, &script);
     let csv = if out.join("samples.csv").exists() {
         read_csv(&out.join("samples.csv"))
     } else {
@@ -427,4 +420,39 @@ pub fn need(what: &str, have: bool) -> bool {
     }
     eprintln!("skipped: needs {what}");
     false
+}
+
+/// Polls `done` every 20 ms for up to `secs` seconds while `child` (carbontop) runs: a test's
+/// wait for what only a real process shows. Fails if `child` ends first or time runs out.
+pub fn wait_while_running(
+    child: &mut Child,
+    secs: u64,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if done() {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "carbontop ended before {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// `carbontop run --headless` at 100 ms on the fake sysfs tree `root`, writing to `out`, around
+/// `sh -c script` (a script that moves the tree's counters while it runs).
+pub fn run_on_sysfs(root: &Path, out: &Path, script: &str) -> Output {
+    bin()
+        .args(["run", "--headless", "--interval", "100ms", "--sysfs-root"])
+        .arg(root)
+        .arg("--out")
+        .arg(out)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .unwrap()
 }
