@@ -6,7 +6,7 @@
 use crate::engine::constants::EmbodiedKg;
 use crate::engine::embodied::Share;
 use serde::{Deserialize, Serialize};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// The largest run.json read: its fields are short; anything bigger is not ours.
@@ -192,22 +192,11 @@ pub fn write(dir: &Path, f: &RunFile) -> io::Result<()> {
 /// line naming the file) when it is unreadable, too big or not carbontop's.
 pub fn read_beside(samples: &Path) -> Result<Option<RunFile>, String> {
     let path = beside(samples);
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
+    let text = match crate::config::read_small(&path, MAX_BYTES) {
+        Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: cannot open: {e}", path.display())),
+        Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
     };
-    let mut text = String::new();
-    file.take(MAX_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    if text.len() as u64 > MAX_BYTES {
-        return Err(format!(
-            "{}: larger than {} KiB: not a carbontop run.json",
-            path.display(),
-            MAX_BYTES >> 10
-        ));
-    }
     let f: RunFile = serde_json::from_str(&text)
         .map_err(|e| format!("{}: not a carbontop run.json: {e}", path.display()))?;
     if f.run_id.trim().is_empty() || f.run_id.len() > 100 {

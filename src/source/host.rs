@@ -36,10 +36,10 @@ impl HostFacts {
     /// Reads the facts from `sysfs_root` (normally `/sys`) and `/proc/cpuinfo`.
     pub fn detect(sysfs_root: &Path) -> Self {
         let visible = std::thread::available_parallelism().map_or(1, usize::from);
-        let read = |p: &Path| read_bounded(p, 64 << 10);
+        let read = |p: &Path| crate::config::read_small(p, 64 << 10).ok();
         let online = read(&sysfs_root.join("devices/system/cpu/online"));
         // About 1.5 KiB a thread: 8 MiB holds the largest machines' cpuinfo.
-        let cpuinfo = read_bounded(Path::new("/proc/cpuinfo"), 8 << 20);
+        let cpuinfo = crate::config::read_small(Path::new("/proc/cpuinfo"), 8 << 20).ok();
         let vendor = read(&sysfs_root.join("class/dmi/id/sys_vendor"));
         let hypervisor = read(&sysfs_root.join("hypervisor/type"));
         Self::from_parts(
@@ -83,18 +83,6 @@ impl HostFacts {
             virtual_machine: vm,
         }
     }
-}
-
-/// A small kernel file's text, at most `max` bytes of it; None when unreadable.
-fn read_bounded(path: &Path, max: u64) -> Option<String> {
-    use std::io::Read;
-    let mut s = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(max)
-        .read_to_string(&mut s)
-        .ok()?;
-    Some(s)
 }
 
 /// `0-3,8,10-11` → 7. None for text that is not a CPU list.
