@@ -458,6 +458,10 @@ pub fn live(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
         hold: false,
     };
     let mut session = Session::new(p.dash, p.ledger, p.caps, cfg);
+    if let Some(h) = p.grid.clone() {
+        // Rows sampled before the provider's first answer wait for it, priced at their time.
+        session.price_with(Box::new(move |t| h.intensity(t)));
+    }
     let feed = Feed::Sampler(sampler);
     let mut io = Io::new(rx, start, out, feed);
     (io.child, io.grid, io.writer, io.exporter) = (child, p.grid, p.writer, p.exporter);

@@ -13,7 +13,7 @@ use crate::app::child::ChildEvent;
 use crate::engine::forecast::{self, Slot};
 use crate::engine::meter::GridInfo;
 use crate::engine::{Ledger, Snapshot, Tick, Totals};
-use crate::sample::{Progress, Sample};
+use crate::sample::{Intensity, Progress, Sample};
 use crate::serve::agents::Node;
 use crate::source::grid::live::GridView;
 use crate::ui::model::Dashboard;
@@ -32,6 +32,42 @@ pub const OUTPUT_DRAIN_S: f64 = 1.0;
 /// A SIGINT sent to carbontop alone (not the terminal's whole group) reaches the command after
 /// this.
 pub const SIGINT_FORWARD_AFTER_S: f64 = 2.0;
+
+/// How long rows wait for a live grid provider's first answer before they are written at the
+/// table's value (labelled `table`). A minute covers a slow provider's first answer and the
+/// retries after a failed first request (5 s, then 10 s, then 20 s) while keeping samples.csv
+/// no more than a minute behind; the providers' history covers the past slots it prices.
+pub const GRID_HOLD_S: f64 = 60.0;
+/// At most this many rows are held (a Sample is a few hundred bytes, a few KiB with many GPUs:
+/// a few MiB at most). Past it the hold ends early — the rows are written, priced with what is
+/// known then (the table's value, labelled, when the provider has not answered) — so memory is
+/// bounded whatever the interval; at 100 ms the minute takes 600.
+pub const GRID_HOLD_ROWS: usize = 1200;
+
+/// The label of a held row's provisional intensity on the screen and the status line (never
+/// written: the row is written once priced).
+pub const PENDING: &str = "pending";
+
+/// The intensity valid at a past time by what a live provider has said so far (the table's
+/// value, labelled `table`, where it said nothing for that time).
+pub type Pricer = Box<dyn Fn(DateTime<Utc>) -> Intensity + Send>;
+
+/// The rows sampled before a live provider's first answer, in order (DESIGN.md §9: a slow
+/// provider delays rows, it never makes one be skipped).
+struct Hold {
+    pricer: Pricer,
+    /// Rows are held until the first release; after it, a pending row is priced at once.
+    open: bool,
+    /// Each held sample and the cap changes of the interval it closes.
+    rows: Vec<(Sample, crate::engine::caplog::CapLog)>,
+    /// When the first row was held (the Session's time).
+    since: f64,
+    /// The dashboard's meter before the hold: the screen meanwhile shows the held rows priced
+    /// provisionally (labelled `pending`), and the written ones replace them.
+    meter: Option<crate::engine::Meter>,
+    /// The Ledger the provisional figures come from (a copy of the real one).
+    preview: Option<Ledger>,
+}
 
 /// Something that happened, at the time the driver hands it in.
 pub enum Event {
@@ -144,6 +180,8 @@ pub struct Session {
     /// `watch --agent`: the nodes as last scraped, and each one's fault as last said.
     nodes: Vec<Node>,
     faults_said: Vec<Option<String>>,
+    /// A live grid provider: the rows held for its first answer.
+    hold: Option<Hold>,
 }
 
 impl Session {
@@ -166,8 +204,29 @@ impl Session {
             grid_recoveries: 0,
             nodes: Vec::new(),
             faults_said: Vec::new(),
+            hold: None,
             cfg,
         }
+    }
+
+    /// A live grid provider prices the ticks: rows sampled before its first answer (their
+    /// intensity `None`) are held, then written in order, each priced by `pricer` at its own
+    /// time, when the first priced sample comes, at GRID_HOLD_S, at GRID_HOLD_ROWS, or at the
+    /// end of sampling, whichever is first.
+    pub fn price_with(&mut self, pricer: Pricer) {
+        self.hold = Some(Hold {
+            pricer,
+            open: true,
+            rows: Vec::new(),
+            since: 0.0,
+            meter: None,
+            preview: None,
+        });
+    }
+
+    /// How many rows wait for the grid provider's first answer.
+    pub fn held_rows(&self) -> usize {
+        self.hold.as_ref().map_or(0, |h| h.rows.len())
     }
 
     /// The agents as last scraped (`watch --agent`).
@@ -188,7 +247,7 @@ impl Session {
                 sample,
                 warnings,
                 grid,
-            } => self.on_sample(*sample, warnings, grid, &mut fx),
+            } => self.on_sample(now, *sample, warnings, grid, &mut fx),
             Event::Tick { tick, totals, pue } => self.on_tick(*tick, totals, pue, &mut fx),
             Event::Agents { nodes, at } => self.on_agents(now, nodes, at, &mut fx),
             Event::Restart => {
@@ -218,7 +277,12 @@ impl Session {
             .child_exit
             .map(|(_, t)| t + OUTPUT_DRAIN_S)
             .filter(|_| !self.stopping);
-        [duration, self.kill_at, self.sigint_forward_at, drain]
+        let hold = self
+            .hold
+            .as_ref()
+            .filter(|h| !h.rows.is_empty())
+            .map(|h| h.since + GRID_HOLD_S);
+        [duration, self.kill_at, self.sigint_forward_at, drain, hold]
             .into_iter()
             .flatten()
             .reduce(f64::min)
@@ -242,6 +306,7 @@ impl Session {
 
     fn on_sample(
         &mut self,
+        now: f64,
         mut s: Sample,
         warnings: Vec<String>,
         grid: Option<GridView>,
@@ -252,36 +317,128 @@ impl Session {
         }
         // The command's own progress over what the source reports (simulated GPUs).
         s.progress.merge(&self.progress);
-        let mut tick = self.ledger.push(s);
         // Cap changes made during the interval this row closes.
-        tick.cap_change = self.caps.take_log();
+        let caps = self.caps.take_log();
         if let Some(v) = grid {
-            self.on_grid(v, &tick, fx);
+            self.on_grid(v, s.elapsed_s, s.time, fx);
         }
+        if let Some(h) = self.hold.as_mut()
+            && s.intensity.is_none()
+        {
+            if h.open {
+                self.hold_row(now, s, caps, fx);
+                return;
+            }
+            // After the hold: a row still without an answer is priced at once (the table).
+            s.intensity = Some((h.pricer)(s.time));
+        }
+        // The provider answered: what it held goes first, in order.
+        self.release(fx);
+        let mut tick = self.ledger.push(s);
+        tick.cap_change = caps;
         self.dash.push(&tick, self.ledger.totals());
-        // The governor decides for the next interval, on the forecast's mean over it where the
-        // provider has one.
-        let slots = self.dash.meter.grid.as_ref().map_or(&[][..], |g| &g.slots);
-        let ahead = forecast::mean_over(slots, tick.timestamp, chrono::TimeDelta::minutes(30));
-        if let Some(m) = self.caps.on_tick(&tick, ahead) {
-            fx.push(Effect::Note(m));
-        }
-        self.dash.info.cap_mode = self.caps.mode();
-        self.dash.cap_note = self.caps.note();
+        self.govern(&tick, fx);
         fx.push(Effect::Record(Box::new(tick)));
         fx.push(Effect::Ticked);
     }
 
+    /// The governor decides for the next interval, on the forecast's mean over it where the
+    /// provider has one.
+    fn govern(&mut self, tick: &crate::engine::Tick, fx: &mut Vec<Effect>) {
+        let slots = self.dash.meter.grid.as_ref().map_or(&[][..], |g| &g.slots);
+        let ahead = forecast::mean_over(slots, tick.timestamp, chrono::TimeDelta::minutes(30));
+        if let Some(m) = self.caps.on_tick(tick, ahead) {
+            fx.push(Effect::Note(m));
+        }
+        self.dash.info.cap_mode = self.caps.mode();
+        self.dash.cap_note = self.caps.note();
+    }
+
+    /// A row sampled before the provider's first answer: kept, and shown meanwhile priced by
+    /// what is known now (the table), its intensity labelled `pending`; nothing is written.
+    fn hold_row(
+        &mut self,
+        now: f64,
+        s: Sample,
+        caps: crate::engine::caplog::CapLog,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(h) = self.hold.as_mut() else {
+            return;
+        };
+        if h.rows.is_empty() {
+            h.since = now;
+            h.meter = Some(self.dash.meter.clone());
+            h.preview = Some(self.ledger.clone());
+            let line = format!(
+                "grid: waiting for the provider's first answer: rows are held (up to {GRID_HOLD_S:.0} s) \
+                 and written then, each priced at its own time; carbon meanwhile is pending"
+            );
+            self.dash.notices.push(line.clone());
+            fx.push(Effect::Info(line));
+        }
+        let mut shown = s.clone();
+        shown.intensity = Some(Intensity {
+            source: crate::sample::SourceKind::from_label(PENDING).into(),
+            ..(h.pricer)(s.time)
+        });
+        h.rows.push((s, caps.clone()));
+        let full = h.rows.len() >= GRID_HOLD_ROWS;
+        if let Some(p) = h.preview.as_mut() {
+            let mut tick = p.push(shown);
+            tick.cap_change = caps;
+            let totals = p.totals();
+            self.dash.push(&tick, totals);
+            self.govern(&tick, fx);
+        }
+        fx.push(Effect::Ticked);
+        if full {
+            self.release(fx);
+        }
+    }
+
+    /// Ends the hold: the held rows written in order, each priced at its own time by what the
+    /// provider has said (the table's value, labelled, where it said nothing), and the screen's
+    /// provisional figures replaced by them.
+    fn release(&mut self, fx: &mut Vec<Effect>) {
+        let Some(h) = self.hold.as_mut() else {
+            return;
+        };
+        if !h.open {
+            return;
+        }
+        if h.rows.is_empty() {
+            return;
+        }
+        h.open = false;
+        h.preview = None;
+        if let Some(before) = h.meter.take() {
+            let grid = self.dash.meter.grid.take();
+            self.dash.meter = before;
+            self.dash.meter.grid = grid;
+            self.dash.meter.observe_progress(&self.progress);
+        }
+        self.dash.notices.retain(|n| !n.starts_with("grid: waiting for"));
+        for (mut s, caps) in std::mem::take(&mut h.rows) {
+            s.intensity = Some((h.pricer)(s.time));
+            let mut tick = self.ledger.push(s);
+            tick.cap_change = caps;
+            self.dash.push(&tick, self.ledger.totals());
+            fx.push(Effect::Record(Box::new(tick)));
+        }
+        fx.push(Effect::Draw);
+    }
+
     /// A live provider's new state: the forecast ahead of this tick over the window the hint
     /// looks at (what is left of --duration, else an hour; at least 30 min).
-    fn on_grid(&mut self, v: GridView, t: &Tick, fx: &mut Vec<Effect>) {
+    fn on_grid(&mut self, v: GridView, elapsed_s: f64, at: DateTime<Utc>, fx: &mut Vec<Effect>) {
         // A fault that ended is news, not a warning: said, and never the summary's "last
         // warning".
         if v.recoveries > self.grid_recoveries {
             self.grid_recoveries = v.recoveries;
             fx.extend(v.recovered.clone().map(Effect::Note));
         }
-        let left = self.cfg.duration_s.map(|d| d - t.elapsed_s);
+        let left = self.cfg.duration_s.map(|d| d - elapsed_s);
         let window =
             chrono::TimeDelta::seconds(left.map_or(3600.0, |s| s.max(1800.0)).min(86_400.0) as i64);
         let slots = v
@@ -293,7 +450,7 @@ impl Session {
                 g_per_kwh: p.g_per_kwh,
             })
             .collect();
-        let info = GridInfo::new(v.label, v.failure, v.detail, slots, t.timestamp, window);
+        let info = GridInfo::new(v.label, v.failure, v.detail, slots, at, window);
         let hint = info.hint();
         if hint != self.grid_hint {
             if let Some(line) = &hint {
@@ -379,6 +536,8 @@ impl Session {
 
     fn on_sampler_done(&mut self, fx: &mut Vec<Effect>) {
         self.sampler_done = true;
+        // Nothing more comes: the held rows are written with what is known now.
+        self.release(fx);
         if self.leave {
             fx.push(Effect::Quit);
             return;
@@ -496,6 +655,17 @@ impl Session {
     /// --duration, the SIGKILL after the grace, a forwarded SIGINT, and the end once the
     /// command's output has drained.
     fn timers(&mut self, now: f64, fx: &mut Vec<Effect>) {
+        if let Some(h) = &self.hold
+            && h.open
+            && !h.rows.is_empty()
+            && now >= h.since + GRID_HOLD_S
+        {
+            fx.push(Effect::Info(format!(
+                "grid: no answer from the provider in {GRID_HOLD_S:.0} s: the held rows are \
+                 written with what is known, the table's value (labelled table)"
+            )));
+            self.release(fx);
+        }
         if let Some(d) = self.cfg.duration_s
             && now >= d
             && !self.stopping
@@ -583,6 +753,7 @@ mod tests {
     use super::*;
     use crate::engine::{Basis, LedgerConfig, Meter};
     use crate::sample::{CpuReading, Intensity, PowerReading};
+    use crate::source::grid::live::GridHandle;
     use crate::ui::model::{Mode, RunInfo};
 
     fn session(screen: bool, child: bool, duration_s: Option<f64>) -> Session {
@@ -812,6 +983,223 @@ mod tests {
                 .any(|n| n.contains("last warning: grid: uk answering again")),
             "{notes:?}"
         );
+    }
+
+    /// The grid's test clock: the run starts at 11:59:45 UTC, 15 s before the provider's
+    /// half-hour slots change (200 g/kWh before noon, 300 after).
+    fn at(t: f64) -> DateTime<Utc> {
+        use chrono::TimeZone;
+        Utc.with_ymd_and_hms(2024, 3, 6, 11, 59, 45).unwrap()
+            + chrono::TimeDelta::milliseconds((t * 1000.0).round() as i64)
+    }
+
+    /// A tick at `t` with the live provider's figure (`None`: its first answer is pending).
+    fn live_sample(t: f64, grid: &GridHandle) -> Event {
+        let Event::Sample { mut sample, .. } = sample(t) else {
+            unreachable!()
+        };
+        sample.time = at(t);
+        sample.intensity = grid.answered().then(|| grid.intensity(at(t)));
+        Event::Sample {
+            sample,
+            warnings: vec![],
+            grid: None,
+        }
+    }
+
+    /// A session priced by a GB provider that has not answered yet (the table: 237.6 g/kWh).
+    fn live_session() -> (Session, GridHandle) {
+        use crate::source::grid::live::{Fallback, LiveState};
+        let grid = GridHandle::new(LiveState::new(
+            crate::sample::SourceKind::GbCarbonIntensity,
+            Fallback {
+                g_per_kwh: 237.6,
+                label: String::new(),
+            },
+        ));
+        let mut s = session(false, false, None);
+        let h = grid.clone();
+        s.price_with(Box::new(move |t| h.intensity(t)));
+        (s, grid)
+    }
+
+    /// The provider's answer: the slot before noon at 200, the one after at 300.
+    fn answer(grid: &GridHandle, now: f64) {
+        use crate::source::grid::series::{Kind, Point};
+        let slot = |from: DateTime<Utc>, g| Point {
+            from,
+            to: from + chrono::TimeDelta::minutes(30),
+            g_per_kwh: g,
+            kind: Kind::Actual,
+        };
+        let noon = at(15.0);
+        grid.on_answer(
+            at(now),
+            crate::source::grid::Answer {
+                points: vec![
+                    slot(noon - chrono::TimeDelta::minutes(30), 200.0),
+                    slot(noon, 300.0),
+                ],
+                ..Default::default()
+            },
+        );
+    }
+
+    fn ticks(fx: &[Effect]) -> Vec<Tick> {
+        fx.iter()
+            .filter_map(|f| match f {
+                Effect::Record(t) => Some((**t).clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Rows every 100 ms with none missing: each row's energy is the one before's plus
+    /// 36 W × 0.1 s, and its elapsed time 0.1 s on.
+    fn assert_consecutive(rows: &[Tick]) {
+        let step = 36.0 * 0.1 / 3.6e6;
+        for (k, t) in rows.iter().enumerate() {
+            assert!((t.elapsed_s - k as f64 * 0.1).abs() < 1e-9, "row {k}: {t:?}");
+            let want = step * k as f64;
+            assert!((t.energy_kwh - want).abs() <= 1e-12 * want.max(1e-9), "row {k}");
+        }
+    }
+
+    /// samples.csv of `rows` and the same file written again from its replay give the same
+    /// rows (embodied carbon aside: this test's ledger charges none, a replay its table's TE).
+    fn assert_replay_gives_the_same_rows(rows: &[Tick]) {
+        let (a, b) = replayed(rows);
+        assert_eq!(a.lines().count(), rows.len() + 1);
+        let header: Vec<&str> = a.lines().next().unwrap().split(',').collect();
+        let embodied = header.iter().position(|h| *h == "embodied_co2e_g").unwrap();
+        for (k, (x, y)) in a.lines().zip(b.lines()).enumerate() {
+            let cells = |l: &str| -> Vec<String> {
+                let mut c: Vec<String> = l.split(',').map(str::to_owned).collect();
+                c.remove(embodied);
+                c
+            };
+            assert_eq!(cells(x), cells(y), "line {k}");
+        }
+        assert_eq!(a.lines().count(), b.lines().count());
+    }
+
+    fn replayed(rows: &[Tick]) -> (String, String) {
+        use crate::report::samples::SamplesWriter;
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+        let mut w = SamplesWriter::create(&a, 0, &[]).unwrap();
+        for t in rows {
+            w.write(t).unwrap();
+        }
+        drop(w);
+        let mut rec = crate::report::account::Recorded::open(&a, None).unwrap();
+        let mut w = SamplesWriter::create(&b, 0, &[]).unwrap();
+        while let Some(t) = rec.step() {
+            w.write(&t).unwrap();
+        }
+        drop(w);
+        (
+            std::fs::read_to_string(a).unwrap(),
+            std::fs::read_to_string(b).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_slow_first_grid_answer_delays_rows_and_prices_each_at_its_own_time() {
+        let (mut s, grid) = live_session();
+        // 300 ticks at 100 ms while the answer is pending: nothing written, every tick shown
+        // with its energy and its carbon marked pending.
+        for k in 0..300 {
+            let t = f64::from(k) * 0.1;
+            let fx = s.handle(t, live_sample(t, &grid));
+            assert_eq!(records(&fx), 0, "tick {k}: {fx:?}");
+            assert!(fx.contains(&Effect::Ticked));
+            let shown = s.dash.last().unwrap();
+            assert_eq!(shown.intensity_source.as_ref().unwrap().to_string(), PENDING);
+            assert!((shown.elapsed_s - t).abs() < 1e-9);
+        }
+        assert_eq!(s.held_rows(), 300);
+        assert!(s.dash.meter.snapshot().energy_kwh.0 > 0.0);
+        assert_eq!(s.next_deadline(), Some(GRID_HOLD_S));
+        // The answer, then the next tick: 301 consecutive rows, the first 150 (before noon)
+        // at 200, the rest at 300, all labelled uk.
+        answer(&grid, 30.0);
+        let fx = s.handle(30.0, live_sample(30.0, &grid));
+        let rows = ticks(&fx);
+        assert_eq!(rows.len(), 301);
+        assert_consecutive(&rows);
+        for (k, t) in rows.iter().enumerate() {
+            let want = if k < 150 { 200.0 } else { 300.0 };
+            assert_eq!(t.intensity_g_per_kwh, Some(want), "row {k}");
+            assert_eq!(t.intensity_source.as_ref().unwrap().to_string(), "uk");
+        }
+        assert_eq!((s.held_rows(), s.next_deadline()), (0, None));
+        // C = Σ E_tick × I(t_tick), and the screen's figures are the written rows'.
+        let step = 36.0 * 0.1 / 3.6e6;
+        // Row 0 has no energy yet: 149 intervals before noon, 151 from it.
+        let want = step * (149.0 * 200.0 + 151.0 * 300.0);
+        let last = rows.last().unwrap();
+        assert!((last.co2e_g - want).abs() < 1e-12, "{} vs {want}", last.co2e_g);
+        let snap = s.dash.meter.snapshot();
+        assert_eq!(snap.co2e_g.0, last.co2e_g);
+        assert!(s.dash.notices.iter().all(|n| !n.contains("waiting for")));
+        // The next ticks are written at once.
+        assert_eq!(records(&s.handle(30.1, live_sample(30.1, &grid))), 1);
+        // A replay of the written file gives the same file.
+        assert_replay_gives_the_same_rows(&rows);
+    }
+
+    #[test]
+    fn past_the_grid_deadline_held_rows_are_written_at_the_table_value_labelled() {
+        let (mut s, grid) = live_session();
+        for k in 0..600 {
+            let t = f64::from(k) * 0.1;
+            assert_eq!(records(&s.handle(t, live_sample(t, &grid))), 0);
+        }
+        assert_eq!(s.next_deadline(), Some(GRID_HOLD_S));
+        let fx = s.handle(GRID_HOLD_S, Event::Timer);
+        assert!(
+            fx.iter()
+                .any(|f| matches!(f, Effect::Info(m) if m.contains("no answer"))),
+            "{fx:?}"
+        );
+        let rows = ticks(&fx);
+        assert_eq!(rows.len(), 600);
+        assert_consecutive(&rows);
+        for t in &rows {
+            assert_eq!(t.intensity_g_per_kwh, Some(237.6));
+            assert_eq!(t.intensity_source.as_ref().unwrap().to_string(), "table");
+        }
+        // The hold is over: a tick still without an answer is written at once, at the table's
+        // value; once the provider answers, at its.
+        let next = ticks(&s.handle(60.0, live_sample(60.0, &grid)));
+        assert_eq!(next[0].intensity_source.as_ref().unwrap().to_string(), "table");
+        answer(&grid, 60.05);
+        let next = ticks(&s.handle(60.1, live_sample(60.1, &grid)));
+        assert_eq!(next[0].intensity_g_per_kwh, Some(300.0));
+        assert_replay_gives_the_same_rows(&rows);
+    }
+
+    #[test]
+    fn the_grid_hold_is_bounded_and_ends_with_the_run() {
+        // At the cap the rows are written, never dropped.
+        let (mut s, grid) = live_session();
+        let mut written = 0;
+        for k in 0..GRID_HOLD_ROWS {
+            let t = k as f64 * 0.01;
+            written += records(&s.handle(t, live_sample(t, &grid)));
+        }
+        assert_eq!((written, s.held_rows()), (GRID_HOLD_ROWS, 0));
+        // The run ends before the answer: the held rows are written before the end.
+        let (mut s, grid) = live_session();
+        for k in 0..5 {
+            let t = f64::from(k) * 0.1;
+            s.handle(t, live_sample(t, &grid));
+        }
+        let fx = s.handle(0.5, Event::SamplerDone);
+        assert_eq!(records(&fx), 5);
+        assert_eq!(fx.last(), Some(&Effect::Quit));
+        assert!(s.finish().snapshot.energy_kwh.0 > 0.0);
     }
 
     /// A scenario file (tests/scenarios/*.toml, after trippy's state scenarios): the session's

@@ -107,7 +107,8 @@ impl Sampler {
                 r.tree_share = procs.map(|p| gpu_tree_share(&p, tree.pids()));
             }
         }
-        let intensity = Some(s.grid.intensity(time));
+        // None while a live provider's first answer is pending: the Session holds the row.
+        let intensity = s.grid.reading(time);
         warnings.extend(s.grid.take_warning());
         (
             Sample {

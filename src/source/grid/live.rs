@@ -1,7 +1,10 @@
 //! A live provider behind the `GridSource` trait: a poller thread asks the provider at the
 //! data's own cadence, the answers are cached with their timestamps, and each tick is given the
 //! value valid at its time — the last good value held (marked `-stale`) through faults, then
-//! the embedded table. Sampling never waits for the network.
+//! the embedded table. Sampling never waits for the network: until the provider's first
+//! answer a tick's intensity is pending (`GridSource::reading` gives `None`), and the Session
+//! holds those rows until the answer (or its deadline) and prices each at its own time through
+//! [`GridHandle::intensity`] — the answer's history covers the run's first minutes.
 
 use super::http::{FetchError, Http};
 use super::series::{Point, Series};
@@ -9,15 +12,12 @@ use super::{Answer, GridSource, Provider};
 use crate::sample::{Intensity, IntensitySource, SourceKind};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// How long past the end of its slot the last good value is held (marked stale) before the
 /// table takes over: a few missed updates of the slowest provider (hourly).
 pub const MAX_HOLD: TimeDelta = TimeDelta::hours(3);
-/// How long after start-up ticks wait for the provider's first answer (or first fault) before
-/// the table's value is used for them.
-const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(3);
 /// First wait after a failure; doubles up to the provider's cadence.
 const BACKOFF_START: Duration = Duration::from_secs(5);
 /// A provider is asked again at least this long after its data's slot ends (it publishes a
@@ -162,6 +162,11 @@ impl LiveState {
         }
     }
 
+    /// The provider has answered well at least once: a tick's intensity is known at once.
+    pub fn answered(&self) -> bool {
+        self.last_ok.is_some()
+    }
+
     pub fn take_messages(&mut self) -> Vec<String> {
         std::mem::take(&mut self.messages)
     }
@@ -205,35 +210,36 @@ impl LiveState {
     }
 }
 
-/// The shared state, readable from the main thread (forecast, staleness) while the poller
-/// writes it and the sampler reads it.
+/// The shared state, readable from the main thread (forecast, staleness, the prices of held
+/// rows) while the poller writes it and the sampler reads it.
 #[derive(Clone)]
-pub struct GridHandle(Arc<(Mutex<LiveState>, Condvar)>);
+pub struct GridHandle(Arc<Mutex<LiveState>>);
 
 impl GridHandle {
+    /// A handle on a state of one's own (tests script it with `on_answer`).
+    pub fn new(state: LiveState) -> Self {
+        Self(Arc::new(Mutex::new(state)))
+    }
+
     fn lock(&self) -> MutexGuard<'_, LiveState> {
         // A panic elsewhere while holding the lock leaves plain data: keep using it.
-        self.0.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wakes a sampler waiting for the first answer.
-    fn notify(&self) {
-        self.0.1.notify_all();
+    /// The intensity valid at `at` by what is known now: the Session prices the rows it held
+    /// for the first answer with it (a past time is priced by the answer's history).
+    pub fn intensity(&self, at: DateTime<Utc>) -> Intensity {
+        self.lock().intensity(at)
     }
 
-    /// Blocks until the provider has answered or failed once, or until `deadline`.
-    fn wait_first(&self, deadline: Instant) {
-        let mut st = self.lock();
-        while st.last_ok.is_none() && st.failure.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            st = match self.0.1.wait_timeout(st, left) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
-        }
+    /// The provider has answered well at least once.
+    pub fn answered(&self) -> bool {
+        self.lock().answered()
+    }
+
+    /// Scripts the state (tests): an answer at `now`.
+    pub fn on_answer(&self, now: DateTime<Utc>, ans: Answer) {
+        self.lock().on_answer(now, ans);
     }
 
     pub fn view(&self, now: DateTime<Utc>) -> GridView {
@@ -250,9 +256,6 @@ pub struct LiveGrid {
     state: GridHandle,
     describe: String,
     stop: Option<Sender<()>>,
-    /// Until this instant, a tick after the first waits for the provider's first answer.
-    first_answer_by: Instant,
-    calls: u64,
 }
 
 /// How the poller asks.
@@ -270,10 +273,7 @@ impl LiveGrid {
         fallback_desc: &str,
         plan: PollPlan,
     ) -> Result<Self, super::GridError> {
-        let state = GridHandle(Arc::new((
-            Mutex::new(LiveState::new(provider.label(), fallback)),
-            Condvar::new(),
-        )));
+        let state = GridHandle::new(LiveState::new(provider.label(), fallback));
         let describe = format!(
             "{} at {}; until it answers, and after {} h without one, table: {fallback_desc}",
             provider.describe(),
@@ -295,8 +295,6 @@ impl LiveGrid {
                     let result = provider.fetch(&http, now);
                     let wait = {
                         let mut st = shared.lock();
-                        // Whatever happens below, a waiting sampler may look again.
-                        shared.notify();
                         match result {
                             Ok(ans) => {
                                 st.on_answer(now, ans);
@@ -328,8 +326,6 @@ impl LiveGrid {
             state,
             describe,
             stop: Some(stop_tx),
-            first_answer_by: Instant::now() + FIRST_ANSWER_WAIT,
-            calls: 0,
         })
     }
 
@@ -347,14 +343,14 @@ impl Drop for LiveGrid {
 
 impl GridSource for LiveGrid {
     fn intensity(&mut self, at: DateTime<Utc>) -> Intensity {
-        // The first tick (no energy yet) is written at once; the next ones wait a little for
-        // the first answer, so the run's start gets the value valid then (history backfills
-        // it), not the table's. The tick's time and readings were taken before this call.
-        self.calls += 1;
-        if self.calls > 1 {
-            self.state.wait_first(self.first_answer_by);
-        }
         self.state.lock().intensity(at)
+    }
+
+    /// Pending (`None`) until the provider's first good answer: the Session holds the row and
+    /// prices it at its own time once the answer (or the hold's deadline) comes. Never waits.
+    fn reading(&mut self, at: DateTime<Utc>) -> Option<Intensity> {
+        let st = self.state.lock();
+        st.answered().then(|| st.intensity(at))
     }
 
     fn describe(&self) -> String {

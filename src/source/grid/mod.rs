@@ -18,6 +18,11 @@ use std::time::Duration;
 pub trait GridSource: Send {
     /// The intensity valid at `at`. Never blocks on the network.
     fn intensity(&mut self, at: DateTime<Utc>) -> Intensity;
+    /// What the sampler records for a tick at `at`: `None` while the figure is not known yet
+    /// (a live provider's first answer pending; the Session holds the row until it comes).
+    fn reading(&mut self, at: DateTime<Utc>) -> Option<Intensity> {
+        Some(self.intensity(at))
+    }
     /// Where the figure comes from, for the summary.
     fn describe(&self) -> String;
     fn take_warning(&mut self) -> Option<String> {
