@@ -183,7 +183,10 @@ fn a_late_first_answer_still_prices_the_start_of_the_run() {
     // Consecutive rows: energy grows row by row and no tick was skipped while the provider
     // was silent (the old wait made a gap of its length; a loaded machine may slip a tick).
     for r in 1..rows.rows.len() {
-        assert!(rows.f(r, "energy_kwh") > rows.f(r - 1, "energy_kwh"), "row {r}");
+        assert!(
+            rows.f(r, "energy_kwh") > rows.f(r - 1, "energy_kwh"),
+            "row {r}"
+        );
         let gap = rows.f(r, "elapsed_s") - rows.f(r - 1, "elapsed_s");
         assert!(gap < 1.0, "gap of {gap} s before row {r}");
     }

@@ -418,7 +418,9 @@ impl Session {
             self.dash.meter.grid = grid;
             self.dash.meter.observe_progress(&self.progress);
         }
-        self.dash.notices.retain(|n| !n.starts_with("grid: waiting for"));
+        self.dash
+            .notices
+            .retain(|n| !n.starts_with("grid: waiting for"));
         for (mut s, caps) in std::mem::take(&mut h.rows) {
             s.intensity = Some((h.pricer)(s.time));
             let mut tick = self.ledger.push(s);
@@ -1059,9 +1061,15 @@ mod tests {
     fn assert_consecutive(rows: &[Tick]) {
         let step = 36.0 * 0.1 / 3.6e6;
         for (k, t) in rows.iter().enumerate() {
-            assert!((t.elapsed_s - k as f64 * 0.1).abs() < 1e-9, "row {k}: {t:?}");
+            assert!(
+                (t.elapsed_s - k as f64 * 0.1).abs() < 1e-9,
+                "row {k}: {t:?}"
+            );
             let want = step * k as f64;
-            assert!((t.energy_kwh - want).abs() <= 1e-12 * want.max(1e-9), "row {k}");
+            assert!(
+                (t.energy_kwh - want).abs() <= 1e-12 * want.max(1e-9),
+                "row {k}"
+            );
         }
     }
 
@@ -1115,7 +1123,10 @@ mod tests {
             assert_eq!(records(&fx), 0, "tick {k}: {fx:?}");
             assert!(fx.contains(&Effect::Ticked));
             let shown = s.dash.last().unwrap();
-            assert_eq!(shown.intensity_source.as_ref().unwrap().to_string(), PENDING);
+            assert_eq!(
+                shown.intensity_source.as_ref().unwrap().to_string(),
+                PENDING
+            );
             assert!((shown.elapsed_s - t).abs() < 1e-9);
         }
         assert_eq!(s.held_rows(), 300);
@@ -1139,7 +1150,11 @@ mod tests {
         // Row 0 has no energy yet: 149 intervals before noon, 151 from it.
         let want = step * (149.0 * 200.0 + 151.0 * 300.0);
         let last = rows.last().unwrap();
-        assert!((last.co2e_g - want).abs() < 1e-12, "{} vs {want}", last.co2e_g);
+        assert!(
+            (last.co2e_g - want).abs() < 1e-12,
+            "{} vs {want}",
+            last.co2e_g
+        );
         let snap = s.dash.meter.snapshot();
         assert_eq!(snap.co2e_g.0, last.co2e_g);
         assert!(s.dash.notices.iter().all(|n| !n.contains("waiting for")));
@@ -1173,7 +1188,10 @@ mod tests {
         // The hold is over: a tick still without an answer is written at once, at the table's
         // value; once the provider answers, at its.
         let next = ticks(&s.handle(60.0, live_sample(60.0, &grid)));
-        assert_eq!(next[0].intensity_source.as_ref().unwrap().to_string(), "table");
+        assert_eq!(
+            next[0].intensity_source.as_ref().unwrap().to_string(),
+            "table"
+        );
         answer(&grid, 60.05);
         let next = ticks(&s.handle(60.1, live_sample(60.1, &grid)));
         assert_eq!(next[0].intensity_g_per_kwh, Some(300.0));
