@@ -328,3 +328,54 @@ fn watch_agents_on_the_screen_and_q_prints_the_totals() {
     assert!(restored(&out));
     assert!(out.contains("nodes=1/1 energy_kwh="), "{}", tail(&out));
 }
+
+/// Issue 20: `q q` stops the command; a daemon it left (out of its tree) is named in the
+/// summary (the other ways a run ends: tests/left_running.rs).
+#[test]
+fn q_q_names_the_processes_the_command_left_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("daemon.pid");
+    let script = format!(
+        "(setsid sleep 120 >/dev/null 2>&1 </dev/null & echo $! > {}); echo started; exec sleep 60",
+        pidfile.display()
+    );
+    let Some(mut p) = Pty::start(&format!(
+        "run --interval 100ms --out {} -- sh -c '{script}'",
+        dir.path().join("r").display()
+    )) else {
+        return;
+    };
+    let daemon = || {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    while daemon().is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = daemon().unwrap();
+    // Killed when the test ends, however it ends.
+    struct Reap(i32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _reap = Reap(pid);
+    assert!(p.wait_for(b"started", 10), "{}", tail(&p.text()));
+    p.keys("q");
+    assert!(p.wait_for(b"again", 10), "confirm: {}", tail(&p.text()));
+    p.keys("q");
+    let (code, out) = p.finish(30);
+    assert_eq!(code, 143, "{}", tail(&out));
+    assert!(
+        out.contains(&format!(
+            "still running after carbontop ended: {pid} sleep 120 (parent "
+        )),
+        "{}",
+        tail(&out)
+    );
+}

@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Bytes read from the command's output at a time.
+/// At most this many of the job's processes still running are named in the summary.
+const SURVIVORS_NAMED: usize = 5;
+
 const CHUNK: usize = 64 * 1024;
 
 /// The command's forwarded stdout / stderr left its line unfinished (a progress bar being
@@ -50,6 +53,8 @@ pub enum ChildEvent {
 
 pub struct Child {
     pid: Pid,
+    /// The value of `JOB_MARKER_VAR` the command's processes inherit.
+    marker: String,
 }
 
 /// Where the command's output goes.
@@ -80,6 +85,15 @@ impl Child {
         let mut command = Command::new(prog);
         // Python buffers its stdout when it is a pipe: without this a run's progress would
         // arrive in 8 KiB bursts, not as it is printed (as on a terminal).
+        // Every process of the job carries it: those still running at the end are named.
+        let marker = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        command.env(crate::source::process::JOB_MARKER_VAR, &marker);
         if std::env::var_os("PYTHONUNBUFFERED").is_none() {
             command.env("PYTHONUNBUFFERED", "1");
         }
@@ -119,7 +133,7 @@ impl Child {
                 Err(e) => emit(ChildEvent::WaitFailed(e.to_string())),
             })
             .map_err(|e| e.to_string())?;
-        Ok(Self { pid })
+        Ok(Self { pid, marker })
     }
 
     /// The command's process id.
@@ -131,6 +145,33 @@ impl Child {
     /// GNU `timeout` reach the whole job: a `bash` wrapper's Python child must not go on
     /// training, unmeasured, with parent 1. The tree is read from /proc at the moment (the
     /// command first, then its descendants); a process already gone is not an error.
+    /// The job's processes still running (a daemon it left, one that outlived the signals),
+    /// as one line for the summary each: `4121 python train.py (parent 1)`; at most
+    /// `SURVIVORS_NAMED`, then how many more.
+    pub fn survivors(&self) -> Option<String> {
+        let found = crate::source::process::survivors(
+            std::path::Path::new("/proc"),
+            &self.marker,
+            self.pid.as_raw(),
+            i32::try_from(std::process::id()).unwrap_or(0),
+        );
+        if found.is_empty() {
+            return None;
+        }
+        let mut named: Vec<String> = found
+            .iter()
+            .take(SURVIVORS_NAMED)
+            .map(|s| format!("{} {} (parent {})", s.pid, s.command, s.ppid))
+            .collect();
+        if found.len() > SURVIVORS_NAMED {
+            named.push(format!("and {} more", found.len() - SURVIVORS_NAMED));
+        }
+        Some(format!(
+            "still running after carbontop ended: {}",
+            named.join(", ")
+        ))
+    }
+
     pub fn signal(&self, sig: Signal) {
         let mut tree = crate::source::process::ProcessTree::new(
             u32::try_from(self.pid.as_raw()).unwrap_or(0),

@@ -472,13 +472,20 @@ pub fn live(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     };
     drive(&mut session, &mut io)?;
     let Io {
-        feed, out, writer, ..
+        feed,
+        out,
+        writer,
+        child,
+        ..
     } = io;
     feed.join();
     sig_handle.close();
     // Give the terminal back before anything is printed.
     drop(out);
-    finish(settings, job, session, writer, p.end, screen)
+    let mut end = p.end;
+    // Whatever ended the run: the job's processes it leaves behind are named.
+    end.left_running = child.as_ref().and_then(Child::survivors);
+    finish(settings, job, session, writer, end, screen)
 }
 
 /// A command that could not start measured nothing: its samples.csv (the header alone),
@@ -540,6 +547,8 @@ struct RunEnd {
     run: RunFile,
     /// `dir` did not exist before this run.
     made_dir: bool,
+    /// The command's processes still running when carbontop ended, as the summary names them.
+    left_running: Option<String>,
 }
 
 /// Chooses the sources, the caps, samples.csv, /metrics and the output; says the notices.
@@ -617,6 +626,7 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
             facts: built.facts,
             run,
             made_dir,
+            left_running: None,
         },
     };
     Ok((p, built.sources))
@@ -713,11 +723,16 @@ fn finish(
     screen: bool,
 ) -> Result<i32, AppError> {
     let RunEnd {
-        dir, facts, run, ..
+        dir,
+        facts,
+        run,
+        left_running,
+        ..
     } = end;
     let had_child = matches!(job, Job::Run(_));
     let outcome = session.finish();
     let mut notes = outcome.notes;
+    notes.extend(left_running);
     notes.extend(writer.as_mut().and_then(finish_writer));
     if screen
         && had_child

@@ -230,6 +230,96 @@ impl ProcessTree {
     }
 }
 
+/// The environment variable every process of a watched command's job inherits, its value
+/// unique to the run: the job is found by it after its processes have left the tree
+/// (`setsid`, a double fork re-parents them to init). Jenkins's ProcessTreeKiller finds a
+/// build's processes the same way, by the `BUILD_ID` it sets
+/// (<https://wiki.jenkins.io/display/JENKINS/ProcessTreeKiller>, 2024).
+pub const JOB_MARKER_VAR: &str = "CARBONTOP_JOB";
+/// The most of one `/proc/PID/environ` read (Linux's whole argument and environment space is
+/// at most a quarter of the stack limit, 2 MiB by default; carbontop's variable is set among
+/// the first the command gets).
+const ENVIRON_MAX: u64 = 1 << 20;
+/// The most of one `/proc/PID/cmdline` read, and of the command line shown.
+const CMDLINE_MAX: u64 = 4096;
+const CMDLINE_SHOWN: usize = 80;
+
+/// A process of the watched command's job still running (not a zombie).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Survivor {
+    pub pid: i32,
+    pub ppid: i32,
+    /// Its command line, shortened.
+    pub command: String,
+}
+
+/// The state letter and the parent pid of a `/proc/PID/stat` line.
+fn parse_state(s: &str) -> Option<(char, i32)> {
+    let rest = &s[s.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    Some((state, f.next()?.parse().ok()?))
+}
+
+fn read_bounded(path: &std::path::Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut v = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(max)
+        .read_to_end(&mut v)
+        .ok()?;
+    Some(v)
+}
+
+/// The processes still running whose environment holds `JOB_MARKER_VAR=marker`, or that
+/// descend from `root` (one that cleared its environment but is still under the command),
+/// `skip` (carbontop itself) aside. Processes of other users are not readable and not listed
+/// (as root, all are).
+pub fn survivors(proc_root: &std::path::Path, marker: &str, root: i32, skip: i32) -> Vec<Survivor> {
+    let tagged = format!("{JOB_MARKER_VAR}={marker}");
+    let mut tree = ProcessTree::new(u32::try_from(root).unwrap_or(0), proc_root.to_path_buf());
+    let under_root: std::collections::HashSet<i32> = tree.scan_now().iter().copied().collect();
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir(proc_root) else {
+        return found;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == skip {
+            continue;
+        }
+        let stat = read_bounded(&e.path().join("stat"), 4096)
+            .and_then(|b| parse_state(&String::from_utf8_lossy(&b)));
+        let Some((_, ppid)) = stat.filter(|(st, _)| !matches!(st, 'Z' | 'X' | 'x')) else {
+            continue;
+        };
+        let ours = under_root.contains(&pid)
+            || read_bounded(&e.path().join("environ"), ENVIRON_MAX)
+                .is_some_and(|env| env.split(|b| *b == 0).any(|v| v == tagged.as_bytes()));
+        if !ours {
+            continue;
+        }
+        let cmd = read_bounded(&e.path().join("cmdline"), CMDLINE_MAX).unwrap_or_default();
+        let mut command: String = String::from_utf8_lossy(&cmd)
+            .split('\0')
+            .filter(|a| !a.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if command.chars().count() > CMDLINE_SHOWN {
+            command = command.chars().take(CMDLINE_SHOWN - 1).collect::<String>() + "…";
+        }
+        found.push(Survivor { pid, ppid, command });
+    }
+    found.sort_by_key(|s| s.pid);
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
