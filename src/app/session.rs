@@ -211,8 +211,8 @@ impl Session {
 
     /// A live grid provider prices the ticks: rows sampled before its first answer (their
     /// intensity `None`) are held, then written in order, each priced by `pricer` at its own
-    /// time, when the first priced sample comes, at GRID_HOLD_S, at GRID_HOLD_ROWS, or at the
-    /// end of sampling, whichever is first.
+    /// time, when the first priced sample comes, when the provider fails, at GRID_HOLD_S, at
+    /// GRID_HOLD_ROWS, or at the end of sampling, whichever is first; then the hold is over.
     pub fn price_with(&mut self, pricer: Pricer) {
         self.hold = Some(Hold {
             pricer,
@@ -320,7 +320,14 @@ impl Session {
         // Cap changes made during the interval this row closes.
         let caps = self.caps.take_log();
         if let Some(v) = grid {
+            let failed = v.failure.is_some();
             self.on_grid(v, s.elapsed_s, s.time, fx);
+            if failed {
+                // A provider failing before its first answer (offline, refused, a bad token)
+                // ends the hold: its retries back off from 5 s, and rows kept in memory are
+                // rows a crash could lose.
+                self.release(fx);
+            }
         }
         if let Some(h) = self.hold.as_mut()
             && s.intensity.is_none()
@@ -407,10 +414,10 @@ impl Session {
         if !h.open {
             return;
         }
+        h.open = false;
         if h.rows.is_empty() {
             return;
         }
-        h.open = false;
         h.preview = None;
         if let Some(before) = h.meter.take() {
             let grid = self.dash.meter.grid.take();
@@ -1196,6 +1203,40 @@ mod tests {
         let next = ticks(&s.handle(60.1, live_sample(60.1, &grid)));
         assert_eq!(next[0].intensity_g_per_kwh, Some(300.0));
         assert_replay_gives_the_same_rows(&rows);
+    }
+
+    #[test]
+    fn a_grid_fault_before_the_first_answer_ends_the_hold() {
+        let (mut s, grid) = live_session();
+        for k in 0..10 {
+            let t = f64::from(k) * 0.1;
+            assert_eq!(records(&s.handle(t, live_sample(t, &grid))), 0);
+        }
+        // The provider fails: the held rows and this one are written at once, at the table's
+        // value, labelled; the next ones too, until it answers.
+        let Event::Sample { sample, .. } = live_sample(1.0, &grid) else {
+            unreachable!()
+        };
+        let view = GridView {
+            label: "uk".into(),
+            failure: Some("HTTP 500".into()),
+            version: 1,
+            ..GridView::default()
+        };
+        let fx = s.handle(
+            1.0,
+            Event::Sample {
+                sample,
+                warnings: vec![],
+                grid: Some(view),
+            },
+        );
+        let rows = ticks(&fx);
+        assert_eq!(rows.len(), 11);
+        assert_consecutive(&rows);
+        assert!(rows.iter().all(|t| t.intensity_g_per_kwh == Some(237.6)
+            && t.intensity_source.as_ref().unwrap().to_string() == "table"));
+        assert_eq!(records(&s.handle(1.1, live_sample(1.1, &grid))), 1);
     }
 
     #[test]
