@@ -35,9 +35,13 @@ impl Drop for Daemon {
 /// the command's tree), then running `then`.
 fn leaves_a_daemon(dir: &Path, then: &str) -> (Vec<String>, Daemon) {
     let f = dir.join("daemon.pid");
+    // The command goes on once the daemon is `sleep` (not yet the forked shell or `setsid`
+    // it passes through), so the name the summary gives does not depend on timing.
     let script = format!(
-        "(setsid sleep 120 >/dev/null 2>&1 </dev/null & echo $! > {}); {then}",
-        f.display()
+        "(setsid sleep 120 >/dev/null 2>&1 </dev/null & echo $! > {f}); p=$(cat {f}); \
+         while [ \"$(cat /proc/$p/comm 2>/dev/null)\" != sleep ]; do sleep 0.01; done; \
+         : > {f}.ready; {then}",
+        f = f.display()
     );
     (
         vec!["--".into(), "sh".into(), "-c".into(), script],
@@ -78,7 +82,7 @@ fn a_daemon_is_named_after_duration_stops_the_command() {
     let dir = tempfile::tempdir().unwrap();
     let (cmd, d) = leaves_a_daemon(dir.path(), "exec sleep 60");
     let o = quick("run", &dir.path().join("r"))
-        .args(["--duration", "1s"])
+        .args(["--duration", "3s"])
         .args(&cmd)
         .output()
         .unwrap();
@@ -96,7 +100,9 @@ fn a_daemon_is_named_after_a_sigterm_to_carbontop() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_while_running(&mut c, 30, "the daemon's pid file", || d.pid().is_some());
+    wait_while_running(&mut c, 30, "the daemon started", || {
+        d.0.with_extension("pid.ready").exists()
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap()),
         nix::sys::signal::Signal::SIGTERM,

@@ -335,9 +335,12 @@ fn watch_agents_on_the_screen_and_q_prints_the_totals() {
 fn q_q_names_the_processes_the_command_left_running() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("daemon.pid");
+    // `started` once the daemon is `sleep` (past the forked shell and `setsid`).
     let script = format!(
-        "(setsid sleep 120 >/dev/null 2>&1 </dev/null & echo $! > {}); echo started; exec sleep 60",
-        pidfile.display()
+        "(setsid sleep 120 >/dev/null 2>&1 </dev/null & echo $! > {f}); p=$(cat {f}); \
+         while [ \"$(cat /proc/$p/comm 2>/dev/null)\" != sleep ]; do sleep 0.01; done; \
+         echo started; exec sleep 60",
+        f = pidfile.display()
     );
     let Some(mut p) = Pty::start(&format!(
         "run --interval 100ms --out {} -- sh -c '{script}'",
