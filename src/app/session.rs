@@ -729,6 +729,13 @@ impl Session {
             notes.push(format!("last warning: {w}"));
         }
         notes.extend(self.grid_hint.take());
+        // Only if the loop ended without the sampler's end (which writes them).
+        let held = self.held_rows();
+        if held > 0 {
+            notes.push(format!(
+                "{held} rows held for the grid provider's first answer were not written"
+            ));
+        }
         Outcome {
             snapshot: self.dash.meter.snapshot(),
             notes,
