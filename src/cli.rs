@@ -13,7 +13,10 @@ Constants (DESIGN.md §5; override where a flag exists):
                      unknown model 4 W/thread
   memory             RAPL DRAM, else 5 W per module (SMBIOS count or the  CodeCarbon 3.x
                      size heuristic), band 1.5–5.3 W per module
-  network            0.06894 kWh/GB (published range 0.001–0.069)         CUMULATOR / Shift Project
+  network, cluster   NIC + switch-port power × utilisation by link speed  datasheets (README)
+                     (unknown speed: 10 GbE assumed)
+  network, internet  0.00265 kWh/GB (range 0.001–0.069), apart from the   Aslan et al. 2018
+                     machine's energy
   grid (offline)     annual mean by zone, with year and basis: `carbontop zones`
                      213 countries (life-cycle)                           OWID / Ember, CC BY 4.0
                      US states, US-CA (combustion at the plant)           EPA eGRID2023
@@ -151,6 +154,37 @@ pub enum Command {
         /// Theme of the PNG (default: light, for print).
         #[arg(long, value_name = "NAME|PATH")]
         theme: Option<String>,
+    },
+    /// The recorded energy profile priced again: in other zones (the embedded annual means),
+    /// at other start times on an intensity trace (the best start within --within), under
+    /// another PUE; tick by tick, C = Σ E × PUE × I(t).
+    Reprice {
+        /// A recording (samples.csv written by carbontop).
+        file: PathBuf,
+        /// Zones to price it in (comma-separated): FR,DE,US-CA,gcp:europe-north1 (`carbontop zones`).
+        #[arg(long, value_delimiter = ',', value_name = "CODE")]
+        zone: Vec<String>,
+        /// A grid intensity over time: a carbontop samples.csv, or a CSV with a time column
+        /// (timestamp, time, datetime, from, point_time) and a g/kWh column (g_per_kwh,
+        /// intensity, carbon_intensity, value).
+        #[arg(long, value_name = "FILE")]
+        intensity_trace: Option<PathBuf>,
+        /// With --intensity-trace: try starts from the run's own (or the trace's first) to
+        /// this much later.
+        #[arg(long, value_parser = parse_duration, default_value = "24h", value_name = "D")]
+        within: Duration,
+        /// With --intensity-trace: the step between the starts tried.
+        #[arg(long, value_parser = parse_duration, default_value = "15m", value_name = "D")]
+        step: Duration,
+        /// Price under this PUE instead of the recording's (number from 1 to 3 or a preset).
+        #[arg(long, value_parser = parse_pue, allow_negative_numbers = true)]
+        pue: Option<f64>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also draw the options as bars (with their bands) to this PNG.
+        #[arg(long, value_name = "OUT.png")]
+        png: Option<PathBuf>,
     },
     /// The embedded grid zones: code, gCO2e/kWh, year, basis (life-cycle, combustion at the
     /// plant, operational) and source of each.

@@ -10,6 +10,7 @@ pub mod feed;
 pub mod live;
 pub mod replay;
 pub mod report;
+pub mod reprice;
 pub mod screen;
 pub mod serve;
 pub mod session;

@@ -10,6 +10,7 @@ pub mod forecast;
 pub mod job;
 pub mod ledger;
 pub mod meter;
+pub mod reprice;
 pub mod savings;
 pub mod series;
 

@@ -4,6 +4,7 @@ pub mod account;
 pub mod emissions;
 pub mod json;
 pub mod png;
+pub mod reprice;
 pub mod run_file;
 pub mod samples;
 pub mod summary;
