@@ -7,6 +7,7 @@ pub mod child;
 pub mod drive;
 pub mod estimate;
 pub mod feed;
+pub mod life;
 pub mod live;
 pub mod replay;
 pub mod report;

@@ -113,28 +113,20 @@ pub fn run(o: &RepriceOpts<'_>) -> Result<i32, AppError> {
 fn profile_of(file: &Path) -> Result<(Profile, Pue), AppError> {
     let usage = |e: String| AppError::Usage(format!("reprice {e}"));
     let mut rec = Recorded::open(file, None).map_err(|e| usage(e.to_string()))?;
+    let mut meter = crate::engine::Meter::new(rec.basis(), false);
     let mut profile: Option<Profile> = None;
     let mut before = rec.ledger.totals();
-    while let Some(t) = rec.step() {
+    while let Some(t) = rec.step_into(&mut meter) {
         let after = rec.ledger.totals();
         let p = profile.get_or_insert_with(|| {
             Profile::new(t.timestamp - chrono::TimeDelta::milliseconds((t.elapsed_s * 1e3) as i64))
         });
-        let it = ItKwh::from_joules(after.it_j() - before.it_j());
-        let g = after.co2e_g - before.co2e_g;
-        let sum = |b: &crate::engine::ledger::ByComponent| b.gpu + b.cpu + b.mem + b.net;
-        let (lo, hi) = (
-            sum(&after.co2e_low_by) - sum(&before.co2e_low_by),
-            sum(&after.co2e_high_by) - sum(&before.co2e_high_by),
-        );
-        // Per tick, low/point = E_low/E (one PUE and one intensity in both).
-        let scale = |x: f64| if g > 0.0 { it * (x / g) } else { it };
         p.add(
             t.elapsed_s,
             t.dt_s,
-            [it, scale(lo), scale(hi)],
+            ItKwh::from_joules(after.it_j() - before.it_j()),
             FacilityKwh(after.energy_kwh - before.energy_kwh),
-            GramsCo2e(g),
+            GramsCo2e(after.co2e_g - before.co2e_g),
         )
         .map_err(|e| usage(format!("{}: {e}", file.display())))?;
         before = after;
@@ -142,13 +134,14 @@ fn profile_of(file: &Path) -> Result<(Profile, Pue), AppError> {
     if let Some(e) = rec.error.take() {
         return Err(usage(e.to_string()));
     }
-    let profile = profile.filter(|p| p.it().0 > 0.0).ok_or_else(|| {
+    let mut profile = profile.filter(|p| p.it().0 > 0.0).ok_or_else(|| {
         usage(format!(
             "{}: {}",
             file.display(),
             reprice::RepriceError::NoEnergy
         ))
     })?;
+    profile.set_band(&meter.snapshot().co2e_band);
     Ok((profile, rec.ledger.config().pue))
 }
 

@@ -9,6 +9,7 @@ pub mod estimate;
 pub mod forecast;
 pub mod job;
 pub mod ledger;
+pub mod life;
 pub mod meter;
 pub mod reprice;
 pub mod savings;

@@ -4,8 +4,8 @@
 //! whose power peaks at a dirty hour is priced differently from the same energy spread flat.
 //!
 //! The profile keeps the run's IT energy in bins (one second at first, doubled whenever the run
-//! outgrows [`MAX_BINS`], so memory is bounded whatever the run's length), each with the ends of
-//! its energy's band and the carbon it was recorded with. A bin's energy is priced at the
+//! outgrows [`MAX_BINS`], so memory is bounded whatever the run's length), each with the carbon
+//! it was recorded with; the band of the recorded carbon (the Meter's) carries over as factors. A bin's energy is priced at the
 //! intensity valid at the bin's middle: a trace's slots are 5 min (Electricity Maps, WattTime)
 //! to 30 min (GB), and a month-long run's bins are 16 s, so this moves no energy across a slot's
 //! edge by more than half a bin.
@@ -43,11 +43,8 @@ pub enum RepriceError {
 /// One bin of the run's energy.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Bin {
-    /// IT energy (before PUE) and its band's ends (the estimates' published ranges, tick by
-    /// tick; a measured component's ends are its point value).
+    /// IT energy (before PUE).
     pub it: ItKwh,
-    pub it_low: ItKwh,
-    pub it_high: ItKwh,
     /// The facility energy and carbon the recording gave this energy (its PUE and intensity).
     pub facility: FacilityKwh,
     pub recorded: GramsCo2e,
@@ -62,6 +59,9 @@ pub struct Profile {
     /// The bins' width (s): 1, doubled as the run grows.
     pub bin_s: f64,
     pub bins: Vec<Bin>,
+    /// The ends of the recorded carbon's band as factors of it (the Meter's `co2e_band`: the
+    /// estimates' published ranges and the meters' errors); energy priced again keeps them.
+    pub band: (f64, f64),
 }
 
 impl Profile {
@@ -72,6 +72,14 @@ impl Profile {
             ticks: 0,
             bin_s: 1.0,
             bins: Vec::new(),
+            band: (1.0, 1.0),
+        }
+    }
+
+    /// The recorded carbon's band, as the Meter gave it (`low ≤ g ≤ high`).
+    pub fn set_band(&mut self, b: &Band) {
+        if b.g.0 > 0.0 {
+            self.band = (b.low.0 / b.g.0, b.high.0 / b.g.0);
         }
     }
 
@@ -84,8 +92,6 @@ impl Profile {
                 let mut b = p[0];
                 if let Some(n) = p.get(1) {
                     b.it += n.it;
-                    b.it_low += n.it_low;
-                    b.it_high += n.it_high;
                     b.facility += n.facility;
                     b.recorded += n.recorded;
                 }
@@ -97,12 +103,12 @@ impl Profile {
     }
 
     /// Adds one tick: the interval of `dt_s` seconds ending `end_s` after the start, its IT
-    /// energy with its band's ends, and the facility energy and carbon the recording gave it.
+    /// energy, and the facility energy and carbon the recording gave it.
     pub fn add(
         &mut self,
         end_s: f64,
         dt_s: f64,
-        it: [ItKwh; 3],
+        it: ItKwh,
         facility: FacilityKwh,
         recorded: GramsCo2e,
     ) -> Result<(), RepriceError> {
@@ -120,9 +126,7 @@ impl Profile {
             self.bins.resize(i + 1, Bin::default());
         }
         let b = &mut self.bins[i];
-        b.it += it[0];
-        b.it_low += it[1];
-        b.it_high += it[2];
+        b.it += it;
         b.facility += facility;
         b.recorded += recorded;
         Ok(())
@@ -142,17 +146,10 @@ impl Profile {
         self.bins.iter().map(|b| b.it).sum()
     }
 
-    /// The carbon as recorded, with the band of its energy.
+    /// The carbon as recorded, with its band.
     pub fn recorded(&self) -> Band {
         let g: GramsCo2e = self.bins.iter().map(|b| b.recorded).sum();
-        let ratio = |e: fn(&Bin) -> ItKwh| -> GramsCo2e {
-            self.bins
-                .iter()
-                .filter(|b| b.it.0 > 0.0)
-                .map(|b| b.recorded * (e(b).0 / b.it.0))
-                .sum()
-        };
-        band(g, ratio(|b| b.it_low), ratio(|b| b.it_high))
+        band(g, g * self.band.0, g * self.band.1)
     }
 
     /// The facility energy as recorded.
@@ -175,8 +172,8 @@ impl Profile {
             }
             let [i_g, i_low, i_high] = intensity(self.at(start, i), b)?;
             g += b.it * pue * i_g;
-            low += b.it_low * pue * i_low;
-            high += b.it_high * pue * i_high;
+            low += b.it * self.band.0 * pue * i_low;
+            high += b.it * self.band.1 * pue * i_high;
         }
         Some(band(g, low, high))
     }
@@ -471,12 +468,18 @@ mod tests {
             p.add(
                 (i + 1) as f64 * 60.0,
                 60.0,
-                [e, e * 0.9, e * 1.2],
+                e,
                 FacilityKwh(e.0),
                 GramsCo2e(e.0 * 100.0),
             )
             .unwrap();
         }
+        let g = p.recorded().g;
+        p.set_band(&Band {
+            g,
+            low: g * 0.9,
+            high: g * 1.2,
+        });
         p
     }
 
@@ -582,7 +585,7 @@ mod tests {
             p.add(
                 h as f64 * 3600.0,
                 3600.0,
-                [e; 3],
+                e,
                 FacilityKwh(1.0),
                 GramsCo2e(100.0),
             )
@@ -601,11 +604,11 @@ mod tests {
         let mut p = Profile::new(t0());
         let z = ItKwh(0.0);
         assert!(
-            p.add(1e12, 1.0, [z; 3], FacilityKwh(0.0), GramsCo2e(0.0))
+            p.add(1e12, 1.0, z, FacilityKwh(0.0), GramsCo2e(0.0))
                 .is_err()
         );
         assert!(
-            p.add(f64::NAN, 1.0, [z; 3], FacilityKwh(0.0), GramsCo2e(0.0))
+            p.add(f64::NAN, 1.0, z, FacilityKwh(0.0), GramsCo2e(0.0))
                 .is_err()
         );
     }
