@@ -155,6 +155,21 @@ pub enum Command {
         #[arg(long, value_name = "NAME|PATH")]
         theme: Option<String>,
     },
+    /// Start CMD at the cleanest window of the grid's forecast within --within (at once when
+    /// the grid has no forecast, or no later window is 5% cleaner), then become CMD.
+    Wait {
+        #[command(flatten)]
+        grid: WaitGrid,
+        /// How long the command will run: the window to keep clean.
+        #[arg(long, value_parser = parse_duration, value_name = "D")]
+        length: Duration,
+        /// Latest start: try windows from now to this much later.
+        #[arg(long, value_parser = parse_duration, default_value = "24h", value_name = "D")]
+        within: Duration,
+        /// The command to start and its arguments (after `--`).
+        #[arg(required = true, last = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
     /// The recorded energy profile priced again: in other zones (the embedded annual means),
     /// at other start times on an intensity trace (the best start within --within), under
     /// another PUE; tick by tick, C = Σ E × PUE × I(t).
@@ -200,6 +215,46 @@ pub enum Command {
     /// with the published low–high range); with --serve-days and --site, a model's whole life
     /// (training, then serving) across data centres (the Impact Framework's NN plugins).
     Estimate(EstimateArgs),
+}
+
+/// `carbontop wait`'s grid: where the forecast comes from (the measuring commands' options of
+/// the same names, and the config file's keys).
+#[derive(Debug, Clone, Default, Args)]
+pub struct WaitGrid {
+    /// Grid zone (see `carbontop zones`; GB zones have the GB API's 48-hour forecast).
+    #[arg(long, value_name = "CODE")]
+    pub zone: Option<String>,
+    /// Grid intensity provider: auto, emaps, uk, watttime, table (tokens from the environment
+    /// or the config file).
+    #[arg(long, value_name = "NAME", value_parser = parse_provider)]
+    pub provider: Option<ProviderKind>,
+    /// Base URL of the provider's API instead of its public one (tests, proxies).
+    #[arg(long, value_name = "URL")]
+    pub grid_url: Option<String>,
+    /// Latitude for Electricity Maps (with --lon) instead of --zone.
+    #[arg(long, value_parser = parse_latitude, allow_negative_numbers = true, requires = "lon")]
+    pub lat: Option<f64>,
+    /// Longitude for Electricity Maps (with --lat).
+    #[arg(long, value_parser = parse_longitude, allow_negative_numbers = true, requires = "lat")]
+    pub lon: Option<f64>,
+    /// Config file (TOML).
+    #[arg(long, env = "CARBONTOP_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+impl WaitGrid {
+    /// As the measuring commands' options, for the config file's resolution.
+    pub fn measure_opts(&self) -> MeasureOpts {
+        MeasureOpts {
+            zone: self.zone.clone(),
+            provider: self.provider,
+            grid_url: self.grid_url.clone(),
+            lat: self.lat,
+            lon: self.lon,
+            config: self.config.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// `carbontop estimate`'s options.

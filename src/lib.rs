@@ -29,6 +29,21 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             let s = config::resolve(&opts).map_err(|e| AppError::Usage(e.to_string()))?;
             live(&s, Job::Run(&cmd))
         }
+        Command::Wait {
+            grid,
+            length,
+            within,
+            cmd,
+        } => {
+            let s = config::resolve(&grid.measure_opts())
+                .map_err(|e| AppError::Usage(e.to_string()))?;
+            app::wait::wait(&app::wait::WaitOpts {
+                settings: &s,
+                length,
+                within,
+                cmd: &cmd,
+            })
+        }
         Command::Record { opts } => {
             let s = config::resolve(&opts).map_err(|e| AppError::Usage(e.to_string()))?;
             live(&s, Job::Record)
