@@ -123,6 +123,8 @@ fn the_best_start_in_a_two_day_trace_is_found_and_priced() {
     );
     // 48 h every 15 min, all covered by the 60-hour trace.
     assert_eq!(v["window"]["starts_tried"], 193);
+    let saved = v["window"]["best_saves_co2e_g"].as_f64().unwrap();
+    assert!(close(saved, kwh * (g(0) - 40.0), 1e-9), "{saved}");
 }
 
 #[test]

@@ -84,6 +84,7 @@ pub fn run(o: &RepriceOpts<'_>) -> Result<i32, AppError> {
             within_s: o.within_s,
             step_s: o.step_s,
             tried: s.tried.len(),
+            saving: s.saving(),
         });
     }
     let out = Outcome {

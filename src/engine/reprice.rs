@@ -406,6 +406,19 @@ pub struct Starts {
     pub best: usize,
 }
 
+impl Starts {
+    /// What the best start saves against the first (g, and as a fraction of the first's).
+    pub fn saving(&self) -> (GramsCo2e, f64) {
+        let (first, best) = (self.tried[0].1.g, self.tried[self.best].1.g);
+        let frac = if first.0 > 0.0 {
+            (first.0 - best.0) / first.0
+        } else {
+            0.0
+        };
+        (first - best, frac)
+    }
+}
+
 pub fn starts(
     p: &Profile,
     trace: &Trace,
@@ -549,6 +562,8 @@ mod tests {
         assert!((best.g.0 - 1.2 * 50.0).abs() < 1e-9);
         // Starting at once: all at 400.
         assert!((s.tried[0].1.g.0 - 1.2 * 400.0).abs() < 1e-9);
+        let (g, frac) = s.saving();
+        assert!((g.0 - 1.2 * 350.0).abs() < 1e-9 && (frac - 0.875).abs() < 1e-12);
         // Half an hour in: half the first hour at 400, the rest …
         let half = s.tried[1].1.g.0;
         assert!((half - 1.2 * 400.0).abs() < 1e-9);

@@ -18,6 +18,8 @@ pub struct Window {
     pub within_s: f64,
     pub step_s: f64,
     pub tried: usize,
+    /// What the best start saves against the first (g, fraction).
+    pub saving: (crate::units::GramsCo2e, f64),
 }
 
 /// Everything `reprice` shows.
@@ -125,6 +127,13 @@ impl Outcome {
         for r in &rows {
             out += &line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
         }
+        if let Some(w) = &self.window {
+            out += &format!(
+                "\nThe best start saves {} CO2e ({:.1}%) against the first.\n",
+                crate::report::summary::fmt_co2e_g(w.saving.0),
+                w.saving.1 * 100.0
+            );
+        }
         out += "\nOperational carbon of this machine's energy, C = Σ E_tick × PUE × I(t_tick); embodied \
                 carbon and the internet path's energy do not change with place or time and are left out.";
         out.trim_end().to_owned()
@@ -154,7 +163,8 @@ impl Outcome {
                 "trace": w.trace, "points": w.points,
                 "from": w.from.to_rfc3339_opts(SecondsFormat::Secs, true),
                 "placed_at_trace_start": w.moved, "within_s": w.within_s, "step_s": w.step_s,
-                "starts_tried": w.tried,
+                "starts_tried": w.tried, "best_saves_co2e_g": w.saving.0.0,
+                "best_saves_fraction": w.saving.1,
             })
         });
         let v = serde_json::json!({
