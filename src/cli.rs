@@ -13,7 +13,10 @@ Constants (DESIGN.md §5; override where a flag exists):
                      unknown model 4 W/thread
   memory             RAPL DRAM, else 5 W per module (SMBIOS count or the  CodeCarbon 3.x
                      size heuristic), band 1.5–5.3 W per module
-  network            0.06894 kWh/GB (published range 0.001–0.069)         CUMULATOR / Shift Project
+  network, cluster   NIC + switch-port power × utilisation by link speed  datasheets (README)
+                     (unknown speed: 10 GbE assumed)
+  network, internet  0.00265 kWh/GB (range 0.001–0.069), apart from the   Aslan et al. 2018
+                     machine's energy
   grid (offline)     annual mean by zone, with year and basis: `carbontop zones`
                      213 countries (life-cycle)                           OWID / Ember, CC BY 4.0
                      US states, US-CA (combustion at the plant)           EPA eGRID2023
@@ -152,6 +155,52 @@ pub enum Command {
         #[arg(long, value_name = "NAME|PATH")]
         theme: Option<String>,
     },
+    /// Start CMD at the cleanest window of the grid's forecast within --within (at once when
+    /// the grid has no forecast, or no later window is 5% cleaner), then become CMD.
+    Wait {
+        #[command(flatten)]
+        grid: WaitGrid,
+        /// How long the command will run: the window to keep clean.
+        #[arg(long, value_parser = parse_duration, value_name = "D")]
+        length: Duration,
+        /// Latest start: try windows from now to this much later.
+        #[arg(long, value_parser = parse_duration, default_value = "24h", value_name = "D")]
+        within: Duration,
+        /// The command to start and its arguments (after `--`).
+        #[arg(required = true, last = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
+    /// The recorded energy profile priced again: in other zones (the embedded annual means),
+    /// at other start times on an intensity trace (the best start within --within), under
+    /// another PUE; tick by tick, C = Σ E × PUE × I(t).
+    Reprice {
+        /// A recording (samples.csv written by carbontop).
+        file: PathBuf,
+        /// Zones to price it in (comma-separated): FR,DE,US-CA,gcp:europe-north1 (`carbontop zones`).
+        #[arg(long, value_delimiter = ',', value_name = "CODE")]
+        zone: Vec<String>,
+        /// A grid intensity over time: a carbontop samples.csv, or a CSV with a time column
+        /// (timestamp, time, datetime, from, point_time) and a g/kWh column (g_per_kwh,
+        /// intensity, carbon_intensity, value).
+        #[arg(long, value_name = "FILE")]
+        intensity_trace: Option<PathBuf>,
+        /// With --intensity-trace: try starts from the run's own (or the trace's first) to
+        /// this much later.
+        #[arg(long, value_parser = parse_duration, default_value = "24h", value_name = "D")]
+        within: Duration,
+        /// With --intensity-trace: the step between the starts tried.
+        #[arg(long, value_parser = parse_duration, default_value = "15m", value_name = "D")]
+        step: Duration,
+        /// Price under this PUE instead of the recording's (number from 1 to 3 or a preset).
+        #[arg(long, value_parser = parse_pue, allow_negative_numbers = true)]
+        pue: Option<f64>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also draw the options as bars (with their bands) to this PNG.
+        #[arg(long, value_name = "OUT.png")]
+        png: Option<PathBuf>,
+    },
     /// The embedded grid zones: code, gCO2e/kWh, year, basis (life-cycle, combustion at the
     /// plant, operational) and source of each.
     Zones {
@@ -163,37 +212,118 @@ pub enum Command {
     },
     /// What-if before any run: energy, operational and embodied carbon of N GPUs for H hours
     /// in a zone, from rated power (Green Algorithms) and the embodied table (per GPU model,
-    /// with the published low–high range).
-    Estimate {
-        /// GPU model: h200, h100, h100-pcie, a100, a100-pcie, l40s, a40, a10, l4, t4, v100,
-        /// v100-pcie, rtx4090, rtx3090, mi300x, mi250x.
-        #[arg(long, value_name = "MODEL")]
-        gpu: String,
-        /// Number of GPUs.
-        #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        count: u32,
-        /// Run time in hours.
-        #[arg(long, value_parser = parse_hours, value_name = "H")]
-        hours: f64,
-        /// Grid zone for the table's annual intensity (see `carbontop zones`); default WORLD.
-        #[arg(long, value_name = "CODE")]
-        zone: Option<String>,
-        /// Fixed grid intensity in gCO2e/kWh instead of the zone's.
-        #[arg(long, value_parser = parse_intensity, value_name = "G", allow_negative_numbers = true)]
-        intensity: Option<f64>,
-        /// Power usage effectiveness: a number from 1 to 3 or a preset (local, gcp, aws, azure, datacenter).
-        #[arg(long, value_parser = parse_pue, default_value = "1", allow_negative_numbers = true)]
-        pue: f64,
-        /// Average share of the GPUs' rated power drawn, 0–1 (Green Algorithms' usage factor).
-        #[arg(long, value_parser = parse_unit, default_value = "1", value_name = "X", allow_negative_numbers = true)]
-        utilisation: f64,
-        /// Memory per 8-GPU server in GiB, counted at 0.3725 W/GiB (default: not counted).
-        #[arg(long, value_parser = parse_memory_gib, default_value = "0", value_name = "GIB")]
-        memory_gib: f64,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    /// with the published low–high range); with --serve-days and --site, a model's whole life
+    /// (training, then serving) across data centres (the Impact Framework's NN plugins).
+    Estimate(EstimateArgs),
+}
+
+/// `carbontop wait`'s grid: where the forecast comes from (the measuring commands' options of
+/// the same names, and the config file's keys).
+#[derive(Debug, Clone, Default, Args)]
+pub struct WaitGrid {
+    /// Grid zone (see `carbontop zones`; GB zones have the GB API's 48-hour forecast).
+    #[arg(long, value_name = "CODE")]
+    pub zone: Option<String>,
+    /// Grid intensity provider: auto, emaps, uk, watttime, table (tokens from the environment
+    /// or the config file).
+    #[arg(long, value_name = "NAME", value_parser = parse_provider)]
+    pub provider: Option<ProviderKind>,
+    /// Base URL of the provider's API instead of its public one (tests, proxies).
+    #[arg(long, value_name = "URL")]
+    pub grid_url: Option<String>,
+    /// Latitude for Electricity Maps (with --lon) instead of --zone.
+    #[arg(long, value_parser = parse_latitude, allow_negative_numbers = true, requires = "lon")]
+    pub lat: Option<f64>,
+    /// Longitude for Electricity Maps (with --lat).
+    #[arg(long, value_parser = parse_longitude, allow_negative_numbers = true, requires = "lat")]
+    pub lon: Option<f64>,
+    /// Config file (TOML).
+    #[arg(long, env = "CARBONTOP_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+impl WaitGrid {
+    /// As the measuring commands' options, for the config file's resolution.
+    pub fn measure_opts(&self) -> MeasureOpts {
+        MeasureOpts {
+            zone: self.zone.clone(),
+            provider: self.provider,
+            grid_url: self.grid_url.clone(),
+            lat: self.lat,
+            lon: self.lon,
+            config: self.config.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// `carbontop estimate`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct EstimateArgs {
+    /// GPU model: h200, h100, h100-pcie, a100, a100-pcie, l40s, a40, a10, l4, t4, v100,
+    /// v100-pcie, rtx4090, rtx3090, mi300x, mi250x.
+    #[arg(long, value_name = "MODEL")]
+    pub gpu: String,
+    /// Number of GPUs.
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub count: u32,
+    /// Run time in hours.
+    #[arg(long, value_parser = parse_hours, value_name = "H")]
+    pub hours: f64,
+    /// Grid zone for the table's annual intensity (see `carbontop zones`); default WORLD.
+    #[arg(long, value_name = "CODE")]
+    pub zone: Option<String>,
+    /// Fixed grid intensity in gCO2e/kWh instead of the zone's.
+    #[arg(long, value_parser = parse_intensity, value_name = "G", allow_negative_numbers = true)]
+    pub intensity: Option<f64>,
+    /// Power usage effectiveness: a number from 1 to 3 or a preset (local, gcp, aws, azure, datacenter).
+    #[arg(long, value_parser = parse_pue, default_value = "1", allow_negative_numbers = true)]
+    pub pue: f64,
+    /// Average share of the GPUs' rated power drawn, 0–1 (Green Algorithms' usage factor).
+    #[arg(long, value_parser = parse_unit, default_value = "1", value_name = "X", allow_negative_numbers = true)]
+    pub utilisation: f64,
+    /// Memory per 8-GPU server in GiB, counted at 0.3725 W/GiB (default: not counted).
+    #[arg(long, value_parser = parse_memory_gib, default_value = "0", value_name = "GIB")]
+    pub memory_gib: f64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Serving: how long the model is deployed, in days (adds a serving phase).
+    #[arg(long, value_parser = parse_days, value_name = "DAYS")]
+    pub serve_days: Option<f64>,
+    /// Serving: GPU model of the servers (default: --gpu).
+    #[arg(long, value_name = "MODEL")]
+    pub serve_gpu: Option<String>,
+    /// Serving: number of GPUs deployed (their power over the deployment, or only their
+    /// embodied carbon with --queries-per-day).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub serve_count: Option<u32>,
+    /// Serving: share of the GPUs' rated power drawn, 0–1 (default: --utilisation).
+    #[arg(long, value_parser = parse_unit, value_name = "X", allow_negative_numbers = true)]
+    pub serve_utilisation: Option<f64>,
+    /// Serving: queries per day, priced per query (with --wh-per-query or --per-query-from).
+    #[arg(long, value_parser = parse_queries, value_name = "Q")]
+    pub queries_per_day: Option<f64>,
+    /// Serving: IT energy per query in Wh.
+    #[arg(long, value_parser = parse_wh_per_query, value_name = "WH", conflicts_with = "per_query_from")]
+    pub wh_per_query: Option<f64>,
+    /// Serving: the energy per query measured from a recording of a serving run that answered
+    /// --queries queries (its IT energy ÷ that count).
+    #[arg(long, value_name = "RUN.csv", requires = "queries")]
+    pub per_query_from: Option<PathBuf>,
+    /// The number of queries the --per-query-from recording answered.
+    #[arg(long, value_parser = parse_queries, value_name = "N", requires = "per_query_from")]
+    pub queries: Option<f64>,
+    /// A data centre and its share of the work (repeat): zone=FR,pue=1.1,share=0.6 with
+    /// optional intensity=G (instead of the zone's), transport=0.95 (the Impact Framework's
+    /// energy transport factor) and phase=training|serving (default both). A phase's shares
+    /// sum to 1. Default: one site from --zone/--intensity/--pue.
+    #[arg(long, value_parser = parse_site, value_name = "SPEC")]
+    pub site: Vec<SiteSpec>,
+    /// Print the same inputs and outputs as an Impact Framework manifest (YAML, the
+    /// if-plugin-nnci pipeline nn-et, nn-eq, nn-c, sum; one child per site).
+    #[arg(long, conflicts_with = "json")]
+    pub if_manifest: bool,
 }
 
 /// Options of the measuring commands.
@@ -511,6 +641,76 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 }
 
 /// A number from 0 to 1.
+fn parse_days(s: &str) -> Result<f64, String> {
+    bounded(s, &crate::engine::constants::DAYS_BOUND)
+}
+
+fn parse_queries(s: &str) -> Result<f64, String> {
+    bounded(s, &crate::engine::constants::QUERIES_BOUND)
+}
+
+fn parse_wh_per_query(s: &str) -> Result<f64, String> {
+    bounded(s, &crate::engine::constants::WH_PER_QUERY_BOUND)
+}
+
+/// `--site zone=FR,pue=1.1,share=0.6[,intensity=G][,transport=0.95][,phase=training]`, as given
+/// (the zone is resolved by the command).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteSpec {
+    pub zone: Option<String>,
+    pub intensity: Option<f64>,
+    pub pue: f64,
+    pub share: f64,
+    pub transport: f64,
+    pub phase: Option<crate::engine::life::Phase>,
+}
+
+pub fn parse_site(s: &str) -> Result<SiteSpec, String> {
+    use crate::engine::life::Phase;
+    let mut site = SiteSpec {
+        zone: None,
+        intensity: None,
+        pue: 1.0,
+        share: 1.0,
+        transport: 1.0,
+        phase: None,
+    };
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').ok_or_else(|| {
+            format!("{part:?}: give key=value (zone, intensity, pue, share, transport, phase)")
+        })?;
+        let v = v.trim();
+        match k.trim() {
+            "zone" => site.zone = Some(v.to_owned()),
+            "intensity" => site.intensity = Some(parse_intensity(v)?),
+            "pue" => site.pue = parse_pue(v)?,
+            "share" => {
+                site.share = parse_unit(v)?;
+                if site.share == 0.0 {
+                    return Err(format!("share={v}: a site's share must be above 0"));
+                }
+            }
+            "transport" => site.transport = bounded(v, &crate::engine::constants::TRANSPORT_BOUND)?,
+            "phase" => {
+                site.phase = Some(match v {
+                    "training" | "train" => Phase::Training,
+                    "serving" | "serve" => Phase::Serving,
+                    _ => return Err(format!("phase={v}: training or serving")),
+                })
+            }
+            other => {
+                return Err(format!(
+                    "{other:?}: not a site key (zone, intensity, pue, share, transport, phase)"
+                ));
+            }
+        }
+    }
+    if site.zone.is_none() && site.intensity.is_none() {
+        return Err(format!("{s:?}: a site needs zone=CODE or intensity=G"));
+    }
+    Ok(site)
+}
+
 pub fn parse_unit(s: &str) -> Result<f64, String> {
     let v = parse_number(s)?;
     if (0.0..=1.0).contains(&v) {

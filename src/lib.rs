@@ -29,6 +29,21 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             let s = config::resolve(&opts).map_err(|e| AppError::Usage(e.to_string()))?;
             live(&s, Job::Run(&cmd))
         }
+        Command::Wait {
+            grid,
+            length,
+            within,
+            cmd,
+        } => {
+            let s = config::resolve(&grid.measure_opts())
+                .map_err(|e| AppError::Usage(e.to_string()))?;
+            app::wait::wait(&app::wait::WaitOpts {
+                settings: &s,
+                length,
+                within,
+                cmd: &cmd,
+            })
+        }
         Command::Record { opts } => {
             let s = config::resolve(&opts).map_err(|e| AppError::Usage(e.to_string()))?;
             live(&s, Job::Record)
@@ -69,28 +84,27 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             theme: theme.as_deref(),
             exporter: None,
         }),
-        Command::Estimate {
-            gpu,
-            count,
-            hours,
-            zone,
-            intensity,
-            pue,
-            utilisation,
-            memory_gib,
-            json,
-        } => app::estimate::run(&app::estimate::EstimateOpts {
-            gpu: &gpu,
-            count,
-            hours,
-            zone: zone.as_deref(),
-            intensity,
-            pue,
-            utilisation,
-            memory_gib,
-            json,
-        }),
+        Command::Estimate(a) => app::estimate::run(&a),
         Command::Zones { filter, json } => zones(filter.as_deref(), json),
+        Command::Reprice {
+            file,
+            zone,
+            intensity_trace,
+            within,
+            step,
+            pue,
+            json,
+            png,
+        } => app::reprice::run(&app::reprice::RepriceOpts {
+            file: &file,
+            zones: &zone,
+            trace: intensity_trace.as_deref(),
+            within_s: within.as_secs_f64(),
+            step_s: step.as_secs_f64(),
+            pue,
+            json,
+            png: png.as_deref(),
+        }),
         Command::Report {
             files,
             emissions,

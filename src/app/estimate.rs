@@ -1,31 +1,24 @@
 //! `carbontop estimate`: the what-if, as text or JSON (DESIGN.md §1).
 
 use crate::app::AppError;
+use crate::cli::EstimateArgs;
 use crate::engine::estimate::{self, Plan};
 use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh};
 use crate::source::grid::table;
 
-pub struct EstimateOpts<'a> {
-    pub gpu: &'a str,
-    pub count: u32,
-    pub hours: f64,
-    pub zone: Option<&'a str>,
-    pub intensity: Option<f64>,
-    pub pue: f64,
-    pub utilisation: f64,
-    pub memory_gib: f64,
-    pub json: bool,
-}
-
-pub fn run(o: &EstimateOpts<'_>) -> Result<i32, AppError> {
-    let (name, watts, source) = estimate::gpu(o.gpu).ok_or_else(|| {
+/// A GPU model by name: (full name, rated W, source), or the usage error naming `flag`.
+fn gpu_model(flag: &str, name: &str) -> Result<(&'static str, f64, &'static str), AppError> {
+    estimate::gpu(name).ok_or_else(|| {
         AppError::Usage(format!(
-            "--gpu {}: unknown model (known: {})",
-            o.gpu,
+            "{flag} {name}: unknown model (known: {})",
             estimate::known_gpus()
         ))
-    })?;
-    let (g_per_kwh, grid) = match (o.intensity, o.zone) {
+    })
+}
+
+/// A zone's (or a fixed) intensity and where it comes from.
+pub fn grid_of(intensity: Option<f64>, zone: Option<&str>) -> Result<(f64, String), AppError> {
+    Ok(match (intensity, zone) {
         (Some(g), _) => (g, format!("fixed {g} gCO2e/kWh (--intensity)")),
         (None, z) => {
             let r = match z {
@@ -34,7 +27,16 @@ pub fn run(o: &EstimateOpts<'_>) -> Result<i32, AppError> {
             };
             (r.entry.g_per_kwh, r.describe())
         }
-    };
+    })
+}
+
+pub fn run(o: &EstimateArgs) -> Result<i32, AppError> {
+    if o.serve_days.is_some() || !o.site.is_empty() || o.if_manifest || o.queries_per_day.is_some()
+    {
+        return crate::app::life::run(o);
+    }
+    let (name, watts, source) = gpu_model("--gpu", &o.gpu)?;
+    let (g_per_kwh, grid) = grid_of(o.intensity, o.zone.as_deref())?;
     let plan = Plan {
         gpu_name: name.into(),
         gpu_w: watts,

@@ -7,12 +7,15 @@ pub mod child;
 pub mod drive;
 pub mod estimate;
 pub mod feed;
+pub mod life;
 pub mod live;
 pub mod replay;
 pub mod report;
+pub mod reprice;
 pub mod screen;
 pub mod serve;
 pub mod session;
+pub mod wait;
 
 /// Writes to stdout. A reader that went away (`carbontop report … | head`) is not an error and
 /// never a panic (println! panics on EPIPE); any other failure is one line.

@@ -679,6 +679,45 @@ pub const HOURS_BOUND: Bound = Bound {
     max: 876_600.0,
 };
 
+/// `estimate --serve-days`: a century of deployment is beyond any hardware's life.
+pub const DAYS_BOUND: Bound = Bound {
+    what: "a deployment time",
+    unit: "days",
+    min: 0.0,
+    min_ok: false,
+    max: 36_525.0,
+};
+
+/// `estimate --queries-per-day`, `--queries`: a trillion a day is a thousand times the largest
+/// search engine's published daily queries (Google, about 8.5 billion a day in 2024).
+pub const QUERIES_BOUND: Bound = Bound {
+    what: "a query count",
+    unit: "queries",
+    min: 0.0,
+    min_ok: false,
+    max: 1e12,
+};
+
+/// `estimate --wh-per-query`: a query answered by a whole 8-GPU server for an hour is about
+/// 10 kWh; published LLM figures are 0.3–3 Wh (Epoch AI 2025; de Vries, Joule 2023).
+pub const WH_PER_QUERY_BOUND: Bound = Bound {
+    what: "an energy per query",
+    unit: "Wh",
+    min: 0.0,
+    min_ok: false,
+    max: 10_000.0,
+};
+
+/// `--site transport=`: the Impact Framework's energy transport factor (nn-c divides the
+/// intensity by it); below a half, more is lost than delivered.
+pub const TRANSPORT_BOUND: Bound = Bound {
+    what: "an energy transport factor",
+    unit: "",
+    min: 0.5,
+    min_ok: true,
+    max: 1.0,
+};
+
 /// `estimate --memory-gib` (per 8-GPU server): the largest servers hold 32 TiB.
 pub const SERVER_MEMORY_GIB_BOUND: Bound = Bound {
     what: "a server's memory",

@@ -9,7 +9,9 @@ pub mod estimate;
 pub mod forecast;
 pub mod job;
 pub mod ledger;
+pub mod life;
 pub mod meter;
+pub mod reprice;
 pub mod savings;
 pub mod series;
 

@@ -3,7 +3,9 @@
 pub mod account;
 pub mod emissions;
 pub mod json;
+pub mod life;
 pub mod png;
+pub mod reprice;
 pub mod run_file;
 pub mod samples;
 pub mod summary;

@@ -741,3 +741,93 @@ fn draw_compare_table(
     }
     Ok(())
 }
+
+/// One horizontal bar per option with its band as a whisker, the marked one (`true`) in the
+/// carbon colour and the others muted; each bar's figure at its end (`reprice --png`).
+pub fn write_bars(
+    bars: &[(String, [f64; 3], bool)],
+    th: &Theme,
+    title: &str,
+    path: &Path,
+    size: (u32, u32),
+) -> Result<(), String> {
+    let (root, body, pal, s) = canvas(path, size, th, title)?;
+    let cx = Ctx { th, pal, s };
+    let n = bars.len().max(1);
+    let (_, xmax) = range(bars.iter().flat_map(|b| b.1), true);
+    // Room at the right for the figure written after the longest bar.
+    let xmax = xmax * 1.25;
+    // The first option on top.
+    let row = |k: usize| (n - 1 - k) as f64;
+    let names: Vec<String> = bars.iter().rev().map(|b| b.0.clone()).collect();
+    let label = move |y: &f64| {
+        let k = y.round();
+        if (y - k).abs() < 1e-6 && k >= 0.0 {
+            names.get(k as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    let xfmt = |x: &f64| {
+        if *x == 0.0 {
+            "0".to_owned()
+        } else {
+            fmt_co2e_g(*x)
+        }
+    };
+    let mut ch = ChartBuilder::on(&body)
+        .caption(
+            "Operational carbon of the same energy, priced again (gCO2e; whiskers: the band)",
+            (FAMILY, 20.0 * s, FontStyle::Bold)
+                .into_font()
+                .color(&cx.pal.text),
+        )
+        .margin((20.0 * s) as u32)
+        .x_label_area_size((40.0 * s) as u32)
+        .y_label_area_size((360.0 * s) as u32)
+        .build_cartesian_2d(0.0..xmax, -0.5..(n as f64 - 0.5))
+        .map_err(err)?;
+    ch.configure_mesh()
+        .x_label_formatter(&xfmt)
+        .x_labels(8)
+        .y_labels(n * 2 + 1)
+        .y_label_formatter(&label)
+        .x_desc("gCO2e")
+        .label_style(cx.text(false, cx.pal.text))
+        .axis_desc_style(cx.label())
+        .axis_style(cx.pal.grid)
+        .disable_y_mesh()
+        .light_line_style(cx.pal.grid.mix(0.15))
+        .bold_line_style(cx.pal.grid.mix(0.3))
+        .draw()
+        .map_err(err)?;
+    let marked = cx.colour(th.carbon);
+    for (k, (_, [g, lo, hi], mine)) in bars.iter().enumerate() {
+        let y = row(k);
+        let c = if *mine { marked } else { cx.pal.muted };
+        ch.draw_series(std::iter::once(Rectangle::new(
+            [(0.0, y - 0.32), (*g, y + 0.32)],
+            c.mix(if *mine { 0.9 } else { 0.55 }).filled(),
+        )))
+        .map_err(err)?;
+        if lo < hi {
+            let w = cx.pal.text.stroke_width((2.0 * s).max(1.0) as u32);
+            let whisker = [
+                vec![(*lo, y), (*hi, y)],
+                vec![(*lo, y - 0.15), (*lo, y + 0.15)],
+                vec![(*hi, y - 0.15), (*hi, y + 0.15)],
+            ];
+            ch.draw_series(whisker.into_iter().map(|p| PathElement::new(p, w)))
+                .map_err(err)?;
+        }
+        let tag = if *mine { " (recorded)" } else { "" };
+        ch.draw_series(std::iter::once(Text::new(
+            format!("  {}{tag}", fmt_co2e_g(*g)),
+            (g.max(*hi), y),
+            cx.text(*mine, cx.pal.text),
+        )))
+        .map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
