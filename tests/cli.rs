@@ -655,6 +655,7 @@ fn estimate_prints_figures_recomputable_from_the_cited_constants() {
 fn each_log_format_reaches_samples_csv_as_its_accuracy_series() {
     // The run's output paced line by line, as a training run prints it; every format in
     // fixtures/logs (expectations in its expected.csv) through the real binary, in parallel.
+    // Nothing here depends on how many ticks fall between two lines.
     let table = std::fs::read_to_string(fixture("logs/expected.csv")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let runs: Vec<_> = table
@@ -687,11 +688,20 @@ fn each_log_format_reaches_samples_csv_as_its_accuracy_series() {
                 series.push(a);
             }
         }
+        // Each row shows the latest accuracy read by its tick: two lines inside one tick (a busy
+        // machine) show only the second. So the rows' series is the expected one in order, with
+        // none invented and the last one reached, whatever the timing; the per-line values
+        // themselves are tests/progress_frameworks.rs's, in-process.
         let want: Vec<f64> = f[1].split(' ').map(num).collect();
-        assert_eq!(series.len(), want.len(), "{}: {series:?}", f[0]);
-        for (a, b) in series.iter().zip(&want) {
-            assert!(close(*a, *b, 1e-12), "{}: {series:?} vs {want:?}", f[0]);
+        let mut rest = want.iter();
+        for a in &series {
+            assert!(
+                rest.any(|b| close(*a, *b, 1e-12)),
+                "{}: {series:?} is not in the order of {want:?}",
+                f[0]
+            );
         }
+        assert_eq!(series.last(), want.last(), "{}: {series:?}", f[0]);
         if !f[2].is_empty() {
             let last = rows.last().unwrap()[col(&h, "epoch")].clone();
             assert_eq!(num(&last), num(&f[2]), "{}", f[0]);
