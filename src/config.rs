@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub target_accuracy: Option<f64>,
     pub gpu_index: Option<Vec<u32>>,
     pub no_gpu: Option<bool>,
+    /// `machine` or `process` (`run`).
+    pub tracking_mode: Option<String>,
     pub governor: Option<String>,
     pub eta: Option<f64>,
     pub governor_profile: Option<String>,
@@ -99,6 +101,8 @@ pub struct Settings {
     pub gpu_index: Vec<u32>,
     /// `run` counts every GPU, not only those its job was given.
     pub all_gpus: bool,
+    /// `--tracking-mode`: whose figures `run`'s emissions.csv holds.
+    pub tracking_mode: crate::report::run_file::TrackingMode,
     pub no_gpu: bool,
     pub simulate_gpus: Option<usize>,
     pub sim_state: Option<PathBuf>,
@@ -364,7 +368,18 @@ fn resolve_loaded(
         ));
     }
     let gov = governor_settings(cli, &file, &p)?;
+    let tracking_mode = match cli.tracking_mode.as_deref() {
+        Some(m) => m.parse().map_err(key_error(&p, "tracking_mode"))?,
+        None => file
+            .tracking_mode
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(key_error(&p, "tracking_mode"))?
+            .unwrap_or_default(),
+    };
     Ok(Settings {
+        tracking_mode,
         simulate_gpus: cli.simulate_gpus.map(usize::from),
         sim_state: cli.sim_state.clone(),
         governor: gov.governor,
