@@ -179,22 +179,7 @@ pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
         "carbon",
         format!("{} CO2e{mean}{band}", fmt_co2e_g(s.co2e_g)),
     ));
-    if let Some(t) = s.table_co2e {
-        let (lo, hi) = crate::engine::constants::GRID_TABLE_BAND;
-        l.push((
-            "grid",
-            format!(
-                "{} of it priced from the table's annual mean: {} for the hours of the run \
-                 (×{lo}–{hi}, annual-mean against hourly accounting, Miller et al. 2022; a \
-                 live provider gives the hour's own value)",
-                fmt_co2e_g(t.g),
-                fmt_range(fmt_co2e_g(t.low), fmt_co2e_g(t.high)).unwrap_or_default(),
-            ),
-        ));
-    }
-    if let Some(c) = &s.command {
-        l.push(("command", command_line(c)));
-    }
+    l.extend(grid_and_command_lines(s));
     if let Some(c) = s.comms {
         let band = c.range().map_or(String::new(), |(lo, hi)| {
             format!(
@@ -272,6 +257,29 @@ pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
     l
 }
 
+/// The part of the carbon priced from the table's annual means with its band, and `run`'s
+/// command's own figures.
+fn grid_and_command_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
+    let mut l = Vec::new();
+    if let Some(t) = s.table_co2e {
+        let (lo, hi) = crate::engine::constants::GRID_TABLE_BAND;
+        l.push((
+            "grid",
+            format!(
+                "{} of it priced from the table's annual mean: {} for the hours of the run \
+                 (×{lo}–{hi}, annual-mean against hourly accounting, Miller et al. 2022; a \
+                 live provider gives the hour's own value)",
+                fmt_co2e_g(t.g),
+                fmt_range(fmt_co2e_g(t.low), fmt_co2e_g(t.high)).unwrap_or_default(),
+            ),
+        ));
+    }
+    if let Some(c) = &s.command {
+        l.push(("command", command_line(c)));
+    }
+    l
+}
+
 /// `run -- CMD`: the command's own figures (CodeCarbon's process mode), beside the machine's.
 fn command_line(c: &crate::engine::meter::Command) -> String {
     let gpu = match c.gpu_kwh {
@@ -283,8 +291,8 @@ fn command_line(c: &crate::engine::meter::Command) -> String {
         None => "GPU —".into(),
     };
     format!(
-        "the command's own (--tracking-mode process): {}, {} CO2e ({gpu}, CPU {}, memory {}, \
-         network {})",
+        "the command's own, as --tracking-mode process writes them: {}, {} CO2e ({gpu}, CPU {}, \
+         memory {}, network {})",
         fmt_energy_kwh(c.energy_kwh),
         fmt_co2e_g(c.co2e_g),
         fmt_energy_kwh(c.cpu_kwh),
