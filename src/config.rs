@@ -749,6 +749,30 @@ mod tests {
     }
 
     #[test]
+    fn tracking_mode_from_the_file_or_the_command_line() {
+        use crate::report::run_file::TrackingMode;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let mut cli = MeasureOpts {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
+        std::fs::write(&f, "zone = \"FR\"\n").unwrap();
+        assert_eq!(resolve(&cli).unwrap().tracking_mode, TrackingMode::Machine);
+        std::fs::write(&f, "tracking_mode = \"process\"\n").unwrap();
+        assert_eq!(resolve(&cli).unwrap().tracking_mode, TrackingMode::Process);
+        cli.tracking_mode = Some("machine".into());
+        assert_eq!(resolve(&cli).unwrap().tracking_mode, TrackingMode::Machine);
+        cli.tracking_mode = None;
+        std::fs::write(&f, "tracking_mode = \"both\"\n").unwrap();
+        let err = resolve(&cli).unwrap_err().to_string();
+        assert!(
+            err.contains("`tracking_mode`") && err.contains("machine or process"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn grid_keys_and_a_world_readable_secret() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
