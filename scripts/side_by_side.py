@@ -4,9 +4,11 @@
 carbontop runs the bundled training example; inside it, CodeCarbon's OfflineEmissionsTracker
 (machine mode, 1 s, the same country) measures the same process the way its users start it.
 Both write CodeCarbon's emissions.csv; this prints each one's CPU, memory and total energy and
-carbon, and carbontop's ratio to CodeCarbon for each.
+carbon, and carbontop's ratio to CodeCarbon for each. `--tracking-mode process` compares the
+command's own figures: carbontop's `run --tracking-mode process` against CodeCarbon's
+`tracking_mode="process"` (which tracks the Python process it runs in, the same one).
 
-    python3 scripts/side_by_side.py [--zone FR] [--epochs 15]
+    python3 scripts/side_by_side.py [--zone FR] [--epochs 15] [--tracking-mode process]
 
 Needs CodeCarbon 3.3.2 (installed into target/bench-venv on first use, from PyPI) and a built
 carbontop (target/release or target/debug).
@@ -24,11 +26,11 @@ VENV = os.path.join(ROOT, "target", "bench-venv")
 WRAPPER = r'''
 import runpy, sys
 from codecarbon import OfflineEmissionsTracker
-out, country, script = sys.argv[1], sys.argv[2], sys.argv[3]
+out, country, mode, script = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 t = OfflineEmissionsTracker(country_iso_code=country, measure_power_secs=1,
-                            output_dir=out, log_level="error", tracking_mode="machine")
+                            output_dir=out, log_level="error", tracking_mode=mode)
 t.start()
-sys.argv = [script] + sys.argv[4:]
+sys.argv = [script] + sys.argv[5:]
 try:
     runpy.run_path(script, run_name="__main__")
 finally:
@@ -64,6 +66,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--zone", default="FR")
     ap.add_argument("--epochs", default="15")
+    ap.add_argument("--tracking-mode", default="machine", choices=["machine", "process"])
     a = ap.parse_args()
     py = python()
     with tempfile.TemporaryDirectory() as d:
@@ -73,8 +76,9 @@ def main():
         cc_dir = os.path.join(d, "cc")
         os.mkdir(cc_dir)
         out = os.path.join(d, "ct")
-        cmd = [binary(), "run", "--headless", "--quiet", "--zone", a.zone, "--out", out, "--",
-               py, wrapper, cc_dir, ALPHA3.get(a.zone, a.zone),
+        cmd = [binary(), "run", "--headless", "--quiet", "--zone", a.zone, "--out", out,
+               "--tracking-mode", a.tracking_mode, "--",
+               py, wrapper, cc_dir, ALPHA3.get(a.zone, a.zone), a.tracking_mode,
                os.path.join(ROOT, "examples", "train.py"), "--epochs", a.epochs]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         ct, cc = row(os.path.join(out, "emissions.csv")), row(os.path.join(cc_dir, "emissions.csv"))
@@ -87,6 +91,7 @@ def main():
         ratio = f"{x / y:8.2f}" if y else "       —"
         print(f"{label:14}{x:14.6g}{y:14.6g}{ratio}")
     print(f"duration s    {f(ct, 'duration'):14.1f}{f(cc, 'duration'):14.1f}")
+    print(f"tracking_mode {ct['tracking_mode']:>14}{cc['tracking_mode']:>14}")
     print("carbontop's total includes the network's energy (no column of its own in the format)")
 
 

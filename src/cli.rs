@@ -201,8 +201,9 @@ pub enum Command {
         #[arg(long, value_name = "OUT.png")]
         png: Option<PathBuf>,
     },
-    /// The embedded grid zones: code, gCO2e/kWh, year, basis (life-cycle, combustion at the
-    /// plant, operational) and source of each.
+    /// The embedded grid zones: code, gCO2e/kWh (an annual mean, with the band of the hours of
+    /// a run: ×0.7–1.3), year, basis (life-cycle, combustion at the plant, operational) and
+    /// source of each.
     Zones {
         /// Keep the zones whose code, name, region or country contains this (any case).
         filter: Option<String>,
@@ -401,6 +402,12 @@ pub struct MeasureOpts {
     /// SLURM_JOB_GPUS, GPU_DEVICE_ORDINAL, NVIDIA_VISIBLE_DEVICES), the others every GPU.
     #[arg(long, value_delimiter = ',', value_name = "I")]
     pub gpu_index: Vec<u32>,
+    /// `run`: whose figures emissions.csv holds, as CodeCarbon's `tracking_mode`: `machine`
+    /// (default) the whole machine's; `process` the command's own — its CPU-time share of the
+    /// CPU, its SM share of each GPU, its resident memory's share of the memory, its traffic's
+    /// share of the ports, with the PUE. The screen and summary show both either way.
+    #[arg(long, value_name = "MODE", value_parser = ["machine", "process"])]
+    pub tracking_mode: Option<String>,
     /// `run`: count every GPU of the machine, whatever the job was given.
     #[arg(long, conflicts_with = "gpu_index")]
     pub all_gpus: bool,

@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub target_accuracy: Option<f64>,
     pub gpu_index: Option<Vec<u32>>,
     pub no_gpu: Option<bool>,
+    /// `machine` or `process` (`run`).
+    pub tracking_mode: Option<String>,
     pub governor: Option<String>,
     pub eta: Option<f64>,
     pub governor_profile: Option<String>,
@@ -99,6 +101,8 @@ pub struct Settings {
     pub gpu_index: Vec<u32>,
     /// `run` counts every GPU, not only those its job was given.
     pub all_gpus: bool,
+    /// `--tracking-mode`: whose figures `run`'s emissions.csv holds.
+    pub tracking_mode: crate::report::run_file::TrackingMode,
     pub no_gpu: bool,
     pub simulate_gpus: Option<usize>,
     pub sim_state: Option<PathBuf>,
@@ -364,7 +368,18 @@ fn resolve_loaded(
         ));
     }
     let gov = governor_settings(cli, &file, &p)?;
+    let tracking_mode = match cli.tracking_mode.as_deref() {
+        Some(m) => m.parse().map_err(key_error(&p, "tracking_mode"))?,
+        None => file
+            .tracking_mode
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(key_error(&p, "tracking_mode"))?
+            .unwrap_or_default(),
+    };
     Ok(Settings {
+        tracking_mode,
         simulate_gpus: cli.simulate_gpus.map(usize::from),
         sim_state: cli.sim_state.clone(),
         governor: gov.governor,
@@ -731,6 +746,30 @@ mod tests {
         std::fs::write(&f, "pue = 0.5\n").unwrap();
         let err = resolve(&cli).unwrap_err().to_string();
         assert!(err.contains("`pue`"), "{err}");
+    }
+
+    #[test]
+    fn tracking_mode_from_the_file_or_the_command_line() {
+        use crate::report::run_file::TrackingMode;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let mut cli = MeasureOpts {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
+        std::fs::write(&f, "zone = \"FR\"\n").unwrap();
+        assert_eq!(resolve(&cli).unwrap().tracking_mode, TrackingMode::Machine);
+        std::fs::write(&f, "tracking_mode = \"process\"\n").unwrap();
+        assert_eq!(resolve(&cli).unwrap().tracking_mode, TrackingMode::Process);
+        cli.tracking_mode = Some("machine".into());
+        assert_eq!(resolve(&cli).unwrap().tracking_mode, TrackingMode::Machine);
+        cli.tracking_mode = None;
+        std::fs::write(&f, "tracking_mode = \"both\"\n").unwrap();
+        let err = resolve(&cli).unwrap_err().to_string();
+        assert!(
+            err.contains("`tracking_mode`") && err.contains("machine or process"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -308,6 +308,34 @@ pub struct ProcessCpu {
     pub busy_ticks: u64,
 }
 
+/// Resident memory of the watched process tree (Σ `VmRSS` of its processes) and the
+/// machine's memory (`MemTotal`), in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessMem {
+    pub rss_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// What a replayed row recorded of the command's share (samples.csv's `process_*_w`, W over
+/// the interval that ends at the row), so a report reproduces it exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ProcessRecorded {
+    pub cpu_w: Option<f64>,
+    pub gpu_w: Option<f64>,
+    pub mem_w: Option<f64>,
+}
+
+/// `run -- CMD`: the command's process tree against the machine at one tick.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ProcessReading {
+    /// CPU time counters (None: /proc/stat unreadable).
+    pub cpu: Option<ProcessCpu>,
+    /// Resident memory (None: MemTotal unreadable).
+    pub mem: Option<ProcessMem>,
+    /// Set by replay: the shares as recorded; live sources leave it `None`.
+    pub recorded: Option<ProcessRecorded>,
+}
+
 /// One tick.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -323,7 +351,7 @@ pub struct Sample {
     pub intensity: Option<Intensity>,
     pub progress: Progress,
     /// `run -- CMD`: the command's process tree against the machine.
-    pub process: Option<ProcessCpu>,
+    pub process: Option<ProcessReading>,
     /// The estimates' bands at this tick, as factors of their point values.
     pub bands: EstimateBands,
 }

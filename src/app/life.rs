@@ -91,6 +91,14 @@ fn serving(o: &EstimateArgs) -> Result<Option<Work>, AppError> {
     }))
 }
 
+/// A given intensity is the user's; a zone's is the table's annual mean, with its band.
+fn intensity_band(given: Option<f64>) -> (f64, f64) {
+    match given {
+        Some(_) => (1.0, 1.0),
+        None => crate::engine::constants::GRID_TABLE_BAND,
+    }
+}
+
 /// The sites: each --site, else one from --zone/--intensity/--pue.
 fn sites(o: &EstimateArgs) -> Result<Vec<Site>, AppError> {
     if o.site.is_empty() {
@@ -107,6 +115,7 @@ fn sites(o: &EstimateArgs) -> Result<Vec<Site>, AppError> {
             pue: o.pue,
             share: 1.0,
             transport: 1.0,
+            band: intensity_band(o.intensity),
             phase: None,
         }]);
     }
@@ -125,6 +134,7 @@ fn sites(o: &EstimateArgs) -> Result<Vec<Site>, AppError> {
                 pue: s.pue,
                 share: s.share,
                 transport: s.transport,
+                band: intensity_band(s.intensity),
                 phase: s.phase,
             })
         })

@@ -807,7 +807,13 @@ fn run_file(s: &Settings, job: Job<'_>, built: &Built, dir: Option<&std::path::P
         Some(_) => "--embodied-kg".to_owned(),
         None => built.share.basis.clone(),
     };
+    // The command's own figures exist for `run` only.
+    let tracking_mode = match job {
+        Job::Run(_) => s.tracking_mode,
+        _ => run_file::TrackingMode::Machine,
+    };
     RunFile {
+        tracking_mode,
         run_id: run_file::new_run_id(&started, dir.unwrap_or(std::path::Path::new("."))),
         carbontop_version: env!("CARGO_PKG_VERSION").into(),
         started: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

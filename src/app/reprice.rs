@@ -4,6 +4,7 @@
 //! formats in `report::reprice`.
 
 use crate::app::AppError;
+use crate::engine::constants::GRID_TABLE_BAND;
 use crate::engine::reprice::{self, Profile, Starts, Trace};
 use crate::report::account::Recorded;
 use crate::report::reprice::{Outcome, Window};
@@ -49,8 +50,10 @@ pub fn run(o: &RepriceOpts<'_>) -> Result<i32, AppError> {
             e.basis.label(),
             e.source.label()
         );
-        let i = GPerKwh(e.g_per_kwh);
-        choices.push(profile.zone_choice(pue, [i; 3], format!("zone {}", e.zone), detail));
+        // An annual mean: the table's band (engine::constants::GRID_TABLE_BAND).
+        let (lo, hi) = GRID_TABLE_BAND;
+        let i = [e.g_per_kwh, e.g_per_kwh * lo, e.g_per_kwh * hi].map(GPerKwh);
+        choices.push(profile.zone_choice(pue, i, format!("zone {}", e.zone), detail));
     }
     let mut window = None;
     if let Some(path) = o.trace {
@@ -142,7 +145,9 @@ fn profile_of(file: &Path) -> Result<(Profile, Pue), AppError> {
             reprice::RepriceError::NoEnergy
         ))
     })?;
-    profile.set_band(&meter.snapshot().co2e_band);
+    let snap = meter.snapshot();
+    let table_g = snap.table_co2e.map_or(0.0, |b| b.g.0);
+    profile.set_band(&snap.co2e_band, table_g, GRID_TABLE_BAND);
     Ok((profile, rec.ledger.config().pue))
 }
 

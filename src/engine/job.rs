@@ -122,6 +122,7 @@ pub fn tick(
         cap_change: Default::default(),
         process_cpu_w: None,
         process_gpu_w: None,
+        process_mem_w: None,
         cmd_net: None,
     };
     let joules = ByComponent {

@@ -12,10 +12,10 @@
 //! samples.csv, and replaying a recording reproduces it exactly.
 
 use crate::engine::caplog::CapLog;
-use crate::engine::constants::{J_PER_KWH, PortModel, network_energy_j};
+use crate::engine::constants::{GRID_TABLE_BAND, J_PER_KWH, PortModel, network_energy_j};
 use crate::sample::{
     CpuReading, GpuReading, Intensity, IntensitySource, NetReading, OwnTraffic, PowerReading,
-    Progress, RaplCounter, Sample, Traffic,
+    ProcessRecorded, Progress, RaplCounter, Sample, SourceKind, Traffic,
 };
 use crate::units::{FacilityKwh, GPerKwh, GramsCo2e, Pue};
 use chrono::{DateTime, Utc};
@@ -97,6 +97,9 @@ pub struct Tick {
     /// `run -- CMD`: the GPU power attributed to the command's process tree: Σ over GPUs whose
     /// driver reports processes of the tree's share × the GPU's power (Kepler's SM split).
     pub process_gpu_w: Option<f64>,
+    /// `run -- CMD`: the memory power attributed to the command's process tree: its resident
+    /// memory's share of MemTotal × the memory power.
+    pub process_mem_w: Option<f64>,
     /// `run -- CMD`: the command's own network traffic and what it cost, where known.
     pub cmd_net: Option<CmdNet>,
 }
@@ -152,6 +155,21 @@ pub struct Totals {
     /// whose processes were known, for its share.
     pub process_gpu_j: f64,
     pub process_machine_gpu_j: f64,
+    /// Memory energy attributed to the tree by its resident share (J, IT), and the memory
+    /// energy of the intervals it was measured over.
+    pub process_mem_j: f64,
+    pub process_machine_mem_j: f64,
+    /// `run -- CMD` (`--tracking-mode process`): the command's own figures — whether any sample
+    /// watched a process tree; the GPU energy counted for it (its share where the driver
+    /// reports its processes, else the whole GPU, as CodeCarbon counts the GPUs it is given;
+    /// J, IT); and the operational carbon of its CPU, GPU, memory and port energy (g, with PUE,
+    /// tick by tick at I(t)).
+    pub process_known: bool,
+    pub process_mode_gpu_j: f64,
+    pub process_co2e_g: f64,
+    /// Operational carbon priced from the embedded table's annual means (g, with PUE): its
+    /// part of `co2e_g` that carries the table's band (`GRID_TABLE_BAND`).
+    pub co2e_table_g: f64,
     /// The machine's network energy at the ends of the port model's band (J, IT).
     pub net_low_j: f64,
     pub net_high_j: f64,
@@ -283,23 +301,42 @@ impl Ledger {
             .map_or((None, None), |m| power_interval(old_mem, m, dt, first));
         let (intensity, source) = self.intensity_at(&s);
         let net = self.fold_net(&s, p, dt, first);
+        let port_before = self.totals.cmd_net.port_j;
         let cmd_net = s
             .net
             .and_then(|n| self.fold_cmd_net(&n, s.elapsed_s, intensity));
-        let process_cpu_w = self.fold_process_cpu(&s, p, cpu);
+        let process = self.fold_process(&s, p, dt, &gpu, cpu, mem);
         let iv = Interval {
             dt,
             gpu,
             cpu,
             mem,
             net,
-            process_cpu_w,
+            process,
             cmd_net,
         };
         // E_facility = E_it × PUE; C = E_facility × I(t) (DESIGN.md §5).
-        let facility = FacilityKwh::from_it_joules(iv.it_j(), self.cfg.pue);
-        let co2e_tick = intensity.map_or(GramsCo2e(0.0), |i| facility * GPerKwh(i));
-        self.add_to_totals(&s, &iv, facility, co2e_tick);
+        let price = |j: f64| {
+            let facility = FacilityKwh::from_it_joules(j, self.cfg.pue);
+            (
+                facility,
+                intensity.map_or(GramsCo2e(0.0), |i| facility * GPerKwh(i)),
+            )
+        };
+        let (facility, co2e_tick) = price(iv.it_j());
+        // The command's own carbon: its CPU, GPU and memory energy and its traffic's port
+        // energy, at the same PUE and intensity.
+        let port_j = self.totals.cmd_net.port_j - port_before;
+        self.totals.process_co2e_g += price(iv.process.it_j + port_j).1.0;
+        // A table value is an annual mean: its band widens this tick's carbon.
+        let grid = match &source {
+            Some(src) if src.kind == SourceKind::Table => {
+                self.totals.co2e_table_g += co2e_tick.0;
+                GRID_TABLE_BAND
+            }
+            _ => (1.0, 1.0),
+        };
+        self.add_to_totals(&s, &iv, facility, co2e_tick, grid);
         let tick = self.tick(&s, iv, intensity, source);
         self.prev = Some(s);
         tick
@@ -316,6 +353,7 @@ impl Ledger {
             gpus: Vec::with_capacity(s.gpus.len()),
             sum_w: None,
             sum_j: 0.0,
+            unattributed_j: 0.0,
             process_w: None,
             power_cap_w: if s.gpus.is_empty() {
                 None
@@ -344,6 +382,8 @@ impl Ledger {
                     self.totals.process_gpu_j += f * e;
                     self.totals.process_machine_gpu_j += e;
                 }
+            } else if let Some(e) = e_j {
+                part.unattributed_j += e;
             }
             if let Some(w) = p_w {
                 *part.sum_w.get_or_insert(0.0) += w;
@@ -493,7 +533,8 @@ impl Ledger {
     /// CPU's energy (into the totals) and power (returned).
     fn fold_process_cpu(&mut self, s: &Sample, prev: Option<&Sample>, cpu: Part) -> Option<f64> {
         let (cpu_j, cpu_w) = cpu;
-        let share = match (s.process, prev.and_then(|p| p.process)) {
+        let now = s.process.and_then(|p| p.cpu);
+        let share = match (now, prev.and_then(|p| p.process).and_then(|p| p.cpu)) {
             (Some(c), Some(o)) if c.busy_ticks > o.busy_ticks => Some(
                 (c.tree_ticks.saturating_sub(o.tree_ticks) as f64
                     / (c.busy_ticks - o.busy_ticks) as f64)
@@ -509,6 +550,87 @@ impl Ledger {
         share.zip(cpu_w).map(|(f, w)| f * w)
     }
 
+    /// `run -- CMD`: the command's share of each component over the interval, into the totals;
+    /// a replayed row's recorded shares as they were recorded.
+    fn fold_process(
+        &mut self,
+        s: &Sample,
+        prev: Option<&Sample>,
+        dt: f64,
+        gpu: &GpuPart,
+        cpu: Part,
+        mem: Part,
+    ) -> ProcessPart {
+        let Some(reading) = s.process else {
+            // GPUs may know their processes without a tree read (its /proc unreadable).
+            return ProcessPart {
+                gpu_w: gpu.process_w,
+                ..ProcessPart::default()
+            };
+        };
+        self.totals.process_known = true;
+        if let Some(r) = reading.recorded {
+            return self.fold_recorded_process(r, dt, gpu, cpu, mem);
+        }
+        let cpu_w = self.fold_process_cpu(s, prev, cpu);
+        // Resident memory's share of MemTotal at this tick, applied to the memory's energy.
+        let share = reading
+            .mem
+            .filter(|m| m.total_bytes > 0)
+            .map(|m| (m.rss_bytes as f64 / m.total_bytes as f64).clamp(0.0, 1.0));
+        if let (Some(f), Some(j)) = (share, mem.0) {
+            self.totals.process_mem_j += f * j;
+            self.totals.process_machine_mem_j += j;
+        }
+        let mem_w = share.zip(mem.1).map(|(f, w)| f * w);
+        let gpu_j = gpu.process_w.map_or(0.0, |w| w * dt) + gpu.unattributed_j;
+        self.totals.process_mode_gpu_j += gpu_j;
+        ProcessPart {
+            cpu_w,
+            gpu_w: gpu.process_w,
+            mem_w,
+            it_j: cpu_w.map_or(0.0, |w| w * dt) + gpu_j + mem_w.map_or(0.0, |w| w * dt),
+        }
+    }
+
+    /// A replayed row's recorded shares (W over the interval): their energy is power × Δt, the
+    /// machine's energy beside them what the row's own columns give; a GPU share not recorded
+    /// counts the whole GPU in the command's figures, as it did live.
+    fn fold_recorded_process(
+        &mut self,
+        r: ProcessRecorded,
+        dt: f64,
+        gpu: &GpuPart,
+        cpu: Part,
+        mem: Part,
+    ) -> ProcessPart {
+        let t = &mut self.totals;
+        let j = |w: Option<f64>| w.map_or(0.0, |w| w * dt);
+        if r.cpu_w.is_some() {
+            t.process_cpu_j += j(r.cpu_w);
+            t.process_machine_cpu_j += cpu.0.unwrap_or(0.0);
+        }
+        if r.mem_w.is_some() {
+            t.process_mem_j += j(r.mem_w);
+            t.process_machine_mem_j += mem.0.unwrap_or(0.0);
+        }
+        let gpu_j = match r.gpu_w {
+            Some(_) => {
+                t.process_gpu_j += j(r.gpu_w);
+                t.process_machine_gpu_j += gpu.sum_j;
+                j(r.gpu_w)
+            }
+            None => gpu.sum_j,
+        };
+        t.process_mode_gpu_j += gpu_j;
+        ProcessPart {
+            cpu_w: r.cpu_w,
+            gpu_w: r.gpu_w,
+            mem_w: r.mem_w,
+            it_j: j(r.cpu_w) + gpu_j + j(r.mem_w),
+        }
+    }
+
     /// Intensity valid at this tick and its source; an unknown one holds the last known value.
     fn intensity_at(&mut self, s: &Sample) -> (Option<f64>, Option<IntensitySource>) {
         if let Some(i) = &s.intensity {
@@ -521,7 +643,15 @@ impl Ledger {
     }
 
     /// Adds the interval's energy and carbon to the running totals.
-    fn add_to_totals(&mut self, s: &Sample, iv: &Interval, facility: FacilityKwh, co2e: GramsCo2e) {
+    /// `grid`: the band of this tick's intensity (the table's, or (1, 1) for a live value).
+    fn add_to_totals(
+        &mut self,
+        s: &Sample,
+        iv: &Interval,
+        facility: FacilityKwh,
+        co2e: GramsCo2e,
+        grid: (f64, f64),
+    ) {
         let t = &mut self.totals;
         let joules = ByComponent {
             gpu: iv.gpu.sum_j,
@@ -542,10 +672,13 @@ impl Ledger {
             s.bands.cpu.unwrap_or((1.0, 1.0)),
             s.bands.mem.unwrap_or((1.0, 1.0)),
         );
+        // Each component's band times the intensity's: the ends of a product of two
+        // independent factors.
         let end = |k: fn((f64, f64)) -> f64| ByComponent {
-            cpu: by.cpu * k(cpu),
-            mem: by.mem * k(mem),
-            ..by
+            gpu: by.gpu * k(grid),
+            cpu: by.cpu * k(cpu) * k(grid),
+            mem: by.mem * k(mem) * k(grid),
+            net: by.net * k(grid),
         };
         t.co2e_low_by.add(&end(|b| b.0));
         t.co2e_high_by.add(&end(|b| b.1));
@@ -584,8 +717,9 @@ impl Ledger {
             power_cap_w: iv.gpu.power_cap_w,
             gpus: iv.gpu.gpus,
             cap_change: CapLog::default(),
-            process_cpu_w: iv.process_cpu_w,
-            process_gpu_w: iv.gpu.process_w,
+            process_cpu_w: iv.process.cpu_w,
+            process_gpu_w: iv.process.gpu_w,
+            process_mem_w: iv.process.mem_w,
             cmd_net: iv.cmd_net,
         }
     }
@@ -602,6 +736,8 @@ struct GpuPart {
     sum_w: Option<f64>,
     /// Σ energy (J).
     sum_j: f64,
+    /// Σ energy of the GPUs whose driver reports no processes (J).
+    unattributed_j: f64,
     /// The watched tree's share of the power (W), if any GPU knows its processes.
     process_w: Option<f64>,
     /// Σ caps (W) when every GPU reports one.
@@ -616,10 +752,20 @@ struct Interval {
     cpu: Part,
     mem: Part,
     net: Part,
-    /// The command's share of the CPU power (W).
-    process_cpu_w: Option<f64>,
+    /// The command's share of each component.
+    process: ProcessPart,
     /// The command's own traffic.
     cmd_net: Option<CmdNet>,
+}
+
+/// The command's share over one interval: its CPU, GPU and memory power (W) and the IT energy
+/// counted for it (J; the GPUs whose processes are unknown whole).
+#[derive(Debug, Clone, Copy, Default)]
+struct ProcessPart {
+    cpu_w: Option<f64>,
+    gpu_w: Option<f64>,
+    mem_w: Option<f64>,
+    it_j: f64,
 }
 
 impl Interval {
@@ -1042,17 +1188,20 @@ mod tests {
         let mut l = Ledger::new(LedgerConfig::default());
         let mut s = at(0.0);
         s.cpu = CpuReading::Power(PowerReading::Average(crate::units::Watts(100.0)));
-        s.process = Some(ProcessCpu {
-            tree_ticks: 0,
-            busy_ticks: 1000,
-        });
+        let cpu = |tree_ticks, busy_ticks| {
+            Some(crate::sample::ProcessReading {
+                cpu: Some(ProcessCpu {
+                    tree_ticks,
+                    busy_ticks,
+                }),
+                ..Default::default()
+            })
+        };
+        s.process = cpu(0, 1000);
         l.push(s.clone());
         s.elapsed_s = 10.0;
         // 300 of the 400 busy ticks were the command's.
-        s.process = Some(ProcessCpu {
-            tree_ticks: 300,
-            busy_ticks: 1400,
-        });
+        s.process = cpu(300, 1400);
         let t = l.push(s);
         assert!(close(t.process_cpu_w.unwrap_or(0.0), 75.0));
         assert!(close(l.totals().process_cpu_j, 750.0));
@@ -1088,6 +1237,158 @@ mod tests {
         let mut s = at(0.0);
         s.gpus = vec![gpu(200.0, None)];
         assert_eq!(l.push(s).process_gpu_w, None);
+    }
+
+    #[test]
+    fn the_commands_memory_share_is_its_resident_part_of_memtotal() {
+        use crate::sample::{ProcessMem, ProcessReading};
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut s = at(0.0);
+        s.mem = Some(PowerReading::Average(crate::units::Watts(20.0)));
+        // 3 GiB resident of 16 GiB: 3/16 of the memory power.
+        s.process = Some(ProcessReading {
+            mem: Some(ProcessMem {
+                rss_bytes: 3 << 30,
+                total_bytes: 16 << 30,
+            }),
+            ..Default::default()
+        });
+        let t = l.push(s.clone());
+        assert!(close(t.process_mem_w.unwrap_or(0.0), 3.75));
+        s.elapsed_s = 10.0;
+        let t = l.push(s.clone());
+        assert!(close(t.process_mem_w.unwrap_or(0.0), 3.75));
+        assert!(t.process_mem_w <= t.mem_power_w);
+        let tot = l.totals();
+        assert!(close(tot.process_mem_j, 37.5) && close(tot.process_machine_mem_j, 200.0));
+        // A share read as more than the machine (RSS counts shared pages once per process)
+        // is held at the whole memory, never above it.
+        s.elapsed_s = 20.0;
+        s.process = Some(ProcessReading {
+            mem: Some(ProcessMem {
+                rss_bytes: 40 << 30,
+                total_bytes: 16 << 30,
+            }),
+            ..Default::default()
+        });
+        assert_eq!(l.push(s).process_mem_w, Some(20.0));
+        // No tree watched: unknown, not 0.
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut s = at(0.0);
+        s.mem = Some(PowerReading::Average(crate::units::Watts(20.0)));
+        assert_eq!(l.push(s).process_mem_w, None);
+        assert!(!l.totals().process_known);
+    }
+
+    #[test]
+    fn the_commands_carbon_is_its_energy_at_each_ticks_intensity_with_pue() {
+        use crate::sample::{ProcessCpu, ProcessMem, ProcessReading};
+        let mut l = Ledger::new(LedgerConfig {
+            pue: Pue::new(1.5).unwrap(),
+            ..Default::default()
+        });
+        let reading = |busy: u64| {
+            Some(ProcessReading {
+                cpu: Some(ProcessCpu {
+                    tree_ticks: busy / 2,
+                    busy_ticks: busy,
+                }),
+                mem: Some(ProcessMem {
+                    rss_bytes: 1,
+                    total_bytes: 4,
+                }),
+                recorded: None,
+            })
+        };
+        // A GPU whose driver names no processes: counted whole in the command's figures.
+        let gpu = GpuReading {
+            power: Some(PowerReading::Average(crate::units::Watts(100.0))),
+            ..Default::default()
+        };
+        for (k, (busy, g)) in [(0, 100.0), (100, 100.0), (200, 300.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut s = at(k as f64 * 3600.0);
+            s.cpu = CpuReading::Power(PowerReading::Average(crate::units::Watts(40.0)));
+            s.mem = Some(PowerReading::Average(crate::units::Watts(20.0)));
+            s.gpus = vec![gpu.clone()];
+            s.process = reading(busy);
+            s.intensity = Some(Intensity {
+                g_per_kwh: crate::units::GPerKwh(g),
+                source: crate::sample::SourceKind::Fixed.into(),
+            });
+            l.push(s);
+        }
+        let t = l.totals();
+        // Each hour: CPU 20 W, memory 5 W, the GPU's 100 W: 125 Wh; × 1.5 at 100 then 300.
+        assert!(close(t.process_cpu_j, 2.0 * 20.0 * 3600.0));
+        assert!(close(t.process_mem_j, 2.0 * 5.0 * 3600.0));
+        assert!(close(t.process_mode_gpu_j, 2.0 * 100.0 * 3600.0));
+        assert_eq!(t.process_gpu_j, 0.0, "no share where the driver names none");
+        assert!(close(t.process_co2e_g, 0.125 * 1.5 * (100.0 + 300.0)));
+        assert!(t.process_co2e_g < t.co2e_g);
+    }
+
+    #[test]
+    fn recorded_shares_replay_as_recorded() {
+        use crate::sample::{ProcessReading, ProcessRecorded};
+        let mut l = Ledger::new(LedgerConfig::default());
+        for k in 0..3 {
+            let mut s = at(f64::from(k) * 10.0);
+            s.cpu = CpuReading::Power(PowerReading::Average(crate::units::Watts(40.0)));
+            s.mem = Some(PowerReading::Average(crate::units::Watts(20.0)));
+            s.process = Some(ProcessReading {
+                recorded: Some(ProcessRecorded {
+                    cpu_w: (k > 0).then_some(10.0),
+                    gpu_w: None,
+                    mem_w: Some(2.5),
+                }),
+                ..Default::default()
+            });
+            let t = l.push(s);
+            assert_eq!(t.process_mem_w, Some(2.5));
+        }
+        let t = l.totals();
+        assert!(close(t.process_cpu_j, 200.0) && close(t.process_machine_cpu_j, 800.0));
+        assert!(close(t.process_mem_j, 50.0) && close(t.process_machine_mem_j, 400.0));
+        assert!(close(t.process_co2e_g, 250.0 / 3.6e6 * 500.0));
+    }
+
+    #[test]
+    fn a_table_intensity_widens_every_components_band_by_the_tables() {
+        let run = |source: crate::sample::SourceKind| {
+            let mut l = Ledger::new(LedgerConfig::default());
+            for k in 0..2 {
+                let mut s = at(f64::from(k) * 3600.0);
+                s.cpu = CpuReading::Power(PowerReading::Average(crate::units::Watts(100.0)));
+                s.mem = Some(PowerReading::Average(crate::units::Watts(10.0)));
+                // The CPU an estimate of ×0.5–1.5; memory measured.
+                s.bands.cpu = Some((0.5, 1.5));
+                s.intensity = Some(Intensity {
+                    g_per_kwh: crate::units::GPerKwh(400.0),
+                    source: source.clone().into(),
+                });
+                l.push(s);
+            }
+            l.totals()
+        };
+        let live = run(crate::sample::SourceKind::ElectricityMaps);
+        let table = run(crate::sample::SourceKind::Table);
+        // The same energy and carbon either way.
+        assert_eq!(live.co2e_g, table.co2e_g);
+        assert!(close(live.co2e_by.cpu, 40.0) && close(live.co2e_by.mem, 4.0));
+        // Live: the CPU's own band only.
+        assert!(close(live.co2e_low_by.cpu, 20.0) && close(live.co2e_high_by.cpu, 60.0));
+        assert!(close(live.co2e_low_by.mem, 4.0) && close(live.co2e_high_by.mem, 4.0));
+        assert_eq!(live.co2e_table_g, 0.0);
+        // Table: × the table's 0.7–1.3 on top, for every component.
+        let (lo, hi) = GRID_TABLE_BAND;
+        assert!(close(table.co2e_low_by.cpu, 20.0 * lo));
+        assert!(close(table.co2e_high_by.cpu, 60.0 * hi));
+        assert!(close(table.co2e_low_by.mem, 4.0 * lo));
+        assert!(close(table.co2e_high_by.mem, 4.0 * hi));
+        assert!(close(table.co2e_table_g, table.co2e_g));
     }
 
     #[test]

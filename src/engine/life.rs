@@ -50,6 +50,9 @@ pub struct Site {
     pub share: f64,
     /// nn-c's energy transport factor (0–1]: the intensity is divided by it.
     pub transport: f64,
+    /// The intensity's band as factors of it: a table's annual mean ×0.7–1.3
+    /// (`constants::GRID_TABLE_BAND`), a given one (1, 1).
+    pub band: (f64, f64),
     /// The phases it takes part in (None: both).
     pub phase: Option<Phase>,
 }
@@ -146,8 +149,9 @@ pub struct AtSite {
     pub it_kwh: f64,
     /// IT × the site's PUE.
     pub facility_kwh: f64,
-    /// Facility energy × I / transport.
+    /// Facility energy × I / transport, and at the ends of the intensity's band.
     pub operational_g: f64,
+    pub operational_band: (f64, f64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +160,7 @@ pub struct PhaseFigures {
     pub it_kwh: f64,
     pub facility_kwh: f64,
     pub operational_g: f64,
+    pub operational_band: (f64, f64),
     /// None: no hardware known for it (a per-query serving phase without `--serve-count`).
     pub embodied_g: Option<[f64; 3]>,
     pub sites: Vec<AtSite>,
@@ -165,6 +170,7 @@ pub struct PhaseFigures {
 pub struct Life {
     pub phases: Vec<PhaseFigures>,
     pub operational_g: f64,
+    pub operational_band: (f64, f64),
     pub embodied_g: [f64; 3],
     /// Operational + embodied, with the embodied band.
     pub total_g: [f64; 3],
@@ -201,11 +207,13 @@ fn phase_figures(phase: Phase, work: &Work, sites: &[Site]) -> Result<PhaseFigur
             let s = &sites[i];
             let it_kwh = it * s.share;
             let facility_kwh = it_kwh * s.pue;
+            let g = facility_kwh * s.g_per_kwh / s.transport;
             AtSite {
                 site: i,
                 it_kwh,
                 facility_kwh,
-                operational_g: facility_kwh * s.g_per_kwh / s.transport,
+                operational_g: g,
+                operational_band: (g * s.band.0, g * s.band.1),
             }
         })
         .collect();
@@ -214,6 +222,10 @@ fn phase_figures(phase: Phase, work: &Work, sites: &[Site]) -> Result<PhaseFigur
         it_kwh: it,
         facility_kwh: at.iter().map(|a| a.facility_kwh).sum(),
         operational_g: at.iter().map(|a| a.operational_g).sum(),
+        operational_band: (
+            at.iter().map(|a| a.operational_band.0).sum(),
+            at.iter().map(|a| a.operational_band.1).sum(),
+        ),
         embodied_g: work.hardware().map(|hw| hw.embodied_g(work.hours())),
         sites: at,
     })
@@ -232,6 +244,10 @@ pub fn life(
         }
     }
     let operational_g: f64 = phases.iter().map(|p| p.operational_g).sum();
+    let operational_band = (
+        phases.iter().map(|p| p.operational_band.0).sum::<f64>(),
+        phases.iter().map(|p| p.operational_band.1).sum::<f64>(),
+    );
     let mut embodied_g = [0.0; 3];
     for e in phases.iter().filter_map(|p| p.embodied_g) {
         for k in 0..3 {
@@ -239,9 +255,14 @@ pub fn life(
         }
     }
     Ok(Life {
-        total_g: embodied_g.map(|e| operational_g + e),
+        total_g: [
+            operational_g + embodied_g[0],
+            operational_band.0 + embodied_g[1],
+            operational_band.1 + embodied_g[2],
+        ],
         phases,
         operational_g,
+        operational_band,
         embodied_g,
     })
 }
@@ -258,6 +279,7 @@ mod tests {
             pue,
             share,
             transport: 1.0,
+            band: (0.7, 1.3),
             phase,
         }
     }
@@ -314,6 +336,8 @@ mod tests {
         );
         assert!((l.total_g[0] - (want_t + want_s + want_e)).abs() < 1e-3);
         assert!(l.total_g[2] > l.total_g[0] && l.total_g[1] <= l.total_g[0]);
+        // The table's band on the operational part, the published TE range on the embodied.
+        assert!((l.total_g[1] - (0.7 * (want_t + want_s) + want_e)).abs() < 1e-3);
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //! samples give the same Snapshot.
 
 use crate::engine::constants::{
-    BYTES_PER_GB, EmbodiedKg, J_PER_KWH, NETWORK_KWH_PER_GB_HIGH, NETWORK_KWH_PER_GB_LOW, car_km,
-    tree_days,
+    BYTES_PER_GB, EmbodiedKg, GRID_TABLE_BAND, J_PER_KWH, NETWORK_KWH_PER_GB_HIGH,
+    NETWORK_KWH_PER_GB_LOW, car_km, tree_days,
 };
 use crate::engine::forecast::{self, Greener, Slot};
 use crate::engine::ledger::{GpuTick, Tick, Totals};
@@ -664,7 +664,16 @@ impl Meter {
         // No band accounted (a job's sum of agents): none shown rather than a wrong one.
         let banded = t.net_j > 0.0 && t.net_high_j > 0.0;
         let k = |j: f64| if banded { j / t.net_j } else { 1.0 };
-        (bytes > 0 || g.0 > 0.0).then(|| Band::around(g, k(t.net_low_j), k(t.net_high_j)))
+        // The port model's range times the intensity's (the table's band, tick by tick).
+        let (low, high) = (
+            GramsCo2e(t.co2e_low_by.net * k(t.net_low_j)),
+            GramsCo2e(t.co2e_high_by.net * k(t.net_high_j)),
+        );
+        (bytes > 0 || g.0 > 0.0).then(|| Band {
+            g,
+            low: if low < g { low } else { g },
+            high: if high > g { high } else { g },
+        })
     }
 
     /// `run -- CMD`: the command's own traffic, its share of the machine's port energy and the
@@ -811,6 +820,7 @@ impl Meter {
             process: [
                 (ProcessPart::Cpu, t.process_cpu_j, t.process_machine_cpu_j),
                 (ProcessPart::Gpu, t.process_gpu_j, t.process_machine_gpu_j),
+                (ProcessPart::Mem, t.process_mem_j, t.process_machine_mem_j),
             ]
             .into_iter()
             .filter(|(_, _, whole)| *whole > 0.0)
@@ -821,6 +831,11 @@ impl Meter {
                 of_kwh: it(whole),
             })
             .collect(),
+            command: self.command(),
+            table_co2e: (t.co2e_table_g > 0.0).then(|| {
+                let (lo, hi) = GRID_TABLE_BAND;
+                Band::around(GramsCo2e(t.co2e_table_g), lo, hi)
+            }),
             net_rx_bytes: t.net_rx_bytes,
             net_tx_bytes: t.net_tx_bytes,
             gpu_count: self.basis.gpu_count,
@@ -829,6 +844,33 @@ impl Meter {
             rapl_wraps: t.rapl_wraps,
             rapl_resets: t.rapl_resets,
         }
+    }
+
+    /// `run -- CMD`: the command's own figures (CodeCarbon's `tracking_mode = process`).
+    fn command(&self) -> Option<Command> {
+        let t = &self.totals;
+        if !t.process_known {
+            return None;
+        }
+        let kwh = ItKwh::from_joules;
+        let mean = |j: f64| (t.elapsed_s > 0.0).then(|| Watts(j / t.elapsed_s));
+        let it_j = t.process_cpu_j + t.process_mode_gpu_j + t.process_mem_j + t.cmd_net.port_j;
+        let gpu_measured = self.basis.gpu_count > 0 || t.gpu_j > 0.0;
+        Some(Command {
+            cpu_kwh: kwh(t.process_cpu_j),
+            gpu_kwh: gpu_measured.then(|| kwh(t.process_mode_gpu_j)),
+            mem_kwh: kwh(t.process_mem_j),
+            net_kwh: kwh(t.cmd_net.port_j),
+            energy_kwh: kwh(it_j) * self.basis.pue,
+            co2e_g: GramsCo2e(t.process_co2e_g),
+            mean_power_w: MeanPower {
+                cpu_w: mean(t.process_cpu_j),
+                gpu_w: mean(t.process_mode_gpu_j).filter(|_| gpu_measured),
+                mem_w: mean(t.process_mem_j),
+                facility_w: mean(it_j).map(|w| w * self.basis.pue),
+            },
+            gpu_whole: t.process_mode_gpu_j > t.process_gpu_j + 1e-9,
+        })
     }
 
     /// The last interval's power by component, the facility's (× PUE) and the carbon rate at
@@ -850,6 +892,7 @@ impl Meter {
                 .map(|(p, i)| p.over_secs(3600.0) * self.basis.pue * i),
             process_cpu_w: w(|l| l.process_cpu_w),
             process_gpu_w: w(|l| l.process_gpu_w),
+            process_mem_w: w(|l| l.process_mem_w),
             gpus: last.map(|l| l.gpus.clone()).unwrap_or_default(),
         }
     }
@@ -894,6 +937,7 @@ pub struct PowerNow {
     pub co2e_g_per_h: Option<GramsCo2e>,
     pub process_cpu_w: Option<Watts>,
     pub process_gpu_w: Option<Watts>,
+    pub process_mem_w: Option<Watts>,
     pub gpus: Vec<GpuTick>,
 }
 
@@ -1025,9 +1069,39 @@ pub struct WindowForecast {
 pub enum ProcessPart {
     Cpu,
     Gpu,
+    Mem,
 }
 
-/// The watched command's share of a component's energy (CPU time share; GPU SM share).
+/// `run -- CMD`: the command's own figures, as CodeCarbon's `tracking_mode = process` gives
+/// them: IT energy by component (kWh; the network its traffic's port share), facility energy
+/// (× PUE), operational carbon (Σ E × PUE × I(t)) and mean powers (with PUE for the facility).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Command {
+    pub cpu_kwh: ItKwh,
+    /// None: no GPU measured.
+    pub gpu_kwh: Option<ItKwh>,
+    pub mem_kwh: ItKwh,
+    pub net_kwh: ItKwh,
+    pub energy_kwh: FacilityKwh,
+    pub co2e_g: GramsCo2e,
+    pub mean_power_w: MeanPower,
+    /// Some GPU's driver gave no per-process figures: that GPU counts whole.
+    pub gpu_whole: bool,
+}
+
+impl Command {
+    /// Its carbon in kg (CodeCarbon's `emissions`) and the rate over `elapsed_s` (kg/s).
+    pub fn co2e_kg(&self) -> f64 {
+        self.co2e_g.0 / 1000.0
+    }
+
+    pub fn co2e_kg_per_s(&self, elapsed_s: f64) -> Option<f64> {
+        (elapsed_s > 0.0).then(|| self.co2e_kg() / elapsed_s)
+    }
+}
+
+/// The watched command's share of a component's energy (CPU time share; GPU SM share; memory
+/// by resident share).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProcessShare {
     pub part: ProcessPart,
@@ -1098,6 +1172,11 @@ pub struct Snapshot {
     pub cap_changes: usize,
     pub cap_effect: Option<CapEffect>,
     pub process: Vec<ProcessShare>,
+    /// `run -- CMD`: the command's own figures.
+    pub command: Option<Command>,
+    /// The operational carbon priced from the embedded table's annual means, with the table's
+    /// band (`GRID_TABLE_BAND`); None when no tick was.
+    pub table_co2e: Option<Band>,
     pub net_rx_bytes: u64,
     pub net_tx_bytes: u64,
     pub gpu_count: usize,
@@ -1179,6 +1258,37 @@ mod tests {
             m.push(&tick, l.totals());
         }
         m
+    }
+
+    #[test]
+    fn a_run_priced_from_the_table_has_a_wider_band_than_one_priced_live() {
+        let run = |kind: crate::sample::SourceKind| {
+            let samples = (0..3).map(|k| {
+                let mut s = sample(f64::from(k) * 60.0, 100.0, 300.0, None);
+                s.bands.cpu = Some((0.8, 1.2));
+                if let Some(i) = s.intensity.as_mut() {
+                    i.source = kind.clone().into();
+                }
+                s
+            });
+            fold(basis(), samples).snapshot()
+        };
+        let live = run(crate::sample::SourceKind::ElectricityMaps);
+        let table = run(crate::sample::SourceKind::Table);
+        assert_eq!(live.co2e_g, table.co2e_g);
+        assert_eq!(live.table_co2e, None);
+        let (lo, hi) = GRID_TABLE_BAND;
+        // Live: the CPU estimate's ×0.8–1.2. Table: × 0.7–1.3 on top.
+        let g = live.co2e_g.0;
+        assert!((live.total_band.low.0 - 0.8 * g).abs() < 1e-9);
+        assert!((live.total_band.high.0 - 1.2 * g).abs() < 1e-9);
+        assert!((table.total_band.low.0 - 0.8 * lo * g).abs() < 1e-9);
+        assert!((table.total_band.high.0 - 1.2 * hi * g).abs() < 1e-9);
+        assert!(table.total_band.low < live.total_band.low);
+        assert!(table.total_band.high > live.total_band.high);
+        let t = table.table_co2e.unwrap();
+        assert_eq!(t.g, table.co2e_g);
+        assert!((t.low.0 - lo * g).abs() < 1e-9 && (t.high.0 - hi * g).abs() < 1e-9);
     }
 
     #[test]

@@ -60,8 +60,12 @@ pub struct Profile {
     pub bin_s: f64,
     pub bins: Vec<Bin>,
     /// The ends of the recorded carbon's band as factors of it (the Meter's `co2e_band`: the
-    /// estimates' published ranges and the meters' errors); energy priced again keeps them.
+    /// estimates' published ranges, the meters' errors and, for ticks priced from the table,
+    /// the table's band), kept by the recorded intensities under another PUE.
     pub band: (f64, f64),
+    /// The same without the table's band: the energy's own, which energy priced at another
+    /// intensity keeps (that intensity brings its own band).
+    pub energy_band: (f64, f64),
 }
 
 impl Profile {
@@ -73,13 +77,24 @@ impl Profile {
             bin_s: 1.0,
             bins: Vec::new(),
             band: (1.0, 1.0),
+            energy_band: (1.0, 1.0),
         }
     }
 
-    /// The recorded carbon's band, as the Meter gave it (`low ≤ g ≤ high`).
-    pub fn set_band(&mut self, b: &Band) {
-        if b.g.0 > 0.0 {
-            self.band = (b.low.0 / b.g.0, b.high.0 / b.g.0);
+    /// The recorded carbon's band, as the Meter gave it (`low ≤ g ≤ high`), of which
+    /// `table_g` was priced from the table (its ticks' ends carry `table` = ×0.7–1.3 too).
+    /// Per tick the ends are the energy's factor × the grid's, so with the energy's factor
+    /// `r` alike over the run, low = r × (g − table_g + 0.7 × table_g): the energy's own
+    /// factor is low over that sum (exact for a uniform factor, its weighted mean otherwise).
+    pub fn set_band(&mut self, b: &Band, table_g: f64, table: (f64, f64)) {
+        let g = b.g.0;
+        if g > 0.0 {
+            self.band = (b.low.0 / g, b.high.0 / g);
+            let t = table_g.clamp(0.0, g);
+            self.energy_band = (
+                b.low.0 / (g - t + table.0 * t),
+                b.high.0 / (g - t + table.1 * t),
+            );
         }
     }
 
@@ -163,6 +178,7 @@ impl Profile {
         &self,
         start: DateTime<Utc>,
         pue: Pue,
+        (e_low, e_high): (f64, f64),
         mut intensity: impl FnMut(DateTime<Utc>, &Bin) -> Option<[GPerKwh; 3]>,
     ) -> Option<Band> {
         let (mut g, mut low, mut high) = (GramsCo2e(0.0), GramsCo2e(0.0), GramsCo2e(0.0));
@@ -172,21 +188,21 @@ impl Profile {
             }
             let [i_g, i_low, i_high] = intensity(self.at(start, i), b)?;
             g += b.it * pue * i_g;
-            low += b.it * self.band.0 * pue * i_low;
-            high += b.it * self.band.1 * pue * i_high;
+            low += b.it * e_low * pue * i_low;
+            high += b.it * e_high * pue * i_high;
         }
         Some(band(g, low, high))
     }
 
     /// At one intensity all along (a zone's annual mean, with its band).
     pub fn at_intensity(&self, pue: Pue, i: [GPerKwh; 3]) -> Band {
-        self.price(self.start, pue, |_, _| Some(i))
+        self.price(self.start, pue, self.energy_band, |_, _| Some(i))
             .unwrap_or_else(|| band(GramsCo2e(0.0), GramsCo2e(0.0), GramsCo2e(0.0)))
     }
 
     /// At the intensities the recording had, under another PUE.
     pub fn with_pue(&self, pue: Pue) -> Band {
-        self.price(self.start, pue, |_, b| {
+        self.price(self.start, pue, self.band, |_, b| {
             let i = if b.facility.0 > 0.0 {
                 b.recorded / b.facility
             } else {
@@ -199,7 +215,9 @@ impl Profile {
 
     /// On a trace, the run starting at `start`; None where the trace does not cover it.
     pub fn on_trace(&self, trace: &Trace, start: DateTime<Utc>, pue: Pue) -> Option<Band> {
-        self.price(start, pue, |t, _| trace.at(t).map(|i| [i; 3]))
+        self.price(start, pue, self.energy_band, |t, _| {
+            trace.at(t).map(|i| [i; 3])
+        })
     }
 }
 
@@ -488,11 +506,15 @@ mod tests {
             .unwrap();
         }
         let g = p.recorded().g;
-        p.set_band(&Band {
-            g,
-            low: g * 0.9,
-            high: g * 1.2,
-        });
+        p.set_band(
+            &Band {
+                g,
+                low: g * 0.9,
+                high: g * 1.2,
+            },
+            0.0,
+            (0.7, 1.3),
+        );
         p
     }
 
@@ -546,6 +568,21 @@ mod tests {
         // Another PUE at the recorded intensities.
         let q = p.with_pue(Pue::new(1.2).unwrap());
         assert!((q.g.0 - 120.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_tables_band_is_taken_out_of_the_energys() {
+        // Half the recorded carbon priced from the table: ends 0.9 × (50 + 0.7 × 50) and
+        // 1.2 × (50 + 1.3 × 50).
+        let mut p = profile(&[1.0]);
+        let b = Band {
+            g: GramsCo2e(100.0),
+            low: GramsCo2e(0.9 * 85.0),
+            high: GramsCo2e(1.2 * 115.0),
+        };
+        p.set_band(&b, 50.0, (0.7, 1.3));
+        assert!((p.energy_band.0 - 0.9).abs() < 1e-12 && (p.energy_band.1 - 1.2).abs() < 1e-12);
+        assert!((p.band.0 - 0.765).abs() < 1e-12 && (p.band.1 - 1.38).abs() < 1e-12);
     }
 
     #[test]

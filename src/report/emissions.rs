@@ -4,6 +4,13 @@
 //!
 //! Energies include PUE, as CodeCarbon's do, so cpu + gpu + ram energy plus the network's (which
 //! has no column of its own) add up to `energy_consumed`.
+//!
+//! `tracking_mode = process` (`run --tracking-mode process`, CodeCarbon's process mode): the
+//! energy, power and emissions columns are the command's own — its CPU-time share of the CPU,
+//! its SM share of each GPU (a GPU whose driver names no processes whole), its resident share
+//! of the memory and its traffic's share of the ports — with the same PUE; the rest of the row
+//! (place, machine) is the machine's. Without the command's figures (a recording without
+//! them) the row is the machine's and says `machine`.
 
 use crate::engine::Snapshot;
 use crate::units::Watts;
@@ -71,7 +78,8 @@ pub struct RunMeta {
     pub country: Option<(String, String)>,
     /// The sub-national region (a US state, a Canadian province), lower case as CodeCarbon's.
     pub region: Option<String>,
-    /// The figures are the command's share (CodeCarbon's `tracking_mode = process`).
+    /// The figures are the command's share (CodeCarbon's `tracking_mode = process`), where the
+    /// Snapshot has them.
     pub process: bool,
     pub cpu_count: Option<usize>,
     pub cpu_model: Option<String>,
@@ -110,9 +118,46 @@ fn fig(v: impl std::fmt::Display) -> String {
     num(Some(v))
 }
 
+/// The energy, power and carbon columns: the machine's, or the command's own.
+struct Figures {
+    co2e_kg: f64,
+    co2e_kg_per_s: Option<f64>,
+    mean: crate::engine::meter::MeanPower,
+    cpu_kwh: crate::units::ItKwh,
+    gpu_kwh: Option<crate::units::ItKwh>,
+    mem_kwh: crate::units::ItKwh,
+    energy_kwh: crate::units::FacilityKwh,
+    process: bool,
+}
+
+fn figures(s: &Snapshot, m: &RunMeta) -> Figures {
+    match s.command.filter(|_| m.process) {
+        Some(c) => Figures {
+            co2e_kg: c.co2e_kg(),
+            co2e_kg_per_s: c.co2e_kg_per_s(s.elapsed_s),
+            mean: c.mean_power_w,
+            cpu_kwh: c.cpu_kwh,
+            gpu_kwh: c.gpu_kwh,
+            mem_kwh: c.mem_kwh,
+            energy_kwh: c.energy_kwh,
+            process: true,
+        },
+        None => Figures {
+            co2e_kg: s.co2e_kg(),
+            co2e_kg_per_s: s.co2e_kg_per_s(),
+            mean: s.mean_power_w,
+            cpu_kwh: s.it.cpu_kwh,
+            gpu_kwh: s.it.gpu_kwh,
+            mem_kwh: s.it.mem_kwh,
+            energy_kwh: s.energy_kwh,
+            process: false,
+        },
+    }
+}
+
 /// The row's 38 cells.
 pub fn row(file: &str, s: &Snapshot, m: &RunMeta) -> Vec<String> {
-    let it = &s.it;
+    let f = figures(s, m);
     let (country_iso, country_name) = m.country.clone().unwrap_or_else(|| {
         let (c, n) = UNKNOWN_COUNTRY;
         (c.to_owned(), n.to_owned())
@@ -137,16 +182,16 @@ pub fn row(file: &str, s: &Snapshot, m: &RunMeta) -> Vec<String> {
         m.run_id.clone().unwrap_or_else(|| run_id(file, s)),
         String::new(),
         fig(s.elapsed_s),
-        fig(s.co2e_kg()),
-        num(s.co2e_kg_per_s()),
-        num(facility(s.mean_power_w.cpu_w)),
+        fig(f.co2e_kg),
+        num(f.co2e_kg_per_s),
+        num(facility(f.mean.cpu_w)),
         // CodeCarbon writes 0 for a machine without a GPU.
-        num(facility(s.mean_power_w.gpu_w.or(Some(Watts(0.0))))),
-        num(facility(s.mean_power_w.mem_w)),
-        fig(s.facility_kwh(it.cpu_kwh)),
-        fig(s.facility_kwh(it.gpu_kwh.unwrap_or_default())),
-        fig(s.facility_kwh(it.mem_kwh)),
-        fig(s.energy_kwh),
+        num(facility(f.mean.gpu_w.or(Some(Watts(0.0))))),
+        num(facility(f.mean.mem_w)),
+        fig(s.facility_kwh(f.cpu_kwh)),
+        fig(s.facility_kwh(f.gpu_kwh.unwrap_or_default())),
+        fig(s.facility_kwh(f.mem_kwh)),
+        fig(f.energy_kwh),
         String::new(),
         country_name,
         country_iso,
@@ -163,7 +208,7 @@ pub fn row(file: &str, s: &Snapshot, m: &RunMeta) -> Vec<String> {
         String::new(),
         String::new(),
         num(m.ram_total_gib),
-        if m.process { "process" } else { "machine" }.into(),
+        if f.process { "process" } else { "machine" }.into(),
         String::new(),
         num(s.gpu_util_mean),
         String::new(),
@@ -231,6 +276,11 @@ mod tests {
 
     /// 100 s at 36 W of CPU and 72 W of memory, PUE 1.2, at 500 g/kWh.
     fn snapshot() -> Snapshot {
+        snapshot_of(|_| None)
+    }
+
+    /// The same machine with a watched command: `process(t)` at each of its two ticks.
+    fn snapshot_of(process: impl Fn(f64) -> Option<crate::sample::ProcessReading>) -> Snapshot {
         let mut l = Ledger::new(LedgerConfig {
             pue: crate::units::Pue::new(1.2).unwrap(),
             ..Default::default()
@@ -259,7 +309,7 @@ mod tests {
                     source: crate::sample::SourceKind::Fixed.into(),
                 }),
                 progress: Default::default(),
-                process: None,
+                process: process(t),
                 bands: Default::default(),
             };
             let tick = l.push(s);
@@ -307,8 +357,64 @@ mod tests {
                 get("region"),
                 get("tracking_mode")
             ],
-            ["abc", "USA", "california", "process"]
+            ["abc", "USA", "california", "machine"],
+            "no command's figures in this snapshot: the machine's row, saying so"
         );
+    }
+
+    #[test]
+    fn process_mode_gives_the_commands_own_figures_with_pue() {
+        use crate::sample::{ProcessCpu, ProcessMem, ProcessReading};
+        // A quarter of the busy CPU time and an eighth of the memory are the command's.
+        let snap = snapshot_of(|t| {
+            Some(ProcessReading {
+                cpu: Some(ProcessCpu {
+                    tree_ticks: (t as u64),
+                    busy_ticks: 4 * (t as u64),
+                }),
+                mem: Some(ProcessMem {
+                    rss_bytes: 1 << 30,
+                    total_bytes: 8 << 30,
+                }),
+                recorded: None,
+            })
+        });
+        let meta = |process| RunMeta {
+            process,
+            ..Default::default()
+        };
+        let machine = row("x/samples.csv", &snap, &meta(false));
+        let own = row("x/samples.csv", &snap, &meta(true));
+        let get = |r: &[String], k: &str| r[HEADER.iter().position(|h| *h == k).unwrap()].clone();
+        let n = |r: &[String], k: &str| get(r, k).parse::<f64>().unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
+        assert_eq!(get(&machine, "tracking_mode"), "machine");
+        assert_eq!(get(&own, "tracking_mode"), "process");
+        // CPU 36 W × 1/4, memory 72 W × 1/8, both with PUE 1.2.
+        assert!(close(n(&own, "cpu_power"), 9.0 * 1.2));
+        assert!(close(n(&own, "ram_power"), 9.0 * 1.2));
+        assert!(close(n(&own, "cpu_energy"), 900.0 * 1.2 / 3.6e6));
+        assert!(close(n(&own, "ram_energy"), 900.0 * 1.2 / 3.6e6));
+        let kwh = n(&own, "energy_consumed");
+        assert!(close(kwh, 1800.0 * 1.2 / 3.6e6), "{kwh}");
+        assert!(close(n(&own, "emissions"), kwh * 500.0 / 1000.0));
+        assert!(close(
+            n(&own, "emissions_rate"),
+            n(&own, "emissions") / 100.0
+        ));
+        // The machine's row is unchanged by the watching.
+        assert!(close(n(&machine, "cpu_power"), 36.0 * 1.2));
+        assert!(n(&own, "energy_consumed") < n(&machine, "energy_consumed"));
+        // Everything but the figures is the machine's.
+        for k in [
+            "run_id",
+            "country_iso_code",
+            "duration",
+            "pue",
+            "ram_total_size",
+        ] {
+            assert_eq!(get(&own, k), get(&machine, k), "{k}");
+        }
     }
 
     #[test]

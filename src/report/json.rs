@@ -42,6 +42,28 @@ pub fn summary(file: &str, s: &Snapshot, run: Option<&str>) -> Value {
             "internet_path_energy_kwh": c.internet_kwh,
             "internet_path_co2e": band(Some(c.internet_co2e)),
         })),
+        "grid_table_co2e": band(s.table_co2e),
+        "process": s.process.iter().map(|p| json!({
+            "part": match p.part {
+                crate::engine::meter::ProcessPart::Cpu => "cpu",
+                crate::engine::meter::ProcessPart::Gpu => "gpu",
+                crate::engine::meter::ProcessPart::Mem => "memory",
+            },
+            "share": p.share,
+            "energy_kwh": p.energy_kwh,
+            "of_kwh": p.of_kwh,
+        })).collect::<Vec<_>>(),
+        "command": s.command.map(|c| json!({
+            "energy_kwh": c.energy_kwh,
+            "co2e_g": c.co2e_g,
+            "it_energy_kwh": {
+                "gpu": c.gpu_kwh,
+                "cpu": c.cpu_kwh,
+                "memory": c.mem_kwh,
+                "network": c.net_kwh,
+            },
+            "gpu_counted_whole": c.gpu_whole,
+        })),
         "total_co2e_g": s.total_co2e_g,
         "total_co2e": band(Some(s.total_band)),
         "tree_days": s.equivalents.tree_days,

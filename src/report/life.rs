@@ -99,7 +99,7 @@ pub fn text(i: &Inputs<'_>, l: &Life) -> String {
             out,
             "  {:<9} operational {} CO2e, embodied {}",
             p.phase.label(),
-            fmt_co2e_g(p.operational_g),
+            band([p.operational_g, p.operational_band.0, p.operational_band.1]),
             p.embodied_g.map_or(
                 "not counted (give --serve-count for the serving hardware)".into(),
                 |e| format!("{} CO2e", band(e))
@@ -110,7 +110,7 @@ pub fn text(i: &Inputs<'_>, l: &Life) -> String {
         out,
         "  total     {} CO2e (operational {}, embodied {})",
         band(l.total_g),
-        fmt_co2e_g(l.operational_g),
+        band([l.operational_g, l.operational_band.0, l.operational_band.1]),
         band(l.embodied_g)
     );
     out += "\n  sites:\n";
@@ -133,6 +133,8 @@ fn phase_json(p: &PhaseFigures, sites: &[Site]) -> serde_json::Value {
                 "site": s.name, "share": s.share, "pue": s.pue, "transport": s.transport,
                 "intensity_g_per_kwh": s.g_per_kwh, "it_energy_kwh": a.it_kwh,
                 "facility_energy_kwh": a.facility_kwh, "operational_co2e_g": a.operational_g,
+                "operational_co2e_g_low": a.operational_band.0,
+                "operational_co2e_g_high": a.operational_band.1,
             })
         })
         .collect();
@@ -142,6 +144,8 @@ fn phase_json(p: &PhaseFigures, sites: &[Site]) -> serde_json::Value {
         "it_energy_kwh": p.it_kwh,
         "facility_energy_kwh": p.facility_kwh,
         "operational_co2e_g": p.operational_g,
+        "operational_co2e_g_low": p.operational_band.0,
+        "operational_co2e_g_high": p.operational_band.1,
         "embodied_co2e_g": e.map(|e| e[0]),
         "embodied_co2e_g_low": e.map(|e| e[1]),
         "embodied_co2e_g_high": e.map(|e| e[2]),
@@ -160,6 +164,8 @@ pub fn json(i: &Inputs<'_>, l: &Life) -> String {
         "phases": phases,
         "sites": sites,
         "operational_co2e_g": l.operational_g,
+        "operational_co2e_g_low": l.operational_band.0,
+        "operational_co2e_g_high": l.operational_band.1,
         "embodied_co2e_g": l.embodied_g[0],
         "embodied_co2e_g_low": l.embodied_g[1],
         "embodied_co2e_g_high": l.embodied_g[2],

@@ -99,6 +99,42 @@ pub struct RunFile {
     pub machine: Machine,
     #[serde(default)]
     pub embodied: Option<Embodied>,
+    /// emissions.csv's figures: `machine` (the machine's, the default) or `process` (the
+    /// command's own, `run --tracking-mode process`), so `report` writes the row the run did.
+    #[serde(default)]
+    pub tracking_mode: TrackingMode,
+}
+
+/// CodeCarbon's `tracking_mode`: whose figures emissions.csv holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackingMode {
+    /// The whole machine's.
+    #[default]
+    Machine,
+    /// The command's own share (`run` only).
+    Process,
+}
+
+impl TrackingMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            TrackingMode::Machine => "machine",
+            TrackingMode::Process => "process",
+        }
+    }
+}
+
+impl std::str::FromStr for TrackingMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "machine" => Ok(TrackingMode::Machine),
+            "process" => Ok(TrackingMode::Process),
+            other => Err(format!("{other:?}: expected machine or process")),
+        }
+    }
 }
 
 fn one() -> f64 {
@@ -115,7 +151,7 @@ impl RunFile {
             run_id: Some(self.run_id.clone()),
             country,
             region: self.region.clone(),
-            process: false,
+            process: self.tracking_mode == TrackingMode::Process,
             cpu_count: self.machine.cpu_count,
             cpu_model: self.machine.cpu_model.clone(),
             gpu_models: self.machine.gpus.clone(),
@@ -228,10 +264,19 @@ mod tests {
                 None,
                 "x".into(),
             )),
+            tracking_mode: TrackingMode::Process,
             ..Default::default()
         };
         write(dir.path(), &f).unwrap();
-        assert_eq!(read_beside(&samples), Ok(Some(f)));
+        assert_eq!(read_beside(&samples), Ok(Some(f.clone())));
+        assert!(f.meta("p").process);
+        // An older run.json, without the key: the machine's figures.
+        std::fs::write(beside(&samples), r#"{"run_id":"x"}"#).unwrap();
+        let old = read_beside(&samples).unwrap().unwrap();
+        assert_eq!(old.tracking_mode, TrackingMode::Machine);
+        assert!(!old.meta("p").process);
+        assert_eq!("Process".parse(), Ok(TrackingMode::Process));
+        assert!("both".parse::<TrackingMode>().is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::engine::caplog::{CapChangeError, CapLog};
 use crate::engine::{GpuTick, Tick};
 use crate::sample::{
     CpuReading, GpuReading, Intensity, IntensitySource, NetReading, OwnRecorded, OwnTraffic,
-    PowerReading, Progress, Sample, SourceKind, Traffic,
+    PowerReading, ProcessReading, ProcessRecorded, Progress, Sample, SourceKind, Traffic,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::fs::File;
@@ -243,16 +243,17 @@ pub const GPU: [GpuColumn; 5] = [
 /// all the same: each is found by its name):
 /// - `cap_change`: the power-cap changes made during the interval that ends at the row, who
 ///   made them, old and new (`user gpu0 300->290 W; …`), empty when none;
-/// - `process_cpu_w`, `process_gpu_w`: `run -- CMD`'s own share of the machine, beside the
-///   machine's figures (CPU by its CPU-time share, GPU by NVML's per-process SM share); empty
-///   when not known.
+/// - `process_cpu_w`, `process_gpu_w`, `process_mem_w`: `run -- CMD`'s own share of the
+///   machine, beside the machine's figures (CPU by its CPU-time share, GPU by NVML's
+///   per-process SM share, memory by its resident set's share of MemTotal); empty when not
+///   known. Read back as recorded, so `report` gives the command's figures as the run did.
 /// - `net_cmd_{cluster,internet}_{rx,tx}_bytes`: `run -- CMD`'s own TCP bytes since it
 ///   started, by where its peers are (beside the machine's `net_rx_bytes`/`net_tx_bytes`);
 ///   `net_cmd_power_w`: the port power of its traffic over the interval (its share of
 ///   `net_power_w`'s kind: this machine's NIC and switch ports); `net_internet_kwh` and
 ///   `net_internet_co2e_g`: the internet path's energy and carbon for its public traffic so far
 ///   (other people's equipment: not in `energy_kwh` or `co2e_g`). Empty when not a run.
-pub const TAIL: [Column; 10] = [
+pub const TAIL: [Column; 11] = [
     Column {
         name: "cap_change",
         write: |t| t.cap_change.to_string(),
@@ -267,12 +268,26 @@ pub const TAIL: [Column; 10] = [
     Column {
         name: "process_cpu_w",
         write: |t| opt(t.process_cpu_w),
-        read: None, // a `Sample` holds the process tree's counters, not its power
+        read: Some(|r, row, col| {
+            row.process.cpu_w = r.watts_at(row.line, col)?;
+            Ok(())
+        }),
     },
     Column {
         name: "process_gpu_w",
         write: |t| opt(t.process_gpu_w),
-        read: None, // likewise
+        read: Some(|r, row, col| {
+            row.process.gpu_w = r.watts_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "process_mem_w",
+        write: |t| opt(t.process_mem_w),
+        read: Some(|r, row, col| {
+            row.process.mem_w = r.watts_at(row.line, col)?;
+            Ok(())
+        }),
     },
     Column {
         name: "net_cmd_cluster_rx_bytes",
@@ -648,6 +663,8 @@ struct Row {
     cmd_bytes: [Option<u64>; 4],
     cmd_w: Option<f64>,
     internet_kwh: Option<f64>,
+    /// `process_{cpu,gpu,mem}_w`.
+    process: ProcessRecorded,
 }
 
 impl SamplesReader {
@@ -1014,7 +1031,11 @@ impl SamplesReader {
             net,
             intensity,
             progress: row.progress,
-            process: None,
+            // The command's shares as recorded, where the row has any.
+            process: (row.process != ProcessRecorded::default()).then_some(ProcessReading {
+                recorded: Some(row.process),
+                ..ProcessReading::default()
+            }),
             // A recording's estimates carry the band run.json records, not a per-row one.
             bands: Default::default(),
         })
@@ -1153,6 +1174,7 @@ mod tests {
                 .unwrap(),
             process_cpu_w: Some(40.5),
             process_gpu_w: Some(75.25),
+            process_mem_w: Some(3.25),
             cmd_net: Some(crate::engine::ledger::CmdNet {
                 cluster: Traffic {
                     rx_bytes: 11,
@@ -1303,6 +1325,18 @@ mod tests {
             })
             .collect();
         assert_eq!(s.gpus, back);
+        // The command's shares, as recorded.
+        assert_eq!(
+            s.process,
+            Some(ProcessReading {
+                recorded: Some(ProcessRecorded {
+                    cpu_w: Some(40.5),
+                    gpu_w: Some(75.25),
+                    mem_w: Some(3.25),
+                }),
+                ..Default::default()
+            })
+        );
         assert_eq!(r.cap_change(), &t.cap_change);
         assert_eq!(r.recorded_energy_kwh(), Some(t.energy_kwh));
         assert_eq!(r.recorded_embodied_g(), t.embodied_co2e_g);
@@ -1328,8 +1362,6 @@ mod tests {
                 "total_power_w",
                 "co2e_g",
                 "power_cap_w",
-                "process_cpu_w",
-                "process_gpu_w",
                 "net_internet_co2e_g",
                 "gpu0_energy_j"
             ]
@@ -1351,7 +1383,7 @@ mod tests {
                     .unwrap_or(h.starts_with(METRIC_PREFIX))
             })
             .collect();
-        assert_eq!(read_at.len(), 15 + 2 * 4 + 1 + 6 + 2);
+        assert_eq!(read_at.len(), 15 + 2 * 4 + 1 + 3 + 6 + 2);
         for i in read_at {
             if head[i] == "intensity_source" {
                 continue; // text: any label is valid (an unknown one is kept as it is)
@@ -1406,7 +1438,7 @@ mod tests {
     fn cap_change_cells_read_as_typed_changes_and_a_bad_one_is_located() {
         let head = header(0, &[]).join(",");
         let row = |k: u32, src: &str, cap: &str| {
-            format!("2026-01-01T00:00:0{k}Z,{k},,10,,,,,,0,436,{src},0,,,,,,,\"{cap}\",,,,,,,,,\n")
+            format!("2026-01-01T00:00:0{k}Z,{k},,10,,,,,,0,436,{src},0,,,,,,,\"{cap}\",,,,,,,,,,\n")
         };
         let two = "governor gpu0 300->275 W; governor gpu1 300->275 W";
         let text = format!(
@@ -1487,18 +1519,19 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let head = text.lines().next().unwrap();
         assert!(head.ends_with(
-            "gpu0_cap_w,cap_change,process_cpu_w,process_gpu_w,net_cmd_cluster_rx_bytes,\
+            "gpu0_cap_w,cap_change,process_cpu_w,process_gpu_w,process_mem_w,\
+             net_cmd_cluster_rx_bytes,\
              net_cmd_cluster_tx_bytes,net_cmd_internet_rx_bytes,net_cmd_internet_tx_bytes,\
              net_cmd_power_w,net_internet_kwh,net_internet_co2e_g,metric_f1"
         ));
         // The command's GPU share was written: half of each GPU's power.
-        assert!(text.lines().nth(2).unwrap().contains(",,,50.5,"), "{text}");
+        assert!(text.lines().nth(2).unwrap().contains(",,,50.5,,"), "{text}");
         let new = read_all(text.clone());
         // The same recording as an older carbontop wrote it: no cap_change, process, command
         // network or metric columns after the GPU groups.
         let cut = |line: &str| {
             let f: Vec<&str> = line.split(',').collect();
-            f[..f.len() - 11].join(",")
+            f[..f.len() - 12].join(",")
         };
         let old: String = text.lines().map(|l| cut(l) + "\n").collect();
         assert!(old.lines().next().unwrap().ends_with("gpu0_cap_w"));
@@ -1509,6 +1542,9 @@ mod tests {
                 (a.elapsed_s, &a.gpus, &a.cpu),
                 (b.elapsed_s, &b.gpus, &b.cpu)
             );
+            // An older recording has no command's shares to read.
+            assert_eq!(b.process, None);
         }
+        assert!(new[1].process.is_some_and(|p| p.recorded.is_some()));
     }
 }

@@ -167,11 +167,19 @@ pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
         .co2e_band
         .range()
         .and_then(|(lo, hi)| fmt_range(fmt_co2e_g(lo), fmt_co2e_g(hi)))
-        .map_or(String::new(), |r| format!(", {r} by the components' bands"));
+        .map_or(String::new(), |r| {
+            let whose = if s.table_co2e.is_some() {
+                "the components' and the grid table's bands"
+            } else {
+                "the components' bands"
+            };
+            format!(", {r} by {whose}")
+        });
     l.push((
         "carbon",
         format!("{} CO2e{mean}{band}", fmt_co2e_g(s.co2e_g)),
     ));
+    l.extend(grid_and_command_lines(s));
     if let Some(c) = s.comms {
         let band = c.range().map_or(String::new(), |(lo, hi)| {
             format!(
@@ -247,6 +255,50 @@ pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
         ),
     ));
     l
+}
+
+/// The part of the carbon priced from the table's annual means with its band, and `run`'s
+/// command's own figures.
+fn grid_and_command_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
+    let mut l = Vec::new();
+    if let Some(t) = s.table_co2e {
+        let (lo, hi) = crate::engine::constants::GRID_TABLE_BAND;
+        l.push((
+            "grid",
+            format!(
+                "{} of it priced from the table's annual mean: {} for the hours of the run \
+                 (×{lo}–{hi}, annual-mean against hourly accounting, Miller et al. 2022; a \
+                 live provider gives the hour's own value)",
+                fmt_co2e_g(t.g),
+                fmt_range(fmt_co2e_g(t.low), fmt_co2e_g(t.high)).unwrap_or_default(),
+            ),
+        ));
+    }
+    if let Some(c) = &s.command {
+        l.push(("command", command_line(c)));
+    }
+    l
+}
+
+/// `run -- CMD`: the command's own figures (CodeCarbon's process mode), beside the machine's.
+fn command_line(c: &crate::engine::meter::Command) -> String {
+    let gpu = match c.gpu_kwh {
+        Some(g) if c.gpu_whole => format!(
+            "GPU {} (a GPU without per-process figures whole)",
+            fmt_energy_kwh(g)
+        ),
+        Some(g) => format!("GPU {}", fmt_energy_kwh(g)),
+        None => "GPU —".into(),
+    };
+    format!(
+        "the command's own, as --tracking-mode process writes them: {}, {} CO2e ({gpu}, CPU {}, \
+         memory {}, network {})",
+        fmt_energy_kwh(c.energy_kwh),
+        fmt_co2e_g(c.co2e_g),
+        fmt_energy_kwh(c.cpu_kwh),
+        fmt_energy_kwh(c.mem_kwh),
+        fmt_energy_kwh(c.net_kwh),
+    )
 }
 
 /// `run -- CMD`: the command's own traffic, its share of the ports, and the internet path's
@@ -339,6 +391,10 @@ fn notes(s: &Snapshot) -> Vec<String> {
         let (of_what, energy) = match p.part {
             ProcessPart::Cpu => ("the machine's busy CPU time", "CPU energy"),
             ProcessPart::Gpu => ("the GPU energy by SM share", "GPU energy"),
+            ProcessPart::Mem => (
+                "the memory by resident set (RSS of MemTotal)",
+                "memory energy",
+            ),
         };
         n.push(format!(
             "the command's processes: {:.1}% of {of_what}, {} of its {} {energy}",

@@ -13,7 +13,8 @@
 //!   ARM). On a VM the SMBIOS modules are the hypervisor's inventions and are not counted.
 //!   The estimate's band is 1.5–5.3 W per module (engine::constants `DIMM_W_LOW`/`HIGH`).
 //! - [`MemShare`]: the watched command's share of memory by resident set size, for `run -- CMD`
-//!   (the memory power × tree RSS / MemTotal).
+//!   (the memory power × tree RSS / MemTotal; read by `source::process::ProcessTree`, charged
+//!   by the Ledger as `process_mem_w`).
 
 use crate::engine::constants::{
     DIMM_W_ARM, DIMM_W_HIGH, DIMM_W_LOW, DIMM_W_X86, MEMORY_MIN_W_ARM, MEMORY_MIN_W_X86,
@@ -464,8 +465,23 @@ fn sysinfo_total() -> Result<u64, String> {
 
 /// The watched process tree's share of memory, by resident set size (`VmRSS` of each
 /// `/proc/PID/status`, summed as CodeCarbon's process mode sums `rss` over a process and its
-/// children; pages shared between them count once per process) against MemTotal. The meter
+/// children; pages shared between them count once per process) against MemTotal. The Ledger
 /// charges `run -- CMD` memory power × this share, as the CPU is charged by CPU time.
+///
+/// Why RSS over MemTotal, not over the memory in use: DRAM draws most of its power whether or
+/// not a page is allocated (refresh and standby scale with the modules installed — the very
+/// reason the machine's figure is per module, not per GiB used), so the installed memory is
+/// the whole being shared, and the command is charged for the part it holds; the rest is the
+/// machine's. That makes the charge per GiB held the same on an idle machine and a busy one, as
+/// Green Algorithms charges memory by the amount a job holds (W per GB × GB requested), and the
+/// shares of several tenants add up to at most the whole memory, whatever the others do; over
+/// "used" memory a job's charge would rise whenever another job freed memory, and page cache
+/// and the kernel's own memory would make "used" a moving target. CodeCarbon 3.x's process mode
+/// (`codecarbon/external/ram.py`, `RAM.process_memory_GB`, `total_power`) sums the same RSS
+/// over the process and its children but feeds it to its machine heuristic
+/// (`_calculate_ram_power(process_memory_GB)`), as though the process's GiB were a machine's:
+/// any process under 2 GB is charged its 10 W floor, as much as a whole 16 GB machine's
+/// estimate. carbontop takes the proportional share instead.
 #[derive(Debug, Clone)]
 pub struct MemShare {
     proc_root: PathBuf,

@@ -5,11 +5,15 @@
 //! its share. Raw counters only; the Ledger
 //! turns them into the tree's share of the CPU energy.
 //!
+//! Its memory: the tree's resident set (`VmRSS` of each process's `/proc/PID/status`) against
+//! the machine's MemTotal ([`MemShare`]), read at every tick beside the CPU time.
+//!
 //! Each tick reads /proc/stat and the tree's own `/proc/PID/stat` files; the tree itself (new
 //! children, grandchildren) is found by a scan of /proc every few seconds, so a busy machine's
 //! thousands of processes are not read every tick.
 
-use crate::sample::ProcessCpu;
+use crate::sample::{ProcessCpu, ProcessMem, ProcessReading};
+use crate::source::mem::MemShare;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,6 +31,8 @@ pub struct ProcessTree {
     /// The parent of every process seen at the last scan: a scan between the full ones reads
     /// the `stat` of new processes only.
     parents: HashMap<i32, i32>,
+    /// The tree's resident memory against MemTotal (None: MemTotal unreadable).
+    mem: Option<MemShare>,
 }
 
 /// `utime + stime + cutime + cstime` (fields 14–17) and the parent pid of a `/proc/PID/stat`
@@ -148,6 +154,7 @@ impl ProcessTree {
 
     pub fn new(root: u32, proc_root: PathBuf) -> Self {
         Self {
+            mem: MemShare::new(&proc_root),
             proc_root,
             root: i32::try_from(root).unwrap_or(i32::MAX),
             pids: Vec::new(),
@@ -210,22 +217,32 @@ impl ProcessTree {
         self.generation += 1;
     }
 
-    pub fn read(&mut self) -> Option<ProcessCpu> {
+    /// The tree's CPU time against the machine's busy time, and its resident memory against
+    /// MemTotal; None when neither can be read.
+    pub fn read(&mut self) -> Option<ProcessReading> {
         if self.scanned.is_none_or(|t| t.elapsed() >= RESCAN) {
             self.scan();
         }
-        let busy = std::fs::read_to_string(self.proc_root.join("stat"))
+        let cpu = std::fs::read_to_string(self.proc_root.join("stat"))
             .ok()
-            .and_then(|s| parse_busy(&s))?;
-        let tree = self
-            .pids
-            .iter()
-            .filter_map(|p| self.stat(*p))
-            .map(|s| s.1)
-            .sum();
-        Some(ProcessCpu {
-            tree_ticks: tree,
-            busy_ticks: busy,
+            .and_then(|s| parse_busy(&s))
+            .map(|busy| ProcessCpu {
+                tree_ticks: self
+                    .pids
+                    .iter()
+                    .filter_map(|p| self.stat(*p))
+                    .map(|s| s.1)
+                    .sum(),
+                busy_ticks: busy,
+            });
+        let mem = self.mem.as_ref().map(|m| ProcessMem {
+            rss_bytes: m.tree_rss_bytes(&self.pids),
+            total_bytes: m.total_bytes(),
+        });
+        (cpu.is_some() || mem.is_some()).then_some(ProcessReading {
+            cpu,
+            mem,
+            recorded: None,
         })
     }
 }
@@ -382,8 +399,26 @@ mod tests {
         stat(12, 11, 25); // a grandchild
         stat(20, 1, 999); // someone else
         std::fs::write(p.join("stat"), "cpu  1000 0 0 9000 0 0 0 0 0 0\n").unwrap();
+        // Resident memory: the tree's 3 GiB of the machine's 16 GiB, someone else's not.
+        std::fs::write(p.join("meminfo"), "MemTotal:       16777216 kB\n").unwrap();
+        for (pid, kb) in [(10, 2_097_152u64), (12, 1_048_576), (20, 4_194_304)] {
+            std::fs::write(
+                p.join(pid.to_string()).join("status"),
+                format!("Name:\tx\nVmRSS:\t{kb} kB\n"),
+            )
+            .unwrap();
+        }
         let mut t = ProcessTree::new(10, p.to_path_buf());
         let r = t.read().unwrap();
-        assert_eq!((r.tree_ticks, r.busy_ticks), (175, 1000));
+        let cpu = r.cpu.unwrap();
+        assert_eq!((cpu.tree_ticks, cpu.busy_ticks), (175, 1000));
+        assert_eq!(
+            r.mem,
+            Some(ProcessMem {
+                rss_bytes: 3 << 30,
+                total_bytes: 16 << 30
+            })
+        );
+        assert_eq!(r.recorded, None);
     }
 }

@@ -525,12 +525,13 @@ fn headline_rows(s: &Snapshot, th: &Theme) -> Vec<Line<'static>> {
     ]
 }
 
-/// The command's process tree on a shared host: its share of the machine's CPU and GPUs,
-/// beside the machine's figures.
+/// The command's process tree on a shared host: its share of the machine's CPU, GPUs and
+/// memory, beside the machine's figures.
 fn this_run_row(s: &Snapshot, th: &Theme) -> Option<Line<'static>> {
     let parts: Vec<String> = [
         ("CPU", s.now.process_cpu_w, s.now.cpu_w),
         ("GPU", s.now.process_gpu_w, s.now.gpu_w),
+        ("mem", s.now.process_mem_w, s.now.mem_w),
     ]
     .into_iter()
     .filter_map(|(what, p, m)| {

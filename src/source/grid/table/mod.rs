@@ -16,6 +16,12 @@
 //!   (Global Electricity Review 2023, via OWID, life-cycle). CodeCarbon's default is 475 g/kWh
 //!   (IEA, Global Energy & CO2 Status Report 2019).
 //!
+//! Every value is an annual mean; the intensity at the hours of a run differs. Each carries the
+//! band [`GRID_TABLE_BAND`] (×0.7–1.3, from Miller, Novan & Jenn 2022: annual-average against
+//! hourly accounting of consumed electricity; one published figure applied to every zone alike,
+//! see `engine::constants`), which the Ledger applies to the carbon of every tick priced from
+//! the table ([`Entry::band_g`]); a live provider's value carries none.
+//!
 //! Live providers' sub-zones that are not table zones are placed in their US state or country
 //! (`CAISO_NORTH` → `US-CA`, `US-MIDA-PJM` → `US`, `DK-DK2` → `DK`) from a cited table of US
 //! balancing authorities (`data/grid/us_balancing_authorities.csv`), so a fallback is never the
@@ -28,6 +34,7 @@ mod suggest;
 pub use data::{Alias, AliasKind, LB_PER_MWH_TO_G_PER_KWH, LIFE_CYCLE_FACTORS};
 
 use super::GridSource;
+use crate::engine::constants::GRID_TABLE_BAND;
 use crate::sample::{Intensity, SourceKind};
 use chrono::{DateTime, Utc};
 
@@ -137,6 +144,13 @@ pub fn fmt_g(g: f64) -> String {
 }
 
 impl Entry {
+    /// The low and high ends of the intensity at the hours of a run, as the table's band gives
+    /// them around this annual mean (g/kWh).
+    pub fn band_g(&self) -> (f64, f64) {
+        let (lo, hi) = GRID_TABLE_BAND;
+        (self.g_per_kwh * lo, self.g_per_kwh * hi)
+    }
+
     /// `US-CA California 179.1 gCO2e/kWh (2023 annual mean, combustion at the plant; EPA
     /// eGRID2023)`.
     pub fn describe(&self) -> String {
@@ -427,8 +441,8 @@ pub fn listing_text(entries: &[&Entry], aliases: &[&Alias]) -> String {
     let mut s = String::new();
     if !entries.is_empty() {
         s.push_str(&format!(
-            "{:<28} {:>13}  {:<4}  {:<11}  place  [source]\n",
-            "zone", "gCO2e/kWh", "year", "basis"
+            "{:<28} {:>13}  {:>15}  {:<4}  {:<11}  place  [source]\n",
+            "zone", "gCO2e/kWh", "band (hourly)", "year", "basis"
         ));
     }
     for e in entries {
@@ -437,10 +451,12 @@ pub fn listing_text(entries: &[&Entry], aliases: &[&Alias]) -> String {
             (None, Some(r)) if *r != e.name => format!("{} ({r})", e.name),
             _ => e.name.clone(),
         };
+        let (lo, hi) = e.band_g();
         s.push_str(&format!(
-            "{:<28} {:>7} g/kWh  {}  {:<11}  {place}  [{}]\n",
+            "{:<28} {:>7} g/kWh  {:>15}  {}  {:<11}  {place}  [{}]\n",
             e.zone,
             fmt_g(e.g_per_kwh),
+            format!("{}–{}", fmt_g(lo), fmt_g(hi)),
             e.year,
             e.basis.key(),
             e.source.label()
@@ -472,7 +488,10 @@ pub fn listing_json(entries: &[&Entry], aliases: &[&Alias]) -> serde_json::Value
     let zones: Vec<_> = entries
         .iter()
         .map(|e| {
+            let (lo, hi) = e.band_g();
             serde_json::json!({
+                "low_g_per_kwh": lo,
+                "high_g_per_kwh": hi,
                 "zone": e.zone,
                 "name": e.name,
                 "region": e.region,
