@@ -161,6 +161,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The privileged cap helper, run by root (dist/carbontop-capd.service): sets GPU power
+    /// caps for members of --group over a Unix socket, only within the constraints and on GPUs
+    /// of the caller's job, and puts them back when the caller goes (even after kill -9) or
+    /// capd stops. The screen uses it when the socket is there and it is not root.
+    Capd(crate::capd::CapdOpts),
     /// What-if before any run: energy, operational and embodied carbon of N GPUs for H hours
     /// in a zone, from rated power (Green Algorithms) and the embodied table (per GPU model,
     /// with the published low–high range).

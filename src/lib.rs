@@ -4,6 +4,7 @@
 //! outputs (`report`). The engine is pure and driven by sample timestamps.
 
 pub mod app;
+pub mod capd;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -90,6 +91,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             memory_gib,
             json,
         }),
+        Command::Capd(o) => capd::run(&o),
         Command::Zones { filter, json } => zones(filter.as_deref(), json),
         Command::Report {
             files,

@@ -4,6 +4,7 @@
 //! constraints, every change logged (who, GPU, old, new), and the original caps put back when it
 //! is dropped — on quit, Ctrl-C, SIGTERM, SIGHUP and panic (unwinding drops it).
 
+pub mod capd;
 pub mod governor;
 pub mod nvml;
 pub mod sim;
@@ -56,6 +57,12 @@ pub enum CapError {
     /// Any other NVML failure.
     #[error("NVML: {0}")]
     Nvml(String),
+    /// capd could not be reached or answered nonsense (the text names its socket).
+    #[error("{0}")]
+    Capd(String),
+    /// capd refused the request (the text says why and what to do).
+    #[error("capd refused: {0}")]
+    Refused(String),
 }
 
 /// Reads and sets power caps.
