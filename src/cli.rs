@@ -28,7 +28,7 @@ Constants (DESIGN.md §5; override where a flag exists):
   tree-days          kgCO2e / (11 kg per tree-year / 365)                  Green Algorithms
   car-km             gCO2e / 175 g/km (EU average car; US 251)             Green Algorithms
 
-Power caps (root, or --simulate-gpus N): + / - step the cap of the chosen GPUs (c cycles all,
+Power caps (root, `carbontop capd`, or --simulate-gpus N): + / - step the cap of the chosen GPUs (c cycles all,
 GPU 0, 1, …), r back to the default, g toggles the carbon governor (Zeus: cost =
 η·(I/750)·P/T + (1−η)·P_max/T). The original caps are put back on exit unless --no-restore.
 
