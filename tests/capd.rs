@@ -497,3 +497,23 @@ fn a_user_outside_the_group_is_refused() {
     assert_eq!(f.caps_mw(), [280_000, 280_000]);
     assert!(capd.log().contains("refused uid 65534"), "{}", capd.log());
 }
+
+#[test]
+fn an_idle_connection_holding_no_cap_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(f) = FakeNvml::new(dir.path(), CAPS) else {
+        return;
+    };
+    let capd = Capd::start(&f, dir.path(), &["--any-gpu", "--idle-timeout", "1s"]);
+    let (mut idle, _) = Client::connect(&capd.sock);
+    let (mut holding, _) = Client::connect(&capd.sock);
+    assert_eq!(holding.set(GPU0, 200.0)["ok"], true);
+    // The idle one reads the end of its connection (after 1–2 s; 30 s allowed).
+    assert!(idle.reply().is_null());
+    // The one holding a cap is still served, and its cap still held.
+    assert_eq!(
+        holding.ask(&format!(r#"{{"op":"limits","gpu":"{GPU0}"}}"#))["current_w"],
+        200.0
+    );
+    assert_eq!(f.caps_mw(), [200_000, 280_000]);
+}

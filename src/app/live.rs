@@ -193,7 +193,7 @@ fn choose_gpus(
             let ids: Vec<_> = info.iter().map(|g| (g.index, g.uuid.clone())).collect();
             let (caps, via) = crate::control::capd::open_caps(&ids, s.restore_caps);
             if let Some(via) = via {
-                notices.push(via.clone());
+                notices.push(format!("caps {via}"));
                 facts.push(("GPU caps".into(), via));
             }
             Ok(Gpus {

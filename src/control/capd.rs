@@ -51,7 +51,7 @@ pub fn is_root() -> bool {
 }
 
 /// The caps of these GPUs (NVML index, UUID): through capd ([`socket_to_use`]) or NVML
-/// directly; with capd, the line that says so (screen notices, summary sources).
+/// directly; with capd, `via capd at PATH` (for the screen's notices and the summary's sources).
 pub fn open_caps(
     gpus: &[(u32, String)],
     restore: bool,
@@ -63,7 +63,7 @@ pub fn open_caps(
             match CapdCap::open(&path, uuids, !restore) {
                 Ok(c) => (
                     Ok(Box::new(c)),
-                    Some(format!("caps via capd at {}", path.display())),
+                    Some(format!("via capd at {}", path.display())),
                 ),
                 Err(e) => (Err(e.to_string()), None),
             }
@@ -240,6 +240,111 @@ impl PowerCap for CapdCap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::BufRead;
+    use std::os::unix::net::UnixListener;
+
+    /// A capd stand-in: answers `replies` on each connection in turn, one per request line
+    /// after the hello, then closes it; the lines it received, per connection.
+    fn stand_in(
+        path: &Path,
+        conns: Vec<Vec<&'static str>>,
+    ) -> std::thread::JoinHandle<Vec<Vec<String>>> {
+        let l = UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for replies in conns {
+                let (s, _) = l.accept().unwrap();
+                let mut w = s.try_clone().unwrap();
+                let mut r = BufReader::new(s);
+                w.write_all(b"{\"ok\":true,\"capd\":1}\n").unwrap();
+                let mut got = Vec::new();
+                for reply in replies {
+                    let mut line = String::new();
+                    r.read_line(&mut line).unwrap();
+                    got.push(line.trim().to_owned());
+                    w.write_all(format!("{reply}\n").as_bytes()).unwrap();
+                }
+                seen.push(got);
+            }
+            seen
+        })
+    }
+
+    const LIMITS: &str =
+        r#"{"ok":true,"min_w":100.0,"max_w":300.0,"default_w":300.0,"current_w":280.0}"#;
+
+    #[test]
+    fn a_connection_capd_closed_is_made_again_and_the_baseline_is_a_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("c.sock");
+        let server = stand_in(
+            &sock,
+            vec![
+                // open: keep (--no-restore), limits; then capd closes it (idle).
+                vec![r#"{"ok":true}"#, LIMITS],
+                // a new connection: keep again, the set, the way back, a refusal.
+                vec![
+                    r#"{"ok":true}"#,
+                    r#"{"ok":true,"old_w":280.0,"new_w":200.0}"#,
+                    r#"{"ok":true,"cap_w":280.0}"#,
+                    r#"{"ok":false,"error":"GPU-a is not held by your job"}"#,
+                ],
+            ],
+        );
+        let mut c = CapdCap::open(&sock, vec!["GPU-a".into()], true).unwrap();
+        assert_eq!(c.limits(0).unwrap().max_w, 300.0);
+        c.set(0, 200.0).unwrap();
+        c.set(0, 280.0).unwrap();
+        assert_eq!(
+            c.set(0, 150.0).unwrap_err().to_string(),
+            "capd refused: GPU-a is not held by your job"
+        );
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen[0],
+            [r#"{"op":"keep"}"#, r#"{"op":"limits","gpu":"GPU-a"}"#]
+        );
+        assert_eq!(
+            seen[1],
+            [
+                r#"{"op":"keep"}"#,
+                r#"{"op":"set","gpu":"GPU-a","watts":200.0}"#,
+                r#"{"op":"restore","gpu":"GPU-a"}"#,
+                r#"{"op":"set","gpu":"GPU-a","watts":150.0}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refusal_at_the_door_and_no_capd_are_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("c.sock");
+        let e = CapdCap::open(&sock, vec![], false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("capd at {}: ", sock.display())),
+            "{e}"
+        );
+        let l = UnixListener::bind(&sock).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.write_all(
+                b"{\"ok\":false,\"error\":\"uid 1000 (pid 1) is not in group carbontop\"}\n",
+            )
+            .unwrap();
+        });
+        let e = CapdCap::open(&sock, vec![], false)
+            .err()
+            .unwrap()
+            .to_string();
+        t.join().unwrap();
+        assert_eq!(
+            e,
+            "capd refused: uid 1000 (pid 1) is not in group carbontop"
+        );
+    }
 
     #[test]
     fn the_socket_is_chosen_env_first_then_root_then_the_default() {
