@@ -221,8 +221,14 @@ fn a_cap_within_the_constraints_is_set_and_put_back_when_the_client_goes() {
 /// `run` with the carbon governor (η=1, 0.2 s profile, which moves the caps at once) through
 /// capd at `sock`.
 fn governed_via(f: &FakeNvml, dir: &Path, sock: &Path, cmd: &[&str]) -> Command {
+    governed_with(f, dir, sock, &[], cmd)
+}
+
+/// [`governed_via`] with `extra` options.
+fn governed_with(f: &FakeNvml, dir: &Path, sock: &Path, extra: &[&str], cmd: &[&str]) -> Command {
     let mut c = quick("run", &dir.join("r"));
     f.apply(&mut c);
+    c.args(extra);
     c.env("CARBONTOP_CAPD_SOCKET", sock)
         .args([
             "--governor",
@@ -516,4 +522,52 @@ fn an_idle_connection_holding_no_cap_is_closed() {
         200.0
     );
     assert_eq!(f.caps_mw(), [200_000, 280_000]);
+}
+
+#[test]
+fn clients_past_max_clients_are_refused_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(f) = FakeNvml::new(dir.path(), CAPS) else {
+        return;
+    };
+    let capd = Capd::start(&f, dir.path(), &["--any-gpu", "--max-clients", "1"]);
+    let (_first, hello) = Client::connect(&capd.sock);
+    assert_eq!(hello["ok"], true);
+    let (mut second, busy) = Client::connect(&capd.sock);
+    assert_eq!(error(&busy), "capd is busy: 1 clients already");
+    assert!(second.reply().is_null(), "and closed");
+}
+
+#[test]
+fn a_run_with_no_restore_leaves_its_caps_through_capd() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(f) = FakeNvml::new(dir.path(), CAPS) else {
+        return;
+    };
+    let capd = Capd::start(&f, dir.path(), &["--any-gpu"]);
+    let flag = dir.path().join("done");
+    let script = format!("while [ ! -e {} ]; do sleep 0.05; done", flag.display());
+    let mut run = governed_with(
+        &f,
+        dir.path(),
+        &capd.sock,
+        &["--no-restore"],
+        &["sh", "-c", &script],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_while_running(&mut run, 60, "a cap through capd", || {
+        f.caps_mw().iter().any(|&c| c != 280_000)
+    });
+    std::fs::write(&flag, "").unwrap();
+    let pid = run.id();
+    let o = run.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    poll(30, "capd to see the run go", || {
+        capd.log().contains(&format!("keep uid=0 pid={pid}"))
+    });
+    let left = f.caps_mw();
+    assert!(left.iter().all(|&c| c != 280_000), "{left:?}");
+    assert!(!capd.log().contains("disconnect"), "{}", capd.log());
 }
