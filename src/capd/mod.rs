@@ -339,8 +339,11 @@ impl Daemon {
             match self.gpus.set(&p.gpu, p.mw) {
                 Ok(()) => self.log.change(why, caller, &p.gpu, old, p.mw),
                 Err(e) => self.log.say(&format!(
-                    "cannot {why} uid={} pid={} gpu={}: {e}",
-                    caller.uid, caller.pid, p.gpu
+                    "{why} failed uid={} pid={} gpu={} new_w={}: {e}",
+                    caller.uid,
+                    caller.pid,
+                    p.gpu,
+                    w(p.mw)
                 )),
             }
         }
