@@ -28,9 +28,10 @@ Constants (DESIGN.md §5; override where a flag exists):
   tree-days          kgCO2e / (11 kg per tree-year / 365)                  Green Algorithms
   car-km             gCO2e / 175 g/km (EU average car; US 251)             Green Algorithms
 
-Power caps (root, `carbontop capd`, or --simulate-gpus N): + / - step the cap of the chosen GPUs (c cycles all,
-GPU 0, 1, …), r back to the default, g toggles the carbon governor (Zeus: cost =
-η·(I/750)·P/T + (1−η)·P_max/T). The original caps are put back on exit unless --no-restore.
+Power caps (root, `carbontop capd`, or --simulate-gpus N): + / - step the cap of the chosen
+GPUs (c cycles all, GPU 0, 1, …), r back to the default, g toggles the carbon governor (Zeus:
+cost = η·(I/750)·P/T + (1−η)·P_max/T). The original caps are put back on exit unless
+--no-restore.
 
 Screen keys: q quit, ? help, p pause view, o output pane, t theme, ←/→ window, tab panels;
 replay adds space play/pause, ,/. seek, </> speed. Without a terminal it runs headless.
