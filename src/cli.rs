@@ -31,9 +31,10 @@ Constants (DESIGN.md §5; override where a flag exists):
   tree-days          kgCO2e / (11 kg per tree-year / 365)                  Green Algorithms
   car-km             gCO2e / 175 g/km (EU average car; US 251)             Green Algorithms
 
-Power caps (root, or --simulate-gpus N): + / - step the cap of the chosen GPUs (c cycles all,
-GPU 0, 1, …), r back to the default, g toggles the carbon governor (Zeus: cost =
-η·(I/750)·P/T + (1−η)·P_max/T). The original caps are put back on exit unless --no-restore.
+Power caps (root, `carbontop capd`, or --simulate-gpus N): + / - step the cap of the chosen
+GPUs (c cycles all, GPU 0, 1, …), r back to the default, g toggles the carbon governor (Zeus:
+cost = η·(I/750)·P/T + (1−η)·P_max/T). The original caps are put back on exit unless
+--no-restore.
 
 Screen keys: q quit, ? help, p pause view, o output pane, t theme, ←/→ window, tab panels;
 replay adds space play/pause, ,/. seek, </> speed. Without a terminal it runs headless.
@@ -211,6 +212,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The privileged cap helper, run by root (dist/carbontop-capd.service): sets GPU power
+    /// caps for members of --group over a Unix socket, only within the constraints and on GPUs
+    /// of the caller's job, and puts them back when the caller goes (even after kill -9) or
+    /// capd stops. The screen uses it when the socket is there and it is not root.
+    Capd(crate::capd::CapdOpts),
     /// What-if before any run: energy, operational and embodied carbon of N GPUs for H hours
     /// in a zone, from rated power (Green Algorithms) and the embodied table (per GPU model,
     /// with the published low–high range); with --serve-days and --site, a model's whole life

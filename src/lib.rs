@@ -4,6 +4,7 @@
 //! outputs (`report`). The engine is pure and driven by sample timestamps.
 
 pub mod app;
+pub mod capd;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -85,6 +86,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             exporter: None,
         }),
         Command::Estimate(a) => app::estimate::run(&a),
+        Command::Capd(o) => capd::run(&o),
         Command::Zones { filter, json } => zones(filter.as_deref(), json),
         Command::Reprice {
             file,

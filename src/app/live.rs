@@ -10,7 +10,6 @@ use crate::app::session::{Session, SessionConfig, exit_code_of};
 use crate::app::{AppError, say};
 use crate::config::Settings;
 use crate::control::PowerCap;
-use crate::control::nvml::NvmlCap;
 use crate::control::sim::SimGpus;
 use crate::engine::constants::{NVML_POWER_ERROR, RAPL_ERROR};
 use crate::engine::embodied::{Holding, Share};
@@ -191,9 +190,12 @@ fn choose_gpus(
                 fact = format!("{fact}; {why}");
             }
             facts.push(("GPU".into(), fact));
-            let caps = NvmlCap::open(info.iter().map(|g| g.index).collect())
-                .map(|c| Box::new(c) as Box<dyn PowerCap>)
-                .map_err(|e| e.to_string());
+            let ids: Vec<_> = info.iter().map(|g| (g.index, g.uuid.clone())).collect();
+            let (caps, via) = crate::control::capd::open_caps(&ids, s.restore_caps);
+            if let Some(via) = via {
+                notices.push(format!("caps {via}"));
+                facts.push(("GPU caps".into(), via));
+            }
             Ok(Gpus {
                 models: src.models(),
                 on_server: src.machine_gpus(),

@@ -1,9 +1,11 @@
 //! The one actuator (DESIGN.md §2, §9): GPU power caps. A `PowerCap` reads constraints and
-//! limits and sets them — through NVML on real GPUs, or on the simulated GPUs that follow Zeus's
-//! measured A40 curves. `CapControl` is the only way the program changes a cap: within the
-//! constraints, every change logged (who, GPU, old, new), and the original caps put back when it
-//! is dropped — on quit, Ctrl-C, SIGTERM, SIGHUP and panic (unwinding drops it).
+//! limits and sets them — through NVML on real GPUs (directly as root, else through `carbontop
+//! capd`: `capd.rs`), or on the simulated GPUs that follow Zeus's measured A40 curves.
+//! `CapControl` is the only way the program changes a cap: within the constraints, every change
+//! logged (who, GPU, old, new), and the original caps put back when it is dropped — on quit,
+//! Ctrl-C, SIGTERM, SIGHUP and panic (unwinding drops it).
 
+pub mod capd;
 pub mod governor;
 pub mod nvml;
 pub mod sim;
@@ -56,6 +58,12 @@ pub enum CapError {
     /// Any other NVML failure.
     #[error("NVML: {0}")]
     Nvml(String),
+    /// capd could not be reached or answered nonsense (the text names its socket).
+    #[error("{0}")]
+    Capd(String),
+    /// capd refused the request (the text says why and what to do).
+    #[error("capd refused: {0}")]
+    Refused(String),
 }
 
 /// Reads and sets power caps.

@@ -16,6 +16,7 @@ pub fn bin() -> Command {
         .env_remove("CARBONTOP_CONFIG")
         .env_remove("CARBONTOP_SYSFS_ROOT")
         .env_remove("CARBONTOP_NVML_LIB")
+        .env_remove("CARBONTOP_CAPD_SOCKET")
         .env_remove("ELECTRICITYMAPS_API_KEY")
         .env_remove("WATTTIME_USERNAME")
         .env_remove("WATTTIME_PASSWORD");
