@@ -16,7 +16,7 @@ use crate::engine::constants::{NVML_POWER_ERROR, RAPL_ERROR};
 use crate::engine::embodied::{Holding, Share};
 use crate::engine::{Bands, Basis, Ledger, LedgerConfig, Meter, Tick};
 use crate::report::emissions;
-use crate::report::run_file::{self, Embodied, Machine, RunFile};
+use crate::report::run_file::{self, Embodied, GpuId, Machine, RunFile};
 use crate::report::samples::SamplesWriter;
 use crate::report::summary::{RunFacts, summary};
 use crate::source::cpu_estimate::CpuEstimate;
@@ -43,6 +43,9 @@ pub struct Built {
     pub cpu_estimate: bool,
     pub gpu_count: usize,
     pub gpu_models: Vec<String>,
+    /// Each GPU's number (NVML's index), UUID, model and MIG share: samples.csv's column
+    /// groups and run.json's map.
+    pub gpu_ids: Vec<GpuId>,
     /// The run's share of the server, for its embodied carbon.
     pub share: Share,
     /// Each component's band (measurement error or estimate range).
@@ -116,6 +119,7 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
         cpu_estimate,
         gpu_count,
         gpu_models: gpus.models,
+        gpu_ids: gpus.ids,
         share,
         bands,
         notices,
@@ -131,6 +135,7 @@ struct Gpus {
     models: Vec<String>,
     caps: Result<Box<dyn PowerCap>, String>,
     on_server: usize,
+    ids: Vec<GpuId>,
 }
 
 /// GPUs and their caps: simulated, NVML, or none (and why, for the cap keys).
@@ -153,6 +158,13 @@ fn choose_gpus(
         notices.push(format!("GPUs are simulated ({n} × A40, --simulate-gpus)"));
         let src = sim.source();
         return Ok(Gpus {
+            ids: (0..n as u32)
+                .map(|index| GpuId {
+                    index,
+                    name: crate::control::sim::MODEL.into(),
+                    ..GpuId::default()
+                })
+                .collect(),
             models: src.models(),
             source: Some(Box::new(src)),
             caps: Ok(Box::new(sim.actuator())),
@@ -164,6 +176,7 @@ fn choose_gpus(
         models: vec![],
         caps: Err(caps),
         on_server: 0,
+        ids: vec![],
     };
     if s.no_gpu {
         facts.push(("GPU".into(), "not measured (--no-gpu)".into()));
@@ -195,6 +208,15 @@ fn choose_gpus(
                 .map(|c| Box::new(c) as Box<dyn PowerCap>)
                 .map_err(|e| e.to_string());
             Ok(Gpus {
+                ids: info
+                    .iter()
+                    .map(|g| GpuId {
+                        index: g.index,
+                        uuid: g.uuid.clone(),
+                        name: g.name.clone(),
+                        mig: g.mig.as_ref().map(crate::engine::mig::label),
+                    })
+                    .collect(),
                 models: src.models(),
                 on_server: src.machine_gpus(),
                 source: Some(Box::new(src)),
@@ -291,7 +313,7 @@ fn out_dir(s: &Settings) -> PathBuf {
 /// Creates DIR and DIR/samples.csv; an existing recording is never overwritten.
 pub fn open_writer(
     dir: &std::path::Path,
-    n_gpus: usize,
+    gpu_ids: &[u32],
     metrics: &[String],
 ) -> Result<SamplesWriter, AppError> {
     std::fs::create_dir_all(dir)
@@ -303,7 +325,7 @@ pub fn open_writer(
             dir.display()
         )));
     }
-    SamplesWriter::create(&path, n_gpus, metrics).map_err(|e| {
+    SamplesWriter::create(&path, gpu_ids, metrics).map_err(|e| {
         AppError::Usage(format!(
             "--out {}: cannot write samples.csv: {e}",
             dir.display()
@@ -562,7 +584,11 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
     };
     let made_dir = dir.as_ref().is_some_and(|d| !d.exists());
     let writer = match &dir {
-        Some(d) => Some(open_writer(d, built.gpu_count, &parser.metric_names())?),
+        Some(d) => Some(open_writer(
+            d,
+            &built.gpu_ids.iter().map(|g| g.index).collect::<Vec<_>>(),
+            &parser.metric_names(),
+        )?),
         None => None,
     };
     let run = run_file(s, job, &built, dir.as_deref());
@@ -811,6 +837,7 @@ fn run_file(s: &Settings, job: Job<'_>, built: &Built, dir: Option<&std::path::P
                 .as_ref()
                 .and_then(|x| x.cpus().first().map(|c| c.brand().trim().to_owned())),
             gpus: built.gpu_models.clone(),
+            gpu_map: built.gpu_ids.clone(),
             ram_total_gib: sys
                 .as_ref()
                 .map(|x| x.total_memory() as f64 / (1u64 << 30) as f64),

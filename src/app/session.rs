@@ -255,6 +255,12 @@ impl Session {
         let mut tick = self.ledger.push(s);
         // Cap changes made during the interval this row closes.
         tick.cap_change = self.caps.take_log();
+        // The actuator counts GPUs by position; every output numbers them as NVML does.
+        for c in &mut tick.cap_change.0 {
+            if let Some(g) = tick.gpus.get(c.gpu) {
+                c.gpu = g.index as usize;
+            }
+        }
         if let Some(v) = grid {
             self.on_grid(v, &tick, fx);
         }

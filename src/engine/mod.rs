@@ -7,9 +7,11 @@ pub mod constants;
 pub mod embodied;
 pub mod estimate;
 pub mod forecast;
+pub mod gpu_check;
 pub mod job;
 pub mod ledger;
 pub mod meter;
+pub mod mig;
 pub mod savings;
 pub mod series;
 
