@@ -922,6 +922,29 @@ fn a_mig_instance_is_charged_its_slices_of_the_card_and_says_so() {
     let (err, w, ids) = job_run_on(MIG, &[("NVIDIA_VISIBLE_DEVICES", "1")], &[]).unwrap();
     assert_eq!((w, ids), (vec![200.0], vec![1]), "{err}");
     assert!(!err.contains("slices, estimated"), "{err}");
+    // The MIG card given whole, with none of its instances named: counted whole, and said.
+    let (err, w, _) = job_run_on(MIG, &[("NVIDIA_VISIBLE_DEVICES", "0")], &[]).unwrap();
+    assert_eq!(w, [350.0]);
+    assert!(
+        err.contains("GPU 0 is in MIG mode but no instance of it was named"),
+        "{err}"
+    );
+
+    // A MIG card's cap is every instance's: the governor leaves it alone, and says why.
+    let dir = tempfile::tempdir().unwrap();
+    let f = FakeNvml::new(dir.path(), MIG).unwrap();
+    let o = through(&f, "run", dir.path())
+        .env("CUDA_VISIBLE_DEVICES", A)
+        .args(["--governor", "carbon", "--", "sleep", "0.5"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("GPU 0 is shared through MIG: its power cap is the whole card's"),
+        "{err}"
+    );
+    assert!(f.sets().is_empty(), "{:?}", f.sets());
 }
 
 /// GPU 0's counter runs at 250 W while its power readings say `power_mw`: stderr, and the

@@ -204,9 +204,17 @@ fn choose_gpus(
                 fact = format!("{fact}; {why}");
             }
             facts.push(("GPU".into(), fact));
-            let caps = NvmlCap::open(info.iter().map(|g| g.index).collect())
-                .map(|c| Box::new(c) as Box<dyn PowerCap>)
-                .map_err(|e| e.to_string());
+            // A MIG card's cap is the whole card's: it would slow the other instances' jobs.
+            let caps = match info.iter().find(|g| g.mig.is_some()) {
+                Some(g) => Err(format!(
+                    "GPU {} is shared through MIG: its power cap is the whole card's, other \
+                     instances' too, so carbontop leaves caps alone",
+                    g.index
+                )),
+                None => NvmlCap::open(info.iter().map(|g| g.index).collect())
+                    .map(|c| Box::new(c) as Box<dyn PowerCap>)
+                    .map_err(|e| e.to_string()),
+            };
             Ok(Gpus {
                 ids: info
                     .iter()

@@ -176,7 +176,7 @@ impl NvmlSource {
                 mig: None,
             });
         }
-        let notes = mig_shares(&nvml, &mut gpus, &migs);
+        let notes = mig_shares(&nvml, &mut gpus, &migs, matches!(which, Which::Job(_)));
         if !notes.is_empty() {
             let said = selection.get_or_insert_with(String::new);
             for n in notes {
@@ -289,12 +289,25 @@ fn job_migs(
 }
 
 /// Sets each card's MIG share from the job's instances on it; what to say about each (its
-/// share, or why the whole card is counted).
-fn mig_shares(nvml: &Nvml, gpus: &mut [GpuInfo], migs: &[mig::Instance]) -> Vec<String> {
+/// share, or why the whole card is counted). `job`: a job's GPUs, where a card in MIG mode
+/// counted whole is worth a word.
+fn mig_shares(nvml: &Nvml, gpus: &mut [GpuInfo], migs: &[mig::Instance], job: bool) -> Vec<String> {
     let mut notes = Vec::new();
     for g in gpus.iter_mut() {
         let on: Vec<mig::Instance> = migs.iter().filter(|m| m.card == g.index).cloned().collect();
         if on.is_empty() {
+            let mig_mode = || {
+                nvml.device_by_index(g.index)
+                    .and_then(|d| d.mig_mode())
+                    .is_ok_and(|m| m.current == 1)
+            };
+            if job && mig_mode() {
+                notes.push(format!(
+                    "GPU {} is in MIG mode but no instance of it was named (MIG-… UUIDs in \
+                     CUDA_VISIBLE_DEVICES): the whole card is counted",
+                    g.index
+                ));
+            }
             continue;
         }
         match mig::card_slices(nvml, g.index) {
