@@ -922,6 +922,18 @@ fn a_mig_instance_is_charged_its_slices_of_the_card_and_says_so() {
     let (err, w, ids) = job_run_on(MIG, &[("NVIDIA_VISIBLE_DEVICES", "1")], &[]).unwrap();
     assert_eq!((w, ids), (vec![200.0], vec![1]), "{err}");
     assert!(!err.contains("slices, estimated"), "{err}");
+    // An instance NVML cannot count the slices of: its card counted whole, and said.
+    let broken = MIG.replace(
+        "mig = enabled",
+        "mig = enabled\nmig_attributes = not_supported",
+    );
+    let (err, w, _) = job_run_on(&broken, &[("CUDA_VISIBLE_DEVICES", A)], &[]).unwrap();
+    assert_eq!(w, [350.0]);
+    assert!(
+        err.contains(&format!("NVML gives no slice count for {A} ("))
+            && err.contains("its GPU counted whole"),
+        "{err}"
+    );
     // The MIG card given whole, with none of its instances named: counted whole, and said.
     let (err, w, _) = job_run_on(MIG, &[("NVIDIA_VISIBLE_DEVICES", "0")], &[]).unwrap();
     assert_eq!(w, [350.0]);

@@ -115,6 +115,7 @@ impl NvmlSource {
             ));
         }
         let mut migs: Vec<mig::Instance> = Vec::new();
+        let mut mig_errors: Vec<String> = Vec::new();
         let (only, mut selection): (Vec<u32>, Option<String>) = match which {
             Which::All => (vec![], None),
             Which::Indices(only) => {
@@ -132,7 +133,7 @@ impl NvmlSource {
                         var,
                         value,
                     } => {
-                        migs = job_migs(&nvml, count, env, var, &value, &indices);
+                        (migs, mig_errors) = job_migs(&nvml, count, env, var, &value, &indices);
                         (indices, said)
                     }
                     Pick::Hidden { .. } => {
@@ -176,7 +177,8 @@ impl NvmlSource {
                 mig: None,
             });
         }
-        let notes = mig_shares(&nvml, &mut gpus, &migs, matches!(which, Which::Job(_)));
+        let mut notes = mig_shares(&nvml, &mut gpus, &migs, matches!(which, Which::Job(_)));
+        notes.extend(mig_errors);
         if !notes.is_empty() {
             let said = selection.get_or_insert_with(String::new);
             for n in notes {
@@ -253,7 +255,8 @@ fn job_pick(nvml: &Nvml, count: u32, env: &dyn Fn(&str) -> Option<String>) -> Pi
 }
 
 /// The MIG instances `var=value` names on cards the job holds only through instances (a card
-/// also named whole is charged whole).
+/// also named whole is charged whole), and why any could not be read (its card is then counted
+/// whole, and that is said).
 fn job_migs(
     nvml: &Nvml,
     count: u32,
@@ -261,10 +264,10 @@ fn job_migs(
     var: &str,
     value: &str,
     picked: &[u32],
-) -> Vec<mig::Instance> {
+) -> (Vec<mig::Instance>, Vec<String>) {
     let entries = mig::mig_entries(value);
     if entries.is_empty() {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let rest: Vec<&str> = value
         .split(',')
@@ -281,11 +284,15 @@ fn job_migs(
             _ => Vec::new(),
         }
     };
-    entries
-        .into_iter()
-        .filter_map(|u| mig::instance(nvml, u).ok().flatten())
-        .filter(|i| picked.contains(&i.card) && !whole.contains(&i.card))
-        .collect()
+    let (mut found, mut errors) = (Vec::new(), Vec::new());
+    for u in entries {
+        match mig::instance(nvml, u) {
+            Ok(Some(i)) if picked.contains(&i.card) && !whole.contains(&i.card) => found.push(i),
+            Ok(_) => {}
+            Err(why) => errors.push(format!("{why}: its GPU counted whole")),
+        }
+    }
+    (found, errors)
 }
 
 /// Sets each card's MIG share from the job's instances on it; what to say about each (its

@@ -1259,6 +1259,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t d,
  *   mig_slices = "3 2"          compute slices of each MIG device, in mig_devices' order (1)
  *   mig_mem_mib = "40192 20096" memory of each (the card's memory × slices / card slices)
  *   mig_card_slices = 7         the card's slices: its largest GPU-instance profile (7)
+ *   mig_attributes = success    what nvmlDeviceGetAttributes_v2 answers for its MIG devices
  *
  * nvmlDeviceGetAttributes_v2 answers for MIG device handles only (as nvml.h says; a GPU
  * handle is NOT_SUPPORTED), nvmlDeviceGetGpuInstanceProfileInfo for a GPU in MIG mode, with
@@ -1298,6 +1299,7 @@ static struct {
     unsigned int slices[MAX_MIGS_PER_GPU]; /* 0: 1 */
     unsigned long long mem_mib[MAX_MIGS_PER_GPU]; /* 0: proportional */
     unsigned int card_slices; /* 0: 7 */
+    nvmlReturn_t attributes; /* NVML_SUCCESS (0) unless the scenario says */
 } mig_cfg[MAX_GPUS];
 
 static int mig_list(char *v, unsigned long long *out, unsigned long long max)
@@ -1332,7 +1334,9 @@ static int mig_key(struct nvmlDevice_st *d, const char *k, char *v)
         if (parse_uint(v, &n) || n == 0 || n > 8)
             return -1;
         mig_cfg[g].card_slices = (unsigned int)n;
-    } else
+    } else if (!strcmp(k, "mig_attributes"))
+        return parse_answer(v, &mig_cfg[g].attributes);
+    else
         return -2;
     return 0;
 }
@@ -1354,6 +1358,8 @@ EXPORT nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t device, nvmlDeviceAt
     DEVICE(parent);
     size_t g = (size_t)(parent - devs);
     size_t k = (size_t)(device - mig_devs) % MAX_MIGS_PER_GPU;
+    if (mig_cfg[g].attributes != NVML_SUCCESS)
+        LEAVE(mig_cfg[g].attributes);
     unsigned int slices = mig_cfg[g].slices[k] ? mig_cfg[g].slices[k] : 1;
     memset(a, 0, sizeof *a);
     a->multiprocessorCount = slices * MIG_SMS_PER_SLICE;
