@@ -896,6 +896,10 @@ fn a_mig_instance_is_charged_its_slices_of_the_card_and_says_so() {
         err.contains("NVML measures the card only"),
         "the summary says why: {err}"
     );
+    assert!(
+        err.contains("1 GPU(s) (a MIG card by the job's slices of it, the others whole)"),
+        "its embodied share too: {err}"
+    );
 
     // Both instances of the card: one column group, 5 of 7 slices, the card never twice.
     let (err, w, ids) =

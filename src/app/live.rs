@@ -46,6 +46,9 @@ pub struct Built {
     /// Each GPU's number (NVML's index), UUID, model and MIG share: samples.csv's column
     /// groups and run.json's map.
     pub gpu_ids: Vec<GpuId>,
+    /// The part of each GPU the run holds (1; a MIG job's slices of its card), for its
+    /// embodied carbon.
+    pub gpu_held: Vec<f64>,
     /// The run's share of the server, for its embodied carbon.
     pub share: Share,
     /// Each component's band (measurement error or estimate range).
@@ -105,7 +108,11 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
             (1.0, 1.0)
         },
     };
-    facts.push(("embodied".into(), describe_embodied(s, gpu_count, &share)));
+    let mig_held = gpus.held.iter().any(|h| *h < 1.0);
+    facts.push((
+        "embodied".into(),
+        describe_embodied(s, gpu_count, mig_held, &share),
+    ));
     Ok(Built {
         sources: Sources {
             gpu: gpus.source,
@@ -120,6 +127,7 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
         gpu_count,
         gpu_models: gpus.models,
         gpu_ids: gpus.ids,
+        gpu_held: gpus.held,
         share,
         bands,
         notices,
@@ -136,6 +144,7 @@ struct Gpus {
     caps: Result<Box<dyn PowerCap>, String>,
     on_server: usize,
     ids: Vec<GpuId>,
+    held: Vec<f64>,
 }
 
 /// GPUs and their caps: simulated, NVML, or none (and why, for the cap keys).
@@ -165,6 +174,7 @@ fn choose_gpus(
                     ..GpuId::default()
                 })
                 .collect(),
+            held: vec![1.0; n],
             models: src.models(),
             source: Some(Box::new(src)),
             caps: Ok(Box::new(sim.actuator())),
@@ -177,6 +187,7 @@ fn choose_gpus(
         caps: Err(caps),
         on_server: 0,
         ids: vec![],
+        held: vec![],
     };
     if s.no_gpu {
         facts.push(("GPU".into(), "not measured (--no-gpu)".into()));
@@ -225,6 +236,10 @@ fn choose_gpus(
                         mig: g.mig.as_ref().map(crate::engine::mig::label),
                     })
                     .collect(),
+                held: info
+                    .iter()
+                    .map(|g| g.mig.as_ref().map_or(1.0, crate::engine::mig::share))
+                    .collect(),
                 models: src.models(),
                 on_server: src.machine_gpus(),
                 source: Some(Box::new(src)),
@@ -262,11 +277,16 @@ fn choose_cpu(
 }
 
 /// The sources line for embodied carbon: what is charged, and the server share's basis.
-fn describe_embodied(s: &Settings, gpu_count: usize, share: &Share) -> String {
+fn describe_embodied(s: &Settings, gpu_count: usize, mig: bool, share: &Share) -> String {
     match s.embodied_kg {
         Some(kg) => format!("{kg} kg CO2e charged (--embodied-kg), over a 6-year life"),
         None if gpu_count > 0 => format!(
-            "{gpu_count} GPU(s) whole + the server (2,500 kg, BLOOM) × {}; 6-year life",
+            "{gpu_count} GPU(s) {} + the server (2,500 kg, BLOOM) × {}; 6-year life",
+            if mig {
+                "(a MIG card by the job's slices of it, the others whole)"
+            } else {
+                "whole"
+            },
             share.basis
         ),
         None => format!(
@@ -405,7 +425,15 @@ fn basis(s: &Settings, built: &Built) -> Basis {
 fn embodied_te(s: &Settings, built: &Built) -> crate::engine::constants::EmbodiedKg {
     use crate::engine::constants::EmbodiedKg;
     s.embodied_kg.map_or_else(
-        || crate::engine::embodied::scoped_te(&built.gpu_models, &built.share),
+        || {
+            let held: Vec<(&str, f64)> = built
+                .gpu_models
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.as_str(), built.gpu_held.get(i).copied().unwrap_or(1.0)))
+                .collect();
+            crate::engine::embodied::scoped_te_held(&held, &built.share)
+        },
         EmbodiedKg::exact,
     )
 }
