@@ -37,6 +37,7 @@ fn sample(k: u64) -> Sample {
                 cap_w: Some(300.0),
                 sm_clock_mhz: Some(1740.0),
                 tree_share: None,
+                mig: None,
             })
             .collect(),
         cpu: CpuReading::Rapl(
@@ -122,7 +123,8 @@ fn engine(c: &mut Criterion) {
     g.finish();
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut w = SamplesWriter::create(&dir.path().join("samples.csv"), 4, &[]).expect("writer");
+    let mut w =
+        SamplesWriter::create(&dir.path().join("samples.csv"), &[0, 1, 2, 3], &[]).expect("writer");
     c.bench_function("samples.csv: write one row (flushed)", |b| {
         let mut i = 0;
         b.iter(|| {

@@ -403,9 +403,10 @@ pub struct MeasureOpts {
     /// table by link speed.
     #[arg(long, value_parser = parse_port_w, value_name = "W", allow_negative_numbers = true)]
     pub net_port_w: Option<f64>,
-    /// Only these GPUs (comma-separated NVML indices, as nvidia-smi numbers them). Default:
-    /// `run` counts the GPUs its job was given (CUDA_VISIBLE_DEVICES, SLURM_STEP_GPUS,
-    /// SLURM_JOB_GPUS, GPU_DEVICE_ORDINAL, NVIDIA_VISIBLE_DEVICES), the others every GPU.
+    /// Only these GPUs (comma-separated NVML indices, as nvidia-smi numbers them; every output
+    /// numbers GPUs so). Default: `run` counts the GPUs its job was given (CUDA_VISIBLE_DEVICES,
+    /// SLURM_STEP_GPUS, SLURM_JOB_GPUS, GPU_DEVICE_ORDINAL, NVIDIA_VISIBLE_DEVICES; MIG
+    /// instances are charged their slices' share of the card, estimated), the others every GPU.
     #[arg(long, value_delimiter = ',', value_name = "I")]
     pub gpu_index: Vec<u32>,
     /// `run`: whose figures emissions.csv holds, as CodeCarbon's `tracking_mode`: `machine`

@@ -63,6 +63,24 @@ pub struct GpuReading {
     /// tree, from NVML's per-process accounting (`source::process::gpu_tree_share`); `None`
     /// where the driver does not say.
     pub tree_share: Option<f64>,
+    /// The job holds MIG instances of this GPU, not the whole GPU: NVML measures only the card,
+    /// so the readings above are the card's and the engine charges the instances' share.
+    pub mig: Option<MigShare>,
+}
+
+/// A job's MIG instances on one card (issue 19). NVML gives no power per MIG instance; the
+/// job is charged the card's power and energy × its compute slices over the card's, an
+/// estimate with a band (`engine::mig`). Instances of one card are one share, so the card is
+/// never counted twice.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MigShare {
+    /// Compute slices the job's instances hold on the card, and the card's.
+    pub slices: u32,
+    pub of: u32,
+    /// Each instance's profile as NVML names it (`3g.40gb`).
+    pub profiles: Vec<String>,
+    /// The card's default power limit (W), which bounds its idle draw (the band's floor).
+    pub card_limit_w: Option<f64>,
 }
 
 /// Bytes received and sent.

@@ -544,8 +544,9 @@ fn a_gpu_lost_before_the_start_leaves_the_others_measured() {
         .filter(|l| l.starts_with("carbontop: GPU 1 not measured: "));
     assert_eq!(said.count(), 1, "{err}");
     let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
-    assert!(!h.iter().any(|c| c.starts_with("gpu2_")), "{h:?}");
-    assert!(rows.iter().all(|r| !r[col(&h, "gpu1_power_w")].is_empty()));
+    // Columns under NVML's numbers: 0 and 2, never 1.
+    assert!(!h.iter().any(|c| c.starts_with("gpu1_")), "{h:?}");
+    assert!(rows.iter().all(|r| !r[col(&h, "gpu2_power_w")].is_empty()));
     // Read: NVML's GPUs 0 and 2, never 1.
     assert!(f.served("power", 1).is_empty() && !f.served("power", 2).is_empty());
 }
@@ -629,8 +630,8 @@ power_mw = "0:72000"
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("NVML (measured): 1 × NVIDIA L4"), "{err}");
     let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
-    assert!(!h.iter().any(|c| c.starts_with("gpu1_")), "{h:?}");
-    assert_eq!(rows[0][col(&h, "gpu0_power_w")], "72");
+    assert!(!h.iter().any(|c| c.starts_with("gpu0_")), "{h:?}");
+    assert_eq!(rows[0][col(&h, "gpu2_power_w")], "72");
     // Only GPU 2 was read, and once a tick.
     assert!(f.served("power", 0).is_empty());
     assert_eq!(f.served("power", 2).len(), rows.len());
@@ -691,23 +692,41 @@ minor = 5
 power_mw = "0:170000"
 "#;
 
-/// `run -- sleep 0.3` on the eight GPUs with `vars` set (and every other deciding variable
-/// unset):
-/// stderr, and the first row's per-GPU powers (W).
-fn job_run(vars: &[(&str, &str)], extra: &[&str]) -> Option<(String, Vec<f64>)> {
+/// The GPU numbers of samples.csv's column groups (`gpu{N}_power_w`), in column order, and
+/// each one's column.
+fn gpu_groups(h: &[String]) -> Vec<(u32, usize)> {
+    h.iter()
+        .enumerate()
+        .filter_map(|(c, name)| {
+            let n = name.strip_prefix("gpu")?.strip_suffix("_power_w")?;
+            Some((n.parse().ok()?, c))
+        })
+        .collect()
+}
+
+/// `run -- sleep 0.3` through `scenario` with `vars` set (and every other deciding variable
+/// unset): stderr, the first row's per-GPU powers (W), and the GPUs' numbers.
+fn job_run_on(
+    scenario: &str,
+    vars: &[(&str, &str)],
+    extra: &[&str],
+) -> Option<(String, Vec<f64>, Vec<u32>)> {
     let dir = tempfile::tempdir().unwrap();
-    let f = FakeNvml::new(dir.path(), EIGHT)?;
+    let f = FakeNvml::new(dir.path(), scenario)?;
     let mut c = through(&f, "run", dir.path());
     c.envs(vars.iter().copied());
     let o = c.args(extra).args(["--", "sleep", "0.3"]).output().unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{vars:?}: {err}");
     let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
-    let powers = (0..)
-        .map_while(|i| h.iter().position(|c| *c == format!("gpu{i}_power_w")))
-        .map(|c| num(&rows[0][c]))
-        .collect();
-    Some((err, powers))
+    let groups = gpu_groups(&h);
+    let powers = groups.iter().map(|&(_, c)| num(&rows[0][c])).collect();
+    Some((err, powers, groups.iter().map(|g| g.0).collect()))
+}
+
+/// [`job_run_on`] the eight GPUs: stderr and the first row's per-GPU powers (W).
+fn job_run(vars: &[(&str, &str)], extra: &[&str]) -> Option<(String, Vec<f64>)> {
+    job_run_on(EIGHT, vars, extra).map(|(err, w, _)| (err, w))
 }
 
 #[test]
@@ -781,4 +800,221 @@ fn record_counts_the_machine_whatever_the_environment() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("NVML (measured): 8 × "), "{err}");
+}
+
+#[test]
+fn a_gpu_has_one_number_everywhere_nvmls() {
+    // CUDA's ordinal 3 is NVML's GPU 4 (nvidia-smi's): the columns, the messages, the
+    // summary and run.json all say 4, never its position 0 among the counted GPUs.
+    let dir = tempfile::tempdir().unwrap();
+    let Some(f) = FakeNvml::new(dir.path(), EIGHT) else {
+        return;
+    };
+    let o = through(&f, "run", dir.path())
+        .env("CUDA_VISIBLE_DEVICES", "3")
+        .args(["--", "sleep", "0.3"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
+    assert_eq!(
+        gpu_groups(&h).iter().map(|g| g.0).collect::<Vec<_>>(),
+        [4],
+        "{h:?}"
+    );
+    for suffix in ["power_w", "energy_j", "util_pct", "mem_used_mib", "cap_w"] {
+        assert!(h.contains(&format!("gpu4_{suffix}")), "{h:?}");
+    }
+    assert!(!h.iter().any(|c| c.starts_with("gpu0_")), "{h:?}");
+    assert_eq!(num(&rows[0][col(&h, "gpu4_power_w")]), 140.0);
+    assert!(err.contains("GPU 4 of 8 counted"), "{err}");
+    // run.json maps the number to NVML's UUID and model.
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r/run.json")).unwrap())
+            .unwrap();
+    let map = &run["machine"]["gpu_map"];
+    assert_eq!(map.as_array().map(Vec::len), Some(1), "{run}");
+    assert_eq!(map[0]["index"], 4);
+    assert_eq!(map[0]["uuid"], "GPU-00000000-0000-4000-8000-000000000004");
+    assert_eq!(map[0]["name"], "NVIDIA A100-SXM4-80GB");
+
+    // report and replay read the recording back under the same number.
+    let out = dir.path().join("again");
+    let o = bin()
+        .args(["replay", "--headless", "--quiet", "--speed", "max", "--out"])
+        .arg(&out)
+        .arg(dir.path().join("r/samples.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (h2, _) = read_csv(&out.join("samples.csv"));
+    assert_eq!(gpu_groups(&h2).iter().map(|g| g.0).collect::<Vec<_>>(), [4]);
+    // /metrics labels it 4 too.
+    let samples = dir.path().join("r/samples.csv");
+    let (_agent, addr) = agent(samples.to_str().unwrap(), "n");
+    let m = metrics_when_done(&addr, rows.len());
+    let labels: Vec<&str> = m
+        .samples
+        .iter()
+        .filter(|s| s.metric == "carbontop_gpu_power_watts")
+        .filter_map(|s| s.labels.get("gpu"))
+        .collect();
+    assert_eq!(labels, ["4"], "{:?}", m.samples);
+}
+
+/// One A100-80GB in MIG mode with two instances (3 and 2 of its 7 slices), a second GPU whole;
+/// the card draws 350 W on its counter and its power readings.
+const MIG: &str = r#"
+gpus = 2
+[gpu.*]
+name = "NVIDIA A100-SXM4-80GB"
+mem_total_mib = 81920
+[gpu.0]
+mig = enabled
+mig_devices = "MIG-aaaaaaaa-0000-4000-8000-000000000001 MIG-bbbbbbbb-0000-4000-8000-000000000002"
+mig_slices = "3 2"
+mig_mem_mib = "40192 19968"
+power_mw = "0:350000"
+[gpu.1]
+power_mw = "0:200000"
+"#;
+
+#[test]
+fn a_mig_instance_is_charged_its_slices_of_the_card_and_says_so() {
+    const A: &str = "MIG-aaaaaaaa-0000-4000-8000-000000000001";
+    const B: &str = "MIG-bbbbbbbb-0000-4000-8000-000000000002";
+    let Some((err, w, ids)) = job_run_on(MIG, &[("CUDA_VISIBLE_DEVICES", A)], &[]) else {
+        return;
+    };
+    // 3 of 7 slices of the card's 350 W.
+    assert_eq!(ids, [0], "{err}");
+    assert!((w[0] - 150.0).abs() < 1e-6, "{w:?} {err}");
+    let said = "GPU 0 MIG 3g.40gb (3 of 7 slices, estimated)";
+    assert!(err.contains(said), "{err}");
+    assert!(
+        err.contains("NVML measures the card only"),
+        "the summary says why: {err}"
+    );
+    assert!(
+        err.contains("1 GPU(s) (a MIG card by the job's slices of it, the others whole)"),
+        "its embodied share too: {err}"
+    );
+
+    // Both instances of the card: one column group, 5 of 7 slices, the card never twice.
+    let (err, w, ids) =
+        job_run_on(MIG, &[("CUDA_VISIBLE_DEVICES", &format!("{A},{B}"))], &[]).unwrap();
+    assert_eq!(ids, [0], "{err}");
+    assert!((w[0] - 250.0).abs() < 1e-6, "{w:?} {err}");
+    assert!(
+        err.contains("GPU 0 MIG 3g.40gb + 2g.20gb (5 of 7 slices, estimated)"),
+        "{err}"
+    );
+
+    // The card named whole beside one of its instances is charged whole; a GPU not in MIG
+    // mode is whole as before.
+    let (_, w, _) = job_run_on(
+        MIG,
+        &[(
+            "CUDA_VISIBLE_DEVICES",
+            &format!("{A},GPU-00000000-0000-4000-8000-000000000000"),
+        )],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(w, [350.0]);
+    let (err, w, ids) = job_run_on(MIG, &[("NVIDIA_VISIBLE_DEVICES", "1")], &[]).unwrap();
+    assert_eq!((w, ids), (vec![200.0], vec![1]), "{err}");
+    assert!(!err.contains("slices, estimated"), "{err}");
+    // An instance NVML cannot count the slices of: its card counted whole, and said.
+    let broken = MIG.replace(
+        "mig = enabled",
+        "mig = enabled\nmig_attributes = not_supported",
+    );
+    let (err, w, _) = job_run_on(&broken, &[("CUDA_VISIBLE_DEVICES", A)], &[]).unwrap();
+    assert_eq!(w, [350.0]);
+    assert!(
+        err.contains(&format!("NVML gives no slice count for {A} ("))
+            && err.contains("its GPU counted whole"),
+        "{err}"
+    );
+    // The MIG card given whole, with none of its instances named: counted whole, and said.
+    let (err, w, _) = job_run_on(MIG, &[("NVIDIA_VISIBLE_DEVICES", "0")], &[]).unwrap();
+    assert_eq!(w, [350.0]);
+    assert!(
+        err.contains("GPU 0 is in MIG mode but no instance of it was named"),
+        "{err}"
+    );
+
+    // A MIG card's cap is every instance's: the governor leaves it alone, and says why.
+    let dir = tempfile::tempdir().unwrap();
+    let f = FakeNvml::new(dir.path(), MIG).unwrap();
+    let o = through(&f, "run", dir.path())
+        .env("CUDA_VISIBLE_DEVICES", A)
+        .args(["--governor", "carbon", "--", "sleep", "0.5"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("GPU 0 is shared through MIG: its power cap is the whole card's"),
+        "{err}"
+    );
+    assert!(f.sets().is_empty(), "{:?}", f.sets());
+}
+
+/// GPU 0's counter runs at 250 W while its power readings say `power_mw`: stderr, and the
+/// rows' GPU power after the first.
+fn counter_run(power_mw: u32) -> Option<(String, Vec<f64>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = format!(
+        "[gpu.0]\nname = \"NVIDIA H100 80GB HBM3\"\npower_mw = \"0:{power_mw}\"\ntrue_power_mw = \"0:250000\"\n"
+    );
+    let f = FakeNvml::new(dir.path(), &scenario)?;
+    // The window decides after 5 s of readings (engine::gpu_check::MIN_SPAN_S).
+    let o = through(&f, "record", dir.path())
+        .args(["--duration", "6s"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let (h, rows) = read_csv(&dir.path().join("r/samples.csv"));
+    let p = col(&h, "gpu0_power_w");
+    Some((err, rows.iter().skip(1).map(|r| num(&r[p])).collect()))
+}
+
+#[test]
+fn a_counter_and_power_readings_that_disagree_are_flagged_and_the_counter_kept() {
+    // Power readings 10% under the counter: said in the summary, with the reason.
+    let Some((err, watts)) = counter_run(225_000) else {
+        return;
+    };
+    let line = err
+        .lines()
+        .find(|l| l.contains("GPU 0: energy counter and power readings differed by up to "))
+        .unwrap_or_else(|| panic!("no flag: {err}"));
+    let pct: f64 = line
+        .split("differed by up to ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!((pct - 10.0).abs() < 0.3, "{pct}: {line}");
+    assert!(
+        line.contains("power below the counter")
+            && line.contains("Yang et al., SC'24; Zeus #181")
+            && line.ends_with("The counter is used."),
+        "{line}"
+    );
+    // The counter stays the figure: rows at 250 W (each within the ms the two clocks' reads
+    // differ by; on average to a watt), never at the readings' 225 W.
+    let mean = watts.iter().sum::<f64>() / watts.len() as f64;
+    assert!(
+        watts.len() > 40 && (mean - 250.0).abs() < 1.0,
+        "{mean}: {watts:?}"
+    );
+    assert!(watts.iter().all(|w| (w - 250.0).abs() < 12.5), "{watts:?}");
+    // Agreeing readings: no flag.
+    let (err, _) = counter_run(250_000).unwrap();
+    assert!(!err.contains("energy counter and power readings"), "{err}");
 }

@@ -158,3 +158,23 @@ fn live_grid_forecast_and_greener_window_160x48() {
     assert!((g - want).abs() < 1e-9 && covered == 1.0, "{g} vs {want}");
     insta::assert_snapshot!(t.backend());
 }
+
+#[test]
+fn a_mig_share_and_a_counter_power_divergence_are_on_the_screen() {
+    let mut d = dashboard_of(Path::new(TRACE), Some(200.0)).unwrap();
+    let mut t = d.last().unwrap().clone();
+    t.elapsed_s += 1.0;
+    t.gpus[0].mig = Some(carbontop::sample::MigShare {
+        slices: 3,
+        of: 7,
+        profiles: vec!["3g.40gb".into()],
+        card_limit_w: Some(700.0),
+    });
+    t.gpus[1].power_vs_counter = Some(-0.072);
+    let totals = d.meter.totals;
+    d.meter.push(&t, totals);
+    let s = text(&frame(&d, &ui(), 160, 48));
+    assert!(s.contains("MIG 3g.40gb · 3/7 slices, est."), "{s}");
+    assert!(s.contains("GPU 1: counter vs power readings"), "{s}");
+    assert!(s.contains("differ 7.2% (last min); counter used"), "{s}");
+}

@@ -15,7 +15,7 @@ use crate::engine::constants::{NVML_POWER_ERROR, RAPL_ERROR};
 use crate::engine::embodied::{Holding, Share};
 use crate::engine::{Bands, Basis, Ledger, LedgerConfig, Meter, Tick};
 use crate::report::emissions;
-use crate::report::run_file::{self, Embodied, Machine, RunFile};
+use crate::report::run_file::{self, Embodied, GpuId, Machine, RunFile};
 use crate::report::samples::SamplesWriter;
 use crate::report::summary::{RunFacts, summary};
 use crate::source::cpu_estimate::CpuEstimate;
@@ -42,6 +42,12 @@ pub struct Built {
     pub cpu_estimate: bool,
     pub gpu_count: usize,
     pub gpu_models: Vec<String>,
+    /// Each GPU's number (NVML's index), UUID, model and MIG share: samples.csv's column
+    /// groups and run.json's map.
+    pub gpu_ids: Vec<GpuId>,
+    /// The part of each GPU the run holds (1; a MIG job's slices of its card), for its
+    /// embodied carbon.
+    pub gpu_held: Vec<f64>,
     /// The run's share of the server, for its embodied carbon.
     pub share: Share,
     /// Each component's band (measurement error or estimate range).
@@ -101,7 +107,11 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
             (1.0, 1.0)
         },
     };
-    facts.push(("embodied".into(), describe_embodied(s, gpu_count, &share)));
+    let mig_held = gpus.held.iter().any(|h| *h < 1.0);
+    facts.push((
+        "embodied".into(),
+        describe_embodied(s, gpu_count, mig_held, &share),
+    ));
     Ok(Built {
         sources: Sources {
             gpu: gpus.source,
@@ -115,6 +125,8 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
         cpu_estimate,
         gpu_count,
         gpu_models: gpus.models,
+        gpu_ids: gpus.ids,
+        gpu_held: gpus.held,
         share,
         bands,
         notices,
@@ -130,6 +142,8 @@ struct Gpus {
     models: Vec<String>,
     caps: Result<Box<dyn PowerCap>, String>,
     on_server: usize,
+    ids: Vec<GpuId>,
+    held: Vec<f64>,
 }
 
 /// GPUs and their caps: simulated, NVML, or none (and why, for the cap keys).
@@ -152,6 +166,14 @@ fn choose_gpus(
         notices.push(format!("GPUs are simulated ({n} × A40, --simulate-gpus)"));
         let src = sim.source();
         return Ok(Gpus {
+            ids: (0..n as u32)
+                .map(|index| GpuId {
+                    index,
+                    name: crate::control::sim::MODEL.into(),
+                    ..GpuId::default()
+                })
+                .collect(),
+            held: vec![1.0; n],
             models: src.models(),
             source: Some(Box::new(src)),
             caps: Ok(Box::new(sim.actuator())),
@@ -163,6 +185,8 @@ fn choose_gpus(
         models: vec![],
         caps: Err(caps),
         on_server: 0,
+        ids: vec![],
+        held: vec![],
     };
     if s.no_gpu {
         facts.push(("GPU".into(), "not measured (--no-gpu)".into()));
@@ -190,13 +214,37 @@ fn choose_gpus(
                 fact = format!("{fact}; {why}");
             }
             facts.push(("GPU".into(), fact));
-            let ids: Vec<_> = info.iter().map(|g| (g.index, g.uuid.clone())).collect();
-            let (caps, via) = crate::control::capd::open_caps(&ids, s.restore_caps);
-            if let Some(via) = via {
-                notices.push(format!("caps {via}"));
-                facts.push(("GPU caps".into(), via));
-            }
+            // A MIG card's cap is the whole card's: it would slow the other instances' jobs.
+            let caps = match info.iter().find(|g| g.mig.is_some()) {
+                Some(g) => Err(format!(
+                    "GPU {} is shared through MIG: its power cap is the whole card's, other \
+                     instances' too, so carbontop leaves caps alone",
+                    g.index
+                )),
+                None => {
+                    let ids: Vec<_> = info.iter().map(|g| (g.index, g.uuid.clone())).collect();
+                    let (caps, via) = crate::control::capd::open_caps(&ids, s.restore_caps);
+                    if let Some(via) = via {
+                        notices.push(format!("caps {via}"));
+                        facts.push(("GPU caps".into(), via));
+                    }
+                    caps
+                }
+            };
             Ok(Gpus {
+                ids: info
+                    .iter()
+                    .map(|g| GpuId {
+                        index: g.index,
+                        uuid: g.uuid.clone(),
+                        name: g.name.clone(),
+                        mig: g.mig.as_ref().map(crate::engine::mig::label),
+                    })
+                    .collect(),
+                held: info
+                    .iter()
+                    .map(|g| g.mig.as_ref().map_or(1.0, crate::engine::mig::share))
+                    .collect(),
                 models: src.models(),
                 on_server: src.machine_gpus(),
                 source: Some(Box::new(src)),
@@ -234,11 +282,16 @@ fn choose_cpu(
 }
 
 /// The sources line for embodied carbon: what is charged, and the server share's basis.
-fn describe_embodied(s: &Settings, gpu_count: usize, share: &Share) -> String {
+fn describe_embodied(s: &Settings, gpu_count: usize, mig: bool, share: &Share) -> String {
     match s.embodied_kg {
         Some(kg) => format!("{kg} kg CO2e charged (--embodied-kg), over a 6-year life"),
         None if gpu_count > 0 => format!(
-            "{gpu_count} GPU(s) whole + the server (2,500 kg, BLOOM) × {}; 6-year life",
+            "{gpu_count} GPU(s) {} + the server (2,500 kg, BLOOM) × {}; 6-year life",
+            if mig {
+                "(a MIG card by the job's slices of it, the others whole)"
+            } else {
+                "whole"
+            },
             share.basis
         ),
         None => format!(
@@ -293,7 +346,7 @@ fn out_dir(s: &Settings) -> PathBuf {
 /// Creates DIR and DIR/samples.csv; an existing recording is never overwritten.
 pub fn open_writer(
     dir: &std::path::Path,
-    n_gpus: usize,
+    gpu_ids: &[u32],
     metrics: &[String],
 ) -> Result<SamplesWriter, AppError> {
     std::fs::create_dir_all(dir)
@@ -305,7 +358,7 @@ pub fn open_writer(
             dir.display()
         )));
     }
-    SamplesWriter::create(&path, n_gpus, metrics).map_err(|e| {
+    SamplesWriter::create(&path, gpu_ids, metrics).map_err(|e| {
         AppError::Usage(format!(
             "--out {}: cannot write samples.csv: {e}",
             dir.display()
@@ -377,7 +430,15 @@ fn basis(s: &Settings, built: &Built) -> Basis {
 fn embodied_te(s: &Settings, built: &Built) -> crate::engine::constants::EmbodiedKg {
     use crate::engine::constants::EmbodiedKg;
     s.embodied_kg.map_or_else(
-        || crate::engine::embodied::scoped_te(&built.gpu_models, &built.share),
+        || {
+            let held: Vec<(&str, f64)> = built
+                .gpu_models
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.as_str(), built.gpu_held.get(i).copied().unwrap_or(1.0)))
+                .collect();
+            crate::engine::embodied::scoped_te_held(&held, &built.share)
+        },
         EmbodiedKg::exact,
     )
 }
@@ -577,7 +638,11 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
     };
     let made_dir = dir.as_ref().is_some_and(|d| !d.exists());
     let writer = match &dir {
-        Some(d) => Some(open_writer(d, built.gpu_count, &parser.metric_names())?),
+        Some(d) => Some(open_writer(
+            d,
+            &built.gpu_ids.iter().map(|g| g.index).collect::<Vec<_>>(),
+            &parser.metric_names(),
+        )?),
         None => None,
     };
     let run = run_file(s, job, &built, dir.as_deref());
@@ -838,6 +903,7 @@ fn run_file(s: &Settings, job: Job<'_>, built: &Built, dir: Option<&std::path::P
                 .as_ref()
                 .and_then(|x| x.cpus().first().map(|c| c.brand().trim().to_owned())),
             gpus: built.gpu_models.clone(),
+            gpu_map: built.gpu_ids.clone(),
             ram_total_gib: sys
                 .as_ref()
                 .map(|x| x.total_memory() as f64 / (1u64 << 30) as f64),

@@ -40,7 +40,7 @@ fn replay_info(rec: &Recorded, speed: Option<f64>, samples: Option<String>) -> R
         title: format!("replay {}", rec.rp.path()),
         zone: "recorded".into(),
         cpu_estimate: false,
-        gpus: (0..rec.rp.gpu_count()).map(|i| format!("GPU{i}")).collect(),
+        gpus: rec.rp.gpu_ids().iter().map(|i| format!("GPU{i}")).collect(),
         cap_mode: "recorded".into(),
         samples_path: samples,
         mode: Mode::Replay {
@@ -57,11 +57,7 @@ pub fn replay(o: &ReplayOpts<'_>) -> Result<i32, AppError> {
     let themes = theme::resolve(o.theme, theme::user_dir().as_deref())
         .map_err(|e| AppError::Usage(e.to_string()))?;
     let writer = match o.out {
-        Some(dir) => Some(open_writer(
-            dir,
-            rec.rp.gpu_count(),
-            &rec.rp.metric_names(),
-        )?),
+        Some(dir) => Some(open_writer(dir, rec.rp.gpu_ids(), &rec.rp.metric_names())?),
         None => None,
     };
     let use_screen = screen::wanted(o.headless);

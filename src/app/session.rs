@@ -184,6 +184,17 @@ pub struct Session {
     hold: Option<Hold>,
 }
 
+/// The cap changes made during the interval `tick` closes, numbered as every output numbers
+/// GPUs (NVML's index; the actuator counts them by position).
+fn with_caps(tick: &mut crate::engine::Tick, mut caps: crate::engine::caplog::CapLog) {
+    for c in &mut caps.0 {
+        if let Some(g) = tick.gpus.get(c.gpu) {
+            c.gpu = g.index as usize;
+        }
+    }
+    tick.cap_change = caps;
+}
+
 impl Session {
     pub fn new(dash: Dashboard, ledger: Ledger, caps: CapSide, cfg: SessionConfig) -> Self {
         Self {
@@ -342,7 +353,7 @@ impl Session {
         // The provider answered: what it held goes first, in order.
         self.release(fx);
         let mut tick = self.ledger.push(s);
-        tick.cap_change = caps;
+        with_caps(&mut tick, caps);
         self.dash.push(&tick, self.ledger.totals());
         self.govern(&tick, fx);
         fx.push(Effect::Record(Box::new(tick)));
@@ -393,7 +404,7 @@ impl Session {
         let full = h.rows.len() >= GRID_HOLD_ROWS;
         if let Some(p) = h.preview.as_mut() {
             let mut tick = p.push(shown);
-            tick.cap_change = caps;
+            with_caps(&mut tick, caps);
             let totals = p.totals();
             self.dash.push(&tick, totals);
             self.govern(&tick, fx);
@@ -431,7 +442,7 @@ impl Session {
         for (mut s, caps) in std::mem::take(&mut h.rows) {
             s.intensity = Some((h.pricer)(s.time));
             let mut tick = self.ledger.push(s);
-            tick.cap_change = caps;
+            with_caps(&mut tick, caps);
             self.dash.push(&tick, self.ledger.totals());
             fx.push(Effect::Record(Box::new(tick)));
         }

@@ -288,6 +288,7 @@ impl GpuSource for SimSource {
                 sm_clock_mhz: Some(st.curve.sm_clock_mhz(st.caps[i])),
                 // The simulated job is not a process of the watched command's.
                 tree_share: None,
+                mig: None,
             });
         }
         out

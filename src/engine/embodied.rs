@@ -99,19 +99,31 @@ pub fn server_share(h: &Holding) -> Share {
 /// The TE a run is charged with: each GPU in use whole (its model's row, with the published
 /// range), and the server (BLOOM's 2,500 kg) times the run's share of it, band by band.
 pub fn scoped_te<S: AsRef<str>>(gpu_models: &[S], share: &Share) -> EmbodiedKg {
+    let whole: Vec<(&str, f64)> = gpu_models.iter().map(|m| (m.as_ref(), 1.0)).collect();
+    scoped_te_held(&whole, share)
+}
+
+/// [`scoped_te`] where the run holds part of a GPU: each (model, part held, 0–1), e.g. a MIG
+/// job's slices of its card (`engine::mig::share`).
+pub fn scoped_te_held(gpus: &[(&str, f64)], share: &Share) -> EmbodiedKg {
     let server = EMBODIED_KG_PER_SERVER;
-    gpu_models.iter().fold(
+    gpus.iter().fold(
         EmbodiedKg {
             kg: server * share.point,
             low: server * share.low,
             high: server * share.high,
         },
-        |acc, m| {
-            let g = gpu_embodied(m.as_ref()).te;
+        |acc, &(m, held)| {
+            let g = gpu_embodied(m).te;
+            let held = if held.is_finite() {
+                held.clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
             EmbodiedKg {
-                kg: acc.kg + g.kg,
-                low: acc.low + g.low,
-                high: acc.high + g.high,
+                kg: acc.kg + g.kg * held,
+                low: acc.low + g.low * held,
+                high: acc.high + g.high * held,
             }
         },
     )
@@ -140,6 +152,11 @@ mod tests {
         let te = scoped_te::<&str>(&[], &s);
         assert!((te.kg - 2500.0 * 2.0 / 96.0).abs() < 1e-9);
         assert_eq!(te.high, 2500.0);
+        // A MIG job's 3 of 7 slices of an A100 carry 3/7 of its TE.
+        let whole = scoped_te(&["NVIDIA A100-SXM4-80GB"], &s);
+        let part = scoped_te_held(&[("NVIDIA A100-SXM4-80GB", 3.0 / 7.0)], &s);
+        let server = 2500.0 * 2.0 / 96.0;
+        assert!(((part.kg - server) - (whole.kg - server) * 3.0 / 7.0).abs() < 1e-9);
     }
 
     #[test]

@@ -52,6 +52,9 @@ impl Default for LedgerConfig {
 /// One GPU's figures for one tick (a samples.csv column group).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GpuTick {
+    /// The GPU's number as NVML and nvidia-smi give it (a replayed recording: its column
+    /// group's number): the one number every output shows.
+    pub index: u32,
     pub power_w: Option<f64>,
     /// Cumulative energy since the start of the run (J, IT energy, without PUE).
     pub energy_j: Option<f64>,
@@ -60,6 +63,12 @@ pub struct GpuTick {
     pub cap_w: Option<f64>,
     /// SM clock (MHz), not recorded (the governor's proxy).
     pub sm_clock_mhz: Option<f64>,
+    /// The job holds MIG instances of this card: power and energy above are their share of
+    /// the card's (`engine::mig`), an estimate.
+    pub mig: Option<crate::sample::MigShare>,
+    /// Over the last minute, (integrated power readings − energy counter) / counter, once the
+    /// window decides (`engine::gpu_check`); the counter stays the figure.
+    pub power_vs_counter: Option<f64>,
 }
 
 /// One row of samples.csv: everything the outputs need about one tick.
@@ -248,6 +257,8 @@ pub struct Ledger {
     totals: Totals,
     gpu_energy_j: Vec<f64>,
     gpu_has_energy: Vec<bool>,
+    /// Each GPU's energy counter checked against its integrated power readings.
+    gpu_check: crate::engine::gpu_check::CounterCheck,
     last_intensity: Option<Intensity>,
     /// The last RAPL counters read and when: a tick whose read failed loses no energy, the
     /// next good read counts the whole gap.
@@ -267,6 +278,7 @@ impl Ledger {
             totals: Totals::default(),
             gpu_energy_j: Vec::new(),
             gpu_has_energy: Vec::new(),
+            gpu_check: Default::default(),
             last_intensity: None,
             last_rapl: None,
             last_own: None,
@@ -354,6 +366,8 @@ impl Ledger {
             sum_w: None,
             sum_j: 0.0,
             unattributed_j: 0.0,
+            low_j: 0.0,
+            high_j: 0.0,
             process_w: None,
             power_cap_w: if s.gpus.is_empty() {
                 None
@@ -363,11 +377,29 @@ impl Ledger {
         };
         for (i, g) in s.gpus.iter().enumerate() {
             let prev_g = prev.and_then(|p| p.gpus.get(i));
-            let (e_j, p_w) = gpu_interval(prev_g, g, dt, first);
+            let (card_j, card_w) = gpu_interval(prev_g, g, dt, first);
+            let power_vs_counter = self.check_counter(i, prev_g, g, s.elapsed_s, dt, first);
+            // A MIG job is charged its instances' share of the card (an estimate, banded).
+            let (e_j, p_w) = match &g.mig {
+                Some(m) => {
+                    let share = crate::engine::mig::share(m);
+                    (card_j.map(|e| share * e), card_w.map(|w| share * w))
+                }
+                None => (card_j, card_w),
+            };
             if let Some(e) = e_j {
                 self.gpu_energy_j[i] += e;
                 self.gpu_has_energy[i] = true;
                 part.sum_j += e;
+                let (lo, hi) = match (&g.mig, card_j) {
+                    (Some(m), Some(card)) => {
+                        let (_, lo, hi) = crate::engine::mig::charge(m, card, dt);
+                        (lo, hi)
+                    }
+                    _ => (e, e),
+                };
+                part.low_j += lo;
+                part.high_j += hi;
             }
             // The watched tree's share of this GPU over the interval (Kepler's SM split).
             if let Some(f) = g
@@ -389,6 +421,7 @@ impl Ledger {
                 *part.sum_w.get_or_insert(0.0) += w;
             }
             part.gpus.push(GpuTick {
+                index: g.index,
                 power_w: p_w,
                 energy_j: (self.gpu_has_energy[i] || g.power.is_some() || g.energy_mj.is_some())
                     .then_some(self.gpu_energy_j[i]),
@@ -396,9 +429,39 @@ impl Ledger {
                 mem_used_mib: g.mem_used_mib,
                 cap_w: g.cap_w,
                 sm_clock_mhz: g.sm_clock_mhz,
+                mig: g.mig.clone(),
+                power_vs_counter,
             });
         }
         part
+    }
+
+    /// GPU `i`'s energy counter against the trapezoid of its power readings over the interval,
+    /// when both ends have both; the window's difference once it decides.
+    fn check_counter(
+        &mut self,
+        i: usize,
+        prev: Option<&GpuReading>,
+        cur: &GpuReading,
+        end_s: f64,
+        dt: f64,
+        first: bool,
+    ) -> Option<f64> {
+        if first || dt <= 0.0 {
+            return None;
+        }
+        let both = prev.and_then(|p| Some((p.energy_mj?, p.power?, cur.energy_mj?, cur.power?)));
+        match both {
+            Some((old_mj, old_p, new_mj, new_p)) if new_mj >= old_mj => {
+                let counter_j = (new_mj - old_mj) as f64 / 1000.0;
+                let power_j = power_interval(Some(old_p), new_p, dt, false).0?;
+                self.gpu_check.push(i, end_s, dt, counter_j, power_j)
+            }
+            _ => {
+                self.gpu_check.gap(i);
+                None
+            }
+        }
     }
 
     /// The CPU over the interval: RAPL counter deltas (wraps and resets counted), else the
@@ -672,10 +735,16 @@ impl Ledger {
             s.bands.cpu.unwrap_or((1.0, 1.0)),
             s.bands.mem.unwrap_or((1.0, 1.0)),
         );
+        // A MIG share's band, as factors of the GPUs' point energy this interval.
+        let gpu = if iv.gpu.sum_j > 0.0 {
+            (iv.gpu.low_j / iv.gpu.sum_j, iv.gpu.high_j / iv.gpu.sum_j)
+        } else {
+            (1.0, 1.0)
+        };
         // Each component's band times the intensity's: the ends of a product of two
         // independent factors.
         let end = |k: fn((f64, f64)) -> f64| ByComponent {
-            gpu: by.gpu * k(grid),
+            gpu: by.gpu * k(gpu) * k(grid),
             cpu: by.cpu * k(cpu) * k(grid),
             mem: by.mem * k(mem) * k(grid),
             net: by.net * k(grid),
@@ -738,6 +807,10 @@ struct GpuPart {
     sum_j: f64,
     /// Σ energy of the GPUs whose driver reports no processes (J).
     unattributed_j: f64,
+    /// Σ energy at the low and high ends of the MIG estimates' bands (J; a whole GPU's
+    /// measured energy at both ends).
+    low_j: f64,
+    high_j: f64,
     /// The watched tree's share of the power (W), if any GPU knows its processes.
     process_w: Option<f64>,
     /// Σ caps (W) when every GPU reports one.
@@ -1015,6 +1088,90 @@ mod tests {
         s.cpu = CpuReading::Rapl(vec![rapl("intel-rapl:0", 2_000_000, max)]);
         l.push(s);
         assert_eq!((l.totals().rapl_resets, l.totals().cpu_j), (1, 2.0));
+    }
+
+    #[test]
+    fn a_mig_share_is_charged_its_slices_of_the_card_with_the_physical_band() {
+        use crate::sample::MigShare;
+        let mig = MigShare {
+            slices: 3,
+            of: 7,
+            profiles: vec!["3g.40gb".into()],
+            card_limit_w: Some(700.0),
+        };
+        // The card: 350 W on its counter for 2 s (700 J); its idle floor 70 W (140 J).
+        let card = |mj: u64, mig: Option<MigShare>| GpuReading {
+            index: 3,
+            power: Some(PowerReading::Instant(crate::units::Watts(350.0))),
+            energy_mj: Some(mj),
+            mig,
+            ..Default::default()
+        };
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut s = at(0.0);
+        s.gpus = vec![card(5_000_000, Some(mig.clone()))];
+        l.push(s);
+        let mut s = at(2.0);
+        s.gpus = vec![card(5_700_000, Some(mig.clone()))];
+        let t = l.push(s);
+        assert!((t.gpus[0].power_w.unwrap() - 150.0).abs() < 1e-9);
+        assert!((t.gpus[0].energy_j.unwrap() - 300.0).abs() < 1e-9);
+        assert_eq!(t.gpus[0].index, 3);
+        assert_eq!(t.gpus[0].mig.as_ref(), Some(&mig));
+        let tot = l.totals();
+        assert!((tot.gpu_j - 300.0).abs() < 1e-9);
+        // Carbon at the band's ends: 3/7 of the idle (60 J), all but 4/7 of it (620 J).
+        let g_per_j = 500.0 / 3.6e6;
+        assert!((tot.co2e_by.gpu - 300.0 * g_per_j).abs() < 1e-12);
+        assert!((tot.co2e_low_by.gpu - 60.0 * g_per_j).abs() < 1e-12);
+        assert!((tot.co2e_high_by.gpu - 620.0 * g_per_j).abs() < 1e-12);
+        // A whole card beside it is charged whole, its band a point.
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut s = at(0.0);
+        s.gpus = vec![card(0, None)];
+        l.push(s);
+        let mut s = at(2.0);
+        s.gpus = vec![card(700_000, None)];
+        l.push(s);
+        let tot = l.totals();
+        assert_eq!((tot.gpu_j, tot.co2e_low_by.gpu), (700.0, tot.co2e_by.gpu));
+    }
+
+    #[test]
+    fn the_counter_is_checked_against_the_power_readings_and_stays_the_figure() {
+        // Counter at 250 W, power readings at 225 W: 10% apart, said once 5 s are in.
+        let reading = |t: f64, w: f64| GpuReading {
+            index: 5,
+            power: Some(PowerReading::Instant(crate::units::Watts(w))),
+            energy_mj: Some((250_000.0 * t) as u64),
+            ..Default::default()
+        };
+        let mut l = Ledger::new(LedgerConfig::default());
+        let mut said = Vec::new();
+        for k in 0..=60 {
+            let t = f64::from(k) * 0.1;
+            let mut s = at(t);
+            s.gpus = vec![reading(t, 225.0)];
+            let tick = l.push(s);
+            said.push(tick.gpus[0].power_vs_counter);
+        }
+        assert!(said[..50].iter().all(Option::is_none), "{said:?}");
+        let d = said[60].unwrap();
+        assert!((d + 0.1).abs() < 1e-6, "{d}");
+        assert!(
+            (l.totals().gpu_j - 1500.0).abs() < 1e-6,
+            "the counter's energy"
+        );
+        // A tick without the power reading restarts the window.
+        let mut s = at(6.1);
+        s.gpus = vec![GpuReading {
+            power: None,
+            ..reading(6.1, 0.0)
+        }];
+        assert_eq!(l.push(s).gpus[0].power_vs_counter, None);
+        let mut s = at(6.2);
+        s.gpus = vec![reading(6.2, 225.0)];
+        assert_eq!(l.push(s).gpus[0].power_vs_counter, None);
     }
 
     #[test]

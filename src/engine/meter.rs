@@ -329,6 +329,22 @@ pub struct Meter {
     util_n: u64,
     /// A live grid provider's forecast and state (None for the table, fixed values, replay).
     pub grid: Option<GridInfo>,
+    /// GPUs whose energy counter and power readings differed by more than
+    /// `gpu_check::DIVERGENCE` over a minute: the largest difference seen and when.
+    divergence: Vec<CounterDivergence>,
+}
+
+/// A GPU whose energy counter and integrated power readings disagree (`engine::gpu_check`):
+/// (power − counter) / counter over a minute. The counter stays the figure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CounterDivergence {
+    /// NVML's number for the GPU.
+    pub index: u32,
+    /// Over the last minute, when that window diverges now.
+    pub now: Option<f64>,
+    /// The largest over any minute of the run, and the elapsed time its window ended at.
+    pub worst: f64,
+    pub worst_at_s: f64,
 }
 
 impl Meter {
@@ -360,7 +376,42 @@ impl Meter {
             util_sum: 0.0,
             util_n: 0,
             grid: None,
+            divergence: Vec::new(),
         }
+    }
+
+    /// Each GPU's counter check this tick: the ones that diverge now, and the worst so far.
+    fn follow_counters(&mut self, t: &Tick) {
+        use crate::engine::gpu_check::diverges;
+        for d in &mut self.divergence {
+            d.now = None;
+        }
+        for g in &t.gpus {
+            let Some(rel) = g.power_vs_counter.filter(|r| diverges(*r)) else {
+                continue;
+            };
+            match self.divergence.iter_mut().find(|d| d.index == g.index) {
+                Some(d) => {
+                    d.now = Some(rel);
+                    if rel.abs() > d.worst.abs() {
+                        d.worst = rel;
+                        d.worst_at_s = t.elapsed_s;
+                    }
+                }
+                // One entry per GPU: bounded by the GPUs of the run.
+                None => self.divergence.push(CounterDivergence {
+                    index: g.index,
+                    now: Some(rel),
+                    worst: rel,
+                    worst_at_s: t.elapsed_s,
+                }),
+            }
+        }
+    }
+
+    /// The number of the GPU at position `i` of the last tick (NVML's index), for labels.
+    pub fn gpu_number(&self, i: usize) -> Option<u32> {
+        self.last.as_ref()?.gpus.get(i).map(|g| g.index)
     }
 
     pub fn elapsed_s(&self) -> f64 {
@@ -375,6 +426,7 @@ impl Meter {
 
     /// Folds one tick (and the Ledger's totals after it) in.
     pub fn push(&mut self, t: &Tick, totals: Totals) {
+        self.follow_counters(t);
         if let Some(h) = self.history.as_mut() {
             let f = |v: Option<f64>| v.unwrap_or(f64::NAN);
             let mut vals = Vec::with_capacity(h.columns());
@@ -843,6 +895,7 @@ impl Meter {
             mean_power_w: MeanPower::of(t, gpu_measured, pue),
             rapl_wraps: t.rapl_wraps,
             rapl_resets: t.rapl_resets,
+            counter_divergence: self.divergence.clone(),
         }
     }
 
@@ -1184,6 +1237,8 @@ pub struct Snapshot {
     pub mean_power_w: MeanPower,
     pub rapl_wraps: u64,
     pub rapl_resets: u64,
+    /// GPUs whose energy counter and power readings differed by more than 5% over a minute.
+    pub counter_divergence: Vec<CounterDivergence>,
 }
 
 impl Snapshot {

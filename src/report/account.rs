@@ -181,7 +181,7 @@ mod tests {
             ("table", ""),
             ("watttime-moer", "restore gpu0 275->300 W"),
         ];
-        let mut text = header(0, &[]).join(",") + "\n";
+        let mut text = header(&[], &[]).join(",") + "\n";
         for (k, (src, cap)) in cells.iter().enumerate() {
             text += &format!(
                 "2026-01-01T00:00:0{k}Z,{k},,10,,,,,,0,436,{src},0,,,,,,,{cap},,,,,,,,,,\n"
@@ -194,7 +194,7 @@ mod tests {
         let mut rec = Recorded::open(&path, None).unwrap();
         let sink = Sink::default();
         let mut w =
-            SamplesWriter::to_sink(Box::new(sink.clone()), Path::new("out.csv"), 0, &[]).unwrap();
+            SamplesWriter::to_sink(Box::new(sink.clone()), Path::new("out.csv"), &[], &[]).unwrap();
         while let Some(t) = rec.step() {
             w.write(&t).unwrap();
         }

@@ -423,7 +423,9 @@ fn power_series(run: &Run<'_>, cx: &Ctx<'_>) -> Vec<(String, usize, RGBColor)> {
     let mut series: Vec<(String, usize, RGBColor)> =
         vec![("total".into(), col::TOTAL, cx.colour(th.total))];
     for i in 0..run.meter.basis.gpu_count {
-        series.push((format!("GPU{i}"), col::GPU0 + i, cx.colour(th.gpu_color(i))));
+        // The recording's number for it (NVML's index; the position in older recordings).
+        let n = run.snap.now.gpus.get(i).map_or(i as u32, |g| g.index);
+        series.push((format!("GPU{n}"), col::GPU0 + i, cx.colour(th.gpu_color(i))));
     }
     let cpu_name = if run.cpu_estimate {
         "CPU (estimate)"

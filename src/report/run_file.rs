@@ -20,11 +20,30 @@ pub struct Machine {
     pub cpu_count: Option<usize>,
     #[serde(default)]
     pub gpus: Vec<String>,
+    /// Each counted GPU's number as every output shows it (NVML's index, nvidia-smi's; a
+    /// samples.csv column group `gpu{index}_…`), its UUID and model, and the job's MIG share
+    /// of it; in column order. Absent in recordings made before issue 19, whose column groups
+    /// are numbered by position.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_map: Vec<GpuId>,
     /// GiB (2^30 bytes), CodeCarbon's `ram_total_size` unit.
     #[serde(default)]
     pub ram_total_gib: Option<f64>,
     #[serde(default)]
     pub os: String,
+}
+
+/// One GPU of run.json's map: the number shown everywhere, what NVML calls it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpuId {
+    pub index: u32,
+    #[serde(default)]
+    pub uuid: String,
+    #[serde(default)]
+    pub name: String,
+    /// `MIG 3g.40gb (3 of 7 slices, estimated)` when the job held MIG instances of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mig: Option<String>,
 }
 
 /// The TE the run was charged with and the server share behind it (both with their bands).

@@ -360,15 +360,29 @@ const fn names<const N: usize>(cols: &[Column; N]) -> [&'static str; N] {
 /// The fixed leading columns' names, in order.
 pub const BASE_COLUMNS: [&str; BASE.len()] = names(&BASE);
 
-/// The name of GPU `i`'s column `suffix`.
-fn gpu_column(i: usize, suffix: &str) -> String {
+/// The name of GPU `i`'s column `suffix`: `i` is the GPU's NVML index, as nvidia-smi, the
+/// screen and /metrics number it (recordings made before issue 19 numbered the groups by
+/// position, 0, 1, …; they read the same, their numbers being what they recorded).
+fn gpu_column(i: u32, suffix: &str) -> String {
     format!("gpu{i}_{suffix}")
 }
 
-/// The full header for `n_gpus` GPUs and the user's metrics.
-pub fn header(n_gpus: usize, metrics: &[String]) -> Vec<String> {
+/// The GPU number of a `gpu{N}_power_w` column, the first of each group.
+fn gpu_group_id(h: &str) -> Option<u32> {
+    let n = h
+        .strip_prefix("gpu")?
+        .strip_suffix(GPU[0].suffix)?
+        .strip_suffix('_')?;
+    // Digits only, no sign or leading zero (so one number has one name).
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0')))
+        .then(|| n.parse().ok())
+        .flatten()
+}
+
+/// The full header for the GPUs numbered `ids` (in their column order) and the user's metrics.
+pub fn header(ids: &[u32], metrics: &[String]) -> Vec<String> {
     let mut h: Vec<String> = BASE.iter().map(|c| c.name.to_owned()).collect();
-    for i in 0..n_gpus {
+    for &i in ids {
         h.extend(GPU.iter().map(|c| gpu_column(i, c.suffix)));
     }
     h.extend(TAIL.iter().map(|c| c.name.to_owned()));
@@ -415,7 +429,8 @@ pub const MAX_HELD_BYTES: usize = 64 << 20;
 /// refusal is completed, never duplicated. Nothing already written is touched.
 pub struct SamplesWriter {
     file: Box<dyn io::Write + Send>,
-    n_gpus: usize,
+    /// The GPUs' numbers, one column group each.
+    ids: Vec<u32>,
     metrics: Vec<String>,
     path: PathBuf,
     row: Vec<String>,
@@ -429,29 +444,30 @@ pub struct SamplesWriter {
 }
 
 impl SamplesWriter {
-    pub fn create(path: &Path, n_gpus: usize, metrics: &[String]) -> io::Result<Self> {
-        Self::to_sink(Box::new(File::create(path)?), path, n_gpus, metrics)
+    /// `ids`: the GPUs' numbers (NVML's index), one column group each.
+    pub fn create(path: &Path, ids: &[u32], metrics: &[String]) -> io::Result<Self> {
+        Self::to_sink(Box::new(File::create(path)?), path, ids, metrics)
     }
 
     /// Writes to any sink (`path` only names it in messages); the header goes first.
     pub fn to_sink(
         file: Box<dyn io::Write + Send>,
         path: &Path,
-        n_gpus: usize,
+        ids: &[u32],
         metrics: &[String],
     ) -> io::Result<Self> {
         let mut w = Self {
             file,
-            n_gpus,
+            ids: ids.to_vec(),
             metrics: metrics.to_vec(),
             path: path.to_path_buf(),
-            row: Vec::with_capacity(BASE.len() + GPU.len() * n_gpus + TAIL.len()),
+            row: Vec::with_capacity(BASE.len() + GPU.len() * ids.len() + TAIL.len()),
             held: std::collections::VecDeque::new(),
             written: 0,
             held_bytes: 0,
             dropped: 0,
         };
-        let h = header(n_gpus, metrics);
+        let h = header(ids, metrics);
         w.push_record(&h)?;
         w.drain()?;
         Ok(w)
@@ -512,7 +528,7 @@ impl SamplesWriter {
             .write(true)
             .create_new(true)
             .open(path)?;
-        f.write_all(&csv_line(&header(self.n_gpus, &self.metrics))?)?;
+        f.write_all(&csv_line(&header(&self.ids, &self.metrics))?)?;
         // The first held row may be partly in samples.csv already: saved whole here.
         for r in &self.held {
             f.write_all(r)?;
@@ -525,7 +541,7 @@ impl SamplesWriter {
         let r = &mut self.row;
         r.clear();
         r.extend(BASE.iter().map(|c| (c.write)(t)));
-        for i in 0..self.n_gpus {
+        for i in 0..self.ids.len() {
             let g = t.gpus.get(i);
             r.extend(GPU.iter().map(|c| (c.write)(g)));
         }
@@ -627,7 +643,8 @@ pub struct SamplesReader {
     truncated_tail: Option<u64>,
     prev_elapsed: Option<f64>,
     path: String,
-    n_gpus: usize,
+    /// The GPUs' numbers, one column group each, in column order.
+    gpu_ids: Vec<u32>,
     record: csv::StringRecord,
     /// The header, to name a bad cell's column.
     names: Vec<String>,
@@ -711,20 +728,27 @@ impl SamplesReader {
                 }
             }
         }
-        let mut n_gpus = 0;
+        let mut gpu_ids: Vec<u32> = Vec::new();
         let group = |g: usize| BASE.len() + GPU.len() * g;
-        while headers.get(group(n_gpus)) == Some(&gpu_column(n_gpus, GPU[0].suffix)) {
+        while let Some(id) = headers.get(group(gpu_ids.len())).and_then(gpu_group_id) {
+            if gpu_ids.contains(&id) {
+                return Err(ReadError::File {
+                    path: p,
+                    msg: format!("GPU {id}'s column group appears twice"),
+                });
+            }
             for (k, c) in GPU.iter().enumerate() {
-                let want = gpu_column(n_gpus, c.suffix);
-                if headers.get(group(n_gpus) + k) != Some(want.as_str()) {
+                let want = gpu_column(id, c.suffix);
+                if headers.get(group(gpu_ids.len()) + k) != Some(want.as_str()) {
                     return Err(ReadError::File {
                         path: p,
-                        msg: format!("GPU column group {n_gpus} is incomplete: missing {want}"),
+                        msg: format!("GPU {id}'s column group is incomplete: missing {want}"),
                     });
                 }
             }
-            n_gpus += 1;
+            gpu_ids.push(id);
         }
+        let n_gpus = gpu_ids.len();
         let after_gpus = || headers.iter().enumerate().skip(group(n_gpus));
         let tail_cols = TAIL
             .iter()
@@ -744,7 +768,7 @@ impl SamplesReader {
             truncated_tail: None,
             prev_elapsed: None,
             path: p,
-            n_gpus,
+            gpu_ids,
             record: csv::StringRecord::new(),
             names: headers.iter().map(str::to_owned).collect(),
             start: None,
@@ -777,7 +801,12 @@ impl SamplesReader {
     }
 
     pub fn gpu_count(&self) -> usize {
-        self.n_gpus
+        self.gpu_ids.len()
+    }
+
+    /// The GPUs' numbers, in column order (NVML's index; position in older recordings).
+    pub fn gpu_ids(&self) -> &[u32] {
+        &self.gpu_ids
     }
 
     pub fn path(&self) -> &str {
@@ -960,9 +989,9 @@ impl SamplesReader {
                 read(self, &mut row, col)?;
             }
         }
-        for i in 0..self.n_gpus {
+        for i in 0..self.gpu_ids.len() {
             let mut g = GpuReading {
-                index: i as u32,
+                index: self.gpu_ids[i],
                 ..GpuReading::default()
             };
             for (k, c) in GPU.iter().enumerate() {
@@ -1083,9 +1112,9 @@ mod tests {
             1 << 20,
         ))));
         let mut w =
-            SamplesWriter::to_sink(Box::new(disk.clone()), Path::new("s.csv"), 0, &[]).unwrap();
+            SamplesWriter::to_sink(Box::new(disk.clone()), Path::new("s.csv"), &[], &[]).unwrap();
         let mut l = Ledger::new(LedgerConfig::default());
-        let mut expected = csv_line(&header(0, &[])).unwrap();
+        let mut expected = csv_line(&header(&[], &[])).unwrap();
         let mut tick = |t: f64| {
             l.push(Sample {
                 time: chrono::DateTime::UNIX_EPOCH,
@@ -1121,7 +1150,7 @@ mod tests {
         // The file is exactly the header and the ten rows, each once, in order.
         for t in &rows {
             let mut one =
-                SamplesWriter::to_sink(Box::new(io::sink()), Path::new("x"), 0, &[]).unwrap();
+                SamplesWriter::to_sink(Box::new(io::sink()), Path::new("x"), &[], &[]).unwrap();
             one.write(t).unwrap();
             expected.extend(csv_line(&one.row).unwrap());
         }
@@ -1136,12 +1165,15 @@ mod tests {
     fn full_tick() -> Tick {
         use chrono::TimeZone;
         let gpu = |k: f64| GpuTick {
+            index: k as u32,
             power_w: Some(150.5 + k),
             energy_j: Some(1000.25 + k),
             util_pct: Some(95.0 - k),
             mem_used_mib: Some(14_336.0 + k),
             cap_w: Some(275.0 - k),
             sm_clock_mhz: None,
+            mig: None,
+            power_vs_counter: None,
         };
         Tick {
             timestamp: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
@@ -1199,8 +1231,13 @@ mod tests {
             1 << 20,
         ))));
         let metrics = ["f1".to_owned()];
-        let mut w = SamplesWriter::to_sink(Box::new(disk.clone()), Path::new("s.csv"), 2, &metrics)
-            .unwrap();
+        let mut w = SamplesWriter::to_sink(
+            Box::new(disk.clone()),
+            Path::new("s.csv"),
+            &[0, 1],
+            &metrics,
+        )
+        .unwrap();
         let mut t = full_tick();
         t.energy_kwh = f64::INFINITY;
         t.co2e_g = f64::NAN;
@@ -1232,11 +1269,58 @@ mod tests {
             "{e}"
         );
         // A good header, then a row that never ends: refused at its line.
-        let head = header(0, &[]).join(",") + "\n";
+        let head = header(&[], &[]).join(",") + "\n";
         let input = io::Cursor::new(head.into_bytes()).chain(io::repeat(b'1'));
         let mut r = SamplesReader::from_reader("s.csv", Box::new(input)).unwrap();
         let e = r.next_sample().unwrap().unwrap_err().to_string();
         assert!(e.contains("line 2 is longer than 1024 KiB"), "{e}");
+    }
+
+    #[test]
+    fn gpu_columns_carry_nvmls_numbers_and_older_position_numbered_recordings_read() {
+        // GPUs 3 and 5 of a machine (a job given two of eight): their columns say so, and the
+        // readings come back with those numbers.
+        let disk = Disk(std::sync::Arc::new(std::sync::Mutex::new((
+            Vec::new(),
+            1 << 20,
+        ))));
+        let mut w =
+            SamplesWriter::to_sink(Box::new(disk.clone()), Path::new("s.csv"), &[3, 5], &[])
+                .unwrap();
+        let mut t = full_tick();
+        t.gpus[0].index = 3;
+        t.gpus[1].index = 5;
+        w.write(&t).unwrap();
+        let text = String::from_utf8(disk.0.lock().unwrap().0.clone()).unwrap();
+        let head = text.lines().next().unwrap();
+        assert!(head.contains(",gpu3_power_w,gpu3_energy_j,"), "{head}");
+        assert!(
+            head.contains(",gpu5_cap_w,") && !head.contains("gpu0_"),
+            "{head}"
+        );
+        let mut r = SamplesReader::from_reader("s.csv", Box::new(io::Cursor::new(text))).unwrap();
+        assert_eq!(r.gpu_ids(), [3, 5]);
+        let got = r.next_sample().unwrap().unwrap();
+        assert_eq!(got.gpus.iter().map(|g| g.index).collect::<Vec<_>>(), [3, 5]);
+        assert_eq!(got.gpus[1].cap_w, Some(274.0));
+
+        // A recording numbered by position (before issue 19) reads as it always did.
+        let old = header(&[0, 1], &[]).join(",");
+        let r = SamplesReader::from_reader("old.csv", Box::new(io::Cursor::new(old))).unwrap();
+        assert_eq!(r.gpu_ids(), [0, 1]);
+
+        // A group twice, or a number written two ways, is not a recording of ours.
+        let twice = header(&[2, 2], &[]).join(",");
+        let e = SamplesReader::from_reader("t.csv", Box::new(io::Cursor::new(twice)))
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("GPU 2's column group appears twice"),
+            "{e}"
+        );
+        assert_eq!(gpu_group_id("gpu03_power_w"), None);
+        assert_eq!(gpu_group_id("gpu+3_power_w"), None);
+        assert_eq!(gpu_group_id("gpu12_power_w"), Some(12));
     }
 
     #[test]
@@ -1246,8 +1330,13 @@ mod tests {
             Vec::new(),
             1 << 20,
         ))));
-        let mut w = SamplesWriter::to_sink(Box::new(disk.clone()), Path::new("s.csv"), 2, &metrics)
-            .unwrap();
+        let mut w = SamplesWriter::to_sink(
+            Box::new(disk.clone()),
+            Path::new("s.csv"),
+            &[0, 1],
+            &metrics,
+        )
+        .unwrap();
         let t = full_tick();
         w.write(&t).unwrap();
         let text = String::from_utf8(disk.0.lock().unwrap().0.clone()).unwrap();
@@ -1262,7 +1351,7 @@ mod tests {
             .map(String::from)
             .collect();
         // One cell per header column, every one of them written (every field is set).
-        assert_eq!(head, header(2, &metrics));
+        assert_eq!(head, header(&[0, 1], &metrics));
         assert_eq!(row.len(), head.len());
         assert!(row.iter().all(|c| !c.is_empty()), "{row:?}");
 
@@ -1436,7 +1525,7 @@ mod tests {
 
     #[test]
     fn cap_change_cells_read_as_typed_changes_and_a_bad_one_is_located() {
-        let head = header(0, &[]).join(",");
+        let head = header(&[], &[]).join(",");
         let row = |k: u32, src: &str, cap: &str| {
             format!("2026-01-01T00:00:0{k}Z,{k},,10,,,,,,0,436,{src},0,,,,,,,\"{cap}\",,,,,,,,,,\n")
         };
@@ -1494,7 +1583,7 @@ mod tests {
     fn a_recording_reads_back_with_or_without_the_newer_columns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.csv");
-        let mut w = SamplesWriter::create(&path, 1, &["f1".into()]).unwrap();
+        let mut w = SamplesWriter::create(&path, &[0], &["f1".into()]).unwrap();
         let mut l = Ledger::new(LedgerConfig::default());
         for t in [0.0, 1.0, 2.0] {
             let s = Sample {

@@ -416,7 +416,50 @@ fn notes(s: &Snapshot) -> Vec<String> {
             s.rapl_resets
         ));
     }
+    for g in &s.now.gpus {
+        if let Some(m) = &g.mig {
+            n.push(format!(
+                "GPU {} {}: NVML measures the card only; charged {}/{} of its energy, with a \
+                 band from the slices' share of the card's idle draw to all but the other \
+                 slices' share of it",
+                g.index,
+                crate::engine::mig::label(m),
+                m.slices,
+                m.of
+            ));
+        }
+    }
+    n.extend(s.counter_divergence.iter().map(counter_note));
     n
+}
+
+/// Why NVML's power readings and its energy counter can disagree, with the sources.
+pub const COUNTER_WHY: &str = "NVML's power is a 1 s average covering ~25% of the time on \
+     A100/H100: Yang et al., SC'24; Zeus #181";
+
+/// `GPU 0: energy counter and power readings differed by 7.2% over a minute (…)`.
+fn counter_note(d: &crate::engine::meter::CounterDivergence) -> String {
+    format!(
+        "GPU {}: energy counter and power readings differed by up to {:.1}% over a minute \
+         (power {} the counter; largest in the window ending at {}; {COUNTER_WHY}). \
+         The counter is used.",
+        d.index,
+        d.worst.abs() * 100.0,
+        if d.worst < 0.0 { "below" } else { "above" },
+        fmt_duration(d.worst_at_s),
+    )
+}
+
+/// The screen's flag for a GPU whose counter and power readings differ over the last minute,
+/// in two lines of a narrow panel (the summary says why).
+pub fn counter_flag(index: u32, rel: f64) -> [String; 2] {
+    [
+        format!("GPU {index}: counter vs power readings"),
+        format!(
+            "  differ {:.1}% (last min); counter used",
+            rel.abs() * 100.0
+        ),
+    ]
 }
 
 /// Describes the latest progress for the summary.

@@ -312,7 +312,8 @@ impl Metrics {
         self.at.gpu_j.resize(now.gpus.len(), 0.0);
         for (i, g) in now.gpus.iter().enumerate() {
             let model = a.gpu_models.get(i).map_or("GPU", String::as_str);
-            let labels = [n, &i.to_string(), model];
+            // NVML's number, as nvidia-smi, the screen and samples.csv show it.
+            let labels = [n, &g.index.to_string(), model];
             if let Some(w) = g.power_w {
                 self.gpu_power.with_label_values(&labels).set(w);
             }

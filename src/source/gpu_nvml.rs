@@ -1,11 +1,12 @@
 //! GPU power, energy and state through NVML (nvml-wrapper, which dlopens `libnvidia-ml.so.1` at
 //! `Nvml::init()`: the binary builds and runs on machines without a driver).
 
+mod mig;
 mod visible;
 
 pub use visible::{Ident, Pick};
 
-use crate::sample::{GpuReading, PowerReading};
+use crate::sample::{GpuReading, MigShare, PowerReading};
 use crate::source::GpuSource;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
@@ -20,6 +21,8 @@ pub struct GpuInfo {
     pub cap_constraints_w: Option<(f64, f64)>,
     pub cap_default_w: Option<f64>,
     pub has_energy_counter: bool,
+    /// The job holds MIG instances of this card, not the card: their share of it.
+    pub mig: Option<MigShare>,
 }
 
 /// Which GPUs to open.
@@ -111,7 +114,9 @@ impl NvmlSource {
                 "NVIDIA driver found but no GPU: GPU power not measured".into(),
             ));
         }
-        let (only, selection): (Vec<u32>, Option<String>) = match which {
+        let mut migs: Vec<mig::Instance> = Vec::new();
+        let mut mig_errors: Vec<String> = Vec::new();
+        let (only, mut selection): (Vec<u32>, Option<String>) = match which {
             Which::All => (vec![], None),
             Which::Indices(only) => {
                 if let Some(&index) = only.iter().find(|&&i| i >= count) {
@@ -123,7 +128,14 @@ impl NvmlSource {
                 let pick = job_pick(&nvml, count, env);
                 let said = visible::describe(&pick, count as usize);
                 match pick {
-                    Pick::Some { indices, .. } => (indices, said),
+                    Pick::Some {
+                        indices,
+                        var,
+                        value,
+                    } => {
+                        (migs, mig_errors) = job_migs(&nvml, count, env, var, &value, &indices);
+                        (indices, said)
+                    }
                     Pick::Hidden { .. } => {
                         return Err(NvmlOpenError::Unavailable(said.unwrap_or_default()));
                     }
@@ -162,7 +174,19 @@ impl NvmlSource {
                     .map(|c| (mw_to_w(c.min_limit), mw_to_w(c.max_limit))),
                 cap_default_w: d.power_management_limit_default().ok().map(mw_to_w),
                 has_energy_counter: d.total_energy_consumption().is_ok(),
+                mig: None,
             });
+        }
+        let mut notes = mig_shares(&nvml, &mut gpus, &migs, matches!(which, Which::Job(_)));
+        notes.extend(mig_errors);
+        if !notes.is_empty() {
+            let said = selection.get_or_insert_with(String::new);
+            for n in notes {
+                if !said.is_empty() {
+                    said.push_str("; ");
+                }
+                said.push_str(&n);
+            }
         }
         if gpus.is_empty() {
             return Err(NvmlOpenError::Unavailable(format!(
@@ -230,6 +254,85 @@ fn job_pick(nvml: &Nvml, count: u32, env: &dyn Fn(&str) -> Option<String>) -> Pi
     visible::pick(env, &idents, &mig)
 }
 
+/// The MIG instances `var=value` names on cards the job holds only through instances (a card
+/// also named whole is charged whole), and why any could not be read (its card is then counted
+/// whole, and that is said).
+fn job_migs(
+    nvml: &Nvml,
+    count: u32,
+    env: &dyn Fn(&str) -> Option<String>,
+    var: &str,
+    value: &str,
+    picked: &[u32],
+) -> (Vec<mig::Instance>, Vec<String>) {
+    let entries = mig::mig_entries(value);
+    if entries.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let rest: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.starts_with("MIG-"))
+        .collect();
+    let whole: Vec<u32> = if rest.is_empty() {
+        Vec::new()
+    } else {
+        let rest = rest.join(",");
+        let only_rest = |k: &str| if k == var { Some(rest.clone()) } else { env(k) };
+        match job_pick(nvml, count, &only_rest) {
+            Pick::Some { indices, .. } => indices,
+            _ => Vec::new(),
+        }
+    };
+    let (mut found, mut errors) = (Vec::new(), Vec::new());
+    for u in entries {
+        match mig::instance(nvml, u) {
+            Ok(Some(i)) if picked.contains(&i.card) && !whole.contains(&i.card) => found.push(i),
+            Ok(_) => {}
+            Err(why) => errors.push(format!("{why}: its GPU counted whole")),
+        }
+    }
+    (found, errors)
+}
+
+/// Sets each card's MIG share from the job's instances on it; what to say about each (its
+/// share, or why the whole card is counted). `job`: a job's GPUs, where a card in MIG mode
+/// counted whole is worth a word.
+fn mig_shares(nvml: &Nvml, gpus: &mut [GpuInfo], migs: &[mig::Instance], job: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    for g in gpus.iter_mut() {
+        let on: Vec<mig::Instance> = migs.iter().filter(|m| m.card == g.index).cloned().collect();
+        if on.is_empty() {
+            let mig_mode = || {
+                nvml.device_by_index(g.index)
+                    .and_then(|d| d.mig_mode())
+                    .is_ok_and(|m| m.current == 1)
+            };
+            if job && mig_mode() {
+                notes.push(format!(
+                    "GPU {} is in MIG mode but no instance of it was named (MIG-… UUIDs in \
+                     CUDA_VISIBLE_DEVICES): the whole card is counted",
+                    g.index
+                ));
+            }
+            continue;
+        }
+        match mig::card_slices(nvml, g.index) {
+            Ok(of) => {
+                let share = mig::share_of(&on, of, g.cap_default_w);
+                notes.push(format!(
+                    "GPU {} {}",
+                    g.index,
+                    crate::engine::mig::label(&share)
+                ));
+                g.mig = Some(share);
+            }
+            Err(why) => notes.push(format!("{why}: the whole of GPU {} counted", g.index)),
+        }
+    }
+    notes
+}
+
 /// One GPU's readings this tick; every one optional (unknown is never 0). A GPU that fell off
 /// the bus (`GpuLost` from any query) is an error, so the caller says so.
 fn read_one(d: &Device<'_>, g: &GpuInfo) -> Result<GpuReading, NvmlError> {
@@ -255,6 +358,7 @@ fn read_one(d: &Device<'_>, g: &GpuInfo) -> Result<GpuReading, NvmlError> {
         sm_clock_mhz: opt(d.clock_info(nvml_wrapper::enum_wrappers::device::Clock::SM))?
             .map(f64::from),
         tree_share: None,
+        mig: g.mig.clone(),
     })
 }
 

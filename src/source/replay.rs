@@ -81,6 +81,11 @@ impl Replay {
         self.reader.gpu_count()
     }
 
+    /// The recorded GPUs' numbers, in column order.
+    pub fn gpu_ids(&self) -> &[u32] {
+        self.reader.gpu_ids()
+    }
+
     /// The line of a last row cut off mid-write and left out, once the end was reached.
     pub fn truncated_tail(&self) -> Option<u64> {
         self.reader.truncated_tail()

@@ -367,9 +367,12 @@ fn draw_power(f: &mut Frame, area: Rect, (d, s): View, ui: &UiState, th: &Theme,
         th.total,
     )];
     for (i, _) in d.info.gpus.iter().enumerate() {
-        let p = now.gpus.get(i).and_then(|g| g.power_w);
+        let g = now.gpus.get(i);
+        let p = g.and_then(|g| g.power_w);
+        // NVML's number, as nvidia-smi, samples.csv and /metrics show it.
+        let n = g.map_or(i as u32, |g| g.index);
         series.push((
-            format!("GPU{i} {}", fmt_power(p)),
+            format!("GPU{n} {}", fmt_power(p)),
             col::GPU0 + i,
             th.gpu_color(i),
         ));
@@ -767,15 +770,27 @@ fn push_gpu_table(lines: &mut Vec<Line<'static>>, s: &Snapshot, room: usize, th:
     if s.now.gpus.is_empty() || room <= lines.len() + 1 {
         return;
     }
+    for d in &s.counter_divergence {
+        if let Some(rel) = d.now
+            && room > lines.len() + 3
+        {
+            for l in crate::report::summary::counter_flag(d.index, rel) {
+                lines.push(Line::styled(l, Style::new().fg(th.warning)));
+            }
+        }
+    }
     lines.push(Line::styled(
         "GPU  power   util  mem     cap",
         Style::new().fg(th.muted),
     ));
-    for (i, g) in s.now.gpus.iter().enumerate().take(room - lines.len()) {
+    for (i, g) in s.now.gpus.iter().enumerate() {
+        if lines.len() >= room {
+            break;
+        }
         let opt =
             |v: Option<f64>, unit: &str| v.map_or("—".to_owned(), |x| format!("{x:.0}{unit}"));
         lines.push(Line::from(vec![
-            Span::styled(format!("{i:<4} "), Style::new().fg(th.gpu_color(i))),
+            Span::styled(format!("{:<4} ", g.index), Style::new().fg(th.gpu_color(i))),
             Span::raw(format!(
                 "{:<7} {:<5} {:<7} {}",
                 opt(g.power_w, " W"),
@@ -784,6 +799,14 @@ fn push_gpu_table(lines: &mut Vec<Line<'static>>, s: &Snapshot, room: usize, th:
                 opt(g.cap_w, " W"),
             )),
         ]));
+        if let Some(m) = &g.mig
+            && room > lines.len()
+        {
+            lines.push(Line::styled(
+                format!("     {}", crate::engine::mig::short_label(m)),
+                Style::new().fg(th.muted),
+            ));
+        }
     }
 }
 

@@ -96,6 +96,8 @@ pub struct UiState {
     pub flash: Option<String>,
     /// Which GPU the cap keys act on (None: all), `c` cycles.
     pub cap_target: Option<usize>,
+    /// That GPU's number as every output shows it (NVML's index), when known.
+    cap_target_number: Option<u32>,
     /// The first cap change asks for the same key again; once confirmed, no more.
     pub cap_confirmed: bool,
     confirm_cap: Option<CapKey>,
@@ -117,6 +119,7 @@ impl UiState {
             replay,
             flash: None,
             cap_target: None,
+            cap_target_number: None,
             cap_confirmed: false,
             confirm_cap: None,
         }
@@ -155,7 +158,7 @@ impl UiState {
     pub fn cap_target_label(&self) -> String {
         match self.cap_target {
             None => "all GPUs".into(),
-            Some(i) => format!("GPU {i}"),
+            Some(i) => format!("GPU {}", self.cap_target_number.unwrap_or(i as u32)),
         }
     }
 
@@ -270,6 +273,7 @@ impl UiState {
                     Some(i) if i + 1 < n => Some(i + 1),
                     Some(_) => None,
                 };
+                self.cap_target_number = self.cap_target.and_then(|i| live.meter.gpu_number(i));
                 self.flash = Some(format!("cap keys act on {}", self.cap_target_label()));
             }
             KeyCode::Char(' ') if self.replay => return Some(Effect::TogglePlay),

@@ -329,6 +329,9 @@ static void defaults(struct nvmlDevice_st *d, unsigned int i)
     d->proc_util_answer = NVML_SUCCESS;
 }
 
+/* The MIG keys of a GPU's section: in the MIG block at the end of this file. */
+static int mig_key(struct nvmlDevice_st *d, const char *k, char *v);
+
 /* One `key = value` of a GPU's section. */
 static int gpu_key(struct nvmlDevice_st *d, const char *k, char *v)
 {
@@ -405,7 +408,7 @@ static int gpu_key(struct nvmlDevice_st *d, const char *k, char *v)
     else if (!strcmp(k, "proc_util"))
         return parse_answer(v, &d->proc_util_answer);
     else
-        return -2;
+        return mig_key(d, k, v);
     return 0;
 }
 
@@ -1249,3 +1252,153 @@ EXPORT nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t d,
     *count = (unsigned int)n;
     EXIT();
 }
+
+/* ==== MIG: instances' slices and the card's profiles (issue 19, MIG per-slice share) ====
+ *
+ * Scenario keys of a GPU's section (beside `mig` and `mig_devices`):
+ *   mig_slices = "3 2"          compute slices of each MIG device, in mig_devices' order (1)
+ *   mig_mem_mib = "40192 20096" memory of each (the card's memory × slices / card slices)
+ *   mig_card_slices = 7         the card's slices: its largest GPU-instance profile (7)
+ *   mig_attributes = success    what nvmlDeviceGetAttributes_v2 answers for its MIG devices
+ *
+ * nvmlDeviceGetAttributes_v2 answers for MIG device handles only (as nvml.h says; a GPU
+ * handle is NOT_SUPPORTED), nvmlDeviceGetGpuInstanceProfileInfo for a GPU in MIG mode, with
+ * the A100/H100 profile table (ids 0..4: 1, 2, 3, 4 and 7 slices; 14 SMs per slice) cut at the
+ * card's slices; other ids, and a GPU not in MIG mode, are NOT_SUPPORTED.
+ */
+
+typedef struct {
+    unsigned int multiprocessorCount;
+    unsigned int sharedCopyEngineCount;
+    unsigned int sharedDecoderCount;
+    unsigned int sharedEncoderCount;
+    unsigned int sharedJpegCount;
+    unsigned int sharedOfaCount;
+    unsigned int gpuInstanceSliceCount;
+    unsigned int computeInstanceSliceCount;
+    unsigned long long memorySizeMB;
+} nvmlDeviceAttributes_t;
+
+typedef struct {
+    unsigned int id;
+    unsigned int isP2pSupported;
+    unsigned int sliceCount;
+    unsigned int instanceCount;
+    unsigned int multiprocessorCount;
+    unsigned int copyEngineCount;
+    unsigned int decoderCount;
+    unsigned int encoderCount;
+    unsigned int jpegCount;
+    unsigned int ofaCount;
+    unsigned long long memorySizeMB;
+} nvmlGpuInstanceProfileInfo_t;
+
+#define MIG_SMS_PER_SLICE 14
+
+static struct {
+    unsigned int slices[MAX_MIGS_PER_GPU]; /* 0: 1 */
+    unsigned long long mem_mib[MAX_MIGS_PER_GPU]; /* 0: proportional */
+    unsigned int card_slices; /* 0: 7 */
+    nvmlReturn_t attributes; /* NVML_SUCCESS (0) unless the scenario says */
+} mig_cfg[MAX_GPUS];
+
+static int mig_list(char *v, unsigned long long *out, unsigned long long max)
+{
+    int n = 0;
+    for (char *tok = strtok(v, " \t,"); tok; tok = strtok(NULL, " \t,")) {
+        unsigned long long x;
+        if (n >= MAX_MIGS_PER_GPU || parse_uint(tok, &x) || x == 0 || x > max)
+            return -1;
+        out[n++] = x;
+    }
+    return 0;
+}
+
+static int mig_key(struct nvmlDevice_st *d, const char *k, char *v)
+{
+    size_t g = (size_t)(d - devs);
+    unsigned long long xs[MAX_MIGS_PER_GPU] = {0}, n;
+    if (g >= MAX_GPUS)
+        return -1;
+    if (!strcmp(k, "mig_slices")) {
+        if (mig_list(v, xs, 8))
+            return -1;
+        for (int i = 0; i < MAX_MIGS_PER_GPU; i++)
+            mig_cfg[g].slices[i] = (unsigned int)xs[i];
+    } else if (!strcmp(k, "mig_mem_mib")) {
+        if (mig_list(v, xs, 1ull << 40))
+            return -1;
+        for (int i = 0; i < MAX_MIGS_PER_GPU; i++)
+            mig_cfg[g].mem_mib[i] = xs[i];
+    } else if (!strcmp(k, "mig_card_slices")) {
+        if (parse_uint(v, &n) || n == 0 || n > 8)
+            return -1;
+        mig_cfg[g].card_slices = (unsigned int)n;
+    } else if (!strcmp(k, "mig_attributes"))
+        return parse_answer(v, &mig_cfg[g].attributes);
+    else
+        return -2;
+    return 0;
+}
+
+static unsigned int mig_card_slices(size_t g) { return mig_cfg[g].card_slices ? mig_cfg[g].card_slices : 7; }
+
+EXPORT nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t device, nvmlDeviceAttributes_t *a)
+{
+    ENTER();
+    if (refcount <= 0)
+        LEAVE(NVML_ERROR_UNINITIALIZED);
+    if (!a)
+        LEAVE(NVML_ERROR_INVALID_ARGUMENT);
+    struct nvmlDevice_st *parent = mig_parent(device);
+    if (!parent) {
+        DEVICE(device);
+        LEAVE(NVML_ERROR_NOT_SUPPORTED);
+    }
+    DEVICE(parent);
+    size_t g = (size_t)(parent - devs);
+    size_t k = (size_t)(device - mig_devs) % MAX_MIGS_PER_GPU;
+    if (mig_cfg[g].attributes != NVML_SUCCESS)
+        LEAVE(mig_cfg[g].attributes);
+    unsigned int slices = mig_cfg[g].slices[k] ? mig_cfg[g].slices[k] : 1;
+    memset(a, 0, sizeof *a);
+    a->multiprocessorCount = slices * MIG_SMS_PER_SLICE;
+    a->gpuInstanceSliceCount = slices;
+    a->computeInstanceSliceCount = slices;
+    a->memorySizeMB = mig_cfg[g].mem_mib[k]
+                          ? mig_cfg[g].mem_mib[k]
+                          : parent->mem_total_mib * slices / mig_card_slices(g);
+    EXIT();
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetAttributes(nvmlDevice_t device, nvmlDeviceAttributes_t *a)
+{
+    return nvmlDeviceGetAttributes_v2(device, a);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, unsigned int profile,
+                                                        nvmlGpuInstanceProfileInfo_t *info)
+{
+    static const unsigned int table[] = {1, 2, 3, 4, 7};
+    ENTER();
+    if (refcount <= 0)
+        LEAVE(NVML_ERROR_UNINITIALIZED);
+    if (!info)
+        LEAVE(NVML_ERROR_INVALID_ARGUMENT);
+    DEVICE(device);
+    if (device->mig_answer != NVML_SUCCESS)
+        LEAVE(device->mig_answer);
+    size_t g = (size_t)(device - devs);
+    if (!device->mig || profile >= sizeof table / sizeof table[0] ||
+        table[profile] > mig_card_slices(g))
+        LEAVE(NVML_ERROR_NOT_SUPPORTED);
+    unsigned int slices = table[profile];
+    memset(info, 0, sizeof *info);
+    info->id = profile;
+    info->sliceCount = slices;
+    info->instanceCount = mig_card_slices(g) / slices;
+    info->multiprocessorCount = slices * MIG_SMS_PER_SLICE;
+    info->memorySizeMB = device->mem_total_mib * slices / mig_card_slices(g);
+    EXIT();
+}
+/* ==== end of the MIG block ==== */
