@@ -1120,13 +1120,13 @@ mod tests {
         use crate::report::samples::SamplesWriter;
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
-        let mut w = SamplesWriter::create(&a, 0, &[]).unwrap();
+        let mut w = SamplesWriter::create(&a, &[], &[]).unwrap();
         for t in rows {
             w.write(t).unwrap();
         }
         drop(w);
         let mut rec = crate::report::account::Recorded::open(&a, None).unwrap();
-        let mut w = SamplesWriter::create(&b, 0, &[]).unwrap();
+        let mut w = SamplesWriter::create(&b, &[], &[]).unwrap();
         while let Some(t) = rec.step() {
             w.write(&t).unwrap();
         }
