@@ -386,14 +386,21 @@ proc_util = "not_supported"
         col(&h, "gpu1_power_w"),
         col(&h, "process_gpu_w"),
     );
-    // From the first row that knows the command's pid; the last row may come after the
-    // command ended, when nothing on the GPUs is its any more.
+    // From the first row that knows the command's pid. The rows whose interval the command
+    // ended in, or came after, hold part of its share or none (which GPU's processes NVML
+    // still listed at that tick is a matter of timing): only those, at the end, may be below
+    // it, and never above.
     let shared: Vec<&Vec<String>> = rows.iter().filter(|r| !r[mine].is_empty()).collect();
     assert!(shared.len() >= 3, "{rows:?}");
-    for (k, r) in shared.iter().enumerate() {
-        let want = 0.75 * num(&r[g0]) + 2.0 / 3.0 * num(&r[g1]);
-        let ended = k + 1 == shared.len() && num(&r[mine]) == 0.0;
-        assert!(ended || close(num(&r[mine]), want, 1e-9), "{r:?}");
+    let want = |r: &Vec<String>| 0.75 * num(&r[g0]) + 2.0 / 3.0 * num(&r[g1]);
+    let exact = shared
+        .iter()
+        .take_while(|r| close(num(&r[mine]), want(r), 1e-9))
+        .count();
+    assert!(exact >= 2, "{rows:?}");
+    for r in &shared[exact..] {
+        let m = num(&r[mine]);
+        assert!((0.0..=want(r) + 1e-9).contains(&m), "{r:?}");
     }
 }
 
@@ -1006,14 +1013,15 @@ fn a_counter_and_power_readings_that_disagree_are_flagged_and_the_counter_kept()
             && line.ends_with("The counter is used."),
         "{line}"
     );
-    // The counter stays the figure: rows at 250 W (each within the ms the two clocks' reads
-    // differ by; on average to a watt), never at the readings' 225 W.
+    // The counter stays the figure: the rows average 250 W, never the readings' 225 W. (A
+    // single row's power is the counter's delta over the tick's own interval, and the two
+    // clocks' reads differ by however late a busy machine runs the sampler: only the mean
+    // decides.)
     let mean = watts.iter().sum::<f64>() / watts.len() as f64;
     assert!(
         watts.len() > 40 && (mean - 250.0).abs() < 1.0,
         "{mean}: {watts:?}"
     );
-    assert!(watts.iter().all(|w| (w - 250.0).abs() < 12.5), "{watts:?}");
     // Agreeing readings: no flag.
     let (err, _) = counter_run(250_000).unwrap();
     assert!(!err.contains("energy counter and power readings"), "{err}");
