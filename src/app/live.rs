@@ -24,7 +24,7 @@ use crate::source::cpu_rapl::{RaplSource, RaplUnavailable};
 use crate::source::gpu_nvml::{NvmlOpenError, NvmlSource, Which};
 use crate::source::grid::live::GridHandle;
 use crate::source::host::HostFacts;
-use crate::source::net::{NetError, SysinfoNet};
+use crate::source::net::{NetError, ProcNet};
 use crate::source::progress::Parser;
 use crate::source::sampler::{self, Sampler, SamplerHandle, Sources};
 use crate::source::{CpuSource, GpuSource};
@@ -78,7 +78,7 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
     .map_err(AppError::Runtime)?;
     facts.push(("memory".into(), mem.describe()));
 
-    let net = SysinfoNet::new(&s.net_iface, &s.sysfs_root).map_err(|e| match e {
+    let net = ProcNet::new(&s.net_iface, &s.sysfs_root, proc_root).map_err(|e| match e {
         NetError::NoSuchInterface { .. } => AppError::Usage(e.to_string()),
         NetError::CannotList(_) => AppError::Runtime(e.to_string()),
     })?;
@@ -248,7 +248,7 @@ fn describe_embodied(s: &Settings, gpu_count: usize, share: &Share) -> String {
 
 /// How the network is costed: the counted interfaces, the port model's bound for them (the
 /// link class assumed where the speed is unknown, said so), and the internet model.
-fn describe_network(s: &Settings, net: &SysinfoNet) -> String {
+fn describe_network(s: &Settings, net: &ProcNet) -> String {
     let links = net.links();
     let b = s.port.bound(Some(links));
     let speed = if b.assumed {
