@@ -83,6 +83,10 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
         NetError::CannotList(_) => AppError::Runtime(e.to_string()),
     })?;
     facts.push(("network".into(), describe_network(s, &net)));
+    let rdma = crate::source::rdma::RdmaPorts::probe(&s.sysfs_root, proc_root);
+    if let Some(r) = &rdma {
+        facts.push(("RDMA".into(), describe_rdma(s, r)));
+    }
 
     facts.push(("grid".into(), grid.source.describe()));
 
@@ -111,6 +115,7 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
             net: Some(Box::new(net)),
             grid: grid.source,
             cluster: s.cluster_cidr.clone(),
+            rdma,
         },
         facts,
         cpu_estimate,
@@ -244,6 +249,29 @@ fn describe_embodied(s: &Settings, gpu_count: usize, share: &Share) -> String {
             share.basis
         ),
     }
+}
+
+/// How the RDMA ports are costed and attributed.
+fn describe_rdma(s: &Settings, r: &crate::source::rdma::RdmaPorts) -> String {
+    let (ports, known, gbps) = r.links();
+    let b = s.port.bound_rdma(ports, known, gbps);
+    format!(
+        "{} (InfiniBand/RoCE port counters × 4 octets); cluster traffic on the port model: \
+         adapter + switch port ≤ {:.1} W at line rate{} (band {:.1}–{:.1} W); the command's \
+         only while it alone holds an RDMA device (/dev/infiniband/uverbs*) open",
+        r.describe(),
+        b.w,
+        if b.assumed {
+            format!(
+                ", {} Gb/s assumed where the rate is unknown",
+                crate::engine::constants::ASSUMED_RDMA_GBPS
+            )
+        } else {
+            String::new()
+        },
+        b.low_w,
+        b.high_w
+    )
 }
 
 /// How the network is costed: the counted interfaces, the port model's bound for them (the

@@ -123,6 +123,7 @@ pub fn tick(
         process_cpu_w: None,
         process_gpu_w: None,
         cmd_net: None,
+        rdma: None,
     };
     let joules = ByComponent {
         gpu: sum_j("gpu"),

@@ -188,6 +188,26 @@ pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
             ),
         ));
     }
+    if let Some(r) = s.rdma {
+        let own = s.cmd_net.map_or(String::new(), |c| {
+            format!(
+                "; the command's own {} ↓ {} ↑ (counted only while it alone used RDMA)",
+                fmt_bytes(c.rdma.rx_bytes),
+                fmt_bytes(c.rdma.tx_bytes)
+            )
+        });
+        l.push((
+            "RDMA",
+            format!(
+                "{} ↓ {} ↑ on the InfiniBand/RoCE ports (cluster traffic): {}, {} CO2e of the \
+                 network's{own}",
+                fmt_bytes(r.bytes.rx_bytes),
+                fmt_bytes(r.bytes.tx_bytes),
+                fmt_energy_kwh(r.energy),
+                fmt_co2e_g(r.co2e)
+            ),
+        ));
+    }
     if let Some(c) = &s.cmd_net {
         l.extend(traffic_lines(c));
     }

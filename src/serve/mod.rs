@@ -105,6 +105,8 @@ struct Advanced {
     /// (port on cluster traffic, internet path) joules.
     cmd_net: [f64; 4],
     comms_j: [f64; 2],
+    /// The RDMA ports' (rx, tx) bytes, the machine's then the command's.
+    rdma: [f64; 4],
     gpu_j: Vec<f64>,
     ticks: u64,
 }
@@ -185,7 +187,9 @@ impl Metrics {
                 "carbontop_network_bytes_total",
                 "Network traffic: scope=machine the counted interfaces (all traffic, the \
                  command's included); scope=cluster|internet the watched command's own TCP \
-                 traffic by where its peers are (run only)",
+                 traffic by where its peers are (run only); scope=rdma the RDMA \
+                 (InfiniBand/RoCE) ports' traffic, cluster traffic the interfaces do not see, \
+                 and scope=cluster_rdma the watched command's part of it (run only)",
                 &["node", "direction", "scope"],
             )?,
             comms_energy: counter(
@@ -280,6 +284,25 @@ impl Metrics {
             &mut tx,
         );
         self.at.net = (rx as u64, tx as u64);
+        if let Some(r) = s.rdma {
+            let own = s.cmd_net.map(|c| c.rdma);
+            let bytes = [
+                ("rx", "rdma", Some(r.bytes.rx_bytes)),
+                ("tx", "rdma", Some(r.bytes.tx_bytes)),
+                ("rx", "cluster_rdma", own.map(|o| o.rx_bytes)),
+                ("tx", "cluster_rdma", own.map(|o| o.tx_bytes)),
+            ];
+            for (k, (dir, scope, b)) in bytes.into_iter().enumerate() {
+                if let Some(b) = b {
+                    advance(
+                        &self.net_bytes,
+                        &[n, dir, scope],
+                        b as f64,
+                        &mut self.at.rdma[k],
+                    );
+                }
+            }
+        }
         if let Some(c) = s.cmd_net {
             let bytes = [
                 ("rx", "cluster", c.cluster.rx_bytes),

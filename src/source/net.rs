@@ -319,7 +319,11 @@ mod tests {
         // Rewritten in place: the open file sees the new text.
         std::fs::write(&dev, dev_with(1500, 2600)).unwrap();
         let r = n.read().unwrap();
-        assert_eq!((r.rx_bytes, r.tx_bytes), (500, 600), "loopback never counts");
+        assert_eq!(
+            (r.rx_bytes, r.tx_bytes),
+            (500, 600),
+            "loopback never counts"
+        );
         // eth0 re-created: its counters start again from zero and count from there.
         std::fs::write(&dev, dev_with(100, 50)).unwrap();
         let r = n.read().unwrap();
@@ -335,6 +339,10 @@ mod tests {
         let a = f.read().unwrap();
         let b = f.read().unwrap();
         assert!(a.iter().any(|l| l.name == "lo"), "{a:?}");
-        assert_eq!(a.len(), b.len(), "the second read from offset 0 sees the whole table");
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "the second read from offset 0 sees the whole table"
+        );
     }
 }
