@@ -168,7 +168,7 @@ impl Playback {
         match self.rec.step() {
             Some(tick) => Some(Event::Tick {
                 tick: Box::new(tick),
-                totals: self.rec.ledger.totals(),
+                totals: Box::new(self.rec.ledger.totals()),
                 pue: self.rec.ledger.config().pue,
             }),
             None if !self.end_sent => {

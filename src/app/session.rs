@@ -46,7 +46,7 @@ pub enum Event {
     /// totals after it and the recording's PUE.
     Tick {
         tick: Box<Tick>,
-        totals: Totals,
+        totals: Box<Totals>,
         pue: Pue,
     },
     /// The agents' figures as scraped at `at` (`watch --agent`).
@@ -189,7 +189,7 @@ impl Session {
                 warnings,
                 grid,
             } => self.on_sample(*sample, warnings, grid, &mut fx),
-            Event::Tick { tick, totals, pue } => self.on_tick(*tick, totals, pue, &mut fx),
+            Event::Tick { tick, totals, pue } => self.on_tick(*tick, *totals, pue, &mut fx),
             Event::Agents { nodes, at } => self.on_agents(now, nodes, at, &mut fx),
             Event::Restart => {
                 let basis = self.dash.meter.basis.clone();

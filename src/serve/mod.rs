@@ -237,6 +237,30 @@ impl Metrics {
         })
     }
 
+    /// The RDMA ports' bytes (scope=rdma) and the command's part of them (scope=cluster_rdma).
+    fn advance_rdma(&mut self, n: &str, s: &Snapshot) {
+        let Some(r) = s.rdma else {
+            return;
+        };
+        let own = s.cmd_net.map(|c| c.rdma);
+        let bytes = [
+            ("rx", "rdma", Some(r.bytes.rx_bytes)),
+            ("tx", "rdma", Some(r.bytes.tx_bytes)),
+            ("rx", "cluster_rdma", own.map(|o| o.rx_bytes)),
+            ("tx", "cluster_rdma", own.map(|o| o.tx_bytes)),
+        ];
+        for (k, (dir, scope, b)) in bytes.into_iter().enumerate() {
+            if let Some(b) = b {
+                advance(
+                    &self.net_bytes,
+                    &[n, dir, scope],
+                    b as f64,
+                    &mut self.at.rdma[k],
+                );
+            }
+        }
+    }
+
     fn update(&mut self, a: &AgentInfo, t: &Tick, s: &Snapshot) {
         let n = a.node.as_str();
         let now = &s.now;
@@ -284,25 +308,7 @@ impl Metrics {
             &mut tx,
         );
         self.at.net = (rx as u64, tx as u64);
-        if let Some(r) = s.rdma {
-            let own = s.cmd_net.map(|c| c.rdma);
-            let bytes = [
-                ("rx", "rdma", Some(r.bytes.rx_bytes)),
-                ("tx", "rdma", Some(r.bytes.tx_bytes)),
-                ("rx", "cluster_rdma", own.map(|o| o.rx_bytes)),
-                ("tx", "cluster_rdma", own.map(|o| o.tx_bytes)),
-            ];
-            for (k, (dir, scope, b)) in bytes.into_iter().enumerate() {
-                if let Some(b) = b {
-                    advance(
-                        &self.net_bytes,
-                        &[n, dir, scope],
-                        b as f64,
-                        &mut self.at.rdma[k],
-                    );
-                }
-            }
-        }
+        self.advance_rdma(n, s);
         if let Some(c) = s.cmd_net {
             let bytes = [
                 ("rx", "cluster", c.cluster.rx_bytes),

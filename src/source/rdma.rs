@@ -223,7 +223,7 @@ impl RdmaPorts {
     pub fn read(&mut self, tree: Option<&[i32]>) -> RdmaReading {
         let tick = self.absorb();
         if let Some(pids) = tree {
-            if self.ticks % HOLDER_CHECK_TICKS == 0 || self.exclusive.is_none() {
+            if self.ticks.is_multiple_of(HOLDER_CHECK_TICKS) || self.exclusive.is_none() {
                 let holders = uverbs_holders(&self.proc_root);
                 self.exclusive = Some(exclusive(&holders, pids));
                 if self.exclusive == Some(false)
