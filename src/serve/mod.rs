@@ -83,6 +83,7 @@ struct Metrics {
     intensity: GaugeVec,
     net_bytes: CounterVec,
     comms_energy: CounterVec,
+    comms_co2e: CounterVec,
     gpu_power: GaugeVec,
     gpu_energy: CounterVec,
     gpu_util: GaugeVec,
@@ -105,6 +106,8 @@ struct Advanced {
     /// (port on cluster traffic, internet path) joules.
     cmd_net: [f64; 4],
     comms_j: [f64; 2],
+    /// The (machine, internet path) communication carbon (g).
+    comms_g: [f64; 2],
     /// The RDMA ports' (rx, tx) bytes, the machine's then the command's.
     rdma: [f64; 4],
     gpu_j: Vec<f64>,
@@ -201,6 +204,16 @@ impl Metrics {
                  traffic (other people's equipment, not this machine's)",
                 &["node", "scope"],
             )?,
+            comms_co2e: counter(
+                &r,
+                "carbontop_comms_co2e_grams_total",
+                "Communication carbon: scope=machine this machine's network energy (its NICs' \
+                 and switch ports' share by the port model, RDMA ports included) as carbon, \
+                 part of carbontop_co2e_grams_total; scope=internet the internet path's carbon \
+                 of the watched command's public traffic (run only; other people's equipment, \
+                 apart from carbontop_co2e_grams_total)",
+                &["node", "scope"],
+            )?,
             gpu_power: gauge(
                 &r,
                 "carbontop_gpu_power_watts",
@@ -228,13 +241,29 @@ impl Metrics {
             progress: gauge(
                 &r,
                 "carbontop_progress",
-                "The run's progress: epoch, step, accuracy_percent, loss",
+                "The run's progress: epoch, step, accuracy_percent, loss, and \
+                 accuracy_points_gained (accuracy now less at its first reading, the basis of \
+                 the cost per accuracy point)",
                 &["node", "metric"],
             )?,
             samples: counter(&r, "carbontop_samples_total", "Ticks accounted", &["node"])?,
             registry: r,
             at: Advanced::default(),
         })
+    }
+
+    /// Communication carbon: the machine's network (scope=machine) and the command's internet
+    /// path (scope=internet).
+    fn advance_comms_co2e(&mut self, n: &str, s: &Snapshot) {
+        let g = [
+            ("machine", s.comms.map(|c| c.g.0)),
+            ("internet", s.cmd_net.map(|c| c.internet_co2e.g.0)),
+        ];
+        for (k, (scope, g)) in g.into_iter().enumerate() {
+            if let Some(g) = g {
+                advance(&self.comms_co2e, &[n, scope], g, &mut self.at.comms_g[k]);
+            }
+        }
     }
 
     /// The RDMA ports' bytes (scope=rdma) and the command's part of them (scope=cluster_rdma).
@@ -309,6 +338,7 @@ impl Metrics {
         );
         self.at.net = (rx as u64, tx as u64);
         self.advance_rdma(n, s);
+        self.advance_comms_co2e(n, s);
         if let Some(c) = s.cmd_net {
             let bytes = [
                 ("rx", "cluster", c.cluster.rx_bytes),
@@ -361,6 +391,7 @@ impl Metrics {
             ("step", pr.step.map(|s| s as f64)),
             ("accuracy_percent", pr.accuracy),
             ("loss", pr.loss),
+            ("accuracy_points_gained", s.per_point.map(|p| p.gained)),
         ] {
             if let Some(v) = v {
                 self.progress.with_label_values(&[n, m]).set(v);
