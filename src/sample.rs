@@ -127,6 +127,22 @@ pub struct Links {
     pub unknown: u16,
 }
 
+/// RDMA (InfiniBand, RoCE) traffic since the start of the run, from the RDMA ports' counters
+/// (`source::rdma`): cluster traffic the interfaces' counters do not see.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RdmaReading {
+    /// All the ports' traffic: the machine's.
+    pub machine: Traffic,
+    /// `run -- CMD`: the part that is the command's (its tree the only RDMA user at the time).
+    pub own: Option<Traffic>,
+    /// The ports, and those whose rate is known with their summed rate (Gb/s).
+    pub ports: u16,
+    pub known: u16,
+    pub known_gbps: f64,
+    /// Set by replay: the recorded RDMA port power (W) over the row's interval.
+    pub power_w: Option<f64>,
+}
+
 /// Network traffic counted since the start of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct NetReading {
@@ -143,6 +159,8 @@ pub struct NetReading {
     pub own: Option<OwnTraffic>,
     /// Set by replay: what the recording says the command's traffic cost.
     pub own_recorded: Option<OwnRecorded>,
+    /// The RDMA ports' traffic, where the machine has any.
+    pub rdma: Option<RdmaReading>,
 }
 
 /// Grid carbon intensity valid at the sample's time.

@@ -422,7 +422,7 @@ fn an_agent_that_never_answered_shows_no_figures_and_the_totals_no_minus_zero() 
         fault: Some("agent 10.0.0.9:9184: no answer within 2 s".into()),
         ..Default::default()
     };
-    let line = carbontop::app::aggregate::node_line(&n);
+    let line = carbontop::app::aggregate::node_line(&n, None);
     assert_eq!(
         line,
         "10.0.0.9:9184 [10.0.0.9:9184]  no answer yet: agent 10.0.0.9:9184: no answer within 2 s"

@@ -46,6 +46,27 @@ fn two_agents_and_an_aggregator_give_totals_equal_to_the_sum() {
         "{line}"
     );
     assert!(close(field(line, "co2e_g"), r1.1 + r2.1, 1e-9), "{line}");
+    // Ranked by gCO2e per accuracy point (both gained the same points; the 200 W cap spent
+    // less carbon on them), each with its comms part; the job's comms share beside its totals.
+    let node = |n: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("node={n} ")))
+            .unwrap()
+            .to_owned()
+    };
+    let (n1, n2) = (node("n1"), node("n2"));
+    assert!(
+        n2.contains(" rank=1 ") && n1.contains(" rank=2 "),
+        "{n1}\n{n2}"
+    );
+    let per = |l: &str| field(l, "co2e_g_per_accuracy_points_gained");
+    assert!(per(&n2) < per(&n1), "{n1}\n{n2}");
+    for l in [&n1, &n2] {
+        let comms = field(l, "comms_co2e_g_per_unit");
+        assert!(comms > 0.0 && comms < per(l), "{l}");
+    }
+    let share = field(line, "comms_share");
+    assert!(share > 0.0 && share < 1.0, "{line}");
 
     // One agent goes away mid-watch: its last values stay in the totals, marked stale.
     let mut watch = bin()

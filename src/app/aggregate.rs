@@ -9,6 +9,7 @@ use crate::app::feed::{Feed, spawn_agents};
 use crate::app::screen::{self, Screen};
 use crate::app::session::{Session, SessionConfig};
 use crate::config::Settings;
+use crate::engine::job::{NodeFigures, Rank};
 use crate::engine::{Basis, Ledger, LedgerConfig, Meter};
 use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh};
 use crate::serve::agents::{Agents, Node};
@@ -74,9 +75,44 @@ pub fn run(s: &Settings, addrs: &[String]) -> Result<i32, AppError> {
     final_lines(session.nodes())
 }
 
-/// One line per node for the screen's pane: a node that never answered has no figures to show
-/// (it is not in the totals either), only why.
-pub fn node_line(n: &Node) -> String {
+/// One line per node for the screen's pane and the headless lines, cheapest node first by
+/// gCO2e per unit of progress (the engine's ranking), then those not ranked.
+pub fn node_lines(nodes: &[Node]) -> Vec<String> {
+    let answered: Vec<&Node> = nodes.iter().filter(|n| n.answered.is_some()).collect();
+    let figs: Vec<&NodeFigures> = answered.iter().map(|n| &n.fig).collect();
+    let ranks = crate::engine::job::rank(&figs);
+    let mut out: Vec<String> = ranks
+        .iter()
+        .map(|r| node_line(answered[r.node], Some(r)))
+        .collect();
+    let ranked: Vec<usize> = ranks.iter().map(|r| r.node).collect();
+    out.extend(
+        answered
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !ranked.contains(i))
+            .map(|(_, n)| node_line(n, None)),
+    );
+    out.extend(
+        nodes
+            .iter()
+            .filter(|n| n.answered.is_none())
+            .map(|n| node_line(n, None)),
+    );
+    out
+}
+
+/// The job's communication carbon and its share of the job's, for the job's line.
+pub fn job_comms_text(nodes: &[Node]) -> String {
+    let counted = crate::serve::agents::counted(nodes);
+    crate::engine::job::job_comms(&counted).map_or(String::new(), |(g, f)| {
+        format!(" · comms {} CO2e ({:.1}%)", fmt_co2e_g(g), f * 100.0)
+    })
+}
+
+/// One node's line: a node that never answered has no figures to show (it is not in the
+/// totals either), only why.
+pub fn node_line(n: &Node, rank: Option<&Rank>) -> String {
     if n.answered.is_none() {
         return match &n.fault {
             Some(f) => format!("{} [{}]  no answer yet: {f}", n.node, n.agent),
@@ -88,16 +124,24 @@ pub fn node_line(n: &Node) -> String {
         .fig
         .comms_share()
         .map_or("—".into(), |c| format!("{:.1}%", c * 100.0));
-    let per = n.fig.co2e_per_progress().map_or(String::new(), |(k, g)| {
-        format!("  {} per {k}", fmt_co2e_g(g))
+    let per = rank.map_or(String::new(), |r| {
+        format!(
+            "  #{} {} per {} (comms {}, {:.1}%)",
+            r.place,
+            fmt_co2e_g(r.g_per_unit),
+            r.unit,
+            fmt_co2e_g(r.comms_g_per_unit),
+            r.comms_share * 100.0
+        )
     });
     format!(
-        "{} [{}]  {:.1} W  {}  {} CO2e  comms {comms}  {}{per}{stale}",
+        "{} [{}]  {:.1} W  {}  {} CO2e  comms {comms} of energy, {} CO2e  {}{per}{stale}",
         n.node,
         n.agent,
         n.fig.facility_w,
         fmt_energy_kwh(n.fig.energy_kwh()),
         fmt_co2e_g(n.fig.co2e_g),
+        fmt_co2e_g(n.fig.comms_g()),
         n.fig.intensity.map_or("—".into(), |i| format!(
             "{i:.0} g/kWh {}",
             n.intensity_source
@@ -109,17 +153,32 @@ pub fn node_line(n: &Node) -> String {
 fn final_lines(nodes: &[Node]) -> Result<i32, AppError> {
     let counted = crate::serve::agents::counted(nodes);
     let (kwh, g) = crate::engine::job::totals(&counted);
+    let (comms_g, comms_share) = crate::engine::job::job_comms(&counted).unwrap_or((0.0, 0.0));
     crate::outln!(
-        "nodes={}/{} energy_kwh={kwh} co2e_g={g}",
+        "nodes={}/{} energy_kwh={kwh} co2e_g={g} comms_co2e_g={comms_g} comms_share={comms_share}",
         counted.len(),
         nodes.len()
     )?;
-    for n in nodes.iter().filter(|n| n.answered.is_some()) {
+    let ranks = crate::engine::job::rank(&counted);
+    for (i, n) in nodes.iter().filter(|n| n.answered.is_some()).enumerate() {
+        let rank = ranks
+            .iter()
+            .find(|r| r.node == i)
+            .map_or(String::new(), |r| {
+                format!(
+                    " rank={} co2e_g_per_{}={} comms_co2e_g_per_unit={}",
+                    r.place,
+                    r.unit.metric(),
+                    r.g_per_unit,
+                    r.comms_g_per_unit
+                )
+            });
         crate::outln!(
-            "node={} energy_kwh={} co2e_g={}",
+            "node={} energy_kwh={} co2e_g={} comms_co2e_g={}{rank}",
             n.node,
             n.fig.energy_kwh(),
-            n.fig.co2e_g
+            n.fig.co2e_g,
+            n.fig.comms_g()
         )?;
     }
     Ok(0)

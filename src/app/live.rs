@@ -23,7 +23,7 @@ use crate::source::cpu_rapl::{RaplSource, RaplUnavailable};
 use crate::source::gpu_nvml::{NvmlOpenError, NvmlSource, Which};
 use crate::source::grid::live::GridHandle;
 use crate::source::host::HostFacts;
-use crate::source::net::{NetError, SysinfoNet};
+use crate::source::net::{NetError, ProcNet};
 use crate::source::progress::Parser;
 use crate::source::sampler::{self, Sampler, SamplerHandle, Sources};
 use crate::source::{CpuSource, GpuSource};
@@ -83,11 +83,15 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
     .map_err(AppError::Runtime)?;
     facts.push(("memory".into(), mem.describe()));
 
-    let net = SysinfoNet::new(&s.net_iface, &s.sysfs_root).map_err(|e| match e {
+    let net = ProcNet::new(&s.net_iface, &s.sysfs_root, proc_root).map_err(|e| match e {
         NetError::NoSuchInterface { .. } => AppError::Usage(e.to_string()),
         NetError::CannotList(_) => AppError::Runtime(e.to_string()),
     })?;
     facts.push(("network".into(), describe_network(s, &net)));
+    let rdma = crate::source::rdma::RdmaPorts::probe(&s.sysfs_root, proc_root);
+    if let Some(r) = &rdma {
+        facts.push(("RDMA".into(), describe_rdma(s, r)));
+    }
 
     facts.push(("grid".into(), grid.source.describe()));
 
@@ -120,6 +124,7 @@ pub fn build_sources(s: &Settings, run: bool) -> Result<Built, AppError> {
             net: Some(Box::new(net)),
             grid: grid.source,
             cluster: s.cluster_cidr.clone(),
+            rdma,
         },
         facts,
         cpu_estimate,
@@ -301,9 +306,32 @@ fn describe_embodied(s: &Settings, gpu_count: usize, mig: bool, share: &Share) -
     }
 }
 
+/// How the RDMA ports are costed and attributed.
+fn describe_rdma(s: &Settings, r: &crate::source::rdma::RdmaPorts) -> String {
+    let (ports, known, gbps) = r.links();
+    let b = s.port.bound_rdma(ports, known, gbps);
+    format!(
+        "{} (InfiniBand/RoCE port counters × 4 octets); cluster traffic on the port model: \
+         adapter + switch port ≤ {:.1} W at line rate{} (band {:.1}–{:.1} W); the command's \
+         only while it alone holds an RDMA device (/dev/infiniband/uverbs*) open",
+        r.describe(),
+        b.w,
+        if b.assumed {
+            format!(
+                ", {} Gb/s assumed where the rate is unknown",
+                crate::engine::constants::ASSUMED_RDMA_GBPS
+            )
+        } else {
+            String::new()
+        },
+        b.low_w,
+        b.high_w
+    )
+}
+
 /// How the network is costed: the counted interfaces, the port model's bound for them (the
 /// link class assumed where the speed is unknown, said so), and the internet model.
-fn describe_network(s: &Settings, net: &SysinfoNet) -> String {
+fn describe_network(s: &Settings, net: &ProcNet) -> String {
     let links = net.links();
     let b = s.port.bound(Some(links));
     let speed = if b.assumed {

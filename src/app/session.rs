@@ -534,8 +534,7 @@ impl Session {
         }
         self.dash.push(&tick, totals);
         self.dash.output.clear();
-        for n in &nodes {
-            let line = crate::app::aggregate::node_line(n);
+        for line in crate::app::aggregate::node_lines(&nodes) {
             self.dash.push_output(&line);
             fx.push(Effect::Print(format!("  {line}")));
         }
@@ -544,11 +543,12 @@ impl Session {
             self.dash.warn(f);
         }
         fx.push(Effect::Print(format!(
-            "[{now:>8.1} s] job: {} · {} CO2e over {} of {} nodes",
+            "[{now:>8.1} s] job: {} · {} CO2e over {} of {} nodes{}",
             crate::report::summary::fmt_energy_kwh(tick.energy_kwh),
             crate::report::summary::fmt_co2e_g(tick.co2e_g),
             counted.len(),
-            nodes.len()
+            nodes.len(),
+            crate::app::aggregate::job_comms_text(&nodes)
         )));
         self.nodes = nodes;
         fx.push(Effect::Draw);

@@ -121,12 +121,17 @@ pub const ASSUMED_LINK_GBPS: f64 = 10.0;
 
 /// The port power at line rate (W: point, low, high) of one link of `gbps`.
 pub fn port_class_w(gbps: f64) -> (f64, f64, f64) {
-    let c = &PORT_CLASSES;
     let g = if gbps.is_finite() && gbps > 0.0 {
         gbps
     } else {
         ASSUMED_LINK_GBPS
     };
+    class_w(&PORT_CLASSES, g)
+}
+
+/// The power of a link of `g` Gb/s by the class table `c`: log–log between classes, in
+/// proportion to the speed below the first and above the last.
+fn class_w(c: &[PortClass], g: f64) -> (f64, f64, f64) {
     let first = c[0];
     let last = c[c.len() - 1];
     if g <= first.gbps {
@@ -153,6 +158,57 @@ pub fn port_class_w(gbps: f64) -> (f64, f64, f64) {
         lerp(a.low_w, b.low_w),
         lerp(a.high_w, b.high_w),
     )
+}
+
+/// The RDMA link classes (InfiniBand, RoCE: NCCL's inter-node transport) of the port model:
+/// the power at line rate of one host channel adapter port plus its switch port. Typical
+/// figures with passive copper (DAC) cables, from NVIDIA's data sheets and user manuals:
+/// - EDR 100 Gb/s: ConnectX-5 VPI single-port EDR adapter about 13–16 W typical; SB7800
+///   (36 × EDR) switch about 136 W typical with passive cables, about 4 W per port. 17 W,
+///   range 10–25 W.
+/// - HDR 200 Gb/s: ConnectX-6 VPI single-port HDR adapter (MCX653105A-HDAT) about 16–19 W
+///   typical; Quantum QM8700 (40 × HDR) switch about 250 W typical with passive cables
+///   (QM87xx user manual, Specifications), about 6 W per port. 23 W, range 15–35 W.
+/// - NDR 400 Gb/s: ConnectX-7 single-port OSFP NDR adapter about 20–25 W typical; Quantum-2
+///   QM9700 (64 × NDR) switch about 650–750 W typical with passive cables, about 11 W per
+///   port (an OSFP112 optic adds up to 17 W a cage, QM97xx manual: "Class 8 (17W)"). 33 W,
+///   range 20–55 W.
+///
+/// These are approximate readings of the named documents, not re-checked here; the range
+/// covers active optics at the high end. Between classes and beyond them, as `port_class_w`.
+pub const RDMA_PORT_CLASSES: [PortClass; 3] = [
+    PortClass {
+        gbps: 100.0,
+        w: 17.0,
+        low_w: 10.0,
+        high_w: 25.0,
+    },
+    PortClass {
+        gbps: 200.0,
+        w: 23.0,
+        low_w: 15.0,
+        high_w: 35.0,
+    },
+    PortClass {
+        gbps: 400.0,
+        w: 33.0,
+        low_w: 20.0,
+        high_w: 55.0,
+    },
+];
+
+/// The RDMA line rate assumed where a port's `rate` is unreadable: HDR 200 Gb/s, the common
+/// InfiniBand generation of GPU clusters built 2020–2024.
+pub const ASSUMED_RDMA_GBPS: f64 = 200.0;
+
+/// The power at line rate (W: point, low, high) of one RDMA port of `gbps`.
+pub fn rdma_class_w(gbps: f64) -> (f64, f64, f64) {
+    let g = if gbps.is_finite() && gbps > 0.0 {
+        gbps
+    } else {
+        ASSUMED_RDMA_GBPS
+    };
+    class_w(&RDMA_PORT_CLASSES, g)
 }
 
 /// The port model: every byte a machine moves crosses its NIC port and the switch port at the
@@ -213,6 +269,37 @@ impl PortModel {
             l.unknown.max(1)
         };
         self.add_links(&mut b, unknown, self.assumed_gbps);
+        b.assumed = unknown > 0;
+        b
+    }
+
+    /// The bound of a machine's RDMA ports: `known` of them at `known_gbps` in all, the rest
+    /// at the assumed RDMA rate, each at its RDMA class's power (`RDMA_PORT_CLASSES`).
+    pub fn bound_rdma(&self, ports: u16, known: u16, known_gbps: f64) -> PortBound {
+        let mut b = PortBound {
+            gbps: 0.0,
+            w: 0.0,
+            low_w: 0.0,
+            high_w: 0.0,
+            assumed: false,
+        };
+        let mut add = |n: u16, gbps: f64| {
+            if n == 0 {
+                return;
+            }
+            let (w, lo, hi) = rdma_class_w(gbps);
+            let n = f64::from(n);
+            b.gbps += n * gbps;
+            b.w += n * w;
+            b.low_w += n * lo;
+            b.high_w += n * hi;
+        };
+        let known = known.min(ports);
+        if known > 0 && known_gbps > 0.0 {
+            add(known, known_gbps / f64::from(known));
+        }
+        let unknown = ports - if known_gbps > 0.0 { known } else { 0 };
+        add(unknown, ASSUMED_RDMA_GBPS);
         b.assumed = unknown > 0;
         b
     }
@@ -821,6 +908,29 @@ mod tests {
             port_w: Some(12.0),
         };
         assert_eq!((o.bound(None).gbps, o.bound(None).w), (25.0, 12.0));
+    }
+
+    #[test]
+    fn rdma_ports_are_bounded_by_their_ib_class_at_line_rate() {
+        let m = PortModel::default();
+        // Two HDR ports: 400 Gb/s, 46 W at line rate.
+        let b = m.bound_rdma(2, 2, 400.0);
+        assert_eq!(
+            (b.gbps, b.w, b.low_w, b.high_w, b.assumed),
+            (400.0, 46.0, 30.0, 70.0, false)
+        );
+        // A 10 Gb/s NCCL burst for 1 s on them: a fortieth of line rate.
+        let (w, _, _) = b.power_w(10_000_000_000 / 8, 1.0);
+        assert!((w - 46.0 / 40.0).abs() < 1e-9, "{w}");
+        // Far more bytes than the links carry: never above the ports at line rate.
+        assert_eq!(b.power_w(u64::MAX / 2, 1.0).0, 46.0);
+        // Rate unknown: HDR assumed, and said.
+        let u = m.bound_rdma(1, 0, 0.0);
+        assert_eq!((u.gbps, u.w, u.assumed), (200.0, 23.0, true));
+        // NDR and in between.
+        assert_eq!(rdma_class_w(400.0), (33.0, 20.0, 55.0));
+        let mid = rdma_class_w(300.0).0;
+        assert!(23.0 < mid && mid < 33.0, "{mid}");
     }
 
     #[test]

@@ -111,6 +111,19 @@ pub struct Tick {
     pub process_mem_w: Option<f64>,
     /// `run -- CMD`: the command's own network traffic and what it cost, where known.
     pub cmd_net: Option<CmdNet>,
+    /// The RDMA ports' traffic and power, where the machine has RDMA ports.
+    pub rdma: Option<RdmaTick>,
+}
+
+/// The RDMA ports at a tick (samples.csv's `net_rdma_*` and `net_cmd_rdma_*` columns).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RdmaTick {
+    /// The machine's RDMA bytes since the start.
+    pub machine: Traffic,
+    /// The RDMA ports' power over the interval (W; part of `net_power_w`); None on the first.
+    pub power_w: Option<f64>,
+    /// `run -- CMD`: the command's part of the RDMA bytes.
+    pub own: Option<Traffic>,
 }
 
 /// `run -- CMD`: the command's own TCP traffic at a tick (samples.csv's `net_cmd_*` columns).
@@ -128,6 +141,8 @@ pub struct CmdNet {
     pub internet_kwh: f64,
     /// That energy's carbon so far (g, at the tick's intensity, without this site's PUE).
     pub internet_co2e_g: f64,
+    /// Its RDMA bytes since it started (cluster traffic; in `port_w`).
+    pub rdma: Traffic,
 }
 
 /// Cumulative totals, by component.
@@ -184,6 +199,10 @@ pub struct Totals {
     pub net_high_j: f64,
     /// `run -- CMD`: the command's own traffic and its cost.
     pub cmd_net: CmdNetTotals,
+    /// The RDMA ports: their bytes since the start (None: no RDMA port seen) and their part of
+    /// `net_j` (J, IT).
+    pub rdma: Option<Traffic>,
+    pub rdma_j: f64,
 }
 
 /// `run -- CMD`: the command's own network traffic and its cost, so far.
@@ -202,6 +221,8 @@ pub struct CmdNetTotals {
     /// The internet path's energy (J; not this machine's) and its carbon (g).
     pub internet_j: f64,
     pub internet_co2e_g: f64,
+    /// Its RDMA bytes (cluster traffic, part of `port_j` and `port_cluster_j`).
+    pub rdma: Traffic,
 }
 
 /// One figure per IT component.
@@ -268,6 +289,10 @@ pub struct Ledger {
     last_own: Option<(OwnTraffic, f64)>,
     /// A replay's last recorded internet-path energy (kWh).
     last_internet_kwh: f64,
+    /// The command's RDMA bytes as last accounted.
+    last_own_rdma: Traffic,
+    /// The RDMA ports' power over this tick's interval (W), for its row.
+    rdma_w: Option<f64>,
 }
 
 impl Ledger {
@@ -283,6 +308,8 @@ impl Ledger {
             last_rapl: None,
             last_own: None,
             last_internet_kwh: 0.0,
+            last_own_rdma: Traffic::default(),
+            rdma_w: None,
         }
     }
 
@@ -312,6 +339,7 @@ impl Ledger {
             .mem
             .map_or((None, None), |m| power_interval(old_mem, m, dt, first));
         let (intensity, source) = self.intensity_at(&s);
+        self.rdma_w = None;
         let net = self.fold_net(&s, p, dt, first);
         let port_before = self.totals.cmd_net.port_j;
         let cmd_net = s
@@ -525,12 +553,59 @@ impl Ledger {
                 _ => ((None, None), (0.0, 0.0)),
             },
         };
+        let (part, lo, hi) = self.fold_rdma(&cur, old.as_ref(), dt, part, (lo, hi));
         let t = &mut self.totals;
         t.net_low_j += lo;
         t.net_high_j += hi;
         t.net_rx_bytes = cur.rx_bytes;
         t.net_tx_bytes = cur.tx_bytes;
         part
+    }
+
+    /// The RDMA ports over the interval, added to the network's part: their counters' deltas
+    /// through the port model with the RDMA links' power (cluster traffic: this machine's
+    /// adapters and switch ports). A recording's network power already holds them.
+    fn fold_rdma(
+        &mut self,
+        cur: &NetReading,
+        old: Option<&NetReading>,
+        dt: f64,
+        part: Part,
+        (lo, hi): (f64, f64),
+    ) -> (Part, f64, f64) {
+        let Some(r) = cur.rdma else {
+            return (part, lo, hi);
+        };
+        self.totals.rdma = Some(r.machine);
+        // A replay's ports are unknown: one of the assumed class, for the band.
+        let bound = self
+            .cfg
+            .port
+            .bound_rdma(r.ports.max(1), r.known, r.known_gbps);
+        let (w, wl, wh) = match (cur.power, r.power_w, old.and_then(|o| o.rdma)) {
+            (None, Some(w), _) if dt > 0.0 => {
+                let (l, h) = bound.factors();
+                (w, w * l, w * h)
+            }
+            (None, None, Some(o)) if dt > 0.0 => {
+                bound.power_w(traffic_delta(o.machine, r.machine), dt)
+            }
+            _ => {
+                // A recording's network power holds its RDMA ports' already.
+                self.rdma_w = r.power_w;
+                if dt > 0.0 {
+                    self.totals.rdma_j += r.power_w.unwrap_or(0.0) * dt;
+                }
+                return (part, lo, hi);
+            }
+        };
+        self.rdma_w = Some(w);
+        self.totals.rdma_j += w * dt;
+        let part = (
+            Some(part.0.unwrap_or(0.0) + w * dt),
+            Some(part.1.unwrap_or(0.0) + w),
+        );
+        (part, lo + wl * dt, hi + wh * dt)
     }
 
     /// `run -- CMD`: the command's own traffic since the last time it was accounted: its port
@@ -548,6 +623,13 @@ impl Ledger {
         t.internet = own.internet;
         let cluster = traffic_delta(old.cluster, own.cluster);
         let internet = traffic_delta(old.internet, own.internet);
+        // Its RDMA bytes: cluster traffic on the RDMA ports, at their links' power.
+        let rdma_own = n.rdma.and_then(|r| r.own).unwrap_or_default();
+        t.rdma = rdma_own;
+        let rdma = traffic_delta(self.last_own_rdma, rdma_own);
+        let rdma_bound = n
+            .rdma
+            .map(|r| self.cfg.port.bound_rdma(r.ports, r.known, r.known_gbps));
         // With no interval yet (the first reading), the bytes wait for the next one.
         let port_w = if dt > 0.0 {
             let (w, lo, hi) = match rec.port_w {
@@ -555,14 +637,21 @@ impl Ledger {
                     let (lo, hi) = bound.factors();
                     (w, w * lo, w * hi)
                 }
-                None => bound.power_w(cluster + internet, dt),
+                None => {
+                    let (w, lo, hi) = bound.power_w(cluster + internet, dt);
+                    let (rw, rlo, rhi) =
+                        rdma_bound.map_or((0.0, 0.0, 0.0), |b| b.power_w(rdma, dt));
+                    (w + rw, lo + rlo, hi + rhi)
+                }
             };
             t.port_j += w * dt;
             t.port_low_j += lo * dt;
             t.port_high_j += hi * dt;
-            if cluster + internet > 0 {
-                t.port_cluster_j += w * dt * cluster as f64 / (cluster + internet) as f64;
+            let all = cluster + internet + rdma;
+            if all > 0 {
+                t.port_cluster_j += w * dt * (cluster + rdma) as f64 / all as f64;
             }
+            self.last_own_rdma = rdma_own;
             let path_j = match rec.internet_kwh {
                 Some(kwh) => {
                     let j = (kwh - self.last_internet_kwh).max(0.0) * J_PER_KWH;
@@ -589,6 +678,7 @@ impl Ledger {
             port_w,
             internet_kwh: t.internet_j / J_PER_KWH,
             internet_co2e_g: t.internet_co2e_g,
+            rdma: rdma_own,
         })
     }
 
@@ -790,6 +880,11 @@ impl Ledger {
             process_gpu_w: iv.process.gpu_w,
             process_mem_w: iv.process.mem_w,
             cmd_net: iv.cmd_net,
+            rdma: s.net.and_then(|n| n.rdma).map(|r| RdmaTick {
+                machine: r.machine,
+                power_w: self.rdma_w,
+                own: r.own,
+            }),
         }
     }
 }
@@ -1270,6 +1365,65 @@ mod tests {
         assert!(close(tot.net_j, j));
         assert!(close(tot.net_low_j, j * 3.0 / 7.5) && close(tot.net_high_j, j * 11.0 / 7.5));
         assert!(!tot.cmd_net.known, "no command traffic in these samples");
+    }
+
+    #[test]
+    fn rdma_port_bytes_are_cluster_power_of_the_machine_bounded_by_the_ib_ports() {
+        use crate::sample::{OwnTraffic, RdmaReading, Traffic};
+        let mut l = Ledger::new(LedgerConfig::default());
+        // One HDR port (200 Gb/s, 23 W at line rate); the command alone uses RDMA.
+        let net = |tx: u64, own: bool| {
+            Some(NetReading {
+                links: links_unknown(),
+                own: Some(OwnTraffic::default()),
+                rdma: Some(RdmaReading {
+                    machine: Traffic {
+                        rx_bytes: 0,
+                        tx_bytes: tx,
+                    },
+                    own: Some(Traffic {
+                        rx_bytes: 0,
+                        tx_bytes: if own { tx } else { 0 },
+                    }),
+                    ports: 1,
+                    known: 1,
+                    known_gbps: 200.0,
+                    power_w: None,
+                }),
+                ..Default::default()
+            })
+        };
+        let mut s = at(0.0);
+        s.net = net(0, true);
+        let t = l.push(s);
+        assert_eq!(t.rdma.map(|r| r.power_w), Some(None), "no interval yet");
+        // An NCCL all-reduce at 100 Gb/s for 10 s: half the line, 11.5 W (0.069 kWh/GB would
+        // have said 3.1 MW).
+        let mut s = at(10.0);
+        s.net = net(125_000_000_000, true);
+        let t = l.push(s);
+        assert!(
+            close(t.net_power_w.unwrap_or(0.0), 11.5),
+            "{:?}",
+            t.net_power_w
+        );
+        assert_eq!(t.rdma.and_then(|r| r.power_w), t.net_power_w);
+        let c = t.cmd_net.unwrap_or_default();
+        assert!(
+            close(c.port_w.unwrap_or(0.0), 11.5),
+            "the command's, all of it"
+        );
+        assert_eq!(c.rdma.tx_bytes, 125_000_000_000);
+        // Far beyond the line: held at the port's 23 W. Not the command's (shared port).
+        let mut s = at(20.0);
+        s.net = net(10_000_000_000_000, false);
+        let t = l.push(s);
+        assert_eq!(t.net_power_w, Some(23.0));
+        assert_eq!(t.cmd_net.and_then(|c| c.port_w), Some(0.0));
+        let tot = l.totals();
+        assert!(close(tot.rdma_j, 115.0 + 230.0) && close(tot.net_j, tot.rdma_j));
+        assert!(close(tot.cmd_net.port_cluster_j, 115.0));
+        assert!(close(tot.net_high_j, tot.rdma_j * 35.0 / 23.0));
     }
 
     #[test]

@@ -764,6 +764,7 @@ impl Meter {
             port_kwh,
             port_cluster_kwh: ItKwh::from_joules(c.port_cluster_j),
             port_co2e,
+            rdma: c.rdma,
             internet_kwh: kwh,
             internet_co2e: Band {
                 g,
@@ -852,6 +853,15 @@ impl Meter {
             embodied,
             comms,
             cmd_net,
+            rdma: t.rdma.map(|bytes| RdmaComms {
+                bytes,
+                energy: ItKwh::from_joules(t.rdma_j),
+                co2e: GramsCo2e(if t.net_j > 0.0 {
+                    t.co2e_by.net * t.rdma_j / t.net_j
+                } else {
+                    0.0
+                }),
+            }),
             equivalents: Equivalents {
                 tree_days: tree_days(co2e.0),
                 car_km: car_km(co2e.0),
@@ -1168,6 +1178,8 @@ pub struct ProcessShare {
 pub struct CmdComms {
     pub cluster: Traffic,
     pub internet: Traffic,
+    /// Its RDMA bytes (cluster traffic on the RDMA ports; not in `cluster`, which is TCP).
+    pub rdma: Traffic,
     /// Its share of this machine's port energy (IT, before PUE; part of the machine's
     /// network energy) and the cluster traffic's part of that.
     pub port_kwh: ItKwh,
@@ -1178,6 +1190,15 @@ pub struct CmdComms {
     /// this machine's) and its carbon, with the band of the published kWh/GB range.
     pub internet_kwh: f64,
     pub internet_co2e: Band,
+}
+
+/// The machine's RDMA ports over the run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RdmaComms {
+    pub bytes: Traffic,
+    /// Their port energy (IT, part of the network's) and its carbon (part of `comms`).
+    pub energy: ItKwh,
+    pub co2e: GramsCo2e,
 }
 
 /// Every figure any output shows, made once by the engine (DESIGN.md §2).
@@ -1210,6 +1231,9 @@ pub struct Snapshot {
     pub comms: Option<Band>,
     /// `run -- CMD`: the command's own traffic and what it cost.
     pub cmd_net: Option<CmdComms>,
+    /// The RDMA ports, where the machine has any: their traffic and their part of the
+    /// network's energy and carbon (cluster traffic, this machine's adapters and switch ports).
+    pub rdma: Option<RdmaComms>,
     pub equivalents: Equivalents,
     pub progress: Progress,
     pub first_accuracy: Option<f64>,

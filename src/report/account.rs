@@ -184,7 +184,7 @@ mod tests {
         let mut text = header(&[], &[]).join(",") + "\n";
         for (k, (src, cap)) in cells.iter().enumerate() {
             text += &format!(
-                "2026-01-01T00:00:0{k}Z,{k},,10,,,,,,0,436,{src},0,,,,,,,{cap},,,,,,,,,,\n"
+                "2026-01-01T00:00:0{k}Z,{k},,10,,,,,,0,436,{src},0,,,,,,,{cap},,,,,,,,,,,,,,,\n"
             );
         }
         let dir = tempfile::tempdir().unwrap();

@@ -253,7 +253,13 @@ pub const GPU: [GpuColumn; 5] = [
 ///   `net_power_w`'s kind: this machine's NIC and switch ports); `net_internet_kwh` and
 ///   `net_internet_co2e_g`: the internet path's energy and carbon for its public traffic so far
 ///   (other people's equipment: not in `energy_kwh` or `co2e_g`). Empty when not a run.
-pub const TAIL: [Column; 11] = [
+/// - `net_rdma_{rx,tx}_bytes`: the machine's RDMA (InfiniBand, RoCE) port bytes since the
+///   start (the ports' counters × 4 octets; traffic the interfaces' counters do not see);
+///   `net_rdma_power_w`: those ports' power over the interval by the port model with the RDMA
+///   links' power (part of `net_power_w`); `net_cmd_rdma_{rx,tx}_bytes`: the part of them that
+///   is `run -- CMD`'s (its tree the only RDMA user; part of its cluster traffic). Empty where
+///   the machine has no RDMA port.
+pub const TAIL: [Column; 16] = [
     Column {
         name: "cap_change",
         write: |t| t.cap_change.to_string(),
@@ -341,6 +347,46 @@ pub const TAIL: [Column; 11] = [
         name: "net_internet_co2e_g",
         write: |t| opt(t.cmd_net.map(|c| c.internet_co2e_g)),
         read: None, // the energy × the intensity, recomputed
+    },
+    Column {
+        name: "net_rdma_rx_bytes",
+        write: |t| opt(t.rdma.map(|r| r.machine.rx_bytes)),
+        read: Some(|r, row, col| {
+            row.rdma_bytes[0] = r.u64_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_rdma_tx_bytes",
+        write: |t| opt(t.rdma.map(|r| r.machine.tx_bytes)),
+        read: Some(|r, row, col| {
+            row.rdma_bytes[1] = r.u64_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_rdma_power_w",
+        write: |t| opt(t.rdma.and_then(|r| r.power_w)),
+        read: Some(|r, row, col| {
+            row.rdma_w = r.watts_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_cmd_rdma_rx_bytes",
+        write: |t| opt(t.rdma.and_then(|r| r.own).map(|o| o.rx_bytes)),
+        read: Some(|r, row, col| {
+            row.rdma_bytes[2] = r.u64_at(row.line, col)?;
+            Ok(())
+        }),
+    },
+    Column {
+        name: "net_cmd_rdma_tx_bytes",
+        write: |t| opt(t.rdma.and_then(|r| r.own).map(|o| o.tx_bytes)),
+        read: Some(|r, row, col| {
+            row.rdma_bytes[3] = r.u64_at(row.line, col)?;
+            Ok(())
+        }),
     },
 ];
 
@@ -631,6 +677,24 @@ impl Read for LastByte {
     }
 }
 
+/// A row's RDMA cells as a reading (None when the row has none): the recorded power rides
+/// along, the ports are unknown.
+fn recorded_rdma(b: [Option<u64>; 4], power_w: Option<f64>) -> Option<crate::sample::RdmaReading> {
+    let v = b.map(|x| x.unwrap_or(0));
+    (b[0].is_some() || b[1].is_some() || power_w.is_some()).then(|| crate::sample::RdmaReading {
+        machine: Traffic {
+            rx_bytes: v[0],
+            tx_bytes: v[1],
+        },
+        own: (b[2].is_some() || b[3].is_some()).then_some(Traffic {
+            rx_bytes: v[2],
+            tx_bytes: v[3],
+        }),
+        power_w,
+        ..Default::default()
+    })
+}
+
 /// Reads a samples.csv written by carbontop back into samples (streaming: bounded memory).
 ///
 /// A recording whose writer was killed (`kill -9`, power loss, a full disk) may end with a row
@@ -682,6 +746,9 @@ struct Row {
     internet_kwh: Option<f64>,
     /// `process_{cpu,gpu,mem}_w`.
     process: ProcessRecorded,
+    /// `net_rdma_{rx,tx}_bytes`, `net_cmd_rdma_{rx,tx}_bytes`, in that order.
+    rdma_bytes: [Option<u64>; 4],
+    rdma_w: Option<f64>,
 }
 
 impl SamplesReader {
@@ -1033,15 +1100,21 @@ impl SamplesReader {
             port_w: row.cmd_w,
             internet_kwh: row.internet_kwh,
         });
-        let net = (row.rx.is_some() || row.tx.is_some() || row.net_w.is_some() || own.is_some())
-            .then(|| NetReading {
-                rx_bytes: row.rx.unwrap_or(0),
-                tx_bytes: row.tx.unwrap_or(0),
-                power: avg(row.net_w),
-                links: None,
-                own,
-                own_recorded,
-            });
+        let rdma = recorded_rdma(row.rdma_bytes, row.rdma_w);
+        let net = (row.rx.is_some()
+            || row.tx.is_some()
+            || row.net_w.is_some()
+            || own.is_some()
+            || rdma.is_some())
+        .then(|| NetReading {
+            rx_bytes: row.rx.unwrap_or(0),
+            tx_bytes: row.tx.unwrap_or(0),
+            power: avg(row.net_w),
+            links: None,
+            own,
+            own_recorded,
+            rdma,
+        });
         let intensity = row.intensity.map(|g| Intensity {
             g_per_kwh: crate::units::GPerKwh(g),
             source: row
@@ -1219,6 +1292,21 @@ mod tests {
                 port_w: Some(0.25),
                 internet_kwh: 0.5,
                 internet_co2e_g: 218.25,
+                rdma: Traffic {
+                    rx_bytes: 55,
+                    tx_bytes: 66,
+                },
+            }),
+            rdma: Some(crate::engine::ledger::RdmaTick {
+                machine: Traffic {
+                    rx_bytes: 77,
+                    tx_bytes: 88,
+                },
+                power_w: Some(0.75),
+                own: Some(Traffic {
+                    rx_bytes: 55,
+                    tx_bytes: 66,
+                }),
             }),
         }
     }
@@ -1388,6 +1476,18 @@ mod tests {
                     port_w: Some(0.25),
                     internet_kwh: Some(0.5),
                 }),
+                rdma: Some(crate::sample::RdmaReading {
+                    machine: Traffic {
+                        rx_bytes: 77,
+                        tx_bytes: 88,
+                    },
+                    own: Some(Traffic {
+                        rx_bytes: 55,
+                        tx_bytes: 66,
+                    }),
+                    power_w: Some(0.75),
+                    ..Default::default()
+                }),
             })
         );
         assert_eq!(
@@ -1472,7 +1572,7 @@ mod tests {
                     .unwrap_or(h.starts_with(METRIC_PREFIX))
             })
             .collect();
-        assert_eq!(read_at.len(), 15 + 2 * 4 + 1 + 3 + 6 + 2);
+        assert_eq!(read_at.len(), 15 + 2 * 4 + 1 + 3 + 6 + 5 + 2);
         for i in read_at {
             if head[i] == "intensity_source" {
                 continue; // text: any label is valid (an unknown one is kept as it is)
@@ -1527,7 +1627,9 @@ mod tests {
     fn cap_change_cells_read_as_typed_changes_and_a_bad_one_is_located() {
         let head = header(&[], &[]).join(",");
         let row = |k: u32, src: &str, cap: &str| {
-            format!("2026-01-01T00:00:0{k}Z,{k},,10,,,,,,0,436,{src},0,,,,,,,\"{cap}\",,,,,,,,,,\n")
+            format!(
+                "2026-01-01T00:00:0{k}Z,{k},,10,,,,,,0,436,{src},0,,,,,,,\"{cap}\",,,,,,,,,,,,,,,\n"
+            )
         };
         let two = "governor gpu0 300->275 W; governor gpu1 300->275 W";
         let text = format!(
@@ -1611,7 +1713,9 @@ mod tests {
             "gpu0_cap_w,cap_change,process_cpu_w,process_gpu_w,process_mem_w,\
              net_cmd_cluster_rx_bytes,\
              net_cmd_cluster_tx_bytes,net_cmd_internet_rx_bytes,net_cmd_internet_tx_bytes,\
-             net_cmd_power_w,net_internet_kwh,net_internet_co2e_g,metric_f1"
+             net_cmd_power_w,net_internet_kwh,net_internet_co2e_g,net_rdma_rx_bytes,\
+             net_rdma_tx_bytes,net_rdma_power_w,net_cmd_rdma_rx_bytes,net_cmd_rdma_tx_bytes,\
+             metric_f1"
         ));
         // The command's GPU share was written: half of each GPU's power.
         assert!(text.lines().nth(2).unwrap().contains(",,,50.5,,"), "{text}");
@@ -1620,7 +1724,7 @@ mod tests {
         // network or metric columns after the GPU groups.
         let cut = |line: &str| {
             let f: Vec<&str> = line.split(',').collect();
-            f[..f.len() - 12].join(",")
+            f[..f.len() - 17].join(",")
         };
         let old: String = text.lines().map(|l| cut(l) + "\n").collect();
         assert!(old.lines().next().unwrap().ends_with("gpu0_cap_w"));

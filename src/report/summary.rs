@@ -196,6 +196,7 @@ pub fn figure_lines(s: &Snapshot) -> Vec<(&'static str, String)> {
             ),
         ));
     }
+    l.extend(rdma_line(s));
     if let Some(c) = &s.cmd_net {
         l.extend(traffic_lines(c));
     }
@@ -299,6 +300,30 @@ fn command_line(c: &crate::engine::meter::Command) -> String {
         fmt_energy_kwh(c.mem_kwh),
         fmt_energy_kwh(c.net_kwh),
     )
+}
+
+/// The RDMA ports' traffic (cluster traffic the interfaces do not see) and its part of the
+/// network's energy and carbon; for `run`, the command's part of it.
+fn rdma_line(s: &Snapshot) -> Option<(&'static str, String)> {
+    let r = s.rdma?;
+    let own = s.cmd_net.map_or(String::new(), |c| {
+        format!(
+            "; the command's own {} ↓ {} ↑ (counted only while it alone used RDMA)",
+            fmt_bytes(c.rdma.rx_bytes),
+            fmt_bytes(c.rdma.tx_bytes)
+        )
+    });
+    Some((
+        "RDMA",
+        format!(
+            "{} ↓ {} ↑ on the InfiniBand/RoCE ports (cluster traffic): {}, {} CO2e of the \
+             network's{own}",
+            fmt_bytes(r.bytes.rx_bytes),
+            fmt_bytes(r.bytes.tx_bytes),
+            fmt_energy_kwh(r.energy),
+            fmt_co2e_g(r.co2e)
+        ),
+    ))
 }
 
 /// `run -- CMD`: the command's own traffic, its share of the ports, and the internet path's

@@ -108,6 +108,12 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, ServeError> {
                     _ => {}
                 }
             }
+            "carbontop_comms_energy_joules_total" => {
+                f.comms_j.insert(label("scope"), v);
+            }
+            "carbontop_comms_co2e_grams_total" => {
+                f.comms_co2e_g.insert(label("scope"), v);
+            }
             "carbontop_grid_intensity_grams_per_kwh" => {
                 f.intensity = Some(v);
                 n.intensity_source = label("source");
@@ -356,9 +362,31 @@ mod tests {
             carbontop_network_bytes_total{direction=\"tx\",node=\"n1\",scope=\"cluster\"} 600\n\
             carbontop_network_bytes_total{direction=\"tx\",node=\"n1\",scope=\"internet\"} 7\n\
             carbontop_network_bytes_total{direction=\"rx\",node=\"n1\"} 50\n\
+            carbontop_network_bytes_total{direction=\"tx\",node=\"n1\",scope=\"rdma\"} 9000\n\
             # TYPE carbontop_samples_total counter\ncarbontop_samples_total{node=\"n1\"} 3\n";
         let n = parse("a:1", text).unwrap();
         // scope=machine, or no scope (an agent from before scopes), is the node's traffic.
         assert_eq!((n.fig.net_tx_bytes, n.fig.net_rx_bytes), (1000, 50));
+    }
+
+    #[test]
+    fn a_nodes_comms_energy_carbon_and_points_gained_are_read_back() {
+        let text = "carbontop_comms_energy_joules_total{node=\"n1\",scope=\"cluster\"} 12\n\
+            carbontop_comms_energy_joules_total{node=\"n1\",scope=\"internet\"} 30\n\
+            carbontop_comms_co2e_grams_total{node=\"n1\",scope=\"machine\"} 0.5\n\
+            carbontop_comms_co2e_grams_total{node=\"n1\",scope=\"internet\"} 1.5\n\
+            carbontop_co2e_grams_total{node=\"n1\",zone=\"FR\"} 8\n\
+            carbontop_progress{node=\"n1\",metric=\"accuracy_points_gained\"} 4\n\
+            carbontop_progress{node=\"n1\",metric=\"epoch\"} 2\n\
+            carbontop_samples_total{node=\"n1\"} 3\n";
+        let f = parse("a:1", text).unwrap().fig;
+        assert_eq!(f.comms_j.get("cluster"), Some(&12.0));
+        assert_eq!(f.comms_j.get("internet"), Some(&30.0));
+        assert_eq!(f.comms_g(), 2.0);
+        // (8 + 1.5 on the path) / 4 points.
+        assert_eq!(
+            f.co2e_per_progress(),
+            Some(("accuracy point".into(), 9.5 / 4.0))
+        );
     }
 }

@@ -83,6 +83,7 @@ struct Metrics {
     intensity: GaugeVec,
     net_bytes: CounterVec,
     comms_energy: CounterVec,
+    comms_co2e: CounterVec,
     gpu_power: GaugeVec,
     gpu_energy: CounterVec,
     gpu_util: GaugeVec,
@@ -105,6 +106,10 @@ struct Advanced {
     /// (port on cluster traffic, internet path) joules.
     cmd_net: [f64; 4],
     comms_j: [f64; 2],
+    /// The (machine, internet path) communication carbon (g).
+    comms_g: [f64; 2],
+    /// The RDMA ports' (rx, tx) bytes, the machine's then the command's.
+    rdma: [f64; 4],
     gpu_j: Vec<f64>,
     ticks: u64,
 }
@@ -185,7 +190,9 @@ impl Metrics {
                 "carbontop_network_bytes_total",
                 "Network traffic: scope=machine the counted interfaces (all traffic, the \
                  command's included); scope=cluster|internet the watched command's own TCP \
-                 traffic by where its peers are (run only)",
+                 traffic by where its peers are (run only); scope=rdma the RDMA \
+                 (InfiniBand/RoCE) ports' traffic, cluster traffic the interfaces do not see, \
+                 and scope=cluster_rdma the watched command's part of it (run only)",
                 &["node", "direction", "scope"],
             )?,
             comms_energy: counter(
@@ -195,6 +202,16 @@ impl Metrics {
                  machine's NIC and switch-port energy for cluster traffic (part of \
                  component=network); scope=internet the internet path's energy for its public \
                  traffic (other people's equipment, not this machine's)",
+                &["node", "scope"],
+            )?,
+            comms_co2e: counter(
+                &r,
+                "carbontop_comms_co2e_grams_total",
+                "Communication carbon: scope=machine this machine's network energy (its NICs' \
+                 and switch ports' share by the port model, RDMA ports included) as carbon, \
+                 part of carbontop_co2e_grams_total; scope=internet the internet path's carbon \
+                 of the watched command's public traffic (run only; other people's equipment, \
+                 apart from carbontop_co2e_grams_total)",
                 &["node", "scope"],
             )?,
             gpu_power: gauge(
@@ -224,13 +241,53 @@ impl Metrics {
             progress: gauge(
                 &r,
                 "carbontop_progress",
-                "The run's progress: epoch, step, accuracy_percent, loss",
+                "The run's progress: epoch, step, accuracy_percent, loss, and \
+                 accuracy_points_gained (accuracy now less at its first reading, the basis of \
+                 the cost per accuracy point)",
                 &["node", "metric"],
             )?,
             samples: counter(&r, "carbontop_samples_total", "Ticks accounted", &["node"])?,
             registry: r,
             at: Advanced::default(),
         })
+    }
+
+    /// Communication carbon: the machine's network (scope=machine) and the command's internet
+    /// path (scope=internet).
+    fn advance_comms_co2e(&mut self, n: &str, s: &Snapshot) {
+        let g = [
+            ("machine", s.comms.map(|c| c.g.0)),
+            ("internet", s.cmd_net.map(|c| c.internet_co2e.g.0)),
+        ];
+        for (k, (scope, g)) in g.into_iter().enumerate() {
+            if let Some(g) = g {
+                advance(&self.comms_co2e, &[n, scope], g, &mut self.at.comms_g[k]);
+            }
+        }
+    }
+
+    /// The RDMA ports' bytes (scope=rdma) and the command's part of them (scope=cluster_rdma).
+    fn advance_rdma(&mut self, n: &str, s: &Snapshot) {
+        let Some(r) = s.rdma else {
+            return;
+        };
+        let own = s.cmd_net.map(|c| c.rdma);
+        let bytes = [
+            ("rx", "rdma", Some(r.bytes.rx_bytes)),
+            ("tx", "rdma", Some(r.bytes.tx_bytes)),
+            ("rx", "cluster_rdma", own.map(|o| o.rx_bytes)),
+            ("tx", "cluster_rdma", own.map(|o| o.tx_bytes)),
+        ];
+        for (k, (dir, scope, b)) in bytes.into_iter().enumerate() {
+            if let Some(b) = b {
+                advance(
+                    &self.net_bytes,
+                    &[n, dir, scope],
+                    b as f64,
+                    &mut self.at.rdma[k],
+                );
+            }
+        }
     }
 
     fn update(&mut self, a: &AgentInfo, t: &Tick, s: &Snapshot) {
@@ -280,6 +337,8 @@ impl Metrics {
             &mut tx,
         );
         self.at.net = (rx as u64, tx as u64);
+        self.advance_rdma(n, s);
+        self.advance_comms_co2e(n, s);
         if let Some(c) = s.cmd_net {
             let bytes = [
                 ("rx", "cluster", c.cluster.rx_bytes),
@@ -333,6 +392,7 @@ impl Metrics {
             ("step", pr.step.map(|s| s as f64)),
             ("accuracy_percent", pr.accuracy),
             ("loss", pr.loss),
+            ("accuracy_points_gained", s.per_point.map(|p| p.gained)),
         ] {
             if let Some(v) = v {
                 self.progress.with_label_values(&[n, m]).set(v);

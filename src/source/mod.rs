@@ -12,6 +12,7 @@ pub mod mem;
 pub mod net;
 pub mod process;
 pub mod progress;
+pub mod rdma;
 pub mod replay;
 pub mod sampler;
 pub mod sockdiag;

@@ -22,6 +22,8 @@ pub struct Sources {
     pub grid: Box<dyn GridSource>,
     /// `run -- CMD`: the site's own address ranges, for the command's traffic (sock_diag).
     pub cluster: Vec<Cidr>,
+    /// The RDMA ports, where the machine has any.
+    pub rdma: Option<crate::source::rdma::RdmaPorts>,
 }
 
 /// Reads every source once per call.
@@ -100,6 +102,12 @@ impl Sampler {
         {
             n.own = sd.read(tree);
             warnings.extend(sd.take_warning());
+        }
+        // RDMA port traffic: the machine's, and the command's while it alone uses RDMA.
+        if let Some(r) = s.rdma.as_mut() {
+            let reading = r.read(self.tree.as_ref().map(ProcessTree::pids));
+            warnings.extend(r.take_warning());
+            net.get_or_insert_with(Default::default).rdma = Some(reading);
         }
         // The tree's share of each GPU, where the driver reports its processes.
         if let (Some(tree), Some(g)) = (self.tree.as_ref(), s.gpu.as_mut()) {

@@ -719,11 +719,20 @@ fn traffic_rows(s: &Snapshot, th: &Theme) -> Vec<Line<'static>> {
     };
     let mut rows = vec![kv_row(
         "traffic",
-        format!(
-            "cluster {} · internet {}",
-            fmt_bytes(c.cluster.total()),
-            fmt_bytes(c.internet.total())
-        ),
+        if c.rdma.total() > 0 {
+            format!(
+                "cluster {} + RDMA {} · internet {}",
+                fmt_bytes(c.cluster.total()),
+                fmt_bytes(c.rdma.total()),
+                fmt_bytes(c.internet.total())
+            )
+        } else {
+            format!(
+                "cluster {} · internet {}",
+                fmt_bytes(c.cluster.total()),
+                fmt_bytes(c.internet.total())
+            )
+        },
         th.network,
         th,
     )];
@@ -744,9 +753,13 @@ fn traffic_rows(s: &Snapshot, th: &Theme) -> Vec<Line<'static>> {
 /// Communication: the machine's network carbon at both ends of the port model's range.
 fn comms_row(s: &Snapshot, th: &Theme) -> Option<Line<'static>> {
     let (lo, hi) = s.comms.and_then(|c| c.range())?;
+    // RDMA (InfiniBand/RoCE) port traffic, which the interfaces' counters do not see.
+    let rdma = s.rdma.map_or(String::new(), |r| {
+        format!(" · RDMA {}", fmt_bytes(r.bytes.total()))
+    });
     Some(kv_row(
         "comms",
-        format!("{}–{} CO2e", fmt_co2e_g(lo), fmt_co2e_g(hi)),
+        format!("{}–{} CO2e{rdma}", fmt_co2e_g(lo), fmt_co2e_g(hi)),
         th.network,
         th,
     ))
