@@ -14,6 +14,7 @@ pub mod process;
 pub mod progress;
 pub mod replay;
 pub mod sampler;
+pub mod scheduler;
 pub mod sockdiag;
 pub mod term;
 
