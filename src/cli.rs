@@ -145,9 +145,10 @@ pub enum Command {
         /// Override the PUE the recording was made with.
         #[arg(long, value_parser = parse_pue, allow_negative_numbers = true)]
         pue: Option<f64>,
-        /// project_name in emissions.csv.
-        #[arg(long, default_value = "carbontop")]
-        project: String,
+        /// project_name in emissions.csv (default: the run's own, from run.json: its --project
+        /// or SLURM job name; else carbontop).
+        #[arg(long, value_name = "NAME")]
+        project: Option<String>,
         /// Write a PNG report (1600×1000). With several recordings: one PNG each, named
         /// OUT-1.png, OUT-2.png, …, and OUT-compare.png comparing them.
         #[arg(long, value_name = "OUT.png")]
@@ -156,6 +157,15 @@ pub enum Command {
         #[arg(long, value_name = "NAME|PATH")]
         theme: Option<String>,
     },
+    /// A shell completion script on stdout: `carbontop completions bash >
+    /// /etc/bash_completion.d/carbontop` (zsh: a `_carbontop` file on $fpath; fish:
+    /// ~/.config/fish/completions/carbontop.fish).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff) on stdout: `carbontop man > carbontop.1; man ./carbontop.1`.
+    Man,
     /// Start CMD at the cleanest window of the grid's forecast within --within (at once when
     /// the grid has no forecast, or no later window is 5% cleaner), then become CMD.
     Wait {
@@ -415,6 +425,11 @@ pub struct MeasureOpts {
     /// share of the ports, with the PUE. The screen and summary show both either way.
     #[arg(long, value_name = "MODE", value_parser = ["machine", "process"])]
     pub tracking_mode: Option<String>,
+    /// emissions.csv's project_name (default: the SLURM job's name under SLURM, else
+    /// carbontop). The SLURM job id, step, array index and node go in run.json and, as sacct
+    /// names the job (1234_7.0), in emissions.csv's experiment_id.
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
     /// `run`: count every GPU of the machine, whatever the job was given.
     #[arg(long, conflicts_with = "gpu_index")]
     pub all_gpus: bool,

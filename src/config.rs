@@ -41,6 +41,7 @@ pub struct FileConfig {
     pub no_gpu: Option<bool>,
     /// `machine` or `process` (`run`).
     pub tracking_mode: Option<String>,
+    pub project: Option<String>,
     pub governor: Option<String>,
     pub eta: Option<f64>,
     pub governor_profile: Option<String>,
@@ -103,6 +104,8 @@ pub struct Settings {
     pub all_gpus: bool,
     /// `--tracking-mode`: whose figures `run`'s emissions.csv holds.
     pub tracking_mode: crate::report::run_file::TrackingMode,
+    /// `--project`: emissions.csv's project_name.
+    pub project: Option<String>,
     pub no_gpu: bool,
     pub simulate_gpus: Option<usize>,
     pub sim_state: Option<PathBuf>,
@@ -379,6 +382,7 @@ fn resolve_loaded(
             .unwrap_or_default(),
     };
     Ok(Settings {
+        project: cli.project.clone().or(file.project),
         tracking_mode,
         simulate_gpus: cli.simulate_gpus.map(usize::from),
         sim_state: cli.sim_state.clone(),

@@ -88,6 +88,8 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         Command::Estimate(a) => app::estimate::run(&a),
         Command::Capd(o) => capd::run(&o),
         Command::Zones { filter, json } => zones(filter.as_deref(), json),
+        Command::Completions { shell } => docs(Some(shell)),
+        Command::Man => docs(None),
         Command::Reprice {
             file,
             zone,
@@ -124,12 +126,28 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             json,
             zone: zone.as_deref(),
             pue,
-            project: &project,
+            project: project.as_deref(),
         }),
     }
 }
 
 /// `carbontop zones [FILTER] [--json]`: exit 1 when nothing matches.
+/// The completion script for `shell`, or the manual page: both from the same clap definitions
+/// as `--help`, so they cannot disagree with it.
+fn docs(shell: Option<clap_complete::Shell>) -> Result<i32, AppError> {
+    use clap::CommandFactory;
+    let mut cmd = cli::Cli::command();
+    let mut buf = Vec::new();
+    match shell {
+        Some(sh) => clap_complete::generate(sh, &mut cmd, "carbontop", &mut buf),
+        None => clap_mangen::Man::new(cmd)
+            .render(&mut buf)
+            .map_err(|e| AppError::Runtime(format!("cannot render the manual page: {e}")))?,
+    }
+    app::out(&String::from_utf8_lossy(&buf))?;
+    Ok(0)
+}
+
 fn zones(filter: Option<&str>, json: bool) -> Result<i32, AppError> {
     use source::grid::table;
     let (found, aliases) = (table::matching(filter), table::matching_aliases(filter));

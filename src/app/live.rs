@@ -558,7 +558,7 @@ pub fn live(settings: &Settings, job: Job<'_>) -> Result<i32, AppError> {
     (io.child, io.grid, io.writer, io.exporter) = (child, p.grid, p.writer, p.exporter);
     io.export_dir = p.end.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     io.meta = {
-        let meta = p.end.run.meta("carbontop");
+        let meta = p.end.run.meta(None);
         Box::new(move || meta.clone())
     };
     drive(&mut session, &mut io)?;
@@ -850,7 +850,7 @@ fn finish(
     match (samples_path, &dir) {
         (Some(file), Some(d)) => {
             let em_path = d.join("emissions.csv");
-            let meta = run.meta("carbontop");
+            let meta = run.meta(None);
             if let Err(e) = emissions::append(&em_path, &file, snap, &meta) {
                 say(&format!("cannot write {}: {e}", em_path.display()));
             }
@@ -907,7 +907,13 @@ fn run_file(s: &Settings, job: Job<'_>, built: &Built, dir: Option<&std::path::P
         Job::Run(_) => s.tracking_mode,
         _ => run_file::TrackingMode::Machine,
     };
+    let slurm = crate::source::scheduler::Slurm::from_env(&crate::source::scheduler::env);
     RunFile {
+        project_name: s
+            .project
+            .clone()
+            .or_else(|| slurm.as_ref().and_then(|j| j.job_name.clone())),
+        slurm,
         tracking_mode,
         run_id: run_file::new_run_id(&started, dir.unwrap_or(std::path::Path::new("."))),
         carbontop_version: env!("CARGO_PKG_VERSION").into(),

@@ -13,7 +13,8 @@ pub struct ReportOpts<'a> {
     pub json: bool,
     pub zone: Option<&'a str>,
     pub pue: Option<f64>,
-    pub project: &'a str,
+    /// `--project`: over run.json's project name.
+    pub project: Option<&'a str>,
     pub png: Option<&'a Path>,
     pub theme: Option<&'a str>,
 }
@@ -70,7 +71,10 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
             let mut meta = match &r.run {
                 Ok(Some(f)) => f.meta(o.project),
                 _ => RunMeta {
-                    project_name: o.project.to_owned(),
+                    project_name: o
+                        .project
+                        .unwrap_or(crate::report::emissions::DEFAULT_PROJECT)
+                        .to_owned(),
                     ..Default::default()
                 },
             };

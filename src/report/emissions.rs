@@ -68,12 +68,17 @@ pub const WORLD_COUNTRY: (&str, &str) = ("WLD", "World");
 /// carbonboard fails on an empty country code.
 pub const UNKNOWN_COUNTRY: (&str, &str) = ("ZZZ", "Unknown");
 
+/// `project_name` when no `--project`, run.json or SLURM job name gives one.
+pub const DEFAULT_PROJECT: &str = "carbontop";
+
 /// What the recording does not hold and the machine or the user supplies.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunMeta {
     pub project_name: String,
     /// run.json's run id; else one derived from the recording (see [`run_id`]).
     pub run_id: Option<String>,
+    /// The scheduler's job (SLURM's `JOB[_TASK][.STEP]`, as `sacct -j` takes it).
+    pub experiment_id: Option<String>,
     /// (ISO alpha-3, country name); None: the place is not known.
     pub country: Option<(String, String)>,
     /// The sub-national region (a US state, a Canadian province), lower case as CodeCarbon's.
@@ -180,7 +185,7 @@ pub fn row(file: &str, s: &Snapshot, m: &RunMeta) -> Vec<String> {
             .unwrap_or_default(),
         m.project_name.clone(),
         m.run_id.clone().unwrap_or_else(|| run_id(file, s)),
-        String::new(),
+        m.experiment_id.clone().unwrap_or_default(),
         fig(s.elapsed_s),
         fig(f.co2e_kg),
         num(f.co2e_kg_per_s),

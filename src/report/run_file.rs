@@ -122,6 +122,12 @@ pub struct RunFile {
     /// command's own, `run --tracking-mode process`), so `report` writes the row the run did.
     #[serde(default)]
     pub tracking_mode: TrackingMode,
+    /// emissions.csv's `project_name`: `--project`, else the SLURM job's name (None: neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_name: Option<String>,
+    /// The SLURM job step the run was part of (DESIGN §4's scheduler ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::source::scheduler::Slurm>,
 }
 
 /// CodeCarbon's `tracking_mode`: whose figures emissions.csv holds.
@@ -161,13 +167,19 @@ fn one() -> f64 {
 }
 
 impl RunFile {
-    /// What emissions.csv takes from run.json.
-    pub fn meta(&self, project_name: &str) -> crate::report::emissions::RunMeta {
+    /// What emissions.csv takes from run.json: `project` (report's `--project`) over the
+    /// run's own project name, else `carbontop`; the SLURM job as `sacct` names it for
+    /// `experiment_id`.
+    pub fn meta(&self, project: Option<&str>) -> crate::report::emissions::RunMeta {
+        let project_name = project
+            .or(self.project_name.as_deref())
+            .unwrap_or(crate::report::emissions::DEFAULT_PROJECT);
         let country = (!self.country_iso_code.trim().is_empty())
             .then(|| (self.country_iso_code.clone(), self.country_name.clone()));
         crate::report::emissions::RunMeta {
             project_name: project_name.to_owned(),
             run_id: Some(self.run_id.clone()),
+            experiment_id: self.slurm.as_ref().map(|s| s.sacct_id()),
             country,
             region: self.region.clone(),
             process: self.tracking_mode == TrackingMode::Process,
@@ -288,12 +300,12 @@ mod tests {
         };
         write(dir.path(), &f).unwrap();
         assert_eq!(read_beside(&samples), Ok(Some(f.clone())));
-        assert!(f.meta("p").process);
+        assert!(f.meta(Some("p")).process);
         // An older run.json, without the key: the machine's figures.
         std::fs::write(beside(&samples), r#"{"run_id":"x"}"#).unwrap();
         let old = read_beside(&samples).unwrap().unwrap();
         assert_eq!(old.tracking_mode, TrackingMode::Machine);
-        assert!(!old.meta("p").process);
+        assert!(!old.meta(Some("p")).process);
         assert_eq!("Process".parse(), Ok(TrackingMode::Process));
         assert!("both".parse::<TrackingMode>().is_err());
     }

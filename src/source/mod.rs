@@ -15,6 +15,7 @@ pub mod progress;
 pub mod rdma;
 pub mod replay;
 pub mod sampler;
+pub mod scheduler;
 pub mod sockdiag;
 pub mod term;
 
