@@ -161,21 +161,27 @@ fn class_w(c: &[PortClass], g: f64) -> (f64, f64, f64) {
 }
 
 /// The RDMA link classes (InfiniBand, RoCE: NCCL's inter-node transport) of the port model:
-/// the power at line rate of one host channel adapter port plus its switch port. Typical
-/// figures with passive copper (DAC) cables, from NVIDIA's data sheets and user manuals:
-/// - EDR 100 Gb/s: ConnectX-5 VPI single-port EDR adapter about 13–16 W typical; SB7800
-///   (36 × EDR) switch about 136 W typical with passive cables, about 4 W per port. 17 W,
-///   range 10–25 W.
-/// - HDR 200 Gb/s: ConnectX-6 VPI single-port HDR adapter (MCX653105A-HDAT) about 16–19 W
-///   typical; Quantum QM8700 (40 × HDR) switch about 250 W typical with passive cables
-///   (QM87xx user manual, Specifications), about 6 W per port. 23 W, range 15–35 W.
-/// - NDR 400 Gb/s: ConnectX-7 single-port OSFP NDR adapter about 20–25 W typical; Quantum-2
-///   QM9700 (64 × NDR) switch about 650–750 W typical with passive cables, about 11 W per
-///   port (an OSFP112 optic adds up to 17 W a cage, QM97xx manual: "Class 8 (17W)"). 33 W,
-///   range 20–55 W.
-///
-/// These are approximate readings of the named documents, not re-checked here; the range
-/// covers active optics at the high end. Between classes and beyond them, as `port_class_w`.
+/// the power at line rate of one host channel adapter port plus its share of a switch port.
+/// What could be checked against NVIDIA's documents (typical power, passive copper cables):
+/// - ConnectX-7 single-port OSFP NDR adapter MCX75310AAS-NEAT: 24.9 W; the same card at
+///   NDR200 (MCX75310AAS-HEAT): 16.7 W; OCP 3.0 400G card: 24.4 W ("Typical power with passive
+///   cables in PCIe Gen 5.0 x16", NVIDIA ConnectX-7 Adapter Cards User Manual, Specifications).
+/// - ConnectX-5 (nearest card found: 2 × 25GbE OCP MCX542A-ACAN): 12.95 W typical, 15.55 W
+///   maximum (NVIDIA ConnectX-5 EN OCP 2.0 User Manual, Specifications): an EDR card's lower
+///   bound.
+/// - Optics, where a link has them instead of copper: an HDR cable "can require 6W per port"
+///   (NVIDIA DGX SuperPOD cabling design guide, "Port power"); an NDR 400G OSFP module 8–9 W
+///   (NVIDIA MMA4Z00-NS400 / MMS4X00-NS400 product pages); a QM97xx switch cage up to 17 W
+///   ("Class 8 (17W) OSFP112", QM97X0 user manual, Interfaces).
+/// The switch side could not be checked here (the SB7800, QM8700 and QM9700 manuals'
+/// Specifications pages were not readable): its share is an assumption of 4 W (EDR), 6 W
+/// (HDR) and 8–11 W (NDR) per port, about a 36-, 40- or 64-port switch's typical system power
+/// over its ports, and the ranges are wide enough to hold it from none to twice that, plus
+/// optics at both ends at the high end:
+/// - EDR 100 Gb/s: 17 W (ConnectX-5 class adapter ~13 W + ~4 W switch), range 10–25 W.
+/// - HDR 200 Gb/s: 23 W (a 200G ConnectX adapter ~17 W + ~6 W switch), range 15–35 W.
+/// - NDR 400 Gb/s: 35 W (ConnectX-7 24.9 W + ~10 W switch), range 24–60 W.
+/// Between classes and beyond them, as `port_class_w`.
 pub const RDMA_PORT_CLASSES: [PortClass; 3] = [
     PortClass {
         gbps: 100.0,
@@ -191,9 +197,9 @@ pub const RDMA_PORT_CLASSES: [PortClass; 3] = [
     },
     PortClass {
         gbps: 400.0,
-        w: 33.0,
-        low_w: 20.0,
-        high_w: 55.0,
+        w: 35.0,
+        low_w: 24.0,
+        high_w: 60.0,
     },
 ];
 
@@ -928,7 +934,7 @@ mod tests {
         let u = m.bound_rdma(1, 0, 0.0);
         assert_eq!((u.gbps, u.w, u.assumed), (200.0, 23.0, true));
         // NDR and in between.
-        assert_eq!(rdma_class_w(400.0), (33.0, 20.0, 55.0));
+        assert_eq!(rdma_class_w(400.0), (35.0, 24.0, 60.0));
         let mid = rdma_class_w(300.0).0;
         assert!(23.0 < mid && mid < 33.0, "{mid}");
     }
