@@ -61,8 +61,11 @@ pub fn open_caps(
         Some(path) => {
             let uuids = gpus.iter().map(|(_, u)| u.clone()).collect();
             match CapdCap::open(&path, uuids, !restore) {
-                Ok(c) => (
-                    Ok(Box::new(c)),
+                Ok(mut c) => (
+                    Ok({
+                        c.numbers = gpus.iter().map(|(i, _)| *i).collect();
+                        Box::new(c)
+                    }),
                     Some(format!("via capd at {}", path.display())),
                 ),
                 Err(e) => (Err(e.to_string()), None),
@@ -92,6 +95,8 @@ pub struct CapdCap {
     /// `--no-restore`: capd is asked to leave the caps when this client goes.
     keep: bool,
     conn: Option<Conn>,
+    /// The GPUs' NVML indices, for messages (empty: their positions).
+    numbers: Vec<u32>,
 }
 
 impl CapdCap {
@@ -105,6 +110,7 @@ impl CapdCap {
             uuids,
             keep,
             conn: None,
+            numbers: Vec::new(),
         };
         c.connect()?;
         c.limits = (0..c.uuids.len())
@@ -201,6 +207,10 @@ fn read_reply(c: &mut Conn) -> Result<Reply, String> {
 }
 
 impl PowerCap for CapdCap {
+    fn number(&self, gpu: usize) -> usize {
+        self.numbers.get(gpu).map_or(gpu, |&i| i as usize)
+    }
+
     fn count(&self) -> usize {
         self.uuids.len()
     }

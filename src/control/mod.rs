@@ -74,6 +74,11 @@ pub trait PowerCap: Send {
     fn get(&mut self, gpu: usize) -> Result<f64, CapError>;
     /// Sets the cap (W); callers keep within `limits`.
     fn set(&mut self, gpu: usize, watts: f64) -> Result<(), CapError>;
+    /// GPU `gpu` (its position here) as every output numbers it: NVML's index, as nvidia-smi
+    /// shows it.
+    fn number(&self, gpu: usize) -> usize {
+        gpu
+    }
 }
 
 /// Which GPUs a change is for.
@@ -243,7 +248,10 @@ impl CapControl {
                             new_w: o,
                         });
                     }
-                    Err(e) => errs.push(format!("GPU {i}: cannot restore the {o:.0} W cap: {e}")),
+                    Err(e) => errs.push(format!(
+                        "GPU {}: cannot restore the {o:.0} W cap: {e}",
+                        self.act.number(i)
+                    )),
                 }
             }
         }

@@ -49,13 +49,21 @@ impl PowerCap for NvmlCap {
         self.indices.len()
     }
 
+    fn number(&self, gpu: usize) -> usize {
+        self.indices.get(gpu).map_or(gpu, |&i| i as usize)
+    }
+
     fn limits(&self, gpu: usize) -> Result<CapLimits, CapError> {
         let d = self
             .nvml
             .device_by_index(self.index(gpu)?)
-            .map_err(map(gpu))?;
-        let c = d.power_management_limit_constraints().map_err(map(gpu))?;
-        let default = d.power_management_limit_default().map_err(map(gpu))?;
+            .map_err(map(self.number(gpu)))?;
+        let c = d
+            .power_management_limit_constraints()
+            .map_err(map(self.number(gpu)))?;
+        let default = d
+            .power_management_limit_default()
+            .map_err(map(self.number(gpu)))?;
         Ok(CapLimits {
             min_w: w(c.min_limit),
             max_w: w(c.max_limit),
@@ -67,16 +75,19 @@ impl PowerCap for NvmlCap {
         let d = self
             .nvml
             .device_by_index(self.index(gpu)?)
-            .map_err(map(gpu))?;
-        d.power_management_limit().map(w).map_err(map(gpu))
+            .map_err(map(self.number(gpu)))?;
+        d.power_management_limit()
+            .map(w)
+            .map_err(map(self.number(gpu)))
     }
 
     fn set(&mut self, gpu: usize, watts: f64) -> Result<(), CapError> {
         let mut d = self
             .nvml
             .device_by_index(self.index(gpu)?)
-            .map_err(map(gpu))?;
+            .map_err(map(self.number(gpu)))?;
         let mw = (watts * 1000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32;
-        d.set_power_management_limit(mw).map_err(map(gpu))
+        d.set_power_management_limit(mw)
+            .map_err(map(self.number(gpu)))
     }
 }

@@ -173,14 +173,17 @@ fn class_w(c: &[PortClass], g: f64) -> (f64, f64, f64) {
 ///   (NVIDIA DGX SuperPOD cabling design guide, "Port power"); an NDR 400G OSFP module 8–9 W
 ///   (NVIDIA MMA4Z00-NS400 / MMS4X00-NS400 product pages); a QM97xx switch cage up to 17 W
 ///   ("Class 8 (17W) OSFP112", QM97X0 user manual, Interfaces).
+///
 /// The switch side could not be checked here (the SB7800, QM8700 and QM9700 manuals'
 /// Specifications pages were not readable): its share is an assumption of 4 W (EDR), 6 W
 /// (HDR) and 8–11 W (NDR) per port, about a 36-, 40- or 64-port switch's typical system power
 /// over its ports, and the ranges are wide enough to hold it from none to twice that, plus
 /// optics at both ends at the high end:
+///
 /// - EDR 100 Gb/s: 17 W (ConnectX-5 class adapter ~13 W + ~4 W switch), range 10–25 W.
 /// - HDR 200 Gb/s: 23 W (a 200G ConnectX adapter ~17 W + ~6 W switch), range 15–35 W.
 /// - NDR 400 Gb/s: 35 W (ConnectX-7 24.9 W + ~10 W switch), range 24–60 W.
+///
 /// Between classes and beyond them, as `port_class_w`.
 pub const RDMA_PORT_CLASSES: [PortClass; 3] = [
     PortClass {
