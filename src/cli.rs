@@ -128,33 +128,7 @@ pub enum Command {
     },
     /// Totals of one or more recordings: text, --json, CodeCarbon's emissions.csv and PNG;
     /// several recordings are also compared side by side.
-    Report {
-        /// Recordings (samples.csv written by carbontop).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Append one row per recording to this CodeCarbon-format emissions.csv.
-        #[arg(long, value_name = "OUT.csv")]
-        emissions: Option<PathBuf>,
-        /// Print a JSON summary (stable field names, see README) instead of text.
-        #[arg(long)]
-        json: bool,
-        /// Grid zone of the recording, for emissions.csv's country columns.
-        #[arg(long, value_name = "CODE")]
-        zone: Option<String>,
-        /// Override the PUE the recording was made with.
-        #[arg(long, value_parser = parse_pue, allow_negative_numbers = true)]
-        pue: Option<f64>,
-        /// project_name in emissions.csv.
-        #[arg(long, default_value = "carbontop")]
-        project: String,
-        /// Write a PNG report (1600×1000). With several recordings: one PNG each, named
-        /// OUT-1.png, OUT-2.png, …, and OUT-compare.png comparing them.
-        #[arg(long, value_name = "OUT.png")]
-        png: Option<PathBuf>,
-        /// Theme of the PNG (default: light, for print).
-        #[arg(long, value_name = "NAME|PATH")]
-        theme: Option<String>,
-    },
+    Report(ReportArgs),
     /// Start CMD at the cleanest window of the grid's forecast within --within (at once when
     /// the grid has no forecast, or no later window is 5% cleaner), then become CMD.
     Wait {
@@ -256,6 +230,60 @@ impl WaitGrid {
             ..Default::default()
         }
     }
+}
+
+/// `carbontop report`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Recordings (samples.csv written by carbontop).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Append one row per recording to this CodeCarbon-format emissions.csv.
+    #[arg(long, value_name = "OUT.csv")]
+    pub emissions: Option<PathBuf>,
+    /// Print a JSON summary (stable field names, see README): `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// text (default), json, markdown or latex: the last two a paragraph, a table of each
+    /// figure and how it was made, and the sources of the constants, for a paper.
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
+    /// Print Hugging Face's `co2_eq_emissions` model-card metadata (YAML) instead.
+    #[arg(long, conflicts_with_all = ["format", "json"])]
+    pub model_card: bool,
+    /// The model card's training_type.
+    #[arg(
+        long,
+        default_value = "pre-training",
+        value_name = "TYPE",
+        requires = "model_card"
+    )]
+    pub training_type: String,
+    /// Grid zone of the recording, for emissions.csv's country columns.
+    #[arg(long, value_name = "CODE")]
+    pub zone: Option<String>,
+    /// Override the PUE the recording was made with.
+    #[arg(long, value_parser = parse_pue, allow_negative_numbers = true)]
+    pub pue: Option<f64>,
+    /// project_name in emissions.csv.
+    #[arg(long, default_value = "carbontop")]
+    pub project: String,
+    /// Write a PNG report (1600×1000). With several recordings: one PNG each, named
+    /// OUT-1.png, OUT-2.png, …, and OUT-compare.png comparing them.
+    #[arg(long, value_name = "OUT.png")]
+    pub png: Option<PathBuf>,
+    /// Theme of the PNG (default: light, for print).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
+}
+
+/// What `report` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Markdown,
+    Latex,
 }
 
 /// `carbontop estimate`'s options.
