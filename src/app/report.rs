@@ -183,18 +183,39 @@ fn write_pngs(
             cpu_estimate: false,
             cap_note: None,
         };
-        crate::report::png::write(&run, &themes[i], &r.file, &path, size)
+        crate::report::png::write(&run, &themes[i], &png_title(o, r), &path, size)
             .map_err(|e| failed(&path, e))?;
         crate::errln!("carbontop: wrote {}", path.display());
     }
     if runs.len() > 1 {
         let path = numbered(out, "compare");
-        let meters: Vec<&crate::engine::Meter> = runs.iter().map(|r| &r.meter).collect();
-        crate::report::png::write_compare(&meters, &comparison(named), &themes[i], &path, size)
+        let compared: Vec<crate::report::png::Compared<'_>> = runs
+            .iter()
+            .map(|r| crate::report::png::Compared {
+                name: crate::report::summary::run_name(&r.file),
+                meter: &r.meter,
+                snap: &r.snapshot,
+            })
+            .collect();
+        crate::report::png::write_compare(&compared, &comparison(named), &themes[i], &path, size)
             .map_err(|e| failed(&path, e))?;
         crate::errln!("carbontop: wrote {}", path.display());
     }
     Ok(())
+}
+
+/// A PNG's title: the run's name (its directory or file name, never a path of the machine),
+/// its command and its zone where run.json or `--zone` says.
+fn png_title(o: &ReportArgs, r: &Recording) -> String {
+    let run = r.run.as_ref().ok().and_then(Option::as_ref);
+    let mut t = crate::report::summary::run_name(&r.file);
+    if let Some(cmd) = run.filter(|f| !f.command.is_empty()) {
+        t += &format!(" · {}", cmd.command.join(" "));
+    }
+    if let Some(z) = o.zone.as_deref().or(run.and_then(|f| f.zone.as_deref())) {
+        t += &format!(" · zone {z}");
+    }
+    t
 }
 
 /// OUT.png → OUT-k.png (k a number, or `compare`).
