@@ -806,6 +806,24 @@ pub struct Run<'a> {
     pub cap_note: Option<&'a str>,
 }
 
+/// `title` without the machine's directories: each absolute or home-relative path (a word
+/// starting with `/` or `~/`) becomes its run name (a run directory's samples.csv by its
+/// directory, else the file's name).
+pub fn no_paths(title: &str) -> String {
+    title
+        .split(' ')
+        .map(|w| {
+            let bare = w.trim_matches(|c| c == '`' || c == '\'' || c == '"');
+            if bare.starts_with('/') || bare.starts_with("~/") {
+                w.replace(bare, &crate::report::summary::run_name(bare))
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The run's date and time span (UTC), the GPUs and where the intensity came from.
 fn about(run: &Run<'_>) -> String {
     let sn = run.snap;
@@ -866,7 +884,7 @@ pub fn render(
     let (root, cx) = canvas(path, size, th)?;
     let body = header(
         &root,
-        &format!("carbontop report · {title}"),
+        &format!("carbontop report · {}", no_paths(title)),
         &[about(run)],
         &cx,
     )?;
@@ -1662,4 +1680,33 @@ pub fn write_bars(
     }
     root.present().map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_title_never_shows_a_directory_of_the_machine() {
+        assert_eq!(
+            no_paths("replay /home/ann/runs/r1/samples.csv"),
+            "replay r1"
+        );
+        assert_eq!(
+            no_paths("r1 · python /srv/x/train.py --lr 0.1 · zone FR"),
+            "r1 · python train.py --lr 0.1 · zone FR"
+        );
+        assert_eq!(no_paths("run `~/t.sh`"), "run `t.sh`");
+        assert_eq!(no_paths("a40x4.csv"), "a40x4.csv");
+    }
+
+    #[test]
+    fn time_reads_in_round_units() {
+        assert_eq!(time_unit(90.0).1, "s");
+        assert_eq!(time_unit(347.0).1, "min");
+        assert_eq!(time_unit(86_400.0).1, "h");
+        assert_eq!(time_unit(7.0 * 86_400.0).1, "days");
+        assert_eq!(tick(&2.0), "2");
+        assert_eq!(tick(&0.5), "0.5");
+    }
 }
