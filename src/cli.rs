@@ -126,8 +126,8 @@ pub enum Command {
         #[arg(long, value_name = "NAME|PATH")]
         theme: Option<String>,
     },
-    /// Totals of one or more recordings: text, --json, CodeCarbon's emissions.csv and PNG;
-    /// several recordings are also compared side by side.
+    /// Totals of one or more recordings: text, JSON, Markdown or LaTeX for a paper, a model
+    /// card's metadata, CodeCarbon's emissions.csv and PNG; several are also compared.
     Report(ReportArgs),
     /// Start CMD at the cleanest window of the grid's forecast within --within (at once when
     /// the grid has no forecast, or no later window is 5% cleaner), then become CMD.
@@ -251,15 +251,11 @@ pub struct ReportArgs {
     /// Print Hugging Face's `co2_eq_emissions` model-card metadata (YAML) instead.
     #[arg(long, conflicts_with_all = ["format", "json"])]
     pub model_card: bool,
-    /// The model card's training_type.
-    #[arg(
-        long,
-        default_value = "pre-training",
-        value_name = "TYPE",
-        requires = "model_card"
-    )]
-    pub training_type: String,
-    /// Grid zone of the recording, for emissions.csv's country columns.
+    /// The model card's training_type (default: pre-training; e.g. fine-tuning).
+    #[arg(long, value_name = "TYPE")]
+    pub training_type: Option<String>,
+    /// Grid zone of the recording (else run.json's), for emissions.csv's country columns, the
+    /// paper's and model card's location and the PNG's header.
     #[arg(long, value_name = "CODE")]
     pub zone: Option<String>,
     /// Override the PUE the recording was made with.

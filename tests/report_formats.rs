@@ -323,6 +323,16 @@ fn model_card_defaults_to_pre_training_and_takes_one_recording() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let o = bin()
+        .args(["report", "--training-type", "fine-tuning"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--model-card"),
+        "{o:?}"
+    );
     // --json is --format json.
     assert_eq!(out(&["--json"], &f), out(&["--format", "json"], &f));
 }

@@ -15,6 +15,11 @@ pub fn report(o: &ReportArgs) -> Result<i32, AppError> {
     } else {
         o.format.unwrap_or(ReportFormat::Text)
     };
+    if o.training_type.is_some() && !o.model_card {
+        return Err(AppError::Usage(
+            "--training-type is the model card's: give --model-card with it".into(),
+        ));
+    }
     if o.model_card && o.files.len() > 1 {
         return Err(AppError::Usage(
             "--model-card: give one recording (a model card holds one training run's figures)"
@@ -109,7 +114,8 @@ fn print(
     }
     if o.model_card {
         for r in runs {
-            crate::app::out(&paper(o, r).model_card(&o.training_type))?;
+            let training = o.training_type.as_deref().unwrap_or("pre-training");
+            crate::app::out(&paper(o, r).model_card(training))?;
         }
         return Ok(());
     }
