@@ -485,7 +485,14 @@ impl Ctx<'_> {
             x1: base.0 + at.0 + w,
             y1: base.1 + at.1 + h,
         };
-        self.record(Kind::Text, &t, rect, Rect::of(area));
+        // Its box: from where it starts to `max_w` on, inside the area it is drawn on.
+        let whole = Rect::of(area);
+        let within = Rect {
+            x0: whole.x0.max(rect.x0),
+            x1: whole.x1.min(rect.x0 + max_w),
+            ..whole
+        };
+        self.record(Kind::Text, &t, rect, within);
         Ok(w)
     }
 }
