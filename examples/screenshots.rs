@@ -75,7 +75,7 @@ fn main() {
     carbontop::report::png::write(
         &run,
         light,
-        &trace.display().to_string(),
+        &carbontop::report::summary::run_name(&runs[0].file),
         &path,
         carbontop::report::png::DEFAULT_SIZE,
     )
@@ -87,8 +87,16 @@ fn main() {
         .map(|r| (r.file.as_str(), &r.snapshot))
         .collect();
     let path = out.join("report-compare.png");
+    let compared: Vec<carbontop::report::png::Compared<'_>> = runs
+        .iter()
+        .map(|r| carbontop::report::png::Compared {
+            name: carbontop::report::summary::run_name(&r.file),
+            meter: &r.meter,
+            snap: &r.snapshot,
+        })
+        .collect();
     carbontop::report::png::write_compare(
-        &[&runs[0].meter, &runs[1].meter],
+        &compared,
         &carbontop::report::summary::comparison(&named),
         light,
         &path,

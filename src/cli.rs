@@ -127,36 +127,9 @@ pub enum Command {
         #[arg(long, value_name = "NAME|PATH")]
         theme: Option<String>,
     },
-    /// Totals of one or more recordings: text, --json, CodeCarbon's emissions.csv and PNG;
-    /// several recordings are also compared side by side.
-    Report {
-        /// Recordings (samples.csv written by carbontop).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Append one row per recording to this CodeCarbon-format emissions.csv.
-        #[arg(long, value_name = "OUT.csv")]
-        emissions: Option<PathBuf>,
-        /// Print a JSON summary (stable field names, see README) instead of text.
-        #[arg(long)]
-        json: bool,
-        /// Grid zone of the recording, for emissions.csv's country columns.
-        #[arg(long, value_name = "CODE")]
-        zone: Option<String>,
-        /// Override the PUE the recording was made with.
-        #[arg(long, value_parser = parse_pue, allow_negative_numbers = true)]
-        pue: Option<f64>,
-        /// project_name in emissions.csv (default: the run's own, from run.json: its --project
-        /// or SLURM job name; else carbontop).
-        #[arg(long, value_name = "NAME")]
-        project: Option<String>,
-        /// Write a PNG report (1600×1000). With several recordings: one PNG each, named
-        /// OUT-1.png, OUT-2.png, …, and OUT-compare.png comparing them.
-        #[arg(long, value_name = "OUT.png")]
-        png: Option<PathBuf>,
-        /// Theme of the PNG (default: light, for print).
-        #[arg(long, value_name = "NAME|PATH")]
-        theme: Option<String>,
-    },
+    /// Totals of one or more recordings: text, JSON, Markdown or LaTeX for a paper, a model
+    /// card's metadata, CodeCarbon's emissions.csv and PNG; several are also compared.
+    Report(ReportArgs),
     /// A shell completion script on stdout: `carbontop completions bash >
     /// /etc/bash_completion.d/carbontop` (zsh: a `_carbontop` file on $fpath; fish:
     /// ~/.config/fish/completions/carbontop.fish).
@@ -272,6 +245,57 @@ impl WaitGrid {
             ..Default::default()
         }
     }
+}
+
+/// `carbontop report`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Recordings (samples.csv written by carbontop).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Append one row per recording to this CodeCarbon-format emissions.csv.
+    #[arg(long, value_name = "OUT.csv")]
+    pub emissions: Option<PathBuf>,
+    /// Print a JSON summary (stable field names, see README): `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// text (default), json, markdown or latex: the last two a paragraph, a table of each
+    /// figure and how it was made, and the sources of the constants, for a paper.
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
+    /// Print Hugging Face's `co2_eq_emissions` model-card metadata (YAML) instead.
+    #[arg(long, conflicts_with_all = ["format", "json"])]
+    pub model_card: bool,
+    /// The model card's training_type (default: pre-training; e.g. fine-tuning).
+    #[arg(long, value_name = "TYPE")]
+    pub training_type: Option<String>,
+    /// Grid zone of the recording (else run.json's), for emissions.csv's country columns, the
+    /// paper's and model card's location and the PNG's header.
+    #[arg(long, value_name = "CODE")]
+    pub zone: Option<String>,
+    /// Override the PUE the recording was made with.
+    #[arg(long, value_parser = parse_pue, allow_negative_numbers = true)]
+    pub pue: Option<f64>,
+    /// project_name in emissions.csv (default: the run's own, from run.json: its --project
+    /// or SLURM job name; else carbontop).
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+    /// Write a PNG report (1600×1000). With several recordings: one PNG each, named
+    /// OUT-1.png, OUT-2.png, …, and OUT-compare.png comparing them.
+    #[arg(long, value_name = "OUT.png")]
+    pub png: Option<PathBuf>,
+    /// Theme of the PNG (default: light, for print).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
+}
+
+/// What `report` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Markdown,
+    Latex,
 }
 
 /// `carbontop estimate`'s options.

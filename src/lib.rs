@@ -109,25 +109,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             json,
             png: png.as_deref(),
         }),
-        Command::Report {
-            files,
-            emissions,
-            json,
-            zone,
-            pue,
-            project,
-            png,
-            theme,
-        } => app::report::report(&app::report::ReportOpts {
-            png: png.as_deref(),
-            theme: theme.as_deref(),
-            files: &files,
-            emissions: emissions.as_deref(),
-            json,
-            zone: zone.as_deref(),
-            pue,
-            project: project.as_deref(),
-        }),
+        Command::Report(a) => app::report::report(&a),
     }
 }
 

@@ -1,26 +1,32 @@
-//! `report FILE…`: totals of recordings, as text, JSON, CodeCarbon's emissions.csv and PNG.
+//! `report FILE…`: totals of recordings, as text, JSON, Markdown or LaTeX for a paper, a
+//! model card's metadata, CodeCarbon's emissions.csv and PNG.
 
 use crate::app::AppError;
+use crate::cli::{ReportArgs, ReportFormat};
 use crate::report::account::{Recording, account_file};
 use crate::report::emissions::{self, RunMeta};
 use crate::report::summary::{RunFacts, comparison, comparison_text, summary};
 use crate::source::grid::table;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-pub struct ReportOpts<'a> {
-    pub files: &'a [PathBuf],
-    pub emissions: Option<&'a Path>,
-    pub json: bool,
-    pub zone: Option<&'a str>,
-    pub pue: Option<f64>,
-    /// `--project`: over run.json's project name.
-    pub project: Option<&'a str>,
-    pub png: Option<&'a Path>,
-    pub theme: Option<&'a str>,
-}
-
-pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
-    let place = match o.zone {
+pub fn report(o: &ReportArgs) -> Result<i32, AppError> {
+    let format = if o.json {
+        ReportFormat::Json
+    } else {
+        o.format.unwrap_or(ReportFormat::Text)
+    };
+    if o.training_type.is_some() && !o.model_card {
+        return Err(AppError::Usage(
+            "--training-type is the model card's: give --model-card with it".into(),
+        ));
+    }
+    if o.model_card && o.files.len() > 1 {
+        return Err(AppError::Usage(
+            "--model-card: give one recording (a model card holds one training run's figures)"
+                .into(),
+        ));
+    }
+    let place = match o.zone.as_deref() {
         Some(z) => {
             table::place(z, table::Names::Table)
                 .ok_or_else(|| AppError::Usage(table::unknown_zone(z).to_string()))?;
@@ -36,8 +42,8 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
     // Each file read once: its Meter (with the charts' history when a PNG is asked for) and
     // the Snapshot every format below shows.
     let mut runs: Vec<Recording> = Vec::new();
-    for f in o.files {
-        let r = account_file(f, o.pue, o.png.is_some())
+    for f in &o.files {
+        let r = account_file(f.as_path(), o.pue, o.png.is_some())
             .map_err(|e| AppError::Usage(format!("report {e}")))?;
         if let Err(e) = &r.run {
             crate::errln!("carbontop: {e}; reading {} without it", r.file);
@@ -55,7 +61,7 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
         .iter()
         .map(|r| (r.file.as_str(), &r.snapshot))
         .collect();
-    if let Some(out) = o.png {
+    if let Some(out) = o.png.as_deref() {
         if out.is_dir() {
             return Err(AppError::Usage(format!(
                 "--png {}: is a directory: give the PNG's file name, e.g. report.png",
@@ -64,15 +70,16 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
         }
         write_pngs(o, out, &runs, &named)?;
     }
-    if let Some(path) = o.emissions {
+    if let Some(path) = o.emissions.as_deref() {
         for r in &runs {
             // run.json's facts (its run_id and place) where the recording has one; --zone
             // names the place where it has none, or corrects it.
             let mut meta = match &r.run {
-                Ok(Some(f)) => f.meta(o.project),
+                Ok(Some(f)) => f.meta(o.project.as_deref()),
                 _ => RunMeta {
                     project_name: o
                         .project
+                        .as_deref()
                         .unwrap_or(crate::report::emissions::DEFAULT_PROJECT)
                         .to_owned(),
                     ..Default::default()
@@ -86,48 +93,88 @@ pub fn report(o: &ReportOpts<'_>) -> Result<i32, AppError> {
                 .map_err(|e| AppError::Usage(format!("--emissions {}: {e}", path.display())))?;
         }
     }
-    if o.json {
-        let json: Vec<_> = runs
-            .iter()
-            .map(|r| {
-                let id = r
-                    .run
-                    .as_ref()
-                    .ok()
-                    .and_then(|f| Some(f.as_ref()?.run_id.as_str()));
-                crate::report::json::summary(&r.file, &r.snapshot, id)
-            })
-            .collect();
-        crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "runs": json }))
-                .map_err(|e| AppError::Runtime(e.to_string()))?
-        )?;
-    } else {
-        for (file, snap) in &named {
-            let facts = RunFacts {
-                title: format!("report {file}"),
-                ..Default::default()
-            };
-            crate::app::out(&summary(snap, &facts))?;
-        }
-        if named.len() > 1 {
-            crate::app::out(&comparison_text(&named))?;
+    print(o, format, &runs, &named)?;
+    Ok(0)
+}
+
+/// The runs in the format asked for, on standard output.
+fn print(
+    o: &ReportArgs,
+    format: ReportFormat,
+    runs: &[Recording],
+    named: &[(&str, &crate::engine::Snapshot)],
+) -> Result<(), AppError> {
+    fn run_file(r: &Recording) -> Option<&crate::report::run_file::RunFile> {
+        r.run.as_ref().ok().and_then(Option::as_ref)
+    }
+    fn paper<'a>(o: &'a ReportArgs, r: &'a Recording) -> crate::report::paper::Paper<'a> {
+        let run = run_file(r);
+        crate::report::paper::Paper {
+            file: &r.file,
+            snap: &r.snapshot,
+            zone: o.zone.as_deref().or(run.and_then(|f| f.zone.as_deref())),
+            run,
         }
     }
-    Ok(0)
+    if o.model_card {
+        for r in runs {
+            let training = o.training_type.as_deref().unwrap_or("pre-training");
+            crate::app::out(&paper(o, r).model_card(training))?;
+        }
+        return Ok(());
+    }
+    match format {
+        ReportFormat::Json => {
+            let json: Vec<_> = runs
+                .iter()
+                .map(|r| {
+                    let id = run_file(r).map(|f| f.run_id.as_str());
+                    crate::report::json::summary(&r.file, &r.snapshot, id)
+                })
+                .collect();
+            crate::outln!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "runs": json }))
+                    .map_err(|e| AppError::Runtime(e.to_string()))?
+            )?;
+        }
+        ReportFormat::Markdown | ReportFormat::Latex => {
+            for (k, r) in runs.iter().enumerate() {
+                let p = paper(o, r);
+                let text = if format == ReportFormat::Markdown {
+                    p.markdown()
+                } else {
+                    p.latex()
+                };
+                crate::app::out(&(if k > 0 { "\n" } else { "" }.to_owned() + &text))?;
+            }
+        }
+        ReportFormat::Text => {
+            for (file, snap) in named {
+                let facts = RunFacts {
+                    title: format!("report {file}"),
+                    ..Default::default()
+                };
+                crate::app::out(&summary(snap, &facts))?;
+            }
+            if named.len() > 1 {
+                crate::app::out(&comparison_text(named))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The PNG of each run (OUT.png, or OUT-1.png, OUT-2.png, …) and, for several, the comparison
 /// (OUT-compare.png), from the runs as read once.
 fn write_pngs(
-    o: &ReportOpts<'_>,
+    o: &ReportArgs,
     out: &Path,
     runs: &[Recording],
     named: &[(&str, &crate::engine::Snapshot)],
 ) -> Result<(), AppError> {
     let (themes, i) = crate::ui::theme::resolve(
-        Some(o.theme.unwrap_or("light")),
+        Some(o.theme.as_deref().unwrap_or("light")),
         crate::ui::theme::user_dir().as_deref(),
     )
     .map_err(|e| AppError::Usage(e.to_string()))?;
@@ -146,18 +193,39 @@ fn write_pngs(
             cpu_estimate: false,
             cap_note: None,
         };
-        crate::report::png::write(&run, &themes[i], &r.file, &path, size)
+        crate::report::png::write(&run, &themes[i], &png_title(o, r), &path, size)
             .map_err(|e| failed(&path, e))?;
         crate::errln!("carbontop: wrote {}", path.display());
     }
     if runs.len() > 1 {
         let path = numbered(out, "compare");
-        let meters: Vec<&crate::engine::Meter> = runs.iter().map(|r| &r.meter).collect();
-        crate::report::png::write_compare(&meters, &comparison(named), &themes[i], &path, size)
+        let compared: Vec<crate::report::png::Compared<'_>> = runs
+            .iter()
+            .map(|r| crate::report::png::Compared {
+                name: crate::report::summary::run_name(&r.file),
+                meter: &r.meter,
+                snap: &r.snapshot,
+            })
+            .collect();
+        crate::report::png::write_compare(&compared, &comparison(named), &themes[i], &path, size)
             .map_err(|e| failed(&path, e))?;
         crate::errln!("carbontop: wrote {}", path.display());
     }
     Ok(())
+}
+
+/// A PNG's title: the run's name (its directory or file name, never a path of the machine),
+/// its command and its zone where run.json or `--zone` says.
+fn png_title(o: &ReportArgs, r: &Recording) -> String {
+    let run = r.run.as_ref().ok().and_then(Option::as_ref);
+    let mut t = crate::report::summary::run_name(&r.file);
+    if let Some(cmd) = run.filter(|f| !f.command.is_empty()) {
+        t += &format!(" · {}", cmd.command.join(" "));
+    }
+    if let Some(z) = o.zone.as_deref().or(run.and_then(|f| f.zone.as_deref())) {
+        t += &format!(" · zone {z}");
+    }
+    t
 }
 
 /// OUT.png → OUT-k.png (k a number, or `compare`).

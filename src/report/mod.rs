@@ -4,6 +4,7 @@ pub mod account;
 pub mod emissions;
 pub mod json;
 pub mod life;
+pub mod paper;
 pub mod png;
 pub mod reprice;
 pub mod run_file;

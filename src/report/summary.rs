@@ -576,6 +576,36 @@ pub fn comparison(runs: &[(&str, &Snapshot)]) -> Vec<(&'static str, Vec<String>)
     ]
 }
 
+/// Run `b` against run `a` in words: energy, carbon, time and final accuracy, each as the
+/// difference of the two Snapshots' figures ("−10.7 Wh, −3.8 g, +9 s, same 55%").
+pub fn trade_off(a: &Snapshot, b: &Snapshot) -> String {
+    let sign = |d: f64| if d < 0.0 { "−" } else { "+" };
+    let de = b.energy_kwh.0 - a.energy_kwh.0;
+    let dc = b.co2e_g.0 - a.co2e_g.0;
+    let dt = b.elapsed_s - a.elapsed_s;
+    let time = if dt.abs() < 120.0 {
+        format!("{}{:.0} s", sign(dt), dt.abs())
+    } else {
+        format!("{}{}", sign(dt), fmt_duration(dt.abs()))
+    };
+    let acc = match (a.progress.accuracy, b.progress.accuracy) {
+        (Some(x), Some(y)) if (x - y).abs() < 0.05 => format!("same {y:.0}%"),
+        (Some(x), Some(y)) => format!(
+            "{}{:.1} pt accuracy ({x:.1}% → {y:.1}%)",
+            sign(y - x),
+            (y - x).abs()
+        ),
+        _ => "accuracy not recorded".into(),
+    };
+    format!(
+        "{}{}, {}{} CO2e, {time}, {acc}",
+        sign(de),
+        fmt_energy_kwh(de.abs()),
+        sign(dc),
+        fmt_co2e_g(dc.abs())
+    )
+}
+
 /// The comparison as aligned text.
 pub fn comparison_text(runs: &[(&str, &Snapshot)]) -> String {
     let rows = comparison(runs);
