@@ -9,7 +9,7 @@
 
 use crate::engine::constants::{
     CAR_G_PER_KM_EU, EMBODIED_KG_PER_GPU, EMBODIED_KG_PER_SERVER, HARDWARE_LIFETIME_YEARS,
-    TREE_KG_CO2_PER_YEAR,
+    NETWORK_KWH_PER_GB, NETWORK_KWH_PER_GB_HIGH, NETWORK_KWH_PER_GB_LOW, TREE_KG_CO2_PER_YEAR,
 };
 use crate::engine::meter::col;
 use crate::engine::series::History;
@@ -329,8 +329,16 @@ fn constants_lines() -> Vec<(String, bool)> {
             false,
         ),
         (format!("  over {HARDWARE_LIFETIME_YEARS} y (BLOOM)"), false),
-        ("network 0.001–0.069 kWh/GB".into(), false),
-        ("  (CCF … CUMULATOR)".into(), false),
+        ("network: NIC + switch port by link".into(), false),
+        ("  speed; internet path".into(), false),
+        (
+            format!(
+                "  {NETWORK_KWH_PER_GB} kWh/GB ({NETWORK_KWH_PER_GB_LOW}–{:.3})",
+                NETWORK_KWH_PER_GB_HIGH
+            ),
+            false,
+        ),
+        ("  (Aslan et al. 2018 trend)".into(), false),
     ]
 }
 
