@@ -121,12 +121,16 @@ pub const ASSUMED_LINK_GBPS: f64 = 10.0;
 
 /// The port power at line rate (W: point, low, high) of one link of `gbps`.
 pub fn port_class_w(gbps: f64) -> (f64, f64, f64) {
-    let g = if gbps.is_finite() && gbps > 0.0 {
+    class_w(&PORT_CLASSES, known_or(gbps, ASSUMED_LINK_GBPS))
+}
+
+/// A link speed as read, or the assumed one where it is unknown (−1, 0, not a number).
+fn known_or(gbps: f64, assumed: f64) -> f64 {
+    if gbps.is_finite() && gbps > 0.0 {
         gbps
     } else {
-        ASSUMED_LINK_GBPS
-    };
-    class_w(&PORT_CLASSES, g)
+        assumed
+    }
 }
 
 /// The power of a link of `g` Gb/s by the class table `c`: log–log between classes, in
@@ -212,12 +216,7 @@ pub const ASSUMED_RDMA_GBPS: f64 = 200.0;
 
 /// The power at line rate (W: point, low, high) of one RDMA port of `gbps`.
 pub fn rdma_class_w(gbps: f64) -> (f64, f64, f64) {
-    let g = if gbps.is_finite() && gbps > 0.0 {
-        gbps
-    } else {
-        ASSUMED_RDMA_GBPS
-    };
-    class_w(&RDMA_PORT_CLASSES, g)
+    class_w(&RDMA_PORT_CLASSES, known_or(gbps, ASSUMED_RDMA_GBPS))
 }
 
 /// The port model: every byte a machine moves crosses its NIC port and the switch port at the
