@@ -43,6 +43,8 @@ pub struct FileConfig {
     pub tracking_mode: Option<String>,
     pub governor: Option<String>,
     pub eta: Option<f64>,
+    /// The governor's time budget, e.g. "3%".
+    pub max_slowdown: Option<String>,
     pub governor_profile: Option<String>,
     pub cap_step: Option<f64>,
     pub no_restore: Option<bool>,
@@ -109,6 +111,8 @@ pub struct Settings {
     /// The carbon governor from the start.
     pub governor: bool,
     pub eta: f64,
+    /// The governor's time budget (a fraction): least carbon within this slowdown, instead of η.
+    pub max_slowdown: Option<f64>,
     /// Seconds each candidate cap is measured.
     pub governor_profile: Duration,
     pub cap_step: f64,
@@ -384,6 +388,7 @@ fn resolve_loaded(
         sim_state: cli.sim_state.clone(),
         governor: gov.governor,
         eta: gov.eta,
+        max_slowdown: gov.max_slowdown,
         governor_profile: gov.governor_profile,
         cap_step: gov.cap_step,
         restore_caps: !(cli.no_restore || file.no_restore.unwrap_or(false)),
@@ -646,6 +651,7 @@ fn secret_warnings(file: &FileConfig, p: &Path) -> Vec<String> {
 struct Governor {
     governor: bool,
     eta: f64,
+    max_slowdown: Option<f64>,
     governor_profile: Duration,
     cap_step: f64,
 }
@@ -669,6 +675,12 @@ fn governor_settings(
         cli::parse_unit(&v.to_string()).map(|_| ())
     })?;
     let file_cap_step = check(p, "cap_step", file.cap_step, within(&CAP_STEP_BOUND))?;
+    let file_slowdown = file
+        .max_slowdown
+        .as_deref()
+        .map(cli::parse_slowdown)
+        .transpose()
+        .map_err(key_error(p, "max_slowdown"))?;
     let file_profile = file
         .governor_profile
         .as_deref()
@@ -681,6 +693,7 @@ fn governor_settings(
             None => file_gov.unwrap_or(false),
         },
         eta: cli.eta.or(file_eta).unwrap_or(0.5),
+        max_slowdown: cli.max_slowdown.or(file_slowdown),
         governor_profile: cli
             .governor_profile
             .or(file_profile)

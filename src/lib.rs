@@ -85,6 +85,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             exporter: None,
         }),
         Command::Estimate(a) => app::estimate::run(&a),
+        Command::Simulate(a) => app::simulate::run(&a),
         Command::Zones { filter, json } => zones(filter.as_deref(), json),
         Command::Reprice {
             file,

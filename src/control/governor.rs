@@ -226,6 +226,96 @@ impl Window {
 
 pub use crate::engine::savings::Savings;
 
+/// Time-budget mode (`--max-slowdown X%`): how far the lagrange multiplier moves with the time
+/// saved or lost so far — λ = λ₀·exp(−slack/τ). A tuning constant, not a measurement: ten
+/// minutes of slack halves or doubles λ, so the budget is met to about τ·ln(I_max/I_min)
+/// seconds whatever the run's length, while a grid that moves ±10% still shifts work in time.
+pub const BUDGET_TAU_S: f64 = 600.0;
+/// Time-budget mode: the least time between two decisions at one intensity (the caps
+/// alternate at most this often to meet the budget between two discrete caps).
+pub const BUDGET_DECISION_S: f64 = 300.0;
+
+/// The time-budget rule: per decision the cap minimising I(t)·E(p) + λ·t(p) per unit of work
+/// (E = P/T, t = 1/T), with λ steered so the time taken stays within `max_slowdown` of the
+/// fastest cap's. λ₀ is the price of time at which, at the mean intensity seen, the two caps
+/// bracketing the budget on the lower convex hull of (time, energy) per unit of work cost the
+/// same — the fixed mix that meets the budget; the slack then tilts it, and a dirtier hour
+/// (higher I) picks the slower cap, a cleaner one the faster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub max_slowdown: f64,
+    sum_i: f64,
+    n_i: f64,
+    /// The λ of the last decision (g/kWh·W).
+    pub lambda: f64,
+}
+
+impl Budget {
+    pub fn new(max_slowdown: f64) -> Self {
+        Self {
+            max_slowdown: max_slowdown.max(0.0),
+            sum_i: 0.0,
+            n_i: 0.0,
+            lambda: 0.0,
+        }
+    }
+
+    /// λ₀ at intensity `i`: zero when the least energy per unit of work is within the budget.
+    fn lambda0(&self, pts: &[(f64, f64)], i: f64) -> f64 {
+        let t_max = pts.iter().map(|p| p.1).fold(0.0, f64::max);
+        if t_max <= 0.0 {
+            return 0.0;
+        }
+        let target = (1.0 + self.max_slowdown) / t_max;
+        let se: Vec<(f64, f64)> = pts
+            .iter()
+            .filter(|p| p.1 > 0.0)
+            .map(|&(w, t)| (1.0 / t, w / t))
+            .collect();
+        let within = se
+            .iter()
+            .filter(|p| p.0 <= target * (1.0 + 1e-12))
+            .map(|p| p.1)
+            .fold(f64::INFINITY, f64::min);
+        let mut best = (within, 0.0);
+        for a in se.iter().filter(|p| p.0 <= target) {
+            for b in se.iter().filter(|p| p.0 > target) {
+                let f = (b.0 - target) / (b.0 - a.0);
+                let e = f * a.1 + (1.0 - f) * b.1;
+                if e < best.0 {
+                    best = (e, i * (a.1 - b.1) / (b.0 - a.0));
+                }
+            }
+        }
+        best.1.max(0.0)
+    }
+
+    /// The index in `pts` ((power W, throughput) per cap) to run next, at intensity `i`
+    /// (forecast or now), after `running_s` seconds that did the work of `work_max_s` seconds
+    /// at the fastest cap.
+    pub fn choose(&mut self, pts: &[(f64, f64)], i: f64, running_s: f64, work_max_s: f64) -> usize {
+        self.sum_i += i;
+        self.n_i += 1.0;
+        let mean_i = self.sum_i / self.n_i;
+        let slack = (1.0 + self.max_slowdown) * work_max_s - running_s;
+        self.lambda = self.lambda0(pts, mean_i) * (-slack / BUDGET_TAU_S).clamp(-50.0, 50.0).exp();
+        let cost = |&(w, t): &(f64, f64)| {
+            if t > 0.0 {
+                (i * w + self.lambda) / t
+            } else {
+                f64::INFINITY
+            }
+        };
+        let mut best = 0;
+        for (k, p) in pts.iter().enumerate() {
+            if cost(p) < cost(&pts[best]) {
+                best = k;
+            }
+        }
+        best
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Governor {
     cfg: GovernorConfig,

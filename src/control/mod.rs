@@ -6,6 +6,7 @@
 
 pub mod governor;
 pub mod nvml;
+pub mod oracle;
 pub mod sim;
 
 pub use crate::engine::caplog::{CapLog, Change, Who};

@@ -13,6 +13,7 @@ pub mod life;
 pub mod meter;
 pub mod reprice;
 pub mod savings;
+pub mod schedule;
 pub mod series;
 
 pub use caplog::CapLog;
