@@ -837,7 +837,7 @@ mod tests {
         std::fs::write(
             &f,
             "epochs = 20.0\nmetric = [\"f1=F1 ([0-9.]+)\"]\ntarget_metric = \"F1\"\n\
-             governor = \"carbon\"\neta = 0.3\nembodied_kg = 100.0\n",
+             governor = \"carbon\"\neta = 0.3\nembodied_kg = 100.0\nmax_slowdown = \"3%\"\n",
         )
         .unwrap();
         let cli = MeasureOpts {
@@ -850,6 +850,19 @@ mod tests {
         assert_eq!(s.target_metric.as_deref(), Some("f1"));
         assert!(s.governor);
         assert_eq!((s.eta, s.embodied_kg), (0.3, Some(100.0)));
+        assert_eq!(s.max_slowdown, Some(0.03));
+        let over = MeasureOpts {
+            max_slowdown: Some(0.1),
+            ..cli.clone()
+        };
+        assert_eq!(resolve(&over).unwrap().max_slowdown, Some(0.1));
+        std::fs::write(&f, "max_slowdown = \"-2%\"\n").unwrap();
+        assert!(
+            resolve(&cli)
+                .unwrap_err()
+                .to_string()
+                .contains("`max_slowdown`")
+        );
         std::fs::write(&f, "target_accuracy = 150.0\n").unwrap();
         assert!(
             resolve(&cli)

@@ -39,6 +39,7 @@ impl CapSide {
             governor: None,
             cfg: GovernorConfig {
                 eta: s.eta,
+                max_slowdown: s.max_slowdown,
                 warmup_s: measure_s / 2.0,
                 measure_s,
                 ..GovernorConfig::default()
