@@ -33,7 +33,8 @@ Constants (DESIGN.md §5; override where a flag exists):
 
 Power caps (root, or --simulate-gpus N): + / - step the cap of the chosen GPUs (c cycles all,
 GPU 0, 1, …), r back to the default, g toggles the carbon governor (Zeus: cost =
-η·(I/750)·P/T + (1−η)·P_max/T). The original caps are put back on exit unless --no-restore.
+η·(I/750)·P/T + (1−η)·P_max/T; with --max-slowdown X% instead the least I·E + λ·t per step,
+λ steered to finish within X% of the fastest cap — η's own λ is (1−η)·P_max·750/η). The original caps are put back on exit unless --no-restore.
 
 Screen keys: q quit, ? help, p pause view, o output pane, t theme, ←/→ window, tab panels;
 replay adds space play/pause, ,/. seek, </> speed. Without a terminal it runs headless.

@@ -87,8 +87,8 @@ fn dp(c: &[(f64, f64)], sl: &[(f64, f64)], n: f64) -> f64 {
         let level_p: Vec<Option<f64>> = (lo..=hi)
             .map(|lev| power_at(c, lev as f64 * Q / l))
             .collect();
-        for w in 0..states {
-            if !cost[w].is_finite() {
+        for (w, &here) in cost.iter().enumerate().take(states) {
+            if !here.is_finite() {
                 continue;
             }
             let rest = n - w as f64 * Q;
@@ -100,7 +100,7 @@ fn dp(c: &[(f64, f64)], sl: &[(f64, f64)], n: f64) -> f64 {
                 speeds.push(need.max(r_min));
                 for r in speeds {
                     if let Some(p) = power_at(c, r) {
-                        best = best.min(cost[w] + i * p * rest / r);
+                        best = best.min(here + i * p * rest / r);
                     }
                 }
             }
@@ -111,7 +111,7 @@ fn dp(c: &[(f64, f64)], sl: &[(f64, f64)], n: f64) -> f64 {
                     break;
                 }
                 if let Some(p) = level_p[lev - lo] {
-                    next[to] = next[to].min(cost[w] + i * p * l);
+                    next[to] = next[to].min(here + i * p * l);
                 }
             }
         }

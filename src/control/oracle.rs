@@ -61,6 +61,9 @@ pub fn zeus_a40(workload: &str) -> Result<CapCurve, String> {
     CapCurve::new(pts).map_err(|e| e.to_string())
 }
 
+/// (offset s, length s, value) spans over time.
+pub type Spans = Vec<(f64, f64, f64)>;
+
 /// One policy over all starts.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Row {
@@ -96,7 +99,7 @@ pub struct Evaluation {
     /// Start 0's schedules (for plots): (policy, [(offset s, length s, cap W)]) and the signal
     /// (offset s, length s, g/kWh).
     #[serde(skip)]
-    pub first: Vec<(String, Vec<(f64, f64, f64)>)>,
+    pub first: Vec<(String, Spans)>,
     #[serde(skip)]
     pub first_signal: Vec<(f64, f64, f64)>,
 }
