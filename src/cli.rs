@@ -258,9 +258,6 @@ pub struct SimulateArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Also draw the caps over time (first start) and the intensity to this PNG.
-    #[arg(long, value_name = "OUT.png")]
-    pub png: Option<PathBuf>,
 }
 
 /// A slowdown budget: `3%` or `3` (percent), from 0 to 100%; the fraction.

@@ -362,8 +362,19 @@ mod tests {
 
     /// [`governed_run`], and with `stop` a SIGTERM after `secs`, then the closing sample.
     fn governed(state: &Path, secs: f64, stop: bool) -> (Session, Vec<Tick>) {
+        governed_with(state, secs, stop, None)
+    }
+
+    /// [`governed`], with the time budget `max_slowdown` instead of η where given.
+    fn governed_with(
+        state: &Path,
+        secs: f64,
+        stop: bool,
+        max_slowdown: Option<f64>,
+    ) -> (Session, Vec<Tick>) {
         let dir = state.parent().unwrap();
-        let s = governed_settings(dir);
+        let mut s = governed_settings(dir);
+        s.max_slowdown = max_slowdown;
         let clock = ScriptedClock::default();
         let sim =
             SimGpus::with_clock(2, Some(state.to_path_buf()), Box::new(clock.clone())).unwrap();
@@ -427,6 +438,27 @@ mod tests {
             }
         }
         (session, rows)
+    }
+
+    #[test]
+    fn the_time_budget_governor_meets_its_budget_through_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("caps.json");
+        // The profile, then 40 minutes of decisions every 5 minutes at 400 g/kWh.
+        let (session, rows) = governed_with(&state, GOVERNED_S + 2400.0, false, Some(0.05));
+        let g = session.caps.governor.as_ref().unwrap();
+        let slow = g.slowdown().unwrap();
+        assert!((0.0..=0.06).contains(&slow), "slowdown so far {slow}");
+        assert!(g.reason.contains("time budget +5.0%"), "{}", g.reason);
+        // Below the maximum after the profile (Zeus's CIFAR-100 curve: 200 W costs +3.2% time
+        // for 14% less energy per step), and the chosen caps logged.
+        let after: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.elapsed_s > GOVERNED_S + 300.0)
+            .map(|r| r.gpus[0].cap_w.unwrap())
+            .collect();
+        let mean = after.iter().sum::<f64>() / after.len() as f64;
+        assert!(mean < 250.0 && mean > 150.0, "mean cap {mean}");
     }
 
     #[test]
