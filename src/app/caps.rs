@@ -9,6 +9,14 @@ use crate::control::{CapControl, CapLog, PowerCap, Target, Who};
 use crate::engine::Tick;
 use crate::ui::state::CapKey;
 
+/// The governor's setting for the status line: `η=0.5`, or `≤+3.0% time` in time-budget mode.
+fn knob(c: &GovernorConfig) -> String {
+    match c.max_slowdown {
+        Some(x) => format!("≤{:+.1}% time", x * 100.0),
+        None => format!("η={}", c.eta),
+    }
+}
+
 pub struct CapSide {
     control: Option<CapControl>,
     /// Why caps cannot be changed, when there is no control.
@@ -87,8 +95,8 @@ impl CapSide {
             .ok_or("governor: the GPUs report no power-cap range")?;
         self.governor = Some(Governor::new(self.cfg, l.min_w, l.max_w));
         Ok(format!(
-            "governor on (η={}): profiling caps {:.0}–{:.0} W, {:.1} s each",
-            self.cfg.eta,
+            "governor on ({}): profiling caps {:.0}–{:.0} W, {:.1} s each",
+            knob(&self.cfg),
             l.max_w,
             l.min_w,
             self.cfg.warmup_s + self.cfg.measure_s
@@ -190,7 +198,7 @@ impl CapSide {
             return "no GPU".into();
         };
         if let Some(g) = &self.governor {
-            return format!("governor η={} · {}", g.config().eta, short(&g.reason));
+            return format!("governor {} · {}", knob(&g.config()), short(&g.reason));
         }
         let caps: Vec<f64> = (0..c.count()).filter_map(|i| c.current(i)).collect();
         let all_same = caps.windows(2).all(|w| (w[0] - w[1]).abs() < 0.5);
@@ -258,14 +266,14 @@ impl CapSide {
         if let Some(why) = &self.past_blind {
             notes.push(match why.strip_prefix("governor stopped: ") {
                 Some(_) => why.clone(),
-                None => format!("governor (η={}): {why}", self.cfg.eta),
+                None => format!("governor ({}): {why}", knob(&self.cfg)),
             });
         }
         if s.uncapped_time_s > 0.0 {
             notes.push(format!(
-                "governor (η={}): {} CO2e of GPU energy against {} uncapped for the same work \
+                "governor ({}): {} CO2e of GPU energy against {} uncapped for the same work \
                  ({:.1}% less), {:+.1}% time (estimated from its profile)",
-                self.cfg.eta,
+                knob(&self.cfg),
                 crate::report::summary::fmt_co2e_g(s.co2e_g),
                 crate::report::summary::fmt_co2e_g(s.uncapped_co2e_g),
                 s.saved_pct(),

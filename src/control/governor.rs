@@ -281,17 +281,26 @@ impl Budget {
             .filter(|p| p.0 <= target * (1.0 + 1e-12))
             .map(|p| p.1)
             .fold(f64::INFINITY, f64::min);
-        let mut best = (within, 0.0);
+        // The hull segment through the budget: the pair whose mix there takes the least energy
+        // (of equals, the steepest: at a zero budget every pair through the fastest cap ties).
+        let mut seg: Option<(f64, f64)> = None;
         for a in se.iter().filter(|p| p.0 <= target) {
             for b in se.iter().filter(|p| p.0 > target) {
                 let f = (b.0 - target) / (b.0 - a.0);
-                let e = f * a.1 + (1.0 - f) * b.1;
-                if e < best.0 {
-                    best = (e, i * (a.1 - b.1) / (b.0 - a.0));
+                let (e, l) = (f * a.1 + (1.0 - f) * b.1, i * (a.1 - b.1) / (b.0 - a.0));
+                let better = seg.is_none_or(|(be, bl)| {
+                    e < be - 1e-12 * be.abs() || (e <= be + 1e-12 * be.abs() && l > bl)
+                });
+                if better {
+                    seg = Some((e, l));
                 }
             }
         }
-        best.1.max(0.0)
+        match seg {
+            // The least energy within the budget is already there: time costs nothing.
+            Some((e, l)) if e < within || (e <= within && l > 0.0) => l.max(0.0),
+            _ => 0.0,
+        }
     }
 
     /// The index in `pts` ((power W, throughput) per cap) to run next, at intensity `i`
@@ -312,7 +321,13 @@ impl Budget {
         };
         let mut best = 0;
         for (k, p) in pts.iter().enumerate() {
-            if cost(p) < cost(&pts[best]) {
+            // No time to give: the fastest, whatever the intensity.
+            let better = if self.max_slowdown <= 0.0 {
+                p.1 > pts[best].1
+            } else {
+                cost(p) < cost(&pts[best])
+            };
+            if better {
                 best = k;
             }
         }
@@ -808,6 +823,19 @@ mod tests {
             mean_cap(false)
         );
         assert!(g.reason.contains("time budget +5.0%"), "{}", g.reason);
+    }
+
+    #[test]
+    fn a_zero_time_budget_runs_the_fastest_cap() {
+        // (power W, throughput) per cap: the fastest first, the slower ones cheaper per step.
+        let pts = [(300.0, 1.0), (250.0, 0.98), (200.0, 0.93)];
+        let mut b = Budget::new(0.0);
+        assert_eq!(b.choose(&pts, 500.0, 0.0, 0.0), 0);
+        // Ahead of a 5% budget, the slower caps; behind it, the fastest.
+        let mut b = Budget::new(0.05);
+        assert_eq!(b.choose(&pts, 500.0, 1000.0, 1000.0), 2);
+        let mut b = Budget::new(0.05);
+        assert_eq!(b.choose(&pts, 500.0, 4000.0, 2000.0), 0);
     }
 
     #[test]

@@ -187,7 +187,9 @@ impl Signal {
     }
 
     fn cover(&self, need_s: f64) -> Result<(), ScheduleError> {
-        if self.slots.is_empty() || self.span_s() + 1e-6 < need_s {
+        // Also from the start itself: a start before the trace's first point is not covered.
+        let from_start = self.slots.first().is_some_and(|s| s.0 <= 1e-9);
+        if !from_start || self.span_s() + 1e-6 < need_s {
             return Err(ScheduleError::NotCovered {
                 start: self.start,
                 need_s,
@@ -542,6 +544,16 @@ mod tests {
         let s = Signal::new(&tr, tr.start());
         assert!(matches!(
             static_cap(curve().max(), &s, 4000.0),
+            Err(ScheduleError::NotCovered { .. })
+        ));
+    }
+
+    #[test]
+    fn a_start_before_the_trace_is_not_covered() {
+        let tr = trace(&[100.0, 200.0]);
+        let s = Signal::new(&tr, tr.start() - TimeDelta::seconds(5));
+        assert!(matches!(
+            static_cap(curve().max(), &s, 1.0),
             Err(ScheduleError::NotCovered { .. })
         ));
     }
