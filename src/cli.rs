@@ -33,8 +33,9 @@ Constants (DESIGN.md §5; override where a flag exists):
 
 Power caps (root, `carbontop capd`, or --simulate-gpus N): + / - step the cap of the chosen
 GPUs (c cycles all, GPU 0, 1, …), r back to the default, g toggles the carbon governor (Zeus:
-cost = η·(I/750)·P/T + (1−η)·P_max/T). The original caps are put back on exit unless
---no-restore.
+cost = η·(I/750)·P/T + (1−η)·P_max/T; with --max-slowdown X% instead the least I·E + λ·t per
+step, λ steered to finish within X% of the fastest cap — η's own λ is (1−η)·P_max·750/η). The
+original caps are put back on exit unless --no-restore.
 
 Screen keys: q quit, ? help, p pause view, o output pane, t theme, ←/→ window, tab panels;
 replay adds space play/pause, ,/. seek, </> speed. Without a terminal it runs headless.
@@ -205,6 +206,65 @@ pub enum Command {
     /// with the published low–high range); with --serve-days and --site, a model's whole life
     /// (training, then serving) across data centres (the Impact Framework's NN plugins).
     Estimate(EstimateArgs),
+    /// The governor against its limit, offline: a run of N epochs on a measured cap curve (Zeus's
+    /// A40 measurements) over a grid trace, from several start times, in compressed time:
+    /// uncapped, each static cap, the best static cap and fixed two-cap mix within
+    /// --max-slowdown, the governor's η and time-budget rules, and the oracle (a cap per trace
+    /// slot knowing the future, mixes of two caps in a slot allowed), its saving split into
+    /// efficiency (the fixed mix at the same slowdown) and timing (the rest).
+    Simulate(SimulateArgs),
+}
+
+/// `carbontop simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// The GPU whose measured curve to use (a40: Zeus's measurements).
+    #[arg(long, default_value = "a40", value_name = "MODEL")]
+    pub gpu: String,
+    /// A workload of Zeus's A40 table, DATASET-NETWORK-bBATCH (imagenet-resnet50-b128,
+    /// cifar100-shufflenetv2-b1024, librispeech-deepspeech2-b32, squad-bert_base_uncased-b32, …).
+    #[arg(long, default_value = "imagenet-resnet50-b128", value_name = "NAME")]
+    pub workload: String,
+    /// The grid intensity over time: a carbontop samples.csv, the Zeus carbon_hist.csv, or a
+    /// CSV with a time column and a g/kWh column (as `reprice --intensity-trace`).
+    #[arg(long, value_name = "FILE")]
+    pub trace: PathBuf,
+    /// The run's length in epochs.
+    #[arg(long, default_value = "10", value_parser = parse_epochs, value_name = "N")]
+    pub epochs: f64,
+    /// How many start times, spread evenly over the trace (ignored with --start).
+    #[arg(long, default_value = "10", value_parser = parse_starts, value_name = "K")]
+    pub starts: usize,
+    /// A start time (RFC 3339; repeat for several).
+    #[arg(long = "start", value_name = "TIME")]
+    pub start: Vec<String>,
+    /// The slowdown budget against uncapped (3%, 10%).
+    #[arg(long, default_value = "3%", value_parser = parse_slowdown, value_name = "X%")]
+    pub max_slowdown: f64,
+    /// η of the governor's Zeus-form rule (shown beside the time budget).
+    #[arg(long, default_value = "0.5", value_parser = parse_unit, value_name = "X")]
+    pub eta: f64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A slowdown budget: `3%` or `3` (percent), from 0 to 100%; the fraction.
+pub fn parse_slowdown(s: &str) -> Result<f64, String> {
+    match parse_number(s.trim().trim_end_matches('%')) {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v / 100.0),
+        _ => Err(format!(
+            "{s:?} is not a slowdown (a percentage from 0 to 100, like 3%)"
+        )),
+    }
+}
+
+/// How many start times `simulate` tries: 1 to 1000.
+fn parse_starts(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a count of start times (1 to 1000)")),
+    }
 }
 
 /// `carbontop wait`'s grid: where the forecast comes from (the measuring commands' options of
@@ -509,6 +569,12 @@ pub struct MeasureOpts {
     /// The governor's knob: 0 = pure speed, 1 = least energy per step; default 0.5.
     #[arg(long, value_parser = parse_unit, value_name = "X", allow_negative_numbers = true)]
     pub eta: Option<f64>,
+    /// The governor's time budget instead of η: the least carbon finishing within this much
+    /// more time than the fastest cap (3%, 0.5%): per decision the cap minimising
+    /// I·E(p) + λ·t(p) per step, λ steered so the slowdown so far meets the budget. η is Zeus's
+    /// fixed price of time (its λ is (1−η)·P_max·I_ref/η, whatever the slowdown comes to).
+    #[arg(long, value_parser = parse_slowdown, value_name = "X%")]
+    pub max_slowdown: Option<f64>,
     /// How long the governor measures each candidate cap at least (plus half as long to
     /// settle); longer, up to ten times or a minute, until its throughput is known to ±2%.
     #[arg(long, value_parser = parse_duration, value_name = "D")]

@@ -44,6 +44,8 @@ pub struct FileConfig {
     pub project: Option<String>,
     pub governor: Option<String>,
     pub eta: Option<f64>,
+    /// The governor's time budget, e.g. "3%".
+    pub max_slowdown: Option<String>,
     pub governor_profile: Option<String>,
     pub cap_step: Option<f64>,
     pub no_restore: Option<bool>,
@@ -112,6 +114,8 @@ pub struct Settings {
     /// The carbon governor from the start.
     pub governor: bool,
     pub eta: f64,
+    /// The governor's time budget (a fraction): least carbon within this slowdown, instead of η.
+    pub max_slowdown: Option<f64>,
     /// Seconds each candidate cap is measured.
     pub governor_profile: Duration,
     pub cap_step: f64,
@@ -388,6 +392,7 @@ fn resolve_loaded(
         sim_state: cli.sim_state.clone(),
         governor: gov.governor,
         eta: gov.eta,
+        max_slowdown: gov.max_slowdown,
         governor_profile: gov.governor_profile,
         cap_step: gov.cap_step,
         restore_caps: !(cli.no_restore || file.no_restore.unwrap_or(false)),
@@ -650,6 +655,7 @@ fn secret_warnings(file: &FileConfig, p: &Path) -> Vec<String> {
 struct Governor {
     governor: bool,
     eta: f64,
+    max_slowdown: Option<f64>,
     governor_profile: Duration,
     cap_step: f64,
 }
@@ -673,6 +679,12 @@ fn governor_settings(
         cli::parse_unit(&v.to_string()).map(|_| ())
     })?;
     let file_cap_step = check(p, "cap_step", file.cap_step, within(&CAP_STEP_BOUND))?;
+    let file_slowdown = file
+        .max_slowdown
+        .as_deref()
+        .map(cli::parse_slowdown)
+        .transpose()
+        .map_err(key_error(p, "max_slowdown"))?;
     let file_profile = file
         .governor_profile
         .as_deref()
@@ -685,6 +697,7 @@ fn governor_settings(
             None => file_gov.unwrap_or(false),
         },
         eta: cli.eta.or(file_eta).unwrap_or(0.5),
+        max_slowdown: cli.max_slowdown.or(file_slowdown),
         governor_profile: cli
             .governor_profile
             .or(file_profile)
@@ -828,7 +841,7 @@ mod tests {
         std::fs::write(
             &f,
             "epochs = 20.0\nmetric = [\"f1=F1 ([0-9.]+)\"]\ntarget_metric = \"F1\"\n\
-             governor = \"carbon\"\neta = 0.3\nembodied_kg = 100.0\n",
+             governor = \"carbon\"\neta = 0.3\nembodied_kg = 100.0\nmax_slowdown = \"3%\"\n",
         )
         .unwrap();
         let cli = MeasureOpts {
@@ -841,6 +854,19 @@ mod tests {
         assert_eq!(s.target_metric.as_deref(), Some("f1"));
         assert!(s.governor);
         assert_eq!((s.eta, s.embodied_kg), (0.3, Some(100.0)));
+        assert_eq!(s.max_slowdown, Some(0.03));
+        let over = MeasureOpts {
+            max_slowdown: Some(0.1),
+            ..cli.clone()
+        };
+        assert_eq!(resolve(&over).unwrap().max_slowdown, Some(0.1));
+        std::fs::write(&f, "max_slowdown = \"-2%\"\n").unwrap();
+        assert!(
+            resolve(&cli)
+                .unwrap_err()
+                .to_string()
+                .contains("`max_slowdown`")
+        );
         std::fs::write(&f, "target_accuracy = 150.0\n").unwrap();
         assert!(
             resolve(&cli)

@@ -87,6 +87,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         }),
         Command::Estimate(a) => app::estimate::run(&a),
         Command::Capd(o) => capd::run(&o),
+        Command::Simulate(a) => app::simulate::run(&a),
         Command::Zones { filter, json } => zones(filter.as_deref(), json),
         Command::Completions { shell } => docs(Some(shell)),
         Command::Man => docs(None),

@@ -9,6 +9,14 @@ use crate::control::{CapControl, CapLog, PowerCap, Target, Who};
 use crate::engine::Tick;
 use crate::ui::state::CapKey;
 
+/// The governor's setting for the status line: `η=0.5`, or `≤+3.0% time` in time-budget mode.
+fn knob(c: &GovernorConfig) -> String {
+    match c.max_slowdown {
+        Some(x) => format!("≤{:+.1}% time", x * 100.0),
+        None => format!("η={}", c.eta),
+    }
+}
+
 pub struct CapSide {
     control: Option<CapControl>,
     /// Why caps cannot be changed, when there is no control.
@@ -39,6 +47,7 @@ impl CapSide {
             governor: None,
             cfg: GovernorConfig {
                 eta: s.eta,
+                max_slowdown: s.max_slowdown,
                 warmup_s: measure_s / 2.0,
                 measure_s,
                 ..GovernorConfig::default()
@@ -86,8 +95,8 @@ impl CapSide {
             .ok_or("governor: the GPUs report no power-cap range")?;
         self.governor = Some(Governor::new(self.cfg, l.min_w, l.max_w));
         Ok(format!(
-            "governor on (η={}): profiling caps {:.0}–{:.0} W, {:.1} s each",
-            self.cfg.eta,
+            "governor on ({}): profiling caps {:.0}–{:.0} W, {:.1} s each",
+            knob(&self.cfg),
             l.max_w,
             l.min_w,
             self.cfg.warmup_s + self.cfg.measure_s
@@ -189,7 +198,7 @@ impl CapSide {
             return "no GPU".into();
         };
         if let Some(g) = &self.governor {
-            return format!("governor η={} · {}", g.config().eta, short(&g.reason));
+            return format!("governor {} · {}", knob(&g.config()), short(&g.reason));
         }
         let caps: Vec<f64> = (0..c.count()).filter_map(|i| c.current(i)).collect();
         let all_same = caps.windows(2).all(|w| (w[0] - w[1]).abs() < 0.5);
@@ -257,14 +266,14 @@ impl CapSide {
         if let Some(why) = &self.past_blind {
             notes.push(match why.strip_prefix("governor stopped: ") {
                 Some(_) => why.clone(),
-                None => format!("governor (η={}): {why}", self.cfg.eta),
+                None => format!("governor ({}): {why}", knob(&self.cfg)),
             });
         }
         if s.uncapped_time_s > 0.0 {
             notes.push(format!(
-                "governor (η={}): {} CO2e of GPU energy against {} uncapped for the same work \
+                "governor ({}): {} CO2e of GPU energy against {} uncapped for the same work \
                  ({:.1}% less), {:+.1}% time (estimated from its profile)",
-                self.cfg.eta,
+                knob(&self.cfg),
                 crate::report::summary::fmt_co2e_g(s.co2e_g),
                 crate::report::summary::fmt_co2e_g(s.uncapped_co2e_g),
                 s.saved_pct(),
@@ -361,8 +370,19 @@ mod tests {
 
     /// [`governed_run`], and with `stop` a SIGTERM after `secs`, then the closing sample.
     fn governed(state: &Path, secs: f64, stop: bool) -> (Session, Vec<Tick>) {
+        governed_with(state, secs, stop, None)
+    }
+
+    /// [`governed`], with the time budget `max_slowdown` instead of η where given.
+    fn governed_with(
+        state: &Path,
+        secs: f64,
+        stop: bool,
+        max_slowdown: Option<f64>,
+    ) -> (Session, Vec<Tick>) {
         let dir = state.parent().unwrap();
-        let s = governed_settings(dir);
+        let mut s = governed_settings(dir);
+        s.max_slowdown = max_slowdown;
         let clock = ScriptedClock::default();
         let sim =
             SimGpus::with_clock(2, Some(state.to_path_buf()), Box::new(clock.clone())).unwrap();
@@ -426,6 +446,27 @@ mod tests {
             }
         }
         (session, rows)
+    }
+
+    #[test]
+    fn the_time_budget_governor_meets_its_budget_through_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("caps.json");
+        // The profile, then 40 minutes of decisions every 5 minutes at 400 g/kWh.
+        let (session, rows) = governed_with(&state, GOVERNED_S + 2400.0, false, Some(0.05));
+        let g = session.caps.governor.as_ref().unwrap();
+        let slow = g.slowdown().unwrap();
+        assert!((0.0..=0.06).contains(&slow), "slowdown so far {slow}");
+        assert!(g.reason.contains("time budget +5.0%"), "{}", g.reason);
+        // Below the maximum after the profile (Zeus's CIFAR-100 curve: 200 W costs +3.2% time
+        // for 14% less energy per step), and the chosen caps logged.
+        let after: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.elapsed_s > GOVERNED_S + 300.0)
+            .map(|r| r.gpus[0].cap_w.unwrap())
+            .collect();
+        let mean = after.iter().sum::<f64>() / after.len() as f64;
+        assert!(mean < 250.0 && mean > 150.0, "mean cap {mean}");
     }
 
     #[test]

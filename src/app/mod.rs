@@ -15,6 +15,7 @@ pub mod reprice;
 pub mod screen;
 pub mod serve;
 pub mod session;
+pub mod simulate;
 pub mod wait;
 
 /// Writes to stdout. A reader that went away (`carbontop report … | head`) is not an error and

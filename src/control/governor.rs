@@ -36,6 +36,9 @@ pub struct GovernorConfig {
     pub measure_s: f64,
     /// Relative throughput change (against the profile) that starts a new profile.
     pub drift: f64,
+    /// Time-budget mode instead of η: the least carbon within this slowdown (a fraction)
+    /// against the fastest profiled cap, counted from the end of the profile.
+    pub max_slowdown: Option<f64>,
 }
 
 impl GovernorConfig {
@@ -55,6 +58,7 @@ impl Default for GovernorConfig {
             warmup_s: 5.0,
             measure_s: 10.0,
             drift: 0.25,
+            max_slowdown: None,
         }
     }
 }
@@ -226,6 +230,111 @@ impl Window {
 
 pub use crate::engine::savings::Savings;
 
+/// Time-budget mode (`--max-slowdown X%`): how far the lagrange multiplier moves with the time
+/// saved or lost so far — λ = λ₀·exp(−slack/τ). A tuning constant, not a measurement: ten
+/// minutes of slack halves or doubles λ, so the budget is met to about τ·ln(I_max/I_min)
+/// seconds whatever the run's length, while a grid that moves ±10% still shifts work in time.
+pub const BUDGET_TAU_S: f64 = 600.0;
+/// Time-budget mode: the least time between two decisions at one intensity (the caps
+/// alternate at most this often to meet the budget between two discrete caps).
+pub const BUDGET_DECISION_S: f64 = 300.0;
+
+/// The time-budget rule: per decision the cap minimising I(t)·E(p) + λ·t(p) per unit of work
+/// (E = P/T, t = 1/T), with λ steered so the time taken stays within `max_slowdown` of the
+/// fastest cap's. λ₀ is the price of time at which, at the mean intensity seen, the two caps
+/// bracketing the budget on the lower convex hull of (time, energy) per unit of work cost the
+/// same — the fixed mix that meets the budget; the slack then tilts it, and a dirtier hour
+/// (higher I) picks the slower cap, a cleaner one the faster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub max_slowdown: f64,
+    sum_i: f64,
+    n_i: f64,
+    /// The λ of the last decision (g/kWh·W).
+    pub lambda: f64,
+}
+
+impl Budget {
+    pub fn new(max_slowdown: f64) -> Self {
+        Self {
+            max_slowdown: max_slowdown.max(0.0),
+            sum_i: 0.0,
+            n_i: 0.0,
+            lambda: 0.0,
+        }
+    }
+
+    /// λ₀ at intensity `i`: zero when the least energy per unit of work is within the budget.
+    fn lambda0(&self, pts: &[(f64, f64)], i: f64) -> f64 {
+        let t_max = pts.iter().map(|p| p.1).fold(0.0, f64::max);
+        if t_max <= 0.0 {
+            return 0.0;
+        }
+        let target = (1.0 + self.max_slowdown) / t_max;
+        let se: Vec<(f64, f64)> = pts
+            .iter()
+            .filter(|p| p.1 > 0.0)
+            .map(|&(w, t)| (1.0 / t, w / t))
+            .collect();
+        let within = se
+            .iter()
+            .filter(|p| p.0 <= target * (1.0 + 1e-12))
+            .map(|p| p.1)
+            .fold(f64::INFINITY, f64::min);
+        // The hull segment through the budget: the pair whose mix there takes the least energy
+        // (of equals, the steepest: at a zero budget every pair through the fastest cap ties).
+        let mut seg: Option<(f64, f64)> = None;
+        for a in se.iter().filter(|p| p.0 <= target) {
+            for b in se.iter().filter(|p| p.0 > target) {
+                let f = (b.0 - target) / (b.0 - a.0);
+                let (e, l) = (f * a.1 + (1.0 - f) * b.1, i * (a.1 - b.1) / (b.0 - a.0));
+                let better = seg.is_none_or(|(be, bl)| {
+                    e < be - 1e-12 * be.abs() || (e <= be + 1e-12 * be.abs() && l > bl)
+                });
+                if better {
+                    seg = Some((e, l));
+                }
+            }
+        }
+        match seg {
+            // The least energy within the budget is already there: time costs nothing.
+            Some((e, l)) if e < within || (e <= within && l > 0.0) => l.max(0.0),
+            _ => 0.0,
+        }
+    }
+
+    /// The index in `pts` ((power W, throughput) per cap) to run next, at intensity `i`
+    /// (forecast or now), after `running_s` seconds that did the work of `work_max_s` seconds
+    /// at the fastest cap.
+    pub fn choose(&mut self, pts: &[(f64, f64)], i: f64, running_s: f64, work_max_s: f64) -> usize {
+        self.sum_i += i;
+        self.n_i += 1.0;
+        let mean_i = self.sum_i / self.n_i;
+        let slack = (1.0 + self.max_slowdown) * work_max_s - running_s;
+        self.lambda = self.lambda0(pts, mean_i) * (-slack / BUDGET_TAU_S).clamp(-50.0, 50.0).exp();
+        let cost = |&(w, t): &(f64, f64)| {
+            if t > 0.0 {
+                (i * w + self.lambda) / t
+            } else {
+                f64::INFINITY
+            }
+        };
+        let mut best = 0;
+        for (k, p) in pts.iter().enumerate() {
+            // No time to give: the fastest, whatever the intensity.
+            let better = if self.max_slowdown <= 0.0 {
+                p.1 > pts[best].1
+            } else {
+                cost(p) < cost(&pts[best])
+            };
+            if better {
+                best = k;
+            }
+        }
+        best
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Governor {
     cfg: GovernorConfig,
@@ -248,6 +357,12 @@ pub struct Governor {
     blind: Option<String>,
     pub savings: Savings,
     pub profiles: u32,
+    /// Time-budget mode: the rule, the seconds run since the profile, the work done in them
+    /// as seconds at the fastest cap, and when it last decided.
+    budget: Option<Budget>,
+    run_s: f64,
+    work_max_s: f64,
+    decided_at: f64,
 }
 
 impl Governor {
@@ -279,7 +394,70 @@ impl Governor {
             blind: None,
             savings: Savings::default(),
             profiles: 0,
+            budget: cfg.max_slowdown.map(Budget::new),
+            run_s: 0.0,
+            work_max_s: 0.0,
+            decided_at: f64::NEG_INFINITY,
         }
+    }
+
+    /// Time-budget mode: the slowdown so far against the fastest cap (since the profile).
+    pub fn slowdown(&self) -> Option<f64> {
+        (self.budget.is_some() && self.work_max_s > 0.0).then(|| self.run_s / self.work_max_s - 1.0)
+    }
+
+    /// Time-budget mode: counts `dt` seconds at the present cap.
+    fn track(&mut self, dt: f64) {
+        let t_max = self
+            .profile
+            .iter()
+            .map(|p| p.throughput)
+            .fold(0.0, f64::max);
+        let here = self
+            .profile
+            .iter()
+            .find(|p| (p.cap_w - self.cap).abs() < 0.5)
+            .map_or(0.0, |p| p.throughput);
+        if self.budget.is_some() && t_max > 0.0 {
+            self.run_s += dt;
+            self.work_max_s += dt * here / t_max;
+        }
+    }
+
+    /// Time-budget mode: the cap of least I·E + λ·t, deciding again when the intensity
+    /// changes or every [`BUDGET_DECISION_S`].
+    fn decide_budget(&mut self, o: &Obs) -> Option<f64> {
+        let i = o.intensity_ahead.or(o.intensity)?;
+        if self.decided_for == Some(i) && o.elapsed_s - self.decided_at < BUDGET_DECISION_S {
+            return None;
+        }
+        self.decided_for = Some(i);
+        self.decided_at = o.elapsed_s;
+        let pts: Vec<(f64, f64)> = self
+            .profile
+            .iter()
+            .map(|p| (p.power_w, p.throughput))
+            .collect();
+        let b = self.budget.as_mut()?;
+        let best = *self
+            .profile
+            .get(b.choose(&pts, i, self.run_s, self.work_max_s))?;
+        let basis = if o.intensity_ahead.is_some() {
+            "forecast"
+        } else {
+            "now"
+        };
+        self.reason = format!(
+            "{:.0} W: least I·E + λ·t at {i:.0} g/kWh ({basis}), time budget {:+.1}%, so far {:+.1}%",
+            best.cap_w,
+            b.max_slowdown * 100.0,
+            self.slowdown().unwrap_or(0.0) * 100.0
+        );
+        if (best.cap_w - self.cap).abs() < 0.5 {
+            return None;
+        }
+        self.cap = best.cap_w;
+        Some(self.cap)
     }
 
     /// Why it holds the maximum cap for want of signal, if it does.
@@ -442,6 +620,7 @@ impl Governor {
             }
             Phase::Running => {
                 self.account(o, dt);
+                self.track(dt);
                 if self.check_drift(o, dt) {
                     return self.start_profile(o.elapsed_s);
                 }
@@ -460,6 +639,9 @@ impl Governor {
             }
             self.cap = max;
             return Some(max);
+        }
+        if self.budget.is_some() {
+            return self.decide_budget(o);
         }
         let i = o.intensity_ahead.or(o.intensity)?;
         if self.decided_for == Some(i) {
@@ -569,8 +751,15 @@ mod tests {
     /// Drives the governor against the Zeus A40 curve (one GPU) with an intensity trace; the
     /// caps it asks for are applied at once. Returns (caps over time, governor).
     fn drive(eta: f64, intensity: impl Fn(f64) -> f64, secs: f64) -> (Vec<(f64, f64)>, Governor) {
+        drive_governor(quick_governor(eta), intensity, secs)
+    }
+
+    fn drive_governor(
+        mut g: Governor,
+        intensity: impl Fn(f64) -> f64,
+        secs: f64,
+    ) -> (Vec<(f64, f64)>, Governor) {
         let curve = Curve::a40();
-        let mut g = quick_governor(eta);
         let (mut t, mut steps, mut cap) = (0.0, 0.0, 300.0);
         let mut caps = Vec::new();
         while t <= secs {
@@ -592,6 +781,61 @@ mod tests {
             steps += curve.steps_per_s(cap) * 0.5;
         }
         (caps, g)
+    }
+
+    #[test]
+    fn a_time_budget_is_met_and_the_dirtier_hours_get_the_lower_caps() {
+        let cfg = GovernorConfig {
+            warmup_s: 1.0,
+            measure_s: 2.0,
+            max_slowdown: Some(0.05),
+            ..Default::default()
+        };
+        let g = Governor::new(cfg, 100.0, 300.0);
+        // Half-hour slots alternating 500 and 700 g/kWh, for eleven hours.
+        let dirty = |t: f64| ((t / 1800.0) as u64) % 2 == 1;
+        let (caps, g) = drive_governor(g, |t| if dirty(t) { 700.0 } else { 500.0 }, 40_000.0);
+        let slow = g.slowdown().unwrap();
+        assert!((0.03..=0.055).contains(&slow), "slowdown {slow}");
+        // Energy per step after the profile against the fastest cap's (Zeus: 175 W saves 21%
+        // for 7.6%, 200 W 14% for 3.2%; a 5% budget mixes them).
+        let curve = Curve::a40();
+        let run: Vec<f64> = caps
+            .iter()
+            .filter(|c| c.0 > PROFILED_BY)
+            .map(|c| c.1)
+            .collect();
+        let e = |c: f64| curve.power_w(c) / curve.steps_per_s(c);
+        let mean_e = run.iter().map(|&c| e(c)).sum::<f64>() / run.len() as f64;
+        assert!(mean_e < 0.88 * e(300.0), "{mean_e} against {}", e(300.0));
+        let mean_cap = |d: bool| {
+            let v: Vec<f64> = caps
+                .iter()
+                .filter(|c| c.0 > PROFILED_BY && dirty(c.0) == d)
+                .map(|c| c.1)
+                .collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        assert!(
+            mean_cap(true) < mean_cap(false),
+            "{} {}",
+            mean_cap(true),
+            mean_cap(false)
+        );
+        assert!(g.reason.contains("time budget +5.0%"), "{}", g.reason);
+    }
+
+    #[test]
+    fn a_zero_time_budget_runs_the_fastest_cap() {
+        // (power W, throughput) per cap: the fastest first, the slower ones cheaper per step.
+        let pts = [(300.0, 1.0), (250.0, 0.98), (200.0, 0.93)];
+        let mut b = Budget::new(0.0);
+        assert_eq!(b.choose(&pts, 500.0, 0.0, 0.0), 0);
+        // Ahead of a 5% budget, the slower caps; behind it, the fastest.
+        let mut b = Budget::new(0.05);
+        assert_eq!(b.choose(&pts, 500.0, 1000.0, 1000.0), 2);
+        let mut b = Budget::new(0.05);
+        assert_eq!(b.choose(&pts, 500.0, 4000.0, 2000.0), 0);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod capd;
 pub mod governor;
 pub mod nvml;
+pub mod oracle;
 pub mod sim;
 
 pub use crate::engine::caplog::{CapLog, Change, Who};

@@ -15,6 +15,7 @@ pub mod meter;
 pub mod mig;
 pub mod reprice;
 pub mod savings;
+pub mod schedule;
 pub mod series;
 
 pub use caplog::CapLog;

@@ -392,6 +392,11 @@ impl Trace {
         self.end
     }
 
+    /// The points, by time: each holds until the next (the last until `end`).
+    pub fn points(&self) -> &[(DateTime<Utc>, GPerKwh)] {
+        &self.points
+    }
+
     pub fn len(&self) -> usize {
         self.points.len()
     }
