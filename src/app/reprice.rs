@@ -202,29 +202,28 @@ impl<R: std::io::BufRead> Lines<R> {
     }
 }
 
-/// A recording's intensity, a point wherever it changes.
+/// A recording's intensity, a point wherever it changes: its rows as read (no accounting is
+/// needed for their times and intensities).
 fn recording_trace(path: &Path) -> Result<Trace, String> {
-    let mut rec = Recorded::open(path, None).map_err(|e| e.to_string())?;
+    let mut rp = crate::source::replay::Replay::open(path).map_err(|e| e.to_string())?;
     let mut points: Vec<(DateTime<Utc>, GPerKwh)> = Vec::new();
     let mut last = None;
     // A row's intensity priced the interval that row closes: it holds from the row before.
     let mut prev: Option<DateTime<Utc>> = None;
-    while let Some(t) = rec.step() {
-        let from = prev.unwrap_or(t.timestamp);
-        prev = Some(t.timestamp);
-        let Some(g) = t.intensity_g_per_kwh else {
+    while let Some(row) = rp.next_sample() {
+        let (s, _gap) = row.map_err(|e| e.to_string())?;
+        let from = prev.unwrap_or(s.time);
+        prev = Some(s.time);
+        let Some(g) = s.intensity.map(|i| i.g_per_kwh) else {
             continue;
         };
-        last = Some((t.timestamp, GPerKwh(g)));
-        if points.last().is_none_or(|l| l.1.0 != g) {
-            points.push((from, GPerKwh(g)));
+        last = Some((s.time, g));
+        if points.last().is_none_or(|l| l.1 != g) {
+            points.push((from, g));
             if points.len() > reprice::MAX_TRACE_POINTS {
                 return Err(reprice::RepriceError::TraceTooLong.to_string());
             }
         }
-    }
-    if let Some(e) = rec.error.take() {
-        return Err(e.to_string());
     }
     // Its last value holds to its last row.
     if let Some(l) = last.filter(|l| points.last().is_some_and(|p| p.0 != l.0)) {
