@@ -7,7 +7,7 @@ use crate::report::summary::{fmt_co2e_g, fmt_energy_kwh};
 use crate::source::grid::table;
 
 /// A GPU model by name: (full name, rated W, source), or the usage error naming `flag`.
-fn gpu_model(flag: &str, name: &str) -> Result<(&'static str, f64, &'static str), AppError> {
+pub fn gpu_model(flag: &str, name: &str) -> Result<(&'static str, f64, &'static str), AppError> {
     estimate::gpu(name).ok_or_else(|| {
         AppError::Usage(format!(
             "{flag} {name}: unknown model (known: {})",

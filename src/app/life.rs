@@ -2,9 +2,8 @@
 //! figures from `engine::life`, the formats from `report::life`.
 
 use crate::app::AppError;
-use crate::app::estimate::grid_of;
+use crate::app::estimate::{gpu_model, grid_of};
 use crate::cli::EstimateArgs;
-use crate::engine::estimate;
 use crate::engine::life::{self, Hardware, Site, Work};
 use crate::report::life::Inputs;
 
@@ -19,12 +18,7 @@ fn hardware(
     usage_f: f64,
     mem: f64,
 ) -> Result<Hardware, AppError> {
-    let (full, w, _) = estimate::gpu(name).ok_or_else(|| {
-        usage(format!(
-            "{flag} {name}: unknown model (known: {})",
-            estimate::known_gpus()
-        ))
-    })?;
+    let (full, w, _) = gpu_model(flag, name)?;
     Ok(Hardware {
         gpu_name: full.into(),
         gpu_w: w,

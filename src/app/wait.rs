@@ -9,11 +9,11 @@
 use crate::app::AppError;
 use crate::config::Settings;
 use crate::engine::forecast::{self, Slot};
-use crate::report::summary::fmt_duration;
+use crate::report::summary::{fmt_duration, fmt_utc_minute as when};
 use crate::source::grid::{self, live::GridHandle};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long to wait for the provider's first answer (its own timeout is 10 s; one retry).
@@ -64,27 +64,21 @@ fn time_scale() -> f64 {
 
 /// Sleeps until `at` (scaled), unless a signal comes first: then the signal's number.
 fn sleep_until(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Option<i32>, AppError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let got = Arc::new(std::sync::atomic::AtomicI32::new(0));
-    let (s, g) = (stop.clone(), got.clone());
+    // The signal's number; 0 while none came (signal numbers start at 1).
+    let got = Arc::new(AtomicI32::new(0));
+    let g = got.clone();
     let handle = crate::app::spawn_signal_thread(move |sig| {
         g.store(sig, Ordering::SeqCst);
-        s.store(true, Ordering::SeqCst);
         false
     })?;
     let secs = (at - now).as_seconds_f64().max(0.0) / time_scale();
     let end = Instant::now() + Duration::from_secs_f64(secs);
-    while Instant::now() < end && !stop.load(Ordering::SeqCst) {
+    while Instant::now() < end && got.load(Ordering::SeqCst) == 0 {
         std::thread::sleep((end - Instant::now()).min(Duration::from_millis(100)));
     }
     handle.close();
-    Ok(stop
-        .load(Ordering::SeqCst)
-        .then(|| got.load(Ordering::SeqCst)))
-}
-
-fn when(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
+    let sig = got.load(Ordering::SeqCst);
+    Ok((sig != 0).then_some(sig))
 }
 
 pub fn wait(o: &WaitOpts<'_>) -> Result<i32, AppError> {

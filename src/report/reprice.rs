@@ -2,7 +2,7 @@
 //! (`engine::reprice`). Nothing here computes a figure; it formats the [`Choice`]s.
 
 use crate::engine::reprice::{Choice, Kind};
-use crate::report::summary::{fmt_co2e_band, fmt_duration, fmt_energy_kwh};
+use crate::report::summary::{fmt_co2e_band, fmt_duration, fmt_energy_kwh, fmt_utc_minute as when};
 use crate::units::{FacilityKwh, ItKwh, Pue};
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -35,10 +35,6 @@ pub struct Outcome {
     pub pue: Pue,
     pub choices: Vec<Choice>,
     pub window: Option<Window>,
-}
-
-fn when(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 fn change(c: &Choice, base: &Choice) -> String {

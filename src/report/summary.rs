@@ -87,6 +87,11 @@ pub fn fmt_power(w: Option<impl Power>) -> String {
     }
 }
 
+/// A time to the minute, in UTC: `2026-03-02 09:00 UTC`.
+pub fn fmt_utc_minute(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
 pub fn fmt_duration(secs: f64) -> String {
     let s = secs.max(0.0);
     if s < 60.0 {
