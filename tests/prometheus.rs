@@ -234,10 +234,17 @@ fn every_dashboard_expression_has_data_and_totals_hold_when_an_agent_stops_or_re
     }
     let (_a1, p1) = sim_agent("n1", "127.0.0.1:0");
     let (a2, p2) = sim_agent("n2", "127.0.0.1:0");
-    // A real answer passes promtool's lint (names, units, _total on counters, help).
+    // Real answers pass promtool's lint (names, units, _total on counters, help): a live
+    // agent's, and a replay's with every progress series.
     let (status, body) = get(&p1, "/metrics");
     assert_eq!(status, 200);
     promtool(&["check", "metrics"], &body);
+    {
+        let (_replay, at) = agent("traces/a40x4-cifar100.csv", "r1");
+        let done = metrics_when_done(&at, 348);
+        assert!(done.samples.iter().any(|s| s.metric == "carbontop_loss"));
+        promtool(&["check", "metrics"], &get(&at, "/metrics").1);
+    }
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/prometheus/prometheus.yml");
     promtool(&["check", "config", example.to_str().unwrap()], "");
 
