@@ -1,8 +1,10 @@
-//! Past one machine (issue 8): `carbontop serve` exposes the Ledger's figures at `/metrics` in
-//! the Prometheus text format (crate `prometheus`, served by `hyper` within [`LIMITS`]), named by Prometheus'
-//! conventions (base units, `_total` counters, labels for node, component, GPU and zone); and
-//! `watch --agent` scrapes such agents back (`agents.rs`). Nothing here can change a cap: the
-//! HTTP side only reads.
+//! Past one machine (issues 8, 21): `carbontop serve` exposes the Ledger's figures at
+//! `/metrics` in the Prometheus text format (crate `prometheus`, served by `hyper` within
+//! [`LIMITS`]), named by Prometheus' conventions (base units, `_total` counters, `_ratio` for
+//! 0–1, `_info` series of value 1 for what does not change, labels for node, component, GPU and
+//! zone, and [`START_LABEL`] on every series); the names they replace are served for one more
+//! release, their help starting `DEPRECATED: use …`. `watch --agent` scrapes such agents back
+//! (`agents.rs`). Nothing here can change a cap: the HTTP side only reads.
 
 pub mod agents;
 
