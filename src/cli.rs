@@ -81,8 +81,8 @@ pub enum Command {
         #[arg(long = "agent", value_name = "HOST:PORT")]
         agents: Vec<String>,
     },
-    /// Headless agent: measure like `record` and serve GET /metrics (Prometheus text format)
-    /// for Prometheus or `watch --agent`. Never changes caps over HTTP.
+    /// Headless agent: measure like `record` and serve GET (and HEAD) /metrics (Prometheus
+    /// text format) for Prometheus or `watch --agent`. Never changes caps over HTTP.
     Serve {
         #[command(flatten)]
         opts: MeasureOpts,
@@ -96,7 +96,8 @@ pub enum Command {
         /// until stopped.
         #[arg(long, value_name = "FILE")]
         replay: Option<PathBuf>,
-        /// Playback speed of --replay: a factor or `max`.
+        /// Playback speed of --replay: a factor or `max` (other than 1, carbontop_build_info's
+        /// replay_speed label says so: rates are that many times off).
         #[arg(long, default_value = "1", value_parser = parse_speed)]
         speed: Speed,
     },

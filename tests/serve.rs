@@ -18,6 +18,85 @@ fn report(file: &str) -> (f64, f64) {
     )
 }
 
+/// A sample's value, and the series of `metric` (their labels).
+fn sample_value(s: &prometheus_parse::Sample) -> f64 {
+    match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => f64::NAN,
+    }
+}
+
+fn series<'a>(
+    m: &'a prometheus_parse::Scrape,
+    metric: &'a str,
+) -> impl Iterator<Item = &'a prometheus_parse::Sample> {
+    m.samples.iter().filter(move |s| s.metric == metric)
+}
+
+/// A replaying agent's answer (issue 21): the progress split into a series each, embodied a
+/// counter, build and GPU info series saying the replay's speed and the GPUs' models, the old
+/// names still there for one release, their help saying what replaces them.
+fn names_by_prometheus_conventions(m: &prometheus_parse::Scrape, file: &str) {
+    let old = |metric: &str| {
+        series(m, "carbontop_progress")
+            .find(|s| s.labels.get("metric") == Some(metric))
+            .map(sample_value)
+    };
+    let new = |name: &str| series(m, name).next().map(sample_value);
+    // A counter never falls: the highest step the run reported (the recording's step also
+    // counts evaluation batches, lower than the training step before them).
+    let (h, rows) = read_csv(&fixture(file));
+    let k = col(&h, "step");
+    let top = rows
+        .iter()
+        .filter(|r| !r[k].is_empty())
+        .map(|r| num(&r[k]))
+        .fold(0.0, f64::max);
+    assert!(old("step").unwrap() < top);
+    assert_eq!(new("carbontop_training_steps_total"), Some(top));
+    assert_eq!(new("carbontop_training_epoch"), old("epoch"));
+    assert_eq!(new("carbontop_loss"), old("loss"));
+    let acc = new("carbontop_accuracy_ratio").unwrap();
+    assert!(close(acc * 100.0, old("accuracy_percent").unwrap(), 1e-12));
+    assert!(acc > 0.0 && acc <= 1.0, "{acc}");
+    assert_eq!(
+        new("carbontop_embodied_co2e_grams_total"),
+        new("carbontop_embodied_co2e_grams")
+    );
+    for name in ["carbontop_progress", "carbontop_embodied_co2e_grams"] {
+        assert!(m.docs[name].starts_with("DEPRECATED: use "), "{name}");
+    }
+    let info: Vec<_> = series(m, "carbontop_build_info").collect();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].labels.get("source"), Some("replay"));
+    assert_eq!(info[0].labels.get("replay_speed"), Some("max"));
+    assert_eq!(series(m, "carbontop_gpu_info").count(), 4);
+    // Every series of one agent process carries the same agent_start.
+    let starts: std::collections::BTreeSet<_> = m
+        .samples
+        .iter()
+        .map(|s| s.labels.get("agent_start"))
+        .collect();
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    assert!(starts.iter().all(Option::is_some), "{starts:?}");
+}
+
+/// The raw answer to `HEAD /metrics`, headers and whatever follows them.
+fn head_metrics(addr: &str) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "HEAD /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 #[test]
 fn two_agents_and_an_aggregator_give_totals_equal_to_the_sum() {
     let (_a1, p1) = agent("traces/a40x4-cifar100.csv", "n1");
@@ -27,7 +106,15 @@ fn two_agents_and_an_aggregator_give_totals_equal_to_the_sum() {
         report("traces/a40x4-cifar100-cap200.csv"),
     );
     // Each agent's /metrics, parsed as Prometheus text, holds its recording's totals.
-    for ((addr, rows), (kwh, g)) in [(&p1, 348), (&p2, 357)].into_iter().zip([r1, r2]) {
+    let files = [
+        "traces/a40x4-cifar100.csv",
+        "traces/a40x4-cifar100-cap200.csv",
+    ];
+    for (((addr, rows), (kwh, g)), file) in [(&p1, 348), (&p2, 357)]
+        .into_iter()
+        .zip([r1, r2])
+        .zip(files)
+    {
         let m = metrics_when_done(addr, rows);
         assert!(close(
             value(&m, "carbontop_facility_energy_joules_total") / 3.6e6,
@@ -35,8 +122,19 @@ fn two_agents_and_an_aggregator_give_totals_equal_to_the_sum() {
             1e-9
         ));
         assert!(close(value(&m, "carbontop_co2e_grams_total"), g, 1e-9));
-        // Only GET /metrics is served: nothing else, and nothing that changes a cap.
+        names_by_prometheus_conventions(&m, file);
+        // Only GET and HEAD /metrics are served: nothing else, and nothing that changes a cap.
         assert_eq!(get(addr, "/caps").0, 404);
+        let head = head_metrics(addr);
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        assert!(
+            head.ends_with("\r\n\r\n"),
+            "a body after HEAD's headers: {head}"
+        );
+        assert!(
+            head.to_ascii_lowercase().contains("content-length: "),
+            "{head}"
+        );
     }
     let (out, _) = aggregate(&[&p1, &p2], "0.5s");
     let line = out.lines().find(|l| l.starts_with("nodes=")).unwrap();
@@ -136,7 +234,7 @@ fn nothing_over_http_can_change_a_cap_and_loopback_is_the_default() {
         .spawn()
         .unwrap();
     let (agent, addr, err) = adopt_agent(c);
-    // Every method on every path but GET /metrics is refused; the caps never move.
+    // Every method on every path but GET and HEAD /metrics is refused; the caps never move.
     for (m, p) in [
         ("POST", "/metrics"),
         ("PUT", "/metrics"),

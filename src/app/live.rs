@@ -738,6 +738,8 @@ fn start_exporter(
         node: node.to_owned(),
         zone: s.grid.zone_label(),
         gpu_models: built.gpu_models.clone(),
+        gpu_uuids: built.gpu_ids.iter().map(|g| g.uuid.clone()).collect(),
+        replay_speed: None,
     })
     .map_err(|e| AppError::Runtime(e.to_string()))?;
     let at = ex

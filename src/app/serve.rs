@@ -30,7 +30,11 @@ pub fn run(
             let ex = Exporter::new(AgentInfo {
                 node,
                 zone,
-                gpu_models: Vec::new(),
+                replay_speed: Some(match speed {
+                    Speed::Times(x) => x.to_string(),
+                    Speed::Max => "max".into(),
+                }),
+                ..AgentInfo::default()
             })
             .map_err(|e| AppError::Runtime(e.to_string()))?;
             let at = ex

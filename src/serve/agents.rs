@@ -46,6 +46,8 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, ServeError> {
         ..Default::default()
     };
     let mut seen = false;
+    // What older agents say under the deprecated names: taken where the new ones are absent.
+    let (mut old_progress, mut old_embodied) = (std::collections::BTreeMap::new(), None);
     for s in &scrape.samples {
         let v = match s.value {
             prometheus_parse::Value::Counter(v)
@@ -73,7 +75,7 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, ServeError> {
                 value: v,
             });
         }
-        if kept && v < 0.0 && s.metric != "carbontop_progress" {
+        if kept && v < 0.0 && !MAY_BE_NEGATIVE.contains(&s.metric.as_str()) {
             return Err(ServeError::Negative {
                 agent: agent.to_owned(),
                 metric: s.metric.clone(),
@@ -97,7 +99,8 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, ServeError> {
                 f.co2e_g = v;
                 n.zone = label("zone");
             }
-            "carbontop_embodied_co2e_grams" => f.embodied_g = Some(v),
+            "carbontop_embodied_co2e_grams_total" => f.embodied_g = Some(v),
+            "carbontop_embodied_co2e_grams" => old_embodied = Some(v),
             // The interfaces' counters (agents before `scope` have only those).
             "carbontop_network_bytes_total"
                 if matches!(label("scope").as_str(), "" | "machine") =>
@@ -119,16 +122,45 @@ pub fn parse(agent: &str, text: &str) -> Result<Node, ServeError> {
                 n.intensity_source = label("source");
             }
             "carbontop_progress" => {
-                f.progress.insert(label("metric"), v);
+                old_progress.insert(label("metric"), v);
             }
             "carbontop_samples_total" => seen = true,
-            _ => {}
+            m => {
+                if let Some((key, scale)) = progress_key(m) {
+                    f.progress.insert(key.to_owned(), v * scale);
+                }
+            }
         }
     }
     if !seen {
         return Err(ServeError::NotAnAgent(agent.to_owned()));
     }
+    for (k, v) in old_progress {
+        n.fig.progress.entry(k).or_insert(v);
+    }
+    n.fig.embodied_g = n.fig.embodied_g.or(old_embodied);
     Ok(n)
+}
+
+/// Series whose value may be below zero: the loss (a log-likelihood can be), the accuracy
+/// gained (it may fall), and the deprecated `carbontop_progress` that held both.
+const MAY_BE_NEGATIVE: [&str; 3] = [
+    "carbontop_progress",
+    "carbontop_loss",
+    "carbontop_accuracy_gained_ratio",
+];
+
+/// The key of `NodeFigures::progress` a progress series fills (the deprecated
+/// `carbontop_progress{metric}`'s), and the factor to its unit (ratios to percent and points).
+fn progress_key(metric: &str) -> Option<(&'static str, f64)> {
+    Some(match metric {
+        "carbontop_training_steps_total" => ("step", 1.0),
+        "carbontop_training_epoch" => ("epoch", 1.0),
+        "carbontop_accuracy_ratio" => ("accuracy_percent", 100.0),
+        "carbontop_accuracy_gained_ratio" => ("accuracy_points_gained", 100.0),
+        "carbontop_loss" => ("loss", 1.0),
+        _ => return None,
+    })
 }
 
 /// The largest `/metrics` answer read from an agent: a 16-GPU agent's exposition is about
@@ -367,6 +399,45 @@ mod tests {
         let n = parse("a:1", text).unwrap();
         // scope=machine, or no scope (an agent from before scopes), is the node's traffic.
         assert_eq!((n.fig.net_tx_bytes, n.fig.net_rx_bytes), (1000, 50));
+    }
+
+    #[test]
+    fn the_new_names_are_read_and_preferred_to_the_deprecated_ones() {
+        let new = "carbontop_training_steps_total{node=\"n1\"} 120\n\
+            carbontop_training_epoch{node=\"n1\"} 2\n\
+            carbontop_accuracy_ratio{node=\"n1\"} 0.5\n\
+            carbontop_accuracy_gained_ratio{node=\"n1\"} 0.25\n\
+            carbontop_loss{node=\"n1\"} -0.5\n\
+            carbontop_embodied_co2e_grams_total{node=\"n1\"} 3\n\
+            carbontop_samples_total{node=\"n1\"} 3\n";
+        let old = "carbontop_progress{node=\"n1\",metric=\"step\"} 7\n\
+            carbontop_progress{node=\"n1\",metric=\"accuracy_points_gained\"} 1\n\
+            carbontop_embodied_co2e_grams{node=\"n1\"} 1\n";
+        let want = |f: &NodeFigures, k: &str| f.progress.get(k).copied();
+        // A current agent sends both: the new names win (ratios back to percent and points).
+        let f = parse("a:1", &format!("{old}{new}")).unwrap().fig;
+        assert_eq!(want(&f, "step"), Some(120.0));
+        assert_eq!(want(&f, "epoch"), Some(2.0));
+        assert_eq!(want(&f, "accuracy_percent"), Some(50.0));
+        assert_eq!(want(&f, "accuracy_points_gained"), Some(25.0));
+        assert_eq!(want(&f, "loss"), Some(-0.5));
+        assert_eq!(f.embodied_g, Some(3.0));
+        // An agent from before them: the deprecated names.
+        let f = parse(
+            "a:1",
+            &format!("{old}carbontop_samples_total{{node=\"n1\"}} 3\n"),
+        )
+        .unwrap()
+        .fig;
+        assert_eq!(want(&f, "step"), Some(7.0));
+        assert_eq!(want(&f, "accuracy_points_gained"), Some(1.0));
+        assert_eq!(f.embodied_g, Some(1.0));
+        // A negative step count is refused like any negative total.
+        let bad = new.replace("} 120", "} -1");
+        assert!(matches!(
+            parse("a:1", &bad),
+            Err(ServeError::Negative { .. })
+        ));
     }
 
     #[test]

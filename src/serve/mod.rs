@@ -1,8 +1,10 @@
-//! Past one machine (issue 8): `carbontop serve` exposes the Ledger's figures at `/metrics` in
-//! the Prometheus text format (crate `prometheus`, served by `hyper` within [`LIMITS`]), named by Prometheus'
-//! conventions (base units, `_total` counters, labels for node, component, GPU and zone); and
-//! `watch --agent` scrapes such agents back (`agents.rs`). Nothing here can change a cap: the
-//! HTTP side only reads.
+//! Past one machine (issues 8, 21): `carbontop serve` exposes the Ledger's figures at
+//! `/metrics` in the Prometheus text format (crate `prometheus`, served by `hyper` within
+//! [`LIMITS`]), named by Prometheus' conventions (base units, `_total` counters, `_ratio` for
+//! 0–1, `_info` series of value 1 for what does not change, labels for node, component, GPU and
+//! zone, and [`START_LABEL`] on every series); the names they replace are served for one more
+//! release, their help starting `DEPRECATED: use …`. `watch --agent` scrapes such agents back
+//! (`agents.rs`). Nothing here can change a cap: the HTTP side only reads.
 
 pub mod agents;
 
@@ -65,12 +67,27 @@ pub enum ServeError {
 }
 
 /// Static facts of this agent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AgentInfo {
     pub node: String,
     pub zone: String,
     pub gpu_models: Vec<String>,
+    /// NVML's UUID of each GPU, in the order of `gpu_models` (none where the source has none:
+    /// simulated GPUs, a recording).
+    pub gpu_uuids: Vec<String>,
+    /// `serve --replay`: the speed the recording plays at, as given (`1`, `10`, `max`); `None`
+    /// for this machine, live.
+    pub replay_speed: Option<String>,
 }
+
+/// The label every series of one agent process carries: when it started (UTC, to the
+/// millisecond). A restarted agent's counters start again from zero under a new value, so its
+/// earlier series stay apart in Prometheus and `max_over_time` over them is exact (README,
+/// "Past one machine").
+pub const START_LABEL: &str = "agent_start";
+
+/// The version `carbontop_build_info` reports.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 struct Metrics {
     registry: Registry,
@@ -84,11 +101,9 @@ struct Metrics {
     net_bytes: CounterVec,
     comms_energy: CounterVec,
     comms_co2e: CounterVec,
-    gpu_power: GaugeVec,
-    gpu_energy: CounterVec,
-    gpu_util: GaugeVec,
-    gpu_cap: GaugeVec,
-    progress: GaugeVec,
+    gpus: Gpus,
+    embodied_total: CounterVec,
+    training: Training,
     samples: CounterVec,
     /// What the counters have been advanced to (the client library only moves them by
     /// increments: each update advances them to the Snapshot's totals).
@@ -112,14 +127,204 @@ struct Advanced {
     rdma: [f64; 4],
     gpu_j: Vec<f64>,
     ticks: u64,
+    steps: f64,
+    embodied_g: f64,
 }
 
-/// Moves a counter up to `now` from `*at` (never down: a counter only grows).
+/// The GPU series' help: the `model` label goes in the next release.
+macro_rules! gpu_help {
+    ($what:literal) => {
+        concat!(
+            $what,
+            " (the model label is DEPRECATED: use carbontop_gpu_info, joined on node and gpu)"
+        )
+    };
+}
+
+/// The GPUs' series, and what each GPU is (`carbontop_gpu_info`).
+struct Gpus {
+    power: GaugeVec,
+    energy: CounterVec,
+    util: GaugeVec,
+    cap: GaugeVec,
+    info: GaugeVec,
+}
+
+impl Gpus {
+    fn new(r: &Registry) -> prometheus::Result<Self> {
+        let labels = &["node", "gpu", "model"];
+        Ok(Self {
+            power: gauge(
+                r,
+                "carbontop_gpu_power_watts",
+                gpu_help!("GPU power"),
+                labels,
+            )?,
+            energy: counter(
+                r,
+                "carbontop_gpu_energy_joules_total",
+                gpu_help!("GPU energy"),
+                labels,
+            )?,
+            util: gauge(
+                r,
+                "carbontop_gpu_utilization_ratio",
+                gpu_help!("GPU utilisation, 0–1"),
+                labels,
+            )?,
+            cap: gauge(
+                r,
+                "carbontop_gpu_power_cap_watts",
+                gpu_help!("GPU power-management limit"),
+                labels,
+            )?,
+            info: gauge(
+                r,
+                "carbontop_gpu_info",
+                "Each GPU's model and NVML UUID (empty where the source has none), value 1: \
+                 join it on (node, gpu)",
+                &["node", "gpu", "uuid", "model"],
+            )?,
+        })
+    }
+
+    /// Each GPU's readings of the tick, its energy counter moved on from `at_j`.
+    fn update(&self, a: &AgentInfo, gpus: &[crate::engine::GpuTick], at_j: &mut Vec<f64>) {
+        let n = a.node.as_str();
+        at_j.resize(gpus.len(), 0.0);
+        for (i, g) in gpus.iter().enumerate() {
+            let model = a.gpu_models.get(i).map_or("GPU", String::as_str);
+            let uuid = a.gpu_uuids.get(i).map_or("", String::as_str);
+            // NVML's number, as nvidia-smi, the screen and samples.csv show it.
+            let gpu = g.index.to_string();
+            self.info
+                .with_label_values(&[n, &gpu, uuid, model])
+                .set(1.0);
+            let labels = [n, &gpu, model];
+            if let Some(w) = g.power_w {
+                self.power.with_label_values(&labels).set(w);
+            }
+            if let Some(j) = g.energy_j {
+                advance(&self.energy, &labels, j, &mut at_j[i]);
+            }
+            if let Some(u) = g.util_pct {
+                self.util.with_label_values(&labels).set(u / 100.0);
+            }
+            if let Some(c) = g.cap_w {
+                self.cap.with_label_values(&labels).set(c);
+            }
+        }
+    }
+}
+
+/// The run's progress, one series each (`carbontop_progress{metric}` kept for one release).
+struct Training {
+    steps: CounterVec,
+    epoch: GaugeVec,
+    accuracy: GaugeVec,
+    gained: GaugeVec,
+    loss: GaugeVec,
+    /// Deprecated: `carbontop_progress{metric}`.
+    progress: GaugeVec,
+}
+
+impl Training {
+    fn new(r: &Registry) -> prometheus::Result<Self> {
+        Ok(Self {
+            steps: counter(
+                r,
+                "carbontop_training_steps_total",
+                "Training steps the run reported",
+                &["node"],
+            )?,
+            epoch: gauge(r, "carbontop_training_epoch", "The run's epoch", &["node"])?,
+            accuracy: gauge(
+                r,
+                "carbontop_accuracy_ratio",
+                "The run's accuracy, 0–1",
+                &["node"],
+            )?,
+            gained: gauge(
+                r,
+                "carbontop_accuracy_gained_ratio",
+                "Accuracy now less at its first reading, 0–1 (the basis of the cost per \
+                 accuracy point: one point is 0.01)",
+                &["node"],
+            )?,
+            loss: gauge(r, "carbontop_loss", "The run's training loss", &["node"])?,
+            progress: gauge(
+                r,
+                "carbontop_progress",
+                "DEPRECATED: use carbontop_training_steps_total, carbontop_training_epoch, \
+                 carbontop_accuracy_ratio, carbontop_accuracy_gained_ratio and carbontop_loss \
+                 (this one goes in the next release). The run's progress: epoch, step, \
+                 accuracy_percent, loss, and accuracy_points_gained",
+                &["node", "metric"],
+            )?,
+        })
+    }
+
+    /// The tick's progress as read, and the points gained as the Snapshot counts them.
+    fn update(&self, n: &str, t: &Tick, s: &Snapshot, at_steps: &mut f64) {
+        let pr = &t.progress;
+        let gained = s.per_point.map(|p| p.gained);
+        if let Some(step) = pr.step {
+            advance(&self.steps, &[n], step as f64, at_steps);
+        }
+        for (g, v) in [
+            (&self.epoch, pr.epoch),
+            (&self.accuracy, pr.accuracy.map(|a| a / 100.0)),
+            (&self.gained, gained.map(|a| a / 100.0)),
+            (&self.loss, pr.loss),
+        ] {
+            if let Some(v) = v {
+                g.with_label_values(&[n]).set(v);
+            }
+        }
+        for (m, v) in [
+            ("epoch", pr.epoch),
+            ("step", pr.step.map(|s| s as f64)),
+            ("accuracy_percent", pr.accuracy),
+            ("loss", pr.loss),
+            ("accuracy_points_gained", gained),
+        ] {
+            if let Some(v) = v {
+                self.progress.with_label_values(&[n, m]).set(v);
+            }
+        }
+    }
+}
+
+/// Moves a counter up to `now` from `*at` (never down: a counter only grows). The series
+/// exists from its first figure on, at 0 if need be: a `rate()` over it then has data, and a
+/// ratio of two rates is not empty because one of them has not moved yet.
 fn advance(c: &CounterVec, labels: &[&str], now: f64, at: &mut f64) {
+    let c = c.with_label_values(labels);
     if now > *at {
-        c.with_label_values(labels).inc_by(now - *at);
+        c.inc_by(now - *at);
         *at = now;
     }
+}
+
+/// `carbontop_build_info{node,version,source,replay_speed} 1`: what serves, and whether its
+/// series run at the wall clock's pace (`replay_speed` other than `1`: a replay played faster or
+/// slower, whose `rate()`s are that many times off).
+fn build_info(r: &Registry, a: &AgentInfo) -> prometheus::Result<()> {
+    let g = gauge(
+        r,
+        "carbontop_build_info",
+        "The agent: its version, source=live (this machine) or replay (a recording), and \
+         replay_speed, the pace of its series against the wall clock (1 live; a replay at \
+         another speed makes every rate() that many times off), value 1",
+        &["node", "version", "source", "replay_speed"],
+    )?;
+    let (source, speed) = match &a.replay_speed {
+        Some(x) => ("replay", x.as_str()),
+        None => ("live", "1"),
+    };
+    g.with_label_values(&[a.node.as_str(), VERSION, source, speed])
+        .set(1.0);
+    Ok(())
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
@@ -140,8 +345,13 @@ fn counter(
 }
 
 impl Metrics {
-    fn new() -> prometheus::Result<Self> {
-        let r = Registry::new();
+    /// The metrics of an agent process started at `start` ([`START_LABEL`]).
+    fn new(a: &AgentInfo, start: &str) -> prometheus::Result<Self> {
+        let r = Registry::new_custom(
+            None,
+            Some([(START_LABEL.to_owned(), start.to_owned())].into()),
+        )?;
+        build_info(&r, a)?;
         Ok(Self {
             power: gauge(
                 &r,
@@ -176,7 +386,15 @@ impl Metrics {
             embodied: gauge(
                 &r,
                 "carbontop_embodied_co2e_grams",
-                "Embodied carbon amortised over the run (SCI M)",
+                "DEPRECATED: use carbontop_embodied_co2e_grams_total (this one goes in the next \
+                 release). Embodied carbon amortised over the run (SCI M)",
+                &["node"],
+            )?,
+            embodied_total: counter(
+                &r,
+                "carbontop_embodied_co2e_grams_total",
+                "Embodied carbon amortised over the run so far (SCI M: the hardware's \
+                 manufacturing carbon × time / its lifetime × the share the run holds)",
                 &["node"],
             )?,
             intensity: gauge(
@@ -214,38 +432,8 @@ impl Metrics {
                  apart from carbontop_co2e_grams_total)",
                 &["node", "scope"],
             )?,
-            gpu_power: gauge(
-                &r,
-                "carbontop_gpu_power_watts",
-                "GPU power",
-                &["node", "gpu", "model"],
-            )?,
-            gpu_energy: counter(
-                &r,
-                "carbontop_gpu_energy_joules_total",
-                "GPU energy",
-                &["node", "gpu", "model"],
-            )?,
-            gpu_util: gauge(
-                &r,
-                "carbontop_gpu_utilization_ratio",
-                "GPU utilisation, 0–1",
-                &["node", "gpu", "model"],
-            )?,
-            gpu_cap: gauge(
-                &r,
-                "carbontop_gpu_power_cap_watts",
-                "GPU power-management limit",
-                &["node", "gpu", "model"],
-            )?,
-            progress: gauge(
-                &r,
-                "carbontop_progress",
-                "The run's progress: epoch, step, accuracy_percent, loss, and \
-                 accuracy_points_gained (accuracy now less at its first reading, the basis of \
-                 the cost per accuracy point)",
-                &["node", "metric"],
-            )?,
+            gpus: Gpus::new(&r)?,
+            training: Training::new(&r)?,
             samples: counter(&r, "carbontop_samples_total", "Ticks accounted", &["node"])?,
             registry: r,
             at: Advanced::default(),
@@ -316,6 +504,7 @@ impl Metrics {
         advance(&self.co2e, &[n, &a.zone], s.co2e_g.0, &mut self.at.co2e_g);
         if let Some(e) = s.embodied {
             self.embodied.with_label_values(&[n]).set(e.g.0);
+            advance(&self.embodied_total, &[n], e.g.0, &mut self.at.embodied_g);
         }
         if let Some(i) = &s.intensity {
             self.intensity.reset();
@@ -368,36 +557,8 @@ impl Metrics {
                 advance(&self.comms_energy, &[n, scope], j, &mut self.at.comms_j[k]);
             }
         }
-        self.at.gpu_j.resize(now.gpus.len(), 0.0);
-        for (i, g) in now.gpus.iter().enumerate() {
-            let model = a.gpu_models.get(i).map_or("GPU", String::as_str);
-            // NVML's number, as nvidia-smi, the screen and samples.csv show it.
-            let labels = [n, &g.index.to_string(), model];
-            if let Some(w) = g.power_w {
-                self.gpu_power.with_label_values(&labels).set(w);
-            }
-            if let Some(j) = g.energy_j {
-                advance(&self.gpu_energy, &labels, j, &mut self.at.gpu_j[i]);
-            }
-            if let Some(u) = g.util_pct {
-                self.gpu_util.with_label_values(&labels).set(u / 100.0);
-            }
-            if let Some(c) = g.cap_w {
-                self.gpu_cap.with_label_values(&labels).set(c);
-            }
-        }
-        let pr = &t.progress;
-        for (m, v) in [
-            ("epoch", pr.epoch),
-            ("step", pr.step.map(|s| s as f64)),
-            ("accuracy_percent", pr.accuracy),
-            ("loss", pr.loss),
-            ("accuracy_points_gained", s.per_point.map(|p| p.gained)),
-        ] {
-            if let Some(v) = v {
-                self.progress.with_label_values(&[n, m]).set(v);
-            }
-        }
+        self.gpus.update(a, &now.gpus, &mut self.at.gpu_j);
+        self.training.update(n, t, s, &mut self.at.steps);
         let mut ticks = self.at.ticks as f64;
         advance(&self.samples, &[n], s.ticks as f64, &mut ticks);
         self.at.ticks = ticks as u64;
@@ -413,7 +574,13 @@ pub struct Exporter {
 
 impl Exporter {
     pub fn new(info: AgentInfo) -> Result<Self, ServeError> {
-        let m = Metrics::new().map_err(|e| ServeError::Metrics(e.to_string()))?;
+        let start = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Self::started(info, &start)
+    }
+
+    /// [`Exporter::new`] for an agent that started at `start` (its [`START_LABEL`]).
+    pub fn started(info: AgentInfo, start: &str) -> Result<Self, ServeError> {
+        let m = Metrics::new(&info, start).map_err(|e| ServeError::Metrics(e.to_string()))?;
         Ok(Self {
             info: Arc::new(info),
             metrics: Arc::new(Mutex::new(m)),
@@ -507,9 +674,11 @@ impl Exporter {
         }
     }
 
-    /// `GET /metrics`: the exposition; anything else: 404.
+    /// `GET /metrics`: the exposition; `HEAD /metrics` its headers (hyper sends no body to a
+    /// HEAD); anything else: 404.
     fn answer<B>(&self, req: &hyper::Request<B>) -> hyper::Response<Full<Bytes>> {
-        let ok = req.method() == hyper::Method::GET && req.uri().path() == "/metrics";
+        let read = matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD);
+        let ok = read && req.uri().path() == "/metrics";
         let (status, content_type, body) = if ok {
             (
                 hyper::StatusCode::OK,
@@ -520,7 +689,7 @@ impl Exporter {
             (
                 hyper::StatusCode::NOT_FOUND,
                 "text/plain; charset=utf-8",
-                "only GET /metrics is served here\n".to_owned(),
+                "only GET and HEAD /metrics are served here\n".to_owned(),
             )
         };
         let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
@@ -573,7 +742,7 @@ pub fn serving_line(at: SocketAddr) -> String {
     } else {
         format!(
             "serving /metrics on http://{at}/metrics: reachable from the network, as --listen \
-             asked (read-only: GET /metrics only, nothing can change a cap over HTTP)"
+             asked (read-only: GET and HEAD /metrics only, nothing can change a cap over HTTP)"
         )
     }
 }
