@@ -197,7 +197,7 @@ fn agents_and_the_aggregator_show_the_files_figures() {
             1e-9
         ));
         assert!(close(
-            value(&m, "carbontop_embodied_co2e_grams"),
+            value(&m, "carbontop_embodied_co2e_grams_total"),
             s.embodied.unwrap().g.0,
             1e-9
         ));

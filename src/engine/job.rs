@@ -107,7 +107,9 @@ pub enum Progress {
 impl Progress {
     pub const ALL: [Progress; 3] = [Progress::AccuracyPoint, Progress::Epoch, Progress::Step];
 
-    /// The `carbontop_progress{metric}` it is read from.
+    /// Its key in a node's progress: read from `carbontop_training_steps_total`,
+    /// `carbontop_training_epoch` and `carbontop_accuracy_gained_ratio` (× 100), or from an
+    /// older agent's `carbontop_progress{metric}`, whose label values these are.
     pub fn metric(self) -> &'static str {
         match self {
             Progress::AccuracyPoint => "accuracy_points_gained",
