@@ -32,8 +32,10 @@ pub struct ProcessTree {
     root: i32,
     /// A SLURM job's processes instead of one root's tree.
     job: Option<SlurmJob>,
-    /// Whether each process (by pid and start time) is one of the job's, as last judged.
-    judged: HashMap<i32, (u64, bool)>,
+    /// Whether each process is one of the job's, as last judged, with what it was judged as:
+    /// its start time and command name (a pid reused, or a process that has since run
+    /// another program — slurmd's fork becoming a `slurmstepd` — is judged again).
+    judged: HashMap<i32, (Identity, bool)>,
     pids: Vec<i32>,
     scanned: Option<Instant>,
     /// How many times the tree has been scanned (a new scan may have found new processes).
@@ -253,8 +255,8 @@ impl ProcessTree {
         self.generation += 1;
     }
 
-    /// The job's processes among those now present: the ones judged before (a pid whose start
-    /// time changed is a new process, judged again) and the `fresh` ones.
+    /// The job's processes among those now present: the `fresh` ones judged (again, where
+    /// their identity changed), the others as judged before.
     fn job_roots(&mut self, fresh: &[i32], present: &std::collections::HashSet<i32>) -> Vec<i32> {
         self.judged.retain(|p, _| present.contains(p));
         let Some(job) = self.job.clone() else {
@@ -262,15 +264,15 @@ impl ProcessTree {
         };
         for &pid in fresh {
             let dir = self.proc_root.join(pid.to_string());
-            let Some(start) = read_bounded(&dir.join("stat"), 4096)
-                .and_then(|b| parse_start(&String::from_utf8_lossy(&b)))
+            let Some(id) = read_bounded(&dir.join("stat"), 4096)
+                .and_then(|b| identity(&String::from_utf8_lossy(&b)))
             else {
                 continue;
             };
-            if self.judged.get(&pid).is_some_and(|(s, _)| *s == start) {
+            if self.judged.get(&pid).is_some_and(|(s, _)| *s == id) {
                 continue;
             }
-            self.judged.insert(pid, (start, job.owns(&dir)));
+            self.judged.insert(pid, (id, job.owns(&dir)));
         }
         let mut roots: Vec<i32> = self
             .judged
@@ -317,14 +319,14 @@ impl ProcessTree {
     }
 }
 
-/// The start time (clock ticks after boot, field 22) of a `/proc/PID/stat` line: with the pid,
-/// it names one process (a pid is reused, never with the same start time).
-fn parse_start(s: &str) -> Option<u64> {
-    s[s.rfind(')')? + 1..]
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
+/// A process as judged: its start time (clock ticks after boot, field 22 of its stat: with
+/// the pid it names one process) and its command name (field 2, which changes at `exec`).
+type Identity = (u64, String);
+
+fn identity(s: &str) -> Option<Identity> {
+    let (open, close) = (s.find('(')?, s.rfind(')')?);
+    let start = s[close + 1..].split_whitespace().nth(19)?.parse().ok()?;
+    Some((start, s.get(open + 1..close)?.to_owned()))
 }
 
 /// A SLURM job, as its processes show it in /proc.
@@ -635,6 +637,18 @@ mod tests {
         assert!(nine.read().unwrap().cpu.unwrap().tree_ticks == 0);
         proc(600, 1, 6, &[("cmdline", b"slurmstepd: [9.batch]\0")]);
         assert_eq!(nine.read().unwrap().cpu.unwrap().tree_ticks, 6);
+        // slurmd's fork, seen before it becomes the job's step daemon, is judged again once
+        // it has (same pid and start time, another command name).
+        proc(700, 1, 2, &[("cmdline", b"/usr/sbin/slurmd\0")]);
+        let mut ten = job("10");
+        assert!(ten.scan_now().is_empty());
+        std::fs::write(
+            p.join("700/stat"),
+            "700 (slurmstepd) S 1 0 0 0 -1 0 0 0 0 0 2 0 0 0 20 0 1 0 700",
+        )
+        .unwrap();
+        std::fs::write(p.join("700/cmdline"), b"slurmstepd: [10.0]\0").unwrap();
+        assert_eq!(ten.scan_now(), [700]);
         assert_eq!(SlurmJob::new("7; rm"), None);
         assert_eq!(SlurmJob::new(""), None);
     }
