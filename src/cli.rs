@@ -745,13 +745,13 @@ fn parse_memory_gib(s: &str) -> Result<f64, String> {
     bounded(s, &crate::engine::constants::SERVER_MEMORY_GIB_BOUND)
 }
 
-/// A percentage above 0 and at most 100.
 /// A SLURM job id (digits).
 pub fn parse_slurm_job(s: &str) -> Result<crate::source::process::SlurmJob, String> {
     crate::source::process::SlurmJob::new(s.trim())
         .ok_or_else(|| format!("{s:?} is not a SLURM job id (SLURM_JOB_ID: digits)"))
 }
 
+/// A percentage above 0 and at most 100.
 pub fn parse_threads(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
