@@ -550,3 +550,39 @@ fn the_prolog_and_epilogs_measure_an_unwrapped_job_into_its_admin_comment() {
         comment
     );
 }
+
+#[test]
+fn a_recorder_killed_mid_job_still_leaves_the_jobs_files() {
+    if !ready("slurm-wlm and munge") {
+        return;
+    }
+    let c = Cluster::start(Options {
+        accounting: false,
+        scripts: true,
+    });
+    // The job kills its own recorder (as Slurm would, had it put the recorder in the job's
+    // cgroup): the epilog still writes emissions.csv and summary.json from what was recorded.
+    let jobs = c.jobs.display().to_string();
+    let script = format!(
+        "echo JOB=$SLURM_JOB_ID; kill -9 $(cat {jobs}/$SLURM_JOB_ID/$SLURMD_NODENAME/recorder.pid); \
+         i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done"
+    );
+    let o = c.srun("carbon-c", &["sh", "-c", &script]);
+    let job = job_id(&o);
+    let dir = c.jobs.join(&job).join(short_hostname());
+    // No accounting here: the line is kept in the job's directory all the same.
+    let line = c.jobs.join(&job).join("admin-comment.txt");
+    poll(120, "admin-comment.txt", &dir.join("recorder.log"), || {
+        line.is_file()
+    });
+    assert!(
+        std::fs::read_to_string(&line)
+            .unwrap()
+            .starts_with("carbontop energy_kwh="),
+    );
+    let (h, rows) = read_csv(&dir.join("emissions.csv"));
+    assert_eq!(rows[0][col(&h, "experiment_id")], job);
+    assert_eq!(rows[0][col(&h, "tracking_mode")], "process");
+    assert!(dir.join("summary.json").is_file());
+    assert!(recorders_under(&jobs).is_empty());
+}
