@@ -145,8 +145,8 @@ pub fn collect(files: &[PathBuf], pue: Option<f64>) -> Result<ByJob, String> {
 /// The table: a line per job, then per user and per account.
 pub fn text(by: &ByJob) -> String {
     let mut t = format!(
-        "carbontop report --by-job: {} jobs, {} recordings (each job's own share of its nodes \
-         where it was recorded so: basis process)\n",
+        "carbontop report --by-job: {} jobs, {} recordings (basis process: the job's own share \
+         of its nodes; machine: the whole nodes')\n",
         by.jobs.len(),
         by.jobs.values().map(|j| j.tally.recordings).sum::<usize>()
     );
@@ -177,7 +177,8 @@ pub fn text(by: &ByJob) -> String {
     for (title, map) in [("user", &by.users), ("account", &by.accounts)] {
         t += &format!("by {title}\n");
         for (k, (jobs, tl)) in map {
-            t += &line(k, &format!("{jobs} jobs"), "", "", tl);
+            let n = format!("{jobs} job{}", if *jobs == 1 { "" } else { "s" });
+            t += &line(k, &n, "", "", tl);
         }
     }
     for s in &by.skipped {
