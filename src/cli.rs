@@ -105,6 +105,12 @@ pub enum Command {
     Record {
         #[command(flatten)]
         opts: MeasureOpts,
+        /// Measure this SLURM job (its id) as the job's own share of the node, the way
+        /// `dist/slurm/prolog` starts it: the processes of the job's cgroup, or below its
+        /// `slurmstepd` or with its SLURM_JOB_ID, the job's GPUs (SLURM_JOB_GPUS), its ids in
+        /// run.json; emissions.csv holds the job's figures (tracking_mode process).
+        #[arg(long, value_name = "ID", value_parser = parse_slurm_job)]
+        slurm_job: Option<crate::source::process::SlurmJob>,
     },
     /// Play a samples.csv recorded by carbontop through the same engine.
     Replay {
@@ -311,9 +317,18 @@ impl WaitGrid {
 /// `carbontop report`'s options.
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
-    /// Recordings (samples.csv written by carbontop).
+    /// Recordings (samples.csv written by carbontop); with --by-job, directories holding them.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Sum SLURM jobs' recordings (every samples.csv with a run.json at most 4 levels below
+    /// each DIR, e.g. /var/lib/carbontop/jobs) per job, user and account, from run.json's job
+    /// ids: a table, --json, or --emissions (a row per recording).
+    #[arg(long, conflicts_with_all = ["png", "model_card", "format"])]
+    pub by_job: bool,
+    /// With --by-job: one line for Slurm's AdminComment (`carbontop energy_kwh=… co2e_g=…`)
+    /// for the one job found (dist/slurm/epilog-slurmctld).
+    #[arg(long, requires = "by_job", conflicts_with = "json")]
+    pub admin_comment: bool,
     /// Append one row per recording to this CodeCarbon-format emissions.csv.
     #[arg(long, value_name = "OUT.csv")]
     pub emissions: Option<PathBuf>,
@@ -729,6 +744,12 @@ fn parse_hours(s: &str) -> Result<f64, String> {
 
 fn parse_memory_gib(s: &str) -> Result<f64, String> {
     bounded(s, &crate::engine::constants::SERVER_MEMORY_GIB_BOUND)
+}
+
+/// A SLURM job id (digits).
+pub fn parse_slurm_job(s: &str) -> Result<crate::source::process::SlurmJob, String> {
+    crate::source::process::SlurmJob::new(s.trim())
+        .ok_or_else(|| format!("{s:?} is not a SLURM job id (SLURM_JOB_ID: digits)"))
 }
 
 /// A percentage above 0 and at most 100.

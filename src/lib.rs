@@ -45,9 +45,9 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                 cmd: &cmd,
             })
         }
-        Command::Record { opts } => {
+        Command::Record { opts, slurm_job } => {
             let s = config::resolve(&opts).map_err(|e| AppError::Usage(e.to_string()))?;
-            live(&s, Job::Record)
+            live(&s, Job::Record(slurm_job.as_ref()))
         }
         Command::Watch { opts, agents } if !agents.is_empty() => {
             let s = config::resolve(&opts).map_err(|e| AppError::Usage(e.to_string()))?;

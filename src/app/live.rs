@@ -399,8 +399,8 @@ pub fn open_writer(
 pub enum Job<'a> {
     /// `run -- CMD`: until CMD exits.
     Run(&'a [String]),
-    /// `record`: this machine, writing samples.csv.
-    Record,
+    /// `record`: this machine, writing samples.csv; with a SLURM job, that job's share of it.
+    Record(Option<&'a crate::source::process::SlurmJob>),
     /// `watch`: this machine on the screen; samples.csv only with --out.
     Watch,
     /// `serve`: this machine, headless, its figures at /metrics; samples.csv only with --out.
@@ -411,7 +411,8 @@ impl Job<'_> {
     fn title(&self) -> String {
         match self {
             Job::Run(c) => format!("run `{}`", c.join(" ")),
-            Job::Record => "record".into(),
+            Job::Record(None) => "record".into(),
+            Job::Record(Some(j)) => format!("record SLURM job {}", j.id()),
             Job::Watch => "watch".into(),
             Job::Serve { node, .. } => format!("serve ({node})"),
         }
@@ -644,7 +645,8 @@ struct RunEnd {
 
 /// Chooses the sources, the caps, samples.csv, /metrics and the output; says the notices.
 fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sources), AppError> {
-    let mut built = build_sources(s, matches!(job, Job::Run(_)))?;
+    // A command's or a SLURM job's own GPUs (the ones SLURM gave the job).
+    let mut built = build_sources(s, matches!(job, Job::Run(_) | Job::Record(Some(_))))?;
     if let Job::Run(_) = job
         && let Some(n) = local_rank_notice(|k| std::env::var(k).ok())
     {
@@ -760,7 +762,13 @@ fn start_threads(
     parser: &Parser,
     tx: &mpsc::Sender<Raw>,
 ) -> Result<(SamplerHandle, Option<Child>), AppError> {
-    let sampler_state = Sampler::new(sources);
+    let mut sampler_state = Sampler::new(sources);
+    if let Job::Record(Some(j)) = job {
+        sampler_state.watch(crate::source::process::ProcessTree::slurm_job(
+            j.clone(),
+            "/proc".into(),
+        ));
+    }
     // The command's pid goes here once it runs: its process tree's CPU share is then read.
     let pid_slot = sampler_state.pid_slot();
     let sampler = {
@@ -896,7 +904,7 @@ fn run_file(s: &Settings, job: Job<'_>, built: &Built, dir: Option<&std::path::P
     let ((country_iso_code, country_name), region) = run_file::place_of(&s.grid);
     let (mode, command) = match job {
         Job::Run(c) => ("run", c.to_vec()),
-        Job::Record => ("record", vec![]),
+        Job::Record(_) => ("record", vec![]),
         Job::Watch => ("watch", vec![]),
         Job::Serve { .. } => ("serve", vec![]),
     };
@@ -907,9 +915,17 @@ fn run_file(s: &Settings, job: Job<'_>, built: &Built, dir: Option<&std::path::P
     // The command's own figures exist for `run` only.
     let tracking_mode = match job {
         Job::Run(_) => s.tracking_mode,
+        // A job recorder's figures are the job's own: the node may run other jobs.
+        Job::Record(Some(_)) => run_file::TrackingMode::Process,
         _ => run_file::TrackingMode::Machine,
     };
-    let slurm = crate::source::scheduler::Slurm::from_env(&crate::source::scheduler::env);
+    let slurm = match job {
+        Job::Record(Some(j)) => Some(crate::source::scheduler::Slurm::of_job(
+            j.id(),
+            &crate::source::scheduler::env,
+        )),
+        _ => crate::source::scheduler::Slurm::from_env(&crate::source::scheduler::env),
+    };
     RunFile {
         project_name: s
             .project

@@ -10,6 +10,9 @@ use crate::source::grid::table;
 use std::path::Path;
 
 pub fn report(o: &ReportArgs) -> Result<i32, AppError> {
+    if o.by_job {
+        return crate::report::by_job::run(o);
+    }
     let format = if o.json {
         ReportFormat::Json
     } else {

@@ -17,6 +17,7 @@ pub mod reprice;
 pub mod savings;
 pub mod schedule;
 pub mod series;
+pub mod tally;
 
 pub use caplog::CapLog;
 pub use ledger::{GpuTick, Ledger, LedgerConfig, Tick, Totals};

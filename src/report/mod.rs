@@ -1,6 +1,7 @@
 //! Outputs that write files: samples.csv (streamed), later emissions.csv and PNG reports.
 
 pub mod account;
+pub mod by_job;
 pub mod emissions;
 pub mod json;
 pub mod life;

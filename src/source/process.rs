@@ -11,6 +11,12 @@
 //! Each tick reads /proc/stat and the tree's own `/proc/PID/stat` files; the tree itself (new
 //! children, grandchildren) is found by a scan of /proc every few seconds, so a busy machine's
 //! thousands of processes are not read every tick.
+//!
+//! A SLURM job's processes (`record --slurm-job ID`, started by `dist/slurm/prolog`) are the
+//! tree below every process of the job ([`SlurmJob::owns`]): one in the job's cgroup where
+//! SLURM uses cgroups (proctrack/cgroup: a `job_ID` component in `/proc/PID/cgroup`), else the
+//! job's step daemons (`slurmstepd: [ID.…]`) and any process whose environment says
+//! `SLURM_JOB_ID=ID` (proctrack/linuxproc, as on a VM without cgroup delegation).
 
 use crate::sample::{ProcessCpu, ProcessMem, ProcessReading};
 use crate::source::mem::MemShare;
@@ -24,6 +30,12 @@ const RESCAN: Duration = Duration::from_secs(5);
 pub struct ProcessTree {
     proc_root: PathBuf,
     root: i32,
+    /// A SLURM job's processes instead of one root's tree.
+    job: Option<SlurmJob>,
+    /// Whether each process is one of the job's, as last judged, with what it was judged as:
+    /// its start time and command name (a pid reused, or a process that has since run
+    /// another program — slurmd's fork becoming a `slurmstepd` — is judged again).
+    judged: HashMap<i32, (Identity, bool)>,
     pids: Vec<i32>,
     scanned: Option<Instant>,
     /// How many times the tree has been scanned (a new scan may have found new processes).
@@ -135,7 +147,11 @@ impl crate::source::sockdiag::Tree for ProcessTree {
 
     fn uid(&self) -> Option<u32> {
         use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(self.proc_root.join(self.root.to_string()))
+        let root = match &self.job {
+            Some(_) => *self.pids.first()?,
+            None => self.root,
+        };
+        std::fs::metadata(self.proc_root.join(root.to_string()))
             .ok()
             .map(|m| m.uid())
     }
@@ -157,11 +173,20 @@ impl ProcessTree {
             mem: MemShare::new(&proc_root),
             proc_root,
             root: i32::try_from(root).unwrap_or(i32::MAX),
+            job: None,
+            judged: HashMap::new(),
             pids: Vec::new(),
             scanned: None,
             generation: 0,
             parents: HashMap::new(),
         }
+    }
+
+    /// A SLURM job's processes (see the module's notes); this process itself is never one.
+    pub fn slurm_job(job: SlurmJob, proc_root: PathBuf) -> Self {
+        let mut t = Self::new(std::process::id(), proc_root);
+        t.job = Some(job);
+        t
     }
 
     fn stat(&self, pid: i32) -> Option<(i32, u64)> {
@@ -187,6 +212,7 @@ impl ProcessTree {
     /// The tree again, reading the `stat` of processes not seen at the last scan only.
     fn scan_new(&mut self) {
         let mut present = std::collections::HashSet::new();
+        let mut fresh = Vec::new();
         if let Ok(dir) = std::fs::read_dir(&self.proc_root) {
             for e in dir.flatten() {
                 let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
@@ -197,24 +223,65 @@ impl ProcessTree {
                     && let Some((ppid, _)) = self.stat(pid)
                 {
                     self.parents.insert(pid, ppid);
+                    fresh.push(pid);
                 }
             }
         }
         self.parents.retain(|p, _| present.contains(p));
-        let mut tree = vec![self.root];
+        let roots = match &self.job {
+            None => vec![self.root],
+            Some(_) => self.job_roots(&fresh, &present),
+        };
+        let mut seen: std::collections::HashSet<i32> = roots.iter().copied().collect();
+        let mut tree = roots;
         let mut i = 0;
         while i < tree.len() {
             let p = tree[i];
-            tree.extend(
-                self.parents
-                    .iter()
-                    .filter(|(_, pp)| **pp == p)
-                    .map(|(c, _)| *c),
-            );
+            let children: Vec<i32> = self
+                .parents
+                .iter()
+                .filter(|(c, pp)| **pp == p && !seen.contains(c))
+                .map(|(c, _)| *c)
+                .collect();
+            seen.extend(&children);
+            tree.extend(children);
             i += 1;
+        }
+        if self.job.is_some() {
+            let me = i32::try_from(std::process::id()).unwrap_or(0);
+            tree.retain(|p| *p != me);
         }
         self.pids = tree;
         self.generation += 1;
+    }
+
+    /// The job's processes among those now present: the `fresh` ones judged (again, where
+    /// their identity changed), the others as judged before.
+    fn job_roots(&mut self, fresh: &[i32], present: &std::collections::HashSet<i32>) -> Vec<i32> {
+        self.judged.retain(|p, _| present.contains(p));
+        let Some(job) = self.job.clone() else {
+            return Vec::new();
+        };
+        for &pid in fresh {
+            let dir = self.proc_root.join(pid.to_string());
+            let Some(id) = read_bounded(&dir.join("stat"), 4096)
+                .and_then(|b| identity(&String::from_utf8_lossy(&b)))
+            else {
+                continue;
+            };
+            if self.judged.get(&pid).is_some_and(|(s, _)| *s == id) {
+                continue;
+            }
+            self.judged.insert(pid, (id, job.owns(&dir)));
+        }
+        let mut roots: Vec<i32> = self
+            .judged
+            .iter()
+            .filter(|(_, (_, ours))| *ours)
+            .map(|(p, _)| *p)
+            .collect();
+        roots.sort_unstable();
+        roots
     }
 
     /// The tree's CPU time against the machine's busy time, and its resident memory against
@@ -222,6 +289,11 @@ impl ProcessTree {
     pub fn read(&mut self) -> Option<ProcessReading> {
         if self.scanned.is_none_or(|t| t.elapsed() >= RESCAN) {
             self.scan();
+        } else if self.job.is_some() {
+            // A job's tasks start after its recorder (the prolog runs first) and come and go
+            // with its steps: new processes are looked at every tick (one listing of /proc,
+            // the `stat` of new pids only), so a short step's work is not missed.
+            self.scan_new();
         }
         let cpu = std::fs::read_to_string(self.proc_root.join("stat"))
             .ok()
@@ -243,6 +315,70 @@ impl ProcessTree {
             cpu,
             mem,
             recorded: None,
+        })
+    }
+}
+
+/// A process as judged: its start time (clock ticks after boot, field 22 of its stat: with
+/// the pid it names one process) and its command name (field 2, which changes at `exec`).
+type Identity = (u64, String);
+
+fn identity(s: &str) -> Option<Identity> {
+    let (open, close) = (s.find('(')?, s.rfind(')')?);
+    let start = s[close + 1..].split_whitespace().nth(19)?.parse().ok()?;
+    Some((start, s.get(open + 1..close)?.to_owned()))
+}
+
+/// A SLURM job, as its processes show it in /proc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlurmJob {
+    id: String,
+}
+
+impl SlurmJob {
+    /// A job id as SLURM gives it (`SLURM_JOB_ID`: digits); None for anything else.
+    pub fn new(id: &str) -> Option<Self> {
+        (!id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| SlurmJob { id: id.to_owned() })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether the process whose /proc directory is `dir` is one of the job's: in the job's
+    /// cgroup (SLURM's cgroup v1 `/slurm/uid_U/job_ID/…` and v2
+    /// `/system.slice/slurmstepd.scope/job_ID/…` layouts both hold a `job_ID` component), one
+    /// of its step daemons (`slurmstepd: [ID.0]`, `[ID.batch]`, `[ID.extern]`), or a process
+    /// whose environment holds `SLURM_JOB_ID=ID` — but not a prolog or epilog (their
+    /// environment has `SLURM_SCRIPT_CONTEXT`), nor what they start.
+    pub fn owns(&self, dir: &std::path::Path) -> bool {
+        let component = format!("job_{}", self.id);
+        let in_cgroup = read_bounded(&dir.join("cgroup"), 64 << 10).is_some_and(|b| {
+            String::from_utf8_lossy(&b).lines().any(|l| {
+                l.splitn(3, ':')
+                    .nth(2)
+                    .is_some_and(|path| path.split('/').any(|c| c == component))
+            })
+        });
+        if in_cgroup {
+            return true;
+        }
+        let stepd = format!("slurmstepd: [{}.", self.id);
+        if read_bounded(&dir.join("cmdline"), CMDLINE_MAX)
+            .is_some_and(|c| c.starts_with(stepd.as_bytes()))
+        {
+            return true;
+        }
+        let var = format!("SLURM_JOB_ID={}", self.id);
+        read_bounded(&dir.join("environ"), ENVIRON_MAX).is_some_and(|env| {
+            let mut vars = env.split(|b| *b == 0);
+            let (mut ours, mut script) = (false, false);
+            for v in &mut vars {
+                ours |= v == var.as_bytes();
+                script |= v.starts_with(b"SLURM_SCRIPT_CONTEXT=");
+            }
+            ours && !script
         })
     }
 }
@@ -420,5 +556,100 @@ mod tests {
             })
         );
         assert_eq!(r.recorded, None);
+    }
+
+    #[test]
+    fn a_slurm_jobs_processes_by_cgroup_step_daemon_or_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let proc = |pid: i32, ppid: i32, ticks: u64, files: &[(&str, &[u8])]| {
+            let d = p.join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(
+                d.join("stat"),
+                format!("{pid} (x) S {ppid} 0 0 0 -1 0 0 0 0 0 {ticks} 0 0 0 20 0 1 0 {pid}"),
+            )
+            .unwrap();
+            for (name, body) in files {
+                std::fs::write(d.join(name), body).unwrap();
+            }
+        };
+        std::fs::write(p.join("stat"), "cpu  1000 0 0 9000 0 0 0 0 0 0\n").unwrap();
+        // Job 7 under proctrack/linuxproc: its step daemon and the task below it, a daemon
+        // of job 71 (not 7's), and a process that left the tree but kept the job's variable.
+        proc(100, 1, 1, &[("cmdline", b"slurmstepd: [7.0]\0")]);
+        proc(101, 100, 10, &[("environ", b"PATH=/bin\0")]);
+        proc(102, 101, 20, &[]);
+        proc(200, 1, 1000, &[("cmdline", b"slurmstepd: [71.0]\0")]);
+        proc(300, 1, 40, &[("environ", b"A=1\0SLURM_JOB_ID=7\0")]);
+        // The prolog that started the recorder has the job's id too, but is no task of it.
+        proc(
+            400,
+            1,
+            500,
+            &[(
+                "environ",
+                b"SLURM_JOB_ID=7\0SLURM_SCRIPT_CONTEXT=prolog_slurmd\0",
+            )],
+        );
+        // Job 8 under proctrack/cgroup (v2 and v1 layouts); job_80 is another job.
+        proc(
+            500,
+            1,
+            3,
+            &[(
+                "cgroup",
+                b"0::/system.slice/slurmstepd.scope/job_8/step_0/user/task_0\n",
+            )],
+        );
+        proc(
+            501,
+            1,
+            5,
+            &[("cgroup", b"4:memory:/slurm/uid_0/job_8/step_batch\n0::/\n")],
+        );
+        proc(
+            502,
+            1,
+            900,
+            &[(
+                "cgroup",
+                b"0::/system.slice/slurmstepd.scope/job_80/step_0\n",
+            )],
+        );
+
+        let job = |id| ProcessTree::slurm_job(SlurmJob::new(id).unwrap(), p.to_path_buf());
+        let mut seven = job("7");
+        let mut pids = seven.scan_now().to_vec();
+        pids.sort_unstable();
+        assert_eq!(pids, vec![100, 101, 102, 300]);
+        assert_eq!(
+            seven.read().unwrap().cpu.unwrap().tree_ticks,
+            1 + 10 + 20 + 40
+        );
+        let mut eight = job("8");
+        let mut pids = eight.scan_now().to_vec();
+        pids.sort_unstable();
+        assert_eq!(pids, vec![500, 501]);
+        // A job with no process yet: empty, and found once it starts (without waiting for
+        // the next full scan).
+        let mut nine = job("9");
+        assert!(nine.read().unwrap().cpu.unwrap().tree_ticks == 0);
+        proc(600, 1, 6, &[("cmdline", b"slurmstepd: [9.batch]\0")]);
+        assert_eq!(nine.read().unwrap().cpu.unwrap().tree_ticks, 6);
+        // slurmd's fork, seen before it becomes the job's step daemon, is judged again once
+        // it has (same pid and start time, another command name).
+        proc(700, 1, 2, &[("cmdline", b"/usr/sbin/slurmd\0")]);
+        let mut ten = job("10");
+        assert!(ten.scan_now().is_empty());
+        std::fs::write(
+            p.join("700/stat"),
+            "700 (slurmstepd) S 1 0 0 0 -1 0 0 0 0 0 2 0 0 0 20 0 1 0 700",
+        )
+        .unwrap();
+        std::fs::write(p.join("700/cmdline"), b"slurmstepd: [10.0]\0").unwrap();
+        assert_eq!(ten.scan_now(), [700]);
+        assert_eq!(SlurmJob::new("7; rm"), None);
+        assert_eq!(SlurmJob::new(""), None);
     }
 }

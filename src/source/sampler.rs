@@ -48,6 +48,13 @@ impl Sampler {
         }
     }
 
+    /// Watches these processes' share from the first tick (a SLURM job's, `record
+    /// --slurm-job`) instead of a command's tree.
+    pub fn watch(&mut self, tree: ProcessTree) {
+        self.tree = Some(tree);
+        self.sockets = Some(SockDiag::new(std::mem::take(&mut self.sources.cluster)));
+    }
+
     /// Where the app puts the command's pid, so its process tree's CPU share is read.
     pub fn pid_slot(&self) -> Arc<AtomicU32> {
         Arc::clone(&self.pid)

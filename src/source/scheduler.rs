@@ -43,6 +43,8 @@ impl Slurm {
             env(k)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty() && v.len() <= MAX_VALUE && !v.contains(['\n', '\r']))
+                // Slurm's scripts are given `(null)` for what the job has not (an account).
+                .filter(|v| v != "(null)")
         };
         Some(Slurm {
             job_id: get("SLURM_JOB_ID").or_else(|| get("SLURM_JOBID"))?,
@@ -55,6 +57,19 @@ impl Slurm {
             account: get("SLURM_JOB_ACCOUNT"),
             partition: get("SLURM_JOB_PARTITION"),
         })
+    }
+
+    /// The job `id` as a job recorder started by a prolog sees it: its ids from the prolog's
+    /// environment where that is the same job's (a prolog has no step; `SLURM_JOB_NAME` is
+    /// given to the `EpilogSlurmctld` only), else the id alone.
+    pub fn of_job(id: &str, env: &dyn Fn(&str) -> Option<String>) -> Slurm {
+        match Slurm::from_env(env) {
+            Some(s) if s.job_id == id => Slurm { step_id: None, ..s },
+            _ => Slurm {
+                job_id: id.to_owned(),
+                ..Default::default()
+            },
+        }
     }
 
     /// The job as `sacct` names it: `JOB` or an array task's `ARRAYJOB_TASK`, then `.STEP` for
@@ -112,5 +127,32 @@ mod tests {
         let long = "x".repeat(300);
         assert_eq!(from(&[("SLURM_JOB_ID", &long)]), None);
         assert_eq!(from(&[("SLURM_JOB_ID", "1\n2")]), None);
+    }
+
+    #[test]
+    fn a_job_recorder_takes_the_prologs_ids_of_its_own_job_only() {
+        let env: HashMap<String, String> = [
+            ("SLURM_JOB_ID", "42"),
+            ("SLURM_STEP_ID", "0"),
+            ("SLURMD_NODENAME", "gpu07"),
+            ("SLURM_JOB_USER", "ada"),
+            ("SLURM_JOB_ACCOUNT", "(null)"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let get = |k: &str| env.get(k).cloned();
+        let j = Slurm::of_job("42", &get);
+        assert_eq!(j.sacct_id(), "42");
+        assert_eq!((j.user.as_deref(), j.account), (Some("ada"), None));
+        assert_eq!(j.node.as_deref(), Some("gpu07"));
+        let other = Slurm::of_job("43", &get);
+        assert_eq!(
+            other,
+            Slurm {
+                job_id: "43".into(),
+                ..Default::default()
+            }
+        );
     }
 }
