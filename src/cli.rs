@@ -247,6 +247,9 @@ pub struct SimulateArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the grid intensity and each policy's cap over time (the first start) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
 }
 
 /// A slowdown budget: `3%` or `3` (percent), from 0 to 100%; the fraction.

@@ -178,6 +178,29 @@ fn the_oracle_agrees_with_an_independent_programme_and_the_time_budget_governor_
             g - at < 0.02,
             "governor {g:.4} against the oracle's {at:.4}"
         );
+        // The governor itself, through the Session against the simulated GPU, its profile
+        // included: within 2 points of the oracle at its own slowdown, and of the oracle at
+        // the slowdown left after its profile (its own decisions), and over its budget by no
+        // more than the profile's time.
+        let session = rows
+            .iter()
+            .find(|r| {
+                let p = r["policy"].as_str().unwrap();
+                p.starts_with("governor ≤") && p.ends_with("(Session)")
+            })
+            .unwrap();
+        let f = |k: &str| session[k].as_f64().unwrap();
+        eprintln!("within {budget}: the Session's governor {session}");
+        assert!(f("d_carbon") - f("oracle_same") < 0.02, "{session}");
+        assert!(
+            f("d_carbon") - f("oracle_after_profile") < 0.02,
+            "{session}"
+        );
+        assert!(f("d_time") - f("profile_d_time") <= x + 0.003, "{session}");
+        assert!(
+            f("profile_s") > 0.0 && f("profile_d_time") < 0.01,
+            "{session}"
+        );
         // Nothing beats the oracle.
         for r in rows {
             if r["d_time"].as_f64().unwrap() <= x + 1e-9 {

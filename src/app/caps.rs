@@ -60,6 +60,22 @@ impl CapSide {
         }
     }
 
+    /// Caps through `act` for the governor `cfg` alone, put back at the end (`carbontop
+    /// simulate`: no config file, no keys).
+    pub fn governed(act: Box<dyn PowerCap>, cfg: GovernorConfig) -> Self {
+        Self {
+            control: Some(CapControl::new(act, true)),
+            step_w: cfg.step_w,
+            cfg,
+            ..Self::without_control("")
+        }
+    }
+
+    /// The governor, while it runs.
+    pub fn governor(&self) -> Option<&Governor> {
+        self.governor.as_ref()
+    }
+
     /// No caps to change, for `why` (a session's tests, a machine without GPUs).
     pub fn without_control(why: &str) -> Self {
         Self {
