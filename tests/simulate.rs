@@ -221,3 +221,53 @@ fn an_unknown_workload_names_the_known_ones() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("imagenet-resnet50-b128"), "{err}");
 }
+
+#[test]
+fn v100_curves_are_zeus_v100_table_and_other_gpus_name_the_measured_ones() {
+    let run = |args: &[&str]| {
+        bin()
+            .args(["simulate", "--starts", "1", "--trace"])
+            .arg(fixture("zeus/carbon_hist.csv"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--gpu", "v100", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["gpu"], "v100");
+    // Zeus's V100 ImageNet/ResNet-50 b128 rows: 100 to 250 W, 250 W at 3603.6 s per epoch.
+    let curve = v["curve"].as_array().unwrap();
+    assert_eq!(curve.len(), 7);
+    assert_eq!(curve[6]["cap_w"], 250.0);
+    assert!((curve[6]["s_per_epoch"].as_f64().unwrap() - 3603.5966666666664).abs() < 1e-9);
+    // A name two optimizers share: both named.
+    let out = run(&["--gpu", "v100", "--workload", "cifar100-shufflenetv2-b1024"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cifar100-shufflenetv2-b1024-adadelta")
+            && err.contains("cifar100-shufflenetv2-b1024-adam"),
+        "{err}"
+    );
+    let out = run(&[
+        "--gpu",
+        "v100",
+        "--workload",
+        "cifar100-shufflenetv2-b1024-adam",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A GPU Zeus did not measure: the ones it did.
+    let out = run(&["--gpu", "h100"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a40, v100"), "{err}");
+}

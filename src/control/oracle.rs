@@ -60,8 +60,12 @@ fn zeus_rows(table: &str) -> impl Iterator<Item = ([String; 4], CapPoint)> + '_ 
 /// The workloads of a Zeus table, as `dataset-network-bBATCH`, with `-optimizer` after it where
 /// the table holds more than one optimizer for that dataset, network and batch.
 fn zeus_names(table: &str) -> Vec<([String; 4], String)> {
-    let mut keys: Vec<[String; 4]> = zeus_rows(table).map(|(k, _)| k).collect();
-    keys.dedup();
+    let mut keys: Vec<[String; 4]> = Vec::new();
+    for (k, _) in zeus_rows(table) {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
     let short = |k: &[String; 4]| format!("{}-{}-b{}", k[0], k[1], k[2]);
     keys.iter()
         .map(|k| {
@@ -89,6 +93,20 @@ pub fn zeus_curve(gpu: &str, workload: &str) -> Result<CapCurve, String> {
     let table = zeus_table(gpu)?;
     let names = zeus_names(table);
     let Some((key, _)) = names.iter().find(|(_, n)| n.eq_ignore_ascii_case(workload)) else {
+        let prefix = format!("{}-", workload.to_ascii_lowercase());
+        let twins: Vec<&str> = names
+            .iter()
+            .map(|(_, n)| n.as_str())
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        if !twins.is_empty() {
+            return Err(format!(
+                "workload {workload:?}: Zeus measured it on the {} with more than one optimizer; \
+                 name one: {}",
+                gpu.to_ascii_uppercase(),
+                twins.join(", ")
+            ));
+        }
         return Err(format!(
             "no workload {workload:?} in Zeus's {} measurements; one of: {}",
             gpu.to_ascii_uppercase(),

@@ -101,3 +101,43 @@ pub fn write_png(ev: &Evaluation, title: &str, path: &Path) -> Result<Layout, St
     write_steps(&panels(ev), &themes[i], title, &lines, path, (1600, 1200))
         .map_err(|e| format!("--png {}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::reprice::read_trace;
+    use crate::control::oracle::{evaluate, spread_starts, zeus_curve};
+    use crate::report::png::Kind;
+
+    #[test]
+    fn legends_stay_outside_the_data_and_every_text_in_its_box() {
+        let curve = zeus_curve("a40", "imagenet-resnet50-b128").unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/zeus/carbon_hist.csv");
+        let tr = read_trace(Path::new(path)).unwrap();
+        let starts = spread_starts(&tr, 12.0 * 3600.0, 1);
+        let ev = evaluate(&curve, &tr, &starts, 10.0, 0.03, 0.5, &mut |_| Ok(vec![])).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("sim.png");
+        let layout = write_png(&ev, "carbontop simulate · test", &png).unwrap();
+        assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
+        let data: Vec<_> = layout.items.iter().filter(|p| p.kind == Kind::Data).collect();
+        assert_eq!(data.len(), 3);
+        for p in &layout.items {
+            assert!(p.within.holds(&p.rect), "{p:?}");
+            if p.kind == Kind::Legend {
+                assert!(data.iter().all(|d| !d.rect.overlaps(&p.rect)), "{p:?}");
+            }
+        }
+        // Axis titles with units.
+        let texts: Vec<&str> = layout.items.iter().map(|p| p.what.as_str()).collect();
+        assert!(texts.contains(&"time since the start (h)"), "{texts:?}");
+        assert!(texts.contains(&"power cap (W)") && texts.contains(&"gCO2e/kWh"));
+        // Each policy drawn is one the evaluation holds.
+        let names: Vec<String> = panels(&ev)
+            .iter()
+            .flat_map(|p| p.series.iter().map(|s| s.0.clone()))
+            .collect();
+        assert!(names.iter().any(|n| n.starts_with("oracle")), "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with("governor ≤")), "{names:?}");
+    }
+}
