@@ -218,11 +218,13 @@ pub enum Command {
 /// `carbontop simulate`.
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
-    /// The GPU whose measured curve to use (a40: Zeus's measurements).
+    /// The GPU whose measured curve to use (a40, v100: Zeus's measurements; another model: a
+    /// profile the governor saved for it).
     #[arg(long, default_value = "a40", value_name = "MODEL")]
     pub gpu: String,
-    /// A workload of Zeus's A40 table, DATASET-NETWORK-bBATCH (imagenet-resnet50-b128,
-    /// cifar100-shufflenetv2-b1024, librispeech-deepspeech2-b32, squad-bert_base_uncased-b32, …).
+    /// A workload of Zeus's tables, DATASET-NETWORK-bBATCH[-OPTIMIZER] (imagenet-resnet50-b128,
+    /// cifar100-shufflenetv2-b1024, librispeech-deepspeech2-b32, squad-bert_base_uncased-b32, …;
+    /// a wrong name lists them), or a saved profile's workload name.
     #[arg(long, default_value = "imagenet-resnet50-b128", value_name = "NAME")]
     pub workload: String,
     /// The grid intensity over time: a carbontop samples.csv, the Zeus carbon_hist.csv, or a
@@ -247,6 +249,11 @@ pub struct SimulateArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// A profile the governor saved (`run --governor carbon`, see --workload there) instead
+    /// of Zeus's table: its caps' power and steps/s, an epoch taken as 1000 steps. Without it,
+    /// a --gpu other than a40/v100 is looked up among the saved profiles by --workload.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
     /// Also draw the grid intensity and each policy's cap over time (the first start) to FILE.
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
@@ -578,6 +585,11 @@ pub struct MeasureOpts {
     /// fixed price of time (its λ is (1−η)·P_max·I_ref/η, whatever the slowdown comes to).
     #[arg(long, value_parser = parse_slowdown, value_name = "X%")]
     pub max_slowdown: Option<f64>,
+    /// The workload's name for the governor's saved profile (default: `run`'s script or
+    /// command name): the curve it measures is saved per GPU model and this name, in
+    /// $CARBONTOP_PROFILE_DIR or ~/.local/share/carbontop/profiles, and reused next time.
+    #[arg(long, value_name = "NAME")]
+    pub workload: Option<String>,
     /// How long the governor measures each candidate cap at least (plus half as long to
     /// settle); longer, up to ten times or a minute, until its throughput is known to ±2%.
     #[arg(long, value_parser = parse_duration, value_name = "D")]

@@ -271,3 +271,46 @@ fn v100_curves_are_zeus_v100_table_and_other_gpus_name_the_measured_ones() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("a40, v100"), "{err}");
 }
+
+#[test]
+fn a_saved_profile_is_a_curve_simulate_runs_on() {
+    // Zeus's A40 ImageNet/ResNet-50 b128 rows as the governor would have saved them, an epoch
+    // being 1000 steps: the same curve, so the same oracle.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("My_GPU").join("resnet.csv");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let mut text = "# carbontop governor profile; gpu=My GPU; workload=resnet; \
+                    throughput=steps/s\ncap_w,power_w,throughput,rel_err\n"
+        .to_owned();
+    let rows: Vec<(f64, f64)> = curve();
+    for (k, (s, w)) in rows.iter().enumerate() {
+        text += &format!("{},{w},{},0.01\n", 100 + 25 * k, 1000.0 / s);
+    }
+    std::fs::write(&file, text).unwrap();
+    let run = |args: &[&str]| {
+        let out = bin()
+            .env("CARBONTOP_PROFILE_DIR", dir.path())
+            .args(["simulate", "--json", "--starts", "2", "--trace"])
+            .arg(fixture("zeus/carbon_hist.csv"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let zeus = run(&[]);
+    let saved = run(&["--profile", file.to_str().unwrap()]);
+    let by_name = run(&["--gpu", "My GPU", "--workload", "resnet"]);
+    for v in [&saved, &by_name] {
+        let (a, b) = (&v["evaluation"]["oracle"], &zeus["evaluation"]["oracle"]);
+        assert!(
+            (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9,
+            "{a} {b}"
+        );
+        assert_eq!(v["curve"].as_array().unwrap().len(), 9);
+    }
+}

@@ -365,6 +365,8 @@ pub struct Governor {
     decided_at: f64,
     /// Per profiled cap (as `profile`): the steps and seconds the run has done at it since.
     seen: Vec<(f64, f64)>,
+    /// The profile is a saved one (no minutes spent measuring it in this run).
+    reused: bool,
 }
 
 impl Governor {
@@ -401,7 +403,41 @@ impl Governor {
             work_max_s: 0.0,
             decided_at: f64::NEG_INFINITY,
             seen: Vec::new(),
+            reused: false,
         }
+    }
+
+    /// Starts from a saved profile (`points`, any order) instead of measuring one, where its
+    /// caps are this governor's candidates; false (and nothing changed) where they are not. It
+    /// profiles again if the run's throughput signal is not the profile's (steps or not), or
+    /// drifts from it.
+    pub fn reuse(&mut self, points: &[Point], by_steps: bool) -> bool {
+        let mut pts = points.to_vec();
+        pts.sort_by(|a, b| b.cap_w.total_cmp(&a.cap_w));
+        let same = pts.len() == self.candidates.len()
+            && pts
+                .iter()
+                .zip(&self.candidates)
+                .all(|(p, c)| (p.cap_w - c).abs() < 0.5);
+        if !same {
+            return false;
+        }
+        self.profile = pts;
+        self.by_steps = by_steps;
+        self.reused = true;
+        self.phase = Phase::Running;
+        self.reason = "a saved profile".into();
+        true
+    }
+
+    /// Whether throughput is the run's steps/s (else utilisation × SM clock).
+    pub fn by_steps(&self) -> bool {
+        self.by_steps
+    }
+
+    /// Whether the profile in use was saved by an earlier run (not measured in this one).
+    pub fn reused(&self) -> bool {
+        self.reused
     }
 
     /// Time-budget mode: the slowdown so far against the fastest cap (since the profile).
@@ -568,6 +604,7 @@ impl Governor {
 
     fn start_profile(&mut self, t: f64) -> Option<f64> {
         self.profile.clear();
+        self.reused = false;
         self.profiles += 1;
         self.phase = Phase::Profiling {
             i: 0,
@@ -587,6 +624,11 @@ impl Governor {
     pub fn observe(&mut self, o: &Obs) -> Option<f64> {
         let prev = self.last.replace(*o);
         let dt = prev.map_or(0.0, |p| (o.elapsed_s - p.elapsed_s).max(0.0));
+        if prev.is_none() && self.reused && o.steps.is_some() != self.by_steps {
+            // A saved profile in the other unit than this run reports: measure afresh.
+            self.by_steps = o.steps.is_some();
+            return self.start_profile(o.elapsed_s);
+        }
         match self.phase.clone() {
             Phase::Profiling { since, .. } if since.is_nan() => {
                 self.by_steps = o.steps.is_some();

@@ -207,6 +207,8 @@ pub struct Governed {
     pub profile_s: f64,
     pub profile_g: f64,
     pub profile_epochs: f64,
+    /// The profile it measured (None where it reused one, or could not tell caps apart).
+    pub measured: Option<super::profile::Saved>,
 }
 
 /// One start's outcome of a policy, with the oracle at its slowdown for governors.

@@ -120,7 +120,11 @@ mod tests {
         let png = dir.path().join("sim.png");
         let layout = write_png(&ev, "carbontop simulate · test", &png).unwrap();
         assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
-        let data: Vec<_> = layout.items.iter().filter(|p| p.kind == Kind::Data).collect();
+        let data: Vec<_> = layout
+            .items
+            .iter()
+            .filter(|p| p.kind == Kind::Data)
+            .collect();
         assert_eq!(data.len(), 3);
         for p in &layout.items {
             assert!(p.within.holds(&p.rect), "{p:?}");
@@ -138,6 +142,9 @@ mod tests {
             .flat_map(|p| p.series.iter().map(|s| s.0.clone()))
             .collect();
         assert!(names.iter().any(|n| n.starts_with("oracle")), "{names:?}");
-        assert!(names.iter().any(|n| n.starts_with("governor ≤")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n.starts_with("governor ≤")),
+            "{names:?}"
+        );
     }
 }

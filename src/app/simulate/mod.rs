@@ -6,14 +6,14 @@ pub mod session;
 use crate::app::AppError;
 use crate::app::reprice::read_trace;
 use crate::cli::SimulateArgs;
-use crate::control::governor::GovernorConfig;
-use crate::control::oracle::{self, Evaluation, Governed};
+use crate::control::oracle::{self, Evaluation};
+use crate::control::profile::{self, Saved};
 use crate::engine::schedule::Signal;
+use crate::engine::schedule::{CapCurve, CapPoint};
 use chrono::{DateTime, Utc};
 
 pub fn run(a: &SimulateArgs) -> Result<i32, AppError> {
-    let curve = oracle::zeus_curve(&a.gpu, &a.workload).map_err(AppError::Usage)?;
-    let steps_per_epoch = oracle::zeus_steps_per_epoch(&a.workload);
+    let (curve, steps_per_epoch, source) = curve_of(a)?;
     let trace = read_trace(&a.trace).map_err(AppError::Usage)?;
     let starts: Vec<DateTime<Utc>> = if a.start.is_empty() {
         // Room for the run at the budget's end from every start, and for the governor's η
@@ -42,33 +42,15 @@ pub fn run(a: &SimulateArgs) -> Result<i32, AppError> {
             })
             .collect::<Result<_, _>>()?
     };
-    let mut through_session = |signal: &Signal| -> Result<Vec<Governed>, String> {
-        let eta = GovernorConfig {
-            eta: a.eta,
-            ..GovernorConfig::default()
-        };
-        let budget = GovernorConfig {
-            max_slowdown: Some(a.max_slowdown),
-            ..GovernorConfig::default()
-        };
-        Ok(vec![
-            session::governed(
-                &curve,
-                steps_per_epoch,
-                signal,
-                a.epochs,
-                eta,
-                format!("governor η={} (Session)", a.eta),
-            )?,
-            session::governed(
-                &curve,
-                steps_per_epoch,
-                signal,
-                a.epochs,
-                budget,
-                format!("governor ≤{:+.1}% (Session)", a.max_slowdown * 100.0),
-            )?,
-        ])
+    let mut through_session = |signal: &Signal| {
+        session::rows(
+            &curve,
+            steps_per_epoch,
+            signal,
+            a.epochs,
+            a.eta,
+            a.max_slowdown,
+        )
     };
     let ev = oracle::evaluate(
         &curve,
@@ -82,9 +64,7 @@ pub fn run(a: &SimulateArgs) -> Result<i32, AppError> {
     .map_err(|e| AppError::Usage(format!("{}: {e}", a.trace.display())))?;
     if let Some(png) = &a.png {
         let title = format!(
-            "carbontop simulate · {} on {} · {}",
-            a.workload,
-            a.gpu.to_ascii_uppercase(),
+            "carbontop simulate · {source} · {}",
             crate::report::summary::run_name(&a.trace.display().to_string())
         );
         crate::report::simulate::write_png(&ev, &title, png).map_err(AppError::Usage)?;
@@ -100,10 +80,64 @@ pub fn run(a: &SimulateArgs) -> Result<i32, AppError> {
             serde_json::to_string_pretty(&v).map_err(|e| AppError::Runtime(e.to_string()))?;
         crate::outln!("{text}")?;
     } else {
-        crate::app::out(&text(a, &ev))?;
+        crate::app::out(&text(a, &ev, &source))?;
     }
     Ok(0)
 }
+
+/// The curve to run on and its steps per epoch: a saved profile (--profile, or one saved for
+/// --gpu and --workload where --gpu is not one Zeus measured), else Zeus's table.
+fn curve_of(a: &SimulateArgs) -> Result<(CapCurve, f64, String), AppError> {
+    let saved_path = match &a.profile {
+        Some(p) => Some(p.clone()),
+        None if !oracle::ZEUS_GPUS.contains(&a.gpu.to_ascii_lowercase().as_str()) => {
+            profile::dir(|k| std::env::var(k).ok())
+                .map(|d| profile::path(&d, &a.gpu, &a.workload))
+                .filter(|p| p.exists())
+        }
+        None => None,
+    };
+    let Some(path) = saved_path else {
+        let curve = oracle::zeus_curve(&a.gpu, &a.workload).map_err(AppError::Usage)?;
+        let source = format!(
+            "{} on an {} (Zeus's measurements)",
+            a.workload,
+            a.gpu.to_ascii_uppercase()
+        );
+        return Ok((curve, oracle::zeus_steps_per_epoch(&a.workload), source));
+    };
+    let saved = Saved::load(&path)
+        .map_err(AppError::Usage)?
+        .ok_or_else(|| AppError::Usage(format!("--profile {}: no such file", path.display())))?;
+    if !saved.by_steps {
+        return Err(AppError::Usage(format!(
+            "{}: measured without a step count (utilisation × clock): its speed is not work \
+             done, so it cannot be simulated",
+            path.display()
+        )));
+    }
+    let pts = saved
+        .points
+        .iter()
+        .map(|p| CapPoint {
+            cap_w: p.cap_w,
+            s_per_epoch: PROFILE_STEPS_PER_EPOCH / p.throughput,
+            j_per_epoch: PROFILE_STEPS_PER_EPOCH / p.throughput * p.power_w,
+        })
+        .collect();
+    let curve =
+        CapCurve::new(pts).map_err(|e| AppError::Usage(format!("{}: {e}", path.display())))?;
+    let source = format!(
+        "{} on {} (the profile in {}; an epoch: {PROFILE_STEPS_PER_EPOCH} steps)",
+        saved.workload,
+        saved.gpu,
+        path.display()
+    );
+    Ok((curve, PROFILE_STEPS_PER_EPOCH, source))
+}
+
+/// A saved profile's epoch: 1000 steps (its run's own epoch is not in it).
+const PROFILE_STEPS_PER_EPOCH: f64 = 1000.0;
 
 fn pct(v: f64) -> String {
     format!("{:+.1}%", v * 100.0)
@@ -114,22 +148,20 @@ fn fmt_points(v: f64) -> String {
 }
 
 /// The table.
-fn text(a: &SimulateArgs, ev: &Evaluation) -> String {
+fn text(a: &SimulateArgs, ev: &Evaluation, source: &str) -> String {
     let mut s = format!(
-        "{} epochs of {} on an {} (Zeus's measurements), {} start(s) on {}: means over the starts\n\n",
+        "{} epochs of {source}, {} start(s) on {}: means over the starts\n\n",
         ev.epochs,
-        a.workload,
-        a.gpu.to_ascii_uppercase(),
         ev.starts.len(),
         a.trace.display()
     );
     s += &format!(
-        "{:<36} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8} {:>9}\n",
+        "{:<42} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8} {:>9}\n",
         "policy", "time h", "Δtime", "energy kWh", "Δenergy", "CO2e kg", "Δcarbon", "oracle*"
     );
     for r in &ev.rows {
         s += &format!(
-            "{:<36} {:>7.2} {:>7} {:>10.2} {:>8} {:>8.2} {:>8} {:>9}\n",
+            "{:<42} {:>7.2} {:>7} {:>10.2} {:>8} {:>8.2} {:>8} {:>9}\n",
             r.policy,
             r.time_s / 3600.0,
             pct(r.d_time),
@@ -162,7 +194,8 @@ fn text(a: &SimulateArgs, ev: &Evaluation) -> String {
             r.profile_d_time,
             r.profile_d_carbon,
             r.oracle_after_profile,
-        ) {
+        ) && ps > 0.0
+        {
             s += &format!(
                 ";\n  its profile ({:.0} min, each cap in turn) added {} time and {} carbon; the \
                  oracle at the {} left after it: {}, {} points from the governor",
@@ -178,7 +211,8 @@ fn text(a: &SimulateArgs, ev: &Evaluation) -> String {
     }
     s += "(rows without (Session): the governor's rules on the measured curve, deciding every 5 \
           minutes, without a profile; (Session): the governor itself through the Session against \
-          the simulated GPU, its profile included)\n";
+          the simulated GPU, its profile included; saved profile: starting from the profile the \
+          run before measured, as a later run of the same workload does)\n";
     if !ev.not_covered.is_empty() {
         s += &format!(
             "left out (the trace ends before their run does): {}\n",

@@ -11,7 +11,8 @@ use crate::app::session::{Effect, Event, Session, SessionConfig};
 use crate::control::PowerCap;
 use crate::control::governor::GovernorConfig;
 use crate::control::oracle::Governed;
-use crate::control::sim::{Curve, ScriptedClock, SimGpus, SimSource};
+use crate::control::profile::Saved;
+use crate::control::sim::{Curve, MODEL, ScriptedClock, SimGpus, SimSource};
 use crate::engine::schedule::{CapCurve, Outcome, Signal};
 use crate::engine::{Ledger, LedgerConfig, Meter};
 use crate::sample::{CpuReading, Intensity, Sample, SourceKind};
@@ -23,6 +24,55 @@ use chrono::TimeDelta;
 /// against the governor's 5-minute decisions and its profile windows (10 s), long enough that
 /// ten 10-hour runs of each mode take a few seconds.
 pub const TICK_S: f64 = 5.0;
+
+/// The governor through the Session from one start: η, the time budget, and the time budget
+/// again from the profile the first budget run measured (as a later run of the same workload
+/// on the same GPU reuses it).
+pub fn rows(
+    curve: &CapCurve,
+    steps_per_epoch: f64,
+    signal: &Signal,
+    epochs: f64,
+    eta: f64,
+    max_slowdown: f64,
+) -> Result<Vec<Governed>, String> {
+    let run = |cfg, policy: String, saved: Option<&Saved>| {
+        governed(
+            curve,
+            steps_per_epoch,
+            signal,
+            epochs,
+            cfg,
+            policy,
+            saved,
+            None,
+        )
+    };
+    let budget = GovernorConfig {
+        max_slowdown: Some(max_slowdown),
+        ..GovernorConfig::default()
+    };
+    let x = max_slowdown * 100.0;
+    let first = run(budget, format!("governor ≤{x:+.1}% (Session)"), None)?;
+    let again = match &first.measured {
+        Some(p) => Some(run(
+            budget,
+            format!("governor ≤{x:+.1}% (Session, saved profile)"),
+            Some(p),
+        )?),
+        None => None,
+    };
+    let eta = GovernorConfig {
+        eta,
+        ..GovernorConfig::default()
+    };
+    let mut out = vec![
+        run(eta, format!("governor η={} (Session)", eta.eta), None)?,
+        first,
+    ];
+    out.extend(again);
+    Ok(out)
+}
 
 /// An upper bound on the seconds the governor's profile adds to a run: every candidate cap
 /// settled and measured for its longest window.
@@ -93,6 +143,7 @@ fn sample(src: &mut SimSource, signal: &Signal, t0: f64, t: f64) -> Event {
 /// N epochs governed by `cfg` through the Session from the signal's start, on a GPU following
 /// `curve`. The run ends at the sample on which its work is done; that last interval is cut
 /// where the work was done, so its time and energy are the run's own.
+#[allow(clippy::too_many_arguments)]
 pub fn governed(
     curve: &CapCurve,
     steps_per_epoch: f64,
@@ -100,6 +151,8 @@ pub fn governed(
     epochs: f64,
     cfg: GovernorConfig,
     policy: String,
+    saved: Option<&Saved>,
+    keep: Option<&std::path::Path>,
 ) -> Result<Governed, String> {
     let clock = ScriptedClock::default();
     let c = sim_curve(curve, steps_per_epoch);
@@ -107,7 +160,14 @@ pub fn governed(
         .map_err(|e| e.to_string())?;
     let mut actuator = sim.actuator();
     let mut caps = CapSide::governed(Box::new(sim.actuator()), cfg);
+    if let Some(p) = saved {
+        caps.preload(p.clone());
+    }
+    if let Some(path) = keep {
+        caps.keep_profiles(path.to_path_buf(), MODEL, &policy);
+    }
     caps.start_governor()?;
+    let reused = caps.governor().is_some_and(|g| g.reused());
     let mut src = sim.source();
     let mut s = session(caps, src.models());
     let need = epochs * steps_per_epoch;
@@ -119,7 +179,8 @@ pub fn governed(
     let limit = (epochs * slowest).min(signal.span_s());
     let (mut t, mut done) = (0.0, 0.0);
     let mut spans: Vec<(f64, f64, f64)> = Vec::new();
-    let mut profile = None;
+    // A saved profile: no minutes spent measuring.
+    let mut profile = reused.then_some((0.0, 0.0, 0.0));
     s.handle(0.0, sample(&mut src, signal, 0.0, 0.0));
     while done < need * (1.0 - 1e-9) {
         // Up to the next tick, or to where the work is done at the present cap.
@@ -151,6 +212,16 @@ pub fn governed(
         }
         t = next;
     }
+    let measured = s
+        .caps
+        .governor()
+        .filter(|g| !g.reused() && g.blind().is_none() && !g.profile().is_empty())
+        .map(|g| Saved {
+            gpu: MODEL.into(),
+            workload: policy.clone(),
+            by_steps: g.by_steps(),
+            points: g.profile().to_vec(),
+        });
     let totals = &s.dash.meter.totals;
     let (profile_s, profile_g, profile_epochs) = profile.unwrap_or((t, totals.co2e_by.gpu, epochs));
     Ok(Governed {
@@ -164,6 +235,7 @@ pub fn governed(
         profile_s,
         profile_g,
         profile_epochs,
+        measured,
     })
 }
 
@@ -190,7 +262,7 @@ mod tests {
             max_slowdown: Some(0.03),
             ..Default::default()
         };
-        let g = governed(&curve, 10_009.0, &sig, 10.0, cfg, "x".into()).unwrap();
+        let g = governed(&curve, 10_009.0, &sig, 10.0, cfg, "x".into(), None, None).unwrap();
         // The profile: every cap from 300 W down to 100 W, in turn, first.
         let caps: Vec<f64> = g.outcome.caps.iter().take(9).map(|c| c.2).collect();
         assert_eq!(
@@ -215,5 +287,49 @@ mod tests {
         assert!(g.outcome.carbon_g < 0.9 * uncapped.carbon_g);
         let spans: f64 = g.outcome.caps.iter().map(|c| c.1).sum();
         assert!((spans - g.outcome.time_s).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_profile_measured_once_is_saved_and_the_next_run_starts_from_it() {
+        let (curve, sig) = setup();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("NVIDIA_A40").join("train.csv");
+        let cfg = GovernorConfig {
+            max_slowdown: Some(0.03),
+            ..Default::default()
+        };
+        let run = || {
+            governed(
+                &curve,
+                10_009.0,
+                &sig,
+                2.0,
+                cfg,
+                "x".into(),
+                None,
+                Some(&file),
+            )
+        };
+        let first = run().unwrap();
+        // Measured, then saved: nine caps, highest first.
+        let saved = Saved::load(&file).unwrap().unwrap();
+        assert_eq!(saved.points.len(), 9);
+        assert_eq!(saved.points[0].cap_w, 300.0);
+        assert!(saved.by_steps);
+        assert!(first.profile_s > 300.0);
+        // The next run profiles nothing: its first cap is the governor's choice, not 300 W,
+        // and it finishes sooner for the same work.
+        let second = run().unwrap();
+        assert_eq!(second.profile_s, 0.0);
+        assert!(
+            second.outcome.caps[0].2 < 300.0,
+            "{:?}",
+            &second.outcome.caps[..3]
+        );
+        assert!(second.outcome.time_s < first.outcome.time_s);
+        // A file that is not a profile: said, and profiled again.
+        std::fs::write(&file, "cap,w\n").unwrap();
+        let third = run().unwrap();
+        assert!(third.profile_s > 300.0);
     }
 }
