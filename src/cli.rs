@@ -207,11 +207,13 @@ pub enum Command {
     /// (training, then serving) across data centres (the Impact Framework's NN plugins).
     Estimate(EstimateArgs),
     /// The governor against its limit, offline: a run of N epochs on a measured cap curve (Zeus's
-    /// A40 measurements) over a grid trace, from several start times, in compressed time:
-    /// uncapped, each static cap, the best static cap and fixed two-cap mix within
-    /// --max-slowdown, the governor's η and time-budget rules, and the oracle (a cap per trace
-    /// slot knowing the future, mixes of two caps in a slot allowed), its saving split into
-    /// efficiency (the fixed mix at the same slowdown) and timing (the rest).
+    /// A40 or V100 measurements, or a saved profile) over a grid trace, from several start
+    /// times, in compressed time: uncapped, each static cap, the best static cap and fixed
+    /// two-cap mix within --max-slowdown, the governor's η and time-budget rules on the curve,
+    /// the governor itself through the Session against the simulated GPU (its profile
+    /// included), and the oracle (a cap per trace slot knowing the future, mixes of two caps in
+    /// a slot allowed), its saving split into efficiency (the fixed mix at the same slowdown)
+    /// and timing (the rest).
     Simulate(SimulateArgs),
 }
 

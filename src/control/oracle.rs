@@ -209,6 +209,9 @@ pub struct Governed {
     pub profile_epochs: f64,
     /// The profile it measured (None where it reused one, or could not tell caps apart).
     pub measured: Option<super::profile::Saved>,
+    /// What the governor itself claimed at the end (the screen's and the summary's figures):
+    /// its carbon and time against uncapped for the same work since its profile.
+    pub claimed: Option<crate::engine::savings::Savings>,
 }
 
 /// One start's outcome of a policy, with the oracle at its slowdown for governors.

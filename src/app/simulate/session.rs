@@ -222,6 +222,7 @@ pub fn governed(
             by_steps: g.by_steps(),
             points: g.profile().to_vec(),
         });
+    let claimed = s.caps.governor().map(|g| g.savings);
     let totals = &s.dash.meter.totals;
     let (profile_s, profile_g, profile_epochs) = profile.unwrap_or((t, totals.co2e_by.gpu, epochs));
     Ok(Governed {
@@ -236,6 +237,7 @@ pub fn governed(
         profile_g,
         profile_epochs,
         measured,
+        claimed,
     })
 }
 
@@ -287,6 +289,30 @@ mod tests {
         assert!(g.outcome.carbon_g < 0.9 * uncapped.carbon_g);
         let spans: f64 = g.outcome.caps.iter().map(|c| c.1).sum();
         assert!((spans - g.outcome.time_s).abs() < 1e-6);
+        // What the screen and the summary claim (the governor's Savings, since its profile)
+        // agrees with the Ledger's accounting of the same stretch against running its work
+        // uncapped at the same hours.
+        let c = g.claimed.unwrap();
+        let ledger_g = g.outcome.carbon_g - g.profile_g;
+        let max = curve.max();
+        let work_j = (10.0 - g.profile_epochs) * max.j_per_epoch;
+        let time_s = g.outcome.time_s - g.profile_s;
+        assert!(
+            (c.co2e_g - ledger_g).abs() < 0.01 * ledger_g,
+            "{c:?} against {ledger_g}"
+        );
+        assert!(
+            (c.uncapped_energy_j / work_j - 1.0).abs() < 0.02,
+            "{c:?} against {work_j}"
+        );
+        assert!(
+            (c.time_s / time_s - 1.0).abs() < 0.01,
+            "{c:?} against {time_s}"
+        );
+        assert!(
+            (c.extra_time_pct() / 100.0 - after).abs() < 0.005,
+            "{c:?} against {after}"
+        );
     }
 
     #[test]
