@@ -201,6 +201,26 @@ fn the_oracle_agrees_with_an_independent_programme_and_the_time_budget_governor_
             f("profile_s") > 0.0 && f("profile_d_time") < 0.01,
             "{session}"
         );
+        // From a saved profile there is no profile to leave out: what the governor itself says
+        // (the screen's and the summary's saving against the same work uncapped) is what the
+        // Ledger accounted against the uncapped run, within half a point.
+        let saved = rows
+            .iter()
+            .find(|r| {
+                r["policy"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("(Session, saved profile)")
+            })
+            .unwrap();
+        let f = |k: &str| saved[k].as_f64().unwrap();
+        assert!(f("d_carbon") - f("oracle_same") < 0.02, "{saved}");
+        assert!(f("d_time") <= x + 0.003, "{saved}");
+        assert!(
+            (f("claimed_d_carbon") - f("d_carbon")).abs() < 0.005,
+            "{saved}"
+        );
+        assert!((f("claimed_d_time") - f("d_time")).abs() < 0.003, "{saved}");
         // Nothing beats the oracle.
         for r in rows {
             if r["d_time"].as_f64().unwrap() <= x + 1e-9 {

@@ -196,6 +196,12 @@ pub struct Row {
     /// what the governor's own decisions are to be compared with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oracle_after_profile: Option<f64>,
+    /// What the governor itself said (the screen's and the summary's figures): its carbon and
+    /// time change against the same work uncapped, since its profile (fractions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_d_carbon: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_d_time: Option<f64>,
 }
 
 /// A governor run elsewhere (through the Session): its outcome, and what its profile took.
@@ -222,6 +228,7 @@ struct Run {
     /// the oracle at the slowdown less the profile's.
     profile: Option<(f64, f64, f64)>,
     oracle_after_profile: Option<f64>,
+    claimed: Option<(f64, f64)>,
 }
 
 /// What a profile added against doing its work uncapped from the start: (seconds, added
@@ -379,16 +386,21 @@ fn one_start(
             oracle_same: None,
             profile: None,
             oracle_after_profile: None,
+            claimed: None,
         })
         .collect();
     let base = runs[0].outcome.clone();
     let session = extra(signal).map_err(ScheduleError::Policy)?;
-    let mut profiles = vec![None; govs.len()];
+    let mut profiles = vec![(None, None); govs.len()];
     for g in session {
-        profiles.push(Some(profile_cost(curve, signal, &g, &base)));
+        let claimed = g
+            .claimed
+            .filter(|c| c.uncapped_co2e_g > 0.0)
+            .map(|c| (-c.saved_pct() / 100.0, c.extra_time_pct() / 100.0));
+        profiles.push((Some(profile_cost(curve, signal, &g, &base)), claimed));
         govs.push(g.outcome);
     }
-    for (g, profile) in govs.into_iter().zip(profiles) {
+    for (g, (profile, claimed)) in govs.into_iter().zip(profiles) {
         // The oracle at the governor's own slowdown (never below the fastest run).
         let same = schedule::oracle(curve, signal, epochs, g.slowdown(&base).max(0.0))?;
         let after = match profile {
@@ -403,6 +415,7 @@ fn one_start(
             outcome: g,
             profile,
             oracle_after_profile: after,
+            claimed,
         });
     }
     runs.push(Run {
@@ -410,6 +423,7 @@ fn one_start(
         oracle_same: None,
         profile: None,
         oracle_after_profile: None,
+        claimed: None,
     });
     Ok((runs, [oracle, eff]))
 }
@@ -435,6 +449,8 @@ fn mean_rows(per_start: &[Vec<Run>]) -> Vec<Row> {
                 profile_d_time: first[k].profile.map(|_| 0.0),
                 profile_d_carbon: first[k].profile.map(|_| 0.0),
                 oracle_after_profile: first[k].oracle_after_profile.map(|_| 0.0),
+                claimed_d_carbon: first[k].claimed.map(|_| 0.0),
+                claimed_d_time: first[k].claimed.map(|_| 0.0),
             };
             for runs in per_start {
                 let (o, base) = (&runs[k].outcome, &runs[0].outcome);
@@ -453,6 +469,13 @@ fn mean_rows(per_start: &[Vec<Run>]) -> Vec<Row> {
                     runs[k].oracle_after_profile,
                 ) {
                     *a += b / n;
+                }
+                if let Some((c, t)) = runs[k].claimed {
+                    for (a, b) in [(&mut r.claimed_d_carbon, c), (&mut r.claimed_d_time, t)] {
+                        if let Some(a) = a.as_mut() {
+                            *a += b / n;
+                        }
+                    }
                 }
                 if let Some((ps, pt, pc)) = runs[k].profile {
                     for (a, b) in [

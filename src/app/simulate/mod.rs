@@ -207,6 +207,14 @@ fn text(a: &SimulateArgs, ev: &Evaluation, source: &str) -> String {
                 fmt_points(r.d_carbon - after)
             );
         }
+        if let (Some(c), Some(t)) = (r.claimed_d_carbon, r.claimed_d_time) {
+            s += &format!(
+                "\n  the governor itself said (the screen, the summary): {} carbon, {} time \
+                 against the same work uncapped, since its profile",
+                pct(c),
+                pct(t)
+            );
+        }
         s += "\n";
     }
     s += "(rows without (Session): the governor's rules on the measured curve, deciding every 5 \
