@@ -214,22 +214,26 @@ pub enum Command {
     /// (training, then serving) across data centres (the Impact Framework's NN plugins).
     Estimate(EstimateArgs),
     /// The governor against its limit, offline: a run of N epochs on a measured cap curve (Zeus's
-    /// A40 measurements) over a grid trace, from several start times, in compressed time:
-    /// uncapped, each static cap, the best static cap and fixed two-cap mix within
-    /// --max-slowdown, the governor's η and time-budget rules, and the oracle (a cap per trace
-    /// slot knowing the future, mixes of two caps in a slot allowed), its saving split into
-    /// efficiency (the fixed mix at the same slowdown) and timing (the rest).
+    /// A40 or V100 measurements, or a saved profile) over a grid trace, from several start
+    /// times, in compressed time: uncapped, each static cap, the best static cap and fixed
+    /// two-cap mix within --max-slowdown, the governor's η and time-budget rules on the curve,
+    /// the governor itself through the Session against the simulated GPU (its profile
+    /// included), and the oracle (a cap per trace slot knowing the future, mixes of two caps in
+    /// a slot allowed), its saving split into efficiency (the fixed mix at the same slowdown)
+    /// and timing (the rest).
     Simulate(SimulateArgs),
 }
 
 /// `carbontop simulate`.
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
-    /// The GPU whose measured curve to use (a40: Zeus's measurements).
+    /// The GPU whose measured curve to use (a40, v100: Zeus's measurements; another model: a
+    /// profile the governor saved for it).
     #[arg(long, default_value = "a40", value_name = "MODEL")]
     pub gpu: String,
-    /// A workload of Zeus's A40 table, DATASET-NETWORK-bBATCH (imagenet-resnet50-b128,
-    /// cifar100-shufflenetv2-b1024, librispeech-deepspeech2-b32, squad-bert_base_uncased-b32, …).
+    /// A workload of Zeus's tables, DATASET-NETWORK-bBATCH[-OPTIMIZER] (imagenet-resnet50-b128,
+    /// cifar100-shufflenetv2-b1024, librispeech-deepspeech2-b32, squad-bert_base_uncased-b32, …;
+    /// a wrong name lists them), or a saved profile's workload name.
     #[arg(long, default_value = "imagenet-resnet50-b128", value_name = "NAME")]
     pub workload: String,
     /// The grid intensity over time: a carbontop samples.csv, the Zeus carbon_hist.csv, or a
@@ -254,6 +258,14 @@ pub struct SimulateArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// A profile the governor saved (`run --governor carbon`, see --workload there) instead
+    /// of Zeus's table: its caps' power and steps/s, an epoch taken as 1000 steps. Without it,
+    /// a --gpu other than a40/v100 is looked up among the saved profiles by --workload.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Also draw the grid intensity and each policy's cap over time (the first start) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
 }
 
 /// A slowdown budget: `3%` or `3` (percent), from 0 to 100%; the fraction.
@@ -591,6 +603,11 @@ pub struct MeasureOpts {
     /// fixed price of time (its λ is (1−η)·P_max·I_ref/η, whatever the slowdown comes to).
     #[arg(long, value_parser = parse_slowdown, value_name = "X%")]
     pub max_slowdown: Option<f64>,
+    /// The workload's name for the governor's saved profile (default: `run`'s script or
+    /// command name): the curve it measures is saved per GPU model and this name, in
+    /// $CARBONTOP_PROFILE_DIR or ~/.local/share/carbontop/profiles, and reused next time.
+    #[arg(long, value_name = "NAME")]
+    pub workload: Option<String>,
     /// How long the governor measures each candidate cap at least (plus half as long to
     /// settle); longer, up to ten times or a minute, until its throughput is known to ±2%.
     #[arg(long, value_parser = parse_duration, value_name = "D")]

@@ -110,6 +110,8 @@ pub struct Settings {
     pub project: Option<String>,
     pub no_gpu: bool,
     pub simulate_gpus: Option<usize>,
+    /// `--workload`: the governor's saved profile's name.
+    pub workload: Option<String>,
     pub sim_state: Option<PathBuf>,
     /// The carbon governor from the start.
     pub governor: bool,
@@ -389,6 +391,7 @@ fn resolve_loaded(
         project: cli.project.clone().or(file.project),
         tracking_mode,
         simulate_gpus: cli.simulate_gpus.map(usize::from),
+        workload: cli.workload.clone(),
         sim_state: cli.sim_state.clone(),
         governor: gov.governor,
         eta: gov.eta,

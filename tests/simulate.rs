@@ -178,6 +178,49 @@ fn the_oracle_agrees_with_an_independent_programme_and_the_time_budget_governor_
             g - at < 0.02,
             "governor {g:.4} against the oracle's {at:.4}"
         );
+        // The governor itself, through the Session against the simulated GPU, its profile
+        // included: within 2 points of the oracle at its own slowdown, and of the oracle at
+        // the slowdown left after its profile (its own decisions), and over its budget by no
+        // more than the profile's time.
+        let session = rows
+            .iter()
+            .find(|r| {
+                let p = r["policy"].as_str().unwrap();
+                p.starts_with("governor ≤") && p.ends_with("(Session)")
+            })
+            .unwrap();
+        let f = |k: &str| session[k].as_f64().unwrap();
+        eprintln!("within {budget}: the Session's governor {session}");
+        assert!(f("d_carbon") - f("oracle_same") < 0.02, "{session}");
+        assert!(
+            f("d_carbon") - f("oracle_after_profile") < 0.02,
+            "{session}"
+        );
+        assert!(f("d_time") - f("profile_d_time") <= x + 0.003, "{session}");
+        assert!(
+            f("profile_s") > 0.0 && f("profile_d_time") < 0.01,
+            "{session}"
+        );
+        // From a saved profile there is no profile to leave out: what the governor itself says
+        // (the screen's and the summary's saving against the same work uncapped) is what the
+        // Ledger accounted against the uncapped run, within half a point.
+        let saved = rows
+            .iter()
+            .find(|r| {
+                r["policy"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("(Session, saved profile)")
+            })
+            .unwrap();
+        let f = |k: &str| saved[k].as_f64().unwrap();
+        assert!(f("d_carbon") - f("oracle_same") < 0.02, "{saved}");
+        assert!(f("d_time") <= x + 0.003, "{saved}");
+        assert!(
+            (f("claimed_d_carbon") - f("d_carbon")).abs() < 0.005,
+            "{saved}"
+        );
+        assert!((f("claimed_d_time") - f("d_time")).abs() < 0.003, "{saved}");
         // Nothing beats the oracle.
         for r in rows {
             if r["d_time"].as_f64().unwrap() <= x + 1e-9 {
@@ -197,4 +240,97 @@ fn an_unknown_workload_names_the_known_ones() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("imagenet-resnet50-b128"), "{err}");
+}
+
+#[test]
+fn v100_curves_are_zeus_v100_table_and_other_gpus_name_the_measured_ones() {
+    let run = |args: &[&str]| {
+        bin()
+            .args(["simulate", "--starts", "1", "--trace"])
+            .arg(fixture("zeus/carbon_hist.csv"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--gpu", "v100", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["gpu"], "v100");
+    // Zeus's V100 ImageNet/ResNet-50 b128 rows: 100 to 250 W, 250 W at 3603.6 s per epoch.
+    let curve = v["curve"].as_array().unwrap();
+    assert_eq!(curve.len(), 7);
+    assert_eq!(curve[6]["cap_w"], 250.0);
+    assert!((curve[6]["s_per_epoch"].as_f64().unwrap() - 3603.5966666666664).abs() < 1e-9);
+    // A name two optimizers share: both named.
+    let out = run(&["--gpu", "v100", "--workload", "cifar100-shufflenetv2-b1024"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cifar100-shufflenetv2-b1024-adadelta")
+            && err.contains("cifar100-shufflenetv2-b1024-adam"),
+        "{err}"
+    );
+    let out = run(&[
+        "--gpu",
+        "v100",
+        "--workload",
+        "cifar100-shufflenetv2-b1024-adam",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A GPU Zeus did not measure: the ones it did.
+    let out = run(&["--gpu", "h100"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a40, v100"), "{err}");
+}
+
+#[test]
+fn a_saved_profile_is_a_curve_simulate_runs_on() {
+    // Zeus's A40 ImageNet/ResNet-50 b128 rows as the governor would have saved them, an epoch
+    // being 1000 steps: the same curve, so the same oracle.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("My_GPU").join("resnet.csv");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let mut text = "# carbontop governor profile; gpu=My GPU; workload=resnet; \
+                    throughput=steps/s\ncap_w,power_w,throughput,rel_err\n"
+        .to_owned();
+    let rows: Vec<(f64, f64)> = curve();
+    for (k, (s, w)) in rows.iter().enumerate() {
+        text += &format!("{},{w},{},0.01\n", 100 + 25 * k, 1000.0 / s);
+    }
+    std::fs::write(&file, text).unwrap();
+    let run = |args: &[&str]| {
+        let out = bin()
+            .env("CARBONTOP_PROFILE_DIR", dir.path())
+            .args(["simulate", "--json", "--starts", "2", "--trace"])
+            .arg(fixture("zeus/carbon_hist.csv"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let zeus = run(&[]);
+    let saved = run(&["--profile", file.to_str().unwrap()]);
+    let by_name = run(&["--gpu", "My GPU", "--workload", "resnet"]);
+    for v in [&saved, &by_name] {
+        let (a, b) = (&v["evaluation"]["oracle"], &zeus["evaluation"]["oracle"]);
+        assert!(
+            (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9,
+            "{a} {b}"
+        );
+        assert_eq!(v["curve"].as_array().unwrap().len(), 9);
+    }
 }

@@ -5,6 +5,7 @@
 
 use crate::config::Settings;
 use crate::control::governor::{Governor, GovernorConfig, Obs, Savings};
+use crate::control::profile::Saved;
 use crate::control::{CapControl, CapLog, PowerCap, Target, Who};
 use crate::engine::Tick;
 use crate::ui::state::CapKey;
@@ -32,6 +33,10 @@ pub struct CapSide {
     /// What the stop put back (and could not), for the summary.
     put_back: CapLog,
     put_back_errs: Vec<String>,
+    /// Where the governor's profile for this GPU and workload is kept (reused, then saved).
+    profile: Option<(std::path::PathBuf, String, String)>,
+    /// A saved profile handed in (`carbontop simulate`), used before any file.
+    preloaded: Option<Saved>,
 }
 
 impl CapSide {
@@ -57,7 +62,36 @@ impl CapSide {
             past_blind: None,
             put_back: CapLog::default(),
             put_back_errs: Vec::new(),
+            profile: None,
+            preloaded: None,
         }
+    }
+
+    /// The governor reuses the profile at `path` (saved for `gpu` and `workload`) where there
+    /// is one, and saves the one it measures there.
+    pub fn keep_profiles(&mut self, path: std::path::PathBuf, gpu: &str, workload: &str) {
+        self.profile = Some((path, gpu.to_owned(), workload.to_owned()));
+    }
+
+    /// The governor starts from `saved` (where its caps are the governor's candidates).
+    pub fn preload(&mut self, saved: Saved) {
+        self.preloaded = Some(saved);
+    }
+
+    /// Caps through `act` for the governor `cfg` alone, put back at the end (`carbontop
+    /// simulate`: no config file, no keys).
+    pub fn governed(act: Box<dyn PowerCap>, cfg: GovernorConfig) -> Self {
+        Self {
+            control: Some(CapControl::new(act, true)),
+            step_w: cfg.step_w,
+            cfg,
+            ..Self::without_control("")
+        }
+    }
+
+    /// The governor, while it runs.
+    pub fn governor(&self) -> Option<&Governor> {
+        self.governor.as_ref()
     }
 
     /// No caps to change, for `why` (a session's tests, a machine without GPUs).
@@ -72,6 +106,8 @@ impl CapSide {
             past_blind: None,
             put_back: CapLog::default(),
             put_back_errs: Vec::new(),
+            profile: None,
+            preloaded: None,
         }
     }
 
@@ -93,14 +129,56 @@ impl CapSide {
             .as_ref()
             .and_then(CapControl::common_limits)
             .ok_or("governor: the GPUs report no power-cap range")?;
-        self.governor = Some(Governor::new(self.cfg, l.min_w, l.max_w));
+        let mut g = Governor::new(self.cfg, l.min_w, l.max_w);
+        let reused = match (&self.preloaded, &self.profile) {
+            (Some(p), _) if g.reuse(&p.points, p.by_steps) => {
+                Some(format!("the profile saved for {} on {}", p.workload, p.gpu))
+            }
+            (_, Some((path, ..))) => match Saved::load(path) {
+                Ok(Some(p)) if g.reuse(&p.points, p.by_steps) => {
+                    Some(format!("the profile saved in {}", path.display()))
+                }
+                Ok(Some(_)) => Some(format!(
+                    "{} holds other caps: profiling again",
+                    path.display()
+                )),
+                Ok(None) => None,
+                Err(e) => Some(format!("{e}: profiling again")),
+            },
+            _ => None,
+        };
+        let reusing = g.reused();
+        self.governor = Some(g);
+        if reusing {
+            return Ok(format!(
+                "governor on ({}): {}",
+                knob(&self.cfg),
+                reused.unwrap_or_default()
+            ));
+        }
         Ok(format!(
-            "governor on ({}): profiling caps {:.0}–{:.0} W, {:.1} s each",
+            "governor on ({}): profiling caps {:.0}–{:.0} W, {:.1} s each{}",
             knob(&self.cfg),
             l.max_w,
             l.min_w,
-            self.cfg.warmup_s + self.cfg.measure_s
+            self.cfg.warmup_s + self.cfg.measure_s,
+            reused.map(|r| format!(" ({r})")).unwrap_or_default()
         ))
+    }
+
+    /// The governor has just measured its profile: saved where profiles are kept.
+    fn save_profile(&self, g: &Governor) -> Option<String> {
+        let (path, gpu, workload) = self.profile.as_ref()?;
+        let saved = Saved {
+            gpu: gpu.clone(),
+            workload: workload.clone(),
+            by_steps: g.by_steps(),
+            points: g.profile().to_vec(),
+        };
+        Some(match saved.save(path) {
+            Ok(()) => format!("profile saved to {} (reused next time)", path.display()),
+            Err(e) => format!("profile not saved: {e}"),
+        })
     }
 
     fn stop_governor(&mut self) {
@@ -177,8 +255,22 @@ impl CapSide {
             intensity: t.intensity_g_per_kwh,
             intensity_ahead,
         };
-        let cap = g.observe(&obs)?;
-        let reason = g.reason.clone();
+        let was_profiling = g.is_profiling();
+        let cap = g.observe(&obs);
+        let saved = if was_profiling && !g.is_profiling() && g.blind().is_none() {
+            let g = g.clone();
+            self.save_profile(&g)
+        } else {
+            None
+        };
+        let Some(cap) = cap else {
+            return saved;
+        };
+        let g = self.governor.as_ref()?;
+        let reason = match saved {
+            Some(s) => format!("{}; {s}", g.reason),
+            None => g.reason.clone(),
+        };
         let c = self.control.as_mut()?;
         match c.set(Target::All, cap, Who::Governor) {
             Ok(_) => Some(format!("governor: {reason}")),

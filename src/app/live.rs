@@ -643,6 +643,21 @@ struct RunEnd {
     left_running: Option<String>,
 }
 
+/// `run`'s workload name for the governor's saved profile: its script (the first argument
+/// naming a .py or .sh file), else the command's name.
+fn workload_of(cmd: &[String]) -> Option<String> {
+    let base = |a: &String| {
+        std::path::Path::new(a)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+    };
+    cmd.iter()
+        .skip(1)
+        .find(|a| a.ends_with(".py") || a.ends_with(".sh"))
+        .and_then(base)
+        .or_else(|| cmd.first().and_then(base))
+}
+
 /// Chooses the sources, the caps, samples.csv, /metrics and the output; says the notices.
 fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sources), AppError> {
     // A command's or a SLURM job's own GPUs (the ones SLURM gave the job).
@@ -654,6 +669,23 @@ fn prepare(s: &Settings, job: Job<'_>, parser: &Parser) -> Result<(Prepared, Sou
     }
     // The caps: restored when `caps` is dropped, whatever ends the run.
     let mut caps = CapSide::new(std::mem::replace(&mut built.caps, Err(String::new())), s);
+    let workload = match job {
+        Job::Run(cmd) => s.workload.clone().or_else(|| workload_of(cmd)),
+        _ => s.workload.clone(),
+    };
+    // Simulated GPUs keep profiles only where CARBONTOP_PROFILE_DIR says (tests, demos):
+    // their curve is Zeus's, not worth a file in the user's home.
+    let var = |k: &str| {
+        let sim_home = s.simulate_gpus.is_some() && k != "CARBONTOP_PROFILE_DIR";
+        (!sim_home).then(|| std::env::var(k).ok()).flatten()
+    };
+    if let (Some(w), Some(gpu), Some(dir)) = (
+        workload,
+        built.gpu_models.first(),
+        crate::control::profile::dir(var),
+    ) {
+        caps.keep_profiles(crate::control::profile::path(&dir, gpu, &w), gpu, &w);
+    }
     if s.governor {
         // Monitoring goes on without it.
         built

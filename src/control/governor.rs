@@ -363,6 +363,10 @@ pub struct Governor {
     run_s: f64,
     work_max_s: f64,
     decided_at: f64,
+    /// Per profiled cap (as `profile`): the steps and seconds the run has done at it since.
+    seen: Vec<(f64, f64)>,
+    /// The profile is a saved one (no minutes spent measuring it in this run).
+    reused: bool,
 }
 
 impl Governor {
@@ -398,7 +402,42 @@ impl Governor {
             run_s: 0.0,
             work_max_s: 0.0,
             decided_at: f64::NEG_INFINITY,
+            seen: Vec::new(),
+            reused: false,
         }
+    }
+
+    /// Starts from a saved profile (`points`, any order) instead of measuring one, where its
+    /// caps are this governor's candidates; false (and nothing changed) where they are not. It
+    /// profiles again if the run's throughput signal is not the profile's (steps or not), or
+    /// drifts from it.
+    pub fn reuse(&mut self, points: &[Point], by_steps: bool) -> bool {
+        let mut pts = points.to_vec();
+        pts.sort_by(|a, b| b.cap_w.total_cmp(&a.cap_w));
+        let same = pts.len() == self.candidates.len()
+            && pts
+                .iter()
+                .zip(&self.candidates)
+                .all(|(p, c)| (p.cap_w - c).abs() < 0.5);
+        if !same {
+            return false;
+        }
+        self.profile = pts;
+        self.by_steps = by_steps;
+        self.reused = true;
+        self.phase = Phase::Running;
+        self.reason = "a saved profile".into();
+        true
+    }
+
+    /// Whether throughput is the run's steps/s (else utilisation × SM clock).
+    pub fn by_steps(&self) -> bool {
+        self.by_steps
+    }
+
+    /// Whether the profile in use was saved by an earlier run (not measured in this one).
+    pub fn reused(&self) -> bool {
+        self.reused
     }
 
     /// Time-budget mode: the slowdown so far against the fastest cap (since the profile).
@@ -406,21 +445,39 @@ impl Governor {
         (self.budget.is_some() && self.work_max_s > 0.0).then(|| self.run_s / self.work_max_s - 1.0)
     }
 
-    /// Time-budget mode: counts `dt` seconds at the present cap.
-    fn track(&mut self, dt: f64) {
+    /// Time-budget mode: counts `dt` seconds at the present cap and the work done in them (by
+    /// the step count where the run reports one, else by the profile). The step count refines
+    /// the profile too: once a cap has run for a longest profile window, its throughput is what
+    /// the run did at it (a profile window knows it to ±2% only, as much as the budget), the
+    /// profile made monotone again.
+    fn track(&mut self, dt: f64, steps: Option<(f64, f64)>) {
+        let k = self
+            .profile
+            .iter()
+            .position(|p| (p.cap_w - self.cap).abs() < 0.5);
+        let refine = self.budget.is_some() && self.by_steps && self.blind.is_none();
+        if let (Some(k), Some((s0, s1)), true) = (k, steps, refine) {
+            self.seen.resize(self.profile.len(), (0.0, 0.0));
+            let seen = &mut self.seen[k];
+            *seen = (seen.0 + (s1 - s0).max(0.0), seen.1 + dt);
+            if seen.1 >= self.cfg.longest_window() && seen.0 > 0.0 {
+                self.profile[k].throughput = seen.0 / seen.1;
+                self.profile[k].rel_err = self.profile[k].rel_err.min(2.0 / seen.0);
+                self.refit();
+            }
+        }
         let t_max = self
             .profile
             .iter()
             .map(|p| p.throughput)
             .fold(0.0, f64::max);
-        let here = self
-            .profile
-            .iter()
-            .find(|p| (p.cap_w - self.cap).abs() < 0.5)
-            .map_or(0.0, |p| p.throughput);
+        let here = k.map_or(0.0, |k| self.profile[k].throughput);
         if self.budget.is_some() && t_max > 0.0 {
             self.run_s += dt;
-            self.work_max_s += dt * here / t_max;
+            self.work_max_s += match steps {
+                Some((s0, s1)) if self.by_steps => (s1 - s0).max(0.0) / t_max,
+                _ => dt * here / t_max,
+            };
         }
     }
 
@@ -465,9 +522,9 @@ impl Governor {
         self.blind.as_deref()
     }
 
-    /// Once every cap is measured: the profile made monotone (a lower cap is never faster,
-    /// nor draws more), and whether it can tell the caps apart at all.
-    fn finish_profile(&mut self, sm_clock: bool) {
+    /// The profile made monotone (a lower cap is never faster, nor draws more): the
+    /// least-squares fit, each throughput weighted by how well it is known; highest cap first.
+    fn refit(&mut self) {
         // Ascending caps for the fit.
         let mut pts = self.profile.clone();
         pts.sort_by(|a, b| a.cap_w.total_cmp(&b.cap_w));
@@ -486,6 +543,12 @@ impl Governor {
         }
         pts.reverse();
         self.profile = pts;
+    }
+
+    /// Once every cap is measured: the profile made monotone (a lower cap is never faster,
+    /// nor draws more), and whether it can tell the caps apart at all.
+    fn finish_profile(&mut self, sm_clock: bool) {
+        self.refit();
         let worst = self.profile.iter().map(|p| p.rel_err).fold(0.0, f64::max);
         self.blind = if !self.by_steps && !sm_clock {
             Some(
@@ -541,6 +604,7 @@ impl Governor {
 
     fn start_profile(&mut self, t: f64) -> Option<f64> {
         self.profile.clear();
+        self.reused = false;
         self.profiles += 1;
         self.phase = Phase::Profiling {
             i: 0,
@@ -550,6 +614,7 @@ impl Governor {
         self.drift_window = None;
         self.drifted = 0;
         self.blind = None;
+        self.seen.clear();
         self.cap = self.candidates[0];
         self.reason = format!("profiling {:.0} W (1/{})", self.cap, self.candidates.len());
         Some(self.cap)
@@ -559,6 +624,11 @@ impl Governor {
     pub fn observe(&mut self, o: &Obs) -> Option<f64> {
         let prev = self.last.replace(*o);
         let dt = prev.map_or(0.0, |p| (o.elapsed_s - p.elapsed_s).max(0.0));
+        if prev.is_none() && self.reused && o.steps.is_some() != self.by_steps {
+            // A saved profile in the other unit than this run reports: measure afresh.
+            self.by_steps = o.steps.is_some();
+            return self.start_profile(o.elapsed_s);
+        }
         match self.phase.clone() {
             Phase::Profiling { since, .. } if since.is_nan() => {
                 self.by_steps = o.steps.is_some();
@@ -620,7 +690,8 @@ impl Governor {
             }
             Phase::Running => {
                 self.account(o, dt);
-                self.track(dt);
+                let steps = prev.and_then(|p| p.steps).zip(o.steps);
+                self.track(dt, steps);
                 if self.check_drift(o, dt) {
                     return self.start_profile(o.elapsed_s);
                 }

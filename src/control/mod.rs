@@ -9,6 +9,7 @@ pub mod capd;
 pub mod governor;
 pub mod nvml;
 pub mod oracle;
+pub mod profile;
 pub mod sim;
 
 pub use crate::engine::caplog::{CapLog, Change, Who};

@@ -14,18 +14,29 @@ use crate::engine::reprice::Trace;
 use crate::engine::schedule::{self, CapCurve, CapPoint, Outcome, ScheduleError, Signal};
 use chrono::{DateTime, TimeDelta, Utc};
 
-/// Zeus's A40 measurements (Chung et al., NSDI '23; fixtures/zeus/README.md).
+/// Zeus's measurements (Chung et al., NSDI '23; fixtures/zeus/README.md): per workload, batch
+/// size and power limit, the epoch time (s) and average power (W) on an A40 and on a V100.
 const ZEUS_A40: &str = include_str!("../../fixtures/zeus/summary_power_a40.csv");
+const ZEUS_V100: &str = include_str!("../../fixtures/zeus/summary_power_v100.csv");
 
-/// The workloads in Zeus's A40 table, as `dataset-network-bBATCH`.
-pub fn zeus_workloads() -> Vec<String> {
-    let mut names: Vec<String> = zeus_rows().map(|(n, _)| n).collect();
-    names.dedup();
-    names
+/// The GPUs with Zeus measurements, as `--gpu` names them.
+pub const ZEUS_GPUS: [&str; 2] = ["a40", "v100"];
+
+fn zeus_table(gpu: &str) -> Result<&'static str, String> {
+    match gpu.to_ascii_lowercase().as_str() {
+        "a40" => Ok(ZEUS_A40),
+        "v100" => Ok(ZEUS_V100),
+        _ => Err(format!(
+            "--gpu {gpu:?}: no measured cap curves for it; Zeus measured {} (or give \
+             --profile FILE, a profile the governor saved)",
+            ZEUS_GPUS.join(", ")
+        )),
+    }
 }
 
-fn zeus_rows() -> impl Iterator<Item = (String, CapPoint)> {
-    ZEUS_A40.lines().skip(1).filter_map(|line| {
+/// (dataset, network, batch, optimizer, point) per row of a Zeus table.
+fn zeus_rows(table: &str) -> impl Iterator<Item = ([String; 4], CapPoint)> + '_ {
+    table.lines().skip(1).filter_map(|line| {
         let f: Vec<&str> = line.split(',').collect();
         if f.len() != 7 {
             return None;
@@ -36,7 +47,7 @@ fn zeus_rows() -> impl Iterator<Item = (String, CapPoint)> {
             f[6].parse::<f64>().ok()?,
         );
         Some((
-            format!("{}-{}-b{}", f[0], f[1], f[2]),
+            [f[0], f[1], f[2], f[3]].map(str::to_owned),
             CapPoint {
                 cap_w: cap,
                 s_per_epoch: t,
@@ -46,19 +57,112 @@ fn zeus_rows() -> impl Iterator<Item = (String, CapPoint)> {
     })
 }
 
-/// Zeus's measured A40 curve for `workload` (e.g. `imagenet-resnet50-b128`).
-pub fn zeus_a40(workload: &str) -> Result<CapCurve, String> {
-    let pts: Vec<CapPoint> = zeus_rows()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(workload))
+/// The workloads of a Zeus table, as `dataset-network-bBATCH`, with `-optimizer` after it where
+/// the table holds more than one optimizer for that dataset, network and batch.
+fn zeus_names(table: &str) -> Vec<([String; 4], String)> {
+    let mut keys: Vec<[String; 4]> = Vec::new();
+    for (k, _) in zeus_rows(table) {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let short = |k: &[String; 4]| format!("{}-{}-b{}", k[0], k[1], k[2]);
+    keys.iter()
+        .map(|k| {
+            let twins = keys.iter().filter(|o| o[..3] == k[..3]).count();
+            let name = if twins > 1 {
+                format!("{}-{}", short(k), k[3])
+            } else {
+                short(k)
+            };
+            (k.clone(), name)
+        })
+        .collect()
+}
+
+/// The workloads Zeus measured on `gpu`.
+pub fn zeus_workloads(gpu: &str) -> Result<Vec<String>, String> {
+    Ok(zeus_names(zeus_table(gpu)?)
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect())
+}
+
+/// Zeus's measured curve for `workload` (e.g. `imagenet-resnet50-b128`) on `gpu` (a40, v100).
+pub fn zeus_curve(gpu: &str, workload: &str) -> Result<CapCurve, String> {
+    let table = zeus_table(gpu)?;
+    let names = zeus_names(table);
+    let Some((key, _)) = names.iter().find(|(_, n)| n.eq_ignore_ascii_case(workload)) else {
+        let prefix = format!("{}-", workload.to_ascii_lowercase());
+        let twins: Vec<&str> = names
+            .iter()
+            .map(|(_, n)| n.as_str())
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        if !twins.is_empty() {
+            return Err(format!(
+                "workload {workload:?}: Zeus measured it on the {} with more than one optimizer; \
+                 name one: {}",
+                gpu.to_ascii_uppercase(),
+                twins.join(", ")
+            ));
+        }
+        return Err(format!(
+            "no workload {workload:?} in Zeus's {} measurements; one of: {}",
+            gpu.to_ascii_uppercase(),
+            names
+                .iter()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    };
+    let pts: Vec<CapPoint> = zeus_rows(table)
+        .filter(|(k, _)| k == key)
         .map(|(_, p)| p)
         .collect();
-    if pts.is_empty() {
-        return Err(format!(
-            "no workload {workload:?} in Zeus's A40 measurements; one of: {}",
-            zeus_workloads().join(", ")
-        ));
-    }
     CapCurve::new(pts).map_err(|e| e.to_string())
+}
+
+/// Zeus's measured A40 curve for `workload`.
+pub fn zeus_a40(workload: &str) -> Result<CapCurve, String> {
+    zeus_curve("a40", workload)
+}
+
+/// Training examples per epoch of Zeus's datasets: the step count a simulated run reports is
+/// this over the batch size. It only scales the step count the governor times its profile by
+/// (a run printing more steps a second is profiled sooner); no figure depends on it otherwise.
+const DATASET_EXAMPLES: [(&str, f64); 6] = [
+    // ILSVRC-2012 training set (Russakovsky et al., IJCV 2015).
+    ("imagenet", 1_281_167.0),
+    // CIFAR-100 training set (Krizhevsky, 2009).
+    ("cifar100", 50_000.0),
+    // LibriSpeech's 960 h of training utterances (Panayotov et al., ICASSP 2015).
+    ("librispeech", 281_241.0),
+    // MovieLens 1M ratings (Harper & Konstan, ACM TiiS 2015).
+    ("movielens-1m", 1_000_209.0),
+    // SQuAD v1.1 training questions (Rajpurkar et al., EMNLP 2016).
+    ("squad", 87_599.0),
+    // Sentiment140 training tweets (Go, Bhayani & Huang, 2009).
+    ("sentiment140", 1_600_000.0),
+];
+
+/// Steps per epoch of a Zeus workload named `dataset-network-bBATCH[-optimizer]` (1000 where
+/// the name says neither: a profile's unit of work).
+pub fn zeus_steps_per_epoch(workload: &str) -> f64 {
+    let w = workload.to_ascii_lowercase();
+    let batch = w
+        .split('-')
+        .find_map(|p| p.strip_prefix('b').and_then(|b| b.parse::<f64>().ok()))
+        .filter(|b| *b >= 1.0);
+    let examples = DATASET_EXAMPLES
+        .iter()
+        .find(|(d, _)| w.starts_with(&format!("{d}-")))
+        .map(|d| d.1);
+    match (examples, batch) {
+        (Some(n), Some(b)) => (n / b).ceil(),
+        _ => 1000.0,
+    }
 }
 
 /// (offset s, length s, value) spans over time.
@@ -76,6 +180,73 @@ pub struct Row {
     pub d_time: f64,
     pub d_energy: f64,
     pub d_carbon: f64,
+    /// A governor's row: the oracle's carbon change at this row's own slowdown (mean over the
+    /// starts), and the seconds its profile took (runs through the Session).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oracle_same: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_s: Option<f64>,
+    /// What the profile cost against running its work uncapped: the time and carbon it added,
+    /// as fractions of the uncapped run's (part of `d_time` and `d_carbon`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_d_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_d_carbon: Option<f64>,
+    /// The oracle's carbon change at this row's slowdown less the time its profile added:
+    /// what the governor's own decisions are to be compared with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oracle_after_profile: Option<f64>,
+    /// What the governor itself said (the screen's and the summary's figures): its carbon and
+    /// time change against the same work uncapped, since its profile (fractions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_d_carbon: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_d_time: Option<f64>,
+}
+
+/// A governor run elsewhere (through the Session): its outcome, and what its profile took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Governed {
+    pub outcome: Outcome,
+    /// Seconds from the start to the end of its first profile, the carbon (g) by then, and
+    /// the work (epochs) done by then.
+    pub profile_s: f64,
+    pub profile_g: f64,
+    pub profile_epochs: f64,
+    /// The profile it measured (None where it reused one, or could not tell caps apart).
+    pub measured: Option<super::profile::Saved>,
+    /// What the governor itself claimed at the end (the screen's and the summary's figures):
+    /// its carbon and time against uncapped for the same work since its profile.
+    pub claimed: Option<crate::engine::savings::Savings>,
+}
+
+/// One start's outcome of a policy, with the oracle at its slowdown for governors.
+struct Run {
+    outcome: Outcome,
+    oracle_same: Option<f64>,
+    /// A profile's (seconds, added time, added carbon), fractions of the uncapped run's, and
+    /// the oracle at the slowdown less the profile's.
+    profile: Option<(f64, f64, f64)>,
+    oracle_after_profile: Option<f64>,
+    claimed: Option<(f64, f64)>,
+}
+
+/// What a profile added against doing its work uncapped from the start: (seconds, added
+/// time, added carbon), the last two as fractions of the uncapped run's.
+fn profile_cost(
+    curve: &CapCurve,
+    signal: &Signal,
+    g: &Governed,
+    base: &Outcome,
+) -> (f64, f64, f64) {
+    let max = curve.max();
+    let t_max = g.profile_epochs * max.s_per_epoch;
+    let c_max = max.power_w() * signal.integral(0.0, t_max) / 3.6e6;
+    (
+        g.profile_s,
+        (g.profile_s - t_max) / base.time_s,
+        (g.profile_g - c_max) / base.carbon_g,
+    )
 }
 
 /// The whole evaluation.
@@ -170,8 +341,8 @@ fn budget_rule(curve: &CapCurve, max_slowdown: f64) -> impl FnMut(f64, f64, f64)
     move |t, done, i| b.choose(&pts, i, t, done * s_max)
 }
 
-/// One start: every policy (uncapped first), then (oracle, efficiency at its slowdown, oracle
-/// at the budget governor's slowdown).
+/// One start: every policy (uncapped first), then (oracle, efficiency at its slowdown).
+#[allow(clippy::too_many_arguments)]
 fn one_start(
     curve: &CapCurve,
     signal: &Signal,
@@ -179,7 +350,8 @@ fn one_start(
     x: f64,
     eta: f64,
     statics: &[CapPoint],
-) -> Result<(Vec<Outcome>, [Outcome; 3]), ScheduleError> {
+    extra: &mut dyn FnMut(&Signal) -> Result<Vec<Governed>, String>,
+) -> Result<(Vec<Run>, [Outcome; 2]), ScheduleError> {
     let mut out = vec![schedule::static_cap(curve.max(), signal, epochs)?];
     out[0].policy = format!("uncapped ({:.0} W)", curve.max().cap_w);
     for p in statics {
@@ -187,31 +359,144 @@ fn one_start(
     }
     out.push(schedule::best_static(curve, signal, epochs, x)?);
     out.push(schedule::best_mix(curve, signal, epochs, x)?);
-    out.push(schedule::follow(
-        curve,
-        signal,
-        epochs,
-        BUDGET_DECISION_S,
-        format!("governor η={eta}"),
-        eta_rule(curve, eta),
-    )?);
-    let gov = schedule::follow(
-        curve,
-        signal,
-        epochs,
-        BUDGET_DECISION_S,
-        format!("governor ≤{:+.1}% (time budget)", x * 100.0),
-        budget_rule(curve, x),
-    )?;
+    let mut govs = vec![
+        schedule::follow(
+            curve,
+            signal,
+            epochs,
+            BUDGET_DECISION_S,
+            format!("governor η={eta}"),
+            eta_rule(curve, eta),
+        )?,
+        schedule::follow(
+            curve,
+            signal,
+            epochs,
+            BUDGET_DECISION_S,
+            format!("governor ≤{:+.1}% (time budget)", x * 100.0),
+            budget_rule(curve, x),
+        )?,
+    ];
     let oracle = schedule::oracle(curve, signal, epochs, x)?;
     let eff = schedule::best_mix(curve, signal, epochs, oracle.slowdown(&out[0]))?;
-    let at_gov = schedule::oracle(curve, signal, epochs, gov.slowdown(&out[0]))?;
-    out.push(gov);
-    out.push(oracle.clone());
-    Ok((out, [oracle, eff, at_gov]))
+    let mut runs: Vec<Run> = out
+        .into_iter()
+        .map(|outcome| Run {
+            outcome,
+            oracle_same: None,
+            profile: None,
+            oracle_after_profile: None,
+            claimed: None,
+        })
+        .collect();
+    let base = runs[0].outcome.clone();
+    let session = extra(signal).map_err(ScheduleError::Policy)?;
+    let mut profiles = vec![(None, None); govs.len()];
+    for g in session {
+        let claimed = g
+            .claimed
+            .filter(|c| c.uncapped_co2e_g > 0.0)
+            .map(|c| (-c.saved_pct() / 100.0, c.extra_time_pct() / 100.0));
+        profiles.push((Some(profile_cost(curve, signal, &g, &base)), claimed));
+        govs.push(g.outcome);
+    }
+    for (g, (profile, claimed)) in govs.into_iter().zip(profiles) {
+        // The oracle at the governor's own slowdown (never below the fastest run).
+        let same = schedule::oracle(curve, signal, epochs, g.slowdown(&base).max(0.0))?;
+        let after = match profile {
+            Some((_, pt, _)) => {
+                let x = (g.slowdown(&base) - pt).max(0.0);
+                Some(schedule::oracle(curve, signal, epochs, x)?.change(&base).2)
+            }
+            None => None,
+        };
+        runs.push(Run {
+            oracle_same: Some(same.change(&base).2),
+            outcome: g,
+            profile,
+            oracle_after_profile: after,
+            claimed,
+        });
+    }
+    runs.push(Run {
+        outcome: oracle.clone(),
+        oracle_same: None,
+        profile: None,
+        oracle_after_profile: None,
+        claimed: None,
+    });
+    Ok((runs, [oracle, eff]))
 }
 
-/// Runs every policy from each start and averages.
+/// The mean of each row over the starts.
+fn mean_rows(per_start: &[Vec<Run>]) -> Vec<Row> {
+    let n = per_start.len().max(1) as f64;
+    let Some(first) = per_start.first() else {
+        return Vec::new();
+    };
+    (0..first.len())
+        .map(|k| {
+            let mut r = Row {
+                policy: first[k].outcome.policy.clone(),
+                time_s: 0.0,
+                energy_j: 0.0,
+                carbon_g: 0.0,
+                d_time: 0.0,
+                d_energy: 0.0,
+                d_carbon: 0.0,
+                oracle_same: first[k].oracle_same.map(|_| 0.0),
+                profile_s: first[k].profile.map(|_| 0.0),
+                profile_d_time: first[k].profile.map(|_| 0.0),
+                profile_d_carbon: first[k].profile.map(|_| 0.0),
+                oracle_after_profile: first[k].oracle_after_profile.map(|_| 0.0),
+                claimed_d_carbon: first[k].claimed.map(|_| 0.0),
+                claimed_d_time: first[k].claimed.map(|_| 0.0),
+            };
+            for runs in per_start {
+                let (o, base) = (&runs[k].outcome, &runs[0].outcome);
+                let (dt, de, dc) = o.change(base);
+                r.time_s += o.time_s / n;
+                r.energy_j += o.energy_j / n;
+                r.carbon_g += o.carbon_g / n;
+                r.d_time += dt / n;
+                r.d_energy += de / n;
+                r.d_carbon += dc / n;
+                if let (Some(a), Some(b)) = (r.oracle_same.as_mut(), runs[k].oracle_same) {
+                    *a += b / n;
+                }
+                if let (Some(a), Some(b)) = (
+                    r.oracle_after_profile.as_mut(),
+                    runs[k].oracle_after_profile,
+                ) {
+                    *a += b / n;
+                }
+                if let Some((c, t)) = runs[k].claimed {
+                    for (a, b) in [(&mut r.claimed_d_carbon, c), (&mut r.claimed_d_time, t)] {
+                        if let Some(a) = a.as_mut() {
+                            *a += b / n;
+                        }
+                    }
+                }
+                if let Some((ps, pt, pc)) = runs[k].profile {
+                    for (a, b) in [
+                        (&mut r.profile_s, ps),
+                        (&mut r.profile_d_time, pt),
+                        (&mut r.profile_d_carbon, pc),
+                    ] {
+                        if let Some(a) = a.as_mut() {
+                            *a += b / n;
+                        }
+                    }
+                }
+            }
+            r
+        })
+        .collect()
+}
+
+/// Runs every policy from each start and averages; `extra` adds governors run elsewhere
+/// (through the Session) from each start's signal.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     curve: &CapCurve,
     trace: &Trace,
@@ -219,6 +504,7 @@ pub fn evaluate(
     epochs: f64,
     max_slowdown: f64,
     eta: f64,
+    extra: &mut dyn FnMut(&Signal) -> Result<Vec<Governed>, String>,
 ) -> Result<Evaluation, ScheduleError> {
     let signals: Vec<Signal> = starts.iter().map(|&s| Signal::new(trace, s)).collect();
     let covered = |p: &CapPoint| {
@@ -233,67 +519,40 @@ pub fn evaluate(
         .filter(|p| !covered(p))
         .map(|p| format!("static {:.0} W", p.cap_w))
         .collect();
-    let mut sums: Vec<Row> = Vec::new();
-    let (mut oracle, mut eff, mut at_gov) = (0.0, 0.0, 0.0);
-    let mut first = Vec::new();
+    let (mut oracle, mut eff) = (0.0, 0.0);
+    let mut per_start = Vec::with_capacity(signals.len());
     for sig in &signals {
-        let (outs, [o, e, g]) = one_start(curve, sig, epochs, max_slowdown, eta, &statics)?;
-        let base = outs[0].clone();
-        oracle += o.change(&base).2;
-        eff += e.change(&base).2;
-        at_gov += g.change(&base).2;
-        if first.is_empty() {
-            first = outs
-                .iter()
-                .map(|o| (o.policy.clone(), o.caps.clone()))
-                .collect();
-        }
-        for (k, o) in outs.iter().enumerate() {
-            let (dt, de, dc) = o.change(&base);
-            if sums.len() <= k {
-                sums.push(Row {
-                    policy: o.policy.clone(),
-                    time_s: 0.0,
-                    energy_j: 0.0,
-                    carbon_g: 0.0,
-                    d_time: 0.0,
-                    d_energy: 0.0,
-                    d_carbon: 0.0,
-                });
-            }
-            let r = &mut sums[k];
-            (r.time_s, r.energy_j, r.carbon_g) = (
-                r.time_s + o.time_s,
-                r.energy_j + o.energy_j,
-                r.carbon_g + o.carbon_g,
-            );
-            (r.d_time, r.d_energy, r.d_carbon) = (r.d_time + dt, r.d_energy + de, r.d_carbon + dc);
-        }
+        let (runs, [o, e]) = one_start(curve, sig, epochs, max_slowdown, eta, &statics, extra)?;
+        let base = &runs[0].outcome;
+        oracle += o.change(base).2;
+        eff += e.change(base).2;
+        per_start.push(runs);
     }
     let n = signals.len().max(1) as f64;
-    for r in &mut sums {
-        for v in [
-            &mut r.time_s,
-            &mut r.energy_j,
-            &mut r.carbon_g,
-            &mut r.d_time,
-            &mut r.d_energy,
-            &mut r.d_carbon,
-        ] {
-            *v /= n;
-        }
-    }
+    let rows = mean_rows(&per_start);
+    let oracle_at_governor = rows
+        .iter()
+        .find(|r| r.policy.contains("(time budget)"))
+        .and_then(|r| r.oracle_same)
+        .unwrap_or(f64::NAN);
     Ok(Evaluation {
         epochs,
         max_slowdown,
         starts: starts.to_vec(),
-        rows: sums,
+        rows,
         oracle: oracle / n,
         efficiency: eff / n,
         timing: (oracle - eff) / n,
-        oracle_at_governor: at_gov / n,
+        oracle_at_governor,
         not_covered,
-        first,
+        first: per_start
+            .first()
+            .map(|runs| {
+                runs.iter()
+                    .map(|r| (r.outcome.policy.clone(), r.outcome.caps.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
         first_signal: signals
             .first()
             .map(|s| s.slots().to_vec())

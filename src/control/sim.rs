@@ -32,6 +32,8 @@ pub const MODEL: &str = "NVIDIA A40 (simulated, Zeus-measured)";
 pub struct Curve {
     /// (cap W, s per epoch, W), sorted by cap.
     rows: Vec<(f64, f64, f64)>,
+    /// Training steps in one epoch (the step count is the governor's throughput signal).
+    steps_per_epoch: f64,
 }
 
 impl Curve {
@@ -47,8 +49,20 @@ impl Curve {
                 rows.push((cap, t, p));
             }
         }
+        Self::new(rows, STEPS_PER_EPOCH)
+    }
+
+    /// Another measured curve: (cap W, s per epoch, W) per cap, and the steps in one epoch.
+    pub fn new(mut rows: Vec<(f64, f64, f64)>, steps_per_epoch: f64) -> Self {
         rows.sort_by(|a, b| a.0.total_cmp(&b.0));
-        Self { rows }
+        Self {
+            rows,
+            steps_per_epoch,
+        }
+    }
+
+    pub fn steps_per_epoch(&self) -> f64 {
+        self.steps_per_epoch
     }
 
     pub fn range(&self) -> (f64, f64) {
@@ -82,7 +96,7 @@ impl Curve {
 
     /// Training steps per second at `cap`.
     pub fn steps_per_s(&self, cap: f64) -> f64 {
-        STEPS_PER_EPOCH / self.at(cap).0
+        self.steps_per_epoch / self.at(cap).0
     }
 
     /// Average power (W) at `cap`.
@@ -212,7 +226,16 @@ impl SimGpus {
         state_file: Option<PathBuf>,
         clock: Box<dyn SimClock>,
     ) -> Result<Self, CapError> {
-        let curve = Curve::a40();
+        Self::with_curve(n, state_file, clock, Curve::a40())
+    }
+
+    /// `n` GPUs following `curve`, at its maximum cap, whose job advances by `clock`.
+    pub fn with_curve(
+        n: usize,
+        state_file: Option<PathBuf>,
+        clock: Box<dyn SimClock>,
+        curve: Curve,
+    ) -> Result<Self, CapError> {
         let (_, max) = curve.range();
         if max <= 0.0 {
             return Err(CapError::NoCurve);
@@ -306,7 +329,7 @@ impl GpuSource for SimSource {
         let st = self.0.lock();
         Some(Progress {
             step: Some(st.steps as u64),
-            epoch: Some((st.steps / STEPS_PER_EPOCH).floor()),
+            epoch: Some((st.steps / st.curve.steps_per_epoch).floor()),
             ..Default::default()
         })
     }

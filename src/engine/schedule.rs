@@ -33,6 +33,9 @@ pub enum ScheduleError {
     },
     #[error("epochs must be positive and finite")]
     BadEpochs,
+    /// A policy run elsewhere (through the Session) failed.
+    #[error("{0}")]
+    Policy(String),
 }
 
 /// One measured cap: the time and energy one epoch takes under it.

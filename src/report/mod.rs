@@ -10,4 +10,5 @@ pub mod png;
 pub mod reprice;
 pub mod run_file;
 pub mod samples;
+pub mod simulate;
 pub mod summary;

@@ -1701,6 +1701,84 @@ pub fn write_bars(
     Ok(())
 }
 
+/// One chart of [`write_steps`]: its caption, axis titles and step series (name, points).
+pub struct StepPanel {
+    pub caption: String,
+    pub x_desc: String,
+    pub y_desc: String,
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Charts stacked under a header, each a set of step lines in the Okabe-Ito palette with its
+/// legend above the plot (`simulate --png`: intensity and caps over time, per policy).
+pub fn write_steps(
+    panels: &[StepPanel],
+    th: &Theme,
+    title: &str,
+    lines: &[String],
+    path: &Path,
+    size: (u32, u32),
+) -> Result<Layout, String> {
+    let (root, cx) = canvas(path, size, th)?;
+    let body = header(&root, title, lines, &cx)?;
+    let areas = body.split_evenly((panels.len().max(1), 1));
+    let xmax = panels
+        .iter()
+        .flat_map(|p| p.series.iter().flat_map(|s| s.1.iter().map(|q| q.0)))
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    for (p, area) in panels.iter().zip(&areas) {
+        let (lo, hi) = range(p.series.iter().flat_map(|s| s.1.iter().map(|q| q.1)), false);
+        // The light theme's palette, colour-blind safe; another theme's own colours.
+        let colour = |i: usize| {
+            if th.name == "light" {
+                [
+                    OKABE_ITO[6],
+                    OKABE_ITO[4],
+                    OKABE_ITO[1],
+                    OKABE_ITO[0],
+                    OKABE_ITO[2],
+                ][i % 5]
+            } else {
+                cx.run(i)
+            }
+        };
+        let spec = Spec {
+            caption: p.caption.clone(),
+            legend: p
+                .series
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Entry {
+                    name: s.0.clone(),
+                    colour: colour(i),
+                    patch: false,
+                })
+                .collect(),
+            x: 0.0..xmax,
+            y: lo..hi,
+            x_desc: p.x_desc.clone(),
+            y_desc: p.y_desc.clone(),
+            xfmt: &tick,
+            yfmt: &tick,
+        };
+        let mut ch = panel(area, spec, &cx)?;
+        for (i, (_, pts)) in p.series.iter().enumerate() {
+            let w = if i == 0 { 3.0 } else { 2.0 };
+            ch.draw_series(LineSeries::new(
+                pts.iter().copied(),
+                colour(i).stroke_width((w * cx.s).max(1.0) as u32),
+            ))
+            .map_err(err)?;
+        }
+    }
+    root.present().map_err(err)?;
+    Ok(Layout {
+        size,
+        items: cx.log.into_inner(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
