@@ -43,7 +43,7 @@ pub enum CapError {
     #[error("no {}GPU {gpu}", if *.simulated { "simulated " } else { "" })]
     NoSuchGpu { gpu: usize, simulated: bool },
     /// A cap outside the simulated GPU's range.
-    #[error("{watts} W is outside the simulated A40's {min_w}–{max_w} W")]
+    #[error("{watts} W is outside the simulated GPU's {min_w}–{max_w} W")]
     OutOfRange { watts: f64, min_w: f64, max_w: f64 },
     /// The simulated GPUs' state file could not be written.
     #[error("simulated GPU state {}: {reason}", .path.display())]

@@ -439,7 +439,7 @@ mod tests {
         );
         assert_eq!(
             cap.set(0, 99.0).unwrap_err().to_string(),
-            "99 W is outside the simulated A40's 100–300 W"
+            "99 W is outside the simulated GPU's 100–300 W"
         );
         assert_eq!(cap.get(5).unwrap_err().to_string(), "no simulated GPU 5");
         assert!(src.progress().unwrap().step.is_some());
