@@ -26,15 +26,6 @@ const BOUND_W: f64 = 7.5;
 const CLUSTER_BYTES: u64 = 1_000_000_000;
 const INTERNET_BYTES: u64 = 100_000_000;
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0")
-    })
-}
-
 fn has(cmd: &str, arg: &str) -> bool {
     Command::new(cmd)
         .arg(arg)

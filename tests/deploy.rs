@@ -8,21 +8,12 @@
 
 mod common;
 
-use common::{bin, fixture, need};
+use common::{bin, fixture, is_root, need};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0")
-    })
 }
 
 fn text(o: &Output) -> String {

@@ -41,8 +41,9 @@ fn rapl_dram_is_memory_measured_once() {
             mem_j += num(&rows[k][mem]) * (num(&rows[k][el]) - num(&rows[k - 1][el]));
         }
     }
-    // The source times its own interval, the meter the tick's: they differ by microseconds.
-    assert!(close(mem_j, 3.0, 1e-2), "memory {mem_j} J, want 3 J");
+    // The source takes its average over the ticks' own instants, the span the meter multiplies
+    // it by: the counter's joules come back exactly, however late a tick runs (a busy machine).
+    assert!(close(mem_j, 3.0, 1e-3), "memory {mem_j} J, want 3 J");
     assert_eq!(cpu_joules(&h, &rows), 0.0, "DRAM is not CPU energy");
 }
 

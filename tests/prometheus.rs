@@ -53,14 +53,6 @@ fn sim_agent(node: &str, listen: &str) -> (Agent, String) {
     (agent, addr)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `promtool ARGS` with `input` on its stdin: must succeed, saying no problem.
 fn promtool(args: &[&str], input: &str) {
     let mut c = Command::new(PROMTOOL)

@@ -35,26 +35,8 @@ const DB: [&str; 3] = [
     "/usr/bin/mariadb-install-db",
 ];
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0")
-    })
-}
-
 fn have(paths: &[&str]) -> bool {
     paths.iter().all(|p| Path::new(p).exists())
-}
-
-/// A port free now (the kernel's choice; released for the daemon to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn short_hostname() -> String {

@@ -131,8 +131,8 @@ fn dram_delta_uj(old: u64, new: u64, max_uj: u64, dt: f64) -> u64 {
 }
 
 impl MemSource for RaplDram {
-    fn read(&mut self) -> Option<PowerReading> {
-        self.read_at(Instant::now())
+    fn read(&mut self, now: Instant) -> Option<PowerReading> {
+        self.read_at(now)
     }
 
     fn describe(&self) -> String {
@@ -367,7 +367,7 @@ impl MemEstimate {
 }
 
 impl MemSource for MemEstimate {
-    fn read(&mut self) -> Option<PowerReading> {
+    fn read(&mut self, _now: Instant) -> Option<PowerReading> {
         Some(PowerReading::Average(Watts(self.watts)))
     }
 

@@ -61,7 +61,10 @@ pub trait CpuSource: Send {
 
 /// Memory power.
 pub trait MemSource: Send {
-    fn read(&mut self) -> Option<PowerReading>;
+    /// The memory power for the tick whose instant is `now`. A counter's average is taken
+    /// over the time between the ticks' instants, the same span the Ledger multiplies it by,
+    /// so power × Δt gives back the counter's joules exactly however late a tick runs.
+    fn read(&mut self, now: std::time::Instant) -> Option<PowerReading>;
     /// How the figure is obtained, e.g. "RAPL DRAM (measured)" or the estimate's modules.
     fn describe(&self) -> String;
     /// A problem seen while reading (a RAPL counter gone unreadable), reported once.

@@ -86,14 +86,17 @@ impl Sampler {
             }
             None => CpuReading::Unknown,
         };
+        // The tick's instant: its elapsed_s, and the end of the interval a counter's average
+        // power is taken over (so power × Δelapsed is the counter's energy exactly).
+        let tick = Instant::now();
         let mem = s.mem.as_mut().and_then(|m| {
-            let r = m.read();
+            let r = m.read(tick);
             warnings.extend(m.take_warning());
             bands.mem = m.band();
             r
         });
         let mut net = s.net.as_mut().and_then(|n| n.read());
-        let elapsed_s = self.start.elapsed().as_secs_f64();
+        let elapsed_s = tick.saturating_duration_since(self.start).as_secs_f64();
         // Wall-clock time is for display, the CSV and the grid slot only; energy integrates
         // over `elapsed_s` (monotonic), so an NTP step or a manual clock change moves no joule.
         let time = Utc::now() + test_clock_jump(elapsed_s);

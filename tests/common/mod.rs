@@ -412,6 +412,25 @@ pub fn field(line: &str, k: &str) -> f64 {
 /// package) can run: true when `have`; else it says why in one line and the test skips, unless
 /// `CI` or `CARBONTOP_CI_STRICT` is set (`.ci/run` sets the latter; see `fake_nvml::strict`),
 /// where a skip is a failure: CI never passes by skipping.
+/// Whether this test runs as root (the real uid, from /proc).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
+}
+
+/// A port free now on 127.0.0.1 (the kernel's choice; released for a daemon to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn need(what: &str, have: bool) -> bool {
     if have {
         return true;
