@@ -617,7 +617,7 @@ mod tests {
         let mut e = MemEstimate::from_size(24_683_656 << 10, false, None);
         assert_eq!((e.modules(), e.watts()), (4, 20.0));
         assert_eq!(
-            e.read(),
+            e.read(Instant::now()),
             Some(PowerReading::Average(Watts(20.0))),
             "a constant average"
         );
