@@ -74,9 +74,11 @@ impl Savings {
 }
 
 /// The most slots [`Seen`] keeps: past it, neighbours are merged in pairs (time-weighted), so
-/// a week of one-second ticks stays a few kilobytes and the oracle over it a fraction of a
-/// second. A tuning bound, not a measurement: a slot per ten minutes for a week fits.
-pub const MAX_SEEN_SLOTS: usize = 2048;
+/// a week of one-second ticks stays a few kilobytes and the oracle over it stays quick (its
+/// cost grows with the slots times the slot boundaries inside the slowdown: in a debug build,
+/// 4 s for 392 slots within +30%). A tuning bound, not a measurement: a slot per 20 minutes
+/// for a week fits.
+pub const MAX_SEEN_SLOTS: usize = 512;
 
 /// The intensity each governed interval was priced at, in order — the trace the governor's
 /// savings were accounted on: (seconds, g/kWh), equal neighbours merged, at most
