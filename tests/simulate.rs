@@ -221,6 +221,12 @@ fn the_oracle_agrees_with_an_independent_programme_and_the_time_budget_governor_
             "{saved}"
         );
         assert!((f("claimed_d_time") - f("d_time")).abs() < 0.003, "{saved}");
+        // The summary's oracle, on the intensity that run saw for the same work within the
+        // same slowdown, on its profile: at least as good as the claim, within half a point.
+        assert!(
+            f("claimed_oracle_d_carbon") <= f("claimed_d_carbon") + 0.005,
+            "{saved}"
+        );
         // Nothing beats the oracle.
         for r in rows {
             if r["d_time"].as_f64().unwrap() <= x + 1e-9 {

@@ -4,10 +4,12 @@
 //! run, `q`, a signal, a panic unwinding — restores them.
 
 use crate::config::Settings;
-use crate::control::governor::{Governor, GovernorConfig, Obs, Savings};
+use crate::control::governor::{Governor, GovernorConfig, Obs, Point, Savings};
+use crate::control::oracle::AgainstOracle;
 use crate::control::profile::Saved;
 use crate::control::{CapControl, CapLog, PowerCap, Target, Who};
 use crate::engine::Tick;
+use crate::engine::savings::Seen;
 use crate::ui::state::CapKey;
 
 /// The governor's setting for the status line: `η=0.5`, or `≤+3.0% time` in time-budget mode.
@@ -37,6 +39,10 @@ pub struct CapSide {
     profile: Option<(std::path::PathBuf, String, String)>,
     /// A saved profile handed in (`carbontop simulate`), used before any file.
     preloaded: Option<Saved>,
+    /// The intensity each interval the governor accounted was priced at (the Ledger's rows'),
+    /// and the profile of the last governor switched off: the oracle's trace and curve.
+    seen: Seen,
+    last_profile: Vec<Point>,
 }
 
 impl CapSide {
@@ -64,6 +70,8 @@ impl CapSide {
             put_back_errs: Vec::new(),
             profile: None,
             preloaded: None,
+            seen: Seen::default(),
+            last_profile: Vec::new(),
         }
     }
 
@@ -108,6 +116,8 @@ impl CapSide {
             put_back_errs: Vec::new(),
             profile: None,
             preloaded: None,
+            seen: Seen::default(),
+            last_profile: Vec::new(),
         }
     }
 
@@ -185,6 +195,9 @@ impl CapSide {
         if let Some(g) = self.governor.take() {
             self.past.add(&g.savings);
             self.past_blind = g.blind().map(str::to_owned);
+            if !g.profile().is_empty() {
+                self.last_profile = g.profile().to_vec();
+            }
         }
     }
 
@@ -256,7 +269,12 @@ impl CapSide {
             intensity_ahead,
         };
         let was_profiling = g.is_profiling();
+        let before = g.savings.time_s;
         let cap = g.observe(&obs);
+        // The stretch the governor just accounted, at the intensity it was priced at.
+        if let Some(i) = t.intensity_g_per_kwh {
+            self.seen.push(g.savings.time_s - before, i);
+        }
         let saved = if was_profiling && !g.is_profiling() && g.blind().is_none() {
             let g = g.clone();
             self.save_profile(&g)
@@ -328,6 +346,29 @@ impl CapSide {
         }
     }
 
+    /// What the governor accounted in this run (all its stretches) beside the oracle on the
+    /// intensity those stretches saw, on its profile; None where it accounted nothing (no
+    /// governor, or its profile never finished), else the comparison or why there is none.
+    pub fn against_oracle(&self) -> Option<Result<AgainstOracle, String>> {
+        let mut s = self.past;
+        let mut profile = self.last_profile.as_slice();
+        if let Some(g) = &self.governor {
+            s.add(&g.savings);
+            if !g.profile().is_empty() {
+                profile = g.profile();
+            }
+        }
+        if s.uncapped_time_s <= 0.0 {
+            return None;
+        }
+        if profile.is_empty() {
+            return Some(Err("no profile to run it on".into()));
+        }
+        Some(crate::control::oracle::against_oracle(
+            profile, &self.seen, &s,
+        ))
+    }
+
     /// Changes since the last row, for its `cap_change` cell.
     pub fn take_log(&mut self) -> CapLog {
         self.control
@@ -371,6 +412,7 @@ impl CapSide {
                 s.saved_pct(),
                 s.extra_time_pct()
             ));
+            notes.extend(self.against_oracle().map(|a| oracle_note(&a)));
         }
         if let Some(c) = self.control.as_mut() {
             // A change made on the last tick had no row left to go on: said here, apart from
@@ -401,6 +443,24 @@ impl CapSide {
             }
         }
         notes
+    }
+}
+
+/// The summary's line on the oracle: what it would have saved on the intensity this run saw.
+fn oracle_note(a: &Result<AgainstOracle, String>) -> String {
+    match a {
+        Ok(a) => format!(
+            "governor {:+.1}% carbon at {:+.1}% time against uncapped; the oracle on the intensity \
+             this run saw, within {:+.1}%: {:+.1}%{}",
+            a.d_carbon * 100.0,
+            a.d_time * 100.0,
+            a.d_time.max(0.0) * 100.0,
+            a.oracle_d_carbon * 100.0,
+            a.share()
+                .map(|f| format!(" (the governor got {:.0}% of it)", f * 100.0))
+                .unwrap_or_default()
+        ),
+        Err(why) => format!("no oracle figure for the governor: {why}"),
     }
 }
 
@@ -615,6 +675,16 @@ mod tests {
                 .any(|n| n.starts_with("governor (η=1): ") && n.contains("less)")),
             "{notes:?}"
         );
+        // Beside it, the oracle on the intensity this run saw (a flat 400 g/kWh: efficiency
+        // alone), at least as good within half a point.
+        let a = session.caps.against_oracle().unwrap().unwrap();
+        assert!(a.oracle_d_carbon <= a.d_carbon + 0.005, "{a:?}");
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("; the oracle on the intensity this run saw, within +")),
+            "{notes:?}"
+        );
         assert!(
             notes
                 .iter()
@@ -622,6 +692,103 @@ mod tests {
             "{notes:?}"
         );
         assert_eq!(caps_in(&state), [300.0, 300.0]);
+    }
+
+    /// A grid that swings 200 ↔ 800 g/kWh every two hours for three days: following it is
+    /// worth several points, so the oracle on the wrong hours gives a different figure.
+    fn swinging_trace() -> crate::engine::reprice::Trace {
+        let t0 = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let pts = (0..36)
+            .map(|k| {
+                let i = if k % 2 == 0 { 200.0 } else { 800.0 };
+                (
+                    t0 + chrono::TimeDelta::hours(2 * k),
+                    crate::units::GPerKwh(i),
+                )
+            })
+            .collect();
+        crate::engine::reprice::Trace::new(pts).unwrap()
+    }
+
+    #[test]
+    fn the_summary_sets_the_governors_saving_beside_the_oracle_on_what_the_run_saw() {
+        use crate::control::oracle::{profile_curve, zeus_curve};
+        use crate::engine::schedule::{self, CapCurve, CapPoint, Signal};
+        // The governor itself through the Session (scripted clock, one simulated A40 following
+        // Zeus's ImageNet/ResNet-50 curve, a sample every 5 s priced by the trace): profile,
+        // then 10 epochs within +5%.
+        let curve = zeus_curve("a40", "imagenet-resnet50-b128").unwrap();
+        let trace = swinging_trace();
+        let sig = Signal::new(&trace, trace.start());
+        let cfg = GovernorConfig {
+            max_slowdown: Some(0.05),
+            ..GovernorConfig::default()
+        };
+        let g = crate::app::simulate::session::governed(
+            &curve,
+            10_009.0,
+            &sig,
+            10.0,
+            cfg,
+            "x".into(),
+            None,
+            None,
+        )
+        .unwrap();
+        let a = g.against.clone().unwrap().unwrap();
+        let claimed = g.claimed.unwrap();
+        // The claim is the governor's own accounting (the screen's and the summary's).
+        assert!(
+            (a.d_carbon + claimed.saved_pct() / 100.0).abs() < 1e-12,
+            "{a:?}"
+        );
+        assert!((a.d_time - claimed.extra_time_pct() / 100.0).abs() < 1e-12);
+        assert!(a.d_carbon < -0.05, "{a:?}");
+        // The oracle knows the hours ahead on the same curve: at least as good as the governor,
+        // within half a point (the governor's carbon is what the GPU drew, the oracle's its
+        // profile's means, each measured to ±2%); both against the same uncapped figure.
+        assert!(a.oracle_d_carbon <= a.d_carbon + 0.005, "{a:?}");
+        // An independent recomputation: the trace itself from the profile's end (not the
+        // ticks), the profile made a curve by hand, the oracle and uncapped run directly.
+        let profile = g.measured.as_ref().unwrap().points.clone();
+        let by_hand = CapCurve::new(
+            profile
+                .iter()
+                .map(|p| CapPoint {
+                    cap_w: p.cap_w,
+                    s_per_epoch: 1.0 / p.throughput,
+                    j_per_epoch: p.power_w / p.throughput,
+                })
+                .collect(),
+        )
+        .unwrap();
+        assert_eq!(by_hand, profile_curve(&profile).unwrap());
+        let oracle_from = |offset_s: f64| {
+            let from = trace.start() + chrono::TimeDelta::milliseconds((offset_s * 1e3) as i64);
+            let sig = Signal::new(&trace, from);
+            let work = claimed.uncapped_time_s / by_hand.max().s_per_epoch;
+            let x = claimed.time_s / claimed.uncapped_time_s - 1.0;
+            let o = schedule::oracle(&by_hand, &sig, work, x).unwrap();
+            o.carbon_g / claimed.uncapped_co2e_g - 1.0
+        };
+        let independent = oracle_from(g.profile_s);
+        assert!(
+            (a.oracle_d_carbon - independent).abs() < 0.001,
+            "{a:?} against {independent}"
+        );
+        // The same recomputation on the wrong hours (an hour later) is far off: the check can
+        // tell the trace the run saw from another.
+        let wrong = oracle_from(g.profile_s + 3600.0);
+        assert!(
+            (a.oracle_d_carbon - wrong).abs() > 0.005,
+            "{a:?} against {wrong}"
+        );
+        // The summary's line.
+        let note = oracle_note(&Ok(a));
+        assert!(
+            note.contains("the oracle on the intensity this run saw, within +"),
+            "{note}"
+        );
     }
 
     #[test]

@@ -165,6 +165,83 @@ pub fn zeus_steps_per_epoch(workload: &str) -> f64 {
     }
 }
 
+/// A governor's profile as a cap curve: a unit of its throughput (a step, where the run reports
+/// steps) as the epoch, so the oracle runs on the very curve the governor decided by.
+pub fn profile_curve(points: &[Point]) -> Result<CapCurve, ScheduleError> {
+    CapCurve::new(
+        points
+            .iter()
+            .map(|p| CapPoint {
+                cap_w: p.cap_w,
+                s_per_epoch: 1.0 / p.throughput,
+                j_per_epoch: p.power_w / p.throughput,
+            })
+            .collect(),
+    )
+}
+
+/// The oracle's carbon (g) for `work` epochs finishing within `max_slowdown` of the fastest
+/// cap, knowing `signal` ahead.
+pub fn oracle_carbon_g(
+    curve: &CapCurve,
+    signal: &Signal,
+    work: f64,
+    max_slowdown: f64,
+) -> Result<f64, ScheduleError> {
+    Ok(schedule::oracle(curve, signal, work, max_slowdown.max(0.0))?.carbon_g)
+}
+
+/// What a governed run claimed, beside the oracle on the same curve, intensity and work.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct AgainstOracle {
+    /// The governor's accounted carbon and time change against uncapped for the same work
+    /// (fractions: the screen's and the summary's figures).
+    pub d_carbon: f64,
+    pub d_time: f64,
+    /// The oracle's carbon change on the intensity the run saw, for the same work within the
+    /// same slowdown, on the governor's profile — against the same uncapped figure as
+    /// `d_carbon` (the work priced at the maximum cap at the hours it was done), so the two
+    /// differ only by what the oracle did better.
+    pub oracle_d_carbon: f64,
+}
+
+impl AgainstOracle {
+    /// The share of the oracle's saving the governor got (None where the oracle saves nothing).
+    pub fn share(&self) -> Option<f64> {
+        (self.oracle_d_carbon < -1e-9).then(|| self.d_carbon / self.oracle_d_carbon)
+    }
+}
+
+/// The oracle for a governed stretch: the governor's `profile`, the intensity each of its
+/// accounted intervals was priced at (`seen`, in order) and what it accounted (`s`): the same
+/// work (its uncapped time at the profile's highest cap) within the slowdown it took.
+pub fn against_oracle(
+    profile: &[Point],
+    seen: &crate::engine::savings::Seen,
+    s: &crate::engine::savings::Savings,
+) -> Result<AgainstOracle, String> {
+    let curve = profile_curve(profile).map_err(|e| format!("its profile: {e}"))?;
+    let t_max = s.uncapped_time_s;
+    let span = seen.span_s();
+    if t_max.is_nan() || t_max <= 0.0 || span + 1e-6 < t_max {
+        return Err(format!(
+            "it ran faster ({span:.0} s) than its profile's uncapped time for the work ({t_max:.0} s)"
+        ));
+    }
+    let signal = Signal::from_slots(DateTime::<Utc>::UNIX_EPOCH, seen.slots());
+    let work = t_max / curve.max().s_per_epoch;
+    let oracle_g =
+        oracle_carbon_g(&curve, &signal, work, span / t_max - 1.0).map_err(|e| e.to_string())?;
+    if s.uncapped_co2e_g.is_nan() || s.uncapped_co2e_g <= 0.0 {
+        return Err("no carbon accounted (no intensity)".into());
+    }
+    Ok(AgainstOracle {
+        d_carbon: -s.saved_pct() / 100.0,
+        d_time: s.extra_time_pct() / 100.0,
+        oracle_d_carbon: oracle_g / s.uncapped_co2e_g - 1.0,
+    })
+}
+
 /// (offset s, length s, value) spans over time.
 pub type Spans = Vec<(f64, f64, f64)>;
 
@@ -202,6 +279,10 @@ pub struct Row {
     pub claimed_d_carbon: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claimed_d_time: Option<f64>,
+    /// Beside that claim (the summary's line): the oracle's carbon change on the intensity the
+    /// governor's accounted stretch saw, for its work within its slowdown, on its profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_oracle_d_carbon: Option<f64>,
 }
 
 /// A governor run elsewhere (through the Session): its outcome, and what its profile took.
@@ -218,6 +299,9 @@ pub struct Governed {
     /// What the governor itself claimed at the end (the screen's and the summary's figures):
     /// its carbon and time against uncapped for the same work since its profile.
     pub claimed: Option<crate::engine::savings::Savings>,
+    /// The same claim beside the oracle on the intensity the run saw (the summary's line), or
+    /// why there is none.
+    pub against: Option<Result<AgainstOracle, String>>,
 }
 
 /// One start's outcome of a policy, with the oracle at its slowdown for governors.
@@ -229,6 +313,7 @@ struct Run {
     profile: Option<(f64, f64, f64)>,
     oracle_after_profile: Option<f64>,
     claimed: Option<(f64, f64)>,
+    claimed_oracle: Option<f64>,
 }
 
 /// What a profile added against doing its work uncapped from the start: (seconds, added
@@ -387,6 +472,7 @@ fn one_start(
             profile: None,
             oracle_after_profile: None,
             claimed: None,
+            claimed_oracle: None,
         })
         .collect();
     let base = runs[0].outcome.clone();
@@ -397,6 +483,8 @@ fn one_start(
             .claimed
             .filter(|c| c.uncapped_co2e_g > 0.0)
             .map(|c| (-c.saved_pct() / 100.0, c.extra_time_pct() / 100.0));
+        let against = g.against.as_ref().and_then(|a| a.as_ref().ok());
+        let claimed = claimed.map(|c| (c, against.map(|a| a.oracle_d_carbon)));
         profiles.push((Some(profile_cost(curve, signal, &g, &base)), claimed));
         govs.push(g.outcome);
     }
@@ -415,7 +503,8 @@ fn one_start(
             outcome: g,
             profile,
             oracle_after_profile: after,
-            claimed,
+            claimed: claimed.map(|c| c.0),
+            claimed_oracle: claimed.and_then(|c| c.1),
         });
     }
     runs.push(Run {
@@ -424,6 +513,7 @@ fn one_start(
         profile: None,
         oracle_after_profile: None,
         claimed: None,
+        claimed_oracle: None,
     });
     Ok((runs, [oracle, eff]))
 }
@@ -451,6 +541,7 @@ fn mean_rows(per_start: &[Vec<Run>]) -> Vec<Row> {
                 oracle_after_profile: first[k].oracle_after_profile.map(|_| 0.0),
                 claimed_d_carbon: first[k].claimed.map(|_| 0.0),
                 claimed_d_time: first[k].claimed.map(|_| 0.0),
+                claimed_oracle_d_carbon: first[k].claimed_oracle.map(|_| 0.0),
             };
             for runs in per_start {
                 let (o, base) = (&runs[k].outcome, &runs[0].outcome);
@@ -468,6 +559,11 @@ fn mean_rows(per_start: &[Vec<Run>]) -> Vec<Row> {
                     r.oracle_after_profile.as_mut(),
                     runs[k].oracle_after_profile,
                 ) {
+                    *a += b / n;
+                }
+                if let (Some(a), Some(b)) =
+                    (r.claimed_oracle_d_carbon.as_mut(), runs[k].claimed_oracle)
+                {
                     *a += b / n;
                 }
                 if let Some((c, t)) = runs[k].claimed {

@@ -72,3 +72,71 @@ impl Savings {
         }
     }
 }
+
+/// The most slots [`Seen`] keeps: past it, neighbours are merged in pairs (time-weighted), so
+/// a week of one-second ticks stays a few kilobytes and the oracle over it stays quick (its
+/// cost grows with the slots times the slot boundaries inside the slowdown: in a debug build,
+/// 4 s for 392 slots within +30%). A tuning bound, not a measurement: a slot per 20 minutes
+/// for a week fits.
+pub const MAX_SEEN_SLOTS: usize = 512;
+
+/// The intensity each governed interval was priced at, in order — the trace the governor's
+/// savings were accounted on: (seconds, g/kWh), equal neighbours merged, at most
+/// [`MAX_SEEN_SLOTS`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Seen {
+    slots: Vec<(f64, f64)>,
+}
+
+impl Seen {
+    /// `dt` seconds priced at `i` g/kWh.
+    pub fn push(&mut self, dt: f64, i: f64) {
+        if !(dt.is_finite() && dt > 0.0 && i.is_finite()) {
+            return;
+        }
+        match self.slots.last_mut() {
+            Some(last) if last.1 == i => last.0 += dt,
+            _ => self.slots.push((dt, i)),
+        }
+        if self.slots.len() > MAX_SEEN_SLOTS {
+            self.slots = self
+                .slots
+                .chunks(2)
+                .map(|c| {
+                    let l: f64 = c.iter().map(|s| s.0).sum();
+                    (l, c.iter().map(|s| s.0 * s.1).sum::<f64>() / l)
+                })
+                .collect();
+        }
+    }
+
+    /// (seconds, g/kWh) in order.
+    pub fn slots(&self) -> &[(f64, f64)] {
+        &self.slots
+    }
+
+    /// The seconds seen.
+    pub fn span_s(&self) -> f64 {
+        self.slots.iter().map(|s| s.0).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_merges_equal_neighbours_and_stays_bounded() {
+        let mut s = Seen::default();
+        s.push(1.0, 400.0);
+        s.push(2.0, 400.0);
+        s.push(1.0, 500.0);
+        s.push(0.0, 900.0);
+        assert_eq!(s.slots(), [(3.0, 400.0), (1.0, 500.0)]);
+        for k in 0..10 * MAX_SEEN_SLOTS {
+            s.push(1.0, (k % 7) as f64);
+        }
+        assert!(s.slots().len() <= MAX_SEEN_SLOTS);
+        assert!((s.span_s() - 4.0 - 10.0 * MAX_SEEN_SLOTS as f64).abs() < 1e-6);
+    }
+}

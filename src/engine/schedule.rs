@@ -156,6 +156,19 @@ impl Signal {
         Self { slots, start }
     }
 
+    /// Consecutive (length s, g/kWh) slots from `start`: what a run itself saw, tick by tick.
+    pub fn from_slots(start: DateTime<Utc>, slots: &[(f64, f64)]) -> Self {
+        let mut off = 0.0;
+        let slots = slots
+            .iter()
+            .map(|&(l, i)| {
+                off += l;
+                (off - l, l, i)
+            })
+            .collect();
+        Self { slots, start }
+    }
+
     /// Seconds the signal covers from the start.
     pub fn span_s(&self) -> f64 {
         self.slots.last().map_or(0.0, |s| s.0 + s.1)

@@ -214,6 +214,13 @@ fn text(a: &SimulateArgs, ev: &Evaluation, source: &str) -> String {
                 pct(c),
                 pct(t)
             );
+            if let Some(o) = r.claimed_oracle_d_carbon {
+                s += &format!(
+                    "; the summary's oracle on the intensity the run saw, within {}: {}",
+                    pct(t.max(0.0)),
+                    pct(o)
+                );
+            }
         }
         s += "\n";
     }

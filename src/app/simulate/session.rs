@@ -223,6 +223,7 @@ pub fn governed(
             points: g.profile().to_vec(),
         });
     let claimed = s.caps.governor().map(|g| g.savings);
+    let against = s.caps.against_oracle();
     let totals = &s.dash.meter.totals;
     let (profile_s, profile_g, profile_epochs) = profile.unwrap_or((t, totals.co2e_by.gpu, epochs));
     Ok(Governed {
@@ -238,6 +239,7 @@ pub fn governed(
         profile_epochs,
         measured,
         claimed,
+        against,
     })
 }
 
