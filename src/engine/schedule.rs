@@ -358,34 +358,70 @@ fn work_of(hull: &[CapPoint], slots: &[(f64, f64, f64)], plan: &[usize]) -> f64 
         .sum()
 }
 
+/// The μ at which the plan can change: a slot of intensity I moves from hull vertex k to k+1
+/// where I·P_k − μ·r_k = I·P_{k+1} − μ·r_{k+1}, i.e. μ = I·(P_{k+1} − P_k)/(r_{k+1} − r_k).
+/// Between two of them (sorted, positive) every slot's vertex, hence the work, is constant.
+fn plan_cuts(hull: &[CapPoint], slots: &[(f64, f64, f64)]) -> Vec<f64> {
+    let slopes: Vec<f64> = hull
+        .windows(2)
+        .map(|w| {
+            (w[1].power_w() - w[0].power_w()) / (1.0 / w[1].s_per_epoch - 1.0 / w[0].s_per_epoch)
+        })
+        .collect();
+    let mut cuts: Vec<f64> = slots
+        .iter()
+        .flat_map(|s| slopes.iter().map(move |m| s.2 * m))
+        .filter(|m| m.is_finite() && *m > 0.0)
+        .collect();
+    cuts.sort_by(f64::total_cmp);
+    cuts.dedup();
+    cuts
+}
+
 /// The best schedule that finishes exactly at `f_s` (None when it cannot: too short, or so long
 /// the run would finish early even at the slowest cap).
-fn oracle_at(hull: &[CapPoint], signal: &Signal, epochs: f64, f_s: f64) -> Option<Outcome> {
+fn oracle_at(
+    hull: &[CapPoint],
+    cuts: &[f64],
+    signal: &Signal,
+    epochs: f64,
+    f_s: f64,
+) -> Option<Outcome> {
     let slots: Vec<(f64, f64, f64)> = signal
         .slots()
         .iter()
         .filter(|s| s.0 < f_s)
         .map(|&(o, l, i)| (o, l.min(f_s - o), i))
         .collect();
-    let (mut lo, mut hi) = (0.0, 1.0);
-    // μ (the value of an epoch, g/kWh·J) high enough for the fastest cap everywhere.
-    while work_of(hull, &slots, &plan_at(hull, &slots, hi)) < epochs {
-        hi *= 2.0;
-        if hi > 1e30 {
-            return None;
-        }
-    }
-    if work_of(hull, &slots, &plan_at(hull, &slots, lo)) > epochs * (1.0 + 1e-12) {
+    let work = |mu: f64| work_of(hull, &slots, &plan_at(hull, &slots, mu));
+    // μ = 0 (least power everywhere) already does too much work: it cannot finish this late.
+    if work(0.0) > epochs * (1.0 + 1e-12) {
         return None;
     }
-    for _ in 0..200 {
-        let mid = 0.5 * (lo + hi);
-        if work_of(hull, &slots, &plan_at(hull, &slots, mid)) < epochs {
-            lo = mid;
+    // One μ inside each interval between cuts (the last beyond them all: the fastest vertex
+    // everywhere); the work is non-decreasing along them. The first interval holding enough
+    // work and the one before it give the two plans the optimum shares a μ between (the exact
+    // form of a bisection on μ, in log2(slots × vertices) plans). `cuts` may be those of more
+    // slots than these (the whole signal's, sorted once): finer intervals, the same plans.
+    let probe = |j: usize| match (j.checked_sub(1).map(|k| cuts[k]), cuts.get(j)) {
+        (None, Some(&c)) => c / 2.0,
+        (Some(a), Some(&b)) => 0.5 * (a + b),
+        (Some(a), None) => 2.0 * a,
+        (None, None) => 1.0,
+    };
+    let (mut lo_j, mut hi_j) = (0, cuts.len());
+    if work(probe(hi_j)) < epochs {
+        return None;
+    }
+    while lo_j < hi_j {
+        let mid = (lo_j + hi_j) / 2;
+        if work(probe(mid)) < epochs {
+            lo_j = mid + 1;
         } else {
-            hi = mid;
+            hi_j = mid;
         }
     }
+    let (lo, hi) = (if hi_j == 0 { 0.0 } else { probe(hi_j - 1) }, probe(hi_j));
     let (p_lo, p_hi) = (plan_at(hull, &slots, lo), plan_at(hull, &slots, hi));
     let (w_lo, w_hi) = (work_of(hull, &slots, &p_lo), work_of(hull, &slots, &p_hi));
     // The tied slots share their time between the two vertices so the work is exactly N.
@@ -434,9 +470,10 @@ pub fn oracle(
         .collect();
     ends.push(deadline);
     ends.push(t_min);
+    let cuts = plan_cuts(&hull, signal.slots());
     let mut best: Option<Outcome> = None;
     for f in ends {
-        if let Some(o) = oracle_at(&hull, signal, epochs, f)
+        if let Some(o) = oracle_at(&hull, &cuts, signal, epochs, f)
             && best.as_ref().is_none_or(|b| o.carbon_g < b.carbon_g)
         {
             best = Some(o);
@@ -572,6 +609,86 @@ mod tests {
             static_cap(curve().max(), &s, 1.0),
             Err(ScheduleError::NotCovered { .. })
         ));
+    }
+
+    /// The search over the plan's cuts gives what a bisection on μ gives (written here as the
+    /// oracle first had it), on curves and signals from a fixed pseudo-random sequence.
+    #[test]
+    fn the_cut_search_matches_a_bisection_on_mu() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let bisect = |hull: &[CapPoint], slots: &[(f64, f64, f64)], epochs: f64| {
+            let work = |mu: f64| work_of(hull, slots, &plan_at(hull, slots, mu));
+            let (mut lo, mut hi) = (0.0, 1.0);
+            while work(hi) < epochs {
+                hi *= 2.0;
+            }
+            for _ in 0..200 {
+                let mid = 0.5 * (lo + hi);
+                if work(mid) < epochs {
+                    lo = mid
+                } else {
+                    hi = mid
+                }
+            }
+            (plan_at(hull, slots, lo), plan_at(hull, slots, hi))
+        };
+        for case in 0..40 {
+            let pts: Vec<CapPoint> = (0..2 + case % 6)
+                .map(|k| {
+                    let s = 1.0 + rnd() * 2.0;
+                    CapPoint {
+                        cap_w: 100.0 + 25.0 * k as f64,
+                        s_per_epoch: s,
+                        j_per_epoch: s * (100.0 + 200.0 * rnd()),
+                    }
+                })
+                .collect();
+            let curve = CapCurve::new(pts).unwrap();
+            let hull = curve.speed_hull();
+            let vals: Vec<f64> = (0..3 + case).map(|_| 100.0 + 700.0 * rnd()).collect();
+            let s = Signal::new(&trace(&vals), trace(&vals).start());
+            let f_s = s.span_s() * (0.5 + 0.5 * rnd());
+            let slots: Vec<(f64, f64, f64)> = s
+                .slots()
+                .iter()
+                .filter(|x| x.0 < f_s)
+                .map(|&(o, l, i)| (o, l.min(f_s - o), i))
+                .collect();
+            // Between the work at μ = 0 (least power everywhere) and the fastest everywhere.
+            let least = work_of(&hull, &slots, &plan_at(&hull, &slots, 0.0));
+            let most = f_s / hull[hull.len() - 1].s_per_epoch;
+            let epochs = least + (most - least) * rnd();
+            let cuts = plan_cuts(&hull, s.slots());
+            let Some(o) = oracle_at(&hull, &cuts, &s, epochs, f_s) else {
+                panic!("case {case}: no schedule for {epochs} epochs in {f_s} s");
+            };
+            let (p_lo, p_hi) = bisect(&hull, &slots, epochs);
+            let (w_lo, w_hi) = (work_of(&hull, &slots, &p_lo), work_of(&hull, &slots, &p_hi));
+            let th = if w_hi > w_lo {
+                ((epochs - w_lo) / (w_hi - w_lo)).clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
+            let carbon: f64 = slots
+                .iter()
+                .enumerate()
+                .map(|(k, &(_, l, i))| {
+                    let (a, b) = (hull[p_lo[k]], hull[p_hi[k]]);
+                    l * ((1.0 - th) * a.power_w() + th * b.power_w()) * i / J_PER_KWH
+                })
+                .sum();
+            assert!(
+                (o.carbon_g - carbon).abs() <= 1e-9 * carbon.max(1e-9),
+                "case {case}: cuts {} g, bisection {carbon} g",
+                o.carbon_g
+            );
+        }
     }
 
     #[test]
