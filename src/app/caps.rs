@@ -5,7 +5,7 @@
 
 use crate::config::Settings;
 use crate::control::governor::{Governor, GovernorConfig, Obs, Point, Savings};
-use crate::control::oracle::AgainstOracle;
+use crate::control::oracle::{AgainstOracle, Ahead};
 use crate::control::profile::Saved;
 use crate::control::{CapControl, CapLog, PowerCap, Target, Who};
 use crate::engine::Tick;
@@ -43,7 +43,20 @@ pub struct CapSide {
     /// and the profile of the last governor switched off: the oracle's trace and curve.
     seen: Seen,
     last_profile: Vec<Point>,
+    /// The screen's comparison with the limit, refreshed every [`LIMIT_EVERY_S`]: the oracle on
+    /// what the run has seen (at the governor's accounted seconds then), and the governor's
+    /// rule beside the oracle over the provider's forecast (at the run's seconds then).
+    so_far: Option<(f64, Result<AgainstOracle, String>)>,
+    ahead: Option<(f64, Result<Ahead, String>)>,
 }
+
+/// How often the screen's comparison with the oracle is made again (seconds of the run): the
+/// governor decides at most this often (`BUDGET_DECISION_S`), so a fresher figure would say
+/// nothing new.
+pub const LIMIT_EVERY_S: f64 = crate::control::governor::BUDGET_DECISION_S;
+
+/// How far ahead of now a forecast is compared (providers forecast 24–72 h).
+const AHEAD_MAX: chrono::TimeDelta = chrono::TimeDelta::hours(72);
 
 impl CapSide {
     pub fn new(caps: Result<Box<dyn PowerCap>, String>, s: &Settings) -> Self {
@@ -72,6 +85,8 @@ impl CapSide {
             preloaded: None,
             seen: Seen::default(),
             last_profile: Vec::new(),
+            so_far: None,
+            ahead: None,
         }
     }
 
@@ -118,6 +133,8 @@ impl CapSide {
             preloaded: None,
             seen: Seen::default(),
             last_profile: Vec::new(),
+            so_far: None,
+            ahead: None,
         }
     }
 
@@ -192,6 +209,7 @@ impl CapSide {
     }
 
     fn stop_governor(&mut self) {
+        self.ahead = None;
         if let Some(g) = self.governor.take() {
             self.past.add(&g.savings);
             self.past_blind = g.blind().map(str::to_owned);
@@ -281,6 +299,7 @@ impl CapSide {
         } else {
             None
         };
+        self.refresh_so_far();
         let Some(cap) = cap else {
             return saved;
         };
@@ -367,6 +386,85 @@ impl CapSide {
         Some(crate::control::oracle::against_oracle(
             profile, &self.seen, &s,
         ))
+    }
+
+    /// The oracle on what the run has seen, again once the governor has accounted another
+    /// [`LIMIT_EVERY_S`] (the first after that much: over a few seconds it would say nothing).
+    fn refresh_so_far(&mut self) {
+        let accounted = self.past.time_s + self.governor.as_ref().map_or(0.0, |g| g.savings.time_s);
+        let last = self.so_far.as_ref().map_or(0.0, |s| s.0);
+        if accounted - last < LIMIT_EVERY_S {
+            return;
+        }
+        if let Some(a) = self.against_oracle() {
+            self.so_far = Some((accounted, a));
+        }
+    }
+
+    /// The governor's rule beside the oracle over the provider's forecast from this tick
+    /// (`forecast`: its slots), again every [`LIMIT_EVERY_S`] of the run; nothing without a
+    /// running governor with a profile, or without a forecast covering now.
+    pub fn look_ahead(&mut self, t: &Tick, forecast: &[crate::engine::forecast::Slot]) {
+        let Some(g) = self
+            .governor
+            .as_ref()
+            .filter(|g| !g.is_profiling() && g.blind().is_none())
+        else {
+            self.ahead = None;
+            return;
+        };
+        if self
+            .ahead
+            .as_ref()
+            .is_some_and(|a| t.elapsed_s - a.0 < LIMIT_EVERY_S)
+        {
+            return;
+        }
+        let slots = crate::engine::forecast::ahead(forecast, t.timestamp, AHEAD_MAX);
+        self.ahead = (!slots.is_empty()).then(|| {
+            (
+                t.elapsed_s,
+                crate::control::oracle::ahead(g.profile(), &g.config(), &slots),
+            )
+        });
+    }
+
+    /// The screen's rows on the governor against its limit: (key, text).
+    pub fn limit_rows(&self) -> Vec<(&'static str, String)> {
+        let mut rows = Vec::new();
+        if self.governor.is_none() && self.past.uncapped_time_s <= 0.0 {
+            return rows;
+        }
+        // Short enough for the totals panel at 80 columns: the governor's carbon change, then
+        // the oracle's for the same work within the same slowdown (README: "on the screen").
+        if let Some((_, a)) = &self.so_far {
+            rows.push((
+                "vs best",
+                match a {
+                    Ok(a) => format!(
+                        "so far {:+.1}% of {:+.1}%",
+                        a.d_carbon * 100.0,
+                        a.oracle_d_carbon * 100.0
+                    ),
+                    Err(why) => format!("none yet: {why}"),
+                },
+            ));
+        }
+        if let Some((_, a)) = &self.ahead {
+            rows.push((
+                "ahead",
+                match a {
+                    Ok(a) => format!(
+                        "{:+.1}% of {:+.1}% · {:.1} h",
+                        a.d_carbon * 100.0,
+                        a.oracle_d_carbon * 100.0,
+                        a.horizon_s / 3600.0
+                    ),
+                    Err(why) => format!("none: {why}"),
+                },
+            ));
+        }
+        rows
     }
 
     /// Changes since the last row, for its `cap_change` cell.
@@ -478,6 +576,7 @@ mod tests {
     use crate::app::session::{Effect, Event, Session, SessionConfig};
     use crate::cli::MeasureOpts;
     use crate::control::sim::{ScriptedClock, SimGpus};
+    use crate::engine::forecast::Slot;
     use crate::engine::{Ledger, LedgerConfig, Meter};
     use crate::sample::{CpuReading, Intensity, Sample};
     use crate::source::GpuSource;
@@ -522,15 +621,17 @@ mod tests {
 
     /// [`governed_run`], and with `stop` a SIGTERM after `secs`, then the closing sample.
     fn governed(state: &Path, secs: f64, stop: bool) -> (Session, Vec<Tick>) {
-        governed_with(state, secs, stop, None)
+        governed_with(state, secs, stop, None, &[])
     }
 
-    /// [`governed`], with the time budget `max_slowdown` instead of η where given.
+    /// [`governed`], with the time budget `max_slowdown` instead of η where given, and a
+    /// provider's `forecast` where it is not empty.
     fn governed_with(
         state: &Path,
         secs: f64,
         stop: bool,
         max_slowdown: Option<f64>,
+        forecast: &[Slot],
     ) -> (Session, Vec<Tick>) {
         let dir = state.parent().unwrap();
         let mut s = governed_settings(dir);
@@ -562,6 +663,16 @@ mod tests {
         };
         let mut session = Session::new(dash, Ledger::new(LedgerConfig::default()), caps, cfg);
         let t0 = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        if !forecast.is_empty() {
+            session.dash.meter.grid = Some(crate::engine::meter::GridInfo::new(
+                "test".into(),
+                None,
+                None,
+                forecast.to_vec(),
+                t0,
+                chrono::TimeDelta::hours(1),
+            ));
+        }
         let mut rows = Vec::new();
         let last = (secs * 10.0).round() as u32;
         for k in 0..=last + u32::from(stop) {
@@ -605,7 +716,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("caps.json");
         // The profile, then 40 minutes of decisions every 5 minutes at 400 g/kWh.
-        let (session, rows) = governed_with(&state, GOVERNED_S + 2400.0, false, Some(0.05));
+        let (session, rows) = governed_with(&state, GOVERNED_S + 2400.0, false, Some(0.05), &[]);
         let g = session.caps.governor.as_ref().unwrap();
         let slow = g.slowdown().unwrap();
         assert!((0.0..=0.06).contains(&slow), "slowdown so far {slow}");
@@ -619,6 +730,99 @@ mod tests {
             .collect();
         let mean = after.iter().sum::<f64>() / after.len() as f64;
         assert!(mean < 250.0 && mean > 150.0, "mean cap {mean}");
+    }
+
+    /// Half-hour forecast slots from `from` for `hours`, 200 g/kWh then 800 in turn every two
+    /// hours.
+    fn swinging_forecast(from: chrono::DateTime<chrono::Utc>, hours: i64) -> Vec<Slot> {
+        (0..hours * 2)
+            .map(|k| Slot {
+                from: from + chrono::TimeDelta::minutes(30 * k),
+                to: from + chrono::TimeDelta::minutes(30 * (k + 1)),
+                g_per_kwh: if (k / 4) % 2 == 0 { 200.0 } else { 800.0 },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_screen_sets_the_governor_beside_the_oracle_so_far_and_over_the_forecast() {
+        use crate::engine::schedule::{self, Signal};
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("caps.json");
+        let t0 = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let forecast = swinging_forecast(t0 - chrono::TimeDelta::hours(1), 24);
+        let secs = GOVERNED_S + 2400.0;
+        let (mut session, _) = governed_with(&state, secs, false, Some(0.05), &forecast);
+        let keys: Vec<&str> = session.dash.cap_limits.iter().map(|r| r.0).collect();
+        assert_eq!(keys, ["vs best", "ahead"], "{:?}", session.dash.cap_limits);
+        // So far: the summary's own comparison, made again within the last LIMIT_EVERY_S.
+        let (at, so_far) = session.caps.so_far.clone().unwrap();
+        let accounted = session.caps.governor.as_ref().unwrap().savings.time_s;
+        assert!(
+            accounted - at < LIMIT_EVERY_S && at >= LIMIT_EVERY_S,
+            "{at} of {accounted}"
+        );
+        let so_far = so_far.unwrap();
+        assert!(
+            so_far.oracle_d_carbon <= so_far.d_carbon + 0.005,
+            "{so_far:?}"
+        );
+        assert_eq!(
+            session.dash.cap_limits[0].1,
+            format!(
+                "so far {:+.1}% of {:+.1}%",
+                so_far.d_carbon * 100.0,
+                so_far.oracle_d_carbon * 100.0
+            )
+        );
+        // Ahead: the time-budget rule and the oracle on the forecast from the tick it was made
+        // at, recomputed here from the slots by the schedule's own pieces (on the profile as it
+        // is now: the governor refines its throughputs from the run, so within 0.2 point).
+        let (made, a) = session.caps.ahead.clone().unwrap();
+        let a = a.unwrap();
+        assert!(secs - made < LIMIT_EVERY_S, "made at {made}");
+        let now = t0 + chrono::TimeDelta::milliseconds((made * 1e3).round() as i64);
+        let slots = crate::engine::forecast::ahead(&forecast, now, AHEAD_MAX);
+        let g = session.caps.governor.as_ref().unwrap();
+        let curve = crate::control::oracle::profile_curve(g.profile()).unwrap();
+        let sig = Signal::from_slots(now, &slots);
+        let slowest = curve
+            .points()
+            .iter()
+            .map(|p| p.s_per_epoch)
+            .fold(0.0, f64::max);
+        let work = sig.span_s() / slowest;
+        let base = schedule::static_cap(curve.max(), &sig, work).unwrap();
+        let o = schedule::oracle(&curve, &sig, work, a.d_time.max(0.0)).unwrap();
+        assert!(
+            (a.oracle_d_carbon - o.change(&base).2).abs() < 0.002,
+            "{a:?} {:?}",
+            o.change(&base)
+        );
+        // The rule within its budget (its +5% counted afresh), the oracle at least as good, and
+        // following a 200 ↔ 800 forecast worth more than the flat grid so far.
+        assert!(a.d_time <= 0.05 + 0.01, "{a:?}");
+        assert!(a.oracle_d_carbon <= a.d_carbon + 1e-9, "{a:?}");
+        assert!(
+            a.oracle_d_carbon < so_far.oracle_d_carbon,
+            "{a:?} {so_far:?}"
+        );
+        assert!(a.horizon_s <= sig.span_s() + 1e-6, "{a:?}");
+        assert!(session.dash.cap_limits[1].1.ends_with(" h"));
+        // The same forecast an hour later gives another figure: the comparison is made on the
+        // hours ahead of the run, not any hours.
+        let later =
+            crate::engine::forecast::ahead(&forecast, now + chrono::TimeDelta::hours(1), AHEAD_MAX);
+        let shifted = crate::control::oracle::ahead(g.profile(), &g.config(), &later).unwrap();
+        assert!(
+            (shifted.oracle_d_carbon - a.oracle_d_carbon).abs() > 0.005,
+            "{shifted:?}"
+        );
+        // The governor stopped: no ahead row; what it did so far stays.
+        session.caps.stop_governor();
+        assert!(session.caps.ahead.is_none());
+        let rows = session.caps.limit_rows();
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), ["vs best"]);
     }
 
     #[test]

@@ -368,8 +368,10 @@ impl Session {
         if let Some(m) = self.caps.on_tick(tick, ahead) {
             fx.push(Effect::Note(m));
         }
+        self.caps.look_ahead(tick, slots);
         self.dash.info.cap_mode = self.caps.mode();
         self.dash.cap_note = self.caps.note();
+        self.dash.cap_limits = self.caps.limit_rows();
     }
 
     /// A row sampled before the provider's first answer: kept, and shown meanwhile priced by
@@ -669,6 +671,7 @@ impl Session {
         }
         self.dash.info.cap_mode = self.caps.mode();
         self.dash.cap_note = self.caps.note();
+        self.dash.cap_limits = self.caps.limit_rows();
         fx.push(Effect::Draw);
     }
 

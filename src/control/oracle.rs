@@ -242,6 +242,79 @@ pub fn against_oracle(
     })
 }
 
+/// The governor's rule beside the oracle over a provider's forecast (the screen's `ahead` row):
+/// on the governor's profile, from now to the end of the forecast, the work the forecast holds
+/// at the profile's slowest cap (so every policy finishes within it).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Ahead {
+    /// Seconds of forecast the comparison covers (the rule's run: its time).
+    pub horizon_s: f64,
+    /// The rule's carbon and time change against the same work uncapped over the forecast
+    /// (fractions), deciding every [`BUDGET_DECISION_S`] like the governor.
+    pub d_carbon: f64,
+    pub d_time: f64,
+    /// The oracle's carbon change for the same work within the rule's slowdown.
+    pub oracle_d_carbon: f64,
+}
+
+/// The shortest forecast compared: two decisions of the governor.
+pub const MIN_AHEAD_S: f64 = 2.0 * BUDGET_DECISION_S;
+
+/// [`Ahead`] for a governor with `cfg` and `profile`, on the forecast `slots` ((seconds,
+/// g/kWh) from now, consecutive: [`crate::engine::forecast::ahead`]). The rule starts afresh
+/// (a time budget counted from now), the same rule `carbontop simulate` evaluates.
+pub fn ahead(
+    profile: &[Point],
+    cfg: &GovernorConfig,
+    slots: &[(f64, f64)],
+) -> Result<Ahead, String> {
+    let curve = profile_curve(profile).map_err(|e| format!("its profile: {e}"))?;
+    let signal = Signal::from_slots(DateTime::<Utc>::UNIX_EPOCH, slots);
+    let span = signal.span_s();
+    if span < MIN_AHEAD_S {
+        return Err(format!(
+            "the forecast holds {:.0} min from now (at least {:.0} needed)",
+            span / 60.0,
+            MIN_AHEAD_S / 60.0
+        ));
+    }
+    let slowest = curve
+        .points()
+        .iter()
+        .map(|p| p.s_per_epoch)
+        .fold(0.0, f64::max);
+    let work = span / slowest;
+    let e = |e: ScheduleError| e.to_string();
+    let base = schedule::static_cap(curve.max(), &signal, work).map_err(e)?;
+    let rule = match cfg.max_slowdown {
+        Some(x) => schedule::follow(
+            &curve,
+            &signal,
+            work,
+            BUDGET_DECISION_S,
+            String::new(),
+            budget_rule(&curve, x),
+        ),
+        None => schedule::follow(
+            &curve,
+            &signal,
+            work,
+            BUDGET_DECISION_S,
+            String::new(),
+            eta_rule(&curve, cfg.eta),
+        ),
+    }
+    .map_err(e)?;
+    let x = rule.slowdown(&base).max(0.0);
+    let oracle = schedule::oracle(&curve, &signal, work, x).map_err(e)?;
+    Ok(Ahead {
+        horizon_s: rule.time_s,
+        d_carbon: rule.change(&base).2,
+        d_time: rule.slowdown(&base),
+        oracle_d_carbon: oracle.change(&base).2,
+    })
+}
+
 /// (offset s, length s, value) spans over time.
 pub type Spans = Vec<(f64, f64, f64)>;
 

@@ -77,6 +77,34 @@ pub fn expected_co2e_g(
     )
 }
 
+/// The forecast from `now` as consecutive (seconds, g/kWh) slots, as far as it covers without
+/// a gap and at most `max` ahead (overlapping slots count once, the latest-starting one
+/// winning); equal neighbours merged. Empty where nothing covers `now`.
+pub fn ahead(slots: &[Slot], now: DateTime<Utc>, max: TimeDelta) -> Vec<(f64, f64)> {
+    let end = now + max;
+    let mut cuts: Vec<DateTime<Utc>> = slots
+        .iter()
+        .flat_map(|s| [s.from, s.to])
+        .filter(|&t| t > now && t < end)
+        .collect();
+    cuts.push(now);
+    cuts.push(end);
+    cuts.sort();
+    cuts.dedup();
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for w in cuts.windows(2) {
+        let Some(g) = value_at(slots, w[0]) else {
+            break;
+        };
+        let secs = (w[1] - w[0]).as_seconds_f64();
+        match out.last_mut() {
+            Some(last) if last.1 == g => last.0 += secs,
+            _ => out.push((secs, g)),
+        }
+    }
+    out
+}
+
 /// The greenest window of a given length within the forecast.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Greener {
@@ -181,6 +209,38 @@ mod tests {
         let (g, cov) = expected_co2e_g(&s, 400.0, t(12, 0), TimeDelta::hours(2), 1000.0);
         assert!((g - 550.0).abs() < 1e-9, "{g}");
         assert_eq!(cov, 0.5);
+    }
+
+    #[test]
+    fn ahead_is_the_forecast_from_now_until_its_first_gap() {
+        let mut s = day(&[100.0, 100.0, 300.0]);
+        // A later slot after a gap (14:00–14:30 missing) is not reached.
+        s.push(Slot {
+            from: t(14, 30),
+            to: t(15, 0),
+            g_per_kwh: 50.0,
+        });
+        // From 12:10: 50 min of 100 (two slots merged), 30 of 300, then the gap.
+        assert_eq!(
+            ahead(&s, t(12, 10), TimeDelta::hours(24)),
+            [(3000.0, 100.0), (1800.0, 300.0)]
+        );
+        // At most `max` ahead; nothing where the forecast does not cover now.
+        assert_eq!(
+            ahead(&s, t(12, 10), TimeDelta::minutes(20)),
+            [(1200.0, 100.0)]
+        );
+        assert!(ahead(&s, t(11, 0), TimeDelta::hours(1)).is_empty());
+        // A newer slot overlapping an older one wins where it starts later.
+        s.push(Slot {
+            from: t(12, 40),
+            to: t(13, 0),
+            g_per_kwh: 700.0,
+        });
+        assert_eq!(
+            ahead(&s, t(12, 30), TimeDelta::minutes(40)),
+            [(600.0, 100.0), (1200.0, 700.0), (600.0, 300.0)]
+        );
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct Dashboard {
     pub ended: Option<String>,
     /// The governor's reason or the cap side's latest word (set by the app).
     pub cap_note: Option<String>,
+    /// The governor against its limit (the oracle so far, and over the forecast): (key, text).
+    pub cap_limits: Vec<(&'static str, String)>,
 }
 
 impl Dashboard {
@@ -75,6 +77,7 @@ impl Dashboard {
             warning: None,
             ended: None,
             cap_note: None,
+            cap_limits: Vec::new(),
         }
     }
 

@@ -476,14 +476,19 @@ fn draw_power(f: &mut Frame, area: Rect, (d, s): View, ui: &UiState, th: &Theme,
 fn draw_totals(f: &mut Frame, area: Rect, (d, s): View, th: &Theme, focus: bool) {
     let block = panel_block(title("Energy & carbon", None, th), focus, th);
     let mut lines = headline_rows(s, th);
-    lines.extend(this_run_row(s, th));
-    lines.extend(to_go_row(s, th));
-    lines.extend(embodied_rows(s, th));
-    lines.extend(grid_rows((d, s), th));
+    // What the caps do comes next, while they do something: the rows a user acting on them
+    // (or watching the governor) looks for, before a short panel cuts the rest.
     lines.extend(cap_effect_row(s, th));
     if let Some(n) = &d.cap_note {
         lines.push(kv_row("caps", n.clone(), th.text, th));
     }
+    for (k, v) in &d.cap_limits {
+        lines.push(kv_row(k, v.clone(), th.text, th));
+    }
+    lines.extend(this_run_row(s, th));
+    lines.extend(to_go_row(s, th));
+    lines.extend(embodied_rows(s, th));
+    lines.extend(grid_rows((d, s), th));
     lines.extend(equivalent_rows((d, s), th));
     lines.extend(comms_row(s, th));
     lines.extend(traffic_rows(s, th));
