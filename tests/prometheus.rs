@@ -24,10 +24,12 @@ const PROMTOOL: &str = "/usr/bin/promtool";
 const BOUND: Duration = Duration::from_secs(60);
 
 /// Grafana's variables, as the dashboard would have them here: its range covers the whole
-/// test, `$__rate_interval` is Grafana's 4 × the 1 s scrape interval and a little, every node.
-const VARIABLES: [(&str, &str); 3] = [
+/// test, `$__rate_interval` is Grafana's 4 × the 1 s scrape interval and a little, every node,
+/// the scrape job the config below names (a job that is not the agents' returns nothing).
+const VARIABLES: [(&str, &str); 4] = [
     ("$__rate_interval", "5s"),
     ("$__range", "1h"),
+    ("$job", "carbontop"),
     ("$node", ".*"),
 ];
 
