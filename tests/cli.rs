@@ -325,14 +325,12 @@ fn report_json_and_emissions_match_the_recording() {
     let dir = tempfile::tempdir().unwrap();
     let input = fixture("traces/a40x4-cifar100.csv");
     let em = dir.path().join("emissions.csv");
-    let o = bin()
-        .args(["report", "--json", "--zone", "US", "--emissions"])
-        .arg(&em)
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = json_of(
+        bin()
+            .args(["report", "--json", "--zone", "US", "--emissions"])
+            .arg(&em)
+            .arg(&input),
+    );
     let run = &v["runs"][0];
     let (h, rows) = read_csv(&input);
     let last = rows.last().unwrap();
@@ -562,12 +560,7 @@ fn report_compares_runs_side_by_side() {
     assert_eq!(row("carbon"), "38.94 g CO2e 35.13 g CO2e");
     assert_eq!(row("vs first"), "1.00× 0.90×");
     // Average cost per point: C_total / (55 − 5) points.
-    let json = bin()
-        .args(["report", "--json"])
-        .args(&files)
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let v = json_of(bin().args(["report", "--json"]).args(&files));
     let g0 = v["runs"][0]["co2e_g"].as_f64().unwrap();
     assert_eq!(
         row("per point").split(' ').next().unwrap(),
@@ -597,14 +590,9 @@ fn an_empty_run_is_reported_as_empty() {
 
 #[test]
 fn estimate_prints_figures_recomputable_from_the_cited_constants() {
-    let o = bin()
-        .args([
-            "estimate", "--gpu", "a100", "--count", "8", "--hours", "24", "--zone", "FR", "--json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = json_of(bin().args([
+        "estimate", "--gpu", "a100", "--count", "8", "--hours", "24", "--zone", "FR", "--json",
+    ]));
     let f = |k: &str| v[k].as_f64().unwrap();
     // 8 × 400 W (A100 SXM datasheet) × 24 h = 76.8 kWh; × 56.039 g/kWh (France, OWID 2023).
     assert!(close(f("energy_kwh"), 76.8, 1e-12));

@@ -8,8 +8,7 @@ mod common;
 use common::*;
 
 fn table_g(zone: &str) -> f64 {
-    let o = bin().args(["zones", zone, "--json"]).output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = json_of(bin().args(["zones", zone, "--json"]));
     v["zones"]
         .as_array()
         .unwrap()
@@ -43,15 +42,9 @@ const LIFE: [&str; 20] = [
     "--json",
 ];
 
-fn life(extra: &[&str]) -> std::process::Output {
-    bin().args(LIFE).args(extra).output().unwrap()
-}
-
 #[test]
 fn training_serving_and_two_sites_add_up_by_hand() {
-    let o = life(&[]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = json_of(bin().args(LIFE));
     let (fr, de) = (table_g("FR"), table_g("DE"));
     // nn-et: 16 × 400 W × 100 h = 640 kWh; nn-eq per query: 1e6 × 365 × 0.3 Wh = 109,500 kWh.
     // nn-c: each site's share × its PUE × I / transport.
@@ -109,27 +102,25 @@ fn energy_per_query_measured_from_a_recording() {
         .values()
         .map(|x| x.as_f64().unwrap())
         .sum();
-    let o = bin()
-        .args([
-            "estimate",
-            "--gpu",
-            "a100",
-            "--hours",
-            "1",
-            "--zone",
-            "FR",
-            "--serve-days",
-            "10",
-            "--queries-per-day",
-            "5000",
-            "--per-query-from",
-        ])
-        .arg(&run)
-        .args(["--queries", "2000", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = json_of(
+        bin()
+            .args([
+                "estimate",
+                "--gpu",
+                "a100",
+                "--hours",
+                "1",
+                "--zone",
+                "FR",
+                "--serve-days",
+                "10",
+                "--queries-per-day",
+                "5000",
+                "--per-query-from",
+            ])
+            .arg(&run)
+            .args(["--queries", "2000", "--json"]),
+    );
     let serve = &v["phases"][1];
     assert!(close(
         serve["it_energy_kwh"].as_f64().unwrap(),
@@ -180,7 +171,7 @@ print(len(kids), sum(c['inputs'][0]['carbontop/total-g'] for c in kids.values())
     let text = String::from_utf8_lossy(&out.stdout);
     let (n, total) = text.trim().split_once(' ').unwrap();
     assert_eq!(n, "4");
-    let v: serde_json::Value = serde_json::from_slice(&life(&[]).stdout).unwrap();
+    let v = json_of(bin().args(LIFE));
     assert!(close(num(total), v["total_co2e_g"].as_f64().unwrap(), 1e-9));
 }
 

@@ -71,8 +71,7 @@ fn a_run_priced_from_the_table_has_a_wider_band_than_one_priced_live() {
     assert!(wt > wl + 0.2, "table band ×{wt} vs live ×{wl}");
     assert!(width(&table["co2e_band"]) > width(&live["co2e_band"]) + 0.2);
     // The zones listing gives each value's band.
-    let o = bin().args(["zones", "FR", "--json"]).output().unwrap();
-    let z: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let z = json_of(bin().args(["zones", "FR", "--json"]));
     let fr = z["zones"]
         .as_array()
         .unwrap()

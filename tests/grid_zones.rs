@@ -189,9 +189,7 @@ fn a_live_providers_zone_falls_back_to_its_state_or_country_not_the_world() {
 
 #[test]
 fn zones_lists_every_zone_with_its_basis() {
-    let o = bin().args(["zones", "--json"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = json_of(bin().args(["zones", "--json"]));
     let zones = v["zones"].as_array().unwrap();
     // 213 countries, 51 eGRID states, 13 provinces, 40 Google regions, AWS, Azure, WORLD.
     assert!(zones.len() > 213 + 51 + 13 + 40 + 80, "{}", zones.len());

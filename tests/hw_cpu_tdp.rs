@@ -345,7 +345,7 @@ const RAPIDFUZZ_TOKEN_SET: &[(&str, &str, f64)] = &[
 fn same_row_as_codecarbon() {
     let mut wrong = Vec::new();
     for &(brand, want) in CODECARBON_3_3_2 {
-        let got = lookup(brand).map(|m| m.row.name.as_str());
+        let got = lookup(brand).map(|m| m.row.name);
         if got != want {
             wrong.push(format!("{brand:?}: carbontop {got:?}, CodeCarbon {want:?}"));
         }

@@ -267,11 +267,11 @@ fn export_key_writes_a_png_report_and_a_codecarbon_csv() {
     let row: Vec<&str> = lines.next().unwrap().split(',').collect();
     let at = |k: &str| row[header.iter().position(|h| *h == k).unwrap()];
     let energy: f64 = at("energy_consumed").parse().unwrap();
-    let json = std::process::Command::new(env!("CARGO_BIN_EXE_carbontop"))
-        .args(["report", "--json", "fixtures/traces/a40x4-cifar100.csv"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let v = common::json_of(common::bin().args([
+        "report",
+        "--json",
+        "fixtures/traces/a40x4-cifar100.csv",
+    ]));
     let want = v["runs"][0]["energy_kwh"].as_f64().unwrap();
     assert!((energy - want).abs() <= 1e-9 * want, "{energy} vs {want}");
 }

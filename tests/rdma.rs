@@ -66,14 +66,12 @@ fn rdma_ports_are_the_machines_cluster_traffic_within_the_ib_ports_bound() {
         }
     }
     // The recording reads back with its RDMA figures.
-    let rep = bin()
-        .arg("report")
-        .arg(out.join("samples.csv"))
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(rep.status.success(), "{}", stderr(&rep));
-    let j: serde_json::Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let j = json_of(
+        bin()
+            .arg("report")
+            .arg(out.join("samples.csv"))
+            .arg("--json"),
+    );
     let run = &j["runs"][0];
     assert_eq!(run["rdma"]["tx_bytes"], 1_000_000_020u64, "{j}");
     assert!(run["rdma"]["energy_kwh"].as_f64().unwrap() > 0.0, "{j}");

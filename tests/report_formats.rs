@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{bin, need};
+use common::{bin, json_of, need};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,7 +41,7 @@ fn out(args: &[&str], file: &Path) -> String {
 }
 
 fn json(file: &Path) -> Value {
-    let v: Value = serde_json::from_str(&out(&["--format", "json"], file)).unwrap();
+    let v = json_of(bin().arg("report").arg(file).args(["--format", "json"]));
     v["runs"][0].clone()
 }
 

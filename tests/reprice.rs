@@ -22,8 +22,7 @@ fn recorded() -> (f64, f64) {
 
 /// A zone's annual mean from `carbontop zones --json`.
 fn table_g(zone: &str) -> f64 {
-    let o = bin().args(["zones", zone, "--json"]).output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = json_of(bin().args(["zones", zone, "--json"]));
     v["zones"]
         .as_array()
         .unwrap()
@@ -35,15 +34,13 @@ fn table_g(zone: &str) -> f64 {
 }
 
 fn reprice(args: &[&str]) -> serde_json::Value {
-    let o = bin()
-        .arg("reprice")
-        .arg(fixture(RUN))
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    serde_json::from_slice(&o.stdout).unwrap()
+    json_of(
+        bin()
+            .arg("reprice")
+            .arg(fixture(RUN))
+            .args(args)
+            .arg("--json"),
+    )
 }
 
 fn option<'a>(v: &'a serde_json::Value, label: &str) -> &'a serde_json::Value {

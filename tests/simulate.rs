@@ -127,18 +127,12 @@ fn the_oracle_agrees_with_an_independent_programme_and_the_time_budget_governor_
     let s_fast = c.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
     let p_fast = c.iter().find(|p| p.0 == s_fast).unwrap().1;
     for budget in ["3%", "10%"] {
-        let out = bin()
-            .args(["simulate", "--json", "--epochs", "10", "--starts", "10"])
-            .args(["--max-slowdown", budget, "--trace"])
-            .arg(fixture("zeus/carbon_hist.csv"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let v = json_of(
+            bin()
+                .args(["simulate", "--json", "--epochs", "10", "--starts", "10"])
+                .args(["--max-slowdown", budget, "--trace"])
+                .arg(fixture("zeus/carbon_hist.csv")),
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let ev = &v["evaluation"];
         let starts = ev["starts"].as_array().unwrap();
         assert!(starts.len() >= 10);
@@ -250,21 +244,15 @@ fn an_unknown_workload_names_the_known_ones() {
 
 #[test]
 fn v100_curves_are_zeus_v100_table_and_other_gpus_name_the_measured_ones() {
-    let run = |args: &[&str]| {
-        bin()
-            .args(["simulate", "--starts", "1", "--trace"])
+    let cmd = |args: &[&str]| {
+        let mut c = bin();
+        c.args(["simulate", "--starts", "1", "--trace"])
             .arg(fixture("zeus/carbon_hist.csv"))
-            .args(args)
-            .output()
-            .unwrap()
+            .args(args);
+        c
     };
-    let out = run(&["--gpu", "v100", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = |args: &[&str]| cmd(args).output().unwrap();
+    let v = json_of(&mut cmd(&["--gpu", "v100", "--json"]));
     assert_eq!(v["gpu"], "v100");
     // Zeus's V100 ImageNet/ResNet-50 b128 rows: 100 to 250 W, 250 W at 3603.6 s per epoch.
     let curve = v["curve"].as_array().unwrap();
@@ -314,19 +302,13 @@ fn a_saved_profile_is_a_curve_simulate_runs_on() {
     }
     std::fs::write(&file, text).unwrap();
     let run = |args: &[&str]| {
-        let out = bin()
-            .env("CARBONTOP_PROFILE_DIR", dir.path())
-            .args(["simulate", "--json", "--starts", "2", "--trace"])
-            .arg(fixture("zeus/carbon_hist.csv"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        json_of(
+            bin()
+                .env("CARBONTOP_PROFILE_DIR", dir.path())
+                .args(["simulate", "--json", "--starts", "2", "--trace"])
+                .arg(fixture("zeus/carbon_hist.csv"))
+                .args(args),
+        )
     };
     let zeus = run(&[]);
     let saved = run(&["--profile", file.to_str().unwrap()]);

@@ -495,17 +495,15 @@ fn the_prolog_and_epilogs_measure_an_unwrapped_job_into_its_admin_comment() {
     // The comment's figures are `report --by-job`'s for the job's directory.
     let comment = sacct();
     let em = c.path("by-job.csv");
-    let by = bin()
-        .args(["report", "--by-job", "--json", "--emissions"])
-        .arg(&em)
-        .arg(c.jobs.join(&job))
-        .output()
-        .unwrap();
-    assert!(by.status.success(), "{}", stderr(&by));
+    let by = json_of(
+        bin()
+            .args(["report", "--by-job", "--json", "--emissions"])
+            .arg(&em)
+            .arg(c.jobs.join(&job)),
+    );
     let (h, rows) = read_csv(&em);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0][col(&h, "experiment_id")], job);
-    let by: serde_json::Value = serde_json::from_slice(&by.stdout).unwrap();
     let j = &by["jobs"][0];
     assert_eq!(j["job"], job.as_str(), "{by}");
     let value = |k: &str| {

@@ -538,7 +538,7 @@ fn time_unit(span_s: f64) -> (f64, &'static str) {
 }
 
 /// A tick's value without needless decimals.
-fn tick(x: &f64) -> String {
+pub(crate) fn tick(x: &f64) -> String {
     let r = (x * 1000.0).round() / 1000.0;
     if (r - r.round()).abs() < 1e-9 {
         format!("{r:.0}")
@@ -1701,12 +1701,30 @@ pub fn write_bars(
     Ok(())
 }
 
-/// One chart of [`write_steps`]: its caption, axis titles and step series (name, points).
+/// One chart of [`write_steps`]: its caption, axis titles and step series (name, points), and
+/// whether its y axis starts at zero (else it is fitted to the data and its title says where it
+/// starts: [`step_y_axis`]).
 pub struct StepPanel {
     pub caption: String,
     pub x_desc: String,
     pub y_desc: String,
     pub series: Vec<(String, Vec<(f64, f64)>)>,
+    pub from_zero: bool,
+}
+
+/// A step chart's y range and title: an axis that does not start at zero says so in its title
+/// ("…, axis from N"), so that a zoomed axis is never read as a swing from nothing.
+pub fn step_y_axis(p: &StepPanel) -> (std::ops::Range<f64>, String) {
+    let (lo, hi) = range(
+        p.series.iter().flat_map(|s| s.1.iter().map(|q| q.1)),
+        p.from_zero,
+    );
+    let desc = if lo == 0.0 {
+        p.y_desc.clone()
+    } else {
+        format!("{}, axis from {}", p.y_desc, tick(&lo))
+    };
+    (lo..hi, desc)
 }
 
 /// Charts stacked under a header, each a set of step lines in the Okabe-Ito palette with its
@@ -1728,7 +1746,7 @@ pub fn write_steps(
         .fold(0.0, f64::max)
         .max(1e-9);
     for (p, area) in panels.iter().zip(&areas) {
-        let (lo, hi) = range(p.series.iter().flat_map(|s| s.1.iter().map(|q| q.1)), false);
+        let (y, y_desc) = step_y_axis(p);
         // The light theme's palette, colour-blind safe; another theme's own colours.
         let colour = |i: usize| {
             if th.name == "light" {
@@ -1756,9 +1774,9 @@ pub fn write_steps(
                 })
                 .collect(),
             x: 0.0..xmax,
-            y: lo..hi,
+            y,
             x_desc: p.x_desc.clone(),
-            y_desc: p.y_desc.clone(),
+            y_desc,
             xfmt: &tick,
             yfmt: &tick,
         };

@@ -51,6 +51,9 @@ pub fn panels(ev: &Evaluation) -> Vec<StepPanel> {
             x_desc: x.clone(),
             y_desc: "gCO2e/kWh".into(),
             series: vec![("intensity".into(), steps(&ev.first_signal, end_s))],
+            // From zero: carbon is in proportion to intensity, and a fitted axis would draw the
+            // trace's few-percent swing as the chart's full height.
+            from_zero: true,
         },
         StepPanel {
             caption:
@@ -64,6 +67,8 @@ pub fn panels(ev: &Evaluation) -> Vec<StepPanel> {
                 false,
                 end_s,
             ),
+            // Fitted to the caps set (the GPU's range, not zero): the title says where it starts.
+            from_zero: false,
         },
         StepPanel {
             caption: "The governor itself, through the Session against the simulated GPU (its \
@@ -77,6 +82,7 @@ pub fn panels(ev: &Evaluation) -> Vec<StepPanel> {
                 true,
                 end_s,
             ),
+            from_zero: false,
         },
     ]
 }
@@ -107,7 +113,7 @@ mod tests {
     use super::*;
     use crate::app::reprice::read_trace;
     use crate::control::oracle::{evaluate, spread_starts, zeus_curve};
-    use crate::report::png::Kind;
+    use crate::report::png::{Kind, step_y_axis, tick};
 
     #[test]
     fn legends_stay_outside_the_data_and_every_text_in_its_box() {
@@ -135,7 +141,23 @@ mod tests {
         // Axis titles with units.
         let texts: Vec<&str> = layout.items.iter().map(|p| p.what.as_str()).collect();
         assert!(texts.contains(&"time since the start (h)"), "{texts:?}");
-        assert!(texts.contains(&"power cap (W)") && texts.contains(&"gCO2e/kWh"));
+        assert!(texts.contains(&"gCO2e/kWh"), "{texts:?}");
+        // Each y axis starts at zero or its title, as drawn, says where it starts; the
+        // intensity's starts at zero.
+        for p in panels(&ev) {
+            let (y, desc) = step_y_axis(&p);
+            assert!(texts.contains(&desc.as_str()), "{desc} {texts:?}");
+            assert!(
+                y.start == 0.0 || desc.ends_with(&format!(", axis from {}", tick(&y.start))),
+                "{}: {y:?} {desc}",
+                p.caption
+            );
+            if p.y_desc == "gCO2e/kWh" {
+                assert_eq!(y.start, 0.0, "{}", p.caption);
+            } else {
+                assert!(desc.starts_with("power cap (W), axis from "), "{desc}");
+            }
+        }
         // Each policy drawn is one the evaluation holds.
         let names: Vec<String> = panels(&ev)
             .iter()

@@ -65,7 +65,7 @@ pub fn choose_tdp(flag: Option<f64>, brand: &str, threads: usize, sockets: usize
             Tdp {
                 watts: w * sockets as f64,
                 origin: TdpOrigin::Table {
-                    model: row.name.as_str(),
+                    model: row.name,
                     per_package_w: w,
                     sockets,
                 },
@@ -75,7 +75,7 @@ pub fn choose_tdp(flag: Option<f64>, brand: &str, threads: usize, sockets: usize
             watts: unknown_cpu_tdp_w(threads),
             origin: TdpOrigin::UnknownModel {
                 threads,
-                row: hit.map(|m| m.row.name.as_str()),
+                row: hit.map(|m| m.row.name),
             },
         },
     }

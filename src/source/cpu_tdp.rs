@@ -2,7 +2,9 @@
 //!
 //! The table is CodeCarbon 3.3.2's `cpu_power.csv` (4,918 models, Intel ARK and AMD
 //! specifications; MIT licence, attribution in `data/hardware/README.md`), embedded and parsed
-//! once. A brand string is matched against it with CodeCarbon 3.3.2's own rules
+//! once into rows that borrow their names from the embedded text (no copy per row: a
+//! recorder's peak memory stays small; each row's lower-cased name and words are made while a
+//! brand string is matched, one row at a time). A brand string is matched against it with CodeCarbon 3.3.2's own rules
 //! (`TDP._get_matching_cpu` in `codecarbon/core/cpu.py`), so the same CPU gets the same TDP in
 //! both tools:
 //!
@@ -36,27 +38,11 @@ const EXTRACT_LIMIT: usize = 5;
 #[derive(Debug, Clone, PartialEq)]
 pub struct CpuRow {
     /// The model as the table writes it, e.g. `Intel Xeon Platinum 8380`.
-    pub name: String,
+    pub name: &'static str,
     /// TDP per package in W; `None` where the table's cell is not a positive number (four
     /// Celerons read `27.29.5` and the like, on which CodeCarbon raises; the Quark D1000 reads
     /// 0, which CodeCarbon's `if power:` takes for unknown).
     pub tdp_w: Option<f64>,
-    /// `name` lower-cased, for the direct match.
-    lower: String,
-    /// The words of `name` through `default_process`, sorted and unique, for the token-set
-    /// match.
-    tokens: Vec<String>,
-}
-
-impl CpuRow {
-    pub fn new(name: &str, tdp_w: Option<f64>) -> Self {
-        Self {
-            name: name.to_owned(),
-            tdp_w,
-            lower: name.to_lowercase(),
-            tokens: token_set(&default_process(name)),
-        }
-    }
 }
 
 /// The rows in file order, parsed on first use.
@@ -65,18 +51,24 @@ pub fn table() -> &'static [CpuRow] {
     TABLE.get_or_init(|| parse_table(CPU_TDP_CSV))
 }
 
-fn parse_table(text: &str) -> Vec<CpuRow> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(text.as_bytes());
-    rdr.records()
-        .filter_map(Result::ok)
-        .filter_map(|r| {
-            let tdp_w = r
-                .get(1)
-                .and_then(|t| t.trim().parse::<f64>().ok())
+/// `Name,TDP` lines after the header: the name up to the line's last comma (a name with a comma
+/// is quoted, and no name holds a quote; `the_table_reads_as_csv_does` checks this against the
+/// csv crate), the TDP after it.
+fn parse_table(text: &'static str) -> Vec<CpuRow> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (name, tdp) = line.rsplit_once(',')?;
+            let name = name
+                .strip_prefix('"')
+                .and_then(|n| n.strip_suffix('"'))
+                .unwrap_or(name);
+            let tdp_w = tdp
+                .trim()
+                .parse::<f64>()
+                .ok()
                 .filter(|w| w.is_finite() && *w > 0.0);
-            Some(CpuRow::new(r.get(0)?, tdp_w))
+            Some(CpuRow { name, tdp_w })
         })
         .collect()
 }
@@ -103,9 +95,18 @@ pub fn lookup(brand: &str) -> Option<TdpMatch> {
     matching_row(table(), brand)
 }
 
+/// The first row whose lower-cased name is `s` lower-cased.
 fn direct(rows: &'static [CpuRow], s: &str) -> Option<&'static CpuRow> {
     let q = s.to_lowercase();
-    rows.iter().find(|r| r.lower == q)
+    rows.iter().find(|r| {
+        if r.name.is_ascii() {
+            // `q` is lower-cased, so its ASCII letters are lower case: equal to the name's
+            // ASCII lower-casing (what `to_lowercase` makes of ASCII) exactly when this holds.
+            r.name.eq_ignore_ascii_case(&q)
+        } else {
+            r.name.to_lowercase() == q
+        }
+    })
 }
 
 /// `TDP._get_matching_cpu(model_raw, cpu_df, greedy=False)` over `rows`.
@@ -127,7 +128,11 @@ pub fn matching_row(rows: &'static [CpuRow], brand: &str) -> Option<TdpMatch> {
     let mut hits: Vec<(f64, usize)> = rows
         .iter()
         .enumerate()
-        .map(|(i, r)| (token_set_ratio_sorted(&query, &r.tokens, THRESHOLD), i))
+        .map(|(i, r)| {
+            let name = default_process(r.name);
+            let words = word_set(&name);
+            (token_set_ratio_sorted(&query, &words, THRESHOLD), i)
+        })
         .filter(|&(score, _)| score >= THRESHOLD)
         .collect();
     // Best first, ties in row order (rapidfuzz sorts by score, then by index).
@@ -158,6 +163,10 @@ pub fn normalise(brand: &str) -> String {
         m.truncate(i);
     }
     let m = m.replace(" CPU", "");
+    // The pattern needs "GHz": without it, no regex is compiled (a few hundred KiB at start).
+    if !m.contains("GHz") {
+        return m;
+    }
     match GHZ
         .get_or_init(|| regex::Regex::new(r" @\s*\d+\.\d+GHz").ok())
         .as_ref()
@@ -231,7 +240,12 @@ pub fn ratio(a: &str, b: &str) -> f64 {
 /// The whitespace-separated words of `s`, sorted (byte order, which for UTF-8 is Python's
 /// code-point order) and unique: a set.
 fn token_set(s: &str) -> Vec<String> {
-    let mut t: Vec<String> = s.split_whitespace().map(str::to_owned).collect();
+    word_set(s).into_iter().map(str::to_owned).collect()
+}
+
+/// [`token_set`] borrowing from `s`.
+fn word_set(s: &str) -> Vec<&str> {
+    let mut t: Vec<&str> = s.split_whitespace().collect();
     t.sort_unstable();
     t.dedup();
     t
@@ -310,7 +324,7 @@ mod tests {
     use super::*;
 
     fn tdp(brand: &str) -> Option<(&'static str, Option<f64>)> {
-        lookup(brand).map(|m| (m.row.name.as_str(), m.row.tdp_w))
+        lookup(brand).map(|m| (m.row.name, m.row.tdp_w))
     }
 
     #[test]
@@ -329,6 +343,26 @@ mod tests {
         let c = t.iter().find(|r| r.name == "Intel Celeron 1000A").unwrap();
         assert_eq!(c.tdp_w, None);
         assert_eq!(t.iter().filter(|r| r.tdp_w.is_none()).count(), 5);
+    }
+
+    #[test]
+    fn the_table_reads_as_csv_does() {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(CPU_TDP_CSV.as_bytes());
+        let want: Vec<(String, Option<f64>)> = rdr
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                let w = r[1].trim().parse::<f64>().ok();
+                (r[0].to_owned(), w.filter(|w| w.is_finite() && *w > 0.0))
+            })
+            .collect();
+        let got: Vec<(String, Option<f64>)> = table()
+            .iter()
+            .map(|r| (r.name.to_owned(), r.tdp_w))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]

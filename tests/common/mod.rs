@@ -368,6 +368,17 @@ pub fn value(s: &prometheus_parse::Scrape, metric: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {metric}"))
 }
 
+/// Runs `c`, which must exit 0 (else the failure shows its stderr), and parses its stdout as
+/// JSON: `json_of(bin().args(["zones", "FR", "--json"]))`.
+pub fn json_of(c: &mut Command) -> serde_json::Value {
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{c:?}: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        let out = String::from_utf8_lossy(&o.stdout);
+        panic!("{c:?}: stdout is not JSON ({e}): {out}")
+    })
+}
+
 /// `report FILE --json`: must read the file, whatever happened to its writer.
 pub fn report_json(path: &Path) -> (serde_json::Value, String) {
     let o = bin()
