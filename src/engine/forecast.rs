@@ -21,9 +21,10 @@ pub fn value_at(slots: &[Slot], t: DateTime<Utc>) -> Option<f64> {
         .map(|s| s.g_per_kwh)
 }
 
-/// ∫ I(t) dt over `[start, end)` in g/kWh × seconds, and the seconds the slots covered.
-fn integral(slots: &[Slot], start: DateTime<Utc>, end: DateTime<Utc>) -> (f64, f64) {
-    // Walk the boundaries so overlapping slots count once, the latest-starting one winning.
+/// `start`, `end` and every slot boundary between them, in order: walked in pairs, each piece
+/// lies in one value of [`value_at`], so overlapping slots count once (the latest-starting one
+/// winning).
+fn boundaries(slots: &[Slot], start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTime<Utc>> {
     let mut cuts: Vec<DateTime<Utc>> = slots
         .iter()
         .flat_map(|s| [s.from, s.to])
@@ -33,6 +34,12 @@ fn integral(slots: &[Slot], start: DateTime<Utc>, end: DateTime<Utc>) -> (f64, f
     cuts.push(end);
     cuts.sort();
     cuts.dedup();
+    cuts
+}
+
+/// ∫ I(t) dt over `[start, end)` in g/kWh × seconds, and the seconds the slots covered.
+fn integral(slots: &[Slot], start: DateTime<Utc>, end: DateTime<Utc>) -> (f64, f64) {
+    let cuts = boundaries(slots, start, end);
     let (mut sum, mut covered) = (0.0, 0.0);
     for w in cuts.windows(2) {
         let secs = (w[1] - w[0]).as_seconds_f64();
@@ -81,16 +88,7 @@ pub fn expected_co2e_g(
 /// a gap and at most `max` ahead (overlapping slots count once, the latest-starting one
 /// winning); equal neighbours merged. Empty where nothing covers `now`.
 pub fn ahead(slots: &[Slot], now: DateTime<Utc>, max: TimeDelta) -> Vec<(f64, f64)> {
-    let end = now + max;
-    let mut cuts: Vec<DateTime<Utc>> = slots
-        .iter()
-        .flat_map(|s| [s.from, s.to])
-        .filter(|&t| t > now && t < end)
-        .collect();
-    cuts.push(now);
-    cuts.push(end);
-    cuts.sort();
-    cuts.dedup();
+    let cuts = boundaries(slots, now, now + max);
     let mut out: Vec<(f64, f64)> = Vec::new();
     for w in cuts.windows(2) {
         let Some(g) = value_at(slots, w[0]) else {
