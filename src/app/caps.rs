@@ -67,8 +67,6 @@ impl CapSide {
         let measure_s = s.governor_profile.as_secs_f64();
         Self {
             control,
-            why,
-            governor: None,
             cfg: GovernorConfig {
                 eta: s.eta,
                 max_slowdown: s.max_slowdown,
@@ -77,16 +75,7 @@ impl CapSide {
                 ..GovernorConfig::default()
             },
             step_w: s.cap_step,
-            past: Savings::default(),
-            past_blind: None,
-            put_back: CapLog::default(),
-            put_back_errs: Vec::new(),
-            profile: None,
-            preloaded: None,
-            seen: Seen::default(),
-            last_profile: Vec::new(),
-            so_far: None,
-            ahead: None,
+            ..Self::without_control(&why)
         }
     }
 

@@ -4,9 +4,9 @@
 //! specifications; MIT licence, attribution in `data/hardware/README.md`), embedded and parsed
 //! once into rows that borrow their names from the embedded text (no copy per row: a
 //! recorder's peak memory stays small; each row's lower-cased name and words are made while a
-//! brand string is matched, one row at a time). A brand string is matched against it with CodeCarbon 3.3.2's own rules
-//! (`TDP._get_matching_cpu` in `codecarbon/core/cpu.py`), so the same CPU gets the same TDP in
-//! both tools:
+//! brand string is matched, one row at a time). A brand string is matched against it with
+//! CodeCarbon 3.3.2's own rules (`TDP._get_matching_cpu` in `codecarbon/core/cpu.py`), so the
+//! same CPU gets the same TDP in both tools:
 //!
 //! 1. direct match: the first row whose name equals the brand string, case-insensitively
 //!    (rapidfuzz `process.extractOne` with `str.lower` and `fuzz.ratio` ≥ 100);
