@@ -775,11 +775,7 @@ mod tests {
         let g = session.caps.governor.as_ref().unwrap();
         let curve = crate::control::oracle::profile_curve(g.profile()).unwrap();
         let sig = Signal::from_slots(now, &slots);
-        let slowest = curve
-            .points()
-            .iter()
-            .map(|p| p.s_per_epoch)
-            .fold(0.0, f64::max);
+        let slowest = curve.slowest_s();
         let work = sig.span_s() / slowest;
         let base = schedule::static_cap(curve.max(), &sig, work).unwrap();
         let o = schedule::oracle(&curve, &sig, work, a.d_time.max(0.0)).unwrap();

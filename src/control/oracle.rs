@@ -278,32 +278,21 @@ pub fn ahead(
             MIN_AHEAD_S / 60.0
         ));
     }
-    let slowest = curve
-        .points()
-        .iter()
-        .map(|p| p.s_per_epoch)
-        .fold(0.0, f64::max);
-    let work = span / slowest;
+    let work = span / curve.slowest_s();
     let e = |e: ScheduleError| e.to_string();
     let base = schedule::static_cap(curve.max(), &signal, work).map_err(e)?;
-    let rule = match cfg.max_slowdown {
-        Some(x) => schedule::follow(
-            &curve,
-            &signal,
-            work,
-            BUDGET_DECISION_S,
-            String::new(),
-            budget_rule(&curve, x),
-        ),
-        None => schedule::follow(
-            &curve,
-            &signal,
-            work,
-            BUDGET_DECISION_S,
-            String::new(),
-            eta_rule(&curve, cfg.eta),
-        ),
-    }
+    let decide: Box<dyn FnMut(f64, f64, f64) -> usize + '_> = match cfg.max_slowdown {
+        Some(x) => Box::new(budget_rule(&curve, x)),
+        None => Box::new(eta_rule(&curve, cfg.eta)),
+    };
+    let rule = schedule::follow(
+        &curve,
+        &signal,
+        work,
+        BUDGET_DECISION_S,
+        String::new(),
+        decide,
+    )
     .map_err(e)?;
     let x = rule.slowdown(&base).max(0.0);
     let oracle = schedule::oracle(&curve, &signal, work, x).map_err(e)?;

@@ -99,6 +99,15 @@ impl CapCurve {
         self.max().s_per_epoch
     }
 
+    /// Seconds per epoch of the slowest cap: no policy's run of N epochs takes longer than N
+    /// times this.
+    pub fn slowest_s(&self) -> f64 {
+        self.points
+            .iter()
+            .map(|p| p.s_per_epoch)
+            .fold(0.0, f64::max)
+    }
+
     /// The lower convex hull of (speed = 1/s, power), by speed ascending: in a slot of fixed
     /// length, the least power for each speed reachable by sharing time between two caps.
     fn speed_hull(&self) -> Vec<CapPoint> {
@@ -507,8 +516,7 @@ pub fn follow(
     let mut caps: Vec<(f64, f64, f64)> = Vec::new();
     let pts = curve.points();
     // A run can take at most as long as at the slowest cap, plus a step.
-    let slowest = pts.iter().map(|p| p.s_per_epoch).fold(0.0, f64::max);
-    signal.cover((epochs * slowest).min(signal.span_s()))?;
+    signal.cover((epochs * curve.slowest_s()).min(signal.span_s()))?;
     while done < epochs * (1.0 - 1e-12) {
         let p = pts[choose(t, done, signal.at(t)).min(pts.len() - 1)];
         // Up to the step's end, the next slot boundary, or the run's end.

@@ -171,11 +171,7 @@ pub fn governed(
     let mut src = sim.source();
     let mut s = session(caps, src.models());
     let need = epochs * steps_per_epoch;
-    let slowest = curve
-        .points()
-        .iter()
-        .map(|p| p.s_per_epoch)
-        .fold(0.0, f64::max);
+    let slowest = curve.slowest_s();
     let limit = (epochs * slowest).min(signal.span_s());
     let (mut t, mut done) = (0.0, 0.0);
     let mut spans: Vec<(f64, f64, f64)> = Vec::new();
